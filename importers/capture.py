@@ -1,0 +1,151 @@
+"""``Capture``: the canonical tables of one imported capture, plus typed metadata.
+
+A saved capture is a directory with one Parquet file per non-empty table, named after the table
+(``sched_switch.parquet``, ``events.parquet``, ...), and ``metadata.json``. Users can open any
+table directly with ``polars.read_parquet``; :meth:`Capture.load` gives back exactly what
+:meth:`Capture.save` wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from importers.errors import CaptureFormatError
+from importers.schema import SCHEMA_VERSION, TABLES, TYPED_TABLES, conform, empty_table
+
+METADATA_FILE = "metadata.json"
+
+
+@dataclass
+class CaptureMetadata:
+    """What is known about a capture as a whole.
+
+    ``ts_unit`` is ``"ns"`` unless the capture clock is a raw counter (``trace_clock=counter``,
+    ``x86-tsc`` without a conversion), in which case ``ts`` holds raw clock units.
+    ``ts_resolution_ns`` is 1 for binary sources and 1000 for text that prints microseconds.
+    ``skipped`` maps a skip reason to ``{"count": n, "first": [locations]}``.
+    ``extra`` holds format-specific facts (kernel release, tracer, trace-cmd version, ...).
+    """
+
+    source_path: str
+    source_sha256: str
+    format: str
+    importer: str
+    clock: str | None = None
+    ts_unit: str = "ns"
+    ts_resolution_ns: int | None = None
+    cpu_count: int | None = None
+    first_ts: int | None = None
+    last_ts: int | None = None
+    schema_version: int = SCHEMA_VERSION
+    skipped: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CaptureMetadata:
+        return cls(**data)
+
+
+@dataclass
+class Capture:
+    """Tables by name (canonical schemas of :mod:`importers.schema`) and metadata."""
+
+    metadata: CaptureMetadata
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+
+    def table(self, name: str) -> pa.Table:
+        """The table ``name``, or an empty one with its schema when the capture has none."""
+        if name not in TABLES:
+            raise KeyError(f"no table called {name!r}; known: {', '.join(sorted(TABLES))}")
+        return self.tables.get(name, empty_table(name))
+
+    def frame(self, name: str) -> pl.DataFrame:
+        """The table ``name`` as a polars DataFrame (dictionary strings become Categorical)."""
+        df = pl.from_arrow(self.table(name))
+        assert isinstance(df, pl.DataFrame)
+        return df
+
+    def event_counts(self) -> dict[str, int]:
+        """Number of records per event name, over the typed tables and the ``events`` table."""
+        counts: dict[str, int] = {}
+        for name in TYPED_TABLES:
+            if name in ("pmu_samples", "pmu_counts"):
+                continue
+            n = self.table(name).num_rows
+            if n:
+                counts[name] = n
+        events = self.table("events")
+        if events.num_rows:
+            names = pc.value_counts(events.column("event").combine_chunks().dictionary_decode())
+            for item in names.to_pylist():
+                counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def save(self, directory: str | Path) -> Path:
+        """Write one Parquet file per non-empty table plus ``metadata.json`` into ``directory``.
+
+        Files of tables that this capture does not have are removed, so a directory always
+        describes exactly one capture.
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in TABLES:
+            path = out / f"{name}.parquet"
+            table = self.tables.get(name)
+            if table is None or table.num_rows == 0:
+                path.unlink(missing_ok=True)
+                continue
+            pq.write_table(conform(name, table), path, compression="zstd")
+        meta = json.dumps(self.metadata.to_json(), indent=2, sort_keys=True)
+        (out / METADATA_FILE).write_text(meta + "\n")
+        return out
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Capture:
+        """Read a directory written by :meth:`save`."""
+        src = Path(directory)
+        meta_path = src / METADATA_FILE
+        try:
+            meta = CaptureMetadata.from_json(json.loads(meta_path.read_text()))
+        except FileNotFoundError:
+            raise CaptureFormatError(
+                f"{src}: not a saved capture (no {METADATA_FILE}); "
+                "create one with `pmu-replay import CAPTURE -o DIR`"
+            ) from None
+        except (ValueError, TypeError) as exc:
+            raise CaptureFormatError(f"{meta_path}: unreadable capture metadata ({exc})") from None
+        if meta.schema_version != SCHEMA_VERSION:
+            raise CaptureFormatError(
+                f"{meta_path}: schema version {meta.schema_version}, this pmu-replay reads "
+                f"{SCHEMA_VERSION}; import the original capture again"
+            )
+        tables: dict[str, pa.Table] = {}
+        for name in TABLES:
+            path = src / f"{name}.parquet"
+            if path.exists():
+                try:
+                    tables[name] = conform(name, pq.read_table(path))
+                except (pa.ArrowException, ValueError) as exc:
+                    raise CaptureFormatError(f"{path}: unreadable table ({exc})") from None
+        return cls(metadata=meta, tables=tables)
+
+
+def sha256_of(path: str | Path, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file, read in chunks (captures can be many GB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

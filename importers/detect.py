@@ -1,0 +1,149 @@
+"""Format sniffing and the one ``load(path)`` entry point of every importer.
+
+The format is decided from magic bytes, then from the shape of the first lines of text; file
+names and extensions are never trusted. Each format names the importer function that reads it;
+importers are imported only when used, so a broken optional dependency of one format does not
+stop the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from importers.capture import METADATA_FILE, Capture
+from importers.errors import CaptureFormatError
+
+SNIFF_BYTES = 1 << 16
+
+#: format name -> "module:function" of the importer that reads it.
+IMPORTERS: dict[str, str] = {
+    "ftrace-text": "importers.ftrace_text:read_ftrace_text",
+    "systrace-html": "importers.ftrace_text:read_ftrace_text",
+    "systrace-zip": "importers.ftrace_text:read_ftrace_text",
+    "trace.dat": "importers.tracedat:read_tracedat",
+    "perf.data": "importers.perf_data:read_perf_data",
+    "perf-script": "importers.perf_text:read_perf_script",
+    "perf-stat-csv": "importers.perf_text:read_perf_stat",
+    "perf-stat-json": "importers.perf_text:read_perf_stat",
+}
+
+# Lines of kernel / trace-cmd ftrace text: "comm-pid [cpu]" somewhere before a "ts: event:".
+_FTRACE_LINE = re.compile(rb"-\d+\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\].*?\d+(?:\.\d+)?: +[\w:.-]+:")
+_FTRACE_LATENCY_LINE = re.compile(rb"^\s*\S.{0,7}-\d+\s+\d+\S{0,8}\s+\d+\.\d+: \S+:", re.M)
+_PERF_SCRIPT_LINE = re.compile(rb"^\s*\S.*?\s+\d+(?:/\d+)?\s+(?:\[\d+\]\s+)?\d+\.\d+:\s", re.M)
+_PERF_STAT_CSV_LINE = re.compile(
+    rb"^(?:CPU\d+,|S\d+-D\d+-C\d+,|[\d.]+,)?"  # optional -A / --per-core / -I prefix
+    rb"(?:[\d.]+|<not counted>|<not supported>),[^,\n]*,[^,\n]+,",
+    re.M,
+)
+
+
+class ProgressFn(Protocol):
+    """Called by importers with bytes (or records) done and the total, when known."""
+
+    def __call__(self, done: int, total: int | None) -> None: ...
+
+
+Importer = Callable[..., Capture]
+
+
+def sniff(path: str | Path) -> str:
+    """Name the format of ``path`` (a key of :data:`IMPORTERS`, or ``capture-dir``).
+
+    Raises :class:`CaptureFormatError` naming what the file looks like when it is not a format
+    pmu-replay reads.
+    """
+    p = Path(path)
+    if p.is_dir():
+        if (p / METADATA_FILE).exists():
+            return "capture-dir"
+        raise CaptureFormatError(
+            f"{p}: a directory without {METADATA_FILE}; pass a capture file, or a directory "
+            "written by `pmu-replay import` or `pmu-replay record`"
+        )
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+    except FileNotFoundError:
+        raise CaptureFormatError(f"{p}: no such file") from None
+    except IsADirectoryError:  # pragma: no cover - raced with is_dir above
+        raise CaptureFormatError(f"{p}: is a directory") from None
+    except OSError as exc:
+        raise CaptureFormatError(f"{p}: cannot read ({exc.strerror})") from None
+    if not head:
+        raise CaptureFormatError(f"{p}: empty file; nothing to import")
+    return sniff_bytes(head, str(p))
+
+
+def sniff_bytes(head: bytes, name: str) -> str:
+    """Format of a file whose first bytes are ``head`` (see :func:`sniff`)."""
+    if head.startswith(b"\x17\x08\x44tracing"):
+        return "trace.dat"
+    if head.startswith((b"PERFILE2", b"2ELIFREP")):
+        return "perf.data"
+    if head.startswith(b"PK\x03\x04"):
+        return "systrace-zip"
+    if head.startswith(b"\x1f\x8b"):
+        raise CaptureFormatError(f"{name}: gzip-compressed; decompress it first (gunzip)")
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        raise CaptureFormatError(f"{name}: zstd-compressed; decompress it first (unzstd)")
+    if head[:1] == b"\x0a" and b"\x00" in head[:64]:
+        raise CaptureFormatError(
+            f"{name}: looks like a Perfetto protobuf trace; pmu-replay does not read Perfetto "
+            "traces. Record with `pmu-replay record`, trace-cmd or perf instead"
+        )
+    if b"\x00" in head:
+        raise CaptureFormatError(
+            f"{name}: binary data that is neither trace.dat nor perf.data "
+            f"(first bytes {head[:8].hex(' ')}); check the file is a capture"
+        )
+    lowered = head[:4096].lower()
+    if b"<html" in lowered or b"<!doctype html" in lowered:
+        return "systrace-html"
+    text_lines = [ln for ln in head.splitlines()[:200] if ln.strip()]
+    if any(ln.lstrip().startswith(b'{"') and b"counter-value" in ln for ln in text_lines[:20]):
+        return "perf-stat-json"
+    ftrace_hits = sum(bool(_FTRACE_LINE.search(ln)) for ln in text_lines)
+    if ftrace_hits or any(ln.startswith(b"# tracer:") for ln in text_lines[:5]):
+        return "ftrace-text"
+    if _FTRACE_LATENCY_LINE.search(head):
+        return "ftrace-text"
+    if head.startswith(b"# ========") or _PERF_SCRIPT_LINE.search(head):
+        return "perf-script"
+    if _PERF_STAT_CSV_LINE.search(head):
+        return "perf-stat-csv"
+    raise CaptureFormatError(
+        f"{name}: not a capture format pmu-replay reads (ftrace/trace-cmd text, systrace HTML, "
+        "trace.dat, perf.data, perf script, perf stat -x, or -j); the first line is "
+        f"{(text_lines[0][:80] if text_lines else b'').decode('utf-8', 'replace')!r}"
+    )
+
+
+def importer_for(fmt: str) -> Importer:
+    """The importer function registered for ``fmt``."""
+    module_name, func = IMPORTERS[fmt].split(":")
+    module = importlib.import_module(module_name)
+    fn: Importer = getattr(module, func)
+    return fn
+
+
+def load(path: str | Path, *, strict: bool = False, progress: ProgressFn | None = None) -> Capture:
+    """Import any supported capture (or reload a saved capture directory).
+
+    Parameters
+    ----------
+    path
+        A capture file or a directory written by ``Capture.save``.
+    strict
+        Turn every counted skip (malformed line, damaged page, lost events) into an error.
+    progress
+        Optional callback receiving progress as ``(done, total)``.
+    """
+    fmt = sniff(path)
+    if fmt == "capture-dir":
+        return Capture.load(path)
+    return importer_for(fmt)(Path(path), fmt=fmt, strict=strict, progress=progress)

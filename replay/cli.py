@@ -1,0 +1,58 @@
+"""The ``pmu-replay`` command line.
+
+Each subcommand is a thin layer over the public API; errors of the :class:`PmuReplayError`
+hierarchy are turned into a one-line message and an exit code here, in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from importers.errors import PmuReplayError
+from replay import __version__
+from replay.commands import import_cmd
+
+DESCRIPTION = """\
+Replay real Linux scheduling traces through a model of KVM's arm64 PMU emulation, and see when
+and for how long each guest PMU counter would stall under each KVM mode.
+
+typical session:
+  pmu-replay import trace.dat -o cap/            # any capture -> Parquet tables + summary
+  pmu-replay import trace.txt -o cap/ --json     # same, summary as JSON for scripts
+
+captures read: ftrace text (kernel trace / trace_pipe), trace-cmd report text, Android systrace
+HTML (plain or zipped), trace-cmd trace.dat v6/v7, perf.data, perf script, perf stat -x, / -j.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pmu-replay",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"pmu-replay {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    import_cmd.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except PmuReplayError as exc:
+        print(f"pmu-replay: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("pmu-replay: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

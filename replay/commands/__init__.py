@@ -1,0 +1,1 @@
+"""One module per ``pmu-replay`` subcommand, each with ``register(subparsers)``."""

@@ -1,0 +1,19 @@
+"""Shared test fixtures: where the real captures live, and skipping when they are absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_TRACES = ROOT.parent / "shared" / "traces"
+FIXTURES = ROOT / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def shared_traces() -> Path:
+    """``../shared/traces`` beside the checkout; tests using it skip when it is missing."""
+    if not SHARED_TRACES.is_dir():
+        pytest.skip(f"real captures not found at {SHARED_TRACES} (expected ../shared/traces)")
+    return SHARED_TRACES

@@ -1,0 +1,62 @@
+"""Capture tables: canonical schemas and the lossless Parquet round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from importers.capture import Capture, CaptureMetadata
+from importers.errors import CaptureFormatError
+from importers.schema import DICT, TABLES, conform
+
+
+def _meta() -> CaptureMetadata:
+    return CaptureMetadata(
+        source_path="x.txt", source_sha256="0" * 64, format="ftrace-text", importer="test"
+    )
+
+
+def test_every_schema_has_documented_fields() -> None:
+    for name, schema in TABLES.items():
+        for field in schema:
+            assert field.metadata and field.metadata.get(b"doc"), (name, field.name)
+
+
+def test_conform_fills_missing_columns_and_rejects_unknown_ones() -> None:
+    t = pa.table({"ts": [5], "seq": [0], "cpu": [1], "common_pid": [7], "vcpu_pc": [16]})
+    out = conform("kvm_entry", t)
+    assert out.schema == TABLES["kvm_entry"]
+    assert out.column("vcpu_id").to_pylist() == [None]
+    with pytest.raises(ValueError, match="bogus"):
+        conform("kvm_entry", t.append_column("bogus", pa.array([1])))
+
+
+def test_save_load_round_trip_is_exact(tmp_path: Path) -> None:
+    switch = conform(
+        "sched_switch",
+        pa.table(
+            {
+                "ts": [1, 2],
+                "seq": [0, 1],
+                "cpu": [0, 3],
+                "common_pid": [10, 0],
+                "prev_comm": pa.array(["CPU 0/KVM", None]).cast(DICT),
+                "prev_pid": [10, 0],
+                "prev_state": [1, 0],
+            }
+        ),
+    )
+    cap = Capture(metadata=_meta(), tables={"sched_switch": switch})
+    cap.save(tmp_path)
+    back = Capture.load(tmp_path)
+    assert back.metadata == cap.metadata
+    assert back.tables["sched_switch"].equals(switch)
+    assert back.event_counts() == {"sched_switch": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metadata.json", "sched_switch.parquet"]
+
+
+def test_load_of_a_plain_directory_is_a_clean_error(tmp_path: Path) -> None:
+    with pytest.raises(CaptureFormatError, match="not a saved capture"):
+        Capture.load(tmp_path)
