@@ -1,0 +1,442 @@
+"""Byte-level kernels of the ftrace text importer (numba), and zero-copy string columns.
+
+Capture-group regexes cost about a microsecond per line in any engine, which caps a regex-only
+importer near 300,000 lines/s per core. These kernels find the same fields by scanning bytes
+once, and return *offsets*; strings become Arrow ``string_view`` columns that point into the
+chunk buffer, so no text is copied. Every line these kernels do not accept falls back to the
+regex grammar of :mod:`importers.ftrace_lines` (the reference; a test checks both agree).
+
+All kernels are ``nogil`` so the importer's threads parse chunks in parallel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import pyarrow as pa
+from numba import njit
+
+I64 = npt.NDArray[np.int64]
+U8 = npt.NDArray[np.uint8]
+
+SPACE, TAB, DASH, COLON, DOT = 0x20, 0x09, 0x2D, 0x3A, 0x2E
+LBRACKET, RBRACKET, LPAREN, RPAREN, PLUS = 0x5B, 0x5D, 0x28, 0x29, 0x2B
+VALUE, TOKEN, COMM = 0, 1, 2  # kinds of key=value fields for find_keys
+
+
+@njit(cache=True, inline="always")
+def _isspace(c: int) -> bool:
+    return c == SPACE or c == TAB
+
+
+@njit(cache=True, inline="always")
+def _isdigit(c: int) -> bool:
+    return 0x30 <= c <= 0x39
+
+
+@njit(cache=True, inline="always")
+def _isflag(c: int) -> bool:
+    # [.a-zA-Z0-9]: the latency flag alphabet of trace_print_lat_fmt()
+    return c == DOT or _isdigit(c) or 0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A
+
+
+@njit(cache=True, inline="always")
+def _placeholder(buf: U8, s: int, e: int) -> bool:
+    """``<...>`` or ``<pid>``: the kernel did not know the comm (saved_cmdlines miss)."""
+    if e - s < 3 or buf[s] != 0x3C or buf[e - 1] != 0x3E:
+        return False
+    if e - s == 5 and buf[s + 1] == DOT and buf[s + 2] == DOT and buf[s + 3] == DOT:
+        return True
+    for q in range(s + 1, e - 1):
+        if not _isdigit(buf[q]):
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def line_bounds(buf: U8) -> tuple[I64, I64]:
+    """Start and end (exclusive, without ``\\n``/``\\r``) of every line of ``buf``."""
+    n = 0
+    for i in range(buf.size):
+        if buf[i] == 0x0A:
+            n += 1
+    starts = np.empty(n, np.int64)
+    ends = np.empty(n, np.int64)
+    k = 0
+    s = 0
+    for i in range(buf.size):
+        if buf[i] == 0x0A:
+            e = i
+            if e > s and buf[e - 1] == 0x0D:
+                e -= 1
+            starts[k] = s
+            ends[k] = e
+            k += 1
+            s = i + 1
+    return starts, ends
+
+
+@njit(cache=True, nogil=True)
+def _context_end(buf: U8, s: int, e: int, out: I64) -> int:
+    """Parse ``comm-pid [(tgid)] [cpu] [(tgid)] [flags] ts: [(+d)] [event:]`` of one line.
+
+    Mirrors the EVENT_LINE regex of ftrace_lines: the pid is the last ``-digits`` before the
+    CPU column (the first ``[digits]`` that such a pid precedes). Writes into ``out``:
+    0 comm_s (-1 for placeholders such as ``<...>``), 1 comm_e, 2 pid, 3 tgid (-1 unknown),
+    4 cpu, 5 flags_s, 6 flags_e (-1: none), 7 ts, 8 frac, 9 frac_width (0: no decimal point,
+    ts is then in raw clock units), 10 event_s, 11 event_e (-1: none), 12 args_s. Returns 1
+    when the line is an event line, 0 otherwise.
+    """
+    cs = s
+    while cs < e and _isspace(buf[cs]):
+        cs += 1
+    j = cs
+    while j < e:
+        if buf[j] != LBRACKET:
+            j += 1
+            continue
+        k = j + 1
+        while k < e and _isdigit(buf[k]):
+            k += 1
+        if k == j + 1 or k >= e or buf[k] != RBRACKET:
+            j += 1
+            continue
+        # walk back over whitespace, an optional "(tgid)" and whitespace, to the pid digits
+        b = j - 1
+        if b < cs or not _isspace(buf[b]):
+            j += 1
+            continue
+        while b >= cs and _isspace(buf[b]):
+            b -= 1
+        tgid = -1
+        if b >= cs and buf[b] == RPAREN:
+            p = b - 1
+            while p >= cs and buf[p] != LPAREN:
+                p -= 1
+            if p < cs:
+                j += 1
+                continue
+            q = p + 1
+            while q < b and _isspace(buf[q]):
+                q += 1
+            if q < b and _isdigit(buf[q]):
+                tgid = 0
+                while q < b and _isdigit(buf[q]):
+                    tgid = tgid * 10 + buf[q] - 0x30
+                    q += 1
+            elif q < b and buf[q] == DASH:
+                while q < b and buf[q] == DASH:
+                    q += 1
+            else:
+                j += 1
+                continue
+            if q != b:
+                j += 1
+                continue
+            b = p - 1
+            if b < cs or not _isspace(buf[b]):
+                j += 1
+                continue
+            while b >= cs and _isspace(buf[b]):
+                b -= 1
+        d = b
+        while d >= cs and _isdigit(buf[d]):
+            d -= 1
+        if d == b or d < cs or buf[d] != DASH:
+            j += 1
+            continue
+        pid = 0
+        for q in range(d + 1, b + 1):
+            pid = pid * 10 + buf[q] - 0x30
+        cpu = 0
+        for q in range(j + 1, k):
+            cpu = cpu * 10 + buf[q] - 0x30
+        out[0] = cs
+        out[1] = d
+        if _placeholder(buf, cs, d):
+            out[0] = -1
+        out[2] = pid
+        out[3] = tgid
+        out[4] = cpu
+        return _after_cpu(buf, k + 1, e, out)
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _after_cpu(buf: U8, i: int, e: int, out: I64) -> int:
+    while i < e and _isspace(buf[i]):
+        i += 1
+    if i < e and buf[i] == LPAREN:  # TGID after the CPU column (old Android kernels)
+        q = i + 1
+        while q < e and _isspace(buf[q]):
+            q += 1
+        tg = 0
+        digits = 0
+        while q < e and (_isdigit(buf[q]) or buf[q] == DASH):
+            if _isdigit(buf[q]):
+                tg = tg * 10 + buf[q] - 0x30
+                digits += 1
+            q += 1
+        if q >= e or buf[q] != RPAREN:
+            return 0
+        if digits:
+            out[3] = tg
+        i = q + 1
+        while i < e and _isspace(buf[i]):
+            i += 1
+    # the next token is either the flags or the timestamp
+    t = i
+    while t < e and not _isspace(buf[t]) and buf[t] != COLON:
+        t += 1
+    out[5] = -1
+    out[6] = -1
+    if t < e and buf[t] != COLON:  # a token followed by space: flags (3-8 chars or -0xN)
+        width = t - i
+        ok = 3 <= width <= 8
+        if buf[i] == DASH:
+            ok = width >= 4 and buf[i + 1] == 0x30 and (buf[i + 2] == 0x78 or buf[i + 2] == 0x58)
+        else:
+            for q in range(i, t):
+                if not _isflag(buf[q]):
+                    ok = False
+        if not ok:
+            return 0
+        out[5] = i
+        out[6] = t
+        i = t
+        while i < e and _isspace(buf[i]):
+            i += 1
+    sec = 0
+    q = i
+    while q < e and _isdigit(buf[q]):
+        sec = sec * 10 + buf[q] - 0x30
+        q += 1
+    if q == i or q - i > 18:
+        return 0
+    frac = 0
+    width = 0
+    if q < e and buf[q] == DOT:
+        q += 1
+        while q < e and _isdigit(buf[q]):
+            frac = frac * 10 + buf[q] - 0x30
+            width += 1
+            q += 1
+        if width == 0 or width > 9:
+            return 0
+    if q + 1 >= e or buf[q] != COLON or not _isspace(buf[q + 1]):
+        return 0
+    # "%5lu.%06lu" µs or 9-digit ns -> exact ns; no decimal point -> raw clock counts
+    out[7] = sec * 1_000_000_000 + frac * 10 ** (9 - width) if width else sec
+    out[8] = frac
+    out[9] = width
+    q += 1
+    while q < e and _isspace(buf[q]):
+        q += 1
+    if q + 1 < e and buf[q] == LPAREN and buf[q + 1] == PLUS:  # trace-cmd --ts-diff
+        r = q + 2
+        while r < e and _isdigit(buf[r]):
+            r += 1
+        if r < e and buf[r] == RPAREN:
+            q = r + 1
+            while q < e and _isspace(buf[q]):
+                q += 1
+    ev = q
+    while q < e and not _isspace(buf[q]) and buf[q] != COLON:
+        q += 1
+    if q < e and buf[q] == COLON and q > ev:
+        out[10] = ev
+        out[11] = q
+        q += 1
+        while q < e and _isspace(buf[q]):
+            q += 1
+        out[12] = q
+    else:
+        out[10] = -1
+        out[11] = -1
+        out[12] = ev
+    return 1
+
+
+@njit(cache=True, nogil=True)
+def scan_event_lines(buf: U8, starts: I64, ends: I64) -> tuple[npt.NDArray[np.bool_], I64]:
+    """Context fields of every line; row ``i`` of the (n, 13) result is ``out`` of line ``i``."""
+    n = starts.size
+    ok = np.zeros(n, np.bool_)
+    fields = np.full((n, 13), -1, np.int64)
+    for i in range(n):
+        ok[i] = _context_end(buf, starts[i], ends[i], fields[i]) == 1
+    return ok, fields
+
+
+@njit(cache=True, inline="always")
+def _parse_int(buf: U8, s: int, e: int, hex_default: bool, out: I64, k: int) -> bool:
+    """Integer at ``buf[s:e]`` into ``out[k]``: optional sign, ``0x`` hex, decimal or bare hex.
+
+    Parsing stops at the first space (``target_cpu=001 state=W``); anything else after the
+    digits makes the value invalid. Hex values wrap modulo 2^64 like the kernel's u64 fields
+    (read the result as uint64).
+    """
+    if s < 0 or s >= e:
+        return False
+    neg = buf[s] == DASH
+    if neg:
+        s += 1
+    is_hex = hex_default
+    if s + 1 < e and buf[s] == 0x30 and (buf[s + 1] | 0x20) == 0x78:
+        is_hex = True
+        s += 2
+    v = 0
+    p = s
+    if is_hex:
+        while p < e:
+            c = buf[p] | 0x20  # lower-case letters; digits are unchanged
+            if 0x30 <= c <= 0x39:
+                v = (v << 4) | (c - 0x30)
+            elif 0x61 <= c <= 0x66:
+                v = (v << 4) | (c - 0x57)
+            else:
+                break
+            p += 1
+    else:
+        while p < e and 0x30 <= buf[p] <= 0x39:
+            v = v * 10 + (buf[p] - 0x30)
+            p += 1
+    if p == s or (p < e and not _isspace(buf[p])):
+        return False
+    out[k] = -v if neg else v
+    return True
+
+
+@njit(cache=True, nogil=True)
+def find_keys(
+    buf: U8,
+    starts: I64,
+    ends: I64,
+    keys: U8,
+    key_offsets: I64,
+    required: npt.NDArray[np.bool_],
+    kind: npt.NDArray[np.int8],
+    hexa: npt.NDArray[np.bool_],
+) -> tuple[npt.NDArray[np.bool_], I64, I64, I64, npt.NDArray[np.bool_]]:
+    """Cut ``key=value`` payloads, keys searched in order, and read each value as an integer.
+
+    The first key must start the payload; each later key is searched as `` key=`` after the
+    previous one (optional keys may be missing). A value runs to the space before the next key
+    found, the last one to the end of the payload, so values may contain spaces
+    (``prev_comm=CPU 0/KVM prev_pid=...``). ``kind`` per key: VALUE, TOKEN (stops at the
+    first space: ``prev_state=S ==> next_comm=``) or COMM (placeholders such as ``<...>`` read
+    as missing). Integers are parsed in the same pass, while the line is
+    in cache (``hexa`` keys are bare hex). Returns ok (all required keys found), value
+    start/end (-1 when missing) and integer value/validity, each of shape (keys, rows).
+    """
+    n = starts.size
+    m = key_offsets.size - 1
+    vs = np.full((m, n), -1, np.int64)
+    ve = np.full((m, n), -1, np.int64)
+    ints = np.zeros((m, n), np.int64)
+    int_ok = np.zeros((m, n), np.bool_)
+    ok = np.zeros(n, np.bool_)
+    kstart = np.full(m, -1, np.int64)
+    for i in range(n):
+        s, e = starts[i], ends[i]
+        pos = s
+        good = True
+        for k in range(m):
+            a, b = key_offsets[k], key_offsets[k + 1]
+            klen = b - a
+            found = -1
+            if k == 0:
+                if e - s >= klen:
+                    match = True
+                    for t in range(klen):
+                        if buf[s + t] != keys[a + t]:
+                            match = False
+                            break
+                    if match:
+                        found = s
+            else:
+                p = pos
+                while p + klen < e:
+                    if buf[p] == SPACE:
+                        match = True
+                        for t in range(klen):
+                            if buf[p + 1 + t] != keys[a + t]:
+                                match = False
+                                break
+                        if match:
+                            found = p + 1
+                            break
+                    p += 1
+            kstart[k] = found
+            if found < 0:
+                if required[k]:
+                    good = False
+                    break
+                continue
+            vs[k, i] = found + klen
+            pos = found + klen
+        if not good:
+            continue
+        ok[i] = True
+        last = -1
+        for k in range(m - 1, -1, -1):
+            if kstart[k] < 0:
+                continue
+            v0 = vs[k, i]
+            end = e if last < 0 else last - 1
+            if kind[k] == TOKEN:
+                end = v0
+                while end < e and not _isspace(buf[end]):
+                    end += 1
+            while end > v0 and _isspace(buf[end - 1]):
+                end -= 1
+            ve[k, i] = end
+            last = kstart[k]
+            if kind[k] == COMM and _placeholder(buf, v0, end):
+                vs[k, i] = -1
+            int_ok[k, i] = _parse_int(buf, v0, end, hexa[k], ints[k], i)
+    return ok, vs, ve, ints, int_ok
+
+
+@njit(cache=True, nogil=True)
+def _views(buf: U8, starts: I64, ends: I64) -> npt.NDArray[np.uint8]:
+    """Arrow string_view structs (16 bytes: length, 12 inline bytes or prefix+buffer+offset)."""
+    n = starts.size
+    out = np.zeros(n * 16, np.uint8)
+    for i in range(n):
+        s, e = starts[i], ends[i]
+        if s < 0:
+            continue
+        length = e - s
+        base = i * 16
+        for b in range(4):
+            out[base + b] = (length >> (8 * b)) & 0xFF
+        if length <= 12:
+            for t in range(length):
+                out[base + 4 + t] = buf[s + t]
+        else:
+            for t in range(4):
+                out[base + 4 + t] = buf[s + t]
+            for b in range(4):  # buffer index 0, then the offset
+                out[base + 12 + b] = (s >> (8 * b)) & 0xFF
+    return out
+
+
+def string_column(data: bytes, starts: I64, ends: I64, name: str) -> pl.Series:
+    """A Utf8 series of ``data[starts[i]:ends[i]]`` (null where ``starts[i] < 0``), no copy.
+
+    ``data`` must be valid UTF-8 and the ranges must start and end on character boundaries
+    (the importer only cuts at ASCII delimiters). Offsets must fit in 31 bits (chunks are
+    far smaller).
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    views = _views(buf, starts, ends)
+    valid = starts >= 0
+    validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    arr = pa.Array.from_buffers(
+        pa.string_view(), starts.size, [validity, pa.py_buffer(views), pa.py_buffer(data)]
+    )
+    series = pl.from_arrow(arr)
+    assert isinstance(series, pl.Series)
+    return series.alias(name)

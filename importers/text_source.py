@@ -1,0 +1,224 @@
+"""Where ftrace text comes from: plain files, systrace/atrace HTML, zips, JS-string dumps.
+
+Everything is turned into chunks of plain UTF-8 text lines that end on a line boundary, each
+tagged with the line number of its first line in the *original* file, so that every message
+can point at a line the user can open. Plain files are streamed in bounded chunks; HTML and zip
+containers are small in practice and decoded whole.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from importers.detect import ProgressFn
+from importers.errors import CaptureFormatError
+
+CHUNK_BYTES = 32 << 20
+
+# A systrace HTML file carries its data in <script class="trace-data"> elements (one ftrace text
+# block, sometimes followed by a JSON block of Chrome trace events) [catapult systrace
+# `trace_data`]; older ones assign a JS string to `var linuxPerfData`.
+_TRACE_DATA = re.compile(
+    rb'<script class="trace-data"[^>]*>\s*?\n?(.*?)</script>', re.DOTALL | re.IGNORECASE
+)
+_LEGACY_JS = re.compile(rb'var\s+linuxPerfData\s*=\s*"(.*?)";?\s*</script>', re.DOTALL)
+_JS_LINE_END = re.compile(rb"\\n\\$", re.MULTILINE)
+_JS_ESCAPES = re.compile(rb"\\([\\\"'nt])")
+_JS_UNESCAPED = {b"\\": b"\\", b'"': b'"', b"'": b"'", b"n": b"\n", b"t": b"\t"}
+
+
+@dataclass
+class TextChunk:
+    """Complete lines of text; ``first_line`` is the 1-based line of ``data[0]`` in the file."""
+
+    data: bytes
+    first_line: int
+    seq_base: int
+
+
+@dataclass
+class TextSource:
+    """The text lines of a capture, as chunks, plus facts learnt while extracting them.
+
+    ``notes`` lists parts of a container that were recognised and deliberately not read (for
+    example the JSON block of a systrace HTML file), for the import summary.
+    """
+
+    path: Path
+    container: str
+    total_bytes: int
+    chunks: Iterator[TextChunk]
+    notes: list[str] = field(default_factory=list)
+
+
+def open_text(path: Path, fmt: str, progress: ProgressFn | None) -> TextSource:
+    """Open ``path`` (sniffed as ``fmt``) and prepare its ftrace text for chunked reading."""
+    size = path.stat().st_size
+    if fmt == "ftrace-text":
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+        if _looks_js_escaped(head):
+            raw = path.read_bytes()
+            return _whole(path, "js-string", _unescape_js(raw), 1, size, progress)
+        return TextSource(path, "plain", size, _stream(path, size, progress))
+    raw = path.read_bytes()
+    if fmt == "systrace-zip":
+        return _from_zip(path, raw, progress)
+    if fmt == "systrace-html":
+        return _from_html(path, raw, progress)
+    raise CaptureFormatError(f"{path}: {fmt} is not ftrace text")  # pragma: no cover
+
+
+def _stream(path: Path, size: int, progress: ProgressFn | None) -> Iterator[TextChunk]:
+    """Chunks of about CHUNK_BYTES ending at a newline; bounded memory for any file size."""
+    line = 1
+    done = 0
+    tail = b""
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(CHUNK_BYTES)
+            if not block:
+                break
+            data = tail + block
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                if len(data) > 4 * CHUNK_BYTES:
+                    raise CaptureFormatError(
+                        f"{path}:{line}: a line longer than {4 * CHUNK_BYTES >> 20} MiB; "
+                        "this is not line-oriented ftrace text"
+                    )
+                tail = data
+                continue
+            chunk, tail = data[:cut], data[cut:]
+            done += len(chunk)
+            yield TextChunk(chunk, line, line - 1)
+            line += chunk.count(b"\n")
+            if progress:
+                progress(done, size)
+    if tail:
+        yield TextChunk(tail + b"\n", line, line - 1)
+        if progress:
+            progress(size, size)
+
+
+def _whole(
+    path: Path, container: str, text: bytes, first_line: int, size: int, progress: ProgressFn | None
+) -> TextSource:
+    """A source over text already in memory, cut into chunks on line boundaries."""
+    body = text if text.endswith(b"\n") else text + b"\n"
+
+    def chunks() -> Iterator[TextChunk]:
+        pos = 0
+        line = first_line
+        while pos < len(body):
+            cut = body.rfind(b"\n", pos, pos + CHUNK_BYTES) + 1
+            if cut <= pos:
+                cut = body.index(b"\n", pos) + 1
+            chunk = body[pos:cut]
+            yield TextChunk(chunk, line, line - first_line)
+            line += chunk.count(b"\n")
+            pos = cut
+            if progress:
+                progress(pos, len(body))
+
+    return TextSource(path, container, size, chunks())
+
+
+def _looks_js_escaped(head: bytes) -> bool:
+    """Legacy systrace dumps keep each line as a JS string continuation: ``...\\n\\``."""
+    lines = [ln for ln in head.split(b"\n")[:8] if ln.strip()]
+    return bool(lines) and sum(ln.endswith(b"\\n\\") for ln in lines) >= max(1, len(lines) // 2)
+
+
+def _unescape_js(raw: bytes) -> bytes:
+    text = _JS_LINE_END.sub(b"", raw)
+    return _JS_ESCAPES.sub(lambda m: _JS_UNESCAPED[m.group(1)], text)
+
+
+def _from_html(path: Path, raw: bytes, progress: ProgressFn | None) -> TextSource:
+    found: list[tuple[int, bytes]] = []
+    notes: list[str] = []
+    for m in _TRACE_DATA.finditer(raw):
+        first_line = raw.count(b"\n", 0, m.start(1)) + 1
+        text = _decode_block(m.group(1))
+        if text is None:
+            notes.append(f"line {first_line}: trace-data block that is not ftrace text, not read")
+        elif found:
+            notes.append(f"line {first_line}: further ftrace block, not read")
+        else:
+            found.append((first_line, text))
+    if not found:
+        legacy = _LEGACY_JS.search(raw)
+        if legacy:
+            first_line = raw.count(b"\n", 0, legacy.start(1)) + 1
+            found.append((first_line, _unescape_js(legacy.group(1))))
+    if not found:
+        raise CaptureFormatError(
+            f'{path}: HTML without ftrace data (no <script class="trace-data"> block with ftrace '
+            "text, no linuxPerfData string); is this a systrace/atrace HTML file?"
+        )
+    first_line, text = found[0]
+    src = _whole(path, "systrace-html", text, first_line, len(raw), progress)
+    src.notes = notes
+    return src
+
+
+def _decode_block(body: bytes) -> bytes | None:
+    """The ftrace text of one trace-data block, or None for JSON / non-ftrace blocks.
+
+    Compressed systrace (``--compress``) stores base64 of zlib-deflated text.
+    """
+    stripped = body.strip()
+    if not stripped or stripped.startswith((b"{", b"[")):
+        return None
+    if _is_ftrace_text(stripped):
+        return body
+    try:
+        inflated = zlib.decompress(base64.b64decode(stripped, validate=False))
+    except (binascii.Error, zlib.error, ValueError):
+        return None
+    return inflated if _is_ftrace_text(inflated.strip()) else None
+
+
+def _is_ftrace_text(text: bytes) -> bool:
+    first = text[:4096]
+    return (
+        first.startswith(b"#")
+        or re.search(rb"-\d+\s+(?:\([-\s\d]+\)\s+)?\[\d+\]", first) is not None
+    )
+
+
+def _from_zip(path: Path, raw: bytes, progress: ProgressFn | None) -> TextSource:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+        members = [i for i in archive.infolist() if not i.is_dir()]
+    except zipfile.BadZipFile as exc:
+        raise CaptureFormatError(f"{path}: damaged zip archive ({exc})") from None
+    for info in members:
+        if info.file_size > 8 * len(raw) + (256 << 20):
+            raise CaptureFormatError(
+                f"{path}: zip member {info.filename} claims {info.file_size} bytes; refusing to "
+                "inflate it (unzip it yourself if it is genuine)"
+            )
+        try:
+            data = archive.read(info)
+        except (zipfile.BadZipFile, zlib.error, OSError) as exc:
+            raise CaptureFormatError(
+                f"{path}: zip member {info.filename} is damaged ({exc})"
+            ) from None
+        lowered = data[:4096].lower()
+        if b"<html" in lowered or b"<!doctype html" in lowered:
+            return _from_html(path, data, progress)
+        if _is_ftrace_text(data.lstrip()):
+            text = _unescape_js(data) if _looks_js_escaped(data[:4096]) else data
+            return _whole(path, "systrace-zip", text, 1, len(raw), progress)
+    names = ", ".join(i.filename for i in members) or "nothing"
+    raise CaptureFormatError(f"{path}: zip archive without ftrace text (it holds {names})")
