@@ -32,7 +32,7 @@ IMPORTERS: dict[str, str] = {
 }
 
 # Lines of kernel / trace-cmd ftrace text: "comm-pid [cpu]" somewhere before a "ts: event:".
-_FTRACE_LINE = re.compile(rb"-\d+\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\].*?\d+(?:\.\d+)?: +[\w:.-]+:")
+_FTRACE_LINE = re.compile(rb"-\d+\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\].{0,40}?\d+(?:\.\d+)?: ")
 _FTRACE_LATENCY_LINE = re.compile(rb"^\s*\S.{0,7}-\d+\s+\d+\S{0,8}\s+\d+\.\d+: \S+:", re.M)
 _PERF_SCRIPT_LINE = re.compile(rb"^\s*\S.*?\s+\d+(?:/\d+)?\s+(?:\[\d+\]\s+)?\d+\.\d+:\s", re.M)
 _PERF_STAT_CSV_LINE = re.compile(

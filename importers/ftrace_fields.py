@@ -36,13 +36,20 @@ def state_bits(text: str) -> int | None:
 
 
 def _finish_sched_switch(df: pl.DataFrame) -> pl.DataFrame:
-    numeric = pl.col("_state").str.contains(r"^\d+$")
+    # -R prints the raw integer (decimal, or 0x hex for a long), whose letters depend on the
+    # kernel's own table: keep the bits only.
+    state = pl.col("_state")
+    numeric = state.str.contains(r"^(?:0x[0-9a-fA-F]+|\d+)$")
     letters = df.filter(~numeric)["_state"].unique().to_list()
     mapping = {s: state_bits(s) for s in letters if s is not None}
-    # -R prints the raw integer, whose letters depend on the kernel's table: keep bits only.
+    as_int = (
+        pl.when(state.str.starts_with("0x"))
+        .then(state.str.slice(2).str.to_integer(base=16, strict=False))
+        .otherwise(state.str.to_integer(base=10, strict=False))
+    )
     return df.with_columns(
         pl.when(numeric)
-        .then(pl.col("_state").cast(pl.Int64, strict=False))
+        .then(as_int)
         .otherwise(pl.col("_state").replace_strict(mapping, default=None, return_dtype=pl.Int64))
         .alias("prev_state"),
         pl.when(numeric).then(None).otherwise(pl.col("_state")).alias("prev_state_str"),

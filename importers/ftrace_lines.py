@@ -114,14 +114,22 @@ class ChunkLines:
     info_lines: int
 
 
-def tokenize(data: bytes, seq_base: int, instances: list[str]) -> ChunkLines:
-    """Tokenize one chunk whose first line has sequence number ``seq_base``."""
+def tokenize(
+    data: bytes, seq_base: int, instances: list[str], *, scanner: bool = True
+) -> ChunkLines:
+    """Tokenize one chunk whose first line has sequence number ``seq_base``.
+
+    ``scanner=False`` sends every line through the regex grammar, the reference the byte
+    scanner must agree with.
+    """
     data, clean = valid_utf8(data)
     buf = np.frombuffer(data, dtype=np.uint8)
     starts, ends = line_bounds(buf)
     for prefix in instances:  # "inst: " prefixes of multi-buffer trace-cmd report
         starts = _strip_prefix(buf, starts, ends, (prefix + ": ").encode())
     ok, f = scan_event_lines(buf, starts, ends)
+    if not scanner:
+        ok[:] = False
     seq = np.arange(seq_base, seq_base + starts.size, dtype=np.int64)
     fast = _fast_rows(data, seq[ok], f[ok], ends[ok])
 

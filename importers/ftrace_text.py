@@ -162,11 +162,15 @@ def _process(chunk: TextChunk, preamble: Preamble) -> ChunkResult:
 def _events_rows(data: bytes, rest: pl.DataFrame) -> pl.DataFrame:
     """Rows for the long ``events`` table: context columns plus the payload text."""
     args = string_column(data, rest["args_s"].to_numpy(), rest["args_e"].to_numpy(), "args")
-    # Lines with a context but no "event:" are function-tracer lines ("func <-parent") or
-    # output of events the kernel could not print.
+    # Lines with a context but no "event:" are the stack-trace events, function-tracer lines
+    # ("func <-parent") or output of events the kernel could not print [trace_output.c].
     name = (
         pl.when(pl.col("event").is_not_null())
         .then(pl.col("event"))
+        .when(pl.col("args") == "<stack trace>")
+        .then(pl.lit("kernel_stack"))
+        .when(pl.col("args") == "<user stack trace>")
+        .then(pl.lit("user_stack"))
         .when(pl.col("args").str.contains(" <-", literal=True))
         .then(pl.lit("function"))
         .otherwise(pl.lit("unknown"))
