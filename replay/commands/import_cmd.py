@@ -7,10 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from rich.table import Table
 
 from importers.capture import Capture
 from importers.detect import load
+from importers.topology import Topology, format_cpulist, resolve_topology
+from importers.vcpus import discover_vcpus, parse_vcpu_specs
 from replay.commands.console import byte_progress, stdout
 
 HELP = "import a capture into Parquet tables and print what it contains"
@@ -39,12 +42,42 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("-o", "--output", metavar="DIR", help="write the tables to DIR")
     p.add_argument("--strict", action="store_true", help="fail on the first undecodable input")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    add_host_options(p)
     p.set_defaults(run=run)
+
+
+def add_host_options(p: argparse.ArgumentParser) -> None:
+    """--topology / --pmu / --vcpu, shared by every command that reads a capture."""
+    g = p.add_argument_group("host and VM description (default: what the capture says)")
+    g.add_argument(
+        "--topology",
+        metavar="FILE",
+        help="CPU -> PMU map: sysfs snapshot JSON (pmu-replay record), LISA platform JSON or "
+        "plat_info.yml",
+    )
+    g.add_argument(
+        "--pmu",
+        action="append",
+        default=[],
+        metavar="NAME=CPUS",
+        help="host PMU and the CPUs it covers, e.g. --pmu armv8_cortex_a53=0,3-5 "
+        "--pmu armv8_cortex_a57=1-2 (repeat per PMU; NAME:TYPE=CPUS sets the perf type)",
+    )
+    g.add_argument(
+        "--vcpu",
+        action="append",
+        default=[],
+        metavar="TID=VM:INDEX",
+        help="host thread TID runs vCPU INDEX of VM (repeat per vCPU); default: discover from "
+        "thread names (QEMU 'CPU n/KVM', crosvm, kvmtool, Firecracker, cloud-hypervisor) and "
+        "kvm events",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     with byte_progress(f"importing {Path(args.capture).name}") as progress:
         capture = load(args.capture, strict=args.strict, progress=progress)
+    describe_host(capture, args)
     if args.output:
         capture.save(args.output)
     summary = summarize(capture)
@@ -53,6 +86,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_summary(summary, args.output)
     return 0
+
+
+def describe_host(capture: Capture, args: argparse.Namespace) -> None:
+    """Resolve topology and vCPUs from the options and the capture into its side tables."""
+    topology = resolve_topology(
+        capture.tables.get("topology"),
+        capture.frame("cpu_frequency"),
+        topology_file=args.topology,
+        pmu_specs=args.pmu,
+    )
+    if topology is not None:
+        capture.tables["topology"] = topology.to_table()
+    vcpus = discover_vcpus(capture, parse_vcpu_specs(args.vcpu))
+    if vcpus.num_rows:
+        capture.tables["vcpus"] = vcpus
 
 
 def summarize(capture: Capture) -> dict[str, Any]:
@@ -77,6 +125,22 @@ def summarize(capture: Capture) -> dict[str, Any]:
         "lost_events": int(lost["count"].sum()) if lost.height else 0,
         "lost_events_unknown_count": int(lost["count"].null_count()) if lost.height else 0,
         "skipped": meta.skipped,
+        "topology": _topology_summary(capture),
+        "vcpus": capture.frame("vcpus")
+        .select("tid", "vm", "vcpu_index", "comm", "method")
+        .to_dicts(),
+        "vms": sorted(set(capture.frame("vcpus")["vm"].cast(pl.Utf8).drop_nulls().to_list())),
+    }
+
+
+def _topology_summary(capture: Capture) -> dict[str, Any] | None:
+    table = capture.tables.get("topology")
+    if table is None or table.num_rows == 0:
+        return None
+    topo = Topology.from_table(table)
+    return {
+        "source": topo.source,
+        "pmus": {p.name: format_cpulist(p.cpus) for p in topo.pmus},
     }
 
 
@@ -102,6 +166,19 @@ def print_summary(summary: dict[str, Any], output: str | None) -> None:
         head.add_row("lost events", f"{lost} in {summary['lost_event_markers']} markers{note}")
     else:
         head.add_row("lost events", "none reported")
+    topo = summary["topology"]
+    if topo:
+        pmus = "  ".join(f"{name}={cpus}" for name, cpus in topo["pmus"].items())
+        head.add_row("topology", f"{pmus}  ({topo['source']})")
+    else:
+        head.add_row("topology", "unknown: give --topology FILE or --pmu NAME=CPUS to replay")
+    vms = summary["vms"]
+    head.add_row(
+        "vCPUs",
+        f"{len(summary['vcpus'])} in {len(vms)} VM(s): {', '.join(vms)}"
+        if vms
+        else "none found: give --vcpu TID=VM:INDEX to replay",
+    )
     if output:
         head.add_row("written to", output)
     stdout.print(head)
