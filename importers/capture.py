@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,13 +103,17 @@ class Capture:
         """
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
+        writes = []
         for name in TABLES:
             path = out / f"{name}.parquet"
             table = self.tables.get(name)
             if table is None or table.num_rows == 0:
                 path.unlink(missing_ok=True)
-                continue
-            pq.write_table(conform(name, table), path, compression="zstd")
+            else:
+                writes.append((path, conform(name, table)))
+        # pyarrow releases the GIL while encoding: tables are written side by side.
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            list(pool.map(lambda job: pq.write_table(job[1], job[0], compression="zstd"), writes))
         meta = json.dumps(self.metadata.to_json(), indent=2, sort_keys=True)
         (out / METADATA_FILE).write_text(meta + "\n")
         return out

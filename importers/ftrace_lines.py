@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from importers.ftrace_scan import line_bounds, scan_event_lines, string_column
+from importers.ftrace_scan import Text, line_bounds, scan_event_lines, string_column
 
 # One pattern for every event-line variant. The lazy comm makes the *last* "-digits" before
 # the CPU column the pid, so comms such as "foo-12" and "CPU 0/KVM" survive.
@@ -86,13 +86,14 @@ def scan_preamble(head: bytes) -> Preamble:
     return pre
 
 
-def valid_utf8(data: bytes) -> tuple[bytes, bool]:
+def valid_utf8(data: Text) -> tuple[Text, bool]:
     """``data`` if it is valid UTF-8, else a copy with invalid bytes replaced (and False)."""
-    raw = pa.array([data], type=pa.large_binary())
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
+    raw = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
     try:
         raw.cast(pa.large_string())
     except pa.ArrowInvalid:
-        return data.decode("utf-8", "replace").encode("utf-8"), False
+        return bytes(data).decode("utf-8", "replace").encode("utf-8"), False
     return data, True
 
 
@@ -107,7 +108,7 @@ class ChunkLines:
     ``skipped``: reason -> seqs of lines that could not be used.
     """
 
-    data: bytes
+    data: Text
     events: pl.DataFrame
     lost: pl.DataFrame
     skipped: dict[str, list[int]]
@@ -115,7 +116,7 @@ class ChunkLines:
 
 
 def tokenize(
-    data: bytes, seq_base: int, instances: list[str], *, scanner: bool = True
+    data: bytes | memoryview, seq_base: int, instances: list[str], *, scanner: bool = True
 ) -> ChunkLines:
     """Tokenize one chunk whose first line has sequence number ``seq_base``.
 
@@ -158,7 +159,7 @@ def _strip_prefix(
     return np.where(hit, starts + want.size, starts)
 
 
-def _fast_rows(data: bytes, seq: np.ndarray, f: np.ndarray, ends: np.ndarray) -> pl.DataFrame:
+def _fast_rows(data: Text, seq: np.ndarray, f: np.ndarray, ends: np.ndarray) -> pl.DataFrame:
     """Event rows from the byte scanner's fields (see ``ftrace_scan._context_end``)."""
     comm = string_column(data, f[:, 0], f[:, 1], "common_comm")
     return pl.DataFrame(

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from importers.ftrace_fields import finish
 from importers.ftrace_lines import PLACEHOLDER_COMM
-from importers.ftrace_scan import COMM, TOKEN, VALUE, find_keys, string_column
+from importers.ftrace_scan import COMM, TOKEN, VALUE, Text, find_keys, string_column
 from importers.schema import TYPED_TABLES
 
 HEX = r"[0-9a-fA-F]+"
@@ -177,7 +177,7 @@ class Payloads:
     unparsed: dict[str, list[int]]
 
 
-def parse_payloads(data: bytes, events: pl.DataFrame) -> Payloads:
+def parse_payloads(data: Text, events: pl.DataFrame) -> Payloads:
     """Split tokenized event lines into typed frames by event name.
 
     ``events`` has the tokenizer's columns (``seq, event, ts, cpu, common_pid, args_s,
@@ -225,7 +225,7 @@ def _kind(key: str, column: str, grammar: KeyValue) -> int:
 
 
 def _key_values(
-    data: bytes, buf: np.ndarray, event: str, rows: pl.DataFrame, grammar: KeyValue
+    data: Text, buf: np.ndarray, event: str, rows: pl.DataFrame, grammar: KeyValue
 ) -> tuple[pl.Series, pl.DataFrame]:
     keys = [k.encode() + b"=" for k, _ in grammar.fields]
     ok, vs, ve, ints, int_ok = find_keys(
@@ -254,7 +254,7 @@ def _key_values(
 
 
 def _pattern(
-    data: bytes, event: str, rows: pl.DataFrame, grammar: Pattern
+    data: Text, event: str, rows: pl.DataFrame, grammar: Pattern
 ) -> tuple[pl.Series, pl.DataFrame]:
     args = string_column(data, rows["args_s"].to_numpy(), rows["args_e"].to_numpy(), "args")
     groups = args.str.extract_groups(grammar.regex).struct.unnest()

@@ -19,6 +19,7 @@ from numba import njit
 
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
+Text = bytes | memoryview  # a chunk of capture text (a view of the read buffer)
 
 SPACE, TAB, DASH, COLON, DOT = 0x20, 0x09, 0x2D, 0x3A, 0x2E
 LBRACKET, RBRACKET, LPAREN, RPAREN, PLUS = 0x5B, 0x5D, 0x28, 0x29, 0x2B
@@ -423,7 +424,7 @@ def _views(buf: U8, starts: I64, ends: I64) -> npt.NDArray[np.uint8]:
     return out
 
 
-def string_column(data: bytes, starts: I64, ends: I64, name: str) -> pl.Series:
+def string_column(data: Text, starts: I64, ends: I64, name: str) -> pl.Series:
     """A Utf8 series of ``data[starts[i]:ends[i]]`` (null where ``starts[i] < 0``), no copy.
 
     ``data`` must be valid UTF-8 and the ranges must start and end on character boundaries

@@ -18,12 +18,12 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from importers.capture import Capture, CaptureMetadata, sha256_of
+from importers.capture import Capture, CaptureMetadata
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError, DroppedEventsError
 from importers.ftrace_lines import ChunkLines, Preamble, scan_preamble, tokenize
 from importers.ftrace_payloads import parse_payloads
-from importers.ftrace_scan import string_column
+from importers.ftrace_scan import Text, string_column
 from importers.schema import TYPED_TABLES, conform
 from importers.skips import SkipLog
 from importers.tasks import name_spans, sightings, typed_sightings
@@ -38,8 +38,8 @@ class ChunkResult:
     """What one chunk contributes to the capture."""
 
     chunk: TextChunk
-    typed: dict[str, pl.DataFrame]
-    events: pl.DataFrame
+    typed: dict[str, pa.Table]  # canonical schemas; strings copied out of the chunk buffer
+    events: pa.Table
     lost: pl.DataFrame  # seq, cpu, count, kind, ts (null when no later event in the chunk)
     first_per_cpu: pl.DataFrame  # cpu, seq, ts of the first event of each CPU
     tasks: pl.DataFrame
@@ -62,7 +62,7 @@ def read_ftrace_text(
         first = next(chunks)
     except StopIteration:
         raise CaptureFormatError(f"{path}: empty file; nothing to import") from None
-    preamble = scan_preamble(first.data[: 1 << 16])
+    preamble = scan_preamble(bytes(first.data[: 1 << 16]))
     skips = SkipLog(str(path), strict)
     results = list(_process_all(_chain(first, chunks), preamble))
 
@@ -96,7 +96,7 @@ def read_ftrace_text(
         )
 
     tables = _tables(results, lost)
-    meta = _metadata(path, fmt, source.container, preamble, results, widths, skips)
+    meta = _metadata(path, fmt, source.container, preamble, results, widths, skips, source.sha256())
     meta.extra["notes"] = source.notes
     return Capture(metadata=meta, tables=tables)
 
@@ -130,6 +130,9 @@ def _process(chunk: TextChunk, preamble: Preamble) -> ChunkResult:
         name: frame.select(c for c in TYPED_TABLES[name].names if c in frame.columns)
         for name, frame in payloads.typed.items()
     }
+    # Converting here, in the worker, copies strings into dictionaries and releases the chunk
+    # buffer that the string views point into: memory stays bounded by the output size.
+    converted = {name: conform(name, frame.to_arrow()) for name, frame in typed.items()}
     seen = events.select("seq", "cpu", "ts")
     lost = (
         lines.lost.sort("seq")
@@ -144,8 +147,8 @@ def _process(chunk: TextChunk, preamble: Preamble) -> ChunkResult:
     )
     return ChunkResult(
         chunk=chunk,
-        typed=typed,
-        events=_events_rows(lines.data, payloads.rest),
+        typed=converted,
+        events=conform("events", _events_rows(lines.data, payloads.rest).to_arrow()),
         lost=lost,
         first_per_cpu=seen.group_by("cpu").agg(pl.col("seq").first(), pl.col("ts").first()),
         tasks=tasks,
@@ -159,7 +162,7 @@ def _process(chunk: TextChunk, preamble: Preamble) -> ChunkResult:
     )
 
 
-def _events_rows(data: bytes, rest: pl.DataFrame) -> pl.DataFrame:
+def _events_rows(data: Text, rest: pl.DataFrame) -> pl.DataFrame:
     """Rows for the long ``events`` table: context columns plus the payload text."""
     args = string_column(data, rest["args_s"].to_numpy(), rest["args_e"].to_numpy(), "args")
     # Lines with a context but no "event:" are the stack-trace events, function-tracer lines
@@ -227,13 +230,11 @@ def _tables(results: list[ChunkResult], lost: pl.DataFrame) -> dict[str, pa.Tabl
     tables: dict[str, pa.Table] = {}
     names = sorted({name for r in results for name in r.typed})
     for name in names:
-        frame = pl.concat(
-            [r.typed[name] for r in results if name in r.typed], how="diagonal_relaxed"
-        )
-        tables[name] = conform(name, frame.to_arrow())
-    events = pl.concat([r.events for r in results], how="diagonal_relaxed")
-    if events.height:
-        tables["events"] = conform("events", events.to_arrow())
+        parts = [r.typed[name] for r in results if name in r.typed]
+        tables[name] = pa.concat_tables(parts).unify_dictionaries()
+    events = pa.concat_tables([r.events for r in results]).unify_dictionaries()
+    if events.num_rows:
+        tables["events"] = events
     tasks = name_spans([r.tasks for r in results])
     if tasks.height:
         tables["tasks"] = conform("tasks", tasks.to_arrow())
@@ -250,6 +251,7 @@ def _metadata(
     results: list[ChunkResult],
     widths: set[int],
     skips: SkipLog,
+    sha256: str,
 ) -> CaptureMetadata:
     firsts = [r.ts_range[0] for r in results if r.ts_range[0] is not None]
     lasts = [r.ts_range[1] for r in results if r.ts_range[1] is not None]
@@ -274,7 +276,7 @@ def _metadata(
     extra["info_lines"] = sum(r.info_lines for r in results)
     return CaptureMetadata(
         source_path=str(path),
-        source_sha256=sha256_of(path),
+        source_sha256=sha256,
         format=_format_name(fmt, pre),
         importer=IMPORTER,
         clock=None,

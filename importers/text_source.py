@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import re
 import zipfile
@@ -17,6 +18,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError
@@ -39,7 +41,7 @@ _JS_UNESCAPED = {b"\\": b"\\", b'"': b'"', b"'": b"'", b"n": b"\n", b"t": b"\t"}
 class TextChunk:
     """Complete lines of text; ``first_line`` is the 1-based line of ``data[0]`` in the file."""
 
-    data: bytes
+    data: bytes | memoryview
     first_line: int
     seq_base: int
 
@@ -56,7 +58,12 @@ class TextSource:
     container: str
     total_bytes: int
     chunks: Iterator[TextChunk]
+    digest: Any
     notes: list[str] = field(default_factory=list)
+
+    def sha256(self) -> str:
+        """Hex sha256 of the whole file; complete once every chunk has been read."""
+        return str(self.digest.hexdigest())
 
 
 def open_text(path: Path, fmt: str, progress: ProgressFn | None) -> TextSource:
@@ -67,8 +74,9 @@ def open_text(path: Path, fmt: str, progress: ProgressFn | None) -> TextSource:
             head = fh.read(4096)
         if _looks_js_escaped(head):
             raw = path.read_bytes()
-            return _whole(path, "js-string", _unescape_js(raw), 1, size, progress)
-        return TextSource(path, "plain", size, _stream(path, size, progress))
+            return _whole(path, "js-string", _unescape_js(raw), 1, raw, progress)
+        digest = hashlib.sha256()
+        return TextSource(path, "plain", size, _stream(path, size, progress, digest), digest)
     raw = path.read_bytes()
     if fmt == "systrace-zip":
         return _from_zip(path, raw, progress)
@@ -77,40 +85,45 @@ def open_text(path: Path, fmt: str, progress: ProgressFn | None) -> TextSource:
     raise CaptureFormatError(f"{path}: {fmt} is not ftrace text")  # pragma: no cover
 
 
-def _stream(path: Path, size: int, progress: ProgressFn | None) -> Iterator[TextChunk]:
-    """Chunks of about CHUNK_BYTES ending at a newline; bounded memory for any file size."""
+def _stream(path: Path, size: int, progress: ProgressFn | None, digest: Any) -> Iterator[TextChunk]:
+    """Chunks of about CHUNK_BYTES ending at a newline; bounded memory for any file size.
+
+    Each chunk is a view of its own buffer (no copy), hashed into ``digest`` on the way.
+    """
     line = 1
-    done = 0
-    tail = b""
+    pos = 0
     with open(path, "rb") as fh:
-        while True:
-            block = fh.read(CHUNK_BYTES)
-            if not block:
+        while pos < size:
+            fh.seek(pos)
+            buf = bytearray(CHUNK_BYTES)
+            n = fh.readinto(buf)
+            if n == 0:
                 break
-            data = tail + block
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                if len(data) > 4 * CHUNK_BYTES:
-                    raise CaptureFormatError(
-                        f"{path}:{line}: a line longer than {4 * CHUNK_BYTES >> 20} MiB; "
-                        "this is not line-oriented ftrace text"
-                    )
-                tail = data
-                continue
-            chunk, tail = data[:cut], data[cut:]
-            done += len(chunk)
+            cut = buf.rfind(b"\n", 0, n) + 1
+            if cut == 0 and pos + n < size:
+                raise CaptureFormatError(
+                    f"{path}:{line}: a line longer than {CHUNK_BYTES >> 20} MiB; "
+                    "this is not line-oriented ftrace text"
+                )
+            if cut == 0:  # last line without a newline
+                buf[n : n + 1] = b"\n"
+                cut = n + 1
+            chunk = memoryview(buf)[:cut]
+            digest.update(chunk[: min(cut, n)])
             yield TextChunk(chunk, line, line - 1)
-            line += chunk.count(b"\n")
+            line += buf.count(b"\n", 0, cut)
+            pos += min(cut, n)
             if progress:
-                progress(done, size)
-    if tail:
-        yield TextChunk(tail + b"\n", line, line - 1)
-        if progress:
-            progress(size, size)
+                progress(pos, size)
 
 
 def _whole(
-    path: Path, container: str, text: bytes, first_line: int, size: int, progress: ProgressFn | None
+    path: Path,
+    container: str,
+    text: bytes,
+    first_line: int,
+    raw: bytes,
+    progress: ProgressFn | None,
 ) -> TextSource:
     """A source over text already in memory, cut into chunks on line boundaries."""
     body = text if text.endswith(b"\n") else text + b"\n"
@@ -129,7 +142,7 @@ def _whole(
             if progress:
                 progress(pos, len(body))
 
-    return TextSource(path, container, size, chunks())
+    return TextSource(path, container, len(raw), chunks(), hashlib.sha256(raw))
 
 
 def _looks_js_escaped(head: bytes) -> bool:
@@ -166,7 +179,7 @@ def _from_html(path: Path, raw: bytes, progress: ProgressFn | None) -> TextSourc
             "text, no linuxPerfData string); is this a systrace/atrace HTML file?"
         )
     first_line, text = found[0]
-    src = _whole(path, "systrace-html", text, first_line, len(raw), progress)
+    src = _whole(path, "systrace-html", text, first_line, raw, progress)
     src.notes = notes
     return src
 
@@ -216,9 +229,11 @@ def _from_zip(path: Path, raw: bytes, progress: ProgressFn | None) -> TextSource
             ) from None
         lowered = data[:4096].lower()
         if b"<html" in lowered or b"<!doctype html" in lowered:
-            return _from_html(path, data, progress)
+            src = _from_html(path, data, progress)
+            src.container, src.digest = "systrace-zip", hashlib.sha256(raw)
+            return src
         if _is_ftrace_text(data.lstrip()):
             text = _unescape_js(data) if _looks_js_escaped(data[:4096]) else data
-            return _whole(path, "systrace-zip", text, 1, len(raw), progress)
+            return _whole(path, "systrace-zip", text, 1, raw, progress)
     names = ", ".join(i.filename for i in members) or "nothing"
     raise CaptureFormatError(f"{path}: zip archive without ftrace text (it holds {names})")
