@@ -17,8 +17,9 @@ Typical use::
     vcpu.vcpu_init(on_cpu=0)                     # default PMU = the A53 PMU
     vcpu.set_attr(PmuAttr.IRQ, 23); vcpu.set_attr(PmuAttr.INIT)
     vcpu.vcpu_load(2); vcpu.guest_enter()
-    vcpu.write_sysreg("PMCNTENSET_EL0", 1 << 31); vcpu.write_sysreg("PMCR_EL0", 1)
+    vcpu.write_sysreg("PMCNTENSET_EL0", 1 << 31); vcpu.write_sysreg("PMCR_EL0", 0b101)  # E|C
     vcpu.advance({CPU_CYCLES: 1000})             # frozen: an A57 core cannot run A53 events
+    assert vcpu.read_sysreg("PMCCNTR_EL0") == 0
 """
 
 from replay.pmu.arch import CPU_CYCLES, CYCLE_IDX, INST_RETIRED, PmuVer

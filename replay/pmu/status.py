@@ -75,6 +75,9 @@ def counter_status(vcpu: VcpuState, idx: int) -> CounterStatus:
                 reason = StallReason.SOFTWARE
             elif not kvm.event_allowed(eventsel):
                 reason = StallReason.FILTERED
+            elif kvm.fixed_counters_only and kvm.host.probe_armpmu(vcpu.cpu) is None:
+                # FIXED mode could not create the event: no PMU covers this pCPU (v8).
+                reason = StallReason.NO_PMU_CPU
             else:
                 reason = StallReason.NO_EVENT
         return CounterStatus(False, None, reason)

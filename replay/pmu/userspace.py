@@ -67,8 +67,11 @@ def vcpu_init(vcpu: VcpuState, on_cpu: int, *, pmu_v3: bool) -> int:
 
 
 def _irq_is_valid(vcpu: VcpuState, irq: int) -> bool:
-    """Mirror ``pmu_irq_is_valid()``: one PPI for all vCPUs, or a distinct SPI per vCPU."""
-    others = [n for vid, n in vcpu.kvm.pmu_irqs.items() if vid != vcpu.vcpu_id]
+    """Mirror ``pmu_irq_is_valid()``: one PPI for all vCPUs, or a distinct SPI per vCPU.
+
+    Like the kernel it also compares against this vCPU's own interrupt when already set.
+    """
+    others = vcpu.kvm.pmu_irqs.values()
     if 16 <= irq < 32:
         return all(n == irq for n in others)
     return irq not in others

@@ -27,7 +27,12 @@ _NO_EVENTS: Mapping[int, int] = MappingProxyType({})
 
 
 class Vcpu(VcpuState):
-    """One vCPU of a :class:`~replay.pmu.kvm.Kvm`; create it with :func:`create_vcpu`."""
+    """One vCPU of a :class:`~replay.pmu.kvm.Kvm`; create it with :func:`create_vcpu`.
+
+    Besides the methods, these attributes are plain reads for observations: ``pmovsset``
+    (PMOVSSET_EL0), ``irq_level`` (PMU interrupt line), ``creations`` (backing events created
+    per counter), ``cpu``, ``loaded`` and ``in_guest``; see :class:`~replay.pmu.state.VcpuState`.
+    """
 
     __slots__ = ()
 
