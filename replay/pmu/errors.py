@@ -38,3 +38,11 @@ class UndefinedAccess(PmuReplayError):
         super().__init__(f"guest access to {register} is UNDEFINED: {reason}")
         self.register = register
         self.reason = reason
+
+
+class UnknownRegisterError(PmuReplayError):
+    """A register name (or counter index) that is not a PMU register the model emulates.
+
+    Guest profiles name registers by their Arm names (``PMCCNTR_EL0``, ``PMEVCNTR<n>_EL0`` with an
+    index 0..30, ...); anything else is reported with the list of accepted spellings.
+    """

@@ -35,7 +35,7 @@ from replay.pmu.counters import (
     set_counter_event_type,
     set_pmc_value,
 )
-from replay.pmu.errors import UndefinedAccess
+from replay.pmu.errors import UndefinedAccess, UnknownRegisterError
 from replay.pmu.overflow import software_increment
 from replay.pmu.state import VcpuState
 
@@ -224,18 +224,20 @@ def _table() -> dict[str, tuple[Reader, Writer, int]]:
 
 #: Every PMU register a guest can access, by Arm name.
 GUEST_REGISTERS = _table()
+_NUMBERED = tuple(f"{kind}{n}_" for kind in ("PMEVCNTR", "PMEVTYPER") for n in range(31))
 
 
 def _lookup(vcpu: VcpuState, name: str, idx: int | None) -> tuple[Reader, Writer, str, int]:
     entry = GUEST_REGISTERS.get(name)
     if entry is None:
-        raise KeyError(f"{name!r} is not a PMU register (known: PMCR_EL0, PMEVCNTR<n>_EL0, ...)")
+        known = ", ".join(n for n in GUEST_REGISTERS if not n.startswith(_NUMBERED))
+        raise UnknownRegisterError(f"{name!r} is not a PMU register; known: {known}")
     reader, writer, fixed = entry
     if fixed >= 0:
         return reader, writer, name, fixed
     if "<n>" in name:
         if idx is None or not 0 <= idx < MAX_EVENT_COUNTERS:
-            raise KeyError(f"{name} needs an index 0..30, got {idx!r}")
+            raise UnknownRegisterError(f"{name} needs a counter index 0..30, got {idx!r}")
         return reader, writer, name.replace("<n>", str(idx)), idx
     return reader, writer, name, -1
 
@@ -247,8 +249,8 @@ def guest_read(vcpu: VcpuState, name: str, idx: int | None = None, *, el0: bool 
     ------
     UndefinedAccess
         When KVM would inject an UNDEF instead.
-    KeyError
-        For a name that is not a PMU register.
+    UnknownRegisterError
+        For a name that is not a PMU register, or a bad index.
     """
     if not vcpu.has_pmu:
         raise UndefinedAccess(name, "the vCPU has no PMU (register hidden)")

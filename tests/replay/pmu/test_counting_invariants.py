@@ -86,12 +86,20 @@ def scenarios(draw: st.DrawFn, host: HostPmus) -> Scenario:
     filters = draw(st.sampled_from(FILTERS))
     if mode == Mode.FIXED_COUNTERS_ONLY and kernel == KernelSemantics.V8:
         filters = ()  # v8 refuses any filter with FIXED_COUNTERS_ONLY
+    init_cpu = draw(st.sampled_from(sorted(host.union_cpus)))
+    target = draw(st.sampled_from(host.pmus))
+    bound = target if mode == Mode.SET_PMU else host.probe_armpmu(init_cpu)
+    assert bound is not None
+    nr_counters = None
+    if mode != Mode.FIXED_COUNTERS_ONLY and draw(st.booleans()):
+        nr_counters = draw(st.integers(0, bound.num_counters))
     return Scenario(
         mode=mode,
         kernel=kernel,
-        init_cpu=draw(st.sampled_from(sorted(host.union_cpus))),
-        set_pmu=draw(st.sampled_from(host.pmus)).name if mode == Mode.SET_PMU else None,
+        init_cpu=init_cpu,
+        set_pmu=target.name if mode == Mode.SET_PMU else None,
         event_filters=filters,
+        nr_counters=nr_counters,
     )
 
 
@@ -429,6 +437,24 @@ EVENTS_ON = [
             ("migrate", 4),  # no registered PMU: v4 refuses entry
             ("migrate", 1),
             ("advance", {CPU_CYCLES: 2**32}, {}),
+        ],
+    )
+)
+# ... and exactly at the wrap: the overflow happens in the last interval before the move.
+@example(
+    case=(
+        BIG_LITTLE,
+        FIXED,
+        [
+            *CYCLES_ON,
+            ("PMINTENSET_EL1", 1 << 31),
+            ("write", 31, 2**32 - 1),
+            ("advance", {CPU_CYCLES: 1}, {}),
+            ("migrate", 3),
+            ("advance", {CPU_CYCLES: 2**32 - 1}, {}),
+            ("PMOVSCLR_EL0", 1 << 31),
+            ("advance", {CPU_CYCLES: 1}, {}),
+            ("migrate", 0),
         ],
     )
 )

@@ -8,7 +8,7 @@ import pytest
 
 from replay.pmu import CPU_CYCLES, CYCLE_IDX, INST_RETIRED, HostPmu, HostPmus, PmuVer, Quirks, Vcpu
 from replay.pmu.arch import CHAIN, PMCR_C, PMCR_E, PMCR_LC, PMCR_P
-from replay.scenarios import Scenario
+from replay.scenarios import Mode, Scenario
 from tests.replay.pmu.helpers import running_vcpu, two_clusters
 
 ARCH = Quirks()
@@ -91,6 +91,27 @@ def test_q1_event_created_at_zero_never_overflows(quirks: Quirks) -> None:
     vcpu.write_sysreg("PMCCNTR_EL0", 2**32 - 1)
     vcpu.advance({CPU_CYCLES: 1})
     assert _flagged(vcpu, CYCLE_IDX)
+
+
+@pytest.mark.parametrize("quirks", [ARCH, ARMING])
+def test_q1_migration_right_after_an_overflow_disarms_the_cycle_counter(quirks: Quirks) -> None:
+    """FIXED mode recreates the cycle counter's event on every PMU change (a RELOAD): moving at a
+    value that is a multiple of 2^32 leaves a non-sampling event with the quirk (spec §8.7)."""
+    vcpu = running_vcpu(Scenario(mode=Mode.FIXED_COUNTERS_ONLY, quirks=quirks), two_clusters(), 0)
+    vcpu.write_sysreg("PMCNTENSET_EL0", 1 << CYCLE_IDX)
+    vcpu.write_sysreg("PMINTENSET_EL1", 1 << CYCLE_IDX)
+    vcpu.write_sysreg("PMCR_EL0", PMCR_E)
+    vcpu.write_sysreg("PMOVSCLR_EL0", 0xFFFF_FFFF)
+    vcpu.write_sysreg("PMCCNTR_EL0", 2**32 - 1)
+    vcpu.advance({CPU_CYCLES: 1})
+    assert _flagged(vcpu, CYCLE_IDX)
+    vcpu.guest_exit()
+    vcpu.vcpu_put()
+    vcpu.vcpu_load(5)  # the A57 cluster: the event is recreated at 2^32
+    assert vcpu.guest_enter().entered
+    vcpu.advance({CPU_CYCLES: 2**32})
+    assert vcpu.read_sysreg("PMCCNTR_EL0") == 2**33
+    assert _flagged(vcpu, CYCLE_IDX) == (quirks is ARCH)
 
 
 @pytest.mark.parametrize("quirks", [ARCH, ARMING])

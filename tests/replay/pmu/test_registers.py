@@ -41,6 +41,7 @@ from replay.pmu.arch import (
     USERENR_ER,
     USERENR_SW,
 )
+from replay.pmu.errors import UnknownRegisterError
 from replay.pmu.kvm import Kvm
 from replay.pmu.state import RESET_UNKNOWN
 from replay.pmu.uapi import EBUSY, ENOENT, ENOEXEC
@@ -140,9 +141,9 @@ def test_el1_only_and_write_only_registers() -> None:
     ):
         with pytest.raises(UndefinedAccess):
             access()
-    with pytest.raises(KeyError):
+    with pytest.raises(UnknownRegisterError, match="PMCEID1_EL0, PMCCNTR_EL0"):
         v.read_sysreg("PMBOGUS_EL0")
-    with pytest.raises(KeyError):
+    with pytest.raises(UnknownRegisterError, match=r"index 0\.\.30"):
         v.read_sysreg("PMEVCNTR<n>_EL0", 31)
 
 
