@@ -23,7 +23,12 @@ Typical use::
 """
 
 from replay.pmu.arch import CPU_CYCLES, CYCLE_IDX, INST_RETIRED, PmuVer
-from replay.pmu.errors import KvmRefusedError, UndefinedAccess, VpmuStateError
+from replay.pmu.errors import (
+    KvmRefusedError,
+    UndefinedAccess,
+    UnknownRegisterError,
+    VpmuStateError,
+)
 from replay.pmu.event import BackingEvent
 from replay.pmu.host import (
     DEFAULT_NUM_COUNTERS,
@@ -72,6 +77,7 @@ __all__ = [
     "Quirks",
     "StallReason",
     "UndefinedAccess",
+    "UnknownRegisterError",
     "Vcpu",
     "VpmuStateError",
     "create_vcpu",

@@ -238,9 +238,16 @@ def get_pmcr_n_limit(kernel: KernelSemantics, vmm_cpu: int) -> int:
     return _pmcr_n(pmcr)
 
 
+def _quirks_id(value: object) -> str | None:
+    if isinstance(value, Quirks):
+        return "+".join(value.enabled_names()) or "architectural"
+    return None
+
+
 params = pytest.mark.parametrize(
     ("kernel", "quirks", "vmm_cpu", "limit"),
     [(k, q, c, lim) for k in KERNELS for q in QUIRKS for c, lim in HOSTS],
+    ids=_quirks_id,
 )
 
 
@@ -432,7 +439,7 @@ def test_test_fixed_counters_only(kernel: KernelSemantics) -> None:
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("quirks", QUIRKS)
+@pytest.mark.parametrize("quirks", QUIRKS, ids=_quirks_id)
 def test_test_config_fixed(kernel: KernelSemantics, quirks: Quirks) -> None:
     """``test_config(0, true)``: every access check with FIXED set and N = 0."""
     v = create_vpmu_vm_with_nr_counters(kernel, quirks, 0, 0, fixed=True, expect_fail=False)
