@@ -1,0 +1,97 @@
+"""Arm PMUv3 architectural facts the model needs: register bits, event numbers, versions.
+
+Names follow the Arm ARM and ``include/linux/perf/arm_pmuv3.h`` (``ARMV8_PMU_PMCR_E`` becomes
+``PMCR_E`` here). Only what KVM's emulation consults is listed; spec ``kvm-pmu.md`` §5.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+#: Index of the cycle counter in every bitmap register (``ARMV8_PMU_CYCLE_IDX``).
+CYCLE_IDX = 31
+#: Counter slots KVM keeps per vCPU: event counters 0..30 plus the cycle counter.
+MAX_COUNTERS = 32
+#: Largest number of general-purpose (event) counters (``ARMV8_PMU_MAX_GENERAL_COUNTERS``).
+MAX_EVENT_COUNTERS = 31
+
+MASK32 = (1 << 32) - 1
+MASK64 = (1 << 64) - 1
+HIGH32 = MASK64 ^ MASK32
+
+# PMCR_EL0 fields (Arm ARM D24.5; arm_pmuv3.h ARMV8_PMU_PMCR_*).
+PMCR_E = 1 << 0  # enable all counters (with PMCNTENSET)
+PMCR_P = 1 << 1  # reset event counters (write-only in effect)
+PMCR_C = 1 << 2  # reset cycle counter (write-only in effect)
+PMCR_D = 1 << 3  # divide cycles by 64 (AArch32 legacy; KVM stores it, never emulates it)
+PMCR_X = 1 << 4  # export events (stored, no effect)
+PMCR_DP = 1 << 5  # disable PMCCNTR when prohibited (stored, no effect)
+PMCR_LC = 1 << 6  # cycle counter overflows at 64 bits
+PMCR_LP = 1 << 7  # event counters overflow at 64 bits (PMUv3p5)
+#: Bits a guest or userspace may write (``ARMV8_PMU_PMCR_MASK``).
+PMCR_WRITABLE = 0xFF
+PMCR_N_SHIFT = 11
+PMCR_N_MASK = 0x1F << PMCR_N_SHIFT
+
+# PMEVTYPER<n>_EL0 / PMCCFILTR_EL0 filter bits (arm_pmuv3.h ARMV8_PMU_EXCLUDE_*).
+EXCLUDE_EL1 = 1 << 31  # P
+EXCLUDE_EL0 = 1 << 30  # U
+EXCLUDE_NS_EL1 = 1 << 29  # NSK
+EXCLUDE_NS_EL0 = 1 << 28  # NSU
+INCLUDE_EL2 = 1 << 27  # NSH
+
+# PMUSERENR_EL0 (arm_pmuv3.h ARMV8_PMU_USERENR_*).
+USERENR_EN = 1 << 0
+USERENR_SW = 1 << 1
+USERENR_CR = 1 << 2
+USERENR_ER = 1 << 3
+USERENR_MASK = USERENR_EN | USERENR_SW | USERENR_CR | USERENR_ER
+
+#: PMSELR_EL0.SEL.
+PMSELR_SEL_MASK = 0x1F
+
+# Common event numbers (Arm ARM "Common event numbers"; arm_pmuv3.h ARMV8_PMUV3_PERFCTR_*).
+SW_INCR = 0x00
+INST_RETIRED = 0x08
+CPU_CYCLES = 0x11
+CHAIN = 0x1E
+STALL_SLOT_BACKEND = 0x3D
+STALL_SLOT_FRONTEND = 0x3E
+STALL_SLOT = 0x3F
+
+
+class PmuVer(IntEnum):
+    """``ID_AA64DFR0_EL1.PMUVer`` values (spec §5.3)."""
+
+    NI = 0x0
+    IMP = 0x1
+    V3P1 = 0x4
+    V3P4 = 0x5
+    V3P5 = 0x6
+    V3P7 = 0x7
+    V3P8 = 0x8
+    V3P9 = 0x9
+    IMP_DEF = 0xF
+
+
+def pmuv3_implemented(pmuver: int) -> bool:
+    """Mirror ``pmuv3_implemented()``: a real PMUv3, i.e. neither absent nor IMPDEF."""
+    return pmuver not in (PmuVer.NI, PmuVer.IMP_DEF)
+
+
+def event_mask(pmuver: int) -> int:
+    """Mirror ``__kvm_pmu_event_mask()``: 10-bit event space for PMUv3, 16-bit from v3p1.
+
+    The kernel only calls it with versions up to the V3P5 cap of
+    ``kvm_arm_pmu_get_pmuver_limit()``; anything else is the kernel's "unknown" case (0).
+    """
+    if pmuver == PmuVer.IMP:
+        return 0x3FF
+    if pmuver in (PmuVer.V3P1, PmuVer.V3P4, PmuVer.V3P5, PmuVer.V3P7):
+        return 0xFFFF
+    return 0
+
+
+def counter_mask(n: int) -> int:
+    """``BIT(31) | GENMASK(n - 1, 0)``: the counters implemented with ``PMCR_EL0.N == n``."""
+    return (1 << CYCLE_IDX) | ((1 << n) - 1)
