@@ -12,15 +12,16 @@ from collections.abc import Sequence
 
 from importers.errors import PmuReplayError
 from replay import __version__
-from replay.commands import import_cmd
+from replay.commands import compare_cmd, import_cmd, replay_cmd
 
 DESCRIPTION = """\
 Replay real Linux scheduling traces through a model of KVM's arm64 PMU emulation, and see when
 and for how long each guest PMU counter would stall under each KVM mode.
 
 typical session:
-  pmu-replay import trace.dat -o cap/            # any capture -> Parquet tables + summary
-  pmu-replay import trace.txt -o cap/ --json     # same, summary as JSON for scripts
+  pmu-replay import trace.dat -o cap/                      # any capture -> Parquet + summary
+  pmu-replay compare cap/ --topology plat_info.yml -o cmp/ # every KVM mode, ranked
+  pmu-replay replay cap/ --scenario fixed-counters-only    # one mode, stall episodes
 
 captures read: ftrace text (kernel trace / trace_pipe), trace-cmd report text, Android systrace
 HTML (plain or zipped), trace-cmd trace.dat v6/v7, perf.data, perf script, perf stat -x, / -j.
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pmu-replay {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     import_cmd.register(sub)
+    replay_cmd.register(sub)
+    compare_cmd.register(sub)
     return parser
 
 

@@ -250,3 +250,42 @@ def _set_pmu_type(scenario: Scenario, host: HostPmus) -> int:
             errno_names.ENXIO,
         )
     return pmu.perf_type
+
+
+_QUIRK_FLAGS = {name.replace("_", "-"): name for name in Quirks.__dataclass_fields__}
+SCENARIO_SYNTAX = (
+    "MODE[+OPTION...]: default[@cpuN] | set-pmu:PMU_NAME | fixed-counters-only | no-pmu; "
+    "options: v8 (kernel semantics of the v8+ series), " + ", ".join(sorted(_QUIRK_FLAGS))
+)
+
+
+def parse_scenario(text: str, default_init_cpu: int = 0) -> Scenario:
+    """A scenario from its report name: ``default@cpu1``, ``set-pmu:armv8_cortex_a57``,
+    ``fixed-counters-only+v8``, ``no-pmu``, ``default+kernel-overflow-arming`` ...
+
+    ``default`` without ``@cpuN`` runs its first ``KVM_ARM_VCPU_INIT`` on
+    ``default_init_cpu``.
+    """
+    head, *options = text.strip().split("+")
+    init_cpu = default_init_cpu
+    set_pmu = None
+    if head.startswith("default@cpu") and head[len("default@cpu") :].isdigit():
+        mode, init_cpu = Mode.DEFAULT, int(head[len("default@cpu") :])
+    elif head.startswith("set-pmu:") and len(head) > len("set-pmu:"):
+        mode, set_pmu = Mode.SET_PMU, head[len("set-pmu:") :]
+    elif head in {m.value for m in Mode} and head != Mode.SET_PMU:
+        mode = Mode(head)
+    else:
+        raise UsageError(f"scenario {text!r}: write {SCENARIO_SYNTAX}")
+    kernel = KernelSemantics.V4
+    quirks: dict[str, bool] = {}
+    for option in options:
+        if option == "v8":
+            kernel = KernelSemantics.V8
+        elif option in _QUIRK_FLAGS:
+            quirks[_QUIRK_FLAGS[option]] = True
+        else:
+            raise UsageError(
+                f"scenario {text!r}: unknown option {option!r}; write {SCENARIO_SYNTAX}"
+            )
+    return Scenario(mode, kernel, init_cpu, set_pmu, quirks=Quirks(**quirks))

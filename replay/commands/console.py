@@ -6,6 +6,7 @@ clean and tests see no control characters.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,7 +22,8 @@ from rich.progress import (
 
 from importers.detect import ProgressFn
 
-stdout = Console(highlight=False, soft_wrap=True)
+# Piped output (files, CI logs) gets wide tables instead of rich's 80-column default.
+stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 stderr = Console(stderr=True, highlight=False)
 
 

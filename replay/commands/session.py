@@ -1,0 +1,137 @@
+"""What `replay`, `compare` and `demo` share: options, loading, running scenarios, reports."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import polars as pl
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from importers.capture import Capture
+from importers.detect import load
+from importers.topology import Topology
+from replay.commands.console import byte_progress, stderr, stdout
+from replay.commands.import_cmd import add_host_options, describe_host
+from replay.engine import Path_, Work, prepare, replay
+from replay.profiles import PROFILES, load_profile
+from replay.results import Results, assemble
+from replay.scenarios import Scenario
+
+PROFILE_HELP = (
+    "what the guest does with its vPMU: "
+    + "; ".join(f"{name}: {p.description}" for name, p in PROFILES.items())
+    + "; or a JSON profile file (default: windows)"
+)
+
+
+def add_replay_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "capture", metavar="CAPTURE", help="capture file or `pmu-replay import` directory"
+    )
+    p.add_argument(
+        "-o", "--output", metavar="DIR", help="write Parquet tables and replay.json to DIR"
+    )
+    p.add_argument("--profile", default="windows", metavar="PROFILE", help=PROFILE_HELP)
+    p.add_argument(
+        "--path",
+        choices=["vectorized", "reference"],
+        default="vectorized",
+        help="engine path: vectorized (fast) or reference (steps the model event by event)",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.add_argument("--strict", action="store_true", help="fail on undecodable input or lost events")
+    add_host_options(p)
+
+
+def load_work(args: argparse.Namespace) -> tuple[Capture, Work]:
+    """Import (or reload) the capture, resolve host and vCPUs, and prepare the replay."""
+    with byte_progress(f"importing {Path(args.capture).name}") as progress:
+        capture = load(args.capture, strict=args.strict, progress=progress)
+    # A directory from `pmu-replay import` already says which threads are vCPUs and which PMU
+    # covers each CPU; options given now override it.
+    described = "topology" in capture.tables and "vcpus" in capture.tables
+    if args.topology or args.pmu or args.vcpu or not described:
+        describe_host(capture, args)
+    return capture, prepare(capture, _topology(capture), load_profile(args.profile))
+
+
+def _topology(capture: Capture) -> Topology | None:
+    table = capture.tables.get("topology")
+    return Topology.from_table(table) if table is not None and table.num_rows else None
+
+
+def run_scenarios(work: Work, capture: Capture, scenarios: list[Scenario], path: Path_) -> Results:
+    """Replay every scenario, with a progress bar on a terminal."""
+    done = []
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
+        task = bar.add_task("replaying scenarios", total=len(scenarios))
+        for scenario in scenarios:
+            bar.update(task, description=f"replaying {scenario.name}")
+            done.append(replay(work, scenario, path))
+            bar.advance(task)
+    meta = capture.metadata
+    source = {"path": meta.source_path, "sha256": meta.source_sha256, "format": meta.format}
+    return assemble(work, done, path, source)
+
+
+def print_report(results: Results, title: str) -> None:
+    """Per scenario and vCPU numbers, then the worst stall episodes."""
+    for note in results.meta["notes"]:
+        stdout.print(f"[yellow]note:[/] {note}")
+    table = Table(title=title, title_justify="left")
+    for col in (
+        "scenario",
+        "vCPU",
+        "guest s",
+        "stalled s",
+        "risky ticks",
+        "fail-entries",
+        "counted/true cycles",
+        "unknown s",
+        "lost counters",
+    ):
+        table.add_column(
+            col, justify="left" if col in ("scenario", "vCPU", "lost counters") else "right"
+        )
+    for r in results.summary.iter_rows(named=True):
+        cyc = f"{r['counted_cycles'] / r['true_cycles']:.1%}" if r["true_cycles"] else "-"
+        risky = (
+            "-" if r["ticks_with_guest"] is None else f"{r['risky_ticks']}/{r['ticks_with_guest']}"
+        )
+        table.add_row(
+            r["scenario"],
+            f"{r['vm']}/{r['vcpu_index'] if r['vcpu_index'] is not None else '?'} ({r['vcpu']})",
+            f"{r['guest_ns'] / 1e9:.3f}",
+            f"{r['stalled_ns'] / 1e9:.3f}",
+            risky,
+            str(r["fail_entries"]),
+            cyc,
+            f"{r['unknown_ns'] / 1e9:.3f}",
+            r["lost_counters"] or "-",
+        )
+    stdout.print(table)
+    worst = (
+        results.findings.filter(pl.col("kind") == "stall").sort("duration", descending=True).head(5)
+    )
+    if worst.height:
+        episodes = Table(title="longest stall episodes", title_justify="left")
+        for col in ("scenario", "vCPU", "start s", "duration ms", "CPU", "cause"):
+            episodes.add_column(col)
+        t0 = results.meta["start"]
+        for e in worst.iter_rows(named=True):
+            episodes.add_row(
+                e["scenario"],
+                f"{e['vm']}/{e['vcpu_index']}",
+                f"{(e['start'] - t0) / 1e9:.6f}",
+                f"{e['duration'] / 1e6:.3f}",
+                str(e["cpu"]),
+                e["cause"],
+            )
+        stdout.print(episodes)

@@ -1,0 +1,153 @@
+"""Observations -> findings: stalled counters, failed guest entries, unknown time, risky ticks.
+
+* ``stall``: a counter the guest enabled does not count while guest time passes (spec §8.6
+  invariant 16). One finding per episode: consecutive stalled guest pieces of one vCPU and
+  counter on one CPU, not interrupted by a counting piece; ``duration`` is the guest time
+  stalled, ``start``/``end`` span the episode.
+* ``fail_entry``: a guest entry the real schedule would attempt on a CPU outside the VM's
+  ``supported_cpus`` (``set-pmu``, and ``fixed-counters-only`` under v4 on CPUs without a
+  PMU): ``KVM_EXIT_FAIL_ENTRY``. ``duration`` is the guest time that CPU carried in the real
+  schedule, the capacity pinning would take away.
+* ``unknown``: time whose outcome cannot be known (lost events, contradictory records).
+* Risky ticks (:func:`tick_table`): guest ticks in which the vCPU ran guest code but the
+  counter the guest reads did not move, the zero delta a Windows guest divides by (spec §6.1).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+#: Statuses of an enabled counter that does not count (spec §1.5 mechanisms).
+STALL_REASONS = ("foreign_cpu", "no_pmu_cpu", "filtered", "no_event")
+
+FINDING_SCHEMA: dict[str, pl.DataType] = {
+    "scenario": pl.Utf8(),
+    "vm": pl.Utf8(),
+    "vcpu": pl.Int32(),
+    "vcpu_index": pl.Int32(),
+    "counter": pl.Int8(),
+    "kind": pl.Utf8(),
+    "start": pl.Int64(),
+    "end": pl.Int64(),
+    "duration": pl.Int64(),
+    "cpu": pl.Int16(),
+    "host_pmu": pl.Utf8(),
+    "cause": pl.Utf8(),
+}
+_KEY = ["scenario", "vm", "vcpu", "vcpu_index", "counter"]
+
+
+def findings(observations: pl.DataFrame, primary: int) -> pl.DataFrame:
+    """Stall episodes of every counter, plus fail-entries and unknown time of each vCPU.
+
+    ``primary`` is the counter whose rows stand for the vCPU in per-vCPU findings (each
+    fail-entry or unknown interval appears once, not once per counter).
+    """
+    obs = observations.sort(*_KEY, "start", "end")
+    length = pl.col("end") - pl.col("start")
+    stalled = (pl.col("state") == "guest") & pl.col("reason").is_in(STALL_REASONS)
+    run_id = (
+        ((stalled != stalled.shift(1)) | (pl.col("cpu") != pl.col("cpu").shift(1)))
+        .fill_null(True)
+        .cum_sum()
+        .over(_KEY)
+    )
+    stalls = (
+        obs.with_columns(stalled.alias("stalled"), run_id.alias("run"))
+        .filter(pl.col("stalled"))
+        .group_by(*_KEY, "run", maintain_order=True)
+        .agg(
+            pl.col("start").first(),
+            pl.col("end").last(),
+            length.sum().alias("duration"),
+            pl.col("cpu").first(),
+            pl.col("host_pmu").first(),
+            pl.col("reason").first(),
+        )
+        .with_columns(pl.lit("stall").alias("kind"), _cause().alias("cause"))
+    )
+    per_vcpu = obs.filter(pl.col("counter") == primary)
+    fails = (
+        per_vcpu.filter(pl.col("state") == "fail_entry")
+        .group_by(*_KEY, "window", maintain_order=True)
+        .agg(
+            pl.col("start").first(),
+            pl.col("end").last(),
+            length.sum().alias("duration"),
+            pl.col("cpu").first(),
+            pl.col("host_pmu").first(),
+            pl.col("reason").first(),
+        )
+        .with_columns(pl.lit("fail_entry").alias("kind"), _cause().alias("cause"))
+    )
+    unknown = per_vcpu.filter(pl.col("state") == "unknown").with_columns(
+        length.alias("duration"), pl.lit("unknown").alias("kind"), pl.col("reason").alias("cause")
+    )
+    parts = [
+        frame.with_columns(pl.lit(None, pl.Int8).alias("counter")) if kind != "stall" else frame
+        for kind, frame in (("stall", stalls), ("fail_entry", fails), ("unknown", unknown))
+    ]
+    return pl.concat(
+        [p.select(pl.col(c).cast(t) for c, t in FINDING_SCHEMA.items()) for p in parts]
+    ).sort("scenario", "vm", "vcpu", "kind", "counter", "start", nulls_last=True)
+
+
+def _cause() -> pl.Expr:
+    """Readable cause from the status reason, CPU and host PMU."""
+    cpu, pmu = pl.col("cpu").cast(pl.Utf8).fill_null("?"), pl.col("host_pmu").fill_null("?")
+    return (
+        pl.when(pl.col("reason") == "foreign_cpu")
+        .then(
+            pl.format(
+                "the counter's backing event lives on {}, which cannot count on CPU {}", pmu, cpu
+            )
+        )
+        .when(pl.col("reason") == "no_pmu_cpu")
+        .then(pl.format("no registered host PMU covers CPU {}", cpu))
+        .when(pl.col("reason") == "filtered")
+        .then(pl.lit("the VM's event filter denies the event"))
+        .when(pl.col("reason") == "no_event")
+        .then(pl.lit("no backing perf event exists"))
+        .when(pl.col("reason") == "fail_entry")
+        .then(pl.format("CPU {} is outside the VM's supported CPUs (KVM_EXIT_FAIL_ENTRY)", cpu))
+        .otherwise(pl.col("reason"))
+    )
+
+
+def tick_table(observations: pl.DataFrame, counter: int, t0: int, tick_ns: int) -> pl.DataFrame:
+    """Per vCPU and guest tick: guest time, counter delta, and whether it is risky.
+
+    A tick is ``risky`` when the vCPU ran guest code in it, with the counter enabled, but the
+    counter did not move, and
+    ``unknown`` instead when lost or contradictory records overlap it (the guest may have run
+    more, counted or not).
+    """
+    obs = observations.filter(pl.col("counter") == counter)
+    key = ["scenario", "vm", "vcpu", "vcpu_index"]
+    # Only a counter the guest can read and has enabled is read at the tick: without a vPMU,
+    # or with the counter disabled, nothing is divided by its delta.
+    in_use = pl.col("counting") | pl.col("reason").is_in(STALL_REASONS)
+    ran = (
+        obs.filter((pl.col("state") == "guest") & in_use)
+        .group_by(*key, "tick")
+        .agg((pl.col("end") - pl.col("start")).sum().alias("guest_ns"), pl.col("delta").sum())
+    )
+    first = (pl.col("start") - t0) // tick_ns
+    last = (pl.col("end") - 1 - t0) // tick_ns
+    doubtful = (
+        obs.filter(pl.col("state") == "unknown")
+        .select(*key, pl.int_ranges(first, last + 1).alias("tick"))
+        .explode("tick")
+        .unique()
+        .with_columns(pl.lit(True).alias("overlaps_unknown"))
+    )
+    zero = (pl.col("guest_ns") > 0) & (pl.col("delta") == 0)
+    return (
+        ran.join(doubtful, on=[*key, "tick"], how="left")
+        .with_columns(
+            (zero & pl.col("overlaps_unknown").is_null()).alias("risky"),
+            (zero & pl.col("overlaps_unknown").is_not_null()).alias("unknown"),
+        )
+        .drop("overlaps_unknown")
+        .sort(*key, "tick")
+    )

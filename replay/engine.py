@@ -1,0 +1,219 @@
+"""The replay engine: a capture's real schedule through the vPMU model, per scenario.
+
+:func:`prepare` turns a capture into the work both paths share: every vCPU's pieces (from
+:mod:`replay.timeline`), guest pieces cut at the guest's counter-reading ticks, with the cycles
+and other PMU events each piece generates (:mod:`replay.profiles`). :func:`replay` then runs
+one scenario either on the *reference* path (:mod:`replay.reference`: the model stepped through
+every ``vcpu_load``/``guest_enter``/``advance``/``guest_exit``/``vcpu_put``) or on the
+*vectorized* path (:mod:`replay.vectorized`: the model asked once per CPU, the history applied
+with polars). Both return the same ``observations`` table (``DESIGN.md`` "Tables"), one row per
+guest piece, counter and scenario; a differential test holds them equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import polars as pl
+
+from importers.capture import Capture
+from importers.errors import MissingEventsError, TopologyError
+from importers.topology import Topology
+from replay.pmu import ENTERED, HostPmu, HostPmus, KvmRefusedError
+from replay.profiles import GuestProfile
+from replay.scenarios import ConfiguredVm, Scenario, build_vm
+from replay.timeline import Timeline, build_timeline
+
+Path_ = Literal["vectorized", "reference"]
+
+#: Columns of the observations table, in order.
+OBSERVATION_COLUMNS = [
+    "scenario",
+    "vm",
+    "vcpu",
+    "vcpu_index",
+    "counter",
+    "window",
+    "tick",
+    "start",
+    "end",
+    "cpu",
+    "state",
+    "host_pmu",
+    "counting",
+    "reason",
+    "true_events",
+    "delta",
+    "value",
+]
+OBSERVATION_SCHEMA: dict[str, pl.DataType] = {
+    "scenario": pl.Utf8(),
+    "vm": pl.Utf8(),
+    "vcpu": pl.Int32(),
+    "vcpu_index": pl.Int32(),
+    "counter": pl.Int8(),
+    "window": pl.Int64(),
+    "tick": pl.Int64(),
+    "start": pl.Int64(),
+    "end": pl.Int64(),
+    "cpu": pl.Int16(),
+    "state": pl.Utf8(),
+    "host_pmu": pl.Utf8(),
+    "counting": pl.Boolean(),
+    "reason": pl.Utf8(),
+    "true_events": pl.Int64(),
+    "delta": pl.Int64(),
+    "value": pl.UInt64(),
+}
+
+
+@dataclass
+class Work:
+    """What every scenario replays: pieces of every vCPU in time order.
+
+    ``pieces`` columns: ``vm, tid, vcpu_index, residency, window, tick, cpu, start, end, state,
+    cause, cycles`` and, for guest pieces, ``el0_<event>``/``el1_<event>`` counts.
+    ``window`` numbers guest windows (one ``guest_enter``/``guest_exit`` each); a window cut
+    at ticks has several pieces.
+    """
+
+    timeline: Timeline
+    topology: Topology
+    host: HostPmus
+    profile: GuestProfile
+    pieces: pl.DataFrame
+    vms: dict[str, list[int]]
+    notes: list[str] = field(default_factory=list)
+
+
+def host_pmus(topology: Topology, cpus_seen: set[int]) -> HostPmus:
+    """KVM's PMU list for ``topology``; every CPU the vCPUs ran on must be described."""
+    missing = sorted(cpus_seen - set(topology.cpus))
+    if missing:
+        raise TopologyError(
+            f"vCPU threads ran on CPUs {missing}, which the topology ({topology.source}: "
+            f"{topology.describe()}) does not describe; give every CPU with --pmu or --topology"
+        )
+    used = {p.perf_type for p in topology.pmus if p.perf_type is not None}
+    free = (t for t in range(8, 1 << 16) if t not in used)
+    pmus = [
+        HostPmu(p.name, p.perf_type if p.perf_type is not None else next(free), p.cpus)
+        for p in topology.pmus
+    ]
+    return HostPmus(pmus, possible_cpus=topology.cpus)
+
+
+def prepare(capture: Capture, topology: Topology | None, profile: GuestProfile) -> Work:
+    """Build the shared work of a replay (see module docstring)."""
+    if topology is None:
+        raise TopologyError(
+            f"{capture.metadata.source_path}: no CPU -> PMU topology; give --topology FILE "
+            "(sysfs snapshot, LISA platform file) or --pmu NAME=CPUS per host PMU"
+        )
+    timeline = build_timeline(capture, topology)
+    seen = set(timeline.pieces["cpu"].drop_nulls().to_list())
+    host = host_pmus(topology, seen)
+    pieces = _cut_at_ticks(timeline, profile.tick_ns)
+    guest = pieces.filter(pl.col("state") == "guest")
+    guest = profile.event_counts(guest.with_columns(timeline.clock.cycles(guest)))
+    pieces = pl.concat([guest, pieces.filter(pl.col("state") != "guest")], how="diagonal_relaxed")
+    pieces = pieces.sort("vm", "tid", "start", "end")
+    vms: dict[str, list[int]] = {}
+    order = capture.frame("vcpus").sort("vm", "vcpu_index", "tid", nulls_last=True)
+    for vm, tid in order.select(pl.col("vm").cast(pl.Utf8), "tid").iter_rows():
+        if tid in set(pieces["tid"].to_list()):
+            vms.setdefault(vm, []).append(tid)
+    if not vms:
+        raise MissingEventsError(
+            f"{capture.metadata.source_path}: the vCPU threads never ran in the capture"
+        )
+    return Work(timeline, topology, host, profile, pieces, vms, list(timeline.notes))
+
+
+def _cut_at_ticks(timeline: Timeline, tick_ns: int | None) -> pl.DataFrame:
+    """Number guest windows and cut them where a guest tick falls inside."""
+    pieces = timeline.pieces.with_columns(
+        pl.when(pl.col("state") == "guest")
+        .then(pl.int_range(pl.len()))
+        .otherwise(None)
+        .alias("window")
+    )
+    if tick_ns is None:
+        return pieces.with_columns(pl.lit(None, pl.Int64).alias("tick"))
+    t0 = timeline.start
+    guest = pieces.filter(pl.col("state") == "guest")
+    first = (pl.col("start") - t0) // tick_ns
+    last = (pl.col("end") - 1 - t0) // tick_ns
+    cut = (
+        guest.with_columns(pl.int_ranges(first, last + 1).alias("tick"))
+        .explode("tick")
+        .with_columns(
+            pl.max_horizontal("start", t0 + pl.col("tick") * tick_ns).alias("start"),
+            pl.min_horizontal("end", t0 + (pl.col("tick") + 1) * tick_ns).alias("end"),
+        )
+    )
+    rest = pieces.filter(pl.col("state") != "guest").with_columns(
+        pl.lit(None, pl.Int64).alias("tick")
+    )
+    return pl.concat([cut, rest], how="diagonal_relaxed")
+
+
+@dataclass
+class ScenarioResult:
+    """Observations of one scenario, plus the counters the guest could not program."""
+
+    scenario: Scenario
+    observations: pl.DataFrame
+    lost_counters: dict[str, list[str]]  # vm -> counter names the guest could not program
+
+
+def replay(work: Work, scenario: Scenario, path: Path_ = "vectorized") -> ScenarioResult:
+    """Replay ``work`` under ``scenario`` on the chosen path."""
+    if path == "reference":
+        from replay.reference import replay_reference
+
+        return replay_reference(work, scenario)
+    from replay.vectorized import replay_vectorized
+
+    return replay_vectorized(work, scenario)
+
+
+def finish_observations(rows: pl.DataFrame) -> pl.DataFrame:
+    """Cast to the observation schema and sort deterministically.
+
+    Without a vPMU the guest cannot read any counter (the registers UNDEF): no value.
+    """
+    value = pl.when(pl.col("reason") == "no_vpmu").then(None).otherwise(pl.col("value"))
+    rows = rows.with_columns(value.alias("value"))
+    return rows.select(pl.col(c).cast(t) for c, t in OBSERVATION_SCHEMA.items()).sort(
+        "scenario", "vm", "vcpu", "counter", "start", "end"
+    )
+
+
+def boot_vm(work: Work, scenario: Scenario, nr_vcpus: int) -> tuple[ConfiguredVm, list[str]]:
+    """Configure a VM for ``scenario`` and let each vCPU's guest program its vPMU.
+
+    The guest booted before the capture: each vCPU enters once on the first CPU it can run
+    on (``init_cpu`` first) and runs the profile's ``boot``. Returns the VM and the names of
+    the counters the guest could not program (same for every vCPU of a VM).
+    """
+    vm = build_vm(scenario, work.host, nr_vcpus)
+    lost: list[str] = []
+    candidates = [scenario.init_cpu, *sorted(work.host.possible_cpus)]
+    for vcpu in vm.vcpus:
+        for cpu in candidates:
+            vcpu.vcpu_load(cpu)
+            if vcpu.guest_enter() is ENTERED:
+                requests = work.profile.boot(vcpu) if vcpu.has_pmu else work.profile.counters
+                lost = [r.name for r in requests]
+                vcpu.guest_exit()
+                vcpu.vcpu_put()
+                break
+            vcpu.vcpu_put()
+        else:
+            raise KvmRefusedError(
+                f"scenario {scenario.name}: the vCPU cannot enter the guest on any host CPU",
+                0,
+            )
+    return vm, lost

@@ -1,0 +1,101 @@
+"""Per-CPU cycle clocks: how many cycles a core ran between two instants.
+
+``cpu_frequency`` events (power.h; ``state`` in kHz, ``cpu_id`` the CPU it applies to) make the
+frequency of each CPU piecewise constant. Before a CPU's first event, and on CPUs without
+events, the topology's highest frequency stands in, and failing that a nominal 1 GHz; both are
+reported, since cycle counts then rest on an assumption.
+
+Cycles are integers from a cumulative clock ``C(cpu, t)`` (floor of the integral of the
+frequency), so the cycles of adjacent intervals add up exactly to those of their union and
+every consumer (reference engine, vectorized engine, summaries) sees identical numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from importers.topology import Topology
+
+NOMINAL_KHZ = 1_000_000
+_NS_PER_MS = 1_000_000  # kHz x ns / 1e6 = cycles
+
+
+@dataclass
+class FrequencyClock:
+    """Cumulative cycle clock per CPU.
+
+    ``steps`` has one row per frequency step: ``cpu, ts, khz, base`` where ``base`` is
+    ``C(cpu, ts)``. ``notes`` explain assumed frequencies.
+    """
+
+    steps: pl.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls, cpu_frequency: pl.DataFrame, cpus: list[int], topology: Topology | None, t0: int
+    ) -> FrequencyClock:
+        """Steps for ``cpus`` from ``cpu_frequency`` events, starting at time ``t0``."""
+        notes: list[str] = []
+        events = (
+            cpu_frequency.select(
+                pl.col("cpu_id").cast(pl.Int16).alias("cpu"),
+                pl.col("ts").cast(pl.Int64),
+                pl.col("seq"),
+                pl.col("state").cast(pl.Int64).alias("khz"),
+            )
+            .filter(pl.col("cpu").is_in(cpus))
+            .sort("cpu", "ts", "seq")
+            .unique(["cpu", "ts"], keep="last", maintain_order=True)
+            .drop("seq")
+        )
+        first = events.group_by("cpu").agg(pl.col("ts").min().alias("first"))
+        starts = []
+        fallback_cpus: dict[str, list[int]] = {}
+        for cpu in cpus:
+            seen = first.filter(pl.col("cpu") == cpu)
+            top = topology.max_freq_khz(cpu) if topology else None
+            khz = top or NOMINAL_KHZ
+            if seen.is_empty() or seen["first"][0] > t0:
+                label = f"{khz} kHz (topology maximum)" if top else f"{khz} kHz (nominal)"
+                fallback_cpus.setdefault(label, []).append(cpu)
+            starts.append({"cpu": cpu, "ts": t0, "khz": khz})
+        for label, group in fallback_cpus.items():
+            notes.append(f"CPUs {group}: no cpu_frequency event at the start; assumed {label}")
+        steps = (
+            pl.concat(
+                [pl.DataFrame(starts, schema=events.schema), events.filter(pl.col("ts") > t0)]
+            )
+            .sort("cpu", "ts")
+            .with_columns(
+                _cycles(pl.col("khz"), pl.col("ts").shift(-1).over("cpu") - pl.col("ts"))
+                .fill_null(0)
+                .alias("span")
+            )
+            .with_columns((pl.col("span").cum_sum().over("cpu") - pl.col("span")).alias("base"))
+        )
+        return cls(steps.select("cpu", "ts", "khz", "base"), notes)
+
+    def cycles(self, frame: pl.DataFrame, start: str = "start", end: str = "end") -> pl.Series:
+        """Cycles run on ``frame["cpu"]`` between ``start`` and ``end`` (int64, per row)."""
+        return (self.at(frame, end) - self.at(frame, start)).alias("cycles")
+
+    def at(self, frame: pl.DataFrame, column: str) -> pl.Series:
+        """``C(cpu, t)`` for the rows of ``frame`` (columns ``cpu`` and ``column``)."""
+        probe = frame.select(pl.col("cpu").cast(pl.Int16), pl.col(column).alias("t"))
+        probe = probe.with_row_index("row").sort("t")
+        steps = self.steps.select(
+            "cpu", pl.col("ts").alias("t"), pl.col("ts").alias("step"), "khz", "base"
+        )
+        found = probe.join_asof(
+            steps, on="t", by="cpu", strategy="backward", check_sortedness=False
+        )
+        value = pl.col("base") + _cycles(pl.col("khz"), pl.col("t") - pl.col("step"))
+        return found.sort("row").select(value.fill_null(0).alias("c")).to_series()
+
+
+def _cycles(khz: pl.Expr, dt_ns: pl.Expr) -> pl.Expr:
+    # kHz x ns / 1e6 without overflowing int64 on long spans: split dt into ms and the rest.
+    return khz * (dt_ns // _NS_PER_MS) + (khz * (dt_ns % _NS_PER_MS)) // _NS_PER_MS

@@ -1,0 +1,131 @@
+"""``Results``: everything a replay produced, as tables, with a deterministic on-disk form.
+
+A results directory holds ``observations.parquet``, ``findings.parquet``, ``ticks.parquet``,
+``summary.parquet``, ``pieces.parquet`` (where each vCPU ran: the timeline), ``frequency.parquet``
+(the CPU frequency steps used) and ``replay.json`` (inputs, scenarios, notes). Same inputs give
+byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from importers.errors import CaptureFormatError
+from replay import __version__
+from replay.detectors import findings, tick_table
+from replay.engine import ScenarioResult, Work
+from replay.pmu import CYCLE_IDX
+from replay.summary import summarize
+
+TABLE_NAMES = ("observations", "findings", "ticks", "summary", "pieces", "frequency")
+META_FILE = "replay.json"
+
+
+@dataclass
+class Results:
+    """Tables of a replay (see module docstring) and its description ``meta``."""
+
+    observations: pl.DataFrame
+    findings: pl.DataFrame
+    ticks: pl.DataFrame
+    summary: pl.DataFrame
+    pieces: pl.DataFrame
+    frequency: pl.DataFrame
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, directory: str | Path) -> Path:
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in TABLE_NAMES:
+            getattr(self, name).write_parquet(out / f"{name}.parquet", compression="zstd")
+        (out / META_FILE).write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
+        return out
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Results:
+        src = Path(directory)
+        try:
+            meta = json.loads((src / META_FILE).read_text())
+            tables = {name: pl.read_parquet(src / f"{name}.parquet") for name in TABLE_NAMES}
+        except (OSError, ValueError) as exc:
+            raise CaptureFormatError(
+                f"{src}: not a replay results directory ({exc}); create one with "
+                "`pmu-replay replay CAPTURE -o DIR`"
+            ) from None
+        return cls(meta=meta, **tables)
+
+
+def primary_counter(work: Work) -> int:
+    """The counter that stands for a vCPU in per-vCPU numbers: PMCCNTR if the guest uses it."""
+    idx = [r.idx for r in work.profile.counters]
+    return CYCLE_IDX if CYCLE_IDX in idx else idx[0]
+
+
+def assemble(
+    work: Work, results: list[ScenarioResult], path: str, source: dict[str, Any]
+) -> Results:
+    """Observations of every scenario -> findings, ticks, summary and metadata."""
+    observations = pl.concat([r.observations for r in results])
+    primary = primary_counter(work)
+    found = findings(observations, primary)
+    tick_ns = work.profile.tick_ns
+    ticks = (
+        tick_table(observations, primary, work.timeline.start, tick_ns)
+        if tick_ns
+        else pl.DataFrame()
+    )
+    lost = {r.scenario.name: r.lost_counters for r in results}
+    summary = summarize(observations, found, ticks if tick_ns else None, primary, lost)
+    meta = {
+        "pmu_replay": __version__,
+        "engine_path": path,
+        "capture": source,
+        "topology": {
+            "source": work.topology.source,
+            "pmus": {p.name: sorted(p.cpus) for p in work.host.registered},
+            "perf_types": {p.name: p.perf_type for p in work.host.registered},
+        },
+        "profile": {
+            "name": work.profile.name,
+            "description": work.profile.description,
+            "counters": [
+                {"idx": r.idx, "event": r.event, "name": r.name} for r in work.profile.counters
+            ],
+            "tick_ns": tick_ns,
+        },
+        "scenarios": [
+            {"name": r.scenario.name, "quirks": list(r.scenario.quirks_on)} for r in results
+        ],
+        "primary_counter": primary,
+        "start": work.timeline.start,
+        "end": work.timeline.end,
+        "notes": work.notes,
+        "vms": work.vms,
+    }
+    return Results(
+        observations=observations,
+        findings=found,
+        ticks=ticks,
+        summary=summary,
+        pieces=work.pieces.select(
+            "vm",
+            "tid",
+            "vcpu_index",
+            "residency",
+            "window",
+            "tick",
+            "cpu",
+            "start",
+            "end",
+            "state",
+            "cause",
+            "cycles",
+        ),
+        frequency=work.timeline.clock.steps,
+        meta=meta,
+    )

@@ -1,0 +1,384 @@
+"""Per-vCPU timelines: where each vCPU thread ran, when it was in guest mode, what is unknown.
+
+From a capture's ``sched_switch`` (residency on CPUs), ``kvm_entry``/``kvm_exit`` of the vCPU
+thread (guest mode; arm64 events carry no vCPU id, so they are matched by thread) and
+``lost_events`` (gaps), every vCPU gets consecutive, non-overlapping *pieces*::
+
+    vm, tid, vcpu_index, residency, cpu, start, end, state, cause
+
+``state`` is ``guest`` (guest mode on ``cpu``), ``host`` (the thread runs on ``cpu`` outside
+guest mode: KVM exit handling, the VMM) or ``unknown`` (lost events or contradictory records:
+the outcome cannot be known, and is reported as such, never as "no stall"). Time off any CPU
+is not a piece. ``residency`` numbers the stretches the thread spends on one CPU between a
+switch-in and a switch-out (``vcpu_load`` ... ``vcpu_put``).
+
+Everything is computed with vectorized forward fills over the merged, time-ordered boundary
+events of all vCPU threads; nothing loops over events in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from importers.capture import Capture
+from importers.errors import MissingEventsError
+from importers.topology import Topology
+from replay.frequency import FrequencyClock
+
+# boundary kinds, in the order they apply at equal timestamps and seq
+IN, OUT, ENTRY, EXIT = "in", "out", "entry", "exit"
+
+
+@dataclass
+class Timeline:
+    """Pieces of every vCPU, the cycle clock of every CPU, and what was assumed."""
+
+    pieces: pl.DataFrame
+    clock: FrequencyClock
+    start: int
+    end: int
+    notes: list[str] = field(default_factory=list)
+    guest_from_runtime: list[int] = field(default_factory=list)
+
+    def guest(self) -> pl.DataFrame:
+        """Guest pieces with their cycle counts (``cycles`` column)."""
+        guest = self.pieces.filter(pl.col("state") == "guest")
+        return guest.with_columns(self.clock.cycles(guest))
+
+
+def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
+    """The timeline of every vCPU listed in the capture's ``vcpus`` table.
+
+    Raises
+    ------
+    MissingEventsError
+        When the capture names no vCPU thread, or has neither scheduling nor kvm events.
+    """
+    vcpus = capture.frame("vcpus")
+    if vcpus.is_empty():
+        raise MissingEventsError(
+            f"{capture.metadata.source_path}: no vCPU threads found; name them with "
+            "--vcpu TID=VM:INDEX (host thread id that runs each vCPU)"
+        )
+    meta = capture.metadata
+    if meta.first_ts is None or meta.last_ts is None:
+        raise MissingEventsError(f"{meta.source_path}: the capture has no timed events")
+    tids = vcpus["tid"].to_list()
+    notes: list[str] = []
+    switches = _switches(capture.frame("sched_switch"), tids)
+    kvm = _kvm_events(capture, tids)
+    if switches.is_empty() and kvm.is_empty():
+        raise MissingEventsError(
+            f"{meta.source_path}: no sched_switch and no kvm_entry/kvm_exit events of the vCPU "
+            f"threads {tids}; the capture cannot show where they ran"
+        )
+    with_kvm = set(kvm["tid"].unique().to_list())
+    from_runtime = sorted(t for t in tids if t not in with_kvm)
+    if from_runtime:
+        notes.append(
+            f"threads {from_runtime} have no kvm_entry/kvm_exit events: their whole run time "
+            "is taken as guest time"
+        )
+    if switches.is_empty():
+        notes.append("no sched_switch events: residency is taken from the kvm events' CPUs")
+        switches = _residency_from_kvm(kvm)
+    pieces = _pieces(switches, kvm, from_runtime, meta.first_ts, meta.last_ts)
+    gaps = _loss_gaps(capture, meta.last_ts)
+    if not gaps.is_empty():
+        notes.append(f"{gaps.height} lost-event gaps: time there is reported as unknown")
+        pieces = _mark_gaps(pieces, gaps)
+    pieces = pieces.join(
+        vcpus.select(
+            pl.col("tid").cast(pl.Int32), pl.col("vm").cast(pl.Utf8), pl.col("vcpu_index")
+        ),
+        on="tid",
+        how="left",
+    ).select("vm", "tid", "vcpu_index", "residency", "cpu", "start", "end", "state", "cause")
+    cpus = sorted(
+        set(pieces["cpu"].drop_nulls().to_list()) | set(topology.cpus if topology else [])
+    )
+    clock = FrequencyClock.build(capture.frame("cpu_frequency"), cpus, topology, meta.first_ts)
+    return Timeline(
+        pieces.sort("vm", "tid", "start", "end"),
+        clock,
+        meta.first_ts,
+        meta.last_ts,
+        notes + clock.notes,
+        from_runtime,
+    )
+
+
+def _switches(sched_switch: pl.DataFrame, tids: list[int]) -> pl.DataFrame:
+    """Switch-in / switch-out boundaries of the vCPU threads: ``tid, ts, seq, cpu, kind``."""
+    cols = [pl.col("ts"), pl.col("seq"), pl.col("cpu").cast(pl.Int16)]
+    ins = sched_switch.filter(pl.col("next_pid").is_in(tids)).select(
+        pl.col("next_pid").cast(pl.Int32).alias("tid"), *cols, pl.lit(IN).alias("kind")
+    )
+    outs = sched_switch.filter(pl.col("prev_pid").is_in(tids)).select(
+        pl.col("prev_pid").cast(pl.Int32).alias("tid"), *cols, pl.lit(OUT).alias("kind")
+    )
+    return pl.concat([ins, outs])
+
+
+def _kvm_events(capture: Capture, tids: list[int]) -> pl.DataFrame:
+    parts = [
+        capture.frame(table)
+        .filter(pl.col("common_pid").is_in(tids))
+        .select(
+            pl.col("common_pid").cast(pl.Int32).alias("tid"),
+            "ts",
+            "seq",
+            pl.col("cpu").cast(pl.Int16),
+            pl.lit(kind).alias("kind"),
+        )
+        for table, kind in (("kvm_entry", ENTRY), ("kvm_exit", EXIT))
+    ]
+    return pl.concat(parts)
+
+
+def _residency_from_kvm(kvm: pl.DataFrame) -> pl.DataFrame:
+    """Without sched_switch: a thread is taken to move CPUs when its kvm events do."""
+    ordered = kvm.sort("tid", "ts", "seq")
+    moved = ordered.filter(
+        pl.col("cpu")
+        != pl.col("cpu").shift(1).over("tid") | pl.col("cpu").shift(1).over("tid").is_null()
+    )
+    ins = moved.with_columns(pl.lit(IN).alias("kind"))
+    prev = ordered.with_columns(
+        pl.col("cpu").shift(-1).over("tid").alias("next_cpu"),
+        pl.col("ts").shift(-1).over("tid").alias("next_ts"),
+    )
+    outs = prev.filter(pl.col("next_cpu").is_not_null() & (pl.col("next_cpu") != pl.col("cpu")))
+    outs = outs.select("tid", pl.col("next_ts").alias("ts"), pl.col("seq") - 1, "cpu").with_columns(
+        pl.lit(OUT).alias("kind")
+    )
+    return pl.concat([ins.select(outs.columns), outs])
+
+
+def _pieces(
+    switches: pl.DataFrame, kvm: pl.DataFrame, from_runtime: list[int], t0: int, t1: int
+) -> pl.DataFrame:
+    """State segments between consecutive boundaries of each thread (see module docstring)."""
+    order = {IN: 0, ENTRY: 1, EXIT: 2, OUT: 3}
+    b = (
+        pl.concat([switches, kvm])
+        .with_columns(pl.col("kind").replace_strict(order, return_dtype=pl.Int8).alias("rank"))
+        .sort("tid", "ts", "seq", "rank")
+    )
+    is_sw = pl.col("kind").is_in([IN, OUT])
+    is_kvm = pl.col("kind").is_in([ENTRY, EXIT])
+    # Residency after each boundary: the CPU after a switch-in, -1 after a switch-out; kvm events
+    # carry the residency forward. Before a thread's first switch it is on the CPU of that switch
+    # if the switch is an out (it was already running when tracing began), else off.
+    b = b.with_columns(
+        pl.when(pl.col("kind") == IN)
+        .then(pl.col("cpu"))
+        .when(pl.col("kind") == OUT)
+        .then(pl.lit(-1, pl.Int16))
+        .otherwise(None)
+        .forward_fill()
+        .over("tid")
+        .alias("res"),
+        pl.when(is_sw)
+        .then(pl.col("kind"))
+        .otherwise(None)
+        .backward_fill()
+        .over("tid")
+        .alias("next_sw"),
+        pl.when(is_sw)
+        .then(pl.col("cpu"))
+        .otherwise(None)
+        .backward_fill()
+        .over("tid")
+        .alias("next_sw_cpu"),
+        pl.when(pl.col("kind") == ENTRY)
+        .then(True)
+        .when(pl.col("kind").is_in([EXIT, IN, OUT]))
+        .then(False)
+        .otherwise(None)
+        .forward_fill()
+        .over("tid")
+        .alias("guest"),
+        pl.when(is_kvm)
+        .then(pl.col("kind"))
+        .otherwise(None)
+        .backward_fill()
+        .over("tid")
+        .alias("next_kvm"),
+    )
+    # state before the first boundary of each thread
+    first = b.group_by("tid", maintain_order=True).first()
+    lead = first.select(
+        "tid",
+        pl.lit(t0).alias("ts"),
+        pl.lit(-1, pl.Int64).alias("seq"),
+        pl.col("cpu"),
+        pl.lit("start").alias("kind"),
+        pl.lit(-1, pl.Int8).alias("rank"),
+        pl.when(pl.col("next_sw") == OUT)
+        .then(pl.col("next_sw_cpu"))
+        .otherwise(pl.lit(-1, pl.Int16))
+        .alias("res"),
+        pl.col("next_sw"),
+        pl.col("next_sw_cpu"),
+        (pl.col("next_kvm") == EXIT).fill_null(False).alias("guest"),
+        pl.col("next_kvm"),
+    )
+    b = pl.concat([lead, b]).sort("tid", "ts", "seq", "rank")
+    b = b.with_columns(
+        pl.col("res").forward_fill().over("tid").fill_null(-1),
+        pl.col("guest").forward_fill().over("tid").fill_null(False),
+    )
+    b = b.with_columns(
+        pl.col("ts").shift(-1).over("tid").fill_null(t1).alias("end"),
+        pl.col("res").shift(1).over("tid").alias("res_before"),
+        (pl.col("kind") == IN).cum_sum().over("tid").alias("residency"),
+    )
+    # Contradictions (records lost): a switch-in while resident, a switch-out or kvm event
+    # while off, a kvm event on another CPU than the residency. The stretch before such a
+    # record has an unknown outcome.
+    bad_next = (
+        ((pl.col("kind") == IN) & (pl.col("res_before") >= 0))
+        | ((pl.col("kind") == OUT) & (pl.col("res_before") < 0))
+        | (is_kvm & ((pl.col("res_before") < 0) | (pl.col("cpu") != pl.col("res"))))
+    )
+    b = b.with_columns(bad_next.shift(-1).over("tid").fill_null(False).alias("doubtful"))
+    in_guest = pl.col("guest") | pl.col("tid").is_in(from_runtime)
+    state = (
+        pl.when(pl.col("doubtful"))
+        .then(pl.lit("unknown"))
+        .when(pl.col("res") < 0)
+        .then(pl.lit("off"))
+        .when(in_guest)
+        .then(pl.lit("guest"))
+        .otherwise(pl.lit("host"))
+    )
+    cause = (
+        pl.when(pl.col("doubtful"))
+        .then(pl.lit("contradictory records (events lost)"))
+        .otherwise(None)
+    )
+    seg = b.select(
+        "tid",
+        "residency",
+        pl.when(pl.col("res") >= 0).then(pl.col("res")).otherwise(None).alias("cpu"),
+        pl.col("ts").alias("start"),
+        "end",
+        state.alias("state"),
+        cause.alias("cause"),
+    ).filter((pl.col("end") > pl.col("start")) & (pl.col("state") != "off"))
+    return _merge_runs(seg)
+
+
+def _merge_runs(seg: pl.DataFrame) -> pl.DataFrame:
+    """Join adjacent segments of one thread with the same state, CPU and residency."""
+    key = ["tid", "residency", "cpu", "state", "cause"]
+    same = pl.all_horizontal(
+        [
+            (pl.col(c) == pl.col(c).shift(1).over("tid")).fill_null(pl.col(c).is_null())
+            for c in key[1:]
+        ]
+        + [pl.col("start") == pl.col("end").shift(1).over("tid")]
+    )
+    runs = seg.sort("tid", "start").with_columns((~same).cum_sum().over("tid").alias("run"))
+    return (
+        runs.group_by("tid", "run", maintain_order=True)
+        .agg(
+            pl.col("residency").first(),
+            pl.col("cpu").first(),
+            pl.col("start").first(),
+            pl.col("end").last(),
+            pl.col("state").first(),
+            pl.col("cause").first(),
+        )
+        .drop("run")
+    )
+
+
+def _loss_gaps(capture: Capture, t1: int) -> pl.DataFrame:
+    """``cpu, gap_start, gap_end`` for every lost-event marker.
+
+    Events were lost on ``cpu`` between its last recorded event before the marker and the
+    marker's time (the next record of that CPU), or the end of the capture.
+    """
+    lost = capture.frame("lost_events")
+    if lost.is_empty():
+        return pl.DataFrame(schema={"cpu": pl.Int16, "gap_start": pl.Int64, "gap_end": pl.Int64})
+    seen = pl.concat(
+        [
+            capture.frame(t).select(pl.col("cpu").cast(pl.Int16), "ts", "seq")
+            for t in ("sched_switch", "kvm_entry", "kvm_exit", "events")
+        ]
+    ).sort("seq")
+    gaps = lost.select(
+        pl.col("cpu").cast(pl.Int16), "seq", pl.col("ts").fill_null(t1).alias("gap_end")
+    )
+    found = gaps.sort("seq").join_asof(
+        seen.rename({"ts": "gap_start"}),
+        on="seq",
+        by="cpu",
+        strategy="backward",
+        check_sortedness=False,
+    )
+    return found.select("cpu", pl.col("gap_start").fill_null(capture.metadata.first_ts), "gap_end")
+
+
+def _mark_gaps(pieces: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
+    """Split pieces at lost-event gaps of their CPU and mark the covered parts unknown."""
+    cuts = (
+        pieces.with_row_index("piece")
+        .join(gaps, on="cpu", how="inner")
+        .filter((pl.col("gap_start") < pl.col("end")) & (pl.col("gap_end") > pl.col("start")))
+    )
+    if cuts.is_empty():
+        return pieces
+    points = pl.concat(
+        [
+            cuts.select("piece", pl.col("gap_start").alias("t")),
+            cuts.select("piece", pl.col("gap_end").alias("t")),
+        ]
+    )
+    indexed = pieces.with_row_index("piece")
+    bounds = (
+        pl.concat(
+            [
+                indexed.select("piece", pl.col("start").alias("t")),
+                indexed.select("piece", pl.col("end").alias("t")),
+                points,
+            ]
+        )
+        .join(indexed.select("piece", "start", "end"), on="piece")
+        .filter((pl.col("t") >= pl.col("start")) & (pl.col("t") <= pl.col("end")))
+        .unique(["piece", "t"])
+        .sort("piece", "t")
+        .with_columns(pl.col("t").shift(-1).over("piece").alias("t_end"))
+        .filter(pl.col("t_end").is_not_null())
+    )
+    split = bounds.select("piece", pl.col("t").alias("start"), pl.col("t_end").alias("end")).join(
+        indexed.drop("start", "end"), on="piece"
+    )
+    covered = (
+        split.join(cuts.select("piece", "gap_start", "gap_end"), on="piece", how="left")
+        .with_columns(
+            ((pl.col("gap_start") <= pl.col("start")) & (pl.col("gap_end") >= pl.col("end")))
+            .fill_null(False)
+            .alias("lost")
+        )
+        .group_by("piece", "start", maintain_order=True)
+        .agg(pl.all().first(), pl.col("lost").any().alias("any_lost"))
+    )
+    return covered.select(
+        *(c for c in pieces.columns if c not in ("state", "cause", "start", "end")),
+        "start",
+        "end",
+        pl.when(pl.col("any_lost"))
+        .then(pl.lit("unknown"))
+        .otherwise(pl.col("state"))
+        .alias("state"),
+        pl.when(pl.col("any_lost"))
+        .then(pl.lit("events lost on this CPU"))
+        .otherwise(pl.col("cause"))
+        .alias("cause"),
+    ).select(pieces.columns)
