@@ -51,14 +51,16 @@ class FrequencyClock:
             .unique(["cpu", "ts"], keep="last", maintain_order=True)
             .drop("seq")
         )
-        first = events.group_by("cpu").agg(pl.col("ts").min().alias("first"))
+        # the frequency in force at t0: the last event at or before it, else an assumption
+        at_start = events.filter(pl.col("ts") <= t0).group_by("cpu").agg(pl.col("khz").last())
+        known = dict(zip(at_start["cpu"].to_list(), at_start["khz"].to_list(), strict=True))
         starts = []
         fallback_cpus: dict[str, list[int]] = {}
         for cpu in cpus:
-            seen = first.filter(pl.col("cpu") == cpu)
-            top = topology.max_freq_khz(cpu) if topology else None
-            khz = top or NOMINAL_KHZ
-            if seen.is_empty() or seen["first"][0] > t0:
+            khz = known.get(cpu)
+            if khz is None:
+                top = topology.max_freq_khz(cpu) if topology else None
+                khz = top or NOMINAL_KHZ
                 label = f"{khz} kHz (topology maximum)" if top else f"{khz} kHz (nominal)"
                 fallback_cpus.setdefault(label, []).append(cpu)
             starts.append({"cpu": cpu, "ts": t0, "khz": khz})

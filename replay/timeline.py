@@ -212,7 +212,7 @@ def _pieces(
     first = b.group_by("tid", maintain_order=True).first()
     lead = first.select(
         "tid",
-        pl.lit(t0).alias("ts"),
+        pl.lit(t0, pl.Int64).alias("ts"),
         pl.lit(-1, pl.Int64).alias("seq"),
         pl.col("cpu"),
         pl.lit("start").alias("kind"),
@@ -234,15 +234,18 @@ def _pieces(
     b = b.with_columns(
         pl.col("ts").shift(-1).over("tid").fill_null(t1).alias("end"),
         pl.col("res").shift(1).over("tid").alias("res_before"),
+        pl.col("guest").shift(1).over("tid").alias("guest_before"),
         (pl.col("kind") == IN).cum_sum().over("tid").alias("residency"),
     )
     # Contradictions (records lost): a switch-in while resident, a switch-out or kvm event
-    # while off, a kvm event on another CPU than the residency. The stretch before such a
-    # record has an unknown outcome.
+    # while off, a kvm event on another CPU than the residency, an entry while in guest mode,
+    # an exit while not. The stretch before such a record has an unknown outcome.
     bad_next = (
         ((pl.col("kind") == IN) & (pl.col("res_before") >= 0))
         | ((pl.col("kind") == OUT) & (pl.col("res_before") < 0))
         | (is_kvm & ((pl.col("res_before") < 0) | (pl.col("cpu") != pl.col("res"))))
+        | ((pl.col("kind") == ENTRY) & pl.col("guest_before"))
+        | ((pl.col("kind") == EXIT) & ~pl.col("guest_before"))
     )
     b = b.with_columns(bad_next.shift(-1).over("tid").fill_null(False).alias("doubtful"))
     in_guest = pl.col("guest") | pl.col("tid").is_in(from_runtime)

@@ -1,0 +1,78 @@
+"""Real captures the replay tests run on, with the host and vCPU description each needs.
+
+The x86 KVM captures come from single-cluster hosts; the tests give them a stated what-if
+split of their CPUs into two PMUs ("little" = lower half, "big" = upper half) so that the
+schedule's real migrations meet a heterogeneous host.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from importers.capture import Capture
+from importers.detect import load
+from importers.topology import Topology, from_cli, load_topology
+from importers.vcpus import discover_vcpus, parse_vcpu_specs
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    path: str
+    pmus: tuple[str, ...] = ()
+    topology_file: str | None = None
+    vcpus: tuple[str, ...] = field(default_factory=tuple)
+    needs: str | None = None  # importer module the capture needs
+
+    def load(self, shared: Path) -> tuple[Capture, Topology]:
+        if self.needs and importlib.util.find_spec(self.needs) is None:
+            pytest.skip(f"{self.path} needs {self.needs}, not in this build")
+        cap = load(shared / self.path)
+        topo = (
+            load_topology(shared / self.topology_file)
+            if self.topology_file
+            else from_cli(list(self.pmus))
+        )
+        cap.tables["topology"] = topo.to_table()
+        cap.tables["vcpus"] = discover_vcpus(cap, parse_vcpu_specs(list(self.vcpus)))
+        return cap, topo
+
+
+CASES = [
+    # rt-app, rcu_preempt and usb-storage are the threads that cross Juno's clusters most:
+    # stand-ins for vCPU threads (the capture has no KVM guest).
+    Case(
+        "juno-trace-txt",
+        "juno-trace-txt/trace.txt",
+        topology_file="juno-trace-txt/plat_info.yml",
+        vcpus=("1706=vm0:0", "8=vm0:1", "1343=vm1:0"),
+    ),
+    Case(
+        "kvm-x86-host-report-txt",
+        "kvm-x86-host-report-txt/host_report.txt",
+        pmus=("little=0-9", "big=10-19"),
+    ),
+    Case(
+        "juno-sched-load",
+        "juno-sched-load/trace.dat",
+        topology_file="juno-sched-load/plat_info.yml",
+        vcpus=("2923=vm0:0", "2924=vm0:1"),
+        needs="importers.tracedat",
+    ),
+    Case(
+        "kvm-x86-host-v7-kvmevents",
+        "kvm-x86-host-v7-kvmevents/trace.dat",
+        pmus=("little=0-1", "big=2-3"),
+        needs="importers.tracedat",
+    ),
+    Case(
+        "kvm-x86-hostguest-v7",
+        "kvm-x86-hostguest-v7/trace.dat",
+        pmus=("little=0-1", "big=2-3"),
+        needs="importers.tracedat",
+    ),
+]
