@@ -137,5 +137,8 @@ def _recommend(ranked: pl.DataFrame) -> str:
             text += f" with {w['risky_ticks']} risky ticks"
     unknown = best["unknown_ns"]
     if unknown:
-        text += f". {unknown / NS:.3f} s of vCPU time is unknown (lost or contradictory records): not counted as safe"
+        text += (
+            f". {unknown / NS:.3f} s of vCPU time is unknown (lost or contradictory records): "
+            "not counted as safe"
+        )
     return text + "."

@@ -144,7 +144,7 @@ def test_fixed_counters_only_never_stalls_the_cycle_counter(
 def test_set_pmu_fails_exactly_the_entries_on_unsupported_cpus(
     loaded: tuple[Case, Capture, Work],
 ) -> None:
-    _, cap, work = loaded
+    _, _, work = loaded
     for pmu in work.host.registered:
         results = assemble(
             work, [replay(work, Scenario(Mode.SET_PMU, set_pmu=pmu.name))], "vectorized", {}
