@@ -8,6 +8,11 @@ every ``vcpu_load``/``guest_enter``/``advance``/``guest_exit``/``vcpu_put``) or 
 *vectorized* path (:mod:`replay.vectorized`: the model asked once per CPU, the history applied
 with polars). Both return the same ``observations`` table (``DESIGN.md`` "Tables"), one row per
 guest piece, counter and scenario; a differential test holds them equal.
+
+In an observation, ``true_events`` is what the guest executed in the piece (the hardware
+ran it, counted or not), ``delta`` is the change of the guest-visible counter over the piece
+(modulo its width, as a guest reading before and after would compute it) and ``value`` the
+counter after the piece. ``counting``/``reason`` say whether and why not the counter counted.
 """
 
 from __future__ import annotations

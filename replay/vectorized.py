@@ -100,11 +100,14 @@ def replay_vectorized(work: Work, scenario: Scenario) -> ScenarioResult:
     total = pl.col("initial") + pl.col("delta").fill_null(0).cast(pl.UInt64).cum_sum().over(
         "tid", "counter"
     )
+    # delta is the change a guest reading the counter before and after the piece sees: the
+    # events counted, modulo the counter's width (what the reference reads off the model).
     rows = rows.with_columns(
         pl.when(pl.col("state") == "unknown")
         .then(None)
         .otherwise(total & pl.col("mask"))
         .alias("value"),
+        (pl.col("delta").cast(pl.UInt64) & pl.col("mask")).cast(pl.Int64).alias("delta"),
         pl.lit(scenario.name).alias("scenario"),
         pl.col("tid").alias("vcpu"),
     )

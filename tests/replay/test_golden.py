@@ -1,0 +1,83 @@
+"""Golden tests: hand-written captures + scenario matrix -> expected findings and summary.
+
+The captures in fixtures/captures/ tell small stories (fixtures/README.md); their expected
+findings and per-vCPU summaries under fixtures/golden/ were checked by hand against those
+stories. They change only with ``pytest --update-golden``, and such a change must be reviewed.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from importers.detect import load
+from importers.topology import load_topology
+from importers.vcpus import discover_vcpus
+from replay.compare import scenario_matrix
+from replay.engine import prepare, replay
+from replay.profiles import PROFILES
+from replay.results import assemble
+from replay.scenarios import Mode, Scenario
+from tests.conftest import FIXTURES
+
+CAPTURES = {
+    "cross-cluster-migration": "windows",
+    "migration-at-overflow": "linux-perf",
+    "lost-events-gap": "windows",
+}
+
+
+def _csv(frame: pl.DataFrame) -> str:
+    return frame.write_csv(float_precision=6)
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURES))
+def test_golden_findings_and_summary(name: str, update_golden: bool) -> None:
+    cap = load(FIXTURES / "captures" / f"{name}.txt")
+    cap.tables["vcpus"] = discover_vcpus(cap)
+    topo = load_topology(FIXTURES / "topologies" / "two-cluster.json")
+    work = prepare(cap, topo, PROFILES[CAPTURES[name]])
+    scenarios = [*scenario_matrix(work.host), Scenario(Mode.FIXED_COUNTERS_ONLY, kernel="v8")]
+    results = assemble(work, [replay(work, s) for s in scenarios], "vectorized", {})
+    golden = FIXTURES / "golden" / name
+    outputs = {"findings.csv": _csv(results.findings), "summary.csv": _csv(results.summary)}
+    if update_golden:
+        golden.mkdir(parents=True, exist_ok=True)
+        for file, text in outputs.items():
+            (golden / file).write_text(text)
+    for file, text in outputs.items():
+        assert text == (golden / file).read_text(), f"{name}/{file} differs (see --update-golden)"
+
+
+def test_event_counter_wraps_at_2_32_and_freezes_after_the_migration() -> None:
+    cap = load(FIXTURES / "captures" / "migration-at-overflow.txt")
+    cap.tables["vcpus"] = discover_vcpus(cap)
+    work = prepare(
+        cap, load_topology(FIXTURES / "topologies" / "two-cluster.json"), PROFILES["linux-perf"]
+    )
+    for path in ("reference", "vectorized"):
+        obs = replay(work, Scenario(Mode.DEFAULT, init_cpu=2), path).observations
+        instructions = obs.filter(pl.col("counter") == 0).sort("start")
+        # 2^32 + 704 instructions on the big core: PMEVCNTR0 (32-bit, PMUv3p1) wraps to 704...
+        assert instructions["delta"].to_list() == [(1 << 32) + 704 - (1 << 32), 0]
+        assert instructions["value"].to_list() == [704, 704]  # ...and stays there on CPU 0
+        assert instructions["counting"].to_list() == [True, False]
+        cycles = obs.filter(pl.col("counter") == 31).sort("start")
+        assert cycles["value"].to_list() == [(1 << 32) + 704] * 2  # PMCCNTR is 64-bit
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURES))
+def test_fixture_paths_agree(name: str) -> None:
+    from polars.testing import assert_frame_equal
+
+    cap = load(FIXTURES / "captures" / f"{name}.txt")
+    cap.tables["vcpus"] = discover_vcpus(cap)
+    for profile in ("windows", "linux-perf"):
+        work = prepare(
+            cap, load_topology(FIXTURES / "topologies" / "two-cluster.json"), PROFILES[profile]
+        )
+        for s in [*scenario_matrix(work.host), Scenario(Mode.FIXED_COUNTERS_ONLY, kernel="v8")]:
+            assert_frame_equal(
+                replay(work, s, "reference").observations,
+                replay(work, s, "vectorized").observations,
+            )
