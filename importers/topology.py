@@ -40,6 +40,7 @@ from importers.errors import TopologyError
 from importers.schema import conform
 
 SNAPSHOT_FORMAT = "pmu-replay-topology/1"
+INFERRED_SOURCE = "inferred from cpu_frequency"
 
 # Core names used by LISA platform files -> Linux DT PMU names (drivers/perf/arm_pmuv3.c
 # armv8_<core>_pmu_init). Kryo "Silver"/"Gold" cores have no Cortex name of their own.
@@ -188,9 +189,11 @@ class Topology:
             perf_type = None if ptype is None else int(str(ptype))
             pmus.append(PmuSpec(str(name), frozenset(part["cpu"].to_list()), perf_type))
         rows = df.to_dicts()
+        origin = source or (str(rows[0]["source"]) if rows else "capture")
         return cls(
             pmus=_ordered(pmus),
-            source=source or (str(rows[0]["source"]) if rows else "capture"),
+            source=origin,
+            inferred=origin == INFERRED_SOURCE,
             cluster={r["cpu"]: r["cluster"] for r in rows if r["cluster"] is not None},
             capacity={r["cpu"]: r["capacity"] for r in rows if r["capacity"] is not None},
             freqs_khz={r["cpu"]: [r["max_freq_khz"]] for r in rows if r["max_freq_khz"]},
@@ -410,7 +413,7 @@ def infer_from_frequency(cpu_frequency: pl.DataFrame) -> Topology | None:
     keys = sorted(groups, key=lambda k: (tops[k], min(groups[k])))
     pmus = [PmuSpec(f"inferred_cluster{i}_pmu", frozenset(groups[k])) for i, k in enumerate(keys)]
     freqs = {cpu: [tops[k]] for k in keys for cpu in groups[k]}
-    return Topology(_ordered(pmus), "inferred from cpu_frequency", freqs_khz=freqs, inferred=True)
+    return Topology(_ordered(pmus), INFERRED_SOURCE, freqs_khz=freqs, inferred=True)
 
 
 def resolve_topology(

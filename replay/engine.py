@@ -133,7 +133,14 @@ def prepare(capture: Capture, topology: Topology | None, profile: GuestProfile) 
         raise MissingEventsError(
             f"{capture.metadata.source_path}: the vCPU threads never ran in the capture"
         )
-    return Work(timeline, topology, host, profile, pieces, vms, list(timeline.notes))
+    notes = list(timeline.notes)
+    if topology.inferred:
+        notes.insert(
+            0,
+            f"topology inferred from cpu_frequency ({topology.describe()}): CPUs that change "
+            "frequency together are taken as one PMU; give --topology or --pmu for the real map",
+        )
+    return Work(timeline, topology, host, profile, pieces, vms, notes)
 
 
 def _cut_at_ticks(timeline: Timeline, tick_ns: int | None) -> pl.DataFrame:
