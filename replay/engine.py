@@ -123,11 +123,12 @@ def prepare(capture: Capture, topology: Topology | None, profile: GuestProfile) 
     guest = pieces.filter(pl.col("state") == "guest")
     guest = profile.event_counts(guest.with_columns(timeline.clock.cycles(guest)))
     pieces = pl.concat([guest, pieces.filter(pl.col("state") != "guest")], how="diagonal_relaxed")
-    pieces = pieces.sort("vm", "tid", "start", "end")
+    pieces = pieces.sort("tid", "start", "end")
     vms: dict[str, list[int]] = {}
+    ran = set(pieces["tid"].unique().to_list())
     order = capture.frame("vcpus").sort("vm", "vcpu_index", "tid", nulls_last=True)
     for vm, tid in order.select(pl.col("vm").cast(pl.Utf8), "tid").iter_rows():
-        if tid in set(pieces["tid"].to_list()):
+        if tid in ran:
             vms.setdefault(vm, []).append(tid)
     if not vms:
         raise MissingEventsError(
@@ -198,8 +199,10 @@ def finish_observations(rows: pl.DataFrame) -> pl.DataFrame:
     """
     value = pl.when(pl.col("reason") == "no_vpmu").then(None).otherwise(pl.col("value"))
     rows = rows.with_columns(value.alias("value"))
+    # one scenario per call, and a vCPU thread belongs to one VM: (vcpu, counter, start, end)
+    # is a total order
     return rows.select(pl.col(c).cast(t) for c, t in OBSERVATION_SCHEMA.items()).sort(
-        "scenario", "vm", "vcpu", "counter", "start", "end"
+        "vcpu", "counter", "start", "end"
     )
 
 

@@ -101,7 +101,7 @@ def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
     )
     clock = FrequencyClock.build(capture.frame("cpu_frequency"), cpus, topology, meta.first_ts)
     return Timeline(
-        pieces.sort("vm", "tid", "start", "end"),
+        pieces.sort("tid", "start", "end"),
         clock,
         meta.first_ts,
         meta.last_ts,

@@ -1,0 +1,132 @@
+"""Benchmark: replay of every compare scenario on a >= 10 million sched-event history.
+
+The history is built at run time from a real capture, ../shared/traces/juno-trace-txt: its
+sched_switch and sched_wakeup tables are repeated with shifted timestamps (and thread ids kept,
+so every copy continues the same threads) until there are >= 10M sched events. Every non-idle
+thread stands in for a vCPU (VMs of four), so most switches move a vCPU; the topology is the
+capture's own plat_info.yml (Juno: A53 x4 + A57 x2).
+
+Reported: sched events/s per scenario for the vectorized path (prepare + one scenario), the
+same for the reference path on a 100k-event prefix (the peer: the model stepped event by
+event), their ratio, and peak RSS.
+
+Usage: python benchmarks/bench_replay.py [--events 10000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+from importers.capture import Capture
+from importers.detect import load
+from importers.topology import load_topology
+from importers.vcpus import discover_vcpus, parse_vcpu_specs
+from replay.compare import scenario_matrix
+from replay.engine import prepare, replay
+from replay.profiles import PROFILES
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT.parent / "shared" / "traces" / "juno-trace-txt"
+
+
+def build(events: int) -> Capture:
+    """The real capture's scheduling tables repeated to >= ``events`` sched events."""
+    cap = load(SOURCE / "trace.txt")
+    switch = cap.frame("sched_switch")
+    wakeup = cap.frame("sched_wakeup")
+    per_copy = switch.height + wakeup.height
+    copies = -(-events // per_copy)
+    t0, t1 = cap.metadata.first_ts or 0, cap.metadata.last_ts or 0
+    span = t1 - t0 + 1_000
+    lines = switch.height + wakeup.height + 100
+
+    def tile(frame: pl.DataFrame) -> pl.DataFrame:
+        k = pl.DataFrame({"copy": pl.int_range(0, copies, dtype=pl.Int64, eager=True)})
+        return (
+            frame.join(k, how="cross")
+            .with_columns(
+                (pl.col("ts") + pl.col("copy") * span).alias("ts"),
+                (pl.col("seq") + pl.col("copy") * lines).alias("seq"),
+            )
+            .drop("copy")
+            .sort("ts", "seq")
+        )
+
+    tables = dict(cap.tables)
+    tables["sched_switch"] = tile(switch).to_arrow()
+    tables["sched_wakeup"] = tile(wakeup).to_arrow()
+    meta = cap.metadata
+    meta.last_ts = t0 + copies * span
+    big = Capture(metadata=meta, tables=tables)
+    threads = sorted(set(switch["next_pid"].to_list()) - {0})
+    specs = [f"{tid}=vm{i // 4}:{i % 4}" for i, tid in enumerate(threads)]
+    big.tables["vcpus"] = discover_vcpus(big, parse_vcpu_specs(specs))
+    return big
+
+
+def prefix(cap: Capture, n: int) -> Capture:
+    """The first ``n`` sched_switch events of ``cap`` (for the reference path)."""
+    switch = pl.from_arrow(cap.tables["sched_switch"])
+    assert isinstance(switch, pl.DataFrame)
+    head = switch.head(n)
+    tables: dict[str, pa.Table] = {**cap.tables, "sched_switch": head.to_arrow()}
+    tables.pop("sched_wakeup", None)
+    meta = Capture(metadata=cap.metadata).metadata
+    meta.last_ts = int(head["ts"].max() or 0)
+    return Capture(metadata=meta, tables=tables)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--events", type=int, default=10_000_000)
+    args = ap.parse_args()
+    topo = load_topology(SOURCE / "plat_info.yml")
+    start = time.perf_counter()
+    cap = build(args.events)
+    n = cap.tables["sched_switch"].num_rows + cap.tables["sched_wakeup"].num_rows
+    print(
+        f"history: {n:,} sched events ({cap.tables['vcpus'].num_rows} vCPU threads), built in {time.perf_counter() - start:.1f} s"
+    )
+
+    start = time.perf_counter()
+    work = prepare(cap, topo, PROFILES["windows"])
+    prep = time.perf_counter() - start
+    pieces = work.pieces.height
+    print(f"prepare (timeline, ticks, cycles): {prep:.2f} s, {pieces:,} pieces")
+    scenarios = scenario_matrix(work.host)
+    for scenario in scenarios:
+        start = time.perf_counter()
+        obs = replay(work, scenario).observations
+        took = time.perf_counter() - start
+        rate = n / (took + prep / len(scenarios))
+        print(
+            f"  {scenario.name:28s} {took:6.2f} s  {obs.height:,} observations  {rate:,.0f} sched events/s"
+        )
+
+    small = prefix(cap, 100_000)
+    small_n = small.tables["sched_switch"].num_rows
+    ref_work = prepare(small, topo, PROFILES["windows"])
+    start = time.perf_counter()
+    replay(ref_work, scenarios[0], "reference")
+    ref = time.perf_counter() - start
+    start = time.perf_counter()
+    replay(ref_work, scenarios[0], "vectorized")
+    vec = time.perf_counter() - start
+    print(
+        f"peer on a {small_n:,}-event prefix ({scenarios[0].name}): reference {small_n / ref:,.0f} events/s, "
+        f"vectorized {small_n / vec:,.0f} events/s, ratio {ref / vec:.1f}x"
+    )
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(f"peak RSS {rss / 1e9:.2f} GB; target >= 5,000,000 sched events/s per scenario")
+
+
+if __name__ == "__main__":
+    main()
