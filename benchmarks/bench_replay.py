@@ -121,8 +121,9 @@ def main() -> None:
     replay(ref_work, scenarios[0], "vectorized")
     vec = time.perf_counter() - start
     print(
-        f"peer on a {small_n:,}-event prefix ({scenarios[0].name}): reference {small_n / ref:,.0f} events/s, "
-        f"vectorized {small_n / vec:,.0f} events/s, ratio {ref / vec:.1f}x"
+        f"peer on a {small_n:,}-event prefix ({scenarios[0].name}): "
+        f"reference {small_n / ref:,.0f} events/s, vectorized {small_n / vec:,.0f} events/s, "
+        f"ratio {ref / vec:.1f}x"
     )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"peak RSS {rss / 1e9:.2f} GB; target >= 5,000,000 sched events/s per scenario")
