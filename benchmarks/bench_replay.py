@@ -92,9 +92,9 @@ def main() -> None:
     start = time.perf_counter()
     cap = build(args.events)
     n = cap.tables["sched_switch"].num_rows + cap.tables["sched_wakeup"].num_rows
-    print(
-        f"history: {n:,} sched events ({cap.tables['vcpus'].num_rows} vCPU threads), built in {time.perf_counter() - start:.1f} s"
-    )
+    threads = cap.tables["vcpus"].num_rows
+    built = time.perf_counter() - start
+    print(f"history: {n:,} sched events ({threads} vCPU threads), built in {built:.1f} s")
 
     start = time.perf_counter()
     work = prepare(cap, topo, PROFILES["windows"])
@@ -108,7 +108,8 @@ def main() -> None:
         took = time.perf_counter() - start
         rate = n / (took + prep / len(scenarios))
         print(
-            f"  {scenario.name:28s} {took:6.2f} s  {obs.height:,} observations  {rate:,.0f} sched events/s"
+            f"  {scenario.name:28s} {took:6.2f} s  {obs.height:,} observations  "
+            f"{rate:,.0f} sched events/s"
         )
 
     small = prefix(cap, 100_000)
