@@ -29,6 +29,7 @@ IMPORTERS: dict[str, str] = {
     "perf-script": "importers.perf_text:read_perf_script",
     "perf-stat-csv": "importers.perf_text:read_perf_stat",
     "perf-stat-json": "importers.perf_text:read_perf_stat",
+    "record-dir": "importers.record_dir:read_record_dir",
 }
 
 # Lines of kernel / trace-cmd ftrace text: "comm-pid [cpu]" somewhere before a "ts: event:".
@@ -61,6 +62,8 @@ def sniff(path: str | Path) -> str:
     if p.is_dir():
         if (p / METADATA_FILE).exists():
             return "capture-dir"
+        if (p / "capture.json").exists():
+            return "record-dir"
         raise CaptureFormatError(
             f"{p}: a directory without {METADATA_FILE}; pass a capture file, or a directory "
             "written by `pmu-replay import` or `pmu-replay record`"
@@ -126,7 +129,10 @@ def sniff_bytes(head: bytes, name: str) -> str:
 def importer_for(fmt: str) -> Importer:
     """The importer function registered for ``fmt``."""
     module_name, func = IMPORTERS[fmt].split(":")
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CaptureFormatError(f"this pmu-replay cannot read {fmt} captures ({exc})") from None
     fn: Importer = getattr(module, func)
     return fn
 

@@ -98,9 +98,12 @@ def describe_host(capture: Capture, args: argparse.Namespace) -> None:
     )
     if topology is not None:
         capture.tables["topology"] = topology.to_table()
-    vcpus = discover_vcpus(capture, parse_vcpu_specs(args.vcpu))
-    if vcpus.num_rows:
-        capture.tables["vcpus"] = vcpus
+    # vCPUs the capture already names (KVM debugfs in a record directory, a saved capture)
+    # stand unless --vcpu says otherwise
+    if args.vcpu or "vcpus" not in capture.tables:
+        vcpus = discover_vcpus(capture, parse_vcpu_specs(args.vcpu))
+        if vcpus.num_rows:
+            capture.tables["vcpus"] = vcpus
 
 
 def summarize(capture: Capture) -> dict[str, Any]:
