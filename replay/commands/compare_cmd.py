@@ -49,8 +49,6 @@ def run(args: argparse.Namespace) -> int:
     scenarios += [parse_scenario(s, min(work.host.possible_cpus)) for s in args.scenario]
     results = run_scenarios(work, capture, scenarios, args.path)
     ranking = rank(results.summary)
-    results.meta["ranking"] = ranking.table.to_dicts()
-    results.meta["recommendation"] = ranking.recommendation
     if args.output:
         results.save(args.output)
     if args.json:

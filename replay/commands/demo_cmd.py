@@ -12,16 +12,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from importers.detect import load
 from importers.errors import PmuReplayError
-from importers.topology import load_topology
-from importers.vcpus import discover_vcpus
+from replay.api import open_capture, prepare_replay
 from replay.commands.compare_cmd import print_ranking
 from replay.commands.console import stdout
 from replay.commands.session import print_report, run_scenarios
-from replay.compare import rank, scenario_matrix
-from replay.engine import prepare
-from replay.profiles import load_profile
+from replay.compare import rank
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "fixtures" / "demo"
@@ -57,17 +53,11 @@ def run(args: argparse.Namespace) -> int:
         f"[bold]pmu-replay demo[/]: {capture_dir}\n"
         "(recorded by `pmu-replay record` on a 2-CPU Linux host; see fixtures/README.md)"
     )
-    capture = load(capture_dir)
-    topology = load_topology(DEMO / "two-cluster-what-if.json")
-    capture.tables["topology"] = topology.to_table()
-    if "vcpus" not in capture.tables:
-        capture.tables["vcpus"] = discover_vcpus(capture)
-    stdout.print(f"what-if host: {topology.describe()}")
-    work = prepare(capture, topology, load_profile(args.profile))
-    results = run_scenarios(work, capture, scenario_matrix(work.host), "vectorized")
+    capture = open_capture(capture_dir, topology=DEMO / "two-cluster-what-if.json")
+    work = prepare_replay(capture, args.profile)
+    stdout.print(f"what-if host: {work.topology.describe()}")
+    results = run_scenarios(work, capture, None, "vectorized")
     ranking = rank(results.summary)
-    results.meta["ranking"] = ranking.table.to_dicts()
-    results.meta["recommendation"] = ranking.recommendation
     out = results.save(args.output)
     print_report(results, f"every KVM vPMU mode on the demo schedule ({work.profile.name} guest)")
     print_ranking(ranking.table)
