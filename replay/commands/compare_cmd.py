@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+import polars as pl
 from rich.table import Table
 
 from replay.commands.console import stdout
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_ranking(table_df) -> None:  # type: ignore[no-untyped-def]
+def print_ranking(table_df: pl.DataFrame) -> None:
     table = Table(title="ranking (best first)", title_justify="left")
     for col in (
         "#",
