@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from importers.errors import PmuReplayError
 from replay import __version__
-from replay.commands import compare_cmd, demo_cmd, import_cmd, record_cmd, replay_cmd
+from replay.commands import compare_cmd, demo_cmd, fleet_cmd, import_cmd, record_cmd, replay_cmd
 
 DESCRIPTION = """\
 Replay real Linux scheduling traces through a model of KVM's arm64 PMU emulation, and see when
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare_cmd.register(sub)
     record_cmd.register(sub)
     demo_cmd.register(sub)
+    fleet_cmd.register(sub)
     return parser
 
 
