@@ -73,9 +73,10 @@ def add_host_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def open_from_args(args: argparse.Namespace) -> Capture:
+    """The capture named on the command line, with --topology/--pmu/--vcpu applied."""
     with byte_progress(f"importing {Path(args.capture).name}") as progress:
-        capture = open_capture(
+        return open_capture(
             args.capture,
             topology=args.topology,
             pmus=args.pmu,
@@ -83,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
             strict=args.strict,
             progress=progress,
         )
+
+
+def run(args: argparse.Namespace) -> int:
+    capture = open_from_args(args)
     if args.output:
         capture.save(args.output)
     summary = summarize(capture)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import polars as pl
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from importers.capture import Capture
-from replay.api import open_capture, prepare_replay, what_if
-from replay.commands.console import byte_progress, stderr, stdout
-from replay.commands.import_cmd import add_host_options
+from replay.api import prepare_replay, what_if
+from replay.commands.console import stderr, stdout
+from replay.commands.import_cmd import add_host_options, open_from_args
 from replay.compare import scenario_matrix
 from replay.engine import Path_, Work
 from replay.profiles import PROFILES
@@ -47,15 +46,7 @@ def add_replay_options(p: argparse.ArgumentParser) -> None:
 
 def load_work(args: argparse.Namespace) -> tuple[Capture, Work]:
     """Import (or reload) the capture, settle host and vCPUs, and prepare the replay."""
-    with byte_progress(f"importing {Path(args.capture).name}") as progress:
-        capture = open_capture(
-            args.capture,
-            topology=args.topology,
-            pmus=args.pmu,
-            vcpus=args.vcpu,
-            strict=args.strict,
-            progress=progress,
-        )
+    capture = open_from_args(args)
     return capture, prepare_replay(capture, args.profile)
 
 
