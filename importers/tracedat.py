@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from importers.capture import Capture, CaptureMetadata, sha256_of
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError, DroppedEventsError
-from importers.event_format import EventFormat
+from importers.event_format import EventFormat, EventFormatError, parse_fields
 from importers.schema import SIDE_TABLES
 from importers.skips import SkipLog
 from importers.tracedat_events import records_to_tables
@@ -88,9 +88,9 @@ def read_tracedat(
     if progress:
         progress(2, 4)
     ts = _convert_time(td, records.ts)
-    tables, seq_of_page = records_to_tables(td, data, records, ts, page_cpu, missed, skips)
+    tables = records_to_tables(td, data, records, ts, page_cpu, missed, skips)
     tables["tasks"] = _tasks(td)
-    lost = _lost_events(records, ts, page_cpu, missed, seq_of_page)
+    lost = tables.pop("lost_events")
     if lost.num_rows:
         if strict:
             raise DroppedEventsError(
@@ -107,8 +107,6 @@ def read_tracedat(
 
 def page_layout(td: TraceDat, page_size: int) -> PageLayout:
     """Commit and data offsets from the capture's ``header_page`` (kernel long size)."""
-    from importers.event_format import EventFormatError, parse_fields
-
     r = td.reader
     try:
         fields = {
@@ -279,37 +277,6 @@ def _tasks(td: TraceDat) -> pa.Table:
             pa.DictionaryArray.from_arrays(
                 pa.array(np.zeros(n, np.int32)), pa.array(["saved_cmdlines"])
             ),
-        ],
-        schema=schema,
-    )
-
-
-def _lost_events(
-    records: Records,
-    ts: NDArray[np.int64],
-    page_cpu: NDArray[np.int16],
-    missed: NDArray[np.int64],
-    seq_of_page: NDArray[np.int64],
-) -> pa.Table:
-    """One row per page flagged with missed events, timed at the next record of its CPU."""
-    pages = np.flatnonzero(missed != MISSED_NONE)
-    schema = SIDE_TABLES["lost_events"]
-    first = np.searchsorted(records.page, pages)
-    has_next = first < len(records.page)
-    nxt = np.where(has_next, first, 0)
-    same_cpu = (
-        has_next & (page_cpu[records.page[nxt]] == page_cpu[pages]) if len(pages) else has_next
-    )
-    ts_col = pa.array(np.where(same_cpu, ts[nxt] if len(ts) else 0, 0), pa.int64(), mask=~same_cpu)
-    count = missed[pages]
-    n = len(pages)
-    return pa.Table.from_arrays(
-        [
-            ts_col,
-            pa.array(seq_of_page[pages], pa.int64()),
-            pa.array(page_cpu[pages], pa.int16()),
-            pa.array(count, pa.int64(), mask=count < 0),
-            pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array(["missed"])),
         ],
         schema=schema,
     )

@@ -38,11 +38,11 @@ def records_to_tables(
     page_cpu: NDArray[np.int16],
     missed: NDArray[np.int64],
     skips: SkipLog,
-) -> tuple[dict[str, pa.Table], NDArray[np.int64]]:
-    """Decode ``records`` into tables; also return the ``seq`` of each page's loss marker."""
+) -> dict[str, pa.Table]:
+    """Decode ``records`` into typed tables, ``events`` and ``lost_events``."""
     n = len(records.ts)
     order = np.argsort(records.ts, kind="stable")
-    seq, seq_of_page = _sequence(records, order, page_cpu, missed)
+    seq, lost = _sequence(records, ts, order, page_cpu, missed)
     big = td.reader.big_endian
     offsets = records.offset
     lengths = records.length.astype(np.int64)
@@ -102,7 +102,8 @@ def records_to_tables(
     out = {name: _concat_by_seq(chunks) for name, chunks in tables.items()}
     ev = order[event_mask[order]]
     out["events"] = _events(td, data, formats, ev, types, ts, seq, prefix_cpu, offsets, lengths)
-    return out, seq_of_page
+    out["lost_events"] = lost
+    return out
 
 
 def _fixed_sizes(formats: dict[int, EventFormat]) -> NDArray[np.int64]:
@@ -113,30 +114,54 @@ def _fixed_sizes(formats: dict[int, EventFormat]) -> NDArray[np.int64]:
     return sizes
 
 
+def _following(
+    records: Records, page_cpu: NDArray[np.int16], pages: NDArray[np.intp]
+) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+    """Index of the first record at or after each page, and whether it is on the same CPU."""
+    first = np.searchsorted(records.page, pages)
+    follows = first < len(records.page)
+    nxt = np.where(follows, first, 0)
+    if len(records.page):
+        follows &= page_cpu[records.page[nxt]] == page_cpu[pages]
+    return nxt, follows
+
+
 def _sequence(
     records: Records,
+    ts: NDArray[np.int64],
     order: NDArray[np.intp],
     page_cpu: NDArray[np.int16],
     missed: NDArray[np.int64],
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """``seq`` of each record and of each page's loss marker (placed just before the first
-    record that follows the loss on that CPU, or after everything when none follows)."""
+) -> tuple[NDArray[np.int64], pa.Table]:
+    """``seq`` of each record, and the ``lost_events`` table.
+
+    A loss marker takes the ``seq`` just before the first record that follows the loss on its
+    CPU (and that record's ``ts``), or comes after everything when none follows.
+    """
     n = len(order)
     pages = np.flatnonzero(missed != MISSED_NONE)
-    first = np.searchsorted(records.page, pages)
-    follows = first < n
-    nxt = np.where(follows, first, 0)
-    if n:
-        follows &= page_cpu[records.page[nxt]] == page_cpu[pages]
+    nxt, follows = _following(records, page_cpu, pages)
     marker = np.zeros(n, np.int64)
-    np.add.at(marker, first[follows], 1)
+    np.add.at(marker, nxt[follows], 1)
     seq = np.empty(n, np.int64)
     seq[order] = np.arange(n, dtype=np.int64) + np.cumsum(marker[order])
-    seq_of_page = np.full(len(missed), -1, np.int64)
-    seq_of_page[pages[follows]] = seq[first[follows]] - 1
-    tail = pages[~follows]
-    seq_of_page[tail] = (seq.max() + 1 if n else 0) + np.arange(len(tail))
-    return seq, seq_of_page
+    lost_seq = np.where(follows, seq[nxt] - 1 if n else 0, 0)
+    tail = ~follows
+    lost_seq[tail] = (seq.max() + 1 if n else 0) + np.arange(int(tail.sum()))
+    count = missed[pages]
+    lost = pa.Table.from_arrays(
+        [
+            pa.array(np.where(follows, ts[nxt] if n else 0, 0), pa.int64(), mask=tail),
+            pa.array(lost_seq, pa.int64()),
+            pa.array(page_cpu[pages], pa.int16()),
+            pa.array(count, pa.int64(), mask=count < 0),
+            pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(len(pages), np.int32)), pa.array(["missed"])
+            ),
+        ],
+        schema=SIDE_TABLES["lost_events"],
+    )
+    return seq, lost
 
 
 def _common(fmt: EventFormat, g: FieldGather, name: str, size: int, type_: pa.DataType) -> pa.Array:
