@@ -88,7 +88,9 @@ def read_tracedat(
     if progress:
         progress(2, 4)
     ts = _convert_time(td, records.ts)
-    tables = records_to_tables(td, data, records, ts, page_cpu, missed, skips)
+    new_stream = (np.diff(page_cpu) != 0) | (np.diff(page_inst) != 0)
+    page_stream = np.concatenate([[0], np.cumsum(new_stream)]).astype(np.int64)
+    tables = records_to_tables(td, data, records, ts, page_cpu, page_stream, missed, skips)
     tables["tasks"] = _tasks(td)
     lost = tables.pop("lost_events")
     if lost.num_rows:
@@ -148,10 +150,10 @@ def _pages(
                 begin, size = stream.offset, stream.size
                 limit = min(r.size, begin + size)
                 if begin + size > r.size:
-                    skips.add(
+                    skips.add(  # pages cut short are still walked; their commit decides
                         "CPU data past the end of the file (truncated file)",
                         [f"CPU {stream.cpu} data at offset {begin:#x}, {size} bytes"],
-                        count=max(1, (begin + size - max(begin, r.size)) // inst.page_size),
+                        count=-(-(begin + size - max(begin, r.size)) // inst.page_size),
                     )
                 if compressed:
                     parts.append(bytes(r.buf[begin:limit]))

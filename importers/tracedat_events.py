@@ -36,12 +36,13 @@ def records_to_tables(
     records: Records,
     ts: NDArray[np.int64],
     page_cpu: NDArray[np.int16],
+    page_stream: NDArray[np.int64],
     missed: NDArray[np.int64],
     skips: SkipLog,
 ) -> dict[str, pa.Table]:
     """Decode ``records`` into typed tables, ``events`` and ``lost_events``."""
     n = len(records.ts)
-    order = np.argsort(records.ts, kind="stable")
+    order = merge_order(records.ts, page_stream[records.page])
     seq, lost = _sequence(records, ts, order, page_cpu, missed)
     big = td.reader.big_endian
     offsets = records.offset
@@ -104,6 +105,23 @@ def records_to_tables(
     out["events"] = _events(td, data, formats, ev, types, ts, seq, prefix_cpu, offsets, lengths)
     out["lost_events"] = lost
     return out
+
+
+def merge_order(ts: NDArray[np.int64], stream: NDArray[np.int64]) -> NDArray[np.intp]:
+    """Record indices in ``trace-cmd report`` order.
+
+    ``tracecmd_read_next_data`` repeatedly takes the CPU whose *next* record has the smallest
+    timestamp (ties to the lowest CPU), so each CPU's records keep their file order even when a
+    stream steps back in time (a new page with an older base, clock jumps). Sorting stably by
+    each stream's running maximum gives that merge: a record that steps back cannot be taken
+    before its predecessor, and is taken right after it, as the merge does. ``ts`` holds the
+    streams one after the other (``stream`` is non-decreasing).
+    """
+    key = ts.copy()
+    bounds = np.flatnonzero(np.diff(stream)) + 1
+    for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(ts)], strict=True):
+        np.maximum.accumulate(key[a:b], out=key[a:b])
+    return np.argsort(key, kind="stable")
 
 
 def _fixed_sizes(formats: dict[int, EventFormat]) -> NDArray[np.int64]:

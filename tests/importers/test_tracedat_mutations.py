@@ -28,9 +28,16 @@ PER_FILE = 60
 def mutate(data: bytes, rng: random.Random) -> bytes:
     buf = bytearray(data)
     kind = rng.choice(["truncate", "flip", "huge", "zero", "splice"])
-    # Headers, formats and options sit in the first part of both files; pages follow.
-    hot = rng.random() < 0.7
-    pos = rng.randrange(0, min(len(buf), 1 << 16) if hot else len(buf))
+    # Headers, formats and options sit in the first part of both files; the ring-buffer pages
+    # are in the last few percent.
+    region = rng.random()
+    hot = region < 0.5
+    if hot:
+        pos = rng.randrange(0, min(len(buf), 1 << 16))
+    elif region < 0.85:
+        pos = rng.randrange(len(buf) * 24 // 25, len(buf))
+    else:
+        pos = rng.randrange(0, len(buf))
     if kind == "truncate":
         return bytes(buf[:pos])
     if kind == "flip":
