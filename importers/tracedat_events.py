@@ -1,0 +1,265 @@
+"""Merge the per-CPU record arrays and split them into typed tables and ``events``.
+
+Mirrors ``trace-cmd report``'s ordering (``tracecmd_read_next_data``: smallest timestamp
+first, ties to the lowest CPU, then stream position) with one stable sort over the records of
+all CPUs (already time-ordered per CPU, so the sort merges runs).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
+from importers.event_format import EventFormat
+from importers.schema import SIDE_TABLES
+from importers.skips import SkipLog
+from importers.tracedat_fields import FieldGather, gather_bytes
+from importers.tracedat_file import TraceDat
+from importers.tracedat_pages import MISSED_NONE, Records
+from importers.tracedat_tables import MODELLED, typed_table
+
+#: systems of the modelled events (a same-named event of another system goes to ``events``)
+_SYSTEMS = {"sched": "sched", "cpu": "power", "kvm": "kvm"}
+
+
+def _modelled_table(fmt: EventFormat) -> str | None:
+    if fmt.name not in MODELLED:
+        return None
+    system = _SYSTEMS.get(fmt.name.split("_", 1)[0])
+    return fmt.name if system is None or fmt.system == system else None
+
+
+def records_to_tables(
+    td: TraceDat,
+    data: NDArray[np.uint8],
+    records: Records,
+    ts: NDArray[np.int64],
+    page_cpu: NDArray[np.int16],
+    page_stream: NDArray[np.int64],
+    missed: NDArray[np.int64],
+    skips: SkipLog,
+) -> dict[str, pa.Table]:
+    """Decode ``records`` into typed tables, ``events`` and ``lost_events``."""
+    n = len(records.ts)
+    order = merge_order(records.ts, page_stream[records.page])
+    seq, lost = _sequence(records, ts, order, page_cpu, missed)
+    big = td.reader.big_endian
+    offsets = records.offset
+    lengths = records.length.astype(np.int64)
+    types = FieldGather(data, offsets, lengths, big).integer(0, 2, False)
+    assert types is not None
+    types64: NDArray[np.int64] = types.astype(np.int64)
+    types = types64
+    formats: dict[int, EventFormat] = {}
+    for f in td.formats:
+        formats.setdefault(f.id, f)
+    sorted_types = types[order]
+    unique_types = np.unique(sorted_types)
+    valid = np.ones(n, bool)
+    for t in unique_types.tolist():
+        if t in formats:
+            continue
+        recs = order[sorted_types == t]
+        valid[recs] = False
+        skips.add(
+            "record with an event id that has no format (corrupt record)",
+            [f"CPU {page_cpu[records.page[r]]} record {seq[r]} (id {t})" for r in recs[:5]],
+            count=len(recs),
+        )
+    short = valid & (lengths < _fixed_sizes(formats)[np.clip(types, 0, (1 << 16) - 1)])
+    if short.any():
+        bad = np.flatnonzero(short)
+        skips.add(
+            "record shorter than its event format",
+            [f"CPU {page_cpu[records.page[r]]} record {seq[r]}" for r in bad[:5]],
+            count=len(bad),
+        )
+        valid &= ~short
+    prefix_cpu = page_cpu[records.page]
+    tables: dict[str, list[pa.Table]] = {}
+    event_mask = np.zeros(n, bool)
+    for t in unique_types.tolist():
+        fmt = formats.get(t)
+        if fmt is None:
+            continue
+        name = _modelled_table(fmt)
+        idx = order[(sorted_types == t)]
+        idx = idx[valid[idx]]
+        if name is None:
+            event_mask[idx] = True
+            continue
+        g = FieldGather(data, offsets[idx], lengths[idx], big)
+        prefix = {
+            "ts": pa.array(ts[idx]),
+            "seq": pa.array(seq[idx]),
+            "cpu": pa.array(prefix_cpu[idx]),
+            "common_pid": _common(fmt, g, "common_pid", 4, pa.int32()),
+        }
+        table, notes = typed_table(name, fmt, g, prefix)
+        for note in notes:
+            skips.add(f"undecodable column: {note}", [f"event {fmt.system}:{fmt.name}"], count=1)
+        tables.setdefault(name, []).append(table)
+    out = {name: _concat_by_seq(chunks) for name, chunks in tables.items()}
+    ev = order[event_mask[order]]
+    out["events"] = _events(td, data, formats, ev, types, ts, seq, prefix_cpu, offsets, lengths)
+    out["lost_events"] = lost
+    return out
+
+
+def merge_order(ts: NDArray[np.int64], stream: NDArray[np.int64]) -> NDArray[np.intp]:
+    """Record indices in ``trace-cmd report`` order.
+
+    ``tracecmd_read_next_data`` repeatedly takes the CPU whose *next* record has the smallest
+    timestamp (ties to the lowest CPU), so each CPU's records keep their file order even when a
+    stream steps back in time (a new page with an older base, clock jumps). Sorting stably by
+    each stream's running maximum gives that merge: a record that steps back cannot be taken
+    before its predecessor, and is taken right after it, as the merge does. ``ts`` holds the
+    streams one after the other (``stream`` is non-decreasing).
+    """
+    key = ts.copy()
+    bounds = np.flatnonzero(np.diff(stream)) + 1
+    for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(ts)], strict=True):
+        np.maximum.accumulate(key[a:b], out=key[a:b])
+    return np.argsort(key, kind="stable")
+
+
+def _fixed_sizes(formats: dict[int, EventFormat]) -> NDArray[np.int64]:
+    sizes = np.zeros(1 << 16, np.int64)
+    for t, f in formats.items():
+        if 0 <= t < 1 << 16:
+            sizes[t] = f.fixed_size
+    return sizes
+
+
+def _following(
+    records: Records, page_cpu: NDArray[np.int16], pages: NDArray[np.intp]
+) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+    """Index of the first record at or after each page, and whether it is on the same CPU."""
+    first = np.searchsorted(records.page, pages)
+    follows = first < len(records.page)
+    nxt = np.where(follows, first, 0)
+    if len(records.page):
+        follows &= page_cpu[records.page[nxt]] == page_cpu[pages]
+    return nxt, follows
+
+
+def _sequence(
+    records: Records,
+    ts: NDArray[np.int64],
+    order: NDArray[np.intp],
+    page_cpu: NDArray[np.int16],
+    missed: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], pa.Table]:
+    """``seq`` of each record, and the ``lost_events`` table.
+
+    A loss marker takes the ``seq`` just before the first record that follows the loss on its
+    CPU (and that record's ``ts``), or comes after everything when none follows.
+    """
+    n = len(order)
+    pages = np.flatnonzero(missed != MISSED_NONE)
+    nxt, follows = _following(records, page_cpu, pages)
+    marker = np.zeros(n, np.int64)
+    np.add.at(marker, nxt[follows], 1)
+    seq = np.empty(n, np.int64)
+    seq[order] = np.arange(n, dtype=np.int64) + np.cumsum(marker[order])
+    lost_seq = np.where(follows, seq[nxt] - 1 if n else 0, 0)
+    tail = ~follows
+    lost_seq[tail] = (seq.max() + 1 if n else 0) + np.arange(int(tail.sum()))
+    count = missed[pages]
+    lost = pa.Table.from_arrays(
+        [
+            pa.array(np.where(follows, ts[nxt] if n else 0, 0), pa.int64(), mask=tail),
+            pa.array(lost_seq, pa.int64()),
+            pa.array(page_cpu[pages], pa.int16()),
+            pa.array(count, pa.int64(), mask=count < 0),
+            pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(len(pages), np.int32)), pa.array(["missed"])
+            ),
+        ],
+        schema=SIDE_TABLES["lost_events"],
+    )
+    return seq, lost
+
+
+def _common(fmt: EventFormat, g: FieldGather, name: str, size: int, type_: pa.DataType) -> pa.Array:
+    f = fmt.field(name)
+    values = g.integer(f.offset, f.size, f.signed) if f is not None else None
+    if values is None:
+        return pa.nulls(g.n, type_)
+    return pa.array(values).cast(type_, safe=False)
+
+
+def _concat_by_seq(chunks: list[pa.Table]) -> pa.Table:
+    table = pa.concat_tables(chunks)
+    if len(chunks) > 1:
+        table = table.take(np.argsort(table.column("seq").to_numpy(), kind="stable"))
+    return table
+
+
+def _events(
+    td: TraceDat,
+    data: NDArray[np.uint8],
+    formats: dict[int, EventFormat],
+    idx: NDArray[np.intp],
+    types: NDArray[np.int64],
+    ts: NDArray[np.int64],
+    seq: NDArray[np.int64],
+    cpu: NDArray[np.int16],
+    offsets: NDArray[np.int64],
+    lengths: NDArray[np.int64],
+) -> pa.Table:
+    """The long ``events`` table: common fields, event name/system, raw payload."""
+    n = len(idx)
+    big = td.reader.big_endian
+    t = types[idx]
+    names = sorted({f.name for f in formats.values()})
+    name_index = {key: i for i, key in enumerate(names)}
+    systems = sorted({f.system for f in formats.values()})
+    system_index = {s: i for i, s in enumerate(systems)}
+    lut_name = np.zeros(1 << 16, np.int32)
+    lut_system = np.zeros(1 << 16, np.int32)
+    lut = {
+        k: np.zeros(1 << 16, np.int64)
+        for k in ("common_pid", "common_flags", "common_preempt_count")
+    }
+    for tid, f in formats.items():
+        if not 0 <= tid < 1 << 16:
+            continue
+        lut_name[tid] = name_index[f.name]
+        lut_system[tid] = system_index[f.system]
+        for key, arr in lut.items():
+            field = f.field(key)
+            arr[tid] = field.offset if field is not None else 0
+    base = offsets[idx]
+    length = lengths[idx]
+
+    def at(key: str, size: int, signed: bool) -> NDArray[np.generic]:
+        values = FieldGather(data, base + lut[key][t], length, big).integer(0, size, signed)
+        assert values is not None
+        return values
+
+    payload, poffs = gather_bytes(data, base, length)
+    schema = SIDE_TABLES["events"]
+    columns = {
+        "ts": pa.array(ts[idx]),
+        "seq": pa.array(seq[idx]),
+        "cpu": pa.array(cpu[idx]),
+        "common_pid": pa.array(at("common_pid", 4, True)),
+        "event": pa.DictionaryArray.from_arrays(
+            pa.array(lut_name[t]), pa.array(names, pa.string())
+        ),
+        "system": pa.DictionaryArray.from_arrays(
+            pa.array(lut_system[t]), pa.array(systems, pa.string())
+        ),
+        "flags": pa.array(at("common_flags", 1, False)),
+        "preempt_count": pa.array(at("common_preempt_count", 1, False)),
+        "payload": pa.LargeBinaryArray.from_buffers(
+            pa.large_binary(), n, [None, pa.py_buffer(poffs), pa.py_buffer(payload)]
+        ),
+    }
+    arrays = []
+    for f in schema:
+        col = columns.get(f.name)
+        arrays.append(col.cast(f.type) if col is not None else pa.nulls(n, f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
