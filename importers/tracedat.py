@@ -20,6 +20,8 @@ Choices
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ from importers.event_format import EventFormat, EventFormatError, parse_fields
 from importers.schema import SIDE_TABLES
 from importers.skips import SkipLog
 from importers.tracedat_events import records_to_tables
-from importers.tracedat_file import TraceDat, inflate_cpu_stream, read_container
+from importers.tracedat_file import TraceDat, cpu_chunks, read_container
 from importers.tracedat_pages import (
     MISSED_NONE,
     PAGE_DAMAGE,
@@ -43,7 +45,7 @@ from importers.tracedat_pages import (
     Records,
     walk_pages,
 )
-from importers.tracedat_reader import open_reader
+from importers.tracedat_reader import Reader, decompress, open_reader
 
 
 def read_tracedat(
@@ -72,6 +74,14 @@ def read_tracedat(
     CaptureFormatError
         When the file is not a readable trace.dat (message names file, section and offset).
     """
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+        digest = hasher.submit(sha256_of, path)  # overlaps the decode; hashlib drops the GIL
+        capture = _read(path, strict, progress)
+        capture.metadata.source_sha256 = digest.result()
+    return capture
+
+
+def _read(path: Path, strict: bool, progress: ProgressFn | None) -> Capture:
     reader = open_reader(path)
     td = read_container(reader)
     if td.latency:
@@ -132,42 +142,48 @@ def _pages(
     """One byte buffer holding every page, and each page's start, end, CPU and instance.
 
     Uncompressed files are used in place (memory-mapped); compressed v7 buffers are inflated
-    CPU by CPU into one buffer.
+    chunk by chunk straight into one buffer (sized from the chunk headers first).
     """
     r = td.reader
     compressed = any(inst.compressed for inst in td.instances)
-    parts: list[bytes] = []
-    base = 0
-    starts, ends, cpus, insts = [], [], [], []
+    # (instance, stream, [(source offset, compressed size or -1, bytes)]) in file order
+    plan = []
     for i, inst in enumerate(td.instances):
         for stream in inst.cpus:
             if inst.compressed:
-                blob = inflate_cpu_stream(td, stream)
-                begin, size, limit = base, len(blob), base + len(blob)
-                parts.append(blob)
-                base += len(blob)
-            else:
-                begin, size = stream.offset, stream.size
-                limit = min(r.size, begin + size)
-                if begin + size > r.size:
-                    skips.add(  # pages cut short are still walked; their commit decides
-                        "CPU data past the end of the file (truncated file)",
-                        [f"CPU {stream.cpu} data at offset {begin:#x}, {size} bytes"],
-                        count=-(-(begin + size - max(begin, r.size)) // inst.page_size),
-                    )
-                if compressed:
-                    parts.append(bytes(r.buf[begin:limit]))
-                    begin, limit = base, base + (limit - begin)
-                    base = limit
-            page_starts = np.arange(begin, max(begin, limit), inst.page_size, dtype=np.int64)
-            starts.append(page_starts)
-            ends.append(np.minimum(page_starts + inst.page_size, limit))
-            cpus.append(np.full(len(page_starts), stream.cpu, np.int16))
-            insts.append(np.full(len(page_starts), i, np.int32))
+                plan.append((i, stream, cpu_chunks(td, stream)))
+                continue
+            limit = min(r.size, stream.offset + stream.size)
+            if stream.offset + stream.size > r.size:
+                skips.add(  # pages cut short are still walked; their commit decides
+                    "CPU data past the end of the file (truncated file)",
+                    [f"CPU {stream.cpu} data at offset {stream.offset:#x}, {stream.size} bytes"],
+                    count=-(-(stream.offset + stream.size - max(stream.offset, r.size))
+                            // inst.page_size),
+                )  # fmt: skip
+            plan.append((i, stream, [(stream.offset, -1, max(0, limit - stream.offset))]))
     if compressed:
-        data = np.frombuffer(b"".join(parts), np.uint8)
+        data = np.empty(sum(n for *_, chunks in plan for _, _, n in chunks), np.uint8)
     else:
         data = np.frombuffer(r.buf, np.uint8)
+    base = 0
+    starts, ends, cpus, insts = [], [], [], []
+    jobs = []
+    for i, stream, chunks in plan:
+        page_size = td.instances[i].page_size
+        begin = base if compressed else chunks[0][0]
+        if compressed:
+            for chunk in chunks:
+                jobs.append((base, stream.cpu, chunk))
+                base += chunk[2]
+        limit = base if compressed else begin + chunks[0][2]
+        page_starts = np.arange(begin, limit, page_size, dtype=np.int64)
+        starts.append(page_starts)
+        ends.append(np.minimum(page_starts + page_size, limit))
+        cpus.append(np.full(len(page_starts), stream.cpu, np.int16))
+        insts.append(np.full(len(page_starts), i, np.int32))
+    if jobs:
+        _inflate_all(td, data, jobs)
     cat = np.concatenate
     return (
         data,
@@ -176,6 +192,26 @@ def _pages(
         cat(cpus) if cpus else np.zeros(0, np.int16),
         cat(insts) if insts else np.zeros(0, np.int32),
     )
+
+
+def _inflate_all(
+    td: TraceDat, data: NDArray[np.uint8], jobs: list[tuple[int, int, tuple[int, int, int]]]
+) -> None:
+    """Inflate chunks into their place in ``data`` on all cores (zlib and zstd drop the GIL)."""
+    r = td.reader
+
+    def inflate(job: tuple[int, int, tuple[int, int, int]]) -> None:
+        dest, cpu, (pos, comp, n) = job
+        if comp < 0:  # an uncompressed instance in a compressed file: copy as is
+            data[dest : dest + n] = np.frombuffer(r.buf, np.uint8, n, pos)
+            return
+        label = Reader(r.path, r.buf, r.big_endian, f"compressed data of CPU {cpu}")
+        blob = decompress(td.compression or "", r.buf[pos : pos + comp], n, label, pos - 8)
+        data[dest : dest + n] = np.frombuffer(blob, np.uint8)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for _ in pool.map(inflate, jobs):
+            pass  # re-raises the first failure, in file order
 
 
 def _walk(
@@ -197,19 +233,7 @@ def _walk(
         recs.page = sel[recs.page].astype(np.int32)
         status[sel], missed[sel] = st, mi
         chunks.append(recs)
-    if not chunks:
-        empty = np.zeros(0, np.int64)
-        return Records(empty, empty, np.zeros(0, np.int32), np.zeros(0, np.int32)), status, missed
-    return (
-        Records(
-            np.concatenate([c.ts for c in chunks]),
-            np.concatenate([c.offset for c in chunks]),
-            np.concatenate([c.length for c in chunks]),
-            np.concatenate([c.page for c in chunks]),
-        ),
-        status,
-        missed,
-    )
+    return Records.concat(chunks), status, missed
 
 
 def _count_damage(
@@ -324,7 +348,7 @@ def _metadata(path: Path, td: TraceDat, ts: NDArray[np.int64], skips: SkipLog) -
     }
     return CaptureMetadata(
         source_path=str(path),
-        source_sha256=sha256_of(path),
+        source_sha256="",  # filled in by read_tracedat
         format="trace.dat",
         importer="importers.tracedat:read_tracedat",
         clock=clock,

@@ -14,8 +14,8 @@ from numpy.typing import NDArray
 from importers.event_format import EventFormat
 from importers.schema import SIDE_TABLES
 from importers.skips import SkipLog
-from importers.tracedat_fields import FieldGather, gather_bytes
-from importers.tracedat_file import TraceDat
+from importers.tracedat_fields import FieldGather, common_fields, gather_bytes
+from importers.tracedat_file import FormatText, TraceDat
 from importers.tracedat_pages import MISSED_NONE, Records
 from importers.tracedat_tables import MODELLED, typed_table
 
@@ -47,54 +47,41 @@ def records_to_tables(
     big = td.reader.big_endian
     offsets = records.offset
     lengths = records.length.astype(np.int64)
-    types = FieldGather(data, offsets, lengths, big).integer(0, 2, False)
-    assert types is not None
-    types64: NDArray[np.int64] = types.astype(np.int64)
-    types = types64
-    formats: dict[int, EventFormat] = {}
-    for f in td.formats:
-        formats.setdefault(f.id, f)
+    types = records.type
+    texts: dict[int, FormatText] = {}
+    for ft in td.formats:
+        texts.setdefault(ft.id, ft)
+    # Group the merged records by type with one stable (radix) sort: within a group the
+    # records stay in merged order.
     sorted_types = types[order]
-    unique_types = np.unique(sorted_types)
-    valid = np.ones(n, bool)
-    for t in unique_types.tolist():
-        if t in formats:
-            continue
-        recs = order[sorted_types == t]
-        valid[recs] = False
-        skips.add(
-            "record with an event id that has no format (corrupt record)",
-            [f"CPU {page_cpu[records.page[r]]} record {seq[r]} (id {t})" for r in recs[:5]],
-            count=len(recs),
-        )
-    short = valid & (lengths < _fixed_sizes(formats)[np.clip(types, 0, (1 << 16) - 1)])
-    if short.any():
-        bad = np.flatnonzero(short)
-        skips.add(
-            "record shorter than its event format",
-            [f"CPU {page_cpu[records.page[r]]} record {seq[r]}" for r in bad[:5]],
-            count=len(bad),
-        )
-        valid &= ~short
-    prefix_cpu = page_cpu[records.page]
+    by_type = np.argsort(sorted_types, kind="stable")  # uint16: a radix sort
+    grouped = order[by_type]
+    cuts = np.flatnonzero(np.diff(sorted_types[by_type])) + 1
+    cpu = page_cpu[records.page]
+    formats: dict[int, EventFormat] = {}
     tables: dict[str, list[pa.Table]] = {}
     event_mask = np.zeros(n, bool)
-    for t in unique_types.tolist():
-        fmt = formats.get(t)
-        if fmt is None:
+    for idx in np.split(grouped, cuts) if n else []:
+        t = int(types[idx[0]])
+        if t not in texts:
+            _skip(skips, "record with an event id that has no format (corrupt record)",
+                  idx, cpu, seq, f" (id {t})")  # fmt: skip
             continue
+        fmt = formats[t] = texts[t].parse()
+        short = lengths[idx] < fmt.fixed_size
+        if short.any():
+            _skip(skips, "record shorter than its event format", idx[short], cpu, seq, "")
+            idx = idx[~short]
         name = _modelled_table(fmt)
-        idx = order[(sorted_types == t)]
-        idx = idx[valid[idx]]
         if name is None:
             event_mask[idx] = True
             continue
-        g = FieldGather(data, offsets[idx], lengths[idx], big)
+        g = FieldGather(data, offsets[idx], lengths[idx], big, block=fmt.fixed_size)
         prefix = {
             "ts": pa.array(ts[idx]),
             "seq": pa.array(seq[idx]),
-            "cpu": pa.array(prefix_cpu[idx]),
-            "common_pid": _common(fmt, g, "common_pid", 4, pa.int32()),
+            "cpu": pa.array(cpu[idx]),
+            "common_pid": _common(fmt, g, "common_pid", pa.int32()),
         }
         table, notes = typed_table(name, fmt, g, prefix)
         for note in notes:
@@ -102,9 +89,21 @@ def records_to_tables(
         tables.setdefault(name, []).append(table)
     out = {name: _concat_by_seq(chunks) for name, chunks in tables.items()}
     ev = order[event_mask[order]]
-    out["events"] = _events(td, data, formats, ev, types, ts, seq, prefix_cpu, offsets, lengths)
+    out["events"] = _events(td, data, formats, ev, types, ts, seq, cpu, offsets, lengths)
     out["lost_events"] = lost
     return out
+
+
+def _skip(
+    skips: SkipLog,
+    reason: str,
+    idx: NDArray[np.intp],
+    cpu: NDArray[np.int16],
+    seq: NDArray[np.int64],
+    detail: str,
+) -> None:
+    where = [f"CPU {cpu[r]} record seq {seq[r]}{detail}" for r in idx[:5]]
+    skips.add(reason, where, count=len(idx))
 
 
 def merge_order(ts: NDArray[np.int64], stream: NDArray[np.int64]) -> NDArray[np.intp]:
@@ -122,14 +121,6 @@ def merge_order(ts: NDArray[np.int64], stream: NDArray[np.int64]) -> NDArray[np.
     for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(ts)], strict=True):
         np.maximum.accumulate(key[a:b], out=key[a:b])
     return np.argsort(key, kind="stable")
-
-
-def _fixed_sizes(formats: dict[int, EventFormat]) -> NDArray[np.int64]:
-    sizes = np.zeros(1 << 16, np.int64)
-    for t, f in formats.items():
-        if 0 <= t < 1 << 16:
-            sizes[t] = f.fixed_size
-    return sizes
 
 
 def _following(
@@ -182,7 +173,7 @@ def _sequence(
     return seq, lost
 
 
-def _common(fmt: EventFormat, g: FieldGather, name: str, size: int, type_: pa.DataType) -> pa.Array:
+def _common(fmt: EventFormat, g: FieldGather, name: str, type_: pa.DataType) -> pa.Array:
     f = fmt.field(name)
     values = g.integer(f.offset, f.size, f.signed) if f is not None else None
     if values is None:
@@ -202,7 +193,7 @@ def _events(
     data: NDArray[np.uint8],
     formats: dict[int, EventFormat],
     idx: NDArray[np.intp],
-    types: NDArray[np.int64],
+    types: NDArray[np.uint16],
     ts: NDArray[np.int64],
     seq: NDArray[np.int64],
     cpu: NDArray[np.int16],
@@ -219,41 +210,33 @@ def _events(
     system_index = {s: i for i, s in enumerate(systems)}
     lut_name = np.zeros(1 << 16, np.int32)
     lut_system = np.zeros(1 << 16, np.int32)
-    lut = {
-        k: np.zeros(1 << 16, np.int64)
-        for k in ("common_pid", "common_flags", "common_preempt_count")
-    }
+    lut = np.zeros((3, 1 << 16), np.int64)
     for tid, f in formats.items():
         if not 0 <= tid < 1 << 16:
             continue
         lut_name[tid] = name_index[f.name]
         lut_system[tid] = system_index[f.system]
-        for key, arr in lut.items():
+        for k, key in enumerate(("common_pid", "common_flags", "common_preempt_count")):
             field = f.field(key)
-            arr[tid] = field.offset if field is not None else 0
-    base = offsets[idx]
+            lut[k, tid] = field.offset if field is not None else -(1 << 40)
     length = lengths[idx]
-
-    def at(key: str, size: int, signed: bool) -> NDArray[np.generic]:
-        values = FieldGather(data, base + lut[key][t], length, big).integer(0, size, signed)
-        assert values is not None
-        return values
-
-    payload, poffs = gather_bytes(data, base, length)
+    payload, poffs = gather_bytes(data, offsets[idx], length)
+    # read the common fields back from the packed copy: sequential access
+    pid, flags, preempt = common_fields(payload, poffs[:-1], t, lut, big)
     schema = SIDE_TABLES["events"]
     columns = {
         "ts": pa.array(ts[idx]),
         "seq": pa.array(seq[idx]),
         "cpu": pa.array(cpu[idx]),
-        "common_pid": pa.array(at("common_pid", 4, True)),
+        "common_pid": pa.array(pid),
         "event": pa.DictionaryArray.from_arrays(
             pa.array(lut_name[t]), pa.array(names, pa.string())
         ),
         "system": pa.DictionaryArray.from_arrays(
             pa.array(lut_system[t]), pa.array(systems, pa.string())
         ),
-        "flags": pa.array(at("common_flags", 1, False)),
-        "preempt_count": pa.array(at("common_preempt_count", 1, False)),
+        "flags": pa.array(flags),
+        "preempt_count": pa.array(preempt),
         "payload": pa.LargeBinaryArray.from_buffers(
             pa.large_binary(), n, [None, pa.py_buffer(poffs), pa.py_buffer(payload)]
         ),

@@ -30,11 +30,84 @@ def gather_bytes(
         offsets[i + 1] = offsets[i] + lengths[i]
     out = np.empty(offsets[n], np.uint8)
     for i in range(n):
-        s = starts[i]
-        o = offsets[i]
-        for j in range(lengths[i]):
-            out[o + j] = data[s + j]
+        out[offsets[i] : offsets[i + 1]] = data[starts[i] : starts[i] + lengths[i]]
     return out, offsets
+
+
+@njit(cache=True, nogil=True)
+def gather_matrix(
+    data: NDArray[np.uint8], offsets: NDArray[np.int64], start: int, width: int
+) -> NDArray[np.uint8]:
+    """``(n, width)`` bytes at ``offsets[i] + start``; rows past the buffer end read as zeros."""
+    n = offsets.shape[0]
+    out = np.zeros((n, width), np.uint8)
+    limit = data.shape[0]
+    for i in range(n):
+        s = offsets[i] + start
+        if s < 0 or s + width > limit:
+            continue
+        for j in range(width):
+            out[i, j] = data[s + j]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def gather_uint(
+    data: NDArray[np.uint8], offsets: NDArray[np.int64], start: int, size: int, big: bool
+) -> NDArray[np.uint64]:
+    """Unsigned ``size``-byte integers at ``offsets[i] + start`` (zero past the buffer end)."""
+    n = offsets.shape[0]
+    out = np.zeros(n, np.uint64)
+    limit = data.shape[0]
+    for i in range(n):
+        s = offsets[i] + start
+        if s < 0 or s + size > limit:
+            continue
+        v = np.uint64(0)
+        if big:
+            for j in range(size):
+                v = (v << np.uint64(8)) | np.uint64(data[s + j])
+        else:
+            for j in range(size - 1, -1, -1):
+                v = (v << np.uint64(8)) | np.uint64(data[s + j])
+        out[i] = v
+    return out
+
+
+@njit(cache=True, nogil=True)
+def common_fields(
+    data: NDArray[np.uint8],
+    offsets: NDArray[np.int64],
+    types: NDArray[np.uint16],
+    lut: NDArray[np.int64],
+    big: bool,
+) -> tuple[NDArray[np.int32], NDArray[np.uint8], NDArray[np.uint8]]:
+    """``common_pid``, ``common_flags``, ``common_preempt_count`` of records of mixed types.
+
+    ``lut[k, type]`` is the offset of common field ``k`` in that type's format (they agree on
+    every known kernel, but each record is still read by its own format).
+    """
+    n = offsets.shape[0]
+    pid = np.zeros(n, np.int32)
+    flags = np.zeros(n, np.uint8)
+    preempt = np.zeros(n, np.uint8)
+    limit = data.shape[0]
+    for i in range(n):
+        t = types[i]
+        s = offsets[i] + lut[0, t]
+        if s >= 0 and s + 4 <= limit:
+            if big:
+                v = (data[s] << 24) | (data[s + 1] << 16) | (data[s + 2] << 8) | data[s + 3]
+            else:
+                v = (data[s + 3] << 24) | (data[s + 2] << 16) | (data[s + 1] << 8) | data[s]
+            pid[i] = np.int32(np.uint32(v))
+        f = offsets[i] + lut[1, t]
+        if 0 <= f < limit:
+            flags[i] = data[f]
+        p = offsets[i] + lut[2, t]
+        if 0 <= p < limit:
+            preempt[i] = data[p]
+    return pid, flags, preempt
 
 
 @njit(cache=True, nogil=True)
@@ -56,7 +129,10 @@ class FieldGather:
     """Decode fields of ``n`` records whose payloads start at ``offsets`` in ``data``.
 
     ``lengths`` are the payload lengths; a dynamic (``__data_loc``) field pointing outside its
-    record decodes as null rather than reading a neighbour's bytes.
+    record decodes as null rather than reading a neighbour's bytes. With ``block`` > 0 the
+    first ``block`` bytes of every record (the fixed part of its format) are copied once, so
+    each fixed field is a column slice of that matrix instead of another pass over the
+    scattered records.
     """
 
     def __init__(
@@ -65,17 +141,20 @@ class FieldGather:
         offsets: NDArray[np.int64],
         lengths: NDArray[np.int64],
         big_endian: bool,
+        block: int = 0,
     ) -> None:
         self.data = data
         self.offsets = offsets
         self.lengths = lengths
         self.big_endian = big_endian
         self.n = int(offsets.shape[0])
+        self.block = gather_matrix(data, offsets, 0, block) if block > 0 else None
 
     def raw(self, offset: int, size: int) -> NDArray[np.uint8]:
         """``(n, size)`` contiguous byte matrix of the bytes at ``offset`` in each record."""
-        index = (self.offsets + offset)[:, None] + np.arange(size, dtype=np.int64)
-        out: NDArray[np.uint8] = self.data[index]
+        if self.block is not None and offset + size <= self.block.shape[1]:
+            return np.ascontiguousarray(self.block[:, offset : offset + size])
+        out: NDArray[np.uint8] = gather_matrix(self.data, self.offsets, offset, size)
         return out
 
     def scalar(self, f: FormatField) -> NDArray[np.generic] | None:
@@ -85,15 +164,20 @@ class FieldGather:
     def integer(self, offset: int, size: int, signed: bool) -> NDArray[np.generic] | None:
         if size not in (1, 2, 4, 8):
             return None
-        order = ">" if self.big_endian else "<"
-        dtype = np.dtype(f"{order}{'i' if signed else 'u'}{size}")
-        values = self.raw(offset, size).view(dtype).reshape(self.n)
-        return values.astype(dtype.newbyteorder("="), copy=False)
+        if self.block is not None and offset + size <= self.block.shape[1]:
+            order = ">" if self.big_endian else "<"
+            dtype = np.dtype(f"{order}{'i' if signed else 'u'}{size}")
+            column = self.raw(offset, size).view(dtype).reshape(self.n)
+            native: NDArray[np.generic] = column.astype(dtype.newbyteorder("="), copy=False)
+            return native
+        wide = gather_uint(self.data, self.offsets, offset, size, self.big_endian)
+        unsigned = wide.astype(np.dtype(f"u{size}"), copy=False)
+        return unsigned.view(np.dtype(f"i{size}")) if signed else unsigned
 
     def string(self, f: FormatField) -> pa.DictionaryArray:
         """A ``char[N]`` or ``__data_loc char[]`` field as ``dictionary<int32, utf8>``."""
         if f.loc is None:
-            raw = np.ascontiguousarray(self.raw(f.offset, f.size))
+            raw = self.raw(f.offset, f.size)
             binary = pa.FixedSizeBinaryArray.from_buffers(
                 pa.binary(f.size), self.n, [None, pa.py_buffer(raw)]
             )

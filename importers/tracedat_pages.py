@@ -62,13 +62,45 @@ class Records:
     """Flat arrays of data records, in page order (so per CPU, in time order).
 
     ``offset`` is the payload's byte offset in the data buffer, ``length`` its length
-    (a multiple of 4, possibly with trailing junk), ``page`` the index of its page.
+    (a multiple of 4, possibly with trailing junk), ``page`` the index of its page, ``type``
+    its ``common_type`` (event id).
     """
 
     ts: NDArray[np.int64]
     offset: NDArray[np.int64]
     length: NDArray[np.int32]
     page: NDArray[np.int32]
+    type: NDArray[np.uint16]
+
+    def arrays(
+        self,
+    ) -> tuple[
+        NDArray[np.int64],
+        NDArray[np.int64],
+        NDArray[np.int32],
+        NDArray[np.int32],
+        NDArray[np.uint16],
+    ]:
+        return self.ts, self.offset, self.length, self.page, self.type
+
+    @staticmethod
+    def concat(parts: list[Records]) -> Records:
+        if not parts:
+            return empty_records(0)
+        return Records(
+            *(np.concatenate(arrays) for arrays in zip(*(p.arrays() for p in parts), strict=True))
+        )
+
+
+def empty_records(n: int) -> Records:
+    """Uninitialised arrays for ``n`` records (the fill pass writes every element)."""
+    return Records(
+        np.empty(n, np.int64),
+        np.empty(n, np.int64),
+        np.empty(n, np.int32),
+        np.empty(n, np.int32),
+        np.empty(n, np.uint16),
+    )
 
 
 @njit(cache=True, inline="always")
@@ -103,6 +135,7 @@ def _walk(
     out_off: NDArray[np.int64],
     out_len: NDArray[np.int32],
     out_page: NDArray[np.int32],
+    out_type: NDArray[np.uint16],
 ) -> None:
     k = 0
     msb = np.uint64(TS_MSB)
@@ -189,6 +222,11 @@ def _walk(
                 out_off[k] = payload
                 out_len[k] = length
                 out_page[k] = pg
+                # common_type (u16 at offset 0 of every entry) selects the format
+                if big:
+                    out_type[k] = (np.uint16(d[payload]) << 8) | np.uint16(d[payload + 1])
+                else:
+                    out_type[k] = (np.uint16(d[payload + 1]) << 8) | np.uint16(d[payload])
                 k += 1
             n += 1
             pos = payload + length
@@ -216,17 +254,8 @@ def walk_pages(
     status = np.zeros(npages, np.int8)
     missed = np.full(npages, MISSED_NONE, np.int64)
     args = (layout.commit_offset, layout.commit_size, layout.data_offset, layout.big_endian)
-    empty64 = np.empty(0, np.int64)
-    empty32 = np.empty(0, np.int32)
-    _walk(data, starts, ends, *args, False, counts, status, missed,
-          empty64, empty64, empty32, empty32)  # fmt: skip
-    total = int(counts[status == PAGE_OK].sum())
-    records = Records(
-        np.empty(total, np.int64),
-        np.empty(total, np.int64),
-        np.empty(total, np.int32),
-        np.empty(total, np.int32),
-    )
-    _walk(data, starts, ends, *args, True, counts, status, missed,
-          records.ts, records.offset, records.length, records.page)  # fmt: skip
+    for fill in (False, True):
+        r = records = empty_records(int(counts[status == PAGE_OK].sum()) if fill else 0)
+        _walk(data, starts, ends, *args, fill, counts, status, missed,
+              r.ts, r.offset, r.length, r.page, r.type)  # fmt: skip
     return records, status, missed

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from importers.event_format import EventFormat
@@ -151,10 +152,10 @@ def derive_text(
     code = np.zeros(n, np.int64)
     uniques: list[NDArray[np.generic]] = []
     for name in used:
-        u, inv = np.unique(values[name], return_inverse=True)
-        code = code * len(u) + inv.reshape(-1)
+        u, inv = factorize(values[name])
+        code = code * len(u) + inv
         uniques.append(u)
-    combos, inverse = np.unique(code, return_inverse=True)
+    combos, inverse = factorize(code)
     texts: list[str | None] = []
     for c in combos.tolist():
         rec: dict[str, int] = {}
@@ -166,7 +167,19 @@ def derive_text(
         except CannotEvaluate as exc:
             notes.append(f"{fmt.name}.{label}: cannot evaluate print fmt ({exc})")
             texts.append(None)
-    return _dictionary_from(texts, inverse.reshape(-1))
+    return _dictionary_from(texts, inverse)
+
+
+def factorize(values: NDArray[np.generic]) -> tuple[NDArray[np.generic], NDArray[np.int64]]:
+    """Distinct values (first-seen order) and each element's index into them.
+
+    Arrow's hash-based ``dictionary_encode`` is linear, unlike ``np.unique``'s sort; columns
+    such as ``prev_state`` have millions of rows but a handful of distinct values.
+    """
+    encoded = pc.dictionary_encode(pa.array(values))
+    uniques: NDArray[np.generic] = encoded.dictionary.to_numpy(zero_copy_only=False)
+    inverse: NDArray[np.int64] = encoded.indices.to_numpy().astype(np.int64)
+    return uniques, inverse
 
 
 def _dictionary_from(texts: list[str | None], inverse: NDArray[np.intp]) -> pa.DictionaryArray:
