@@ -62,7 +62,7 @@ from importers.tracedat import _tasks as saved_cmdlines
 from importers.tracedat_file import TraceDat
 
 #: EVENT_UPDATE payload types (tools/lib/perf/include/perf/event.h)
-EVENT_UPDATE_NAME = 3
+EVENT_UPDATE_NAME = 2
 #: core PMUs by sysfs name when the host has a single one (x86 ``cpu``, Arm ``armv*``)
 _CORE_PREFIXES = ("cpu", "armv")
 

@@ -57,6 +57,19 @@ class Decoded:
         """Record sizes of ``idx`` as int64 (for gathers bounded by the record)."""
         return self.stream.size[idx].astype(np.int64)
 
+    def has(self, bit: str, idx: NDArray[np.intp]) -> NDArray[np.bool_]:
+        """Whether records ``idx`` carry sample field ``bit`` (in the body or the trailer)."""
+        # one entry per attr, then False for NO_ATTR (index -1)
+        in_sample = np.array([a.has(bit) for a in self.attrs] + [False], bool)
+        in_trailer = in_sample & np.array(
+            [a.flag("sample_id_all") for a in self.attrs] + [False], bool
+        )
+        owner = self.attr[idx]
+        out: NDArray[np.bool_] = np.where(
+            self.stream.type[idx] == SAMPLE, in_sample[owner], in_trailer[owner]
+        )
+        return out
+
     def of_type(self, *types: int) -> NDArray[np.intp]:
         """Valid records of the given types, in delivery order."""
         mask = np.isin(self.stream.type, types) & self.valid

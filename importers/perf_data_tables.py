@@ -283,6 +283,7 @@ def switches(d: Decoded, skips: SkipLog) -> pa.Table:
                   count=int(untimed.sum()))  # fmt: skip
         idx = idx[~untimed]
     misc = d.stream.misc[idx]
+    tid = d.has("TID", idx)
     wide = d.stream.type[idx] == SWITCH_CPU_WIDE
     g = FieldGather(d.stream.data, d.stream.offset[idx], d.sizes(idx), d.big)
     nxt_pid, nxt_tid = g.integer(8, 4, True), g.integer(12, 4, True)
@@ -291,8 +292,8 @@ def switches(d: Decoded, skips: SkipLog) -> pa.Table:
         "ts": pa.array(d.ts[idx]),
         "seq": pa.array(d.seq[idx]),
         "cpu": _nullable(d.cpu[idx], d.cpu[idx] < 0, pa.int16()),
-        "pid": _nullable(d.pid[idx], d.pid[idx] < 0, pa.int32()),
-        "tid": _nullable(d.tid[idx], d.tid[idx] < 0, pa.int32()),
+        "pid": _nullable(d.pid[idx], ~tid, pa.int32()),
+        "tid": _nullable(d.tid[idx], ~tid, pa.int32()),
         "out": pa.array((misc & MISC_SWITCH_OUT) != 0),
         "preempt": pa.array((misc & MISC_SWITCH_OUT_PREEMPT) != 0),
         "next_prev_pid": _nullable(nxt_pid, ~wide, pa.int32()),
