@@ -36,7 +36,8 @@ _FTRACE_LINE = re.compile(rb"-\d+\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\].{0,40}?\d+(?:\.
 _FTRACE_LATENCY_LINE = re.compile(rb"^\s*\S.{0,7}-\d+\s+\d+\S{0,8}\s+\d+\.\d+: \S+:", re.M)
 _PERF_SCRIPT_LINE = re.compile(rb"^\s*\S.*?\s+\d+(?:/\d+)?\s+(?:\[\d+\]\s+)?\d+\.\d+:\s", re.M)
 _PERF_STAT_CSV_LINE = re.compile(
-    rb"^(?:CPU\d+,|S\d+-D\d+-C\d+,|[\d.]+,)?"  # optional -A / --per-core / -I prefix
+    # optional -I interval (right-aligned: leading blanks), -A / --per-* id and CPU count
+    rb"^[ \t]*(?:[\d.]+,)?(?:CPU\d+,|S\d+(?:-D\d+)?(?:-C\d+)?,\d+,|N\d+,\d+,)?"
     rb"(?:[\d.]+|<not counted>|<not supported>),[^,\n]*,[^,\n]+,",
     re.M,
 )

@@ -33,6 +33,9 @@ from importers.perf_data_samples import (
 from importers.skips import SkipLog
 from importers.tracedat_fields import FieldGather
 
+#: largest CPU number a table can hold (int16 columns)
+MAX_CPU = (1 << 15) - 1
+
 
 @dataclass
 class Decoded:
@@ -184,7 +187,17 @@ def _report(d: Decoded, kernel: NDArray[np.bool_], skips: SkipLog) -> None:
         skips.add(
             "kernel record in a stream that declares no attr", [_where(stream, bad[0])], len(bad)
         )
-    short = kernel & ~unknown & ~d.valid
+    # CPU columns are int16 (as in every table); a CPU number beyond it is a corrupt record.
+    wild = kernel & d.valid & (d.cpu > MAX_CPU)
+    if wild.any():
+        bad = np.flatnonzero(wild)
+        skips.add(
+            f"record with a CPU number above {MAX_CPU} (corrupt record)",
+            [_where(stream, i) for i in bad[:5]],
+            count=len(bad),
+        )
+        d.valid &= ~wild
+    short = kernel & ~unknown & ~d.valid & ~wild
     if short.any():
         bad = np.flatnonzero(short)
         skips.add(

@@ -125,7 +125,7 @@ def pmu_samples(d: Decoded, names: list[str], pmus: PmuMap) -> pa.Table:
         attr = d.attrs[k]
         if attr.type == TYPE_TRACEPOINT:
             continue
-        ok = s.valid
+        ok = d.valid[idx]
         rows = idx[ok]
         n = len(rows)
         cols = {name: v[ok] for name, v in s.columns.items()}
@@ -166,8 +166,8 @@ def tracepoint_samples(
             skips.add(f"tracepoint sample without {what} (attr {names_hint(attr)})",
                       [f"seq {q}" for q in d.seq[idx[:5]].tolist()], count=len(idx))  # fmt: skip
             continue
-        ok = s.valid & (s.raw_size >= 8)
-        short = s.valid & ~ok
+        ok = d.valid[idx] & (s.raw_size >= 8)
+        short = d.valid[idx] & ~ok
         if short.any():
             skips.add(
                 "tracepoint sample whose RAW data is shorter than the common fields",
@@ -193,7 +193,7 @@ def pmu_counts(d: Decoded, names: list[str], pmus: PmuMap) -> pa.Table:
     for k, (idx, s) in d.samples.items():
         if s.read_at is None or s.read_nr is None:
             continue
-        ok = s.valid
+        ok = d.valid[idx]
         parts.append(
             _read_rows(d, k, idx[ok], s.read_at[ok], s.read_nr[ok], names, pmus, "sample read")
         )

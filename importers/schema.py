@@ -159,6 +159,7 @@ TYPED_TABLES: dict[str, pa.Schema] = {
             _f("time_enabled_ns", pa.uint64(), "time the event was enabled"),
             _f("time_running_ns", pa.uint64(), "time the event was on a counter"),
             _f("source", DICT, "perf stat csv, perf stat json, perf.data read, ..."),
+            _f("aggregate", DICT, "perf stat --per-core/--per-socket/... id (S0-D0-C1), else null"),
         ]
     ),
 }
