@@ -149,10 +149,10 @@ def _csv_fields(f: list[str], k: int) -> dict[str, Any]:
 
 def _json_row(line: str, skips: SkipLog, number: int) -> dict[str, Any] | None:
     try:
-        obj = json.loads(line)
+        obj = json.loads(line, parse_float=str)  # times stay digits, never floats
     except json.JSONDecodeError:
         try:  # "pcnt-running" : 100.00, } from perf releases with a missing metric
-            obj = json.loads(re.sub(r",\s*}$", "}", line))
+            obj = json.loads(re.sub(r",\s*}$", "}", line), parse_float=str)
         except json.JSONDecodeError:
             skips.add("perf stat JSON line that does not decode", [f"line {number + 1}"])
             return None
