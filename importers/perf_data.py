@@ -56,7 +56,7 @@ from importers.perf_data_tables import (
 from importers.perf_data_tracing import read_tracing_data, tracepoint_names, tracepoint_tables
 from importers.schema import conform
 from importers.skips import SkipLog
-from importers.tasks import name_spans, sightings, typed_sightings
+from importers.tasks import NAMED_IN, name_spans, sightings
 from importers.topology import PmuSpec, Topology, parse_cpulist
 from importers.tracedat import _tasks as saved_cmdlines
 from importers.tracedat_file import TraceDat
@@ -257,15 +257,34 @@ def _tables(
 
 
 def _tasks(tables: dict[str, pa.Table], td: TraceDat | None) -> pa.Table:
-    typed = {}
-    for name, table in tables.items():
-        df = pl.from_arrow(table)
-        assert isinstance(df, pl.DataFrame)
-        typed[name] = df
-    parts = typed_sightings(typed)
-    events = typed.get("perf_task_events")
-    if events is not None and events.height:
-        named = events.filter(pl.col("kind").cast(pl.Utf8).is_in(["comm", "exec"]))
+    """Names from typed tables, COMM records and saved cmdlines, folded per (pid, comm).
+
+    Each typed table is first reduced to its distinct (pid, comm) pairs on the dictionary
+    codes (millions of sched_switch rows name a few hundred threads).
+    """
+    parts = []
+    for table, pid, comm in NAMED_IN:
+        if table in tables and tables[table].num_rows:
+            frame = pl.from_arrow(tables[table].select(["ts", pid, comm]))
+            assert isinstance(frame, pl.DataFrame)
+            spans = frame.group_by(pid, comm).agg(
+                pl.col("ts").min().alias("first_ts"), pl.col("ts").max().alias("last_ts")
+            )
+            parts.append(
+                spans.filter(pl.col(comm).is_not_null()).select(
+                    pl.col(pid).cast(pl.Int32).alias("pid"),
+                    pl.col(comm).cast(pl.Utf8).alias("comm"),
+                    pl.lit(None, pl.Int32).alias("tgid"),
+                    "first_ts",
+                    "last_ts",
+                    pl.lit(table).alias("source"),
+                )
+            )
+    events = tables.get("perf_task_events")
+    if events is not None and events.num_rows:
+        frame = pl.from_arrow(events)
+        assert isinstance(frame, pl.DataFrame)
+        named = frame.filter(pl.col("kind").cast(pl.Utf8).is_in(["comm", "exec"]))
         parts.append(sightings(named, "tid", "comm", "perf COMM", tgid="pid"))
     if td is not None and td.cmdlines:
         cmdlines = pl.from_arrow(saved_cmdlines(td))
@@ -286,11 +305,13 @@ def _metadata(
     unplaced: int,
 ) -> CaptureMetadata:
     stream = d.stream
-    kinds, counts = np.unique(stream.type, return_counts=True)
-    records = {
-        RECORD_NAMES.get(int(k), f"type {int(k)}"): int(c)
-        for k, c in zip(kinds, counts, strict=True)
-    }
+    # bincount, not np.unique: no sort of millions of record types
+    small = stream.type < 128
+    tally = np.bincount(stream.type[small].astype(np.int64), minlength=128)
+    kinds, counts = np.unique(stream.type[~small], return_counts=True)
+    pairs = [(k, int(c)) for k, c in enumerate(tally.tolist()) if c]
+    pairs += [(int(k), int(c)) for k, c in zip(kinds, counts, strict=True)]
+    records = {RECORD_NAMES.get(k, f"type {k}"): c for k, c in pairs}
     timed = d.ts[d.ts > 0]
     attr0 = pf.attrs[0] if pf.attrs else None
     clock = "perf"

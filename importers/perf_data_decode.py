@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from importers.perf_data_attr import READ_GROUP, PerfAttr
+from importers.perf_data_attr import READ_GROUP, TYPE_TRACEPOINT, PerfAttr
 from importers.perf_data_records import (
     READ,
     SAMPLE,
@@ -33,6 +33,7 @@ from importers.perf_data_samples import (
 from importers.skips import SkipLog
 from importers.tracedat_fields import FieldGather
 
+_TRACEPOINT_FIELDS = frozenset({"TIME", "CPU", "TID"})
 #: largest CPU number a table can hold (int16 columns)
 MAX_CPU = (1 << 15) - 1
 
@@ -139,7 +140,9 @@ def _samples(
     big: bool,
     width: NDArray[np.int64],
 ) -> None:
-    s = decode_samples(d.stream, idx, attr, big)
+    # tracepoint samples feed typed tables from their RAW data: ip/period/ids are not used
+    wanted = _TRACEPOINT_FIELDS if attr.type == TYPE_TRACEPOINT else None
+    s = decode_samples(d.stream, idx, attr, big, wanted)
     _fill(d, idx, s.columns)
     d.valid[idx] = s.valid
     if s.read_nr is not None:

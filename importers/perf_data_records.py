@@ -294,4 +294,11 @@ def delivery_order(stream: RecordStream, ts: NDArray[np.int64]) -> NDArray[np.in
     # slots: immediate records of round r -> 2r, flush j -> 2j+1 (the final flush is 2R+1)
     slot = np.where(timed, 2 * np.minimum(flush, n_rounds) + 1, 2 * rounds)
     key_ts = np.where(timed, ts, 0)
-    return np.lexsort((np.arange(n), key_ts, slot))
+    # by time (stable: arrival order on ties; timsort on nearly sorted input), then by slot
+    # (stable, a radix sort when the slots fit 16 bits)
+    by_ts = np.argsort(key_ts, kind="stable")
+    slots = slot[by_ts]
+    if n_rounds < 1 << 14:
+        slots = slots.astype(np.uint16)
+    order: NDArray[np.intp] = by_ts[np.argsort(slots, kind="stable")]
+    return order

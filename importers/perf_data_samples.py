@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 from numpy.typing import NDArray
 
 from importers.perf_data_attr import (
@@ -131,31 +132,94 @@ def _int(g: FieldGather, at: int, size: int, signed: bool) -> Column:
     return values
 
 
-def _prefix_columns(g: FieldGather, layout: dict[str, int], base: int) -> dict[str, Column]:
-    """``pid``/``tid`` (TID), ``cpu`` (CPU) and the lower-cased u64 fields of ``layout``."""
-    cols: dict[str, Column] = {}
+@njit(cache=True, nogil=True)
+def gather_words(
+    data: NDArray[np.uint8],
+    base: NDArray[np.int64],
+    at: NDArray[np.int64],
+    width: NDArray[np.int64],
+    big: bool,
+) -> NDArray[np.uint64]:
+    """``(k, n)`` unsigned fields: field ``j`` of record ``i`` is ``width[j]`` bytes at
+    ``base[i] + at[j]`` (zero past the buffer end). One pass over the records reads all ``k``
+    fields, where a gather per field would walk the whole stream ``k`` times."""
+    n, k = base.shape[0], at.shape[0]
+    out = np.zeros((k, n), np.uint64)
+    limit = data.shape[0]
+    for i in range(n):
+        for j in range(k):
+            s = base[i] + at[j]
+            w = width[j]
+            if s < 0 or s + w > limit:
+                continue
+            v = np.uint64(0)
+            if big:
+                for b in range(w):
+                    v = (v << np.uint64(8)) | np.uint64(data[s + b])
+            else:
+                for b in range(w - 1, -1, -1):
+                    v = (v << np.uint64(8)) | np.uint64(data[s + b])
+            out[j, i] = v
+    return out
+
+
+def _prefix_columns(
+    data: NDArray[np.uint8],
+    base: NDArray[np.int64],
+    layout: dict[str, int],
+    skip: int,
+    big: bool,
+    wanted: frozenset[str] | None,
+    extra: tuple[tuple[str, int, int], ...] = (),
+) -> dict[str, Column]:
+    """``pid``/``tid`` (TID), ``cpu`` (CPU) and the lower-cased u64 fields of ``layout``
+    (those in ``wanted``, or all), plus ``extra`` ``(name, offset, width)`` fields."""
+    fields: list[tuple[str, int, int]] = []
     for name, pos in layout.items():
-        at = base + pos
+        if name == "_end" or (wanted is not None and name not in wanted):
+            continue
         if name == "TID":
-            cols["pid"], cols["tid"] = _int(g, at, 4, True), _int(g, at + 4, 4, True)
+            fields += [("pid", skip + pos, 4), ("tid", skip + pos + 4, 4)]
         elif name == "CPU":
-            cols["cpu"] = _int(g, at, 4, False)
-        elif name != "_end":
-            cols[name.lower()] = _int(g, at, 8, False)
+            fields.append(("cpu", skip + pos, 4))
+        else:
+            fields.append((name.lower(), skip + pos, 8))
+    fields += extra
+    if not fields:
+        return {}
+    at = np.array([f[1] for f in fields], np.int64)
+    width = np.array([f[2] for f in fields], np.int64)
+    words = gather_words(data, base, at, width, big)
+    cols: dict[str, Column] = {}
+    for j, (name, _, w) in enumerate(fields):
+        row = words[j]
+        if name in ("pid", "tid"):
+            cols[name] = row.astype(np.uint32).view(np.int32)
+        else:
+            cols[name] = row.astype(np.uint32) if w == 4 else row
     return cols
 
 
 def decode_samples(
-    stream: RecordStream, idx: NDArray[np.intp], attr: PerfAttr, big: bool
+    stream: RecordStream,
+    idx: NDArray[np.intp],
+    attr: PerfAttr,
+    big: bool,
+    wanted: frozenset[str] | None = None,
 ) -> Samples:
-    """Decode the SAMPLE records ``idx`` of ``attr``."""
+    """Decode the SAMPLE records ``idx`` of ``attr`` (the fixed fields in ``wanted``, or all).
+
+    When nothing of variable length precedes RAW, its size is read in the same pass.
+    """
     off = stream.offset[idx]
     size = stream.size[idx].astype(np.int64)
     layout = _fixed_offsets(attr.sample_type, _PREFIX)
     fixed_end = 8 + layout["_end"]
     valid = size >= fixed_end
-    g = FieldGather(stream.data, off, size, big, block=fixed_end if len(idx) else 0)
-    out = Samples(len(idx), valid, _prefix_columns(g, layout, 8))
+    raw_fixed = attr.has("RAW") and not attr.has("READ") and not attr.has("CALLCHAIN")
+    extra = (("_raw", fixed_end, 4),) if raw_fixed else ()
+    cols = _prefix_columns(stream.data, off, layout, 8, big, wanted, extra)
+    out = Samples(len(idx), valid, cols)
     pos = np.full(len(idx), fixed_end, np.int64)
     if attr.has("READ"):
         out.read_at = off + pos
@@ -182,8 +246,11 @@ def decode_samples(
         pos = pos + 8 + 8 * out.callchain_nr
     if attr.has("RAW"):
         ok = valid & (pos + 4 <= size)
-        raw = _int(FieldGather(stream.data, off + np.where(ok, pos, 0), size, big), 0, 4, False)
-        raw64 = raw.astype(np.int64)
+        if raw_fixed:
+            raw64 = cols.pop("_raw").astype(np.int64)
+        else:
+            g = FieldGather(stream.data, off + np.where(ok, pos, 0), size, big)
+            raw64 = _int(g, 0, 4, False).astype(np.int64)
         fits = ok & (raw64 <= size - pos - 4)
         out.raw_at = off + pos + 4
         out.raw_size = np.where(fits, raw64, 0)
@@ -212,5 +279,4 @@ def decode_sample_id(
     length = layout["_end"]
     valid = size >= 8 + length
     start = stream.offset[idx] + np.where(valid, size - length, 0)
-    g = FieldGather(stream.data, start, size, big, block=length if len(idx) else 0)
-    return _prefix_columns(g, layout, 0), valid
+    return _prefix_columns(stream.data, start, layout, 0, big, None), valid

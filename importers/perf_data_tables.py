@@ -179,6 +179,8 @@ def tracepoint_samples(
         empty = np.zeros(0, np.int64)
         return np.zeros(0, np.intp), empty, empty, empty
     idx, at, size, ids = (np.concatenate(p) for p in zip(*parts, strict=True))
+    if len(parts) == 1:  # one attr: already in seq order
+        return idx, at, size, ids.astype(np.int64)
     order = np.argsort(d.seq[idx], kind="stable")
     return idx[order], at[order], size[order], ids[order].astype(np.int64)
 
