@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from importers.perf_data_file import PerfFile
 from importers.skips import SkipLog
+from importers.tracedat_pages import _u32, _u64
 
 # perf_event_type / perf_user_event_type (formats.md §4.3)
 RECORD_NAMES = {
@@ -56,29 +57,6 @@ STREAM_DAMAGE = (
 MAX_INFLATE = 1 << 28
 
 
-@njit(cache=True, inline="always")
-def _u16(d: NDArray[np.uint8], p: int, big: bool) -> np.int64:
-    if big:
-        return (np.int64(d[p]) << 8) | np.int64(d[p + 1])
-    return (np.int64(d[p + 1]) << 8) | np.int64(d[p])
-
-
-@njit(cache=True, inline="always")
-def _u32(d: NDArray[np.uint8], p: int, big: bool) -> np.int64:
-    return (
-        (_u16(d, p, big) << 16) | _u16(d, p + 2, big)
-        if big
-        else ((_u16(d, p + 2, big) << 16) | _u16(d, p, big))
-    )
-
-
-@njit(cache=True, inline="always")
-def _u64(d: NDArray[np.uint8], p: int, big: bool) -> np.int64:
-    if big:
-        return (_u32(d, p, big) << 32) | _u32(d, p + 4, big)
-    return (_u32(d, p + 4, big) << 32) | _u32(d, p, big)
-
-
 @njit(cache=True)
 def _walk(
     d: NDArray[np.uint8],
@@ -98,7 +76,10 @@ def _walk(
         if end - pos < 8:
             return n, pos, 1
         t = _u32(d, pos, big)
-        s = _u16(d, pos + 6, big)
+        # misc and size are the two u16 halves of the second header word
+        word = _u32(d, pos + 4, big)
+        misc_bits = word >> 16 if big else word & 0xFFFF
+        s = word & 0xFFFF if big else word >> 16
         if s < 8:
             return n, pos, 2
         if pos + s > end:
@@ -109,13 +90,16 @@ def _walk(
             if s < 12 + blob:  # blob follows the record (perf), rounded up to 8 bytes
                 extra = int(((blob + 7) // 8) * 8)
         elif t == 71 and s >= 16:
-            extra = int(_u64(d, pos + 8, big))
+            aux = np.int64(_u64(d, pos + 8, big))  # a huge size wraps negative: damage
+            if aux < 0:
+                return n, pos, 3
+            extra = int(aux)
         if extra < 0 or pos + s + extra > end:
             return n, pos, 3
         if fill:
             offset[n] = pos
             rtype[n] = t
-            misc[n] = _u16(d, pos + 4, big)
+            misc[n] = misc_bits
             size[n] = s
         n += 1
         pos += int(s) + extra

@@ -32,6 +32,7 @@ from importers.perf_data_attr import (
 )
 from importers.perf_data_records import RecordStream
 from importers.tracedat_fields import FieldGather
+from importers.tracedat_pages import _u32, _u64
 
 _PREFIX = ("IDENTIFIER", "IP", "TID", "TIME", "ADDR", "ID", "STREAM_ID", "CPU", "PERIOD")
 _TRAILER = ("TID", "TIME", "ID", "STREAM_ID", "CPU", "IDENTIFIER")
@@ -142,24 +143,20 @@ def gather_words(
 ) -> NDArray[np.uint64]:
     """``(k, n)`` unsigned fields: field ``j`` of record ``i`` is ``width[j]`` bytes at
     ``base[i] + at[j]`` (zero past the buffer end). One pass over the records reads all ``k``
-    fields, where a gather per field would walk the whole stream ``k`` times."""
+    fields, where a gather per field would walk the whole stream ``k`` times. Widths are 4 or
+    8."""
     n, k = base.shape[0], at.shape[0]
     out = np.zeros((k, n), np.uint64)
     limit = data.shape[0]
     for i in range(n):
         for j in range(k):
             s = base[i] + at[j]
-            w = width[j]
-            if s < 0 or s + w > limit:
+            if s < 0 or s + width[j] > limit:
                 continue
-            v = np.uint64(0)
-            if big:
-                for b in range(w):
-                    v = (v << np.uint64(8)) | np.uint64(data[s + b])
+            if width[j] == 8:
+                out[j, i] = _u64(data, s, big)
             else:
-                for b in range(w - 1, -1, -1):
-                    v = (v << np.uint64(8)) | np.uint64(data[s + b])
-            out[j, i] = v
+                out[j, i] = np.uint64(_u32(data, s, big))
     return out
 
 

@@ -11,6 +11,7 @@ import re
 from functools import cache
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pytest
 
@@ -63,36 +64,21 @@ def imported(path: str) -> Capture:
 
 
 def all_samples(cap: Capture) -> list[tuple[int, int, int | None, int, str]]:
-    """(seq, ts, cpu, tid, event) of every sample, in seq order."""
-    rows: list[tuple[int, int, int | None, int, str]] = []
-    ps = cap.table("pmu_samples")
-    rows.extend(
-        zip(
-            ps.column("seq").to_pylist(),
-            ps.column("ts").to_pylist(),
-            ps.column("cpu").to_pylist(),
-            ps.column("pid").to_pylist(),
-            ps.column("event").to_pylist(),
-            strict=True,
-        )
-    )
+    """(seq, ts, cpu, tid, event) of every sample, in seq order: pmu_samples rows, then the
+    typed tables and ``events`` (tracepoints; their thread is the raw ``common_pid``)."""
+    keep = ["seq", "ts", "cpu", "tid", "event"]
+    frames = [cap.frame("pmu_samples").rename({"pid": "tid"}).select(keep)]
     for name in [*TYPED_TABLES, "events"]:
-        t = cap.table(name)
-        if name.startswith("pmu_") or not t.num_rows:
+        if name.startswith("pmu_") or not cap.table(name).num_rows:
             continue
-        events = t.column("event").to_pylist() if name == "events" else [name] * t.num_rows
-        rows.extend(
-            zip(
-                t.column("seq").to_pylist(),
-                t.column("ts").to_pylist(),
-                t.column("cpu").to_pylist(),
-                t.column("common_pid").to_pylist(),
-                events,
-                strict=True,
-            )
-        )
-    rows.sort()
-    return rows
+        frame = cap.frame(name).rename({"common_pid": "tid"})
+        if name != "events":
+            frame = frame.with_columns(pl.lit(name).alias("event"))
+        frames.append(frame.select(keep))
+    typed = [
+        f.with_columns(pl.col("event").cast(pl.Utf8), pl.col("cpu").cast(pl.Int64)) for f in frames
+    ]
+    return pl.concat(typed).sort("seq").rows()
 
 
 def _has_cpu(cap: Capture) -> bool:
