@@ -21,6 +21,7 @@ Choices
 from __future__ import annotations
 
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,32 @@ def page_layout(td: TraceDat, page_size: int) -> PageLayout:
         raise r.fail(0, f"header_page lacks a usable commit/data field: {td.header_page[:200]!r}")
     if not commit.offset + commit.size <= data.offset < page_size:
         raise r.fail(0, f"header_page data offset {data.offset} outside the {page_size}-byte page")
+    _check_header_event(td)
     return PageLayout(page_size, commit.offset, commit.size, data.offset, r.big_endian)
+
+
+# The record-header constants the page walk relies on, as ring_buffer_print_entry_header prints
+# them (formats.md §3.4); old kernels omit time_stamp.
+_HEADER_EVENT = (
+    ("type_len", r"type_len\s*:\s*(\d+) bits", 5),
+    ("time_delta", r"time_delta\s*:\s*(\d+) bits", 27),
+    ("padding", r"padding\s*:\s*type == (\d+)", 29),
+    ("time_extend", r"time_extend\s*:\s*type == (\d+)", 30),
+    ("time_stamp", r"time_stamp\s*:\s*type == (\d+)", 31),
+    ("data max type_len", r"data max type_len\s*==\s*(\d+)", 28),
+)
+
+
+def _check_header_event(td: TraceDat) -> None:
+    """Refuse a ring buffer whose record header differs from the one the page walk decodes."""
+    for label, pattern, expected in _HEADER_EVENT:
+        m = re.search(pattern, td.header_event)
+        if m and int(m[1]) != expected:
+            raise td.reader.fail(
+                0,
+                f"header_event says {label} {m[1]}, pmu-replay decodes ring buffers with "
+                f"{expected} (a kernel ring-buffer layout it does not know)",
+            )
 
 
 def _pages(
