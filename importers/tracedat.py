@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 from importers.capture import Capture, CaptureMetadata, sha256_of
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError, DroppedEventsError
-from importers.event_format import EventFormat, EventFormatError, parse_fields
+from importers.event_format import EventFormatError, parse_fields
 from importers.schema import SIDE_TABLES
 from importers.skips import SkipLog
 from importers.tracedat_events import records_to_tables
@@ -77,12 +77,12 @@ def read_tracedat(
     """
     with ThreadPoolExecutor(max_workers=1) as hasher:
         digest = hasher.submit(sha256_of, path)  # overlaps the decode; hashlib drops the GIL
-        capture = _read(path, strict, progress)
+        capture = _read(path, fmt, strict, progress)
         capture.metadata.source_sha256 = digest.result()
     return capture
 
 
-def _read(path: Path, strict: bool, progress: ProgressFn | None) -> Capture:
+def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Capture:
     reader = open_reader(path)
     td = read_container(reader)
     if td.latency:
@@ -102,6 +102,8 @@ def _read(path: Path, strict: bool, progress: ProgressFn | None) -> Capture:
     new_stream = (np.diff(page_cpu) != 0) | (np.diff(page_inst) != 0)
     page_stream = np.concatenate([[0], np.cumsum(new_stream)]).astype(np.int64)
     tables = records_to_tables(td, data, records, ts, page_cpu, page_stream, missed, skips)
+    if progress:
+        progress(3, 4)
     tables["tasks"] = _tasks(td)
     lost = tables.pop("lost_events")
     if lost.num_rows:
@@ -114,7 +116,7 @@ def _read(path: Path, strict: bool, progress: ProgressFn | None) -> Capture:
         tables["lost_events"] = lost
     if progress:
         progress(4, 4)
-    meta = _metadata(path, td, ts, skips)
+    meta = _metadata(path, fmt, td, ts, skips)
     return Capture(metadata=meta, tables={k: v for k, v in tables.items() if v.num_rows})
 
 
@@ -334,7 +336,9 @@ def _tasks(td: TraceDat) -> pa.Table:
     )
 
 
-def _metadata(path: Path, td: TraceDat, ts: NDArray[np.int64], skips: SkipLog) -> CaptureMetadata:
+def _metadata(
+    path: Path, fmt: str, td: TraceDat, ts: NDArray[np.int64], skips: SkipLog
+) -> CaptureMetadata:
     o = td.options
     inst_clock = td.instances[0].clock if td.instances else None
     clock = o.selected_clock or inst_clock
@@ -369,13 +373,14 @@ def _metadata(path: Path, td: TraceDat, ts: NDArray[np.int64], skips: SkipLog) -
         "guests": o.guests,
         "time_shift": o.time_shift,
         "event_formats": len(td.formats),
+        "sections": td.sections or None,
         "kallsyms_bytes": len(td.kallsyms),
         "printk_formats": _printk_formats(td),
     }
     return CaptureMetadata(
         source_path=str(path),
         source_sha256="",  # filled in by read_tracedat
-        format="trace.dat",
+        format=fmt,
         importer="importers.tracedat:read_tracedat",
         clock=clock,
         ts_unit="cycles" if raw_counter else "ns",
@@ -403,4 +408,4 @@ def _printk_formats(td: TraceDat) -> dict[str, str]:
     return out
 
 
-__all__ = ["EventFormat", "page_layout", "read_tracedat"]
+__all__ = ["page_layout", "read_tracedat"]

@@ -247,6 +247,11 @@ def test_v7_guest_time_shift_is_parsed(shared_traces: Path) -> None:
     shift = cap.metadata.extra["time_shift"]
     assert len(shift["cpus"]) == 1 and len(shift["cpus"][0]["times"]) == 2
     assert "fraction_bits" in shift["cpus"][0]
+    # Three STRINGS sections; the flyrecord section's string id resolves only in their
+    # concatenation (formats.md §3.3).
+    sections = {s["offset"]: s for s in cap.metadata.extra["sections"]}
+    assert sections[913195] == {"offset": 913195, "id": 3, "description": "buffer flyrecord "}
+    assert [s["description"] for s in sections.values() if s["id"] == 0] == ["options"] * 3
     states = Counter(cap.table("sched_switch").column("prev_state_str").to_pylist())
     assert {"R", "S"} <= set(states) and None not in states
 
