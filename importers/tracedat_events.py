@@ -20,6 +20,7 @@ from importers.skips import SkipLog
 from importers.tracedat_fields import FieldGather, pack_records
 from importers.tracedat_file import FormatText, TraceDat
 from importers.tracedat_pages import MISSED_NONE, Records
+from importers.tracedat_printk import RENDERED, PrintkContext
 from importers.tracedat_tables import MODELLED, typed_table
 
 #: systems of the modelled events (a same-named event of another system goes to ``events``)
@@ -205,6 +206,32 @@ def _concat_by_seq(chunks: list[pa.Table]) -> pa.Table:
     return table
 
 
+def _printk_args(
+    td: TraceDat,
+    formats: dict[int, EventFormat],
+    t: NDArray[np.uint16],
+    payload: NDArray[np.uint8],
+    poffs: NDArray[np.int64],
+) -> pa.Array:
+    """``args`` text of ftrace ``print``/``bputs``/``bprint`` rows (null for other events).
+
+    Other events keep ``args`` null: their fields are in ``payload`` and, for the modelled
+    ones, in the typed tables; text per record would cost more than the whole decode.
+    """
+    wanted = [tid for tid, f in formats.items() if f.system == "ftrace" and f.name in RENDERED]
+    rows = np.flatnonzero(np.isin(t, wanted)) if wanted else np.zeros(0, np.intp)
+    if not len(rows):
+        return pa.nulls(len(t), pa.string())
+    context = PrintkContext(td.printk, td.kallsyms, td.long_size, td.reader.big_endian)
+    texts: list[str | None] = [None] * len(t)
+    raw = payload.tobytes() if len(rows) > 64 else None
+    for r in rows.tolist():
+        a, b = int(poffs[r]), int(poffs[r + 1])
+        record = raw[a:b] if raw is not None else payload[a:b].tobytes()
+        texts[r] = context.render(formats[int(t[r])], record)
+    return pa.array(texts, pa.string())
+
+
 def _events(
     td: TraceDat,
     data: NDArray[np.uint8],
@@ -254,6 +281,7 @@ def _events(
         "payload": pa.LargeBinaryArray.from_buffers(
             pa.large_binary(), n, [None, pa.py_buffer(poffs), pa.py_buffer(payload)]
         ),
+        "args": _printk_args(td, formats, t, payload, poffs),
     }
     arrays = []
     for f in schema:

@@ -162,6 +162,34 @@ def test_v6_prev_state_text_equals_trace_cmd_print_fmt(
     assert len(set(got)) > 2  # several states, not a constant column
 
 
+@cache
+def report_text(path: str) -> tuple[tuple[str, str], ...]:
+    """(event, text after the event name) of every line of plain ``trace-cmd report``."""
+    out = subprocess.run(
+        ["trace-cmd", "report", "-i", path], capture_output=True, text=True, check=True
+    ).stdout
+    return tuple((m["event"], m["args"].strip()) for m in map(LINE.match, out.splitlines()) if m)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize(("rel", "event"), [(V6_FILES[0], "print"), (V6_FILES[1], "bprint")])
+def test_v6_trace_printk_and_marker_text_equals_trace_cmd(
+    shared_traces: Path, trace_cmd: str, rel: str, event: str
+) -> None:
+    path = str(shared_traces / rel)
+    expected = [text for ev, text in report_text(path) if ev == event]
+    events = imported(path).table("events")
+    got = [
+        a
+        for e, a in zip(
+            events.column("event").to_pylist(), events.column("args").to_pylist(), strict=True
+        )
+        if e == event
+    ]
+    assert got == expected and len(got) >= 6
+    assert events.column("args").null_count == events.num_rows - len(got)
+
+
 @pytest.mark.oracle
 @pytest.mark.parametrize("rel", V6_FILES)
 def test_v6_saved_cmdlines_become_tasks(shared_traces: Path, trace_cmd: str, rel: str) -> None:
