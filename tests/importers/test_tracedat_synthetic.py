@@ -215,6 +215,12 @@ def test_tsc2nsec_and_date_follow_trace_cmd_timestamp_calc(tmp_path: Path) -> No
         ("v6", lambda b: b[:10] + b"9" + b[11:], "version '9'"),
         ("v6", lambda b: b.replace(b"header_page\0", b"header_pagX\0"), "header_page"),
         ("v6", lambda b: b.replace(b"flyrecord\0", b"flyrecorX\0"), "unknown section tag"),
+        (
+            "v6",
+            lambda b: b.replace(b"header_page\0", b"header_page\0" + b"\xff" * 8, 1),
+            "header_page claims 18446744073709551615 bytes",
+        ),
+        ("v7-none", lambda b: b[:-200], "needs|claims|past"),
         ("v6", lambda b: b.replace(b"ID: 300", b"ID: abc"), "numeric ID"),
         ("v6", lambda b: b.replace(b"offset:24;", b"offset:zz;"), "malformed field line"),
     ],
