@@ -283,7 +283,7 @@ def _count_damage(
 
 
 def _convert_time(td: TraceDat, raw: NDArray[np.int64]) -> NDArray[np.int64]:
-    """trace-cmd's ``timestamp_calc``: TSC2NSEC (``mul_u64_u32_shr``), then the DATE offset."""
+    """trace-cmd's ``timestamp_calc``: TSC2NSEC (``mul_u64_u32_shr``), then DATE/OFFSET."""
     ts = raw
     if td.options.tsc2nsec is not None:
         mult, shift, _ = td.options.tsc2nsec
@@ -295,19 +295,34 @@ def _convert_time(td: TraceDat, raw: NDArray[np.int64]) -> NDArray[np.int64]:
         else:
             out = (hi + (lo >> np.uint64(32))) >> np.uint64(shift - 32)
         ts = out.view(np.int64)
-    date = _date_offset(td)
-    return ts + np.int64(date) if date else ts
+    offset = _ts_offset(td)
+    return ts + np.int64(offset) if offset else ts
 
 
-def _date_offset(td: TraceDat) -> int:
-    """DATE option: ASCII hex (or decimal) µs offset added by ``trace-cmd report`` (×1000 ns)."""
-    text = td.options.date
-    if not text:
+def _ts_offset(td: TraceDat) -> int:
+    """What ``trace-cmd report`` adds to every timestamp (trace-input.c ``handle_options``).
+
+    DATE is a µs offset to gettimeofday (×1000), OFFSET a ns offset (``--ts-offset``); both are
+    ASCII numbers read with ``strtoll(buf, NULL, 0)``.
+    """
+    return _strtoll(td.options.date) * 1000 + _strtoll(td.options.offset)
+
+
+_STRTOLL = re.compile(r"\s*([-+]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9]\d*)")
+
+
+def _strtoll(text: str | None) -> int:
+    """C ``strtoll(text, NULL, 0)``: hex with 0x, octal with a leading 0, else decimal."""
+    m = _STRTOLL.match(text or "")
+    if not m:
         return 0
-    try:
-        return int(text, 0) * 1000
-    except ValueError:
-        return 0
+    digits = m[2]
+    value = (
+        int(digits, 16)
+        if digits[:2].lower() == "0x"
+        else int(digits, 8 if digits[0] == "0" else 10)
+    )
+    return -value if m[1] == "-" else value
 
 
 def _tasks(td: TraceDat) -> pa.Table:
@@ -368,7 +383,7 @@ def _metadata(
         "tsc2nsec": None
         if o.tsc2nsec is None
         else dict(zip(("mult", "shift", "offset"), o.tsc2nsec, strict=True)),
-        "date_offset_ns": _date_offset(td) or None,
+        "ts_offset_ns": _ts_offset(td) or None,
         "offset": o.offset,
         "guests": o.guests,
         "time_shift": o.time_shift,

@@ -189,7 +189,10 @@ def test_truncated_file_keeps_whole_pages(tmp_path: Path) -> None:
         read_tracedat(path, strict=True)
 
 
-def test_tsc2nsec_and_date_follow_trace_cmd_timestamp_calc(tmp_path: Path) -> None:
+@pytest.mark.parametrize("oracle", [False, pytest.param(True, marks=pytest.mark.oracle)])
+def test_tsc2nsec_and_date_follow_trace_cmd_timestamp_calc(tmp_path: Path, oracle: bool) -> None:
+    if oracle and shutil.which("trace-cmd") is None:
+        pytest.skip("trace-cmd is not installed (CI installs Debian's trace-cmd)")
     lo = Layout()
     tsc = 3_000_000_123  # raw TSC ticks
     page = lo.page(tsc, lo.data(0, lo.switch(1, "a", 1, 0, "b", 2)))
@@ -199,10 +202,21 @@ def test_tsc2nsec_and_date_follow_trace_cmd_timestamp_calc(tmp_path: Path) -> No
         cpus=1,
         data={"": {0: page}},
         clock="x86-tsc",
-        extra_options=[(14, struct.pack("<IIQ", mult, shift, 0)), (1, b"0x10\0")],
+        extra_options=[
+            (14, struct.pack("<IIQ", mult, shift, 0)),
+            (1, b"0x10\0"),  # DATE: µs
+            (7, b"-25\0"),  # OFFSET: ns
+        ],
     )
     cap = read_tracedat(write(tmp_path, c, "v7-none"))
-    expected = ((tsc * mult) >> shift) + 0x10 * 1000
+    expected = ((tsc * mult) >> shift) + 0x10 * 1000 - 25
+    if oracle:
+        out = subprocess.run(
+            ["trace-cmd", "report", "-t", "-i", str(tmp_path / "v7-none.dat")],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        (m,) = [m for m in map(TC_LINE.match, out.splitlines()) if m and m[5]]
+        assert int(m[5]) * 10**9 + int(m[6]) == expected
     assert cap.table("sched_switch").column("ts").to_pylist() == [expected]
     assert (cap.metadata.clock, cap.metadata.ts_unit) == ("x86-tsc", "ns")
 
