@@ -132,7 +132,11 @@ def decompress(
         if algorithm == "zlib":
             obj = zlib.decompressobj()
             out = obj.decompress(data, expected)
-            extra = obj.unconsumed_tail
+            # Output capped at exactly the expected size can leave the stream's checksum
+            # unread: finish it (one more byte of output would be a block that is too big).
+            extra = obj.decompress(obj.unconsumed_tail, 1) if obj.unconsumed_tail else b""
+            if not extra and not obj.eof:
+                raise reader.fail(offset, "zlib block ends before its end-of-stream marker")
         elif algorithm == "zstd":
             # One-shot, capped at the (already bounded) declared size; a frame that would
             # inflate further raises instead of growing.
