@@ -21,6 +21,7 @@ Choices
 from __future__ import annotations
 
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from numpy.typing import NDArray
 from importers.capture import Capture, CaptureMetadata, sha256_of
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError, DroppedEventsError
-from importers.event_format import EventFormat, EventFormatError, parse_fields
+from importers.event_format import EventFormatError, parse_fields
 from importers.schema import SIDE_TABLES
 from importers.skips import SkipLog
 from importers.tracedat_events import records_to_tables
@@ -76,12 +77,12 @@ def read_tracedat(
     """
     with ThreadPoolExecutor(max_workers=1) as hasher:
         digest = hasher.submit(sha256_of, path)  # overlaps the decode; hashlib drops the GIL
-        capture = _read(path, strict, progress)
+        capture = _read(path, fmt, strict, progress)
         capture.metadata.source_sha256 = digest.result()
     return capture
 
 
-def _read(path: Path, strict: bool, progress: ProgressFn | None) -> Capture:
+def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Capture:
     reader = open_reader(path)
     td = read_container(reader)
     if td.latency:
@@ -101,6 +102,8 @@ def _read(path: Path, strict: bool, progress: ProgressFn | None) -> Capture:
     new_stream = (np.diff(page_cpu) != 0) | (np.diff(page_inst) != 0)
     page_stream = np.concatenate([[0], np.cumsum(new_stream)]).astype(np.int64)
     tables = records_to_tables(td, data, records, ts, page_cpu, page_stream, missed, skips)
+    if progress:
+        progress(3, 4)
     tables["tasks"] = _tasks(td)
     lost = tables.pop("lost_events")
     if lost.num_rows:
@@ -113,7 +116,7 @@ def _read(path: Path, strict: bool, progress: ProgressFn | None) -> Capture:
         tables["lost_events"] = lost
     if progress:
         progress(4, 4)
-    meta = _metadata(path, td, ts, skips)
+    meta = _metadata(path, fmt, td, ts, skips)
     return Capture(metadata=meta, tables={k: v for k, v in tables.items() if v.num_rows})
 
 
@@ -131,7 +134,32 @@ def page_layout(td: TraceDat, page_size: int) -> PageLayout:
         raise r.fail(0, f"header_page lacks a usable commit/data field: {td.header_page[:200]!r}")
     if not commit.offset + commit.size <= data.offset < page_size:
         raise r.fail(0, f"header_page data offset {data.offset} outside the {page_size}-byte page")
+    _check_header_event(td)
     return PageLayout(page_size, commit.offset, commit.size, data.offset, r.big_endian)
+
+
+# The record-header constants the page walk relies on, as ring_buffer_print_entry_header prints
+# them (formats.md §3.4); old kernels omit time_stamp.
+_HEADER_EVENT = (
+    ("type_len", r"type_len\s*:\s*(\d+) bits", 5),
+    ("time_delta", r"time_delta\s*:\s*(\d+) bits", 27),
+    ("padding", r"padding\s*:\s*type == (\d+)", 29),
+    ("time_extend", r"time_extend\s*:\s*type == (\d+)", 30),
+    ("time_stamp", r"time_stamp\s*:\s*type == (\d+)", 31),
+    ("data max type_len", r"data max type_len\s*==\s*(\d+)", 28),
+)
+
+
+def _check_header_event(td: TraceDat) -> None:
+    """Refuse a ring buffer whose record header differs from the one the page walk decodes."""
+    for label, pattern, expected in _HEADER_EVENT:
+        m = re.search(pattern, td.header_event)
+        if m and int(m[1]) != expected:
+            raise td.reader.fail(
+                0,
+                f"header_event says {label} {m[1]}, pmu-replay decodes ring buffers with "
+                f"{expected} (a kernel ring-buffer layout it does not know)",
+            )
 
 
 def _pages(
@@ -255,7 +283,7 @@ def _count_damage(
 
 
 def _convert_time(td: TraceDat, raw: NDArray[np.int64]) -> NDArray[np.int64]:
-    """trace-cmd's ``timestamp_calc``: TSC2NSEC (``mul_u64_u32_shr``), then the DATE offset."""
+    """trace-cmd's ``timestamp_calc``: TSC2NSEC (``mul_u64_u32_shr``), then DATE/OFFSET."""
     ts = raw
     if td.options.tsc2nsec is not None:
         mult, shift, _ = td.options.tsc2nsec
@@ -267,19 +295,34 @@ def _convert_time(td: TraceDat, raw: NDArray[np.int64]) -> NDArray[np.int64]:
         else:
             out = (hi + (lo >> np.uint64(32))) >> np.uint64(shift - 32)
         ts = out.view(np.int64)
-    date = _date_offset(td)
-    return ts + np.int64(date) if date else ts
+    offset = _ts_offset(td)
+    return ts + np.int64(offset) if offset else ts
 
 
-def _date_offset(td: TraceDat) -> int:
-    """DATE option: ASCII hex (or decimal) µs offset added by ``trace-cmd report`` (×1000 ns)."""
-    text = td.options.date
-    if not text:
+def _ts_offset(td: TraceDat) -> int:
+    """What ``trace-cmd report`` adds to every timestamp (trace-input.c ``handle_options``).
+
+    DATE is a µs offset to gettimeofday (×1000), OFFSET a ns offset (``--ts-offset``); both are
+    ASCII numbers read with ``strtoll(buf, NULL, 0)``.
+    """
+    return _strtoll(td.options.date) * 1000 + _strtoll(td.options.offset)
+
+
+_STRTOLL = re.compile(r"\s*([-+]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9]\d*)")
+
+
+def _strtoll(text: str | None) -> int:
+    """C ``strtoll(text, NULL, 0)``: hex with 0x, octal with a leading 0, else decimal."""
+    m = _STRTOLL.match(text or "")
+    if not m:
         return 0
-    try:
-        return int(text, 0) * 1000
-    except ValueError:
-        return 0
+    digits = m[2]
+    value = (
+        int(digits, 16)
+        if digits[:2].lower() == "0x"
+        else int(digits, 8 if digits[0] == "0" else 10)
+    )
+    return -value if m[1] == "-" else value
 
 
 def _tasks(td: TraceDat) -> pa.Table:
@@ -308,7 +351,9 @@ def _tasks(td: TraceDat) -> pa.Table:
     )
 
 
-def _metadata(path: Path, td: TraceDat, ts: NDArray[np.int64], skips: SkipLog) -> CaptureMetadata:
+def _metadata(
+    path: Path, fmt: str, td: TraceDat, ts: NDArray[np.int64], skips: SkipLog
+) -> CaptureMetadata:
     o = td.options
     inst_clock = td.instances[0].clock if td.instances else None
     clock = o.selected_clock or inst_clock
@@ -338,18 +383,19 @@ def _metadata(path: Path, td: TraceDat, ts: NDArray[np.int64], skips: SkipLog) -
         "tsc2nsec": None
         if o.tsc2nsec is None
         else dict(zip(("mult", "shift", "offset"), o.tsc2nsec, strict=True)),
-        "date_offset_ns": _date_offset(td) or None,
+        "ts_offset_ns": _ts_offset(td) or None,
         "offset": o.offset,
         "guests": o.guests,
         "time_shift": o.time_shift,
         "event_formats": len(td.formats),
+        "sections": td.sections or None,
         "kallsyms_bytes": len(td.kallsyms),
         "printk_formats": _printk_formats(td),
     }
     return CaptureMetadata(
         source_path=str(path),
         source_sha256="",  # filled in by read_tracedat
-        format="trace.dat",
+        format=fmt,
         importer="importers.tracedat:read_tracedat",
         clock=clock,
         ts_unit="cycles" if raw_counter else "ns",
@@ -377,4 +423,4 @@ def _printk_formats(td: TraceDat) -> dict[str, str]:
     return out
 
 
-__all__ = ["EventFormat", "page_layout", "read_tracedat"]
+__all__ = ["page_layout", "read_tracedat"]

@@ -7,6 +7,9 @@ all CPUs (already time-ordered per CPU, so the sort merges runs).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
@@ -14,9 +17,10 @@ from numpy.typing import NDArray
 from importers.event_format import EventFormat
 from importers.schema import SIDE_TABLES
 from importers.skips import SkipLog
-from importers.tracedat_fields import FieldGather, common_fields, gather_bytes
+from importers.tracedat_fields import FieldGather, pack_records
 from importers.tracedat_file import FormatText, TraceDat
 from importers.tracedat_pages import MISSED_NONE, Records
+from importers.tracedat_printk import RENDERED, PrintkContext
 from importers.tracedat_tables import MODELLED, typed_table
 
 #: systems of the modelled events (a same-named event of another system goes to ``events``)
@@ -59,7 +63,7 @@ def records_to_tables(
     cuts = np.flatnonzero(np.diff(sorted_types[by_type])) + 1
     cpu = page_cpu[records.page]
     formats: dict[int, EventFormat] = {}
-    tables: dict[str, list[pa.Table]] = {}
+    typed: list[tuple[str, EventFormat, NDArray[np.intp]]] = []
     event_mask = np.zeros(n, bool)
     for idx in np.split(grouped, cuts) if n else []:
         t = int(types[idx[0]])
@@ -75,7 +79,10 @@ def records_to_tables(
         name = _modelled_table(fmt)
         if name is None:
             event_mask[idx] = True
-            continue
+        else:
+            typed.append((name, fmt, idx))
+
+    def build(name: str, fmt: EventFormat, idx: NDArray[np.intp]) -> tuple[pa.Table, list[str]]:
         g = FieldGather(data, offsets[idx], lengths[idx], big, block=fmt.fixed_size)
         prefix = {
             "ts": pa.array(ts[idx]),
@@ -83,13 +90,23 @@ def records_to_tables(
             "cpu": pa.array(cpu[idx]),
             "common_pid": _common(fmt, g, "common_pid", pa.int32()),
         }
-        table, notes = typed_table(name, fmt, g, prefix)
-        for note in notes:
-            skips.add(f"undecodable column: {note}", [f"event {fmt.system}:{fmt.name}"], count=1)
-        tables.setdefault(name, []).append(table)
-    out = {name: _concat_by_seq(chunks) for name, chunks in tables.items()}
+        return typed_table(name, fmt, g, prefix)
+
+    # Tables are independent and their work (numba gathers, numpy, Arrow) runs without the
+    # GIL, so they are built on all cores; the events table, the biggest, starts first.
     ev = order[event_mask[order]]
-    out["events"] = _events(td, data, formats, ev, types, ts, seq, cpu, offsets, lengths)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        events = pool.submit(_events, td, data, formats, ev, types, ts, seq, cpu, offsets, lengths)
+        built = [(name, fmt, pool.submit(build, name, fmt, idx)) for name, fmt, idx in typed]
+        tables: dict[str, list[pa.Table]] = {}
+        for name, fmt, future in built:
+            table, notes = future.result()
+            for note in notes:
+                where = [f"event {fmt.system}:{fmt.name}"]
+                skips.add(f"undecodable column: {note}", where, count=1)
+            tables.setdefault(name, []).append(table)
+        out = {name: _concat_by_seq(chunks) for name, chunks in tables.items()}
+        out["events"] = events.result()
     out["lost_events"] = lost
     return out
 
@@ -150,10 +167,11 @@ def _sequence(
     n = len(order)
     pages = np.flatnonzero(missed != MISSED_NONE)
     nxt, follows = _following(records, page_cpu, pages)
-    marker = np.zeros(n, np.int64)
-    np.add.at(marker, nxt[follows], 1)
     seq = np.empty(n, np.int64)
-    seq[order] = np.arange(n, dtype=np.int64) + np.cumsum(marker[order])
+    seq[order] = np.arange(n, dtype=np.int64)  # rank in the merge
+    if follows.any():  # shift every record after a loss marker by the markers before it
+        marker_ranks = np.sort(seq[nxt[follows]])
+        seq += np.searchsorted(marker_ranks, seq, side="right")
     lost_seq = np.where(follows, seq[nxt] - 1 if n else 0, 0)
     tail = ~follows
     lost_seq[tail] = (seq.max() + 1 if n else 0) + np.arange(int(tail.sum()))
@@ -188,6 +206,32 @@ def _concat_by_seq(chunks: list[pa.Table]) -> pa.Table:
     return table
 
 
+def _printk_args(
+    td: TraceDat,
+    formats: dict[int, EventFormat],
+    t: NDArray[np.uint16],
+    payload: NDArray[np.uint8],
+    poffs: NDArray[np.int64],
+) -> pa.Array:
+    """``args`` text of ftrace ``print``/``bputs``/``bprint`` rows (null for other events).
+
+    Other events keep ``args`` null: their fields are in ``payload`` and, for the modelled
+    ones, in the typed tables; text per record would cost more than the whole decode.
+    """
+    wanted = [tid for tid, f in formats.items() if f.system == "ftrace" and f.name in RENDERED]
+    rows = np.flatnonzero(np.isin(t, wanted)) if wanted else np.zeros(0, np.intp)
+    if not len(rows):
+        return pa.nulls(len(t), pa.string())
+    context = PrintkContext(td.printk, td.kallsyms, td.long_size, td.reader.big_endian)
+    texts: list[str | None] = [None] * len(t)
+    raw = payload.tobytes() if len(rows) > 64 else None
+    for r in rows.tolist():
+        a, b = int(poffs[r]), int(poffs[r + 1])
+        record = raw[a:b] if raw is not None else payload[a:b].tobytes()
+        texts[r] = context.render(formats[int(t[r])], record)
+    return pa.array(texts, pa.string())
+
+
 def _events(
     td: TraceDat,
     data: NDArray[np.uint8],
@@ -219,10 +263,7 @@ def _events(
         for k, key in enumerate(("common_pid", "common_flags", "common_preempt_count")):
             field = f.field(key)
             lut[k, tid] = field.offset if field is not None else -(1 << 40)
-    length = lengths[idx]
-    payload, poffs = gather_bytes(data, offsets[idx], length)
-    # read the common fields back from the packed copy: sequential access
-    pid, flags, preempt = common_fields(payload, poffs[:-1], t, lut, big)
+    payload, poffs, pid, flags, preempt = pack_records(data, idx, offsets, lengths, types, lut, big)
     schema = SIDE_TABLES["events"]
     columns = {
         "ts": pa.array(ts[idx]),
@@ -240,6 +281,7 @@ def _events(
         "payload": pa.LargeBinaryArray.from_buffers(
             pa.large_binary(), n, [None, pa.py_buffer(poffs), pa.py_buffer(payload)]
         ),
+        "args": _printk_args(td, formats, t, payload, poffs),
     }
     arrays = []
     for f in schema:

@@ -75,39 +75,64 @@ def gather_uint(
 
 
 @njit(cache=True, nogil=True)
-def common_fields(
+def pack_records(
     data: NDArray[np.uint8],
+    idx: NDArray[np.intp],
     offsets: NDArray[np.int64],
+    lengths: NDArray[np.int64],
     types: NDArray[np.uint16],
     lut: NDArray[np.int64],
     big: bool,
-) -> tuple[NDArray[np.int32], NDArray[np.uint8], NDArray[np.uint8]]:
-    """``common_pid``, ``common_flags``, ``common_preempt_count`` of records of mixed types.
+) -> tuple[
+    NDArray[np.uint8], NDArray[np.int64], NDArray[np.int32], NDArray[np.uint8], NDArray[np.uint8]
+]:
+    """Copy records ``idx`` into one buffer (Arrow binary layout) and read their common fields.
 
-    ``lut[k, type]`` is the offset of common field ``k`` in that type's format (they agree on
-    every known kernel, but each record is still read by its own format).
+    Returns the packed bytes, the Arrow offsets, ``common_pid``, ``common_flags`` and
+    ``common_preempt_count``. ``lut[k, type]`` is the offset of common field ``k`` in that
+    type's format (they agree on every known kernel, but each record is still read by its own
+    format; a negative offset reads as 0). One pass: each record is read while in cache.
     """
-    n = offsets.shape[0]
+    n = idx.shape[0]
+    out_offsets = np.empty(n + 1, np.int64)
+    out_offsets[0] = 0
+    for i in range(n):
+        out_offsets[i + 1] = out_offsets[i] + lengths[idx[i]]
+    out = np.empty(out_offsets[n], np.uint8)
     pid = np.zeros(n, np.int32)
     flags = np.zeros(n, np.uint8)
     preempt = np.zeros(n, np.uint8)
-    limit = data.shape[0]
     for i in range(n):
-        t = types[i]
-        s = offsets[i] + lut[0, t]
-        if s >= 0 and s + 4 <= limit:
+        r = idx[i]
+        s = offsets[r]
+        length = lengths[r]
+        o = out_offsets[i]
+        out[o : o + length] = data[s : s + length]
+        t = types[r]
+        p = lut[0, t]
+        if p >= 0 and p + 4 <= length:
             if big:
-                v = (data[s] << 24) | (data[s + 1] << 16) | (data[s + 2] << 8) | data[s + 3]
+                v = (
+                    (out[o + p] << 24)
+                    | (out[o + p + 1] << 16)
+                    | (out[o + p + 2] << 8)
+                    | out[o + p + 3]
+                )
             else:
-                v = (data[s + 3] << 24) | (data[s + 2] << 16) | (data[s + 1] << 8) | data[s]
+                v = (
+                    (out[o + p + 3] << 24)
+                    | (out[o + p + 2] << 16)
+                    | (out[o + p + 1] << 8)
+                    | out[o + p]
+                )
             pid[i] = np.int32(np.uint32(v))
-        f = offsets[i] + lut[1, t]
-        if 0 <= f < limit:
-            flags[i] = data[f]
-        p = offsets[i] + lut[2, t]
-        if 0 <= p < limit:
-            preempt[i] = data[p]
-    return pid, flags, preempt
+        f = lut[1, t]
+        if 0 <= f < length:
+            flags[i] = out[o + f]
+        q = lut[2, t]
+        if 0 <= q < length:
+            preempt[i] = out[o + q]
+    return out, out_offsets, pid, flags, preempt
 
 
 @njit(cache=True, nogil=True)
@@ -167,7 +192,8 @@ class FieldGather:
         if self.block is not None and offset + size <= self.block.shape[1]:
             order = ">" if self.big_endian else "<"
             dtype = np.dtype(f"{order}{'i' if signed else 'u'}{size}")
-            column = self.raw(offset, size).view(dtype).reshape(self.n)
+            # a strided column view of the block (rows contiguous), copied once by astype
+            column = self.block[:, offset : offset + size].view(dtype).reshape(self.n)
             native: NDArray[np.generic] = column.astype(dtype.newbyteorder("="), copy=False)
             return native
         wide = gather_uint(self.data, self.offsets, offset, size, self.big_endian)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from importers.errors import CaptureFormatError
 from importers.event_format import EventFormat, parse_event_format
 from importers.tracedat_options import (
     OPT_BUFFER,
@@ -97,6 +98,15 @@ class TraceDat:
     options: TraceOptions = field(default_factory=TraceOptions)
     instances: list[Instance] = field(default_factory=list)
     latency: bool = False
+    strings: bytes = b""
+    sections: list[dict[str, object]] = field(default_factory=list)
+
+    def describe(self, string_id: int) -> str | None:
+        """A v7 section's description: a NUL-terminated string in the STRINGS concatenation."""
+        if not 0 <= string_id < len(self.strings):
+            return None
+        end = self.strings.find(b"\0", string_id)
+        return self.strings[string_id : end if end >= 0 else None].decode("utf-8", "replace")
 
 
 def read_container(r: Reader) -> TraceDat:
@@ -281,6 +291,7 @@ def _section(td: TraceDat, pos: int, expect: int, name: str) -> _Section:
     r = td.reader
     r.section = f"{name} section"
     sid, flags, string_id, size = _section_header(r, pos)
+    td.sections.append({"offset": pos, "id": sid, "description": td.describe(string_id)})
     if sid != expect:
         raise r.fail(pos, f"expected section id {expect} ({name}), found id {sid}")
     payload = r.sized_blob(pos + 16, size, f"{name} section")
@@ -311,6 +322,7 @@ def _read_v7(td: TraceDat, pos: int) -> None:
     if algo not in ("none", "zlib", "zstd"):
         raise r.fail(pos, f"unknown compression {algo!r} (none, zlib and zstd exist)")
     options_offset = r.u64(pos)
+    td.strings = _strings(td, pos + 8)
     visited: set[int] = set()
     while options_offset:
         if options_offset in visited or len(visited) > _MAX_SECTIONS:
@@ -323,6 +335,33 @@ def _read_v7(td: TraceDat, pos: int) -> None:
             break  # DONE without a next-section offset: the last OPTIONS section
         options_offset = sub.u64(done + 4)
     _v7_metadata(td)
+
+
+def _strings(td: TraceDat, pos: int) -> bytes:
+    """The concatenated payloads of every STRINGS section (trace-cmd ``read_metadata_strings``).
+
+    No option points at them: walk the section headers from ``pos`` to the end of the file.
+    A file may hold several, and a section's string id may resolve only in their
+    concatenation (formats.md §3.3). Descriptions only label sections, so a walk that runs
+    into a damaged header stops there rather than failing the import.
+    """
+    r = td.reader
+    out = bytearray()
+    for _ in range(_MAX_SECTIONS):
+        if pos + 16 > r.size:
+            break
+        sid, flags, _, size = _section_header(r, pos)
+        if sid == SECTION_STRINGS:
+            r.section = "strings section"
+            try:
+                payload = r.sized_blob(pos + 16, size, "strings section")
+                if flags & SECTION_FLAG_COMPRESSED:
+                    payload = _inflate_section(td, payload, pos + 16)
+            except CaptureFormatError:
+                break
+            out += payload
+        pos += 16 + size
+    return bytes(out)
 
 
 def _v7_metadata(td: TraceDat) -> None:
@@ -380,7 +419,9 @@ def _v7_buffer(td: TraceDat, r: Reader, pos: int, size: int) -> Instance:
     head = td.reader
     saved = head.section
     head.section = f"buffer flyrecord section of instance {name!r}"
-    sid, flags, _, _ = _section_header(head, section_offset)
+    sid, flags, string_id, _ = _section_header(head, section_offset)
+    description = td.describe(string_id)
+    td.sections.append({"offset": section_offset, "id": sid, "description": description})
     if sid != OPT_BUFFER:
         raise head.fail(section_offset, f"expected a buffer section (id 3), found id {sid}")
     head.section = saved

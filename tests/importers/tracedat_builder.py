@@ -160,6 +160,10 @@ class Capture:
     page_sizes: dict[str, int] = field(default_factory=dict)
     cmdlines: str = "1 init\n42 worker\n"
     extra_options: list[tuple[int, bytes]] = field(default_factory=list)
+    formats: list[tuple[str, str]] = field(
+        default_factory=lambda: [("sched", SWITCH_FORMAT), ("sched", EXEC_FORMAT)]
+    )
+    header_event: str = "# compressed entry header\n\ttype_len    :    5 bits\n"
 
 
 def _u(layout: Layout, fmt: str, v: int) -> bytes:
@@ -177,8 +181,8 @@ def _prefix(c: Capture, version: str) -> bytes:
     )
 
 
-def _headers(lo: Layout) -> bytes:
-    hp, he = lo.header_page().encode(), b"# compressed entry header\n\ttype_len    :    5 bits\n"
+def _headers(lo: Layout, header_event: str) -> bytes:
+    hp, he = lo.header_page().encode(), header_event.encode()
     return (
         b"header_page\0"
         + lo.pack("Q", len(hp))
@@ -189,11 +193,15 @@ def _headers(lo: Layout) -> bytes:
     )
 
 
-def _formats(lo: Layout) -> tuple[bytes, bytes]:
+def _formats(lo: Layout, formats: list[tuple[str, str]]) -> tuple[bytes, bytes]:
     ftrace = lo.pack("I", 0)
-    texts = [SWITCH_FORMAT.encode(), EXEC_FORMAT.encode()]
-    events = lo.pack("I", 1) + b"sched\0" + lo.pack("I", len(texts))
-    events += b"".join(lo.pack("Q", len(t)) + t for t in texts)
+    systems: dict[str, list[bytes]] = {}
+    for system, text in formats:
+        systems.setdefault(system, []).append(text.encode())
+    events = lo.pack("I", len(systems))
+    for system, texts in systems.items():
+        events += system.encode() + b"\0" + lo.pack("I", len(texts))
+        events += b"".join(lo.pack("Q", len(t)) + t for t in texts)
     return ftrace, events
 
 
@@ -204,9 +212,9 @@ def _option(lo: Layout, opt_id: int, data: bytes) -> bytes:
 def write_v6(c: Capture) -> bytes:
     """A v6 file: sequential pieces, an options block, flyrecord tables (+ instances)."""
     lo = c.layout
-    ftrace, events = _formats(lo)
+    ftrace, events = _formats(lo, c.formats)
     cmd = c.cmdlines.encode()
-    head = bytearray(_prefix(c, "6") + _headers(lo) + ftrace + events)
+    head = bytearray(_prefix(c, "6") + _headers(lo, c.header_event) + ftrace + events)
     head += lo.pack("I", 0) + lo.pack("I", 0) + lo.pack("Q", len(cmd)) + cmd + lo.pack("I", c.cpus)
     head += b"options  \0"
     patches: list[tuple[int, str]] = []
@@ -263,10 +271,10 @@ def write_v7(c: Capture, compression: str = "none") -> bytes:
         out.extend(lo.pack("HHiQ", sid, int(compress), string_id, len(payload)) + payload)
         return at
 
-    ftrace, events = _formats(lo)
+    ftrace, events = _formats(lo, c.formats)
     cmd = c.cmdlines.encode()
     meta = {
-        16: section(16, "headers", _headers(lo)),
+        16: section(16, "headers", _headers(lo, c.header_event)),
         17: section(17, "ftrace events", ftrace),
         18: section(18, "events format", events),
         21: section(21, "command lines", lo.pack("Q", len(cmd)) + cmd),
