@@ -170,11 +170,12 @@ class Writer:
 
 def tracing_data(lo: Layout) -> bytes:
     """A perf TRACING_DATA blob (trace.dat v6 metadata, version 0.6) with sched_switch."""
-    ftrace, events = _formats(lo)
+    capture = TraceDatCapture(layout=lo)
+    ftrace, events = _formats(lo, capture.formats)
     cmd = b"42 worker\n"
     return (
-        _prefix(TraceDatCapture(layout=lo), "0.6")
-        + _headers(lo)
+        _prefix(capture, "0.6")
+        + _headers(lo, capture.header_event)
         + ftrace
         + events
         + lo.pack("I", 0)
