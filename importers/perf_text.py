@@ -27,7 +27,7 @@ from importers.capture import Capture, CaptureMetadata, sha256_of
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError
 from importers.ftrace_lines import PLACEHOLDER_COMM, valid_utf8
-from importers.ftrace_payloads import parse_payloads
+from importers.ftrace_payloads import GRAMMARS, KeyValue, parse_payloads
 from importers.ftrace_scan import line_bounds, string_column
 from importers.perf_text_stat import read_perf_stat
 from importers.schema import TYPED_TABLES, conform
@@ -187,6 +187,20 @@ def _tracepoints(
         (pl.col("end") - pl.col("args").str.len_bytes().cast(pl.Int64)).alias("args_s"),
         pl.col("end").alias("args_e"),
     )
+    cut = _cut_key_values(rows)
+    if cut.any():
+        # find_keys (ftrace_scan) leaves the value end of keys found before a missing required
+        # key unset, and string_column cannot take such a range: these rows (truncated
+        # payloads) go straight to ``events``.
+        skips.add(
+            "tracepoint payload cut short before its last required field (kept in events)",
+            [
+                f"line {chunk.first_line + q - chunk.seq_base}"
+                for q in rows["seq"].filter(cut).head(5)
+            ],
+            count=int(cut.sum()),
+        )
+        events = events.filter(~cut)
     payloads = parse_payloads(data, events)
     for name, frame in payloads.typed.items():
         parts.setdefault(name, []).append(frame)
@@ -196,7 +210,9 @@ def _tracepoints(
             [f"line {chunk.first_line + s - chunk.seq_base}" for s in seqs[:5]],
             count=len(seqs),
         )
-    rest = rows.join(payloads.rest.select("seq"), on="seq", how="semi")
+    rest = pl.concat(
+        [rows.join(payloads.rest.select("seq"), on="seq", how="semi"), rows.filter(cut)]
+    )
     parts.setdefault("events", []).append(
         rest.select(
             "ts",
@@ -210,6 +226,24 @@ def _tracepoints(
             pl.col("args").str.strip_chars_end(),
         )
     )
+
+
+def _cut_key_values(rows: pl.DataFrame) -> pl.Series:
+    """Rows whose payload starts like a ``key=value`` grammar but lacks a later required key
+    in order (see :func:`importers.ftrace_scan.find_keys`)."""
+    cut = pl.Series(np.zeros(rows.height, bool))
+    for event, grammars in GRAMMARS.items():
+        mine = rows["name"] == event
+        if not mine.any():
+            continue
+        for g in grammars:
+            if not isinstance(g, KeyValue):
+                continue
+            keys = [k for k, _ in g.fields if k not in g.optional]
+            ordered = "^" + ".*? ".join(re.escape(k) + "=" for k in keys)
+            starts = rows["args"].str.starts_with(g.fields[0][0] + "=")
+            cut = cut | (mine & starts & ~rows["args"].str.contains(ordered))
+    return cut
 
 
 def _pmu_samples(rows: pl.DataFrame, parts: dict[str, list[pl.DataFrame]]) -> None:

@@ -62,8 +62,8 @@ def read_perf_stat(
             metric_lines += 1
             continue
         row["seq"] = number
-        _value(row, skips, number)
-        rows.append(row)
+        if _value(row, skips, number):
+            rows.append(row)
     if not rows:
         raise CaptureFormatError(
             f"{path}: no perf stat counter line found; expected `perf stat -x,` CSV or "
@@ -177,13 +177,17 @@ def _json_row(line: str, skips: SkipLog, number: int) -> dict[str, Any] | None:
     return row
 
 
-def _value(row: dict[str, Any], skips: SkipLog, number: int) -> None:
-    """Turn the printed value into ``value``/``status``/``unit`` (see module docstring)."""
+def _value(row: dict[str, Any], skips: SkipLog, number: int) -> bool:
+    """Turn the printed value into ``value``/``status``/``unit`` (see module docstring);
+    False (skipped and counted) when it is neither a number nor a perf status."""
     text = row["value"]
+    if text not in _STATUS and not _NUMBER.match(text):
+        skips.add("perf stat counter value not understood", [f"line {number + 1}"])
+        return False
     row["status"] = _STATUS.get(text, "counted")
     row["value"] = None
     if row["status"] != "counted":
-        return
+        return True
     whole, _, frac = text.partition(".")
     if not frac.strip("0"):
         row["value"] = int(whole)
@@ -195,5 +199,9 @@ def _value(row: dict[str, Any], skips: SkipLog, number: int) -> None:
             f"fractional counter value in unit {row['unit'] or '(none)'} (not a count)",
             [f"line {number + 1}"],
         )
-    if row["value"] is not None and row["value"] < 0:
+    if row["value"] is not None and not 0 <= row["value"] < 1 << 64:
+        skips.add("perf stat counter value outside 0..2^64", [f"line {number + 1}"])
         row["value"] = None
+    if row["time_running_ns"] is not None and row["time_running_ns"] >= 1 << 64:
+        row["time_running_ns"] = None
+    return True

@@ -116,3 +116,24 @@ def test_not_perf_script(tmp_path: Path) -> None:
     path.write_text("# ========\n# cmdline : perf record\n# ========\n#\n")
     with pytest.raises(CaptureFormatError, match="no perf script sample line"):
         load(path)
+
+
+def test_truncated_tracepoint_payload_is_kept_in_events(tmp_path: Path) -> None:
+    path = tmp_path / "cut.txt"
+    path.write_text(
+        "            perf 28940 [000]  1580.107277: sched:sched_switch: prev_comm=perf "
+        "prev_pid=28940 prev_prio=120 prev_state=D ==> next_comm=migration/0 next_pid=18 "
+        "next_prio=0\n"
+        " memfd:sealed-91  3413 [001]  1580.285761: sched:sched_switch: prev_comm=memfd:sea\n"
+    )
+    cap = load(path)
+    assert cap.frame("sched_switch").select("ts", "prev_pid", "next_pid").rows() == [
+        (1580107277000, 28940, 18)
+    ]
+    events = cap.frame("events")
+    assert events.select("seq", pl.col("event").cast(pl.Utf8), "args").rows() == [
+        (1, "sched_switch", "prev_comm=memfd:sea")
+    ]
+    assert list(cap.metadata.skipped) == [
+        "tracepoint payload cut short before its last required field (kept in events)"
+    ]
