@@ -108,8 +108,13 @@ def sniff_bytes(head: bytes, name: str) -> str:
     text_lines = [ln for ln in head.splitlines()[:200] if ln.strip()]
     if any(ln.lstrip().startswith(b'{"') and b"counter-value" in ln for ln in text_lines[:20]):
         return "perf-stat-json"
+    if any(ln.startswith(b"# tracer:") for ln in text_lines[:5]):
+        return "ftrace-text"
     ftrace_hits = sum(bool(_FTRACE_LINE.search(ln)) for ln in text_lines)
-    if ftrace_hits or any(ln.startswith(b"# tracer:") for ln in text_lines[:5]):
+    # perf script prints comm ":-1" and tid -1 for an exiting task (":-1    -1 [000]"),
+    # which reads as ftrace's "comm-pid [cpu]": the majority decides.
+    perf_hits = sum(bool(_PERF_SCRIPT_LINE.match(ln)) for ln in text_lines)
+    if ftrace_hits and ftrace_hits >= perf_hits:
         return "ftrace-text"
     if _FTRACE_LATENCY_LINE.search(head):
         return "ftrace-text"

@@ -73,8 +73,8 @@ def test_simpleperf_script_text_tab_separated_with_callchains(shared_traces: Pat
 
 def _switch_rows(frame: pl.DataFrame, to_us: bool) -> list[tuple[object, ...]]:
     ts = (pl.col("ts") // 1000 * 1000) if to_us else pl.col("ts")
-    cols = ["cpu", "common_pid", "prev_comm", "prev_pid", "prev_state_str", "next_comm",
-            "next_pid", "next_prio"]  # fmt: skip
+    cols = ["cpu", "prev_comm", "prev_pid", "prev_state_str", "next_comm", "next_pid",
+            "next_prio"]  # fmt: skip
     return frame.select(ts, *(pl.col(c).cast(pl.Utf8) for c in cols)).rows()
 
 
@@ -84,11 +84,20 @@ def test_sched_switch_text_equals_the_perf_data_import(
     recorded: dict[str, Path], tmp_path: Path, args: tuple[str, ...]
 ) -> None:
     text = script(recorded["sched"], tmp_path / "sched.txt", *args)
+    assert sniff(text) == "perf-script"
     from_text, from_data = load(text), load(recorded["sched"])
     rows = _switch_rows(from_text.frame("sched_switch"), False)
     assert rows == _switch_rows(from_data.frame("sched_switch"), not args)
     assert len(rows) > 0
     assert from_text.metadata.skipped == {}
+    # text has perf's sample tid, which perf prints as -1 for a task that was exiting; the
+    # binary import has the raw entry's common_pid
+    pids = zip(
+        from_text.frame("sched_switch")["common_pid"].to_list(),
+        from_data.frame("sched_switch")["common_pid"].to_list(),
+        strict=True,
+    )
+    assert all(t in (d, -1) for t, d in pids)
 
 
 @pytest.mark.oracle
@@ -137,3 +146,21 @@ def test_truncated_tracepoint_payload_is_kept_in_events(tmp_path: Path) -> None:
     assert list(cap.metadata.skipped) == [
         "tracepoint payload cut short before its last required field (kept in events)"
     ]
+
+
+def test_exiting_task_lines_do_not_make_perf_script_look_like_ftrace(tmp_path: Path) -> None:
+    # perf prints comm ":-1" and tid -1 for a task that is exiting: ":-1    -1 [000]" has the
+    # shape of ftrace's "comm-pid [cpu]"
+    line = (
+        "{comm} {tid:>5} [000]  4315.4{n:05d}: sched:sched_switch: prev_comm=python "
+        "prev_pid=7 prev_prio=120 prev_state=X ==> next_comm=swapper/0 next_pid=0 next_prio=120\n"
+    )
+    text = "".join(
+        line.format(comm=":-1" if n % 3 == 0 else "python", tid=-1 if n % 3 == 0 else 7, n=n)
+        for n in range(30)
+    )
+    path = tmp_path / "exit.txt"
+    path.write_text(text)
+    assert sniff(path) == "perf-script"
+    switch = load(path).frame("sched_switch")
+    assert switch.height == 30 and switch["common_pid"].to_list()[:2] == [-1, 7]
