@@ -37,7 +37,8 @@ _FTRACE_LINE = re.compile(rb"-\d+\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\].{0,40}?\d+(?:\.
 _FTRACE_LATENCY_LINE = re.compile(rb"^\s*\S.{0,7}-\d+\s+\d+\S{0,8}\s+\d+\.\d+: \S+:", re.M)
 _PERF_SCRIPT_LINE = re.compile(rb"^\s*\S.*?\s+\d+(?:/\d+)?\s+(?:\[\d+\]\s+)?\d+\.\d+:\s", re.M)
 _PERF_STAT_CSV_LINE = re.compile(
-    rb"^(?:CPU\d+,|S\d+-D\d+-C\d+,|[\d.]+,)?"  # optional -A / --per-core / -I prefix
+    # optional -I interval (right-aligned: leading blanks), -A / --per-* id and CPU count
+    rb"^[ \t]*(?:[\d.]+,)?(?:CPU\d+,|S\d+(?:-D\d+)?(?:-C\d+)?,\d+,|N\d+,\d+,)?"
     rb"(?:[\d.]+|<not counted>|<not supported>),[^,\n]*,[^,\n]+,",
     re.M,
 )
@@ -110,8 +111,13 @@ def sniff_bytes(head: bytes, name: str) -> str:
     text_lines = [ln for ln in head.splitlines()[:200] if ln.strip()]
     if any(ln.lstrip().startswith(b'{"') and b"counter-value" in ln for ln in text_lines[:20]):
         return "perf-stat-json"
+    if any(ln.startswith(b"# tracer:") for ln in text_lines[:5]):
+        return "ftrace-text"
     ftrace_hits = sum(bool(_FTRACE_LINE.search(ln)) for ln in text_lines)
-    if ftrace_hits or any(ln.startswith(b"# tracer:") for ln in text_lines[:5]):
+    # perf script prints comm ":-1" and tid -1 for an exiting task (":-1    -1 [000]"),
+    # which reads as ftrace's "comm-pid [cpu]": the majority decides.
+    perf_hits = sum(bool(_PERF_SCRIPT_LINE.match(ln)) for ln in text_lines)
+    if ftrace_hits and ftrace_hits >= perf_hits:
         return "ftrace-text"
     if _FTRACE_LATENCY_LINE.search(head):
         return "ftrace-text"
