@@ -28,7 +28,7 @@ from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError
 from importers.ftrace_lines import PLACEHOLDER_COMM, valid_utf8
 from importers.ftrace_payloads import GRAMMARS, KeyValue, parse_payloads
-from importers.ftrace_scan import line_bounds, string_column
+from importers.ftrace_scan import Text, line_bounds, string_column
 from importers.perf_text_stat import read_perf_stat
 from importers.schema import TYPED_TABLES, conform
 from importers.skips import SkipLog
@@ -70,7 +70,7 @@ def read_perf_script(
     counts = {"samples": 0, "callchain_lines": 0, "side_band_lines": 0}
     for chunk in source.chunks:
         if not header:
-            header = _header(chunk.data[: 1 << 16])
+            header = _header(bytes(chunk.data[: 1 << 16]))
         _chunk(chunk, parts, counts, skips)
     if counts["samples"] == 0:
         raise CaptureFormatError(
@@ -168,7 +168,7 @@ def _context(samples: pl.DataFrame) -> pl.DataFrame:
 
 
 def _tracepoints(
-    data: bytes,
+    data: Text,
     rows: pl.DataFrame,
     parts: dict[str, list[pl.DataFrame]],
     skips: SkipLog,
