@@ -400,7 +400,8 @@ def _metadata(
         clock=clock,
         ts_unit="cycles" if raw_counter else "ns",
         ts_resolution_ns=1,
-        cpu_count=td.cpus or None,
+        # v7 without a CPUCOUNT option: the highest CPU id with data bounds it from below
+        cpu_count=td.cpus or max((c.cpu + 1 for i in td.instances for c in i.cpus), default=None),
         first_ts=int(ts.min()) if len(ts) else None,
         last_ts=int(ts.max()) if len(ts) else None,
         skipped=skips.to_json(),
