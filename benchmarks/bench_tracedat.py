@@ -199,6 +199,8 @@ def main() -> None:
           f"(first run incl. JIT cache load: {first:.3f} s)")  # fmt: skip
     print(f"trace-cmd report    : {theirs:7.3f} s  {events / theirs / 1e6:6.2f} M events/s")
     print(f"ratio (trace-cmd time / importer time): {theirs / ours:.1f}x")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"machine: {os.cpu_count()} CPUs, load average {load} (the importer uses all cores)")
 
 
 if __name__ == "__main__":

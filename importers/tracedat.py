@@ -287,6 +287,8 @@ def _convert_time(td: TraceDat, raw: NDArray[np.int64]) -> NDArray[np.int64]:
     ts = raw
     if td.options.tsc2nsec is not None:
         mult, shift, _ = td.options.tsc2nsec
+        if shift > 63:
+            raise td.reader.fail(0, f"TSC2NSEC option has shift {shift} (at most 63 makes sense)")
         u = raw.view(np.uint64)
         lo = (u & np.uint64(0xFFFFFFFF)) * np.uint64(mult)
         hi = (u >> np.uint64(32)) * np.uint64(mult)
@@ -296,6 +298,8 @@ def _convert_time(td: TraceDat, raw: NDArray[np.int64]) -> NDArray[np.int64]:
             out = (hi + (lo >> np.uint64(32))) >> np.uint64(shift - 32)
         ts = out.view(np.int64)
     offset = _ts_offset(td)
+    if not -(1 << 63) <= offset < 1 << 63:
+        raise td.reader.fail(0, f"DATE/OFFSET options add {offset} ns, beyond a 64-bit clock")
     return ts + np.int64(offset) if offset else ts
 
 

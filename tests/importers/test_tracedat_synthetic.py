@@ -250,6 +250,22 @@ def test_broken_headers_are_clean_errors(
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ([(14, struct.pack("<IIQ", 1, 99, 0))], "TSC2NSEC option has shift 99"),
+        ([(1, b"0xfffffffffffffffffff\0")], "beyond a 64-bit clock"),
+    ],
+)
+def test_absurd_clock_options_are_clean_errors(
+    tmp_path: Path, options: list[tuple[int, bytes]], message: str
+) -> None:
+    c = build(Layout())
+    c.extra_options = options
+    with pytest.raises(CaptureFormatError, match=message):
+        read_tracedat(write(tmp_path, c, "v6"))
+
+
 def _first_section(data: bytes) -> int:
     return data.index(b"1.0\0") + 4 + 8
 
