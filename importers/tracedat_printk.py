@@ -37,7 +37,7 @@ class PrintkContext:
     kallsyms_text: bytes
     long_size: int
     big_endian: bool
-    _symbols: tuple[NDArray[np.uint64], list[str]] | None = field(default=None, repr=False)
+    _symbols: tuple[NDArray[np.uint64], list[bytes]] | None = field(default=None, repr=False)
 
     @cached_property
     def formats(self) -> dict[int, str]:
@@ -68,10 +68,10 @@ class PrintkContext:
             values = np.array([int(a, 16) for a, _ in pairs], dtype=np.uint64)
             keep = np.flatnonzero(values)
             order = keep[np.argsort(values[keep], kind="stable")]
-            self._symbols = (values[order], [pairs[i][1].decode("utf-8", "replace") for i in order])
+            self._symbols = (values[order], [pairs[i][1] for i in order])
         addresses, names = self._symbols
         i = int(np.searchsorted(addresses, np.uint64(address), side="right")) - 1
-        return names[i] if i >= 0 else f"0x{address:x}"
+        return names[i].decode("utf-8", "replace") if i >= 0 else f"0x{address:x}"
 
     def render(self, fmt: EventFormat, payload: bytes) -> str | None:
         """``<caller>: <text>`` of one ``print`` / ``bputs`` / ``bprint`` record."""
