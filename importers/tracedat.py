@@ -287,6 +287,8 @@ def _convert_time(td: TraceDat, raw: NDArray[np.int64]) -> NDArray[np.int64]:
     ts = raw
     if td.options.tsc2nsec is not None:
         mult, shift, _ = td.options.tsc2nsec
+        if shift > 63:
+            raise td.reader.fail(0, f"TSC2NSEC option has shift {shift} (at most 63 makes sense)")
         u = raw.view(np.uint64)
         lo = (u & np.uint64(0xFFFFFFFF)) * np.uint64(mult)
         hi = (u >> np.uint64(32)) * np.uint64(mult)
@@ -296,6 +298,8 @@ def _convert_time(td: TraceDat, raw: NDArray[np.int64]) -> NDArray[np.int64]:
             out = (hi + (lo >> np.uint64(32))) >> np.uint64(shift - 32)
         ts = out.view(np.int64)
     offset = _ts_offset(td)
+    if not -(1 << 63) <= offset < 1 << 63:
+        raise td.reader.fail(0, f"DATE/OFFSET options add {offset} ns, beyond a 64-bit clock")
     return ts + np.int64(offset) if offset else ts
 
 
@@ -400,7 +404,8 @@ def _metadata(
         clock=clock,
         ts_unit="cycles" if raw_counter else "ns",
         ts_resolution_ns=1,
-        cpu_count=td.cpus or None,
+        # v7 without a CPUCOUNT option: the highest CPU id with data bounds it from below
+        cpu_count=td.cpus or max((c.cpu + 1 for i in td.instances for c in i.cpus), default=None),
         first_ts=int(ts.min()) if len(ts) else None,
         last_ts=int(ts.max()) if len(ts) else None,
         skipped=skips.to_json(),

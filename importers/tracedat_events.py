@@ -218,16 +218,16 @@ def _printk_args(
     Other events keep ``args`` null: their fields are in ``payload`` and, for the modelled
     ones, in the typed tables; text per record would cost more than the whole decode.
     """
-    wanted = [tid for tid, f in formats.items() if f.system == "ftrace" and f.name in RENDERED]
-    rows = np.flatnonzero(np.isin(t, wanted)) if wanted else np.zeros(0, np.intp)
+    wanted = np.zeros(1 << 16, bool)
+    for tid, f in formats.items():
+        wanted[tid] = f.system == "ftrace" and f.name in RENDERED
+    rows = np.flatnonzero(wanted[t]) if wanted.any() else np.zeros(0, np.intp)
     if not len(rows):
         return pa.nulls(len(t), pa.string())
     context = PrintkContext(td.printk, td.kallsyms, td.long_size, td.reader.big_endian)
     texts: list[str | None] = [None] * len(t)
-    raw = payload.tobytes() if len(rows) > 64 else None
     for r in rows.tolist():
-        a, b = int(poffs[r]), int(poffs[r + 1])
-        record = raw[a:b] if raw is not None else payload[a:b].tobytes()
+        record = payload[int(poffs[r]) : int(poffs[r + 1])].tobytes()
         texts[r] = context.render(formats[int(t[r])], record)
     return pa.array(texts, pa.string())
 

@@ -10,17 +10,21 @@ pointers to text and ``kallsyms`` names the calling function (formats.md §3.6).
 
 from __future__ import annotations
 
-import bisect
 import re
 import struct
 from dataclasses import dataclass, field
 from functools import cached_property
+
+import numpy as np
+from numpy.typing import NDArray
 
 from importers.event_format import EventFormat
 
 #: events whose ``args`` are rendered here (system ``ftrace``)
 RENDERED = frozenset({"print", "bputs", "bprint"})
 
+# "address type name [module]"; an address longer than 64 bits is no address (corrupt line)
+_KALLSYMS_LINE = re.compile(rb"^([0-9a-fA-F]{1,16}) \S+ (\S+)", re.M)
 # One printf conversion: flags, width, precision, length modifier, conversion.
 _SPEC = re.compile(r"%([-+ #0]*)(\d+|\*)?(?:\.(\d+|\*))?(hh|h|ll|l|L|z|Z|t|j)?([diouxXcspS%])")
 
@@ -33,7 +37,7 @@ class PrintkContext:
     kallsyms_text: bytes
     long_size: int
     big_endian: bool
-    _symbols: tuple[list[int], list[str]] | None = field(default=None, repr=False)
+    _symbols: tuple[NDArray[np.uint64], list[bytes]] | None = field(default=None, repr=False)
 
     @cached_property
     def formats(self) -> dict[int, str]:
@@ -60,21 +64,14 @@ class PrintkContext:
         resolves, as with trace-cmd.
         """
         if self._symbols is None:
-            pairs = []
-            for line in self.kallsyms_text.decode("utf-8", "replace").splitlines():
-                parts = line.split()
-                if len(parts) >= 3:
-                    try:
-                        value = int(parts[0], 16)
-                    except ValueError:
-                        continue
-                    if value:
-                        pairs.append((value, parts[2]))
-            pairs.sort()
-            self._symbols = ([a for a, _ in pairs], [n for _, n in pairs])
+            pairs = _KALLSYMS_LINE.findall(self.kallsyms_text)
+            values = np.array([int(a, 16) for a, _ in pairs], dtype=np.uint64)
+            keep = np.flatnonzero(values)
+            order = keep[np.argsort(values[keep], kind="stable")]
+            self._symbols = (values[order], [pairs[i][1] for i in order])
         addresses, names = self._symbols
-        i = bisect.bisect_right(addresses, address) - 1
-        return names[i] if i >= 0 else f"0x{address:x}"
+        i = int(np.searchsorted(addresses, np.uint64(address), side="right")) - 1
+        return names[i].decode("utf-8", "replace") if i >= 0 else f"0x{address:x}"
 
     def render(self, fmt: EventFormat, payload: bytes) -> str | None:
         """``<caller>: <text>`` of one ``print`` / ``bputs`` / ``bprint`` record."""

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from importers.capture import Capture as ImportedCapture
 from importers.detect import load, sniff
@@ -22,7 +24,7 @@ from importers.errors import CaptureFormatError, DroppedEventsError, PmuReplayEr
 from importers.event_format import parse_event_format
 from importers.schema import conform
 from importers.tracedat import read_tracedat
-from importers.tracedat_fields import FieldGather
+from importers.tracedat_fields import FieldGather, gather_matrix
 from tests.importers.tracedat_builder import (
     EXEC_FORMAT,
     Capture,
@@ -250,6 +252,22 @@ def test_broken_headers_are_clean_errors(
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ([(14, struct.pack("<IIQ", 1, 99, 0))], "TSC2NSEC option has shift 99"),
+        ([(1, b"0xfffffffffffffffffff\0")], "beyond a 64-bit clock"),
+    ],
+)
+def test_absurd_clock_options_are_clean_errors(
+    tmp_path: Path, options: list[tuple[int, bytes]], message: str
+) -> None:
+    c = build(Layout())
+    c.extra_options = options
+    with pytest.raises(CaptureFormatError, match=message):
+        read_tracedat(write(tmp_path, c, "v6"))
+
+
 def _first_section(data: bytes) -> int:
     return data.index(b"1.0\0") + 4 + 8
 
@@ -412,3 +430,20 @@ def test_sniffed_saved_and_reloaded(tmp_path: Path) -> None:
         assert saved.table(name).equals(conform(name, table)), name
     assert saved.metadata == cap.metadata
     assert len(cap.metadata.source_sha256) == 64
+
+
+@given(
+    st.binary(min_size=1, max_size=300),
+    st.lists(st.integers(-8, 320), max_size=12),
+    st.integers(0, 9),
+    st.integers(1, 24),
+)
+def test_gather_matrix_equals_plain_slicing(
+    raw: bytes, offsets: list[int], start: int, width: int
+) -> None:
+    data = np.frombuffer(raw, np.uint8)
+    got = gather_matrix(data, np.array(offsets, np.int64), start, width)
+    for row, offset in zip(got, offsets, strict=True):
+        s = offset + start
+        inside = s >= 0 and s + width <= len(raw)
+        assert bytes(row) == (raw[s : s + width] if inside else bytes(width))
