@@ -5,7 +5,8 @@ first (each result records its ``source``):
 
 1. a sysfs snapshot (JSON, written by ``pmu-replay record`` or by hand, format below);
 2. the capture itself (perf.data ``PMU_MAPPINGS`` / ``HYBRID_TOPOLOGY``, ``topology`` table);
-3. a LISA platform description (``platforms/*.json`` or ``plat_info.yml``);
+3. a LISA platform description (``platforms/*.json`` or ``plat_info.yml``, read by
+   :mod:`importers.lisa_platform`);
 4. the command line: ``--pmu armv8_cortex_a53=0,3-5 --pmu armv8_cortex_a57=1-2``;
 5. last resort: clusters inferred from ``cpu_frequency`` events (reported as inferred).
 
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,36 +41,6 @@ from importers.schema import conform
 
 SNAPSHOT_FORMAT = "pmu-replay-topology/1"
 INFERRED_SOURCE = "inferred from cpu_frequency"
-
-# Core names used by LISA platform files -> Linux DT PMU names (drivers/perf/arm_pmuv3.c
-# armv8_<core>_pmu_init). Kryo "Silver"/"Gold" cores have no Cortex name of their own.
-_CORE_PMU = {
-    "a35": "armv8_cortex_a35",
-    "a53": "armv8_cortex_a53",
-    "a55": "armv8_cortex_a55",
-    "a57": "armv8_cortex_a57",
-    "a65": "armv8_cortex_a65",
-    "a72": "armv8_cortex_a72",
-    "a73": "armv8_cortex_a73",
-    "a75": "armv8_cortex_a75",
-    "a76": "armv8_cortex_a76",
-    "a77": "armv8_cortex_a77",
-    "a78": "armv8_cortex_a78",
-    "x1": "armv8_cortex_x1",
-    "a510": "armv9_cortex_a510",
-    "a710": "armv9_cortex_a710",
-    "x2": "armv9_cortex_x2",
-    "a7": "armv7_cortex_a7",
-    "a15": "armv7_cortex_a15",
-}
-# Named boards whose LISA plat_info.yml gives clusters but no core names (public board specs).
-_BOARD_CORES = {
-    "juno": ("a53", "a57"),
-    "juno-r0": ("a53", "a57"),
-    "juno-r1": ("a53", "a57"),
-    "juno-r2": ("a53", "a72"),
-    "hikey960": ("a53", "a73"),
-}
 
 
 def parse_cpulist(text: str) -> frozenset[int]:
@@ -191,7 +161,7 @@ class Topology:
         rows = df.to_dicts()
         origin = source or (str(rows[0]["source"]) if rows else "capture")
         return cls(
-            pmus=_ordered(pmus),
+            pmus=ordered(pmus),
             source=origin,
             inferred=origin == INFERRED_SOURCE,
             cluster={r["cpu"]: r["cluster"] for r in rows if r["cluster"] is not None},
@@ -200,7 +170,7 @@ class Topology:
         )
 
 
-def _ordered(pmus: list[PmuSpec]) -> list[PmuSpec]:
+def ordered(pmus: list[PmuSpec]) -> list[PmuSpec]:
     """Registration order: by perf type when every PMU has one, else by first CPU."""
     if pmus and all(p.perf_type is not None for p in pmus):
         return sorted(pmus, key=lambda p: (p.perf_type or 0, min(p.cpus)))
@@ -219,7 +189,7 @@ def from_cli(specs: list[str]) -> Topology:
             )
         ptype = int(m.group(2)) if m.group(2) else None
         pmus.append(PmuSpec(m.group(1), parse_cpulist(m.group(3)), ptype))
-    return Topology(pmus=_ordered(pmus), source="command line")
+    return Topology(pmus=ordered(pmus), source="command line")
 
 
 def from_snapshot(path: Path, data: dict[str, Any]) -> Topology:
@@ -249,7 +219,7 @@ def from_snapshot(path: Path, data: dict[str, Any]) -> Topology:
             if values:
                 freqs[cpu] = values
     capacity = {int(c): int(str(v).strip()) for c, v in data.get("cpu_capacity", {}).items()}
-    return Topology(_ordered(pmus), "sysfs snapshot", cluster, capacity, freqs)
+    return Topology(ordered(pmus), "sysfs snapshot", cluster, capacity, freqs)
 
 
 def _int(path: Path, value: object) -> int | None:
@@ -261,125 +231,19 @@ def _int(path: Path, value: object) -> int | None:
         raise TopologyError(f"{path}: perf type {value!r} is not an integer") from None
 
 
-def from_lisa_json(path: Path, data: dict[str, Any]) -> Topology:
-    """A LISA ``platforms/*.json`` file: ``board.cores`` names or ``clusters``/``freqs``."""
-    cores = data.get("board", {}).get("cores")
-    freqs_by_cluster = data.get("freqs", {})
-    if cores:
-        by_pmu: dict[str, set[int]] = {}
-        for cpu, core in enumerate(cores):
-            by_pmu.setdefault(_pmu_name(str(core)), set()).add(cpu)
-        pmus = [PmuSpec(name, frozenset(cpus)) for name, cpus in by_pmu.items()]
-        # clusters: one per distinct board core entry ("A53_0" and "A53_1" are two clusters)
-        names = list(dict.fromkeys(str(c) for c in cores))
-        cluster = {cpu: names.index(str(core)) for cpu, core in enumerate(cores)}
-        return Topology(_ordered(pmus), "LISA platform file", cluster=cluster)
-    clusters = data.get("clusters")
-    if isinstance(clusters, dict) and clusters:
-        return _from_clusters(
-            path,
-            data.get("name", path.stem),
-            list(clusters.values()),
-            {},
-            [freqs_by_cluster.get(k, []) for k in clusters],
-        )
-    raise TopologyError(
-        f"{path}: LISA platform file without a CPU description (no board.cores, no clusters); "
-        "give the PMUs with --pmu NAME=CPULIST"
-    )
-
-
-def _pmu_name(core: str) -> str:
-    key = re.sub(r"_\d+$", "", core).lower().removeprefix("cortex-").removeprefix("cortex_")
-    return _CORE_PMU.get(key, f"armv8_{re.sub(r'[^a-z0-9]+', '_', key)}")
-
-
-def from_plat_info(path: Path, data: dict[str, Any]) -> Topology:
-    """LISA ``plat_info.yml``: ``freq-domains``, ``cpu-capacities``, ``freqs``, ``name``."""
-    conf = data.get("platform-info", {}).get("conf", {})
-    domains = conf.get("freq-domains")
-    if not domains:
-        raise TopologyError(f"{path}: plat_info without freq-domains; give --pmu NAME=CPULIST")
-    capacities = conf.get("cpu-capacities", {})
-    capacity = {
-        int(c): int(v)
-        for c, v in (capacities.get("orig") or capacities).items()
-        if str(c).isdigit()
-    }
-    freqs = conf.get("freqs", {})
-    per_domain = [sorted(freqs.get(d[0], [])) for d in domains]
-    return _from_clusters(path, str(conf.get("name", "")), domains, capacity, per_domain)
-
-
-def _from_clusters(
-    path: Path,
-    board: str,
-    clusters: list[list[int]],
-    capacity: dict[int, int],
-    freqs: list[list[int]],
-) -> Topology:
-    """Clusters ordered from smallest to biggest core, named from the board when known."""
-
-    def size(i: int) -> tuple[int, int]:
-        cpus = clusters[i]
-        return (max((capacity.get(c, 0) for c in cpus), default=0), max(freqs[i] or [0]))
-
-    order = sorted(range(len(clusters)), key=size)
-    known = _BOARD_CORES.get(board.lower())
-    pmus = []
-    for rank, i in enumerate(order):
-        if known and len(known) == len(clusters):
-            name = _CORE_PMU[known[rank]]
-        else:
-            name = f"cluster{rank}_pmu"
-        pmus.append(PmuSpec(name, frozenset(int(c) for c in clusters[i])))
-    cluster = {int(c): i for i, cpus in enumerate(clusters) for c in cpus}
-    cpu_freqs = {
-        int(c): list(freqs[i]) for i, cpus in enumerate(clusters) for c in cpus if freqs[i]
-    }
-    return Topology(_ordered(pmus), "LISA platform file", cluster, capacity, cpu_freqs)
-
-
-class _AnyTagLoader(yaml.SafeLoader):
-    """Safe YAML loading that reads Python-object tags (LISA/devlib dumps) as plain data."""
-
-
-def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Iterator[Any]:
-    # A generator, like PyYAML's own constructors, so recursive anchors (&id001) resolve.
-    if isinstance(node, yaml.MappingNode):
-        mapping: dict[Any, Any] = {}
-        yield mapping
-        mapping.update(loader.construct_mapping(node))
-    elif isinstance(node, yaml.SequenceNode):
-        sequence: list[Any] = []
-        yield sequence
-        sequence.extend(loader.construct_sequence(node))
-    else:
-        yield loader.construct_scalar(node)  # type: ignore[arg-type]
-
-
-_AnyTagLoader.add_multi_constructor("!", _any_tag)
-_AnyTagLoader.add_multi_constructor("tag:yaml.org,2002:python/", _any_tag)
-
-
-def _relaxed_json(text: str) -> Any:
-    """JSON with ``//`` comments and trailing commas, as LISA's platform files are written."""
-    no_comments = re.sub(r'("(?:\\.|[^"\\])*")|//[^\n]*', lambda m: m.group(1) or "", text)
-    return json.loads(re.sub(r",(\s*[}\]])", r"\1", no_comments))
-
-
 def load_topology(path: str | Path) -> Topology:
     """Read a topology file: sysfs snapshot JSON, LISA JSON or LISA ``plat_info.yml``."""
+    # LISA's readers build topologies with this module's classes: imported here, not at the top
+    from importers.lisa_platform import from_lisa_json, from_plat_info, load_lisa_yaml, relaxed_json
+
     p = Path(path)
     try:
         text = p.read_text()
     except OSError as exc:
         raise TopologyError(f"{p}: cannot read topology file ({exc.strerror})") from None
     try:
-        if p.suffix in (".yml", ".yaml"):
-            data = yaml.load(text, Loader=_AnyTagLoader)
-        else:
-            data = _relaxed_json(text)
+        yaml_file = p.suffix in (".yml", ".yaml")
+        data = load_lisa_yaml(text) if yaml_file else relaxed_json(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         raise TopologyError(f"{p}: not valid YAML/JSON ({exc})") from None
     if not isinstance(data, dict):
@@ -413,7 +277,7 @@ def infer_from_frequency(cpu_frequency: pl.DataFrame) -> Topology | None:
     keys = sorted(groups, key=lambda k: (tops[k], min(groups[k])))
     pmus = [PmuSpec(f"inferred_cluster{i}_pmu", frozenset(groups[k])) for i, k in enumerate(keys)]
     freqs = {cpu: [tops[k]] for k in keys for cpu in groups[k]}
-    return Topology(_ordered(pmus), INFERRED_SOURCE, freqs_khz=freqs, inferred=True)
+    return Topology(ordered(pmus), INFERRED_SOURCE, freqs_khz=freqs, inferred=True)
 
 
 def resolve_topology(

@@ -81,12 +81,17 @@ def counter_status(vcpu: VcpuState, idx: int) -> CounterStatus:
             else:
                 reason = StallReason.NO_EVENT
         return CounterStatus(False, None, reason)
-    if not event.enabled:
+    if not counter_is_enabled(vcpu, idx):
         return CounterStatus(False, host_pmu, StallReason.DISABLED)
+    # The guest enabled the counter. Its event may still be a stale, disabled one: FIXED mode
+    # under v8 cannot recreate it on a pCPU no PMU covers (kvm_pmu_create_perf_event() returns
+    # early and leaves the old event attached), so check coverage before the event's own state.
     if vcpu.cpu not in event.pmu.cpus:
         if vcpu.kvm.host.probe_armpmu(vcpu.cpu) is None:
             return CounterStatus(False, host_pmu, StallReason.NO_PMU_CPU)
         return CounterStatus(False, host_pmu, StallReason.FOREIGN_CPU)
+    if not event.enabled:  # enabled by the guest, the event re-enabled at the next reload
+        return CounterStatus(False, host_pmu, StallReason.NO_EVENT)
     if event.exclude_user and event.exclude_kernel:
         return CounterStatus(False, host_pmu, StallReason.EXCLUDED)
     return CounterStatus(True, host_pmu, None)

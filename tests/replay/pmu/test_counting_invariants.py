@@ -364,6 +364,22 @@ EVENTS_ON = [
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+# FIXED under v8 on a pCPU no PMU covers: PMCR.E toggled there leaves the old, disabled event
+# attached; the guest-enabled cycle counter is stalled (no_pmu_cpu), not "disabled".
+@example(
+    case=(
+        HostPmus([HostPmu("pmu0", 8, frozenset({0}))], possible_cpus=[0, 1]),
+        Scenario(Mode.FIXED_COUNTERS_ONLY, kernel=KernelSemantics.V8),
+        [
+            ("migrate", 0),
+            ("PMCNTENSET_EL0", 0),
+            ("pmcr", 1),
+            ("migrate", 1),
+            ("pmcr", 0),
+            ("pmcr", 1),
+        ],
+    )
+)
 # Wrap at 2^32 (LC=0) and at 2^64 (LC=1) of the cycle counter, with the interrupt enabled.
 @example(
     case=(
