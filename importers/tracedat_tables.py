@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from importers.event_format import EventFormat
 from importers.print_fmt import CannotEvaluate, PrintFmtError, evaluate
 from importers.schema import DICT, TYPED_TABLES
+from importers.sysregs import pmu_sysreg_name
 from importers.tracedat_fields import FieldGather
 
 #: typed tables filled from trace.dat records (pmu_* come from perf)
@@ -35,29 +36,6 @@ _ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
     "kvm_exit": {"vcpu_pc": ("vcpu_pc", "guest_rip")},
 }
 _ARM64_KVM_EXIT = {"ret": ("ret", "idx"), "esr_ec": ("esr_ec", "exit_reason")}
-
-# PMU system registers by (Op0, Op1, CRn, CRm, Op2), Arm ARM names (D13.4 / sysreg tables).
-_PMU_SYSREGS: dict[tuple[int, int, int, int, int], str] = {
-    (3, 3, 9, 12, 0): "PMCR_EL0",
-    (3, 3, 9, 12, 1): "PMCNTENSET_EL0",
-    (3, 3, 9, 12, 2): "PMCNTENCLR_EL0",
-    (3, 3, 9, 12, 3): "PMOVSCLR_EL0",
-    (3, 3, 9, 12, 4): "PMSWINC_EL0",
-    (3, 3, 9, 12, 5): "PMSELR_EL0",
-    (3, 3, 9, 12, 6): "PMCEID0_EL0",
-    (3, 3, 9, 12, 7): "PMCEID1_EL0",
-    (3, 3, 9, 13, 0): "PMCCNTR_EL0",
-    (3, 3, 9, 13, 1): "PMXEVTYPER_EL0",
-    (3, 3, 9, 13, 2): "PMXEVCNTR_EL0",
-    (3, 3, 9, 14, 0): "PMUSERENR_EL0",
-    (3, 0, 9, 14, 1): "PMINTENSET_EL1",
-    (3, 0, 9, 14, 2): "PMINTENCLR_EL1",
-    (3, 3, 9, 14, 3): "PMOVSSET_EL0",
-    (3, 3, 14, 15, 7): "PMCCFILTR_EL0",
-}
-for _n in range(31):  # PMEVCNTR<n>_EL0: CRm = 0b10:n[4:3]; PMEVTYPER<n>_EL0: CRm = 0b11:n[4:3]
-    _PMU_SYSREGS[(3, 3, 14, 8 | (_n >> 3), _n & 7)] = f"PMEVCNTR{_n}_EL0"
-    _PMU_SYSREGS[(3, 3, 14, 12 | (_n >> 3), _n & 7)] = f"PMEVTYPER{_n}_EL0"
 
 
 def typed_table(
@@ -240,7 +218,7 @@ def _sysreg(values: dict[str, NDArray[np.generic]], n: int) -> pa.Array:
         return pa.nulls(n, DICT)
     stacked = np.stack([values[k].astype(np.int64) for k in keys], axis=1)
     combos, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    names = [_PMU_SYSREGS.get(tuple(int(x) for x in row)) for row in combos]  # type: ignore[arg-type]
+    names = [pmu_sysreg_name(*(int(x) for x in row)) for row in combos]
     return _dictionary_from(names, inverse.reshape(-1))
 
 
