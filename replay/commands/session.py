@@ -78,7 +78,13 @@ def run_scenarios(work: Work, capture: Capture, scenarios: list[Scenario], path:
             done.append(replay(work, scenario, path))
             bar.advance(task)
     meta = capture.metadata
-    source = {"path": meta.source_path, "sha256": meta.source_sha256, "format": meta.format}
+    source = {
+        "path": meta.source_path,
+        "sha256": meta.source_sha256,
+        "format": meta.format,
+        "clock": meta.clock,  # the Perfetto export declares it (replay.export.clocks)
+        "ts_unit": meta.ts_unit,
+    }
     return assemble(work, done, path, source)
 
 

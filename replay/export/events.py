@@ -1,0 +1,184 @@
+"""Replay tables -> TrackEvent batches (slices, instants, counter samples), all with polars.
+
+Each function takes the rows of some vCPUs (or CPUs) and a frame mapping their keys to track
+uuids, and returns :class:`~replay.export.packets.Batch` es; nothing loops over rows in Python.
+A slice whose end equals its start becomes an instant, so every row of the replay tables shows
+up as exactly one slice (the trace processor stores instants as slices of duration 0).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from replay.export.packets import Batch, Kind
+
+VCPU_KEY = ["vm", "vcpu"]
+COUNTER_KEY = ["scenario", "vm", "vcpu", "counter"]
+
+
+def slices(
+    frame: pl.DataFrame, int_args: tuple[str, ...] = (), str_args: tuple[str, ...] = ()
+) -> list[Batch]:
+    """BEGIN/END batches for ``frame`` (``start, end, uuid, depth, name`` + args), and
+    INSTANT for its zero-length rows."""
+    spans = frame.filter(pl.col("end") > pl.col("start"))
+    points = frame.filter(pl.col("end") <= pl.col("start"))
+    keep = ["uuid", "depth", "name", *int_args, *str_args]
+    return [
+        Batch(Kind.BEGIN, spans.select(pl.col("start").alias("ts"), *keep), int_args, str_args),
+        Batch(Kind.END, spans.select(pl.col("end").alias("ts"), "uuid", "depth")),
+        Batch(Kind.INSTANT, points.select(pl.col("start").alias("ts"), *keep), int_args, str_args),
+    ]
+
+
+def placement(pieces: pl.DataFrame, threads: pl.DataFrame, pmus: pl.DataFrame) -> list[Batch]:
+    """Where each vCPU ran: one slice per residency (``CPU 2 · armv8_cortex_a72``, args
+    ``cpu``/``host_pmu``) holding one slice per stretch of ``guest``, ``host`` or ``unknown``
+    time (args ``cycles`` executed in guest mode, ``cause`` of unknown time).
+
+    ``threads`` maps ``vm, tid`` to ``uuid``; ``pmus`` maps ``cpu`` to ``host_pmu``.
+    """
+    p = pieces.sort("tid", "start", "end").join(threads, on=["vm", "tid"], how="left")
+
+    def changed(*cols: str) -> pl.Expr:
+        return pl.any_horizontal(pl.col(c).ne_missing(pl.col(c).shift(1)) for c in cols)
+
+    # Runs of pieces, not the raw ``residency`` value, so a slice never spans foreign pieces.
+    p = p.with_columns(
+        changed("tid", "residency", "cpu").fill_null(True).cum_sum().alias("_res"),
+    ).with_columns(
+        (changed("_res", "state", "window", "cause") | pl.col("start").ne(pl.col("end").shift(1)))
+        .fill_null(True)
+        .cum_sum()
+        .alias("_run"),
+    )
+    residencies = (
+        p.group_by("_res", maintain_order=True)
+        .agg(
+            pl.col("uuid").first(),
+            pl.col("cpu").first(),
+            pl.col("start").min(),
+            pl.col("end").max(),
+        )
+        .join(pmus, on="cpu", how="left")
+        .with_columns(
+            pl.lit(0).alias("depth"),
+            pl.format(
+                "CPU {} · {}",
+                pl.col("cpu").cast(pl.Utf8).fill_null("?"),
+                pl.col("host_pmu").fill_null("no PMU"),
+            ).alias("name"),
+        )
+    )
+    stretches = (
+        p.group_by("_run", maintain_order=True)
+        .agg(
+            pl.col("uuid").first(),
+            pl.col("state").first().alias("name"),
+            pl.col("start").first(),
+            pl.col("end").last(),
+            pl.col("cycles").sum().alias("cycles"),
+            pl.col("cause").first(),
+        )
+        .with_columns(
+            pl.lit(1).alias("depth"),
+            pl.when(pl.col("name") == "guest").then(pl.col("cycles")).alias("cycles"),
+        )
+    )
+    return [
+        *slices(residencies, ("cpu",), ("host_pmu",)),
+        *slices(stretches, ("cycles",), ("cause",)),
+    ]
+
+
+def counter_samples(observations: pl.DataFrame, tracks: pl.DataFrame) -> Batch:
+    """The guest-visible value of every counter, per scenario: a sample where each guest piece
+    starts (the value before it) and ends (``value``), kept only where the value changes.
+
+    Between pieces the value holds (guest counters do not count host time), so the step
+    function through these samples is what the guest would read at any instant up to the
+    resolution of the pieces. ``tracks`` maps ``scenario, vm, vcpu, counter`` to ``uuid``.
+    """
+    obs = observations.filter(pl.col("value").is_not_null()).select(
+        *COUNTER_KEY, "start", "end", "delta", "value"
+    )
+    value, delta = pl.col("value"), pl.col("delta").cast(pl.UInt64)
+    # The value before the piece is ``value - delta`` modulo the counter width; only a 32-bit
+    # event counter can wrap at the values a replay reaches (PMEVCNTR<n> without PMUv3p5).
+    before = pl.when(value >= delta).then(value - delta).otherwise(value + (1 << 32) - delta)
+    samples = (
+        pl.concat(
+            [
+                obs.select(*COUNTER_KEY, pl.col("start").alias("ts"), before.alias("value")),
+                obs.select(*COUNTER_KEY, pl.col("end").alias("ts"), "value"),
+            ]
+        )
+        .sort(*COUNTER_KEY, "ts", maintain_order=True)
+        .filter(value.ne_missing(value.shift(1)).over(COUNTER_KEY).fill_null(True))
+        .join(tracks, on=COUNTER_KEY, how="left")
+    )
+    return Batch(Kind.COUNTER, samples.select("ts", "uuid", "value"))
+
+
+def findings_events(
+    findings: pl.DataFrame,
+    ticks: pl.DataFrame,
+    tracks: pl.DataFrame,
+    primary: int,
+    t0: int,
+    tick_ns: int | None,
+) -> list[Batch]:
+    """Stall episodes and unknown time as slices; fail-entries and risky ticks as instants.
+
+    Stalls go on the track of their counter, everything per-vCPU on the track of the
+    ``primary`` counter. A risky tick is marked at its end, where the guest reads the zero
+    delta (tick ``k`` spans ``t0 + k * tick_ns`` to ``t0 + (k + 1) * tick_ns``).
+    """
+    f = findings.with_columns(pl.col("counter").fill_null(primary).cast(pl.Int8)).join(
+        tracks, on=COUNTER_KEY, how="left"
+    )
+    stalls = f.filter(pl.col("kind") == "stall").with_columns(
+        pl.lit("stall").alias("name"), pl.lit(0).alias("depth")
+    )
+    unknown = f.filter(pl.col("kind") == "unknown").with_columns(
+        pl.lit("unknown").alias("name"), pl.lit(0).alias("depth")
+    )
+    fails = f.filter(pl.col("kind") == "fail_entry").select(
+        pl.col("start").alias("ts"),
+        "uuid",
+        pl.lit("fail-entry").alias("name"),
+        "cpu",
+        pl.col("duration").alias("guest_ns"),
+        "cause",
+    )
+    out = [
+        *slices(
+            stalls.rename({"duration": "stalled_ns"}),
+            ("cpu", "stalled_ns"),
+            ("host_pmu", "cause"),
+        ),
+        *slices(unknown, ("duration",), ("cause",)),
+        Batch(Kind.INSTANT, fails, ("cpu", "guest_ns"), ("cause",)),
+    ]
+    if tick_ns and ticks.height:
+        risky = (
+            ticks.filter(pl.col("risky"))
+            .with_columns(pl.lit(primary, pl.Int8).alias("counter"))
+            .join(tracks, on=COUNTER_KEY, how="left")
+            .select(
+                (t0 + (pl.col("tick") + 1) * tick_ns).alias("ts"),
+                "uuid",
+                pl.lit("risky tick").alias("name"),
+                "tick",
+                "guest_ns",
+            )
+        )
+        out.append(Batch(Kind.INSTANT, risky, ("tick", "guest_ns")))
+    return out
+
+
+def frequency_samples(frequency: pl.DataFrame, tracks: pl.DataFrame) -> Batch:
+    """Every CPU frequency step as a counter sample (kHz; the track's multiplier makes it Hz);
+    ``tracks`` maps ``cpu`` to ``uuid``."""
+    steps = frequency.sort("cpu", "ts").join(tracks, on="cpu", how="left")
+    return Batch(Kind.COUNTER, steps.select("ts", "uuid", pl.col("khz").alias("value")))

@@ -1,0 +1,401 @@
+"""Replay results -> a Perfetto protobuf trace (``pmu-replay export``, ``--perfetto``).
+
+What the trace shows (track layout in :mod:`replay.export.tracks`):
+
+* one process per VM, one thread per vCPU, with slices for where the vCPU ran (CPU and host
+  PMU) and, inside them, its guest, host and unknown time;
+* under each vCPU, one counter track per scenario and guest counter with the value the guest
+  would read (:func:`replay.export.events.counter_samples`);
+* per scenario, a ``stalls: <scenario>`` group with one track per vCPU and counter: stall
+  episodes and unknown time as slices (cause in the args), fail-entries and risky zero-delta
+  ticks as instants;
+* the host CPU frequency steps, one counter per CPU.
+
+Timestamps are the replay's ns on the capture's clock (:mod:`replay.export.clocks`). The trace
+is streamed: vCPUs are taken a few at a time, their events built and encoded column-wise
+(:mod:`replay.export.wire`), sorted and written, so memory follows the largest group of vCPUs,
+not the trace. Track uuids hash the track names and nothing depends on Python's iteration
+order of sets or on the clock: the same results give a byte-identical file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import polars as pl
+
+from importers.errors import CaptureFormatError, UsageError
+from replay.export import events
+from replay.export.clocks import TraceClock, clock_packets, trace_clock
+from replay.export.packets import Batch, Encoded, Interner, descriptor_packet, encode_batch
+from replay.export.tracks import (
+    TrackIds,
+    counter_track,
+    group_track,
+    process_track,
+    register_name,
+    thread_track,
+    vcpu_label,
+    vm_pid,
+)
+from replay.export.wire import interleave
+from replay.results import Results
+
+#: Rows of observations and pieces encoded together at most (one group of vCPUs); bounds memory.
+CHUNK_ROWS = 2_000_000
+
+
+@dataclass(frozen=True)
+class ExportStats:
+    """What :func:`write_perfetto` wrote."""
+
+    path: Path
+    packets: int
+    tracks: int
+    bytes: int
+    clock: str
+
+
+def write_perfetto(
+    results: Results,
+    path: str | Path,
+    *,
+    scenarios: Sequence[str] | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> ExportStats:
+    """Write ``results`` as a Perfetto protobuf trace to ``path`` (gzipped if it ends in .gz).
+
+    Parameters
+    ----------
+    results
+        A replay's results (:func:`replay.results.assemble` or :meth:`Results.load`).
+    path
+        Output file; written to a temporary name first, so a failed export leaves no file.
+    scenarios
+        Export only these scenarios (default: all).
+    chunk_rows
+        Rows of observations and pieces handled at once; lower it to use less memory.
+
+    Raises
+    ------
+    UsageError
+        An unknown scenario, or timestamps in raw clock units rather than ns.
+    CaptureFormatError
+        Results without the metadata the trace needs, or with negative timestamps.
+    """
+    results = _select(results, scenarios)
+    plan = _Plan.of(results)
+    out = Path(path)
+    tmp = out.with_name(out.name + ".part")
+    with open(tmp, "wb") as raw:
+        # mtime=0 and no file name in the gzip header: the same results, the same bytes.
+        sink: IO[bytes] = (
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)  # type: ignore[assignment]
+            if out.suffix == ".gz"
+            else raw
+        )
+        with sink:
+            writer = _Writer(sink)
+            plan.write(writer, chunk_rows)
+    os.replace(tmp, out)
+    return ExportStats(out, writer.packets, len(plan.ids), out.stat().st_size, plan.clock.name)
+
+
+def _select(results: Results, scenarios: Sequence[str] | None) -> Results:
+    if not scenarios:
+        return results
+    known = [s["name"] for s in results.meta.get("scenarios", [])]
+    unknown = [s for s in scenarios if s not in known]
+    if unknown:
+        raise UsageError(
+            f"no scenario {', '.join(map(repr, unknown))} in these results; they have: "
+            + ", ".join(known)
+        )
+    keep = pl.col("scenario").is_in(list(scenarios))
+    meta = dict(results.meta)
+    meta["scenarios"] = [s for s in meta["scenarios"] if s["name"] in scenarios]
+    return Results(
+        observations=results.observations.filter(keep),
+        findings=results.findings.filter(keep),
+        ticks=results.ticks.filter(keep) if results.ticks.height else results.ticks,
+        summary=results.summary.filter(keep),
+        pieces=results.pieces,
+        frequency=results.frequency,
+        meta=meta,
+    )
+
+
+class _Writer:
+    """Counts what goes into the file."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self.sink = sink
+        self.packets = 0
+
+    def raw(self, data: bytes, packets: int) -> None:
+        self.sink.write(data)
+        self.packets += packets
+
+    def events(self, batches: list[Batch], interner: Interner) -> None:
+        """Encode, intern, order and write a group of batches."""
+        encoded: list[Encoded] = [e for b in batches for e in encode_batch(b, interner)]
+        interned = interner.packet()
+        if interned is not None:
+            self.raw(interned, 1)
+        if not encoded:
+            return
+        ts = np.concatenate([e.ts for e in encoded])
+        kind = np.concatenate([e.kind for e in encoded])
+        depth = np.concatenate([e.depth_key for e in encoded])
+        order = np.lexsort((depth, kind, ts))
+        for data in interleave([e.rows for e in encoded], order):
+            self.sink.write(data)
+        self.packets += int(order.size)
+
+
+def _meta(results: Results, key: str) -> Any:
+    try:
+        return results.meta[key]
+    except KeyError:
+        raise CaptureFormatError(
+            f"replay results lack {key!r} in replay.json; re-run `pmu-replay replay ... -o DIR`"
+        ) from None
+
+
+@dataclass
+class _Plan:
+    """Tracks, names and order of one export."""
+
+    results: Results
+    clock: TraceClock
+    t0: int
+    ids: TrackIds
+    vcpus: pl.DataFrame  # vm, vcpu, vcpu_index, pid, uuid, label, order; in export order
+    scenario_rank: dict[str, int]
+    counter_names: dict[int, str]
+    primary: int
+
+    @classmethod
+    def of(cls, results: Results) -> _Plan:
+        capture = results.meta.get("capture") or {}
+        if capture.get("ts_unit", "ns") != "ns":
+            raise UsageError(
+                "the capture's timestamps are raw clock units, not ns; Perfetto needs ns: "
+                "re-import it with a clock that converts to ns"
+            )
+        t0 = int(_meta(results, "start"))
+        first = min([t0, *(_first_start(f) for f in _timed(results))])
+        if first < 0:
+            raise CaptureFormatError(
+                f"replay timestamps start at {first} ns, before 0: a Perfetto trace cannot "
+                "hold negative timestamps"
+            )
+        ids = TrackIds()
+        vms = list(_meta(results, "vms"))
+        vcpus = (
+            pl.concat(
+                [
+                    results.pieces.select("vm", pl.col("tid").alias("vcpu"), "vcpu_index"),
+                    results.observations.select("vm", "vcpu", "vcpu_index"),
+                ]
+            )
+            .unique()
+            .with_columns(
+                pl.col("vm")
+                .replace_strict(
+                    {vm: i for i, vm in enumerate(vms)}, default=len(vms), return_dtype=pl.Int64
+                )
+                .alias("vm_order")
+            )
+            .sort("vm_order", "vm", "vcpu_index", "vcpu", nulls_last=True)
+        )
+        pids = {vm: vm_pid(vm, i) for i, vm in enumerate(dict.fromkeys([*vms, *vcpus["vm"]]))}
+        rows = vcpus.select("vm", "vcpu", "vcpu_index").rows()
+        vcpus = vcpus.with_columns(
+            pl.Series("pid", [pids[vm] for vm, _, _ in rows], pl.Int64),
+            pl.Series("uuid", [ids("vcpu", vm, tid) for vm, tid, _ in rows], pl.UInt64),
+            pl.Series("label", [vcpu_label(vm, i, tid) for vm, tid, i in rows], pl.Utf8),
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("order"),
+        )
+        profile = _meta(results, "profile")
+        return cls(
+            results=results,
+            clock=trace_clock(capture.get("clock")),
+            t0=t0,
+            ids=ids,
+            vcpus=vcpus,
+            scenario_rank={s["name"]: i for i, s in enumerate(_meta(results, "scenarios"))},
+            counter_names={c["idx"]: c["name"] for c in profile.get("counters", [])},
+            primary=int(_meta(results, "primary_counter")),
+        )
+
+    def counter_label(self, counter: int) -> str:
+        return self.counter_names.get(counter, register_name(counter))
+
+    def write(self, w: _Writer, chunk_rows: int) -> None:
+        r = self.results
+        w.raw(clock_packets(self.clock, self.t0), 2)
+        self._write_static_tracks(w)
+        interner = Interner()
+        for tids in self._chunks(chunk_rows):
+            in_chunk = pl.col("vcpu").is_in(tids)
+            obs = r.observations.filter(in_chunk)
+            found = r.findings.filter(in_chunk)
+            ticks = r.ticks.filter(in_chunk) if r.ticks.height else r.ticks
+            vcpus = self.vcpus.filter(in_chunk)
+            counters = self._counter_tracks(w, vcpus, obs)
+            stalls = self._stall_tracks(w, vcpus, found, ticks)
+            pieces = r.pieces.filter(pl.col("tid").is_in(tids))
+            threads = vcpus.select("vm", pl.col("vcpu").alias("tid"), "uuid")
+            profile = _meta(r, "profile")
+            batches = [
+                *events.placement(pieces, threads, self._pmus()),
+                events.counter_samples(obs, counters),
+                *events.findings_events(
+                    found, ticks, stalls, self.primary, self.t0, profile.get("tick_ns")
+                ),
+            ]
+            w.events(batches, interner)
+        w.events(self._frequency(w), interner)
+
+    def _write_static_tracks(self, w: _Writer) -> None:
+        """VM processes, their vCPU threads, the scenarios' stall groups."""
+        for vm, pid in self.vcpus.group_by("vm", "pid", maintain_order=True).agg().rows():
+            w.raw(descriptor_packet(process_track(self.ids("vm", vm), pid, vm)), 1)
+        for tid, index, pid, uuid in self.vcpus.select("vcpu", "vcpu_index", "pid", "uuid").rows():
+            name = f"vCPU {index}" if index is not None else f"vCPU tid {tid}"
+            w.raw(descriptor_packet(thread_track(uuid, pid, tid, name)), 1)
+        r = self.results
+        with_findings = set(r.findings["scenario"].to_list())
+        if r.ticks.height:
+            with_findings |= set(r.ticks.filter(pl.col("risky"))["scenario"].to_list())
+        for scenario, rank in self.scenario_rank.items():
+            if scenario in with_findings:
+                uuid = self.ids("stalls", scenario)
+                w.raw(descriptor_packet(group_track(uuid, f"stalls: {scenario}", rank=rank)), 1)
+
+    def _chunks(self, chunk_rows: int) -> Iterator[list[int]]:
+        """vCPU thread ids in export order, grouped so each group has about ``chunk_rows`` rows."""
+        r = self.results
+        sizes = dict(
+            pl.concat(
+                [
+                    r.observations.group_by("vcpu").len(),
+                    r.pieces.group_by(pl.col("tid").alias("vcpu")).len(),
+                ]
+            )
+            .group_by("vcpu")
+            .agg(pl.col("len").sum())
+            .rows()
+        )
+        group: list[int] = []
+        rows = 0
+        for tid in self.vcpus["vcpu"].unique(maintain_order=True).to_list():
+            if group and rows + sizes.get(tid, 0) > chunk_rows:
+                yield group
+                group, rows = [], 0
+            group.append(tid)
+            rows += sizes.get(tid, 0)
+        if group:
+            yield group
+
+    def _counter_tracks(self, w: _Writer, vcpus: pl.DataFrame, obs: pl.DataFrame) -> pl.DataFrame:
+        """One counter track per vCPU, scenario and counter with values; their descriptors."""
+        keys = (
+            obs.filter(pl.col("value").is_not_null())
+            .select(events.COUNTER_KEY)
+            .unique()
+            .join(vcpus.select("vm", "vcpu", pl.col("uuid").alias("parent")), on=events.VCPU_KEY)
+        )
+        return self._declare(w, keys, "counter", self._counter_descriptor)
+
+    def _counter_descriptor(self, row: dict[str, Any], uuid: int) -> bytes:
+        name = f"{row['scenario']} {self.counter_label(row['counter'])}"
+        rank = self.scenario_rank[row["scenario"]] * 64 + self._counter_rank(row["counter"])
+        return descriptor_packet(counter_track(uuid, name, row["parent"], rank))
+
+    def _stall_tracks(
+        self, w: _Writer, vcpus: pl.DataFrame, found: pl.DataFrame, ticks: pl.DataFrame
+    ) -> pl.DataFrame:
+        """One track per scenario, vCPU and counter with findings; their descriptors."""
+        counter = pl.col("counter").fill_null(self.primary).cast(pl.Int8)
+        parts = [found.select("scenario", "vm", "vcpu", counter)]
+        if ticks.height:
+            parts.append(
+                ticks.filter(pl.col("risky")).select(
+                    "scenario", "vm", "vcpu", pl.lit(self.primary, pl.Int8).alias("counter")
+                )
+            )
+        keys = (
+            pl.concat(parts)
+            .unique()
+            .join(vcpus.select("vm", "vcpu", "label", "order"), on=events.VCPU_KEY)
+        )
+        return self._declare(w, keys, "stalls", self._stall_descriptor)
+
+    def _stall_descriptor(self, row: dict[str, Any], uuid: int) -> bytes:
+        name = f"{row['label']} {self.counter_label(row['counter'])}"
+        rank = row["order"] * 64 + self._counter_rank(row["counter"])
+        parent = self.ids("stalls", row["scenario"])
+        return descriptor_packet(group_track(uuid, name, parent=parent, rank=rank))
+
+    def _declare(self, w: _Writer, keys: pl.DataFrame, kind: str, descriptor: Any) -> pl.DataFrame:
+        """uuids for ``keys`` (scenario, vm, vcpu, counter + extras), descriptors written in a
+        fixed order; returns the key -> uuid frame."""
+        keys = keys.with_columns(
+            pl.col("scenario")
+            .replace_strict(self.scenario_rank, return_dtype=pl.Int64)
+            .alias("_rank")
+        ).sort("_rank", "vm", "vcpu", "counter")
+        uuids = []
+        for row in keys.iter_rows(named=True):
+            uuid = self.ids(kind, row["scenario"], row["vm"], row["vcpu"], row["counter"])
+            w.raw(descriptor(row, uuid), 1)
+            uuids.append(uuid)
+        return keys.select(events.COUNTER_KEY).with_columns(pl.Series("uuid", uuids, pl.UInt64))
+
+    def _counter_rank(self, counter: int) -> int:
+        order = list(self.counter_names)
+        return order.index(counter) if counter in order else len(order)
+
+    def _pmus(self) -> pl.DataFrame:
+        pmus = (self.results.meta.get("topology") or {}).get("pmus", {})
+        return pl.DataFrame(
+            [(cpu, name) for name, cpus in pmus.items() for cpu in cpus],
+            schema={"cpu": pl.Int16, "host_pmu": pl.Utf8},
+            orient="row",
+        )
+
+    def _frequency(self, w: _Writer) -> list[Batch]:
+        """The host CPU frequency group, one counter track per CPU, and their samples."""
+        freq = self.results.frequency
+        if not freq.height:
+            return []
+        group = self.ids("cpu-frequency")
+        w.raw(descriptor_packet(group_track(group, "host CPU frequency")), 1)
+        cpus = sorted(set(freq["cpu"].to_list()))
+        uuids = [self.ids("cpu-frequency", cpu) for cpu in cpus]
+        for cpu, uuid in zip(cpus, uuids, strict=True):
+            desc = counter_track(
+                uuid, f"CPU {cpu} frequency", group, cpu, unit_name="Hz", multiplier=1000
+            )
+            w.raw(descriptor_packet(desc), 1)
+        tracks = pl.DataFrame(
+            {"cpu": cpus, "uuid": uuids}, schema={"cpu": pl.Int16, "uuid": pl.UInt64}
+        )
+        return [events.frequency_samples(freq, tracks)]
+
+
+def _timed(results: Results) -> list[pl.DataFrame]:
+    return [results.pieces, results.observations, results.findings]
+
+
+def _first_start(frame: pl.DataFrame) -> int:
+    first = frame["start"].min() if frame.height else None
+    return int(first) if isinstance(first, int) else 0
