@@ -78,7 +78,8 @@ def export(
     console.print(
         f"wrote {stats.path}: {stats.packets:,} packets on {stats.tracks:,} tracks, "
         f"{_size(stats.bytes)} (capture clock: {stats.clock}); "
-        f"open it with `pmu-replay view {stats.path}`"
+        f"open it with `pmu-replay view {stats.path}`",
+        soft_wrap=True,
     )
     return stats
 

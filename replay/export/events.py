@@ -44,8 +44,9 @@ def placement(pieces: pl.DataFrame, threads: pl.DataFrame, pmus: pl.DataFrame) -
         return pl.any_horizontal(pl.col(c).ne_missing(pl.col(c).shift(1)) for c in cols)
 
     # Runs of pieces, not the raw ``residency`` value, so a slice never spans foreign pieces.
+    # Unknown time inside a residency may have no CPU; it stays in its residency.
     p = p.with_columns(
-        changed("tid", "residency", "cpu").fill_null(True).cum_sum().alias("_res"),
+        changed("tid", "residency").fill_null(True).cum_sum().alias("_res"),
     ).with_columns(
         (changed("_res", "state", "window", "cause") | pl.col("start").ne(pl.col("end").shift(1)))
         .fill_null(True)
@@ -56,18 +57,17 @@ def placement(pieces: pl.DataFrame, threads: pl.DataFrame, pmus: pl.DataFrame) -
         p.group_by("_res", maintain_order=True)
         .agg(
             pl.col("uuid").first(),
-            pl.col("cpu").first(),
+            pl.col("cpu").drop_nulls().first(),
             pl.col("start").min(),
             pl.col("end").max(),
         )
         .join(pmus, on="cpu", how="left")
         .with_columns(
             pl.lit(0).alias("depth"),
-            pl.format(
-                "CPU {} · {}",
-                pl.col("cpu").cast(pl.Utf8).fill_null("?"),
-                pl.col("host_pmu").fill_null("no PMU"),
-            ).alias("name"),
+            pl.when(pl.col("cpu").is_null())
+            .then(pl.lit("CPU ?"))
+            .otherwise(pl.format("CPU {} · {}", "cpu", pl.col("host_pmu").fill_null("no PMU")))
+            .alias("name"),
         )
     )
     stretches = (

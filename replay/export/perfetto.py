@@ -85,7 +85,8 @@ def write_perfetto(
     Raises
     ------
     UsageError
-        An unknown scenario, or timestamps in raw clock units rather than ns.
+        An unknown scenario, timestamps in raw clock units rather than ns, or an output path
+        that cannot be written.
     CaptureFormatError
         Results without the metadata the trace needs, or with negative timestamps.
     """
@@ -93,16 +94,23 @@ def write_perfetto(
     plan = _Plan.of(results)
     out = Path(path)
     tmp = out.with_name(out.name + ".part")
-    with open(tmp, "wb") as raw:
-        # mtime=0 and no file name in the gzip header: the same results, the same bytes.
-        sink: IO[bytes] = (
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)  # type: ignore[assignment]
-            if out.suffix == ".gz"
-            else raw
-        )
-        with sink:
-            writer = _Writer(sink)
-            plan.write(writer, chunk_rows)
+    try:
+        with open(tmp, "wb") as raw:
+            # mtime=0 and no file name in the gzip header: the same results, the same bytes.
+            sink: IO[bytes] = (
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)  # type: ignore[assignment]
+                if out.suffix == ".gz"
+                else raw
+            )
+            with sink:
+                writer = _Writer(sink)
+                plan.write(writer, chunk_rows)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"{out}: cannot write the trace ({exc.strerror or exc})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, out)
     return ExportStats(out, writer.packets, len(plan.ids), out.stat().st_size, plan.clock.name)
 
@@ -197,7 +205,9 @@ class _Plan:
                 "hold negative timestamps"
             )
         ids = TrackIds()
-        vms = list(_meta(results, "vms"))
+        # Sorted, not in dict order: results reloaded from replay.json (sorted keys) and fresh
+        # ones must give the same file.
+        vms = sorted(_meta(results, "vms"))
         vcpus = (
             pl.concat(
                 [
@@ -278,7 +288,10 @@ class _Plan:
         for scenario, rank in self.scenario_rank.items():
             if scenario in with_findings:
                 uuid = self.ids("stalls", scenario)
-                w.raw(descriptor_packet(group_track(uuid, f"stalls: {scenario}", rank=rank)), 1)
+                about = f"under {scenario}: stall episodes and unknown time (slices), "
+                about += "failed guest entries and risky zero-delta ticks (instants)"
+                desc = group_track(uuid, f"stalls: {scenario}", rank=rank, description=about)
+                w.raw(descriptor_packet(desc), 1)
 
     def _chunks(self, chunk_rows: int) -> Iterator[list[int]]:
         """vCPU thread ids in export order, grouped so each group has about ``chunk_rows`` rows."""
@@ -316,9 +329,11 @@ class _Plan:
         return self._declare(w, keys, "counter", self._counter_descriptor)
 
     def _counter_descriptor(self, row: dict[str, Any], uuid: int) -> bytes:
-        name = f"{row['scenario']} {self.counter_label(row['counter'])}"
-        rank = self.scenario_rank[row["scenario"]] * 64 + self._counter_rank(row["counter"])
-        return descriptor_packet(counter_track(uuid, name, row["parent"], rank))
+        scenario, counter = row["scenario"], row["counter"]
+        name = f"{scenario} {self.counter_label(counter)}"
+        rank = self.scenario_rank[scenario] * 64 + self._counter_rank(counter)
+        about = f"{register_name(counter)} as the guest reads it under {scenario}"
+        return descriptor_packet(counter_track(uuid, name, row["parent"], rank, description=about))
 
     def _stall_tracks(
         self, w: _Writer, vcpus: pl.DataFrame, found: pl.DataFrame, ticks: pl.DataFrame

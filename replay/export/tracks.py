@@ -105,10 +105,16 @@ def thread_track(uuid: int, pid: int, tid: int, name: str) -> TrackDescriptor:
 
 
 def group_track(
-    uuid: int, name: str, parent: int | None = None, rank: int | None = None
+    uuid: int,
+    name: str,
+    parent: int | None = None,
+    rank: int | None = None,
+    description: str | None = None,
 ) -> TrackDescriptor:
     """A named track holding child tracks (and, for stall tracks, slices)."""
     td = TrackDescriptor(uuid=uuid, name=name)
+    if description:
+        td.description = description
     td.child_ordering = TrackDescriptor.EXPLICIT
     if parent is not None:
         td.parent_uuid = parent
@@ -125,12 +131,15 @@ def counter_track(
     *,
     unit_name: str | None = None,
     multiplier: int = 1,
+    description: str | None = None,
 ) -> TrackDescriptor:
     """A counter track under ``parent``; counts unless ``unit_name`` says otherwise.
 
     The trace processor multiplies stored values by ``multiplier`` (kHz samples shown in Hz).
     """
     td = TrackDescriptor(uuid=uuid, name=name, parent_uuid=parent, sibling_order_rank=rank)
+    if description:
+        td.description = description
     if unit_name is None:
         td.counter.unit = CounterDescriptor.UNIT_COUNT
     else:

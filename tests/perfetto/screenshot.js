@@ -20,7 +20,7 @@ const [url, png, waitFor, executablePath = '/usr/bin/chromium'] = process.argv.s
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   try {
-    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1600 } });
     await page.goto(url, { waitUntil: 'load' });
     await page.waitForFunction((text) => document.body.innerText.includes(text), waitFor,
       { timeout: 60000 });
