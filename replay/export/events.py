@@ -53,15 +53,18 @@ def placement(pieces: pl.DataFrame, threads: pl.DataFrame, pmus: pl.DataFrame) -
         .cum_sum()
         .alias("_run"),
     )
+    first, last = _run_ends("_res")
     residencies = (
-        p.group_by("_res", maintain_order=True)
-        .agg(
-            pl.col("uuid").first(),
-            pl.col("cpu").drop_nulls().first(),
-            pl.col("start").min(),
-            pl.col("end").max(),
+        pl.concat(
+            [
+                p.filter(first).select("uuid", "start", pl.col("cpu").alias("_first_cpu")),
+                p.filter(last).select("end", pl.col("cpu").alias("_last_cpu")),
+            ],
+            how="horizontal",
         )
-        .join(pmus, on="cpu", how="left")
+        # A residency's CPU is that of its pieces; unknown time at either end may lack it.
+        .with_columns(pl.coalesce("_first_cpu", "_last_cpu").alias("cpu"))
+        .join(pmus, on="cpu", how="left", maintain_order="left")
         .with_columns(
             pl.lit(0).alias("depth"),
             pl.when(pl.col("cpu").is_null())
@@ -70,25 +73,37 @@ def placement(pieces: pl.DataFrame, threads: pl.DataFrame, pmus: pl.DataFrame) -
             .alias("name"),
         )
     )
-    stretches = (
-        p.group_by("_run", maintain_order=True)
-        .agg(
-            pl.col("uuid").first(),
-            pl.col("state").first().alias("name"),
-            pl.col("start").first(),
-            pl.col("end").last(),
-            pl.col("cycles").sum().alias("cycles"),
-            pl.col("cause").first(),
-        )
-        .with_columns(
-            pl.lit(1).alias("depth"),
-            pl.when(pl.col("name") == "guest").then(pl.col("cycles")).alias("cycles"),
-        )
+    first, last = _run_ends("_run")
+    # guest cycles of a stretch: the difference of the running sum over its pieces
+    p = p.with_columns(pl.col("cycles").fill_null(0).cum_sum().alias("_cycles"))
+    stretches = pl.concat(
+        [
+            p.filter(first).select(
+                "uuid",
+                pl.col("state").alias("name"),
+                "start",
+                "cause",
+                (pl.col("_cycles") - pl.col("cycles").fill_null(0)).alias("_before"),
+            ),
+            p.filter(last).select("end", pl.col("_cycles").alias("_after")),
+        ],
+        how="horizontal",
+    ).with_columns(
+        pl.lit(1).alias("depth"),
+        pl.when(pl.col("name") == "guest")
+        .then(pl.col("_after") - pl.col("_before"))
+        .alias("cycles"),
     )
     return [
         *slices(residencies, ("cpu",), ("host_pmu",)),
         *slices(stretches, ("cycles",), ("cause",)),
     ]
+
+
+def _run_ends(run: str) -> tuple[pl.Expr, pl.Expr]:
+    """Masks of the first and the last row of each run of equal ``run`` values (rows sorted)."""
+    col = pl.col(run)
+    return col.ne(col.shift(1)).fill_null(True), col.ne(col.shift(-1)).fill_null(True)
 
 
 def counter_samples(observations: pl.DataFrame, tracks: pl.DataFrame) -> Batch:
@@ -99,25 +114,26 @@ def counter_samples(observations: pl.DataFrame, tracks: pl.DataFrame) -> Batch:
     function through these samples is what the guest would read at any instant up to the
     resolution of the pieces. ``tracks`` maps ``scenario, vm, vcpu, counter`` to ``uuid``.
     """
-    obs = observations.filter(pl.col("value").is_not_null()).select(
-        *COUNTER_KEY, "start", "end", "delta", "value"
+    obs = (
+        observations.filter(pl.col("value").is_not_null())
+        .select(*COUNTER_KEY, "start", "end", "delta", "value")
+        .join(tracks, on=COUNTER_KEY, how="left")
     )
-    value, delta = pl.col("value"), pl.col("delta").cast(pl.UInt64)
+    value, delta, uuid = pl.col("value"), pl.col("delta").cast(pl.UInt64), pl.col("uuid")
     # The value before the piece is ``value - delta`` modulo the counter width; only a 32-bit
     # event counter can wrap at the values a replay reaches (PMEVCNTR<n> without PMUv3p5).
     before = pl.when(value >= delta).then(value - delta).otherwise(value + (1 << 32) - delta)
     samples = (
         pl.concat(
             [
-                obs.select(*COUNTER_KEY, pl.col("start").alias("ts"), before.alias("value")),
-                obs.select(*COUNTER_KEY, pl.col("end").alias("ts"), "value"),
+                obs.select(uuid, pl.col("end").alias("ts"), value),
+                obs.select(uuid, pl.col("start").alias("ts"), before.alias("value")),
             ]
         )
-        .sort(*COUNTER_KEY, "ts", maintain_order=True)
-        .filter(value.ne_missing(value.shift(1)).over(COUNTER_KEY).fill_null(True))
-        .join(tracks, on=COUNTER_KEY, how="left")
+        .sort("uuid", "ts", maintain_order=True)  # a piece's end before the next one's start
+        .filter(uuid.ne(uuid.shift(1)).fill_null(True) | value.ne(value.shift(1)))
     )
-    return Batch(Kind.COUNTER, samples.select("ts", "uuid", "value"))
+    return Batch(Kind.COUNTER, samples)
 
 
 def findings_events(

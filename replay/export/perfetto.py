@@ -103,7 +103,7 @@ def write_perfetto(
                 else raw
             )
             with sink:
-                writer = _Writer(sink)
+                writer = PacketWriter(sink)
                 plan.write(writer, chunk_rows)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -139,8 +139,8 @@ def _select(results: Results, scenarios: Sequence[str] | None) -> Results:
     )
 
 
-class _Writer:
-    """Counts what goes into the file."""
+class PacketWriter:
+    """Writes framed packets and batches of events to a file, counting the packets."""
 
     def __init__(self, sink: IO[bytes]) -> None:
         self.sink = sink
@@ -208,14 +208,12 @@ class _Plan:
         # Sorted, not in dict order: results reloaded from replay.json (sorted keys) and fresh
         # ones must give the same file.
         vms = sorted(_meta(results, "vms"))
+        # Every vCPU with observations has pieces. numpy's unique sorts the tids in place of a
+        # hash table (a polars group_by over millions of rows costs several hundred MB here).
+        _, first_rows = np.unique(results.pieces["tid"].to_numpy(), return_index=True)
         vcpus = (
-            pl.concat(
-                [
-                    results.pieces.select("vm", pl.col("tid").alias("vcpu"), "vcpu_index"),
-                    results.observations.select("vm", "vcpu", "vcpu_index"),
-                ]
-            )
-            .unique()
+            results.pieces[first_rows]
+            .select("vm", pl.col("tid").alias("vcpu"), "vcpu_index")
             .with_columns(
                 pl.col("vm")
                 .replace_strict(
@@ -248,7 +246,7 @@ class _Plan:
     def counter_label(self, counter: int) -> str:
         return self.counter_names.get(counter, register_name(counter))
 
-    def write(self, w: _Writer, chunk_rows: int) -> None:
+    def write(self, w: PacketWriter, chunk_rows: int) -> None:
         r = self.results
         w.raw(clock_packets(self.clock, self.t0), 2)
         self._write_static_tracks(w)
@@ -264,17 +262,18 @@ class _Plan:
             pieces = r.pieces.filter(pl.col("tid").is_in(tids))
             threads = vcpus.select("vm", pl.col("vcpu").alias("tid"), "uuid")
             profile = _meta(r, "profile")
-            batches = [
+            slices = [
                 *events.placement(pieces, threads, self._pmus()),
-                events.counter_samples(obs, counters),
                 *events.findings_events(
                     found, ticks, stalls, self.primary, self.t0, profile.get("tick_ns")
                 ),
             ]
-            w.events(batches, interner)
+            w.events(slices, interner)
+            # Counter tracks hold nothing else, so their packets need no merging with slices.
+            w.events([events.counter_samples(obs, counters)], interner)
         w.events(self._frequency(w), interner)
 
-    def _write_static_tracks(self, w: _Writer) -> None:
+    def _write_static_tracks(self, w: PacketWriter) -> None:
         """VM processes, their vCPU threads, the scenarios' stall groups."""
         for vm, pid in self.vcpus.group_by("vm", "pid", maintain_order=True).agg().rows():
             w.raw(descriptor_packet(process_track(self.ids("vm", vm), pid, vm)), 1)
@@ -296,17 +295,11 @@ class _Plan:
     def _chunks(self, chunk_rows: int) -> Iterator[list[int]]:
         """vCPU thread ids in export order, grouped so each group has about ``chunk_rows`` rows."""
         r = self.results
-        sizes = dict(
-            pl.concat(
-                [
-                    r.observations.group_by("vcpu").len(),
-                    r.pieces.group_by(pl.col("tid").alias("vcpu")).len(),
-                ]
-            )
-            .group_by("vcpu")
-            .agg(pl.col("len").sum())
-            .rows()
-        )
+        sizes: dict[int, int] = {}
+        for column in (r.observations["vcpu"], r.pieces["tid"]):
+            tids, counts = np.unique(column.to_numpy(), return_counts=True)
+            for tid, count in zip(tids.tolist(), counts.tolist(), strict=True):
+                sizes[tid] = sizes.get(tid, 0) + count
         group: list[int] = []
         rows = 0
         for tid in self.vcpus["vcpu"].unique(maintain_order=True).to_list():
@@ -318,7 +311,9 @@ class _Plan:
         if group:
             yield group
 
-    def _counter_tracks(self, w: _Writer, vcpus: pl.DataFrame, obs: pl.DataFrame) -> pl.DataFrame:
+    def _counter_tracks(
+        self, w: PacketWriter, vcpus: pl.DataFrame, obs: pl.DataFrame
+    ) -> pl.DataFrame:
         """One counter track per vCPU, scenario and counter with values; their descriptors."""
         keys = (
             obs.filter(pl.col("value").is_not_null())
@@ -336,7 +331,7 @@ class _Plan:
         return descriptor_packet(counter_track(uuid, name, row["parent"], rank, description=about))
 
     def _stall_tracks(
-        self, w: _Writer, vcpus: pl.DataFrame, found: pl.DataFrame, ticks: pl.DataFrame
+        self, w: PacketWriter, vcpus: pl.DataFrame, found: pl.DataFrame, ticks: pl.DataFrame
     ) -> pl.DataFrame:
         """One track per scenario, vCPU and counter with findings; their descriptors."""
         counter = pl.col("counter").fill_null(self.primary).cast(pl.Int8)
@@ -360,7 +355,9 @@ class _Plan:
         parent = self.ids("stalls", row["scenario"])
         return descriptor_packet(group_track(uuid, name, parent=parent, rank=rank))
 
-    def _declare(self, w: _Writer, keys: pl.DataFrame, kind: str, descriptor: Any) -> pl.DataFrame:
+    def _declare(
+        self, w: PacketWriter, keys: pl.DataFrame, kind: str, descriptor: Any
+    ) -> pl.DataFrame:
         """uuids for ``keys`` (scenario, vm, vcpu, counter + extras), descriptors written in a
         fixed order; returns the key -> uuid frame."""
         keys = keys.with_columns(
@@ -387,7 +384,7 @@ class _Plan:
             orient="row",
         )
 
-    def _frequency(self, w: _Writer) -> list[Batch]:
+    def _frequency(self, w: PacketWriter) -> list[Batch]:
         """The host CPU frequency group, one counter track per CPU, and their samples."""
         freq = self.results.frequency
         if not freq.height:

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -63,10 +65,18 @@ def padded_varints(values: U64, width: int) -> Rows:
     Every byte but the last carries the continuation bit, so ``1`` at width 3 is
     ``81 80 00``; values must fit in ``7 * width`` bits (all of uint64 at width 10).
     """
-    shifts = np.arange(width, dtype=np.uint64) * np.uint64(7)
-    out = ((values[:, None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)
-    out[:, :-1] |= 0x80
+    out = np.empty((values.shape[0], width), np.uint8)
+    _put_varints(out, values)
     return out
+
+
+def _put_varints(out: Rows, values: U64) -> None:
+    """Write ``values`` as padded varints into the columns of ``out`` (one byte column at a
+    time: no ``n x width`` uint64 temporary)."""
+    width = out.shape[1]
+    for j in range(width):
+        byte = (values >> np.uint64(7 * j)) & np.uint64(0x7F)
+        out[:, j] = byte if j == width - 1 else byte | np.uint64(0x80)
 
 
 def as_u64(values: npt.ArrayLike) -> U64:
@@ -104,58 +114,94 @@ class Message:
 Part = Varint | Fixed64 | Message
 
 
-def _blocks(part: Part, n: int) -> list[Rows]:
-    """The byte columns of one field, in order."""
+# A laid-out column: (offset, constant bytes) or (offset, width, values, fixed64?)
+_Const = tuple[int, bytes]
+_Column = tuple[int, int, npt.NDArray[Any], bool]
+
+
+def _layout(part: Part, n: int, offset: int, consts: list[_Const], cols: list[_Column]) -> int:
+    """Place ``part`` at byte ``offset`` of every row; returns the offset after it."""
     if isinstance(part, Varint):
-        key = np.frombuffer(tag(part.field, VARINT), np.uint8)
         if isinstance(part.values, int):
-            const = np.frombuffer(tag(part.field, VARINT) + varint(part.values), np.uint8)
-            return [np.broadcast_to(const, (n, const.size))]
+            const = tag(part.field, VARINT) + varint(part.values)
+            consts.append((offset, const))
+            return offset + len(const)
         if part.values.shape != (n,):
             raise ValueError(f"field {part.field}: {part.values.shape[0]} values for {n} packets")
-        cols = padded_varints(part.values, width_for(part.values))
-        return [np.broadcast_to(key, (n, key.size)), cols]
+        key = tag(part.field, VARINT)
+        consts.append((offset, key))
+        width = width_for(part.values)
+        cols.append((offset + len(key), width, part.values, False))
+        return offset + len(key) + width
     if isinstance(part, Fixed64):
-        key = np.frombuffer(tag(part.field, I64), np.uint8)
-        raw = np.ascontiguousarray(part.values, dtype="<f8").view(np.uint8).reshape(n, 8)
-        return [np.broadcast_to(key, (n, key.size)), raw]
-    inner = [b for p in part.parts for b in _blocks(p, n)]
-    size = sum(b.shape[1] for b in inner)
-    head = np.frombuffer(tag(part.field, LEN) + varint(size), np.uint8)
-    return [np.broadcast_to(head, (n, head.size)), *inner]
+        key = tag(part.field, I64)
+        consts.append((offset, key))
+        cols.append((offset + len(key), 8, part.values, True))
+        return offset + len(key) + 8
+    # An embedded message: its length is the same in every row, so the header is a constant
+    # that can only be written once the parts are placed.
+    inner_consts: list[_Const] = []
+    inner_cols: list[_Column] = []
+    end = 0
+    for p in part.parts:
+        end = _layout(p, n, end, inner_consts, inner_cols)
+    head = tag(part.field, LEN) + varint(end)
+    consts.append((offset, head))
+    base = offset + len(head)
+    consts.extend((base + o, b) for o, b in inner_consts)
+    cols.extend((base + o, w, v, f) for o, w, v, f in inner_cols)
+    return base + end
 
 
 def encode(layout: Message, n: int) -> Rows:
     """Encode ``n`` messages of ``layout`` (normally ``Trace.packet``) as ``(n, length)`` rows."""
-    blocks = _blocks(layout, n)
-    if n == 0:
-        return np.zeros((0, sum(b.shape[1] for b in blocks)), np.uint8)
-    return np.concatenate(blocks, axis=1)
+    consts: list[_Const] = []
+    cols: list[_Column] = []
+    length = _layout(layout, n, 0, consts, cols)
+    out = np.empty((n, length), np.uint8)
+    for offset, const in consts:
+        out[:, offset : offset + len(const)] = np.frombuffer(const, np.uint8)
+    for offset, width, values, fixed64 in cols:
+        if fixed64:
+            raw = np.ascontiguousarray(values, dtype="<f8").view(np.uint8).reshape(n, 8)
+            out[:, offset : offset + 8] = raw
+        else:
+            _put_varints(out[:, offset : offset + width], values)
+    return out
 
 
 def interleave(
     batches: Sequence[Rows], order: npt.NDArray[np.int64], max_packets: int = 1 << 20
-) -> Iterator[bytes]:
+) -> Iterator[memoryview]:
     """The rows of every batch, concatenated in ``order``, in pieces of ``max_packets`` rows.
 
     ``order`` indexes the batches' rows as if stacked (batch 0's rows first); batches may have
-    different row lengths. The bytes are gathered with one index array per piece, so memory
-    stays bounded by ``max_packets`` whatever the number of rows.
+    different row lengths, so this is a gather of variable-length byte runs: a compiled loop
+    over rows (:func:`_gather`), one output buffer per piece.
     """
-    lengths = np.concatenate([np.full(b.shape[0], b.shape[1], np.int64) for b in batches])
-    bases = np.cumsum([0] + [b.size for b in batches[:-1]])
-    starts = np.concatenate(
-        [
-            base + np.arange(b.shape[0], dtype=np.int64) * b.shape[1]
-            for base, b in zip(bases, batches, strict=True)
-        ]
-    )
+    if len(batches) == 1:  # rows of one width: a plain row gather
+        for first in range(0, order.size, max_packets):
+            yield batches[0][order[first : first + max_packets]].data
+        return
+    sizes = np.array([b.shape[0] for b in batches], np.int64)
+    widths = np.array([b.shape[1] for b in batches], np.int64)
+    lengths = np.repeat(widths, sizes)
+    starts = np.cumsum(lengths) - lengths  # of each row in ``flat``
     flat = np.concatenate([b.reshape(-1) for b in batches])
     for first in range(0, order.size, max_packets):
         pick = order[first : first + max_packets]
-        take_len, take_start = lengths[pick], starts[pick]
-        out_start = np.cumsum(take_len) - take_len
-        index = np.repeat(take_start - out_start, take_len) + np.arange(
-            int(take_len.sum()), dtype=np.int64
-        )
-        yield flat[index].tobytes()
+        out = np.empty(int(lengths[pick].sum()), np.uint8)
+        _gather(flat, starts[pick], lengths[pick], out)
+        yield out.data
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather(
+    flat: Rows, starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64], out: Rows
+) -> None:
+    """``out`` = the runs ``flat[starts[i] : starts[i] + lengths[i]]``, one after the other."""
+    pos = 0
+    for i in range(starts.shape[0]):
+        n = lengths[i]
+        out[pos : pos + n] = flat[starts[i] : starts[i] + n]
+        pos += n
