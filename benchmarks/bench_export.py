@@ -99,8 +99,7 @@ def peer(results_dir: Path, workdir: Path) -> None:
     from perfetto.trace_builder.proto_builder import StreamingTraceProtoBuilder
 
     from replay.export.events import COUNTER_KEY, counter_samples
-    from replay.export.packets import SEQUENCE_ID, Batch, Interner, Kind
-    from replay.export.perfetto import PacketWriter
+    from replay.export.packets import SEQUENCE_ID, Batch, Interner, Kind, PacketWriter
     from replay.results import Results
 
     results = Results.load(results_dir)

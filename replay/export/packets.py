@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import IO
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +25,17 @@ from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import (
     TrackEvent,
 )
 
-from replay.export.wire import Fixed64, Message, Part, Rows, Varint, as_u64, encode, varint
+from replay.export.wire import (
+    Fixed64,
+    Message,
+    Part,
+    Rows,
+    Varint,
+    as_u64,
+    encode,
+    interleave,
+    varint,
+)
 
 SEQUENCE_ID = 1
 #: Track descriptors go on a sequence of their own: a thread track declared on the events'
@@ -247,3 +258,31 @@ def _packet_rows(ts: npt.NDArray[np.int64], event: list[Part]) -> Rows:
         ],
     )
     return encode(layout, ts.size)
+
+
+class PacketWriter:
+    """Writes framed packets and batches of events to a file, counting the packets."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self.sink = sink
+        self.packets = 0
+
+    def raw(self, data: bytes, packets: int) -> None:
+        self.sink.write(data)
+        self.packets += packets
+
+    def events(self, batches: list[Batch], interner: Interner) -> None:
+        """Encode, intern, order and write a group of batches."""
+        encoded: list[Encoded] = [e for b in batches for e in encode_batch(b, interner)]
+        interned = interner.packet()
+        if interned is not None:
+            self.raw(interned, 1)
+        if not encoded:
+            return
+        ts = np.concatenate([e.ts for e in encoded])
+        kind = np.concatenate([e.kind for e in encoded])
+        depth = np.concatenate([e.depth_key for e in encoded])
+        order = np.lexsort((depth, kind, ts))
+        for data in interleave([e.rows for e in encoded], order):
+            self.sink.write(data)
+        self.packets += int(order.size)

@@ -33,7 +33,7 @@ import polars as pl
 from importers.errors import CaptureFormatError, UsageError
 from replay.export import events
 from replay.export.clocks import TraceClock, clock_packets, trace_clock
-from replay.export.packets import Batch, Encoded, Interner, descriptor_packet, encode_batch
+from replay.export.packets import Batch, Interner, PacketWriter, descriptor_packet
 from replay.export.tracks import (
     TrackIds,
     counter_track,
@@ -44,7 +44,6 @@ from replay.export.tracks import (
     vcpu_label,
     vm_pid,
 )
-from replay.export.wire import interleave
 from replay.results import Results
 
 #: Rows of observations and pieces encoded together at most (one group of vCPUs); bounds memory.
@@ -90,6 +89,7 @@ def write_perfetto(
     CaptureFormatError
         Results without the metadata the trace needs, or with negative timestamps.
     """
+    _check_columns(results)
     results = _select(results, scenarios)
     plan = _Plan.of(results)
     out = Path(path)
@@ -115,6 +115,29 @@ def write_perfetto(
     return ExportStats(out, writer.packets, len(plan.ids), out.stat().st_size, plan.clock.name)
 
 
+#: The columns the export reads, per table (``ticks`` only when the profile has a tick).
+REQUIRED_COLUMNS = {
+    "observations": ("scenario", "vm", "vcpu", "counter", "start", "end", "delta", "value"),
+    "findings": ("scenario", "vm", "vcpu", "counter", "kind", "start", "end", "duration", "cpu"),
+    "pieces": ("vm", "tid", "vcpu_index", "residency", "window", "cpu", "start", "end", "state"),
+    "frequency": ("cpu", "ts", "khz"),
+    "ticks": ("scenario", "vm", "vcpu", "tick", "guest_ns", "risky"),
+}
+
+
+def _check_columns(results: Results) -> None:
+    for table, columns in REQUIRED_COLUMNS.items():
+        frame: pl.DataFrame = getattr(results, table)
+        if table == "ticks" and not frame.width:
+            continue
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise CaptureFormatError(
+                f"replay results: {table} lacks column(s) {', '.join(missing)}; the results "
+                "are damaged or from another version: re-run `pmu-replay replay ... -o DIR`"
+            )
+
+
 def _select(results: Results, scenarios: Sequence[str] | None) -> Results:
     if not scenarios:
         return results
@@ -137,34 +160,6 @@ def _select(results: Results, scenarios: Sequence[str] | None) -> Results:
         frequency=results.frequency,
         meta=meta,
     )
-
-
-class PacketWriter:
-    """Writes framed packets and batches of events to a file, counting the packets."""
-
-    def __init__(self, sink: IO[bytes]) -> None:
-        self.sink = sink
-        self.packets = 0
-
-    def raw(self, data: bytes, packets: int) -> None:
-        self.sink.write(data)
-        self.packets += packets
-
-    def events(self, batches: list[Batch], interner: Interner) -> None:
-        """Encode, intern, order and write a group of batches."""
-        encoded: list[Encoded] = [e for b in batches for e in encode_batch(b, interner)]
-        interned = interner.packet()
-        if interned is not None:
-            self.raw(interned, 1)
-        if not encoded:
-            return
-        ts = np.concatenate([e.ts for e in encoded])
-        kind = np.concatenate([e.kind for e in encoded])
-        depth = np.concatenate([e.depth_key for e in encoded])
-        order = np.lexsort((depth, kind, ts))
-        for data in interleave([e.rows for e in encoded], order):
-            self.sink.write(data)
-        self.packets += int(order.size)
 
 
 def _meta(results: Results, key: str) -> Any:

@@ -181,6 +181,9 @@ def test_bad_results_are_clear_errors(tmp_path: Path) -> None:
     del no_meta.meta["vms"]
     with pytest.raises(CaptureFormatError, match="'vms'"):
         write_perfetto(no_meta, out)
+    damaged = _copy(base, pieces=base.pieces.drop("residency"))
+    with pytest.raises(CaptureFormatError, match="pieces lacks column"):
+        write_perfetto(damaged, out)
     with pytest.raises(UsageError, match="cannot write the trace"):
         write_perfetto(base, tmp_path / "missing-dir" / "t.perfetto-trace")
     assert not out.exists() and not list(tmp_path.rglob("*.part"))
