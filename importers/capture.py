@@ -80,7 +80,10 @@ class Capture:
         return df
 
     def event_counts(self) -> dict[str, int]:
-        """Number of records per event name, over the typed tables and the ``events`` table."""
+        """Number of records per event name, over the typed tables and the ``events`` table.
+
+        PMU samples count per event (``pmu_samples:cycles``); perf stat values are not events.
+        """
         counts: dict[str, int] = {}
         for name in TYPED_TABLES:
             if name in ("pmu_samples", "pmu_counts"):
@@ -88,11 +91,13 @@ class Capture:
             n = self.table(name).num_rows
             if n:
                 counts[name] = n
-        events = self.table("events")
-        if events.num_rows:
-            names = pc.value_counts(events.column("event").combine_chunks().dictionary_decode())
-            for item in names.to_pylist():
-                counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+        for table, prefix in (("events", ""), ("pmu_samples", "pmu_samples:")):
+            rows = self.table(table)
+            if rows.num_rows:
+                names = pc.value_counts(rows.column("event").combine_chunks().dictionary_decode())
+                for item in names.to_pylist():
+                    key = f"{prefix}{item['values']}"
+                    counts[key] = counts.get(key, 0) + item["counts"]
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def save(self, directory: str | Path) -> Path:

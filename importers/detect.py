@@ -29,6 +29,7 @@ IMPORTERS: dict[str, str] = {
     "perf-script": "importers.perf_text:read_perf_script",
     "perf-stat-csv": "importers.perf_text:read_perf_stat",
     "perf-stat-json": "importers.perf_text:read_perf_stat",
+    "record-dir": "importers.record_dir:read_record_dir",
 }
 
 # Lines of kernel / trace-cmd ftrace text: "comm-pid [cpu]" somewhere before a "ts: event:".
@@ -36,7 +37,8 @@ _FTRACE_LINE = re.compile(rb"-\d+\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\].{0,40}?\d+(?:\.
 _FTRACE_LATENCY_LINE = re.compile(rb"^\s*\S.{0,7}-\d+\s+\d+\S{0,8}\s+\d+\.\d+: \S+:", re.M)
 _PERF_SCRIPT_LINE = re.compile(rb"^\s*\S.*?\s+\d+(?:/\d+)?\s+(?:\[\d+\]\s+)?\d+\.\d+:\s", re.M)
 _PERF_STAT_CSV_LINE = re.compile(
-    rb"^(?:CPU\d+,|S\d+-D\d+-C\d+,|[\d.]+,)?"  # optional -A / --per-core / -I prefix
+    # optional -I interval (right-aligned: leading blanks), -A / --per-* id and CPU count
+    rb"^[ \t]*(?:[\d.]+,)?(?:CPU\d+,|S\d+(?:-D\d+)?(?:-C\d+)?,\d+,|N\d+,\d+,)?"
     rb"(?:[\d.]+|<not counted>|<not supported>),[^,\n]*,[^,\n]+,",
     re.M,
 )
@@ -61,6 +63,8 @@ def sniff(path: str | Path) -> str:
     if p.is_dir():
         if (p / METADATA_FILE).exists():
             return "capture-dir"
+        if (p / "capture.json").exists():
+            return "record-dir"
         raise CaptureFormatError(
             f"{p}: a directory without {METADATA_FILE}; pass a capture file, or a directory "
             "written by `pmu-replay import` or `pmu-replay record`"
@@ -107,8 +111,13 @@ def sniff_bytes(head: bytes, name: str) -> str:
     text_lines = [ln for ln in head.splitlines()[:200] if ln.strip()]
     if any(ln.lstrip().startswith(b'{"') and b"counter-value" in ln for ln in text_lines[:20]):
         return "perf-stat-json"
+    if any(ln.startswith(b"# tracer:") for ln in text_lines[:5]):
+        return "ftrace-text"
     ftrace_hits = sum(bool(_FTRACE_LINE.search(ln)) for ln in text_lines)
-    if ftrace_hits or any(ln.startswith(b"# tracer:") for ln in text_lines[:5]):
+    # perf script prints comm ":-1" and tid -1 for an exiting task (":-1    -1 [000]"),
+    # which reads as ftrace's "comm-pid [cpu]": the majority decides.
+    perf_hits = sum(bool(_PERF_SCRIPT_LINE.match(ln)) for ln in text_lines)
+    if ftrace_hits and ftrace_hits >= perf_hits:
         return "ftrace-text"
     if _FTRACE_LATENCY_LINE.search(head):
         return "ftrace-text"
@@ -126,7 +135,10 @@ def sniff_bytes(head: bytes, name: str) -> str:
 def importer_for(fmt: str) -> Importer:
     """The importer function registered for ``fmt``."""
     module_name, func = IMPORTERS[fmt].split(":")
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CaptureFormatError(f"this pmu-replay cannot read {fmt} captures ({exc})") from None
     fn: Importer = getattr(module, func)
     return fn
 

@@ -378,6 +378,8 @@ def find_keys(
             vs[k, i] = found + klen
             pos = found + klen
         if not good:
+            for k in range(m):  # no half-cut values: a start without an end is no range
+                vs[k, i] = -1
             continue
         ok[i] = True
         last = -1

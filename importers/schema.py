@@ -159,6 +159,7 @@ TYPED_TABLES: dict[str, pa.Schema] = {
             _f("time_enabled_ns", pa.uint64(), "time the event was enabled"),
             _f("time_running_ns", pa.uint64(), "time the event was on a counter"),
             _f("source", DICT, "perf stat csv, perf stat json, perf.data read, ..."),
+            _f("aggregate", DICT, "perf stat --per-core/--per-socket/... id (S0-D0-C1), else null"),
         ]
     ),
 }
@@ -210,6 +211,32 @@ SIDE_TABLES: dict[str, pa.Schema] = {
             _f("vcpu_index", pa.int32(), "vCPU index inside the VM when known"),
             _f("comm", DICT, "thread name"),
             _f("method", DICT, "how it was found: explicit, thread-name, x86-vcpu-id, kvm-events"),
+        ]
+    ),
+    "perf_switches": pa.schema(
+        [
+            TS,
+            SEQ,
+            _f("cpu", pa.int16(), "CPU of the switch; null when the record carries no CPU"),
+            _f("pid", pa.int32(), "process id of the task switched in or out (perf pid)"),
+            _f("tid", pa.int32(), "thread switched in or out (perf tid)"),
+            _f("out", pa.bool_(), "true: switched out (PERF_RECORD_MISC_SWITCH_OUT)"),
+            _f("preempt", pa.bool_(), "switched out while runnable (MISC_SWITCH_OUT_PREEMPT)"),
+            _f("next_prev_pid", pa.int32(), "SWITCH_CPU_WIDE: the other task's process id"),
+            _f("next_prev_tid", pa.int32(), "SWITCH_CPU_WIDE: the other task's thread id"),
+        ]
+    ),
+    "perf_task_events": pa.schema(
+        [
+            _f("ts", pa.int64(), "record time; null when the record carries none"),
+            SEQ,
+            _f("cpu", pa.int16(), "CPU of the record; null when the record carries no CPU"),
+            _f("kind", DICT, "comm, exec (COMM from exec), fork or exit", nullable=False),
+            _f("pid", pa.int32(), "process id (perf pid)"),
+            _f("tid", pa.int32(), "thread id (perf tid)"),
+            _f("ppid", pa.int32(), "fork/exit: parent process id"),
+            _f("ptid", pa.int32(), "fork/exit: parent thread id"),
+            _f("comm", DICT, "comm/exec: the thread's new name"),
         ]
     ),
     "topology": pa.schema(

@@ -83,22 +83,14 @@ def discover_vcpus(capture: Capture, explicit: list[VcpuSpec] | None = None) -> 
 
     found: list[pl.DataFrame] = []
     entry = capture.frame("kvm_entry")
-    x86 = (
+    found.append(
         entry.filter(pl.col("vcpu_id").is_not_null())
         .group_by(pl.col("common_pid").alias("tid"))
         .agg(pl.col("vcpu_id").first().alias("vcpu_index"))
-        .with_columns(pl.lit("x86-vcpu-id").alias("method"), pl.lit(None, pl.Utf8).alias("vmm"))
+        .with_columns(pl.lit("x86-vcpu-id").alias("method"))
     )
-    found.append(x86)
-    comms = tasks.select(pl.col("pid").alias("tid"), pl.col("comm").cast(pl.Utf8))
-    for vmm, pattern in VMM_THREAD_NAMES:
-        hits = comms.filter(pl.col("comm").str.contains(pattern)).select(
-            "tid",
-            pl.col("comm").str.extract(pattern, 1).cast(pl.Int32).alias("vcpu_index"),
-            pl.lit("thread-name").alias("method"),
-            pl.lit(vmm).alias("vmm"),
-        )
-        found.append(hits.unique("tid", keep="first", maintain_order=True))
+    named = _vmm_names(tasks)
+    found.append(named.drop("vmm").with_columns(pl.lit("thread-name").alias("method")))
     kvm_threads = pl.concat(
         [
             capture.frame(t).select(pl.col("common_pid").alias("tid"))
@@ -107,9 +99,7 @@ def discover_vcpus(capture: Capture, explicit: list[VcpuSpec] | None = None) -> 
     ).unique(maintain_order=True)
     found.append(
         kvm_threads.with_columns(
-            pl.lit(None, pl.Int32).alias("vcpu_index"),
-            pl.lit("kvm-events").alias("method"),
-            pl.lit(None, pl.Utf8).alias("vmm"),
+            pl.lit(None, pl.Int32).alias("vcpu_index"), pl.lit("kvm-events").alias("method")
         )
     )
     rows = (
@@ -120,12 +110,28 @@ def discover_vcpus(capture: Capture, explicit: list[VcpuSpec] | None = None) -> 
             ]
         )
         .unique("tid", keep="first", maintain_order=True)
+        # whatever found the thread, a VMM thread name says which VMM it belongs to
+        .join(named.select("tid", "vmm"), on="tid", how="left")
         .join(names.rename({"pid": "tid", "tgid": "vm_pid"}), on="tid", how="left")
         .with_columns(pl.col("comm").cast(pl.Utf8))
     )
     if rows.is_empty():
         return _table(rows.with_columns(pl.lit(None, pl.Utf8).alias("vm")))
     return _table(_group_into_vms(rows, capture.frame("sched_process_fork")))
+
+
+def _vmm_names(tasks: pl.DataFrame) -> pl.DataFrame:
+    """``tid, vcpu_index, vmm`` of every thread ever named like a VMM's vCPU thread."""
+    comms = tasks.select(pl.col("pid").cast(pl.Int32).alias("tid"), pl.col("comm").cast(pl.Utf8))
+    parts = [
+        comms.filter(pl.col("comm").str.contains(pattern)).select(
+            "tid",
+            pl.col("comm").str.extract(pattern, 1).cast(pl.Int32).alias("vcpu_index"),
+            pl.lit(vmm).alias("vmm"),
+        )
+        for vmm, pattern in VMM_THREAD_NAMES
+    ]
+    return pl.concat(parts).unique("tid", keep="first", maintain_order=True)
 
 
 def _group_into_vms(rows: pl.DataFrame, forks: pl.DataFrame) -> pl.DataFrame:

@@ -12,7 +12,16 @@ from collections.abc import Sequence
 
 from importers.errors import PmuReplayError
 from replay import __version__
-from replay.commands import compare_cmd, export_cmd, import_cmd, replay_cmd, view_cmd
+from replay.commands import (
+    compare_cmd,
+    demo_cmd,
+    export_cmd,
+    fleet_cmd,
+    import_cmd,
+    record_cmd,
+    replay_cmd,
+    view_cmd,
+)
 
 DESCRIPTION = """\
 Replay real Linux scheduling traces through a model of KVM's arm64 PMU emulation, and see when
@@ -43,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare_cmd.register(sub)
     export_cmd.register(sub)
     view_cmd.register(sub)
+    record_cmd.register(sub)
+    demo_cmd.register(sub)
+    fleet_cmd.register(sub)
     return parser
 
 

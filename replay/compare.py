@@ -5,7 +5,8 @@ of each cluster (the default PMU depends on it, spec §1.2), ``set-pmu`` for eac
 ``fixed-counters-only`` and ``no-pmu``. :func:`rank` aggregates the summary per scenario and
 orders the configurations by what a guest suffers, worst first:
 
-1. risky ticks: zero cycle deltas a Windows guest divides by (a crash, spec §6.1);
+1. zero cycle deltas the guest read (traced PMCCNTR reads, when the capture has them), then
+   risky ticks: zero cycle deltas a Windows guest divides by (a crash, spec §6.1);
 2. stalled counter time: silently wrong measurements;
 3. guest time on CPUs the configuration forbids: capacity lost to pinning (fail-entries);
 4. counters the guest cannot program at all (explicit, documented loss).
@@ -49,6 +50,7 @@ def rank(summary: pl.DataFrame) -> Ranking:
             pl.col("guest_ns").sum(),
             pl.col("stalled_ns").sum(),
             pl.col("risky_ticks").sum(),
+            pl.col("zero_delta_reads").sum(),
             pl.col("unknown_ticks").sum(),
             pl.col("ticks_with_guest").sum(),
             pl.col("fail_entries").sum(),
@@ -76,6 +78,7 @@ def rank(summary: pl.DataFrame) -> Ranking:
     )
     ranked = (
         per.sort(
+            pl.col("zero_delta_reads").fill_null(0),
             pl.col("risky_ticks").fill_null(0),
             "stalled_ns",
             "fail_entry_ns",
@@ -90,6 +93,9 @@ def rank(summary: pl.DataFrame) -> Ranking:
 
 def _verdict() -> pl.Expr:
     parts = [
+        pl.when(pl.col("zero_delta_reads").fill_null(0) > 0)
+        .then(pl.format("{} traced PMCCNTR reads saw a zero delta; ", pl.col("zero_delta_reads")))
+        .otherwise(pl.lit("")),
         pl.when(pl.col("risky_ticks").fill_null(0) > 0)
         .then(pl.format("{} risky zero-delta ticks; ", pl.col("risky_ticks")))
         .otherwise(pl.lit("")),

@@ -35,6 +35,15 @@ FINDING_SCHEMA: dict[str, pl.DataType] = {
     "cause": pl.Utf8(),
 }
 _KEY = ["scenario", "vm", "vcpu", "vcpu_index", "counter"]
+# one finding from consecutive observation rows: span, guest time, and where it happened
+_EPISODE = [
+    pl.col("start").first(),
+    pl.col("end").last(),
+    (pl.col("end") - pl.col("start")).sum().alias("duration"),
+    pl.col("cpu").first(),
+    pl.col("host_pmu").first(),
+    pl.col("reason").first(),
+]
 
 
 def findings(observations: pl.DataFrame, primary: int) -> pl.DataFrame:
@@ -56,28 +65,14 @@ def findings(observations: pl.DataFrame, primary: int) -> pl.DataFrame:
         obs.with_columns(stalled.alias("stalled"), run_id.alias("run"))
         .filter(pl.col("stalled"))
         .group_by(*_KEY, "run", maintain_order=True)
-        .agg(
-            pl.col("start").first(),
-            pl.col("end").last(),
-            length.sum().alias("duration"),
-            pl.col("cpu").first(),
-            pl.col("host_pmu").first(),
-            pl.col("reason").first(),
-        )
+        .agg(_EPISODE)
         .with_columns(pl.lit("stall").alias("kind"), _cause().alias("cause"))
     )
     per_vcpu = obs.filter(pl.col("counter") == primary)
     fails = (
         per_vcpu.filter(pl.col("state") == "fail_entry")
         .group_by(*_KEY, "window", maintain_order=True)
-        .agg(
-            pl.col("start").first(),
-            pl.col("end").last(),
-            length.sum().alias("duration"),
-            pl.col("cpu").first(),
-            pl.col("host_pmu").first(),
-            pl.col("reason").first(),
-        )
+        .agg(_EPISODE)
         .with_columns(pl.lit("fail_entry").alias("kind"), _cause().alias("cause"))
     )
     unknown = per_vcpu.filter(pl.col("state") == "unknown").with_columns(

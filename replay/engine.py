@@ -26,6 +26,7 @@ from importers.capture import Capture
 from importers.errors import MissingEventsError, TopologyError
 from importers.topology import Topology
 from replay.pmu import ENTERED, HostPmu, HostPmus, KvmRefusedError
+from replay.pmu_reads import describe_accesses, pmu_accesses
 from replay.profiles import GuestProfile
 from replay.scenarios import ConfiguredVm, Scenario, build_vm
 from replay.timeline import Timeline, build_timeline
@@ -80,7 +81,8 @@ class Work:
     ``pieces`` columns: ``vm, tid, vcpu_index, residency, window, tick, cpu, start, end, state,
     cause, cycles`` and, for guest pieces, ``el0_<event>``/``el1_<event>`` counts.
     ``window`` numbers guest windows (one ``guest_enter``/``guest_exit`` each); a window cut
-    at ticks has several pieces.
+    at ticks has several pieces. ``accesses`` are the guest PMU register accesses the capture
+    traced (:mod:`replay.pmu_reads`).
     """
 
     timeline: Timeline
@@ -89,6 +91,7 @@ class Work:
     profile: GuestProfile
     pieces: pl.DataFrame
     vms: dict[str, list[int]]
+    accesses: pl.DataFrame
     notes: list[str] = field(default_factory=list)
 
 
@@ -135,13 +138,16 @@ def prepare(capture: Capture, topology: Topology | None, profile: GuestProfile) 
             f"{capture.metadata.source_path}: the vCPU threads never ran in the capture"
         )
     notes = list(timeline.notes)
+    accesses = pmu_accesses(capture, [t for tids in vms.values() for t in tids])
+    if (seen_accesses := describe_accesses(accesses)) is not None:
+        notes.append(seen_accesses)
     if topology.inferred:
         notes.insert(
             0,
             f"topology inferred from cpu_frequency ({topology.describe()}): CPUs that change "
             "frequency together are taken as one PMU; give --topology or --pmu for the real map",
         )
-    return Work(timeline, topology, host, profile, pieces, vms, notes)
+    return Work(timeline, topology, host, profile, pieces, vms, accesses, notes)
 
 
 def _cut_at_ticks(timeline: Timeline, tick_ns: int | None) -> pl.DataFrame:

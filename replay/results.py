@@ -1,9 +1,10 @@
 """``Results``: everything a replay produced, as tables, with a deterministic on-disk form.
 
 A results directory holds ``observations.parquet``, ``findings.parquet``, ``ticks.parquet``,
-``summary.parquet``, ``pieces.parquet`` (where each vCPU ran: the timeline), ``frequency.parquet``
-(the CPU frequency steps used) and ``replay.json`` (inputs, scenarios, notes). Same inputs give
-byte-identical files.
+``reads.parquet`` (zero-delta checks at the guest's traced PMCCNTR reads),
+``summary.parquet``, ``pieces.parquet`` (where each vCPU ran: the timeline),
+``frequency.parquet`` (the CPU frequency steps used) and ``replay.json`` (inputs, scenarios,
+notes). Same inputs give byte-identical files.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from replay import __version__
 from replay.detectors import findings, tick_table
 from replay.engine import ScenarioResult, Work
 from replay.pmu import CYCLE_IDX
+from replay.pmu_reads import read_checks
 from replay.summary import summarize
 
-TABLE_NAMES = ("observations", "findings", "ticks", "summary", "pieces", "frequency")
+TABLE_NAMES = ("observations", "findings", "ticks", "reads", "summary", "pieces", "frequency")
 META_FILE = "replay.json"
 
 
@@ -33,6 +35,7 @@ class Results:
     observations: pl.DataFrame
     findings: pl.DataFrame
     ticks: pl.DataFrame
+    reads: pl.DataFrame
     summary: pl.DataFrame
     pieces: pl.DataFrame
     frequency: pl.DataFrame
@@ -80,7 +83,8 @@ def assemble(
         else pl.DataFrame()
     )
     lost = {r.scenario.name: r.lost_counters for r in results}
-    summary = summarize(observations, found, ticks if tick_ns else None, primary, lost)
+    reads = read_checks(observations, work.accesses)
+    summary = summarize(observations, found, ticks if tick_ns else None, reads, primary, lost)
     meta = {
         "pmu_replay": __version__,
         "engine_path": path,
@@ -111,6 +115,7 @@ def assemble(
         observations=observations,
         findings=found,
         ticks=ticks,
+        reads=reads,
         summary=summary,
         pieces=work.pieces.select(
             "vm",

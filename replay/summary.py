@@ -1,7 +1,8 @@
 """One row per scenario and vCPU: what the guest would see, in numbers.
 
 Built from the observations, findings and ticks of every replayed scenario: guest time run,
-time stalled, risky zero-delta ticks (count and per guest-hour), failed entries and the guest
+time stalled, risky zero-delta ticks (count and per guest-hour), zero deltas at the guest's
+traced PMCCNTR reads, failed entries and the guest
 time they carried, counted vs true cycles, unknown time, and the counters the guest could not
 program (FIXED_COUNTERS_ONLY hides the event counters; no-pmu hides everything).
 """
@@ -23,6 +24,8 @@ SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "risky_ticks": pl.UInt32(),
     "unknown_ticks": pl.UInt32(),
     "risky_ticks_per_guest_hour": pl.Float64(),
+    "pmccntr_reads": pl.UInt32(),
+    "zero_delta_reads": pl.UInt32(),
     "fail_entries": pl.UInt32(),
     "fail_entry_ns": pl.Int64(),
     "unknown_ns": pl.Int64(),
@@ -37,6 +40,7 @@ def summarize(
     observations: pl.DataFrame,
     findings: pl.DataFrame,
     ticks: pl.DataFrame | None,
+    reads: pl.DataFrame,
     primary: int,
     lost: dict[str, dict[str, list[str]]],
 ) -> pl.DataFrame:
@@ -69,6 +73,15 @@ def summarize(
             pl.col("unknown").sum().alias("unknown_ticks"),
         )
         table = table.join(risky, on=_KEY, how="left")
+    if not reads.is_empty():
+        table = table.join(
+            reads.group_by(_KEY).agg(
+                pl.len().alias("pmccntr_reads"),
+                pl.col("zero_delta").sum().alias("zero_delta_reads"),
+            ),
+            on=_KEY,
+            how="left",
+        )
     lost_names = pl.DataFrame(
         [
             {"scenario": sc, "vm": vm, "lost_counters": ",".join(names)}
@@ -94,6 +107,8 @@ def summarize(
     ]
     if "risky_ticks" in table.columns:  # tick columns stay null for guests that never check
         counts += ["ticks_with_guest", "risky_ticks", "unknown_ticks"]
+    if "pmccntr_reads" in table.columns:  # read columns stay null without traced reads
+        counts += ["pmccntr_reads", "zero_delta_reads"]
     missing = [
         pl.lit(None, t).alias(c) for c, t in SUMMARY_SCHEMA.items() if c not in table.columns
     ]

@@ -238,11 +238,12 @@ def _pieces(
         (pl.col("kind") == IN).cum_sum().over("tid").alias("residency"),
     )
     # Contradictions (records lost): a switch-in while resident, a switch-out or kvm event
-    # while off, a kvm event on another CPU than the residency, an entry while in guest mode,
-    # an exit while not. The stretch before such a record has an unknown outcome.
+    # while off, a switch-out in guest mode (KVM exits before the thread can be switched out),
+    # a kvm event on another CPU than the residency, an entry while in guest mode, an exit while
+    # not. The stretch before such a record has an unknown outcome.
     bad_next = (
         ((pl.col("kind") == IN) & (pl.col("res_before") >= 0))
-        | ((pl.col("kind") == OUT) & (pl.col("res_before") < 0))
+        | ((pl.col("kind") == OUT) & ((pl.col("res_before") < 0) | pl.col("guest_before")))
         | (is_kvm & ((pl.col("res_before") < 0) | (pl.col("cpu") != pl.col("res"))))
         | ((pl.col("kind") == ENTRY) & pl.col("guest_before"))
         | ((pl.col("kind") == EXIT) & ~pl.col("guest_before"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+import polars as pl
 from rich.table import Table
 
 from replay.commands.console import stdout
@@ -51,8 +52,6 @@ def run(args: argparse.Namespace) -> int:
     scenarios += [parse_scenario(s, min(work.host.possible_cpus)) for s in args.scenario]
     results = run_scenarios(work, capture, scenarios, args.path)
     ranking = rank(results.summary)
-    results.meta["ranking"] = ranking.table.to_dicts()
-    results.meta["recommendation"] = ranking.recommendation
     if args.output:
         results.save(args.output)
     if args.perfetto:
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_ranking(table_df) -> None:  # type: ignore[no-untyped-def]
+def print_ranking(table_df: pl.DataFrame) -> None:
     table = Table(title="ranking (best first)", title_justify="left")
     for col in (
         "#",

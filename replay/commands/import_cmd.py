@@ -11,9 +11,8 @@ import polars as pl
 from rich.table import Table
 
 from importers.capture import Capture
-from importers.detect import load
-from importers.topology import Topology, format_cpulist, resolve_topology
-from importers.vcpus import discover_vcpus, parse_vcpu_specs
+from importers.topology import Topology, format_cpulist
+from replay.api import open_capture
 from replay.commands.console import byte_progress, stdout
 
 HELP = "import a capture into Parquet tables and print what it contains"
@@ -74,10 +73,21 @@ def add_host_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def open_from_args(args: argparse.Namespace) -> Capture:
+    """The capture named on the command line, with --topology/--pmu/--vcpu applied."""
     with byte_progress(f"importing {Path(args.capture).name}") as progress:
-        capture = load(args.capture, strict=args.strict, progress=progress)
-    describe_host(capture, args)
+        return open_capture(
+            args.capture,
+            topology=args.topology,
+            pmus=args.pmu,
+            vcpus=args.vcpu,
+            strict=args.strict,
+            progress=progress,
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    capture = open_from_args(args)
     if args.output:
         capture.save(args.output)
     summary = summarize(capture)
@@ -86,21 +96,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_summary(summary, args.output)
     return 0
-
-
-def describe_host(capture: Capture, args: argparse.Namespace) -> None:
-    """Resolve topology and vCPUs from the options and the capture into its side tables."""
-    topology = resolve_topology(
-        capture.tables.get("topology"),
-        capture.frame("cpu_frequency"),
-        topology_file=args.topology,
-        pmu_specs=args.pmu,
-    )
-    if topology is not None:
-        capture.tables["topology"] = topology.to_table()
-    vcpus = discover_vcpus(capture, parse_vcpu_specs(args.vcpu))
-    if vcpus.num_rows:
-        capture.tables["vcpus"] = vcpus
 
 
 def summarize(capture: Capture) -> dict[str, Any]:

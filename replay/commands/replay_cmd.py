@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     names = args.scenario or ["default", "fixed-counters-only"]
     scenarios = [parse_scenario(s, default_init_cpu=first_cpu) for s in names]
     results = run_scenarios(work, capture, scenarios, args.path)
+    del results.meta["ranking"], results.meta["recommendation"]  # compare's business
     if args.output:
         results.save(args.output)
     if args.perfetto:

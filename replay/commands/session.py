@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import polars as pl
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from importers.capture import Capture
-from importers.detect import load
-from importers.topology import Topology
-from replay.commands.console import byte_progress, stderr, stdout
-from replay.commands.import_cmd import add_host_options, describe_host
-from replay.engine import Path_, Work, prepare, replay
-from replay.profiles import PROFILES, load_profile
-from replay.results import Results, assemble
+from replay.api import prepare_replay, what_if
+from replay.commands.console import stderr, stdout
+from replay.commands.import_cmd import add_host_options, open_from_args
+from replay.compare import scenario_matrix
+from replay.engine import Path_, Work
+from replay.profiles import PROFILES
+from replay.results import Results
 from replay.scenarios import Scenario
 
 PROFILE_HELP = (
@@ -46,46 +45,29 @@ def add_replay_options(p: argparse.ArgumentParser) -> None:
 
 
 def load_work(args: argparse.Namespace) -> tuple[Capture, Work]:
-    """Import (or reload) the capture, resolve host and vCPUs, and prepare the replay."""
-    with byte_progress(f"importing {Path(args.capture).name}") as progress:
-        capture = load(args.capture, strict=args.strict, progress=progress)
-    # A directory from `pmu-replay import` already says which threads are vCPUs and which PMU
-    # covers each CPU; options given now override it.
-    described = "topology" in capture.tables and "vcpus" in capture.tables
-    if args.topology or args.pmu or args.vcpu or not described:
-        describe_host(capture, args)
-    return capture, prepare(capture, _topology(capture), load_profile(args.profile))
+    """Import (or reload) the capture, settle host and vCPUs, and prepare the replay."""
+    capture = open_from_args(args)
+    return capture, prepare_replay(capture, args.profile)
 
 
-def _topology(capture: Capture) -> Topology | None:
-    table = capture.tables.get("topology")
-    return Topology.from_table(table) if table is not None and table.num_rows else None
-
-
-def run_scenarios(work: Work, capture: Capture, scenarios: list[Scenario], path: Path_) -> Results:
-    """Replay every scenario, with a progress bar on a terminal."""
-    done = []
+def run_scenarios(
+    work: Work, capture: Capture, scenarios: list[Scenario] | None, path: Path_
+) -> Results:
+    """Replay every scenario (None: the compare matrix) and rank them, with a progress bar."""
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
+    total = len(scenarios) if scenarios is not None else len(scenario_matrix(work.host))
     with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
-        task = bar.add_task("replaying scenarios", total=len(scenarios))
-        for scenario in scenarios:
-            bar.update(task, description=f"replaying {scenario.name}")
-            done.append(replay(work, scenario, path))
-            bar.advance(task)
-    meta = capture.metadata
-    source = {
-        "path": meta.source_path,
-        "sha256": meta.source_sha256,
-        "format": meta.format,
-        "clock": meta.clock,  # the Perfetto export declares it (replay.export.clocks)
-        "ts_unit": meta.ts_unit,
-    }
-    return assemble(work, done, path, source)
+        task = bar.add_task("replaying scenarios", total=total)
+
+        def step(scenario: Scenario) -> None:
+            bar.update(task, description=f"replaying {scenario.name}", advance=1)
+
+        return what_if(capture, scenarios, path=path, work=work, on_scenario=step)
 
 
 def print_report(results: Results, title: str) -> None:

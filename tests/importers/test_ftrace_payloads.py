@@ -209,3 +209,10 @@ def test_unparsed_payload_is_kept_and_counted(tmp_path: Path) -> None:
         "count": 1,
         "first": ["line 1"],
     }
+
+
+def test_payload_missing_a_later_required_key_is_kept_whole(tmp_path: Path) -> None:
+    # the first keys match, a later required one is missing: no partial value may survive
+    cap = import_text(tmp_path, HEAD + "sched_switch: prev_comm=a prev_pid=1 prev_prio=120 oops\n")
+    assert cap.table("sched_switch").num_rows == 0
+    assert [r["args"] for r in rows(cap, "events")] == ["prev_comm=a prev_pid=1 prev_prio=120 oops"]

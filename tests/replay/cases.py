@@ -43,8 +43,8 @@ class Case:
 
 
 CASES = [
-    # rt-app, rcu_preempt and usb-storage are the threads that cross Juno's clusters most:
-    # stand-ins for vCPU threads (the capture has no KVM guest).
+    # The Juno captures have no KVM guest: the threads that cross the clusters most stand in
+    # for vCPU threads (rt-app, rcu_preempt, usb-storage; sshd, sh, bash).
     Case(
         "juno-trace-txt",
         "juno-trace-txt/trace.txt",
@@ -60,19 +60,19 @@ CASES = [
         "juno-sched-load",
         "juno-sched-load/trace.dat",
         topology_file="juno-sched-load/plat_info.yml",
-        vcpus=("2923=vm0:0", "2924=vm0:1"),
+        vcpus=("2928=vm0:0", "3106=vm0:1", "3104=vm1:0"),
         needs="importers.tracedat",
     ),
     Case(
         "kvm-x86-host-v7-kvmevents",
         "kvm-x86-host-v7-kvmevents/trace.dat",
-        pmus=("little=0-1", "big=2-3"),
+        pmus=("little=0-9", "big=10-19"),
         needs="importers.tracedat",
     ),
     Case(
         "kvm-x86-hostguest-v7",
         "kvm-x86-hostguest-v7/trace.dat",
-        pmus=("little=0-1", "big=2-3"),
+        pmus=("little=0-9", "big=10-19"),
         needs="importers.tracedat",
     ),
 ]

@@ -24,6 +24,7 @@ CAPTURES = {
     "cross-cluster-migration": "windows",
     "migration-at-overflow": "linux-perf",
     "lost-events-gap": "windows",
+    "traced-pmccntr-reads": "windows",
 }
 
 
@@ -81,3 +82,37 @@ def test_fixture_paths_agree(name: str) -> None:
                 replay(work, s, "reference").observations,
                 replay(work, s, "vectorized").observations,
             )
+
+
+def test_traced_pmccntr_reads_are_checked_for_zero_deltas() -> None:
+    cap = load(FIXTURES / "captures" / "traced-pmccntr-reads.txt")
+    cap.tables["vcpus"] = discover_vcpus(cap)
+    work = prepare(
+        cap, load_topology(FIXTURES / "topologies" / "two-cluster.json"), PROFILES["windows"]
+    )
+    assert any("5 guest PMU register accesses traced" in n for n in work.notes)
+    scenarios = [
+        Scenario(Mode.DEFAULT, init_cpu=0),
+        Scenario(Mode.DEFAULT, init_cpu=2),
+        Scenario(Mode.FIXED_COUNTERS_ONLY),
+    ]
+    results = assemble(work, [replay(work, s) for s in scenarios], "vectorized", {})
+    zero = {
+        name: part.filter(pl.col("zero_delta"))["ts"].to_list()
+        for (name,), part in results.reads.group_by("scenario")
+    }
+    t = 1_000_000_000
+    # the reads after the guest ran only on the big cluster see PMCCNTR frozen under default@cpu0
+    assert zero["default@cpu0"] == [t + 17_001_000, t + 22_001_000]
+    assert zero["default@cpu2"] == [t + 10_001_000, t + 30_001_000]
+    assert zero["fixed-counters-only"] == []
+    summary = (
+        results.summary.select("scenario", "pmccntr_reads", "zero_delta_reads")
+        .sort("scenario")
+        .rows()
+    )
+    assert summary == [
+        ("default@cpu0", 4, 2),
+        ("default@cpu2", 4, 2),
+        ("fixed-counters-only", 4, 0),
+    ]

@@ -178,3 +178,12 @@ def test_no_vcpus_and_no_events_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(MissingEventsError, match="cannot show where they ran"):
         build_timeline(cap, TOPO)
     assert isinstance(cap, Capture)
+
+
+def test_switch_out_in_guest_mode_means_the_exit_was_lost(tmp_path: Path) -> None:
+    text = sw("1.000000", 2, IDLE, VCPU) + kvm("1.000100", 2, "entry") + sw("1.000900", 2, VCPU, IDLE)
+    got = timeline(tmp_path, text)
+    assert rows(got) == [
+        (2, 1_000_000_000, 1_000_100_000, "host"),
+        (2, 1_000_100_000, 1_000_900_000, "unknown"),
+    ]

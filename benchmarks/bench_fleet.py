@@ -1,0 +1,94 @@
+"""Benchmark: fleet throughput on Dask with 1 and 2 workers, and the engine's per-capture overhead.
+
+The fleet is built at run time: copies of the embedded demo recording (fixtures/demo/capture,
+recorded by `pmu-replay record` on a real host) with every timestamp shifted, so each member is a
+distinct capture, plus the real Juno capture from ../shared/traces. The same fleet runs:
+
+* in a plain in-process loop (``replay_member`` one after the other: the peer);
+* on a local Dask cluster with 1 worker, then 2 workers (POLARS_MAX_THREADS=1 each).
+
+Reported: captures/s and events/s of each, the 2-vs-1 worker scaling ratio (target >= 1.7x on
+this 2-core machine) and the per-capture overhead of the Dask run versus the plain loop. The
+clusters are started and warmed (modules imported) before the clock starts: that one-off cost
+is not per capture.
+
+Usage: python benchmarks/bench_fleet.py [--members 24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from replay.fleet import Member, Settings, replay_member, run_fleet
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "fixtures" / "demo"
+JUNO = ROOT.parent / "shared" / "traces" / "juno-trace-txt"
+_TS = re.compile(r"(\] [^ ]* *)(\d+)\.(\d{6}):")
+
+
+def build(root: Path, n: int) -> list[Member]:
+    topo = str(DEMO / "two-cluster-what-if.json")
+    members = []
+    for k in range(n - 1):
+        dst = root / f"demo-{k}"
+        shutil.copytree(DEMO / "capture", dst)
+        text = (dst / "trace.txt").read_text()
+        shift = lambda m, k=k: f"{m.group(1)}{int(m.group(2)) + 10 * k}.{m.group(3)}:"  # noqa: E731
+        (dst / "trace.txt").write_text(_TS.sub(shift, text))
+        meta = json.loads((dst / "capture.json").read_text())
+        (dst / "capture.json").write_text(json.dumps(meta))
+        members.append(Member(str(dst), f"host-{k % 8}", topology=topo))
+    members.append(
+        Member(
+            str(JUNO / "trace.txt"),
+            "juno",
+            topology=str(JUNO / "plat_info.yml"),
+            vcpus="1706=vm0:0;8=vm0:1",
+        )
+    )
+    return members
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--members", type=int, default=24)
+    args = ap.parse_args()
+    settings = Settings("windows", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        members = build(Path(tmp), args.members)
+        start = time.perf_counter()
+        events = sum(replay_member(m, settings).events for m in members)
+        plain = time.perf_counter() - start
+        print(f"fleet: {len(members)} captures, {events:,} events, every compare scenario")
+        print(
+            f"plain in-process loop: {plain:.2f} s = {len(members) / plain:.2f} captures/s, "
+            f"{events / plain:,.0f} events/s"
+        )
+        timings = {}
+        for workers in (1, 2):
+            out = Path(tmp) / f"out-{workers}"
+            start = time.perf_counter()
+            fleet = run_fleet(members, settings, out, workers=workers)
+            took = time.perf_counter() - start
+            assert fleet.failures.is_empty(), fleet.failures
+            timings[workers] = took
+            print(
+                f"dask, {workers} worker(s): {took:.2f} s = {len(members) / took:.2f} captures/s, "
+                f"{events / took:,.0f} events/s"
+            )
+        print(f"scaling 2 vs 1 workers: {timings[1] / timings[2]:.2f}x (target >= 1.7x)")
+        overhead = (timings[1] - plain) / len(members)
+        print(f"per-capture overhead, 1-worker Dask run vs the plain loop: {overhead * 1e3:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Benchmark: pmu-replay's trace.dat importer vs ``trace-cmd report`` on the same large file.
+
+The input is made at run time, never committed:
+
+* by default, a busy capture recorded on this machine through tracefs (sched, irq and timer
+  events while worker threads sleep and wake for ``--seconds``), saved with
+  ``trace-cmd extract`` (v7, zstd with trace-cmd 3.x); this needs root and tracefs;
+* with ``--replicate FILE`` (or when recording is impossible), a v6 capture made by repeating
+  the ring-buffer pages of a shared v6 capture, each copy shifted in time;
+* or ``--input FILE`` to time an existing file.
+
+Both tools read the same file; each is timed ``--runs`` times and the best run counts (the
+machine is shared). The importer is timed in-process on a warm JIT cache (numba's on-disk
+cache; the first-ever import also compiles, which is reported separately). Prints events/s of
+both and the ratio.
+
+    python benchmarks/bench_tracedat.py [--seconds 30] [--runs 3] [--input F | --replicate F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import resource
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from importers.tracedat import read_tracedat
+from importers.tracedat_file import read_container
+from importers.tracedat_reader import open_reader
+
+TRACEFS = Path("/sys/kernel/tracing")
+EVENTS = ["sched:*", "irq:*", "timer:*"]
+
+
+@contextlib.contextmanager
+def tracefs_session(buffer_kb: int) -> Iterator[Path]:
+    """Mount tracefs if needed, set events and buffer size, and restore them afterwards."""
+    if not (TRACEFS / "trace").exists():
+        subprocess.run(["mount", "-t", "tracefs", "nodev", str(TRACEFS)], check=True)
+    saved = {
+        name: (TRACEFS / name).read_text() for name in ("buffer_size_kb", "set_event", "tracing_on")
+    }
+    try:
+        (TRACEFS / "tracing_on").write_text("0")
+        (TRACEFS / "trace").write_text("")
+        (TRACEFS / "buffer_size_kb").write_text(str(buffer_kb))
+        (TRACEFS / "set_event").write_text("\n".join(EVENTS) + "\n")
+        yield TRACEFS
+    finally:
+        (TRACEFS / "tracing_on").write_text("0")
+        (TRACEFS / "set_event").write_text("")
+        for event in saved["set_event"].split():
+            with open(TRACEFS / "set_event", "a") as fh:
+                fh.write(event + "\n")
+        (TRACEFS / "buffer_size_kb").write_text(saved["buffer_size_kb"].split()[0])
+        (TRACEFS / "tracing_on").write_text(saved["tracing_on"].strip())
+
+
+def busy(seconds: float, threads: int) -> None:
+    """Threads that sleep briefly and wake up: context switches, wakeups and hrtimers."""
+    end = time.monotonic() + seconds
+
+    def work() -> None:
+        while time.monotonic() < end:
+            time.sleep(0.0002)
+
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+
+
+def record(out: Path, seconds: float, threads: int, buffer_kb: int) -> None:
+    """Record a busy capture through tracefs and save it with ``trace-cmd extract``."""
+    with tracefs_session(buffer_kb) as tracefs:
+        (tracefs / "tracing_on").write_text("1")
+        busy(seconds, threads)
+        (tracefs / "tracing_on").write_text("0")
+        subprocess.run(
+            ["trace-cmd", "extract", "-o", str(out)],
+            check=True,
+            capture_output=True,
+            cwd=out.parent,
+        )
+
+
+def replicate(src: Path, out: Path, copies: int) -> None:
+    """A v6 file whose CPU data is ``copies`` repetitions of ``src``'s pages.
+
+    Each copy's page base timestamps are shifted past the previous copy, so the result reads
+    as one long capture; headers, formats and options are the source's own bytes.
+    """
+    td = read_container(open_reader(src))
+    if td.version != 6 or len(td.instances) != 1:
+        raise SystemExit(f"{src}: --replicate needs a v6 file with one buffer instance")
+    raw = src.read_bytes()
+    streams = {s.cpu: s for s in td.instances[0].cpus}
+    e = ">" if td.reader.big_endian else "<"
+    # The flyrecord CPU table is the last "flyrecord\0" tag before the first CPU's data.
+    first = min(s.offset for s in streams.values())
+    table = raw.rindex(b"flyrecord\0", 0, first) + 10
+    after_table = table + 16 * td.cpus
+    pages = {cpu: raw[s.offset : s.offset + s.size] for cpu, s in streams.items()}
+    span = 1 + max(
+        struct.unpack_from(e + "Q", blob, len(blob) - td.page_size)[0]
+        - struct.unpack_from(e + "Q", blob, 0)[0]
+        for blob in pages.values()
+    )
+    span += 10**9  # at least one second between copies
+    head = bytearray(raw[:table]) + bytes(16 * td.cpus) + raw[after_table:first]
+    body = bytearray()
+    entries = {}
+    start = len(head) + (-len(head) % td.page_size)
+    for cpu in range(td.cpus):
+        blob = pages.get(cpu, b"")
+        entries[cpu] = (start + len(body), len(blob) * copies)
+        for k in range(copies):
+            copy = bytearray(blob)
+            for p in range(0, len(copy), td.page_size):
+                (ts,) = struct.unpack_from(e + "Q", copy, p)
+                struct.pack_into(e + "Q", copy, p, ts + k * span)
+            body += copy
+    for cpu, (offset, size) in entries.items():
+        struct.pack_into(e + "QQ", head, table + 16 * cpu, offset if size else 0, size)
+    out.write_bytes(bytes(head) + bytes(start - len(head)) + bytes(body))
+
+
+def best_of(runs: int, fn: Callable[[], object]) -> tuple[float, float]:
+    """Best wall time and best CPU time (this process and its children) over ``runs``.
+
+    CPU time counts the work of every thread and of child processes, so it compares the two
+    tools even while other jobs compete for the cores; wall time is what a user waits.
+    """
+    walls, cpus = [], []
+    for _ in range(runs):
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        children = usage.ru_utime + usage.ru_stime
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - t)
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(time.process_time() - c + usage.ru_utime + usage.ru_stime - children)
+    return min(walls), min(cpus)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", type=Path, help="time an existing trace.dat")
+    parser.add_argument("--replicate", type=Path, help="build the input from a v6 file's pages")
+    parser.add_argument("--copies", type=int, default=400, help="copies for --replicate")
+    parser.add_argument("--seconds", type=float, default=30.0, help="recording length")
+    parser.add_argument("--threads", type=int, default=4, help="busy worker threads")
+    parser.add_argument("--buffer-kb", type=int, default=131072, help="ring buffer per CPU")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    if shutil.which("trace-cmd") is None:
+        raise SystemExit("trace-cmd is not installed; it is the peer this benchmark compares to")
+    with tempfile.TemporaryDirectory(prefix="bench-tracedat-") as tmp:
+        path = args.input
+        if path is None:
+            path = Path(tmp) / "bench.dat"
+            can_record = os.geteuid() == 0 and Path("/sys/kernel").is_dir()
+            if args.replicate is None and can_record:
+                print(f"recording {args.seconds:.0f} s through tracefs ...", flush=True)
+                record(path, args.seconds, args.threads, args.buffer_kb)
+                how = f"recorded here, {args.seconds:.0f} s busy capture"
+            else:
+                src = args.replicate or Path(__file__).resolve().parents[2] / (
+                    "shared/traces/juno-sched-load/trace.dat"
+                )
+                replicate(src, path, args.copies)
+                how = f"{args.copies} copies of the pages of {src.name}"
+        else:
+            how = "given"
+        td = read_container(open_reader(path))
+        size = path.stat().st_size
+        t = time.perf_counter()
+        cap = read_tracedat(path)
+        first = time.perf_counter() - t
+        events = sum(cap.event_counts().values())
+        ours = best_of(args.runs, lambda: read_tracedat(path))
+        theirs = best_of(
+            args.runs,
+            lambda: subprocess.run(
+                ["trace-cmd", "report", "-i", str(path)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=True,
+            ),
+        )
+    kind = f"trace.dat v{td.version}, {td.compression or 'uncompressed'}"
+    cpus = len(td.instances[0].cpus)
+    print(f"input: {how}; {kind}, {size / 2**20:.1f} MiB, {events:,} events, {cpus} CPUs")
+    for name, (wall, cpu) in (("pmu-replay importer", ours), ("trace-cmd report", theirs)):
+        print(f"{name:20s}: wall {wall:7.3f} s = {events / wall / 1e6:5.2f} M events/s; "
+              f"CPU {cpu:7.3f} s = {events / cpu / 1e6:5.2f} M events/CPU-s")  # fmt: skip
+    print(f"(importer's first run, incl. loading the numba cache: {first:.3f} s)")
+    print(f"ratio trace-cmd / importer: wall {theirs[0] / ours[0]:.1f}x, "
+          f"CPU {theirs[1] / ours[1]:.1f}x")  # fmt: skip
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"machine: {os.cpu_count()} CPUs, load average {load} (the importer uses all cores)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""From decoded fields to the canonical typed tables of :mod:`importers.schema`.
+
+Each modelled event maps its kernel fields onto its table by name, with the aliases old or
+other-architecture kernels need (formats.md §2.6, §6.2):
+
+* arm64 ``kvm_exit`` of older kernels: ``idx`` -> ``ret``, ``exit_reason`` -> ``esr_ec``;
+* x86 ``kvm_entry``: ``rip`` -> ``vcpu_pc``; x86 ``kvm_exit``: ``guest_rip`` -> ``vcpu_pc`` and
+  the exit reason *name* (from the format's ``__print_symbolic`` table) -> ``exit_reason``.
+
+Text columns (``prev_state_str``, ``ret_name``, ``ec_name``, ``exit_reason``, ``reason_name``)
+are what the capture's own print fmt prints for the underlying values: the text-producing print
+arguments that read only those fields are evaluated once per distinct value combination.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+
+from importers.event_format import EventFormat
+from importers.print_fmt import CannotEvaluate, PrintFmtError, evaluate
+from importers.schema import DICT, TYPED_TABLES
+from importers.tracedat_fields import FieldGather
+
+#: typed tables filled from trace.dat records (pmu_* come from perf)
+MODELLED = frozenset(name for name in TYPED_TABLES if not name.startswith("pmu_"))
+
+#: column -> kernel field names to try, first match wins (per table)
+_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
+    "kvm_entry": {"vcpu_pc": ("vcpu_pc", "rip")},
+    "kvm_exit": {"vcpu_pc": ("vcpu_pc", "guest_rip")},
+}
+_ARM64_KVM_EXIT = {"ret": ("ret", "idx"), "esr_ec": ("esr_ec", "exit_reason")}
+
+# PMU system registers by (Op0, Op1, CRn, CRm, Op2), Arm ARM names (D13.4 / sysreg tables).
+_PMU_SYSREGS: dict[tuple[int, int, int, int, int], str] = {
+    (3, 3, 9, 12, 0): "PMCR_EL0",
+    (3, 3, 9, 12, 1): "PMCNTENSET_EL0",
+    (3, 3, 9, 12, 2): "PMCNTENCLR_EL0",
+    (3, 3, 9, 12, 3): "PMOVSCLR_EL0",
+    (3, 3, 9, 12, 4): "PMSWINC_EL0",
+    (3, 3, 9, 12, 5): "PMSELR_EL0",
+    (3, 3, 9, 12, 6): "PMCEID0_EL0",
+    (3, 3, 9, 12, 7): "PMCEID1_EL0",
+    (3, 3, 9, 13, 0): "PMCCNTR_EL0",
+    (3, 3, 9, 13, 1): "PMXEVTYPER_EL0",
+    (3, 3, 9, 13, 2): "PMXEVCNTR_EL0",
+    (3, 3, 9, 14, 0): "PMUSERENR_EL0",
+    (3, 0, 9, 14, 1): "PMINTENSET_EL1",
+    (3, 0, 9, 14, 2): "PMINTENCLR_EL1",
+    (3, 3, 9, 14, 3): "PMOVSSET_EL0",
+    (3, 3, 14, 15, 7): "PMCCFILTR_EL0",
+}
+for _n in range(31):  # PMEVCNTR<n>_EL0: CRm = 0b10:n[4:3]; PMEVTYPER<n>_EL0: CRm = 0b11:n[4:3]
+    _PMU_SYSREGS[(3, 3, 14, 8 | (_n >> 3), _n & 7)] = f"PMEVCNTR{_n}_EL0"
+    _PMU_SYSREGS[(3, 3, 14, 12 | (_n >> 3), _n & 7)] = f"PMEVTYPER{_n}_EL0"
+
+
+def typed_table(
+    name: str, fmt: EventFormat, g: FieldGather, prefix: dict[str, pa.Array]
+) -> tuple[pa.Table, list[str]]:
+    """The typed table ``name`` for the records in ``g`` (all of event ``fmt``).
+
+    Returns the table (canonical schema) and notes about columns that could not be decoded.
+    """
+    schema = TYPED_TABLES[name]
+    aliases = dict(_ALIASES.get(name, {}))
+    arm64 = name == "kvm_exit" and fmt.field("vcpu_pc") is not None
+    if arm64:
+        aliases.update(_ARM64_KVM_EXIT)
+    values: dict[str, NDArray[np.generic]] = {}
+    columns: dict[str, pa.Array] = dict(prefix)
+    notes: list[str] = []
+    for column in schema.names[len(prefix) :]:
+        field_name = next(
+            (c for c in aliases.get(column, (column,)) if fmt.field(c) is not None), None
+        )
+        f = fmt.field(field_name) if field_name else None
+        if f is None or (name == "kvm_exit" and column in ("exit_reason", "isa")):
+            continue
+        if schema.field(column).type == DICT and not f.is_string:
+            continue  # e.g. kvm_sys_access.name: a kernel pointer in binary captures
+        if f.is_string:
+            columns[column] = g.string(f)
+            continue
+        v = g.scalar(f)
+        if v is None:
+            notes.append(f"{name}.{column}: field {f.name} of size {f.size} is not a scalar")
+            continue
+        values[field_name or column] = v
+        columns[column] = pa.array(v).cast(schema.field(column).type, safe=False)
+    derived = _DERIVED.get(name)
+    if derived is not None:
+        columns.update(derived(fmt, values, notes))
+    if name == "kvm_exit":
+        columns["isa"] = _constant("arm64" if arm64 else "x86", g.n)
+        if not arm64:
+            ints = _values_of(fmt, g, ("exit_reason", "isa"))
+            columns["exit_reason"] = derive_text(fmt, ints, notes, "exit_reason")
+    if name == "kvm_sys_access":
+        columns["sysreg"] = _sysreg(values, g.n)
+    arrays = [columns[f.name] if f.name in columns else pa.nulls(g.n, f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema), notes
+
+
+def _values_of(
+    fmt: EventFormat, g: FieldGather, names: tuple[str, ...]
+) -> dict[str, NDArray[np.generic]]:
+    out = {}
+    for n in names:
+        f = fmt.field(n)
+        v = g.scalar(f) if f is not None and not f.is_array else None
+        if v is not None:
+            out[n] = v
+    return out
+
+
+def _constant(text: str, n: int) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(n, np.int32)), pa.array([text], pa.string())
+    )
+
+
+def derive_text(
+    fmt: EventFormat,
+    values: dict[str, NDArray[np.generic]],
+    notes: list[str],
+    label: str,
+) -> pa.DictionaryArray:
+    """What the print fmt prints from ``values`` alone, as a dictionary column.
+
+    Uses the text-yielding print arguments whose fields are all in ``values``; evaluates them
+    once per distinct combination of those fields (a few dozen at most in practice).
+    """
+    n = next(iter(values.values())).shape[0] if values else 0
+    try:
+        args = [
+            a
+            for a in fmt.print_args
+            if a.yields_text() and a.fields() and a.fields() <= values.keys()
+        ]
+    except PrintFmtError as exc:
+        notes.append(f"{fmt.name}.{label}: print fmt does not parse ({exc})")
+        return pa.nulls(n, DICT)
+    if not args or n == 0:
+        return pa.nulls(n, DICT)
+    used = sorted(set().union(*(a.fields() for a in args)))
+    code = np.zeros(n, np.int64)
+    uniques: list[NDArray[np.generic]] = []
+    for name in used:
+        u, inv = factorize(values[name])
+        code = code * len(u) + inv
+        uniques.append(u)
+    combos, inverse = factorize(code)
+    texts: list[str | None] = []
+    for c in combos.tolist():
+        rec: dict[str, int] = {}
+        for name, u in zip(reversed(used), reversed(uniques), strict=True):
+            rec[name] = int(u[c % len(u)])
+            c //= len(u)
+        try:
+            texts.append("".join(str(evaluate(a, rec)) for a in args))
+        except CannotEvaluate as exc:
+            notes.append(f"{fmt.name}.{label}: cannot evaluate print fmt ({exc})")
+            texts.append(None)
+    return _dictionary_from(texts, inverse)
+
+
+def factorize(values: NDArray[np.generic]) -> tuple[NDArray[np.generic], NDArray[np.int64]]:
+    """Distinct values (first-seen order) and each element's index into them.
+
+    Arrow's hash-based ``dictionary_encode`` is linear, unlike ``np.unique``'s sort; columns
+    such as ``prev_state`` have millions of rows but a handful of distinct values.
+    """
+    encoded = pc.dictionary_encode(pa.array(values))
+    uniques: NDArray[np.generic] = encoded.dictionary.to_numpy(zero_copy_only=False)
+    inverse: NDArray[np.int64] = encoded.indices.to_numpy().astype(np.int64)
+    return uniques, inverse
+
+
+def _dictionary_from(texts: list[str | None], inverse: NDArray[np.intp]) -> pa.DictionaryArray:
+    uniq: dict[str, int] = {}
+    remap = np.array([uniq.setdefault(t, len(uniq)) if t is not None else -1 for t in texts])
+    idx = remap[inverse] if len(remap) else np.zeros(0, np.int64)
+    indices = pa.array(idx.astype(np.int32), mask=idx < 0)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(list(uniq), pa.string()))
+
+
+def _sched_switch(
+    fmt: EventFormat, values: dict[str, NDArray[np.generic]], notes: list[str]
+) -> dict[str, pa.Array]:
+    if "prev_state" not in values:
+        return {}
+    return {
+        "prev_state_str": derive_text(
+            fmt, {"prev_state": values["prev_state"]}, notes, "prev_state"
+        )
+    }
+
+
+def _kvm_exit(
+    fmt: EventFormat, values: dict[str, NDArray[np.generic]], notes: list[str]
+) -> dict[str, pa.Array]:
+    out: dict[str, pa.Array] = {}
+    for column, fields in (
+        ("ret_name", _ARM64_KVM_EXIT["ret"]),
+        ("ec_name", _ARM64_KVM_EXIT["esr_ec"]),
+    ):
+        name = next((f for f in fields if f in values), None)
+        if name is not None and fmt.field("vcpu_pc") is not None:
+            out[column] = derive_text(fmt, {name: values[name]}, notes, column)
+    return out
+
+
+def _cpu_idle(
+    fmt: EventFormat, values: dict[str, NDArray[np.generic]], notes: list[str]
+) -> dict[str, pa.Array]:
+    state = values.get("state")
+    if state is None:
+        return {}
+    return {"idle_state": pa.array(state.astype(np.uint32).view(np.int32))}
+
+
+def _kvm_userspace_exit(
+    fmt: EventFormat, values: dict[str, NDArray[np.generic]], notes: list[str]
+) -> dict[str, pa.Array]:
+    used: dict[str, NDArray[np.generic]] = {
+        k: values[k] for k in ("reason", "errno") if k in values
+    }
+    return {"reason_name": derive_text(fmt, used, notes, "reason")} if used else {}
+
+
+def _sysreg(values: dict[str, NDArray[np.generic]], n: int) -> pa.Array:
+    keys = ("Op0", "Op1", "CRn", "CRm", "Op2")
+    if not all(k in values for k in keys):
+        return pa.nulls(n, DICT)
+    stacked = np.stack([values[k].astype(np.int64) for k in keys], axis=1)
+    combos, inverse = np.unique(stacked, axis=0, return_inverse=True)
+    names = [_PMU_SYSREGS.get(tuple(int(x) for x in row)) for row in combos]  # type: ignore[arg-type]
+    return _dictionary_from(names, inverse.reshape(-1))
+
+
+_Derive = Callable[[EventFormat, dict[str, NDArray[np.generic]], list[str]], dict[str, pa.Array]]
+_DERIVED: dict[str, _Derive] = {
+    "sched_switch": _sched_switch,
+    "kvm_exit": _kvm_exit,
+    "cpu_idle": _cpu_idle,
+    "kvm_userspace_exit": _kvm_userspace_exit,
+}

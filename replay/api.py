@@ -1,0 +1,119 @@
+"""The public Python API: open a capture, replay it, compare configurations.
+
+Everything the CLI does is available here for notebooks and scripts::
+
+    from replay.api import open_capture, what_if
+
+    cap = open_capture("trace.dat", topology="plat_info.yml")        # or pmus=[...], vcpus=[...]
+    results = what_if(cap)                                            # the compare matrix
+    results.summary                    # polars DataFrame, one row per scenario and vCPU
+    results.meta["recommendation"]     # which configuration to deploy, and why
+    what_if(cap, scenarios=["default@cpu0", "fixed-counters-only+v8"], profile="linux-perf")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from importers.capture import Capture
+from importers.detect import ProgressFn, load
+from importers.topology import Topology, resolve_topology
+from importers.vcpus import discover_vcpus, parse_vcpu_specs
+from replay.compare import rank, scenario_matrix
+from replay.engine import Path_, Work, prepare, replay
+from replay.profiles import load_profile
+from replay.results import Results, assemble
+from replay.scenarios import Scenario, parse_scenario
+
+
+def open_capture(
+    path: str | Path,
+    *,
+    topology: str | Path | None = None,
+    pmus: Sequence[str] = (),
+    vcpus: Sequence[str] = (),
+    strict: bool = False,
+    progress: ProgressFn | None = None,
+) -> Capture:
+    """Import a capture and settle its host description.
+
+    Parameters
+    ----------
+    path
+        Any capture file, a ``pmu-replay record`` directory or a saved capture directory.
+    topology, pmus
+        CPU -> PMU map: a topology file, or ``NAME=CPUS`` strings (``--pmu``). Default: what
+        the capture carries, else inferred from ``cpu_frequency`` (flagged).
+    vcpus
+        ``TID=VM:INDEX`` strings (``--vcpu``). Default: what the capture names, else found
+        from VMM thread names and kvm events.
+    """
+    capture = load(path, strict=strict, progress=progress)
+    described = "topology" in capture.tables and "vcpus" in capture.tables
+    if topology is not None or pmus or not described:
+        found = resolve_topology(
+            capture.tables.get("topology"),
+            capture.frame("cpu_frequency"),
+            topology_file=topology,
+            pmu_specs=list(pmus),
+        )
+        if found is not None:
+            capture.tables["topology"] = found.to_table()
+    if vcpus or "vcpus" not in capture.tables:
+        table = discover_vcpus(capture, parse_vcpu_specs(list(vcpus)))
+        if table.num_rows:
+            capture.tables["vcpus"] = table
+    return capture
+
+
+def capture_topology(capture: Capture) -> Topology | None:
+    """The topology a capture carries (after :func:`open_capture`), if any."""
+    table = capture.tables.get("topology")
+    return Topology.from_table(table) if table is not None and table.num_rows else None
+
+
+def prepare_replay(capture: Capture, profile: str = "windows") -> Work:
+    """The shared work of every scenario (timeline, guest pieces, cycles)."""
+    return prepare(capture, capture_topology(capture), load_profile(profile))
+
+
+def what_if(
+    capture: Capture,
+    scenarios: Sequence[str | Scenario] | None = None,
+    *,
+    profile: str = "windows",
+    path: Path_ = "vectorized",
+    work: Work | None = None,
+    on_scenario: Callable[[Scenario], None] | None = None,
+) -> Results:
+    """Replay ``capture`` under each scenario (default: the compare matrix) and rank them.
+
+    The ranking table and the recommendation are in ``results.meta["ranking"]`` and
+    ``results.meta["recommendation"]``; ``on_scenario`` is called before each replay.
+    """
+    work = work or prepare_replay(capture, profile)
+    first_cpu = min(work.host.possible_cpus)
+    chosen = (
+        scenario_matrix(work.host)
+        if scenarios is None
+        else [s if isinstance(s, Scenario) else parse_scenario(s, first_cpu) for s in scenarios]
+    )
+    meta = capture.metadata
+    source = {
+        "path": meta.source_path,
+        "sha256": meta.source_sha256,
+        "format": meta.format,
+        "clock": meta.clock,  # the Perfetto export declares it (replay.export.clocks)
+        "ts_unit": meta.ts_unit,
+    }
+    done = []
+    for scenario in chosen:
+        if on_scenario:
+            on_scenario(scenario)
+        done.append(replay(work, scenario, path))
+    results = assemble(work, done, path, source)
+    ranking = rank(results.summary)
+    results.meta["ranking"] = ranking.table.to_dicts()
+    results.meta["recommendation"] = ranking.recommendation
+    return results

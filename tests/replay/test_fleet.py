@@ -1,0 +1,256 @@
+"""Fleet replay on Dask (issue 8 acceptance).
+
+A fleet of >= 20 captures — the shared real text captures, this project's fixtures and demo
+recording, and time-shifted variants of them made here — plus one corrupt file, replayed on a
+local 2-worker cluster and on a separate `dask scheduler` + `dask worker` pair on loopback. The
+fleet's results must equal the union of single-capture replays.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from replay.api import open_capture, what_if
+from replay.cli import main
+from replay.fleet import (
+    Member,
+    MemberResult,
+    Settings,
+    read_dataset,
+    read_members,
+    replay_member,
+    run_fleet,
+)
+from tests.conftest import FIXTURES
+
+SCENARIOS = ("default@cpu0", "fixed-counters-only", "no-pmu")
+_TS = re.compile(r"(\] [^ ]* *)(\d+)\.(\d{6}):")
+
+
+def shifted(src: Path, dst: Path, seconds: int) -> None:
+    """A copy of a text capture with every timestamp moved by ``seconds``."""
+    text = src.read_text()
+    dst.write_text(
+        _TS.sub(lambda m: f"{m.group(1)}{int(m.group(2)) + seconds}.{m.group(3)}:", text)
+    )
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory, shared_traces: Path) -> Path:
+    root = tmp_path_factory.mktemp("fleet")
+    topo = FIXTURES / "topologies" / "two-cluster.json"
+    rows = [
+        (
+            shared_traces / "juno-trace-txt/trace.txt",
+            "juno",
+            str(shared_traces / "juno-trace-txt/plat_info.yml"),
+            "",
+            "1706=vm0:0;8=vm0:1",
+            "eu",
+        ),
+        (
+            shared_traces / "kvm-x86-host-report-txt/host_report.txt",
+            "x86-host",
+            "",
+            "lo=0-9;hi=10-19",
+            "",
+            "us",
+        ),
+        (
+            FIXTURES / "demo" / "capture",
+            "demo-host",
+            str(FIXTURES / "demo" / "two-cluster-what-if.json"),
+            "",
+            "",
+            "eu",
+        ),
+    ]
+    for fixture in ("cross-cluster-migration", "migration-at-overflow"):
+        for k in range(9):
+            path = root / f"{fixture}-{k}.txt"
+            shifted(FIXTURES / "captures" / f"{fixture}.txt", path, 10 * k)
+            rows.append(
+                (path, f"{fixture[:5]}-host-{k % 4}", str(topo), "", "", "eu" if k % 2 else "us")
+            )
+    corrupt = root / "corrupt.dat"
+    corrupt.write_bytes(b"\x17\x08Dtracing6\x00" + os.urandom(64))
+    rows.append((corrupt, "broken-host", "", "", "", "us"))
+    rows = [(str(r[0]), *(v or None for v in r[1:])) for r in rows]
+    frame = pl.DataFrame(
+        rows, schema=["path", "host", "topology", "pmus", "vcpus", "region"], orient="row"
+    )
+    out = root / "manifest.csv"
+    frame.write_csv(out)
+    return out
+
+
+def single(members: list[Member], settings: Settings) -> pl.DataFrame:
+    """The union of single-capture replays, done in this process."""
+    parts = []
+    for m in members:
+        result = replay_member(m, settings)
+        if result.summary is not None:
+            parts.append(result.summary)
+    return pl.concat(parts, how="diagonal_relaxed")
+
+
+def _norm(frame: pl.DataFrame) -> pl.DataFrame:
+    cols = sorted(c for c in frame.columns if c != "input_sha256")
+    return frame.select(pl.col(c).cast(pl.Utf8) for c in cols).sort(cols)
+
+
+@pytest.mark.slow
+def test_local_cluster_fleet_equals_single_replays(manifest: Path, tmp_path: Path) -> None:
+    members = read_members(manifest)
+    assert len(members) >= 20
+    settings = Settings("windows", SCENARIOS)
+    fleet = run_fleet(members, settings, tmp_path / "out", workers=2)
+    assert fleet.failures["path"].to_list() == [str(manifest.parent / "corrupt.dat")]
+    assert "CaptureFormatError" in fleet.failures["error_type"].to_list()
+    summary = read_dataset(tmp_path / "out", "summary")
+    expected = single(members, settings).with_columns(pl.col("region"))
+    assert_frame_equal(_norm(summary), _norm(expected))
+    assert set(summary["scenario"].unique()) == set(SCENARIOS)
+    findings = read_dataset(tmp_path / "out", "findings")
+    assert findings.filter(pl.col("kind") == "stall")["host"].n_unique() > 5
+    # a rerun skips everything; other settings replay again
+    again = run_fleet(members, settings, tmp_path / "out", workers=2)
+    assert again.done == [] and len(again.skipped) == len(members)
+
+
+@pytest.mark.slow
+def test_cli_fleet_with_separate_scheduler_and_workers(
+    manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dask = shutil.which("dask")
+    if dask is None:
+        pytest.skip("the dask CLI is not installed")
+    env = {**os.environ, "POLARS_MAX_THREADS": "1"}
+    sched_file = tmp_path / "scheduler.json"
+    scheduler = subprocess.Popen(
+        [
+            dask,
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(sched_file),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        while not sched_file.exists():
+            assert time.monotonic() < deadline, "dask scheduler did not start"
+            time.sleep(0.2)
+        import json
+
+        address = json.loads(sched_file.read_text())["address"]
+        worker = subprocess.Popen(
+            [
+                dask,
+                "worker",
+                "--scheduler-file",
+                str(sched_file),
+                "--nworkers",
+                "2",
+                "--nthreads",
+                "1",
+                "--no-dashboard",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )
+        code = main(
+            [
+                "fleet",
+                str(manifest),
+                "-o",
+                str(tmp_path / "out"),
+                "--scheduler",
+                address,
+                "--json",
+                *[a for s in SCENARIOS for a in ("--scenario", s)],
+            ]
+        )
+        assert code == 0
+        import json as _json
+
+        out = _json.loads(capsys.readouterr().out)
+        assert out["replayed"] == out["captures"] >= 20 and len(out["failures"]) == 1
+        expected = single(read_members(manifest), Settings("windows", SCENARIOS))
+        assert_frame_equal(_norm(read_dataset(tmp_path / "out", "summary")), _norm(expected))
+    finally:
+        for proc in (worker, scheduler):
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+def _dies_first_time(member: Member, settings: Settings) -> MemberResult:
+    marker = Path(member.path + ".died")
+    if not marker.exists():
+        marker.write_text("x")
+        os._exit(1)  # the worker process dies mid-task
+    return replay_member(member, settings)
+
+
+def _always_dies(member: Member, settings: Settings) -> MemberResult:
+    os._exit(1)
+
+
+@pytest.mark.slow
+def test_dead_worker_is_retried_once(tmp_path: Path) -> None:
+    capture = tmp_path / "c.txt"
+    shutil.copy(FIXTURES / "captures" / "cross-cluster-migration.txt", capture)
+    member = Member(str(capture), "h", topology=str(FIXTURES / "topologies" / "two-cluster.json"))
+    settings = Settings("windows", ("fixed-counters-only",))
+    fleet = run_fleet([member], settings, tmp_path / "a", workers=1, task=_dies_first_time)
+    assert fleet.failures.is_empty() and len(fleet.done) == 1
+    doomed = run_fleet([member], settings, tmp_path / "b", workers=1, task=_always_dies)
+    assert doomed.failures.height == 1 and "KilledWorker" in doomed.failures["error"][0]
+
+
+def test_manifest_and_directory_sources(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("x")
+    (tmp_path / "b.txt").write_text("y")
+    assert [m.host for m in read_members(tmp_path)] == ["a", "b"]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,host,rack\na.txt,h1,r7\n")
+    (member,) = read_members(manifest)
+    assert (member.path, member.host, member.extra) == (
+        str(tmp_path / "a.txt"),
+        "h1",
+        {"rack": "r7"},
+    )
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file\nx\n")
+    with pytest.raises(Exception, match="'path' column"):
+        read_members(bad)
+    assert sys.executable
+    cap = open_capture(
+        FIXTURES / "captures" / "cross-cluster-migration.txt",
+        topology=FIXTURES / "topologies" / "two-cluster.json",
+    )
+    assert what_if(cap, ["fixed-counters-only"]).summary.height == 2
