@@ -136,19 +136,61 @@ def counter_samples(observations: pl.DataFrame, tracks: pl.DataFrame) -> Batch:
     return Batch(Kind.COUNTER, samples)
 
 
+def zero_deltas(
+    ticks: pl.DataFrame, reads: pl.DataFrame, t0: int, tick_ns: int | None
+) -> pl.DataFrame:
+    """Where a guest would divide by a zero cycle delta: ``scenario, vm, vcpu, ts, name, tick,
+    guest_ns`` of every risky tick and every traced zero-delta read.
+
+    A risky tick is marked at its end, where the guest reads the counter (tick ``k`` spans
+    ``t0 + k * tick_ns`` to ``t0 + (k + 1) * tick_ns``); a traced ``PMCCNTR_EL0`` read
+    (``kvm_sys_access``, :mod:`replay.pmu_reads`) at its own time.
+    """
+    schema = {
+        "scenario": pl.Utf8,
+        "vm": pl.Utf8,
+        "vcpu": pl.Int32,
+        "ts": pl.Int64,
+        "name": pl.Utf8,
+        "tick": pl.Int64,
+        "guest_ns": pl.Int64,
+    }
+    parts = [pl.DataFrame(schema=schema)]
+    if tick_ns and ticks.width:
+        parts.append(
+            ticks.filter(pl.col("risky")).select(
+                "scenario",
+                "vm",
+                "vcpu",
+                (t0 + (pl.col("tick") + 1) * tick_ns).alias("ts"),
+                pl.lit("risky tick").alias("name"),
+                "tick",
+                "guest_ns",
+            )
+        )
+    if reads.width:
+        parts.append(
+            reads.filter(pl.col("zero_delta")).select(
+                "scenario",
+                "vm",
+                "vcpu",
+                "ts",
+                pl.lit("zero-delta read").alias("name"),
+                pl.lit(None, pl.Int64).alias("tick"),
+                "guest_ns",
+            )
+        )
+    return pl.concat([p.cast(schema) for p in parts])  # type: ignore[arg-type]
+
+
 def findings_events(
-    findings: pl.DataFrame,
-    ticks: pl.DataFrame,
-    tracks: pl.DataFrame,
-    primary: int,
-    t0: int,
-    tick_ns: int | None,
+    findings: pl.DataFrame, zero: pl.DataFrame, tracks: pl.DataFrame, primary: int
 ) -> list[Batch]:
-    """Stall episodes and unknown time as slices; fail-entries and risky ticks as instants.
+    """Stall episodes and unknown time as slices; fail-entries and zero deltas
+    (:func:`zero_deltas`) as instants.
 
     Stalls go on the track of their counter, everything per-vCPU on the track of the
-    ``primary`` counter. A risky tick is marked at its end, where the guest reads the zero
-    delta (tick ``k`` spans ``t0 + k * tick_ns`` to ``t0 + (k + 1) * tick_ns``).
+    ``primary`` counter.
     """
     f = findings.with_columns(pl.col("counter").fill_null(primary).cast(pl.Int8)).join(
         tracks, on=COUNTER_KEY, how="left"
@@ -167,7 +209,10 @@ def findings_events(
         pl.col("duration").alias("guest_ns"),
         "cause",
     )
-    out = [
+    zeros = zero.with_columns(pl.lit(primary, pl.Int8).alias("counter")).join(
+        tracks, on=COUNTER_KEY, how="left"
+    )
+    return [
         *slices(
             stalls.rename({"duration": "stalled_ns"}),
             ("cpu", "stalled_ns"),
@@ -175,22 +220,12 @@ def findings_events(
         ),
         *slices(unknown, ("duration",), ("cause",)),
         Batch(Kind.INSTANT, fails, ("cpu", "guest_ns"), ("cause",)),
+        Batch(
+            Kind.INSTANT,
+            zeros.select("ts", "uuid", "name", "tick", "guest_ns"),
+            ("tick", "guest_ns"),
+        ),
     ]
-    if tick_ns and ticks.height:
-        risky = (
-            ticks.filter(pl.col("risky"))
-            .with_columns(pl.lit(primary, pl.Int8).alias("counter"))
-            .join(tracks, on=COUNTER_KEY, how="left")
-            .select(
-                (t0 + (pl.col("tick") + 1) * tick_ns).alias("ts"),
-                "uuid",
-                pl.lit("risky tick").alias("name"),
-                "tick",
-                "guest_ns",
-            )
-        )
-        out.append(Batch(Kind.INSTANT, risky, ("tick", "guest_ns")))
-    return out
 
 
 def frequency_samples(frequency: pl.DataFrame, tracks: pl.DataFrame) -> Batch:

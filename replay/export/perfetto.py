@@ -7,8 +7,8 @@ What the trace shows (track layout in :mod:`replay.export.tracks`):
 * under each vCPU, one counter track per scenario and guest counter with the value the guest
   would read (:func:`replay.export.events.counter_samples`);
 * per scenario, a ``stalls: <scenario>`` group with one track per vCPU and counter: stall
-  episodes and unknown time as slices (cause in the args), fail-entries and risky zero-delta
-  ticks as instants;
+  episodes and unknown time as slices (cause in the args), fail-entries, risky zero-delta
+  ticks and traced zero-delta ``PMCCNTR_EL0`` reads as instants;
 * the host CPU frequency steps, one counter per CPU.
 
 Timestamps are the replay's ns on the capture's clock (:mod:`replay.export.clocks`). The trace
@@ -23,7 +23,7 @@ from __future__ import annotations
 import gzip
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -122,13 +122,14 @@ REQUIRED_COLUMNS = {
     "pieces": ("vm", "tid", "vcpu_index", "residency", "window", "cpu", "start", "end", "state"),
     "frequency": ("cpu", "ts", "khz"),
     "ticks": ("scenario", "vm", "vcpu", "tick", "guest_ns", "risky"),
+    "reads": ("scenario", "vm", "vcpu", "ts", "guest_ns", "zero_delta"),
 }
 
 
 def _check_columns(results: Results) -> None:
     for table, columns in REQUIRED_COLUMNS.items():
         frame: pl.DataFrame = getattr(results, table)
-        if table == "ticks" and not frame.width:
+        if table in ("ticks", "reads") and not frame.width:
             continue
         missing = [c for c in columns if c not in frame.columns]
         if missing:
@@ -151,15 +152,12 @@ def _select(results: Results, scenarios: Sequence[str] | None) -> Results:
     keep = pl.col("scenario").is_in(list(scenarios))
     meta = dict(results.meta)
     meta["scenarios"] = [s for s in meta["scenarios"] if s["name"] in scenarios]
-    return Results(
-        observations=results.observations.filter(keep),
-        findings=results.findings.filter(keep),
-        ticks=results.ticks.filter(keep) if results.ticks.height else results.ticks,
-        summary=results.summary.filter(keep),
-        pieces=results.pieces,
-        frequency=results.frequency,
-        meta=meta,
-    )
+    per_scenario = {
+        name: frame.filter(keep) if "scenario" in frame.columns else frame
+        for name in ("observations", "findings", "ticks", "reads", "summary")
+        for frame in [getattr(results, name)]
+    }
+    return replace(results, meta=meta, **per_scenario)
 
 
 def _meta(results: Results, key: str) -> Any:
@@ -183,6 +181,7 @@ class _Plan:
     scenario_rank: dict[str, int]
     counter_names: dict[int, str]
     primary: int
+    zero: pl.DataFrame  # events.zero_deltas of the results
 
     @classmethod
     def of(cls, results: Results) -> _Plan:
@@ -236,6 +235,7 @@ class _Plan:
             scenario_rank={s["name"]: i for i, s in enumerate(_meta(results, "scenarios"))},
             counter_names={c["idx"]: c["name"] for c in profile.get("counters", [])},
             primary=int(_meta(results, "primary_counter")),
+            zero=events.zero_deltas(results.ticks, results.reads, t0, profile.get("tick_ns")),
         )
 
     def counter_label(self, counter: int) -> str:
@@ -250,18 +250,15 @@ class _Plan:
             in_chunk = pl.col("vcpu").is_in(tids)
             obs = r.observations.filter(in_chunk)
             found = r.findings.filter(in_chunk)
-            ticks = r.ticks.filter(in_chunk) if r.ticks.height else r.ticks
+            zero = self.zero.filter(in_chunk)
             vcpus = self.vcpus.filter(in_chunk)
             counters = self._counter_tracks(w, vcpus, obs)
-            stalls = self._stall_tracks(w, vcpus, found, ticks)
+            stalls = self._stall_tracks(w, vcpus, found, zero)
             pieces = r.pieces.filter(pl.col("tid").is_in(tids))
             threads = vcpus.select("vm", pl.col("vcpu").alias("tid"), "uuid")
-            profile = _meta(r, "profile")
             slices = [
                 *events.placement(pieces, threads, self._pmus()),
-                *events.findings_events(
-                    found, ticks, stalls, self.primary, self.t0, profile.get("tick_ns")
-                ),
+                *events.findings_events(found, zero, stalls, self.primary),
             ]
             w.events(slices, interner)
             # Counter tracks hold nothing else, so their packets need no merging with slices.
@@ -276,14 +273,12 @@ class _Plan:
             name = f"vCPU {index}" if index is not None else f"vCPU tid {tid}"
             w.raw(descriptor_packet(thread_track(uuid, pid, tid, name)), 1)
         r = self.results
-        with_findings = set(r.findings["scenario"].to_list())
-        if r.ticks.height:
-            with_findings |= set(r.ticks.filter(pl.col("risky"))["scenario"].to_list())
+        with_findings = {*r.findings["scenario"].to_list(), *self.zero["scenario"].to_list()}
         for scenario, rank in self.scenario_rank.items():
             if scenario in with_findings:
                 uuid = self.ids("stalls", scenario)
                 about = f"under {scenario}: stall episodes and unknown time (slices), "
-                about += "failed guest entries and risky zero-delta ticks (instants)"
+                about += "failed guest entries, risky ticks and zero-delta reads (instants)"
                 desc = group_track(uuid, f"stalls: {scenario}", rank=rank, description=about)
                 w.raw(descriptor_packet(desc), 1)
 
@@ -326,17 +321,15 @@ class _Plan:
         return descriptor_packet(counter_track(uuid, name, row["parent"], rank, description=about))
 
     def _stall_tracks(
-        self, w: PacketWriter, vcpus: pl.DataFrame, found: pl.DataFrame, ticks: pl.DataFrame
+        self, w: PacketWriter, vcpus: pl.DataFrame, found: pl.DataFrame, zero: pl.DataFrame
     ) -> pl.DataFrame:
         """One track per scenario, vCPU and counter with findings; their descriptors."""
         counter = pl.col("counter").fill_null(self.primary).cast(pl.Int8)
-        parts = [found.select("scenario", "vm", "vcpu", counter)]
-        if ticks.height:
-            parts.append(
-                ticks.filter(pl.col("risky")).select(
-                    "scenario", "vm", "vcpu", pl.lit(self.primary, pl.Int8).alias("counter")
-                )
-            )
+        primary = pl.lit(self.primary, pl.Int8).alias("counter")
+        parts = [
+            found.select("scenario", "vm", "vcpu", counter),
+            zero.select("scenario", "vm", "vcpu", primary),
+        ]
         keys = (
             pl.concat(parts)
             .unique()

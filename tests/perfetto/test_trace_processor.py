@@ -207,6 +207,10 @@ def test_stalls_track_per_scenario(loaded: tuple[Results, TraceProcessor]) -> No
     if n_risky:
         want_per = results.ticks.filter(pl.col("risky")).group_by("scenario").len()
         assert per_scenario == dict(want_per.rows())
+    # traced PMCCNTR_EL0 reads that saw no change after guest time, at the read
+    reads = got.filter(pl.col("name") == "zero-delta read").select("scenario", "ts")
+    zero = results.reads.filter(pl.col("zero_delta")).select("scenario", "ts")
+    assert reads.sort("scenario", "ts").rows() == zero.sort("scenario", "ts").rows()
 
 
 def test_host_cpu_frequency(loaded: tuple[Results, TraceProcessor]) -> None:

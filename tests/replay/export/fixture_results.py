@@ -19,6 +19,7 @@ CAPTURES = {
     "cross-cluster-migration": "windows",
     "migration-at-overflow": "linux-perf",
     "lost-events-gap": "windows",
+    "traced-pmccntr-reads": "windows",
 }
 
 

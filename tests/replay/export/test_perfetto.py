@@ -100,6 +100,22 @@ def test_stalls_fail_entries_and_risky_ticks_are_all_there(tmp_path: Path) -> No
     }
 
 
+def test_traced_zero_delta_reads_are_instants(tmp_path: Path) -> None:
+    results = fixture_results("traced-pmccntr-reads")
+    zero = results.reads.filter(pl.col("zero_delta"))
+    assert zero.height  # the story: reads after a stretch on the foreign cluster see no change
+    out = tmp_path / "t.perfetto-trace"
+    write_perfetto(results, out)
+    got = sorted(
+        (e.track.split("/")[0], e.ts, dict(e.args)["guest_ns"])
+        for e in events(read_trace(out))
+        if e.name == "zero-delta read"
+    )
+    assert got == sorted(
+        ("stalls: " + s, t, g) for s, t, g in zero.select("scenario", "ts", "guest_ns").rows()
+    )
+
+
 def test_counter_tracks_end_on_the_last_value(tmp_path: Path) -> None:
     results = fixture_results("migration-at-overflow")
     out = tmp_path / "t.perfetto-trace"
