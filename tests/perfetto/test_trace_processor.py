@@ -24,12 +24,14 @@ from tests.perfetto.trace_processor import rows
 from tests.replay.cases import CASES as REAL_CASES
 from tests.replay.export.fixture_results import CAPTURES, fixture_results
 
-REAL = {c.name: c for c in REAL_CASES[:2]}  # the text captures: no optional importer needed
+REAL = {c.name: c for c in REAL_CASES}
 CASES = [
     *CAPTURES.items(),
     ("cross-cluster-migration", "linux-perf"),
     ("juno-trace-txt", "windows"),
     ("kvm-x86-host-report-txt", "linux-perf"),
+    ("juno-sched-load", "windows"),  # trace-cmd trace.dat
+    ("kvm-x86-hostguest-v7", "linux-perf"),  # trace.dat with kvm_entry/kvm_exit
 ]
 
 
@@ -125,7 +127,11 @@ def test_where_each_vcpu_ran(loaded: tuple[Results, TraceProcessor]) -> None:
     pmus = {cpu: pmu for pmu, cpus in results.meta["topology"]["pmus"].items() for cpu in cpus}
     assert residencies.height == pieces.select("tid", "residency").unique().height
     for r in residencies.iter_rows(named=True):
-        assert r["name"] == f"CPU {r['cpu']} · {pmus[r['cpu']]}" and r["host_pmu"] == pmus[r["cpu"]]
+        if r["cpu"] is None:  # only unknown time, on no known CPU (lost or contradictory records)
+            assert r["name"] == "CPU ?" and r["host_pmu"] is None
+        else:
+            assert r["name"] == f"CPU {r['cpu']} · {pmus[r['cpu']]}"
+            assert r["host_pmu"] == pmus[r["cpu"]]
 
 
 def test_every_guest_counter_value(loaded: tuple[Results, TraceProcessor]) -> None:
