@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     ui = None if args.online else bundled_ui()
     port = args.port if args.port is not None else (0 if ui else HOSTED_UI_PORT)
     server = TraceServer(trace, ui, port)
-    how = "bundled Perfetto UI" if ui else f"{HOSTED_UI} (needs the internet for the UI)"
-    stdout.print(f"serving {trace} with the {how}; press Ctrl-C to stop")
+    how = "the bundled Perfetto UI" if ui else f"{HOSTED_UI} (the browser needs the internet)"
+    stdout.print(f"serving {trace} for {how}; press Ctrl-C to stop", soft_wrap=True)
     # The URL alone on its own line, unwrapped, so scripts and terminals can pick it up.
     print(server.url, flush=True)
     try:
