@@ -100,7 +100,13 @@ def what_if(
         else [s if isinstance(s, Scenario) else parse_scenario(s, first_cpu) for s in scenarios]
     )
     meta = capture.metadata
-    source = {"path": meta.source_path, "sha256": meta.source_sha256, "format": meta.format}
+    source = {
+        "path": meta.source_path,
+        "sha256": meta.source_sha256,
+        "format": meta.format,
+        "clock": meta.clock,  # the Perfetto export declares it (replay.export.clocks)
+        "ts_unit": meta.ts_unit,
+    }
     done = []
     for scenario in chosen:
         if on_scenario:

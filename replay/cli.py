@@ -12,7 +12,16 @@ from collections.abc import Sequence
 
 from importers.errors import PmuReplayError
 from replay import __version__
-from replay.commands import compare_cmd, demo_cmd, fleet_cmd, import_cmd, record_cmd, replay_cmd
+from replay.commands import (
+    compare_cmd,
+    demo_cmd,
+    export_cmd,
+    fleet_cmd,
+    import_cmd,
+    record_cmd,
+    replay_cmd,
+    view_cmd,
+)
 
 DESCRIPTION = """\
 Replay real Linux scheduling traces through a model of KVM's arm64 PMU emulation, and see when
@@ -22,6 +31,8 @@ typical session:
   pmu-replay import trace.dat -o cap/                      # any capture -> Parquet + summary
   pmu-replay compare cap/ --topology plat_info.yml -o cmp/ # every KVM mode, ranked
   pmu-replay replay cap/ --scenario fixed-counters-only    # one mode, stall episodes
+  pmu-replay export cmp/ -o cmp.perfetto-trace             # results -> Perfetto trace
+  pmu-replay view cmp.perfetto-trace                       # ... in the Perfetto UI
 
 captures read: ftrace text (kernel trace / trace_pipe), trace-cmd report text, Android systrace
 HTML (plain or zipped), trace-cmd trace.dat v6/v7, perf.data, perf script, perf stat -x, / -j.
@@ -39,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     import_cmd.register(sub)
     replay_cmd.register(sub)
     compare_cmd.register(sub)
+    export_cmd.register(sub)
+    view_cmd.register(sub)
     record_cmd.register(sub)
     demo_cmd.register(sub)
     fleet_cmd.register(sub)

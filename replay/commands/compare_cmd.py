@@ -9,6 +9,7 @@ import polars as pl
 from rich.table import Table
 
 from replay.commands.console import stdout
+from replay.commands.export_cmd import add_perfetto_option, export
 from replay.commands.session import add_replay_options, load_work, print_report, run_scenarios
 from replay.compare import rank, scenario_matrix
 from replay.scenarios import parse_scenario
@@ -41,6 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="SCENARIO",
         help="extra scenario to include",
     )
+    add_perfetto_option(p)
     p.set_defaults(run=run)
 
 
@@ -52,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     ranking = rank(results.summary)
     if args.output:
         results.save(args.output)
+    if args.perfetto:
+        export(results, args.perfetto, to_stderr=args.json)
     if args.json:
         out = {
             "ranking": ranking.table.to_dicts(),

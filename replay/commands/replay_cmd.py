@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from replay.commands.export_cmd import add_perfetto_option, export
 from replay.commands.session import add_replay_options, load_work, print_report, run_scenarios
 from replay.scenarios import SCENARIO_SYNTAX, parse_scenario
 
@@ -44,6 +45,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="SCENARIO",
         help="scenario to replay (repeat); default: default and fixed-counters-only",
     )
+    add_perfetto_option(p)
     p.set_defaults(run=run)
 
 
@@ -56,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     del results.meta["ranking"], results.meta["recommendation"]  # compare's business
     if args.output:
         results.save(args.output)
+    if args.perfetto:
+        export(results, args.perfetto, to_stderr=args.json)
     if args.json:
         print(
             json.dumps(

@@ -1,0 +1,88 @@
+"""``pmu-replay export``: replay results -> a Perfetto trace (also ``--perfetto`` on replay)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from replay.commands.console import stderr, stdout
+from replay.export import ExportStats, write_perfetto
+from replay.results import Results
+
+HELP = "write replay results as a Perfetto trace (open it with `pmu-replay view`)"
+EPILOG = """\
+The trace (Perfetto protobuf, timestamps in ns on the capture's clock) has one process per VM
+and one thread per vCPU with slices for where it ran (CPU and host PMU; guest, host and
+unknown time), one counter track per vCPU, counter and scenario with the value the guest
+reads, a "stalls: SCENARIO" group per scenario with stall episodes (cause in the args),
+fail-entries and risky zero-delta ticks, and the host CPU frequencies. The same results
+always give the same bytes. A name ending in .gz writes a gzipped trace.
+
+examples:
+  pmu-replay compare trace.dat --topology plat_info.yml -o cmp/
+  pmu-replay export cmp/ -o cmp.perfetto-trace
+  pmu-replay export cmp/ -o default.perfetto-trace --scenario default@cpu0
+  pmu-replay view cmp.perfetto-trace
+"""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "export",
+        help=HELP,
+        description=HELP,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "results", metavar="RESULTS", help="results directory of `pmu-replay replay/compare -o`"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="TRACE",
+        help="trace file to write (default: RESULTS/replay.perfetto-trace)",
+    )
+    p.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="SCENARIO",
+        help="export only this scenario (repeat); default: all",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    results = Results.load(args.results)
+    out = args.output or str(Path(args.results) / "replay.perfetto-trace")
+    export(results, out, args.scenario, to_stderr=False)
+    return 0
+
+
+def add_perfetto_option(p: argparse.ArgumentParser) -> None:
+    """``--perfetto FILE`` for the commands that produce results."""
+    p.add_argument(
+        "--perfetto",
+        metavar="TRACE",
+        help="also write the results as a Perfetto trace (see `pmu-replay export --help`)",
+    )
+
+
+def export(
+    results: Results, path: str, scenarios: list[str] | None = None, *, to_stderr: bool
+) -> ExportStats:
+    """Write the trace and say what was written (on stderr when stdout carries ``--json``)."""
+    stats = write_perfetto(results, path, scenarios=scenarios)
+    console = stderr if to_stderr else stdout
+    console.print(
+        f"wrote {stats.path}: {stats.packets:,} packets on {stats.tracks:,} tracks, "
+        f"{_size(stats.bytes)} (capture clock: {stats.clock}); "
+        f"open it with `pmu-replay view {stats.path}`",
+        soft_wrap=True,
+    )
+    return stats
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"

@@ -1,0 +1,234 @@
+"""Exported traces loaded into Perfetto's own trace processor, checked by SQL against the
+replay tables: no import errors, the tracks, the slices and every counter value.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from perfetto.trace_processor import TraceProcessor
+
+from replay.compare import scenario_matrix
+from replay.engine import prepare, replay
+from replay.export import write_perfetto
+from replay.export.tracks import SYNTHETIC_PID_BASE
+from replay.profiles import PROFILES
+from replay.results import Results, assemble
+from tests.perfetto.conftest import LoadTrace
+from tests.perfetto.trace_processor import rows
+from tests.replay.cases import CASES as REAL_CASES
+from tests.replay.export.fixture_results import CAPTURES, fixture_results
+
+REAL = {c.name: c for c in REAL_CASES}
+CASES = [
+    *CAPTURES.items(),
+    ("cross-cluster-migration", "linux-perf"),
+    ("juno-trace-txt", "windows"),
+    ("kvm-x86-host-report-txt", "linux-perf"),
+    ("juno-sched-load", "windows"),  # trace-cmd trace.dat
+    ("kvm-x86-hostguest-v7", "linux-perf"),  # trace.dat with kvm_entry/kvm_exit
+]
+
+
+def real_results(shared: Path, name: str, profile: str) -> Results:
+    cap, topo = REAL[name].load(shared)
+    work = prepare(cap, topo, PROFILES[profile])
+    done = [replay(work, s) for s in scenario_matrix(work.host)]
+    return assemble(work, done, "vectorized", {"clock": cap.metadata.clock})
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[f"{name}-{profile}" for name, profile in CASES])
+def loaded(
+    request: pytest.FixtureRequest, load_trace: LoadTrace, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Results, TraceProcessor]:
+    name, profile = request.param
+    if name in REAL:
+        results = real_results(request.getfixturevalue("shared_traces"), name, profile)
+    else:
+        results = fixture_results(name, profile)
+    path = tmp_path_factory.mktemp("trace") / f"{name}.perfetto-trace"
+    write_perfetto(results, path)
+    return results, load_trace(path)
+
+
+def import_errors(tp: TraceProcessor) -> list[dict[str, Any]]:
+    return rows(
+        tp,
+        "select name, idx, severity, source, value from stats "
+        "where value > 0 and severity in ('error', 'data_loss')",
+    )
+
+
+def test_no_import_errors_and_bounds_on_the_capture_clock(
+    loaded: tuple[Results, TraceProcessor],
+) -> None:
+    results, tp = loaded
+    assert import_errors(tp) == []
+    (bounds,) = rows(tp, "select start_ts, end_ts from trace_bounds")
+    # the capture clock is mapped 1:1 onto the trace clock
+    assert bounds["start_ts"] == results.meta["start"]
+    assert bounds["end_ts"] >= int(results.pieces["end"].max())  # type: ignore[arg-type]
+
+
+def test_one_process_per_vm_one_thread_per_vcpu(loaded: tuple[Results, TraceProcessor]) -> None:
+    results, tp = loaded
+    got = rows(
+        tp,
+        "select p.pid, p.name as vm, t.tid, t.name from thread t join process p using (upid) "
+        "where t.name like 'vCPU%' order by t.tid",
+    )
+    want = (
+        results.pieces.select("vm", "tid", "vcpu_index")
+        .unique()
+        .sort("tid")
+        .select(
+            "vm",
+            "tid",
+            pl.when(pl.col("vcpu_index").is_not_null())
+            .then(pl.format("vCPU {}", "vcpu_index"))
+            .otherwise(pl.format("vCPU tid {}", "tid"))
+            .alias("name"),
+        )
+    )
+    assert [{k: r[k] for k in ("vm", "tid", "name")} for r in got] == want.to_dicts()
+    for r in got:  # the VMM's tgid when the VM name carries it (importers.vcpus), else synthetic
+        assert r["pid"] == 4000 if r["vm"] == "qemu:4000" else r["pid"] >= SYNTHETIC_PID_BASE
+    assert len({r["pid"] for r in got}) == len(results.meta["vms"])
+
+
+def test_where_each_vcpu_ran(loaded: tuple[Results, TraceProcessor]) -> None:
+    """Residency slices (CPU, host PMU) hold guest/host/unknown slices whose durations add up
+    to the timeline's."""
+    results, tp = loaded
+    slices = pl.DataFrame(
+        rows(
+            tp,
+            "select t.tid, s.name, s.depth, s.dur, "
+            "extract_arg(s.arg_set_id, 'debug.host_pmu') as host_pmu, "
+            "extract_arg(s.arg_set_id, 'debug.cpu') as cpu, "
+            "extract_arg(s.arg_set_id, 'debug.cycles') as cycles "
+            "from slice s join thread_track tt on s.track_id = tt.id join thread t using (utid)",
+        )
+    )
+    pieces = results.pieces.with_columns((pl.col("end") - pl.col("start")).alias("dur"))
+    by_state = pieces.group_by("tid", "state").agg(pl.col("dur").sum(), pl.col("cycles").sum())
+    got = slices.filter(pl.col("depth") == 1).group_by("tid", pl.col("name").alias("state"))
+    got = got.agg(pl.col("dur").sum(), pl.col("cycles").sum())
+    key = ["tid", "state"]
+    assert got.sort(key).select(*key, "dur").rows() == by_state.sort(key).select(*key, "dur").rows()
+    guest = lambda f: f.filter(pl.col("state") == "guest").sort("tid")["cycles"].to_list()  # noqa: E731
+    assert guest(got) == guest(by_state)
+    residencies = slices.filter(pl.col("depth") == 0)
+    pmus = {cpu: pmu for pmu, cpus in results.meta["topology"]["pmus"].items() for cpu in cpus}
+    assert residencies.height == pieces.select("tid", "residency").unique().height
+    for r in residencies.iter_rows(named=True):
+        if r["cpu"] is None:  # only unknown time, on no known CPU (lost or contradictory records)
+            assert r["name"] == "CPU ?" and r["host_pmu"] is None
+        else:
+            assert r["name"] == f"CPU {r['cpu']} · {pmus[r['cpu']]}"
+            assert r["host_pmu"] == pmus[r["cpu"]]
+
+
+def test_every_guest_counter_value(loaded: tuple[Results, TraceProcessor]) -> None:
+    """One counter track per vCPU, scenario and counter; at the end of every guest piece it
+    reads the observation's ``value``."""
+    results, tp = loaded
+    samples = rows(
+        tp,
+        "select t.tid, ct.name, c.ts, c.value from counter c "
+        "join thread_counter_track ct on c.track_id = ct.id join thread t using (utid) "
+        "order by c.track_id, c.ts, c.id",
+    )
+    series: dict[tuple[int, str], tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
+    for s in samples:
+        ts, values = series[s["tid"], s["name"]]
+        ts.append(s["ts"])
+        values.append(s["value"])
+    names = {c["idx"]: c["name"] for c in results.meta["profile"]["counters"]}
+    obs = results.observations.filter(pl.col("value").is_not_null())
+    keys = obs.select("vcpu", "scenario", "counter").unique()
+    assert set(series) == {(v, f"{s} {names[c]}") for v, s, c in keys.rows()}
+    checked = 0
+    for vcpu, scenario, counter, start, end, delta, value in obs.select(
+        "vcpu", "scenario", "counter", "start", "end", "delta", "value"
+    ).rows():
+        ts, values = series[vcpu, f"{scenario} {names[counter]}"]
+
+        def at(t: int, ts: list[int] = ts, values: list[float] = values) -> float:
+            return values[bisect_right(ts, t) - 1]  # the step function through the samples
+
+        assert at(end) == value, (vcpu, scenario, counter, end)
+        # when the piece starts, the guest reads the value before it: PMCCNTR_EL0 is 64 bits
+        # wide, PMEVCNTR<n>_EL0 32 (PMUv3 without FEAT_PMUv3p5), and ``delta`` wraps with it
+        width = 64 if counter == 31 else 32
+        assert at(start) == (value - delta) % (1 << width), (vcpu, scenario, counter, start)
+        checked += 1
+    assert checked == obs.height > 0
+
+
+def test_stalls_track_per_scenario(loaded: tuple[Results, TraceProcessor]) -> None:
+    """Every stall episode and unknown interval is a slice with its cause; every fail-entry and
+    risky tick an instant; all on the scenario's ``stalls`` group."""
+    results, tp = loaded
+    got = pl.DataFrame(
+        rows(
+            tp,
+            "select substr(g.name, 9) as scenario, s.name, s.ts, s.dur, "
+            "extract_arg(s.arg_set_id, 'debug.cause') as cause "
+            "from slice s join track t on s.track_id = t.id join track g on t.parent_id = g.id "
+            "where g.name like 'stalls: %'",
+        ),
+        schema={
+            "scenario": pl.Utf8,
+            "name": pl.Utf8,
+            "ts": pl.Int64,
+            "dur": pl.Int64,
+            "cause": pl.Utf8,
+        },
+    )
+    f = results.findings
+    for kind, name in (("stall", "stall"), ("unknown", "unknown")):
+        want = f.filter(pl.col("kind") == kind).select(
+            "scenario",
+            pl.col("start").alias("ts"),
+            (pl.col("end") - pl.col("start")).alias("dur"),
+            "cause",
+        )
+        have = got.filter(pl.col("name") == name).drop("name")
+        assert have.sort(have.columns).rows() == want.sort(want.columns).rows()
+    fails = got.filter(pl.col("name") == "fail-entry").select("scenario", "ts", "dur")
+    want = f.filter(pl.col("kind") == "fail_entry").select("scenario", pl.col("start").alias("ts"))
+    assert fails.sort("scenario", "ts").rows() == [
+        (*r, 0) for r in want.sort("scenario", "ts").rows()
+    ]
+    risky = got.filter(pl.col("name") == "risky tick")
+    n_risky = int(results.ticks["risky"].sum()) if results.ticks.height else 0
+    assert risky.height == n_risky
+    per_scenario = dict(risky.group_by("scenario").len().rows())
+    if n_risky:
+        want_per = results.ticks.filter(pl.col("risky")).group_by("scenario").len()
+        assert per_scenario == dict(want_per.rows())
+    # traced PMCCNTR_EL0 reads that saw no change after guest time, at the read
+    reads = got.filter(pl.col("name") == "zero-delta read").select("scenario", "ts")
+    zero = results.reads.filter(pl.col("zero_delta")).select("scenario", "ts")
+    assert reads.sort("scenario", "ts").rows() == zero.sort("scenario", "ts").rows()
+
+
+def test_host_cpu_frequency(loaded: tuple[Results, TraceProcessor]) -> None:
+    results, tp = loaded
+    got = rows(
+        tp,
+        "select ct.name, c.ts, c.value from counter c join counter_track ct on c.track_id = ct.id "
+        "where ct.name like 'CPU % frequency' order by ct.name, c.ts",
+    )
+    want = results.frequency.sort(pl.format("CPU {} frequency", "cpu"), "ts").select(
+        pl.format("CPU {} frequency", "cpu").alias("name"),
+        "ts",
+        (pl.col("khz") * 1000).cast(pl.Float64).alias("value"),
+    )
+    assert got == want.to_dicts()

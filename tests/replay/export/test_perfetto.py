@@ -1,0 +1,238 @@
+"""The Perfetto writer, read back with perfetto's protobuf classes (no trace processor needed).
+
+The trace processor checks (SQL against the replay tables) are in tests/perfetto/.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from importers.errors import CaptureFormatError, UsageError
+from replay.export import tracks, write_perfetto
+from replay.export.clocks import CAPTURE_CLOCK_ID, trace_clock
+from replay.export.tracks import SYNTHETIC_PID_BASE, TrackIds, vm_pid
+from replay.results import Results
+from tests.conftest import ROOT
+from tests.replay.export.decode import event_counts, events, read_trace, track_names
+from tests.replay.export.fixture_results import fixture_results
+
+NAME = "cross-cluster-migration"
+
+
+def _copy(results: Results, **changes: object) -> Results:
+    meta = dict(results.meta)
+    meta.update(changes.pop("meta", {}))  # type: ignore[call-overload]
+    return replace(results, meta=meta, **changes)  # type: ignore[arg-type]
+
+
+def test_same_results_give_byte_identical_files(tmp_path: Path) -> None:
+    results = fixture_results(NAME)
+    a, b = tmp_path / "a.perfetto-trace", tmp_path / "b.perfetto-trace"
+    write_perfetto(results, a)
+    write_perfetto(fixture_results.__wrapped__(NAME), b)  # recomputed from the capture
+    assert a.read_bytes() == b.read_bytes()
+    # ...and in another interpreter with another string hash seed
+    c = tmp_path / "c.perfetto-trace"
+    code = (
+        "import sys; from tests.replay.export.fixture_results import fixture_results; "
+        "from replay.export import write_perfetto; "
+        f"write_perfetto(fixture_results({NAME!r}), sys.argv[1])"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    subprocess.run([sys.executable, "-c", code, str(c)], check=True, cwd=ROOT, env=env)
+    assert c.read_bytes() == a.read_bytes()
+
+
+@pytest.mark.parametrize("name", ["cross-cluster-migration", "migration-at-overflow"])
+def test_streaming_in_small_groups_writes_the_same_events(tmp_path: Path, name: str) -> None:
+    whole, parts = tmp_path / "whole.perfetto-trace", tmp_path / "parts.perfetto-trace"
+    write_perfetto(fixture_results(name), whole)
+    write_perfetto(fixture_results(name), parts, chunk_rows=1)  # one vCPU at a time
+    assert event_counts(read_trace(parts)) == event_counts(read_trace(whole))
+
+
+def test_vcpus_are_threads_of_their_vm_process(tmp_path: Path) -> None:
+    out = tmp_path / "t.perfetto-trace"
+    write_perfetto(fixture_results(NAME), out)
+    trace = read_trace(out)
+    descriptors = [p.track_descriptor for p in trace.packet if p.HasField("track_descriptor")]
+    processes = [
+        (d.process.pid, d.process.process_name) for d in descriptors if d.HasField("process")
+    ]
+    threads = [
+        (d.thread.pid, d.thread.tid, d.thread.thread_name)
+        for d in descriptors
+        if d.HasField("thread")
+    ]
+    assert processes == [(4000, "qemu:4000")]
+    assert threads == [(4000, 4001, "vCPU 0"), (4000, 4002, "vCPU 1")]
+
+
+def test_stalls_fail_entries_and_risky_ticks_are_all_there(tmp_path: Path) -> None:
+    results = fixture_results(NAME)
+    out = tmp_path / "t.perfetto-trace"
+    write_perfetto(results, out)
+    evs = events(read_trace(out))
+    stalls = sorted(
+        (e.track.split("/")[0].removeprefix("stalls: "), e.ts, dict(e.args)["stalled_ns"])
+        for e in evs
+        if e.name == "stall"
+    )
+    f = results.findings.filter(pl.col("kind") == "stall")
+    assert stalls == sorted(f.select("scenario", "start", "duration").rows())
+    fails = sorted((e.track.split("/")[0], e.ts) for e in evs if e.name == "fail-entry")
+    f = results.findings.filter(pl.col("kind") == "fail_entry")
+    assert fails == sorted(("stalls: " + s, t) for s, t in f.select("scenario", "start").rows())
+    risky = [e for e in evs if e.name == "risky tick"]
+    assert len(risky) == results.ticks["risky"].sum() == 8
+    # tick k of a 15.625 ms guest clock is read at its end
+    tick_ns, t0 = results.meta["profile"]["tick_ns"], results.meta["start"]
+    assert {e.ts for e in risky} == {
+        t0 + (k + 1) * tick_ns for k in results.ticks.filter(pl.col("risky"))["tick"]
+    }
+
+
+def test_traced_zero_delta_reads_are_instants(tmp_path: Path) -> None:
+    results = fixture_results("traced-pmccntr-reads")
+    zero = results.reads.filter(pl.col("zero_delta"))
+    assert zero.height  # the story: reads after a stretch on the foreign cluster see no change
+    out = tmp_path / "t.perfetto-trace"
+    write_perfetto(results, out)
+    got = sorted(
+        (e.track.split("/")[0], e.ts, dict(e.args)["guest_ns"])
+        for e in events(read_trace(out))
+        if e.name == "zero-delta read"
+    )
+    assert got == sorted(
+        ("stalls: " + s, t, g) for s, t, g in zero.select("scenario", "ts", "guest_ns").rows()
+    )
+
+
+def test_counter_tracks_end_on_the_last_value(tmp_path: Path) -> None:
+    results = fixture_results("migration-at-overflow")
+    out = tmp_path / "t.perfetto-trace"
+    write_perfetto(results, out)
+    last: dict[str, float | None] = {}
+    for e in events(read_trace(out)):
+        if e.type == "TYPE_COUNTER" and "frequency" not in e.track:
+            last[e.track] = e.value
+    want = {
+        f"vCPU 0/{s} {'cycles' if c == 31 else 'instructions'}": float(v)
+        for s, c, v in results.observations.filter(pl.col("value").is_not_null())
+        .sort("start")
+        .group_by("scenario", "counter", maintain_order=True)
+        .agg(pl.col("value").last())
+        .rows()
+    }
+    assert last == want
+    # the 32-bit instructions counter wrapped at 2^32 under default@cpu2: 704 after the wrap
+    assert last["vCPU 0/default@cpu2 instructions"] == 704
+
+
+def test_values_past_int64_are_written_as_doubles(tmp_path: Path) -> None:
+    base = fixture_results(NAME)
+    big = 1 << 63
+    obs = base.observations.with_columns(pl.col("value") + big)
+    out = tmp_path / "t.perfetto-trace"
+    write_perfetto(_copy(base, observations=obs), out)
+    values = [e.value for e in events(read_trace(out)) if e.track.endswith(" cycles")]
+    assert values and min(v for v in values if v is not None) >= float(big)
+
+
+def test_zero_length_slices_become_instants(tmp_path: Path) -> None:
+    base = fixture_results(NAME)
+    first = base.pieces.row(0, named=True)
+    # a residency of no time while vCPU 0 is off every CPU (1.00401 s .. 1.01 s)
+    point = {
+        **first,
+        "residency": 99,
+        "start": 1_005_000_000,
+        "end": 1_005_000_000,
+        "state": "host",
+        "window": None,
+        "cycles": None,
+    }
+    pieces = pl.concat([base.pieces, pl.DataFrame([point], schema=base.pieces.schema)])
+    out = tmp_path / "t.perfetto-trace"
+    write_perfetto(_copy(base, pieces=pieces.sort("tid", "start")), out)
+    at = [(e.type, e.name) for e in events(read_trace(out)) if e.ts == 1_005_000_000]
+    assert sorted(at) == [("TYPE_INSTANT", "CPU 0 · armv8_cortex_a53"), ("TYPE_INSTANT", "host")]
+
+
+def test_gzip_output_holds_the_same_trace(tmp_path: Path) -> None:
+    plain, packed = tmp_path / "t.perfetto-trace", tmp_path / "t.perfetto-trace.gz"
+    write_perfetto(fixture_results(NAME), plain)
+    write_perfetto(fixture_results(NAME), packed)
+    assert gzip.decompress(packed.read_bytes()) == plain.read_bytes()
+
+
+def test_scenario_selection(tmp_path: Path) -> None:
+    out = tmp_path / "t.perfetto-trace"
+    write_perfetto(fixture_results(NAME), out, scenarios=["default@cpu0"])
+    names = set(track_names(read_trace(out)).values())
+    assert "vCPU 0/default@cpu0 cycles" in names
+    assert not any("fixed-counters-only" in n or "default@cpu2" in n for n in names)
+    with pytest.raises(UsageError, match=r"no scenario 'default@cpu9'.*default@cpu0"):
+        write_perfetto(fixture_results(NAME), out, scenarios=["default@cpu9"])
+
+
+def test_bad_results_are_clear_errors(tmp_path: Path) -> None:
+    base = fixture_results(NAME)
+    out = tmp_path / "t.perfetto-trace"
+    early = base.pieces.with_columns(pl.col("start") - 2_000_000_000)
+    with pytest.raises(CaptureFormatError, match="negative timestamps"):
+        write_perfetto(_copy(base, pieces=early), out)
+    raw = _copy(base, meta={"capture": {"ts_unit": "cycles"}})
+    with pytest.raises(UsageError, match="raw clock units"):
+        write_perfetto(raw, out)
+    no_meta = _copy(base)
+    del no_meta.meta["vms"]
+    with pytest.raises(CaptureFormatError, match="'vms'"):
+        write_perfetto(no_meta, out)
+    damaged = _copy(base, pieces=base.pieces.drop("residency"))
+    with pytest.raises(CaptureFormatError, match="pieces lacks column"):
+        write_perfetto(damaged, out)
+    with pytest.raises(UsageError, match="cannot write the trace"):
+        write_perfetto(base, tmp_path / "missing-dir" / "t.perfetto-trace")
+    assert not out.exists() and not list(tmp_path.rglob("*.part"))
+
+
+@pytest.mark.parametrize(
+    ("name", "clock_id"),
+    [("boot", 6), ("mono", 3), ("CLOCK_MONOTONIC_RAW", 5), ("local", CAPTURE_CLOCK_ID), (None, 64)],
+)
+def test_capture_clocks_are_declared(tmp_path: Path, name: str | None, clock_id: int) -> None:
+    assert trace_clock(name).clock_id == clock_id
+    base = fixture_results(NAME)
+    out = tmp_path / "t.perfetto-trace"
+    write_perfetto(_copy(base, meta={"capture": {"clock": name}}), out)
+    snapshot, defaults = list(read_trace(out).packet)[:2]
+    clocks = {c.clock_id: c.timestamp for c in snapshot.clock_snapshot.clocks}
+    assert clocks == {clock_id: base.meta["start"], 6: base.meta["start"]}
+    assert defaults.trace_packet_defaults.timestamp_clock_id == clock_id
+
+
+def test_track_uuids_are_path_hashes_and_stay_unique(monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = TrackIds()
+    a = ids("vcpu", "qemu:4000", 4001)
+    assert ids("vcpu", "qemu:4000", "4001") == a and 0 < a < 1 << tracks.UUID_BITS
+    assert TrackIds()("vcpu", "qemu:4000", 4001) == a
+    monkeypatch.setattr(tracks, "UUID_BITS", 2)  # 3 usable uuids: collisions are certain
+    small = TrackIds()
+    got = [small(str(i)) for i in range(3)]
+    assert sorted(got) == [1, 2, 3]
+    assert [TrackIds()(str(i)) for i in range(1)] == got[:1]
+
+
+def test_vm_pids() -> None:
+    assert vm_pid("qemu:4000", 0) == 4000
+    assert vm_pid("vm0", 2) == SYNTHETIC_PID_BASE + 2
+    assert vm_pid("crosvm:9999999", 1) == SYNTHETIC_PID_BASE + 1  # not a Linux pid
