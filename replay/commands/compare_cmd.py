@@ -9,8 +9,8 @@ import polars as pl
 from rich.table import Table
 
 from replay.commands.console import stdout
-from replay.commands.export_cmd import add_perfetto_option, export
-from replay.commands.session import add_replay_options, load_work, print_report, run_scenarios
+from replay.commands.export_cmd import export
+from replay.commands.session import load_work, print_report, replay_parser, run_scenarios
 from replay.compare import rank, scenario_matrix
 from replay.scenarios import parse_scenario
 
@@ -27,22 +27,13 @@ example:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = replay_parser(
+        sub,
         "compare",
-        help=HELP,
-        description=HELP,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        HELP,
+        EPILOG,
+        "extra scenario to include",
     )
-    add_replay_options(p)
-    p.add_argument(
-        "--scenario",
-        action="append",
-        default=[],
-        metavar="SCENARIO",
-        help="extra scenario to include",
-    )
-    add_perfetto_option(p)
     p.set_defaults(run=run)
 
 

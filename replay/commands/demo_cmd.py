@@ -16,12 +16,15 @@ from importers.errors import PmuReplayError
 from replay.api import open_capture, prepare_replay
 from replay.commands.compare_cmd import print_ranking
 from replay.commands.console import stdout
+from replay.commands.export_cmd import export
 from replay.commands.session import print_report, run_scenarios
 from replay.compare import rank
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "fixtures" / "demo"
-HELP = "replay the embedded capture under every KVM vPMU mode and recommend one"
+HELP = (
+    "replay the embedded capture under every KVM vPMU mode, recommend one, write a Perfetto trace"
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -63,4 +66,5 @@ def run(args: argparse.Namespace) -> int:
     print_ranking(ranking.table)
     stdout.print(f"[bold]recommendation:[/] {ranking.recommendation}")
     stdout.print(f"results (Parquet + replay.json): {out}/")
+    export(results, str(out / "demo.perfetto-trace"), to_stderr=False)
     return 0

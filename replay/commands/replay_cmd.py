@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from replay.commands.export_cmd import add_perfetto_option, export
-from replay.commands.session import add_replay_options, load_work, print_report, run_scenarios
+from replay.commands.export_cmd import export
+from replay.commands.session import load_work, print_report, replay_parser, run_scenarios
 from replay.scenarios import SCENARIO_SYNTAX, parse_scenario
 
 HELP = "replay a capture's real schedule through the KVM vPMU model under chosen scenarios"
@@ -30,22 +30,13 @@ pieces.parquet (where each vCPU ran), frequency.parquet and replay.json.
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = replay_parser(
+        sub,
         "replay",
-        help=HELP,
-        description=HELP,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        HELP,
+        EPILOG,
+        "scenario to replay (repeat); default: default and fixed-counters-only",
     )
-    add_replay_options(p)
-    p.add_argument(
-        "--scenario",
-        action="append",
-        default=[],
-        metavar="SCENARIO",
-        help="scenario to replay (repeat); default: default and fixed-counters-only",
-    )
-    add_perfetto_option(p)
     p.set_defaults(run=run)
 
 

@@ -25,6 +25,31 @@ PROFILE_HELP = (
 )
 
 
+def replay_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help: str,
+    epilog: str,
+    scenario_help: str,
+) -> argparse.ArgumentParser:
+    """The parser of a command that replays a capture (replay, compare)."""
+    from replay.commands.export_cmd import add_perfetto_option
+
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_replay_options(p)
+    p.add_argument(
+        "--scenario", action="append", default=[], metavar="SCENARIO", help=scenario_help
+    )
+    add_perfetto_option(p)
+    return p
+
+
 def add_replay_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "capture", metavar="CAPTURE", help="capture file or `pmu-replay import` directory"

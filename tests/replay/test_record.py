@@ -208,3 +208,5 @@ def test_demo_runs_on_the_embedded_capture(
     assert "recommendation: deploy fixed-counters-only" in text
     assert "default@cpu0" in text and "set-pmu:armv8_cortex_a72" in text
     assert (tmp_path / "demo" / "summary.parquet").exists()
+    trace = tmp_path / "demo" / "demo.perfetto-trace"
+    assert trace.stat().st_size > 10_000 and f"pmu-replay view {trace}" in text
