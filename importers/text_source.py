@@ -95,24 +95,25 @@ def _stream(path: Path, size: int, progress: ProgressFn | None, digest: Any) -> 
     with open(path, "rb") as fh:
         while pos < size:
             fh.seek(pos)
-            buf = bytearray(CHUNK_BYTES)
-            n = fh.readinto(buf)
+            data = fh.read(CHUNK_BYTES)  # a fresh buffer per chunk: string views point into it
+            n = len(data)
             if n == 0:
                 break
-            cut = buf.rfind(b"\n", 0, n) + 1
+            cut = data.rfind(b"\n") + 1
             if cut == 0 and pos + n < size:
                 raise CaptureFormatError(
                     f"{path}:{line}: a line longer than {CHUNK_BYTES >> 20} MiB; "
                     "this is not line-oriented ftrace text"
                 )
+            chunk: bytes | memoryview
             if cut == 0:  # last line without a newline
-                buf[n : n + 1] = b"\n"
-                cut = n + 1
-            chunk = memoryview(buf)[:cut]
-            digest.update(chunk[: min(cut, n)])
+                chunk, cut = data + b"\n", n
+            else:
+                chunk = memoryview(data)[:cut]
+            digest.update(memoryview(data)[:cut])
             yield TextChunk(chunk, line, line - 1)
-            line += buf.count(b"\n", 0, cut)
-            pos += min(cut, n)
+            line += data.count(b"\n", 0, cut)
+            pos += cut
             if progress:
                 progress(pos, size)
 
