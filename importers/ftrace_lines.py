@@ -134,6 +134,11 @@ def tokenize(
     seq = np.arange(seq_base, seq_base + starts.size, dtype=np.int64)
     fast = _fast_rows(data, seq[ok], f[ok], ends[ok])
 
+    if clean and ok.all():  # the usual chunk: valid text, every line an event the scanner took
+        empty = pl.DataFrame(
+            schema={"seq": pl.Int64, "cpu": pl.Int16, "count": pl.Int64, "kind": pl.Utf8}
+        )
+        return ChunkLines(data, fast, empty, {}, 0)
     lines = pl.DataFrame(
         {
             "seq": seq[~ok],
