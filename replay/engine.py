@@ -123,10 +123,8 @@ def prepare(capture: Capture, topology: Topology | None, profile: GuestProfile) 
     seen = set(timeline.pieces["cpu"].drop_nulls().to_list())
     host = host_pmus(topology, seen)
     pieces = _cut_at_ticks(timeline, profile.tick_ns)
-    guest = pieces.filter(pl.col("state") == "guest")
-    guest = profile.event_counts(guest.with_columns(timeline.clock.cycles(guest)))
-    pieces = pl.concat([guest, pieces.filter(pl.col("state") != "guest")], how="diagonal_relaxed")
-    pieces = pieces.sort("tid", "start", "end")
+    cycles = pl.when(pl.col("state") == "guest").then(timeline.clock.cycles(pieces))
+    pieces = profile.event_counts(pieces.with_columns(cycles.alias("cycles")))
     vms: dict[str, list[int]] = {}
     ran = set(pieces["tid"].unique().to_list())
     order = capture.frame("vcpus").sort("vm", "vcpu_index", "tid", nulls_last=True)
@@ -151,31 +149,29 @@ def prepare(capture: Capture, topology: Topology | None, profile: GuestProfile) 
 
 
 def _cut_at_ticks(timeline: Timeline, tick_ns: int | None) -> pl.DataFrame:
-    """Number guest windows and cut them where a guest tick falls inside."""
+    """Number guest windows and cut them where a guest tick falls inside.
+
+    The pieces stay in the timeline's thread and time order (an explode keeps row order).
+    """
+    guest = pl.col("state") == "guest"
     pieces = timeline.pieces.with_columns(
-        pl.when(pl.col("state") == "guest")
-        .then(pl.int_range(pl.len()))
-        .otherwise(None)
-        .alias("window")
+        pl.when(guest).then(pl.int_range(pl.len())).alias("window")
     )
     if tick_ns is None:
         return pieces.with_columns(pl.lit(None, pl.Int64).alias("tick"))
     t0 = timeline.start
-    guest = pieces.filter(pl.col("state") == "guest")
     first = (pl.col("start") - t0) // tick_ns
     last = (pl.col("end") - 1 - t0) // tick_ns
-    cut = (
-        guest.with_columns(pl.int_ranges(first, last + 1).alias("tick"))
+    # non-guest pieces get a null tick list, which explodes to one row with a null tick, and
+    # max/min_horizontal skip the nulls
+    return (
+        pieces.with_columns(pl.when(guest).then(pl.int_ranges(first, last + 1)).alias("tick"))
         .explode("tick")
         .with_columns(
             pl.max_horizontal("start", t0 + pl.col("tick") * tick_ns).alias("start"),
             pl.min_horizontal("end", t0 + (pl.col("tick") + 1) * tick_ns).alias("end"),
         )
     )
-    rest = pieces.filter(pl.col("state") != "guest").with_columns(
-        pl.lit(None, pl.Int64).alias("tick")
-    )
-    return pl.concat([cut, rest], how="diagonal_relaxed")
 
 
 @dataclass
@@ -199,17 +195,15 @@ def replay(work: Work, scenario: Scenario, path: Path_ = "vectorized") -> Scenar
 
 
 def finish_observations(rows: pl.DataFrame) -> pl.DataFrame:
-    """Cast to the observation schema and sort deterministically.
+    """Cast to the observation schema.
 
+    ``rows`` come in the observations' order, (vcpu, counter, start): one scenario per call,
+    a vCPU thread belongs to one VM and its pieces do not overlap, so that is a total order.
     Without a vPMU the guest cannot read any counter (the registers UNDEF): no value.
     """
     value = pl.when(pl.col("reason") == "no_vpmu").then(None).otherwise(pl.col("value"))
     rows = rows.with_columns(value.alias("value"))
-    # one scenario per call, and a vCPU thread belongs to one VM: (vcpu, counter, start, end)
-    # is a total order
-    return rows.select(pl.col(c).cast(t) for c, t in OBSERVATION_SCHEMA.items()).sort(
-        "vcpu", "counter", "start", "end"
-    )
+    return rows.select(pl.col(c).cast(t) for c, t in OBSERVATION_SCHEMA.items())
 
 
 def boot_vm(work: Work, scenario: Scenario, nr_vcpus: int) -> tuple[ConfiguredVm, list[str]]:

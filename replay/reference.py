@@ -38,7 +38,7 @@ def replay_reference(work: Work, scenario: Scenario) -> ScenarioResult:
         for vcpu, tid in zip(vm.vcpus, tids, strict=True):
             pieces = work.pieces.filter(pl.col("tid") == tid).sort("start", "end")
             rows.extend(_Stepper(vcpu, work.profile.counters, scenario.name).run(pieces))
-    frame = pl.from_dicts(rows, schema=OBSERVATION_SCHEMA)
+    frame = pl.from_dicts(rows, schema=OBSERVATION_SCHEMA).sort("vcpu", "counter", "start")
     return ScenarioResult(scenario, finish_observations(frame), lost)
 
 
