@@ -232,6 +232,30 @@ def test_dead_worker_is_retried_once(tmp_path: Path) -> None:
     assert doomed.failures.height == 1 and "KilledWorker" in doomed.failures["error"][0]
 
 
+@pytest.mark.slow
+def test_local_workers_run_polars_single_threaded(tmp_path: Path) -> None:
+    # a main module that imports polars first, as the CLI does: spawned workers re-import it
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import os\n"
+        "import polars\n"
+        "from replay.fleet import dask_client\n"
+        "if __name__ == '__main__':\n"
+        "    with dask_client(None, None, 2) as client:\n"
+        "        print(sorted(client.run(polars.thread_pool_size).values()))\n"
+        "        trim = client.run(os.environ.get, 'MALLOC_TRIM_THRESHOLD_')\n"
+        "        print(sorted(map(str, trim.values())))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "POLARS_MAX_THREADS"}
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    # one polars thread per worker; glibc's malloc left dynamic (Dask's default trim threshold
+    # made the replay ~50% slower)
+    assert run.stdout.split("\n")[:2] == ["[1, 1]", "['None', 'None']"]
+
+
 def test_manifest_and_directory_sources(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("x")
     (tmp_path / "b.txt").write_text("y")
