@@ -32,11 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import yaml
 
 from importers.capture import sha256_of
 from importers.errors import PmuReplayError, UsageError
 
 PARTITIONS = ("scenario", "host")
+#: Dask configuration of replay workers: point ``DASK_CONFIG`` at its folder for ``dask worker``.
+WORKER_CONFIG = Path(__file__).parent / "dask_config" / "pmu-replay.yml"
 MANIFEST_COLUMNS = ("path", "host", "topology", "pmus", "vcpus")
 
 
@@ -260,20 +263,15 @@ def dask_client(client: Any, scheduler: str | None, workers: int | None) -> Iter
         return
     if scheduler:
         with Client(scheduler) as remote:
-            # takes effect in workers that have not imported polars yet; start external
-            # workers with POLARS_MAX_THREADS=1 to be sure
+            # takes effect in workers that have not imported polars yet; external workers
+            # should start with WORKER_CONFIG to be sure
             remote.run(os.environ.__setitem__, "POLARS_MAX_THREADS", "1")
             yield remote
         return
-    # Environment of the spawned worker processes, set before they start (their first import
-    # of the parent's __main__ already pulls in polars, which sizes its pool on import). Dask's
-    # default MALLOC_TRIM_THRESHOLD_ is dropped: any explicit value turns off glibc's dynamic
-    # mmap threshold, and the replay's many large, short-lived buffers then ran ~50% slower.
-    spawn_env = {
-        "distributed.nanny.pre-spawn-environ.POLARS_MAX_THREADS": "1",
-        "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-    }
-    with dask.config.set(spawn_env):
+    # our own workers get the environment external ones are told to start with (see the file)
+    section = "distributed.nanny.pre-spawn-environ"
+    environ = yaml.safe_load(WORKER_CONFIG.read_text())["distributed"]["nanny"]["pre-spawn-environ"]
+    with dask.config.set({f"{section}.{name}": value for name, value in environ.items()}):
         cluster = LocalCluster(
             n_workers=workers or os.cpu_count() or 1,
             threads_per_worker=1,

@@ -27,7 +27,8 @@ vcpus ('4242=vm0:0;4243=vm0:1') and any metadata columns (region, host_model, ..
 carried into every result row.
 
 Runs on a local Dask cluster sized to this machine, or joins an existing one with
---scheduler tcp://HOST:PORT (start its workers with POLARS_MAX_THREADS=1). Captures that fail
+--scheduler tcp://HOST:PORT: start its workers with DASK_CONFIG=<dir of replay.fleet.WORKER_CONFIG>
+(one polars thread each, glibc malloc left dynamic; see the README). Captures that fail
 are listed in DIR/failures.parquet and the run continues; rerunning with the same settings
 skips captures already done.
 

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from dask.distributed import Client
 from polars.testing import assert_frame_equal
 
 from replay.api import open_capture, what_if
 from replay.cli import main
 from replay.fleet import (
+    WORKER_CONFIG,
     Member,
     MemberResult,
     Settings,
@@ -135,7 +137,7 @@ def test_cli_fleet_with_separate_scheduler_and_workers(
     dask = shutil.which("dask")
     if dask is None:
         pytest.skip("the dask CLI is not installed")
-    env = {**os.environ, "POLARS_MAX_THREADS": "1"}
+    env = {**os.environ, "DASK_CONFIG": str(WORKER_CONFIG.parent)}
     sched_file = tmp_path / "scheduler.json"
     scheduler = subprocess.Popen(
         [
@@ -198,6 +200,10 @@ def test_cli_fleet_with_separate_scheduler_and_workers(
         assert out["replayed"] == out["captures"] >= 20 and len(out["failures"]) == 1
         expected = single(read_members(manifest), Settings("windows", SCENARIOS))
         assert_frame_equal(_norm(read_dataset(tmp_path / "out", "summary")), _norm(expected))
+        # the documented worker configuration took effect in the external workers
+        with Client(address) as client:
+            assert set(client.run(pl.thread_pool_size).values()) == {1}
+            assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
     finally:
         for proc in (worker, scheduler):
             if proc is not None:
