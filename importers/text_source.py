@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError
+from importers.ftrace_scan import count_lines
 
 CHUNK_BYTES = 32 << 20
 
@@ -112,7 +115,7 @@ def _stream(path: Path, size: int, progress: ProgressFn | None, digest: Any) -> 
                 chunk = memoryview(data)[:cut]
             digest.update(memoryview(data)[:cut])
             yield TextChunk(chunk, line, line - 1)
-            line += data.count(b"\n", 0, cut)
+            line += count_lines(np.frombuffer(data, np.uint8, cut))
             pos += cut
             if progress:
                 progress(pos, size)
