@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from replay.commands.console import stderr, stdout
-from replay.export import ExportStats, write_perfetto
 from replay.results import Results
+
+if TYPE_CHECKING:
+    from replay.export import ExportStats
 
 HELP = "write replay results as a Perfetto trace (open it with `pmu-replay view`)"
 EPILOG = """\
@@ -73,6 +76,8 @@ def export(
     results: Results, path: str, scenarios: list[str] | None = None, *, to_stderr: bool
 ) -> ExportStats:
     """Write the trace and say what was written (on stderr when stdout carries ``--json``)."""
+    from replay.export import write_perfetto  # the protobuf writer loads only when used
+
     stats = write_perfetto(results, path, scenarios=scenarios)
     console = stderr if to_stderr else stdout
     console.print(
