@@ -25,7 +25,7 @@ from importers.ftrace_lines import ChunkLines, Preamble, scan_preamble, tokenize
 from importers.ftrace_payloads import parse_payloads
 from importers.ftrace_scan import Text, string_column
 from importers.schema import TYPED_TABLES, conform
-from importers.skips import SkipLog
+from importers.skips import FIRST_LOCATIONS, SkipLog
 from importers.tasks import name_spans, sightings, typed_sightings
 from importers.text_source import TextChunk, open_text
 
@@ -79,19 +79,21 @@ def read_ftrace_text(
             "nanoseconds from raw clock counts. Re-export the capture with one clock"
         )
     for r in results:
+        # only the first few locations are kept: render just those, count the rest
         for reason, seqs in r.skipped.items():
-            skips.add(reason, [_line(r.chunk, s) for s in seqs])
+            skips.add(reason, [r.chunk.line_of(s) for s in seqs[:FIRST_LOCATIONS]], len(seqs))
         for event, seqs in r.unparsed.items():
             skips.add(
                 f"{event} payload not understood (kept in events)",
-                [_line(r.chunk, s) for s in seqs],
+                [r.chunk.line_of(s) for s in seqs[:FIRST_LOCATIONS]],
+                len(seqs),
             )
     lost = _resolve_lost(results)
     if strict and lost.height:
         row = lost.row(0, named=True)
         raise DroppedEventsError(
             f"{path}: CPU {row['cpu']} lost events (first marker at "
-            f"{_line(_chunk_of(results, row['seq']), row['seq'])}); drop --strict to import "
+            f"{_chunk_of(results, row['seq']).line_of(row['seq'])}); drop --strict to import "
             "the rest and see the losses reported as unknown intervals"
         )
 
@@ -297,10 +299,6 @@ def _format_name(fmt: str, pre: Preamble) -> str:
     # trace file starts with "# tracer:" instead.
     from_report = pre.version is not None or (pre.cpus is not None and pre.tracer is None)
     return "trace-cmd-report" if from_report else fmt
-
-
-def _line(chunk: TextChunk, seq: int) -> str:
-    return f"line {chunk.first_line + seq - chunk.seq_base}"
 
 
 def _chunk_of(results: list[ChunkResult], seq: int) -> TextChunk:

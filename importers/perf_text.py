@@ -23,15 +23,15 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from importers.capture import Capture, CaptureMetadata, sha256_of
+from importers.capture import Capture, CaptureMetadata
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError
 from importers.ftrace_lines import PLACEHOLDER_COMM, valid_utf8
-from importers.ftrace_payloads import GRAMMARS, KeyValue, parse_payloads
+from importers.ftrace_payloads import parse_payloads
 from importers.ftrace_scan import Text, line_bounds, string_column
 from importers.perf_text_stat import read_perf_stat
 from importers.schema import TYPED_TABLES, conform
-from importers.skips import SkipLog
+from importers.skips import FIRST_LOCATIONS, SkipLog
 from importers.tasks import name_spans, sightings, typed_sightings
 from importers.text_source import TextChunk, open_text
 
@@ -98,7 +98,8 @@ def read_perf_script(
     if tasks.height:
         tables["tasks"] = conform("tasks", tasks.to_arrow())
     tables = {name: t for name, t in tables.items() if t.num_rows}
-    return Capture(metadata=_metadata(path, tables, header, counts, skips), tables=tables)
+    meta = _metadata(path, source.sha256(), tables, header, counts, skips)
+    return Capture(metadata=meta, tables=tables)
 
 
 def _chunk(
@@ -135,7 +136,7 @@ def _chunk(
     if bad.height:
         skips.add(
             "line that is neither a perf script sample, a callchain nor a header",
-            [f"line {chunk.first_line + s - chunk.seq_base}" for s in bad["seq"].head(5).to_list()],
+            [chunk.line_of(s) for s in bad["seq"].head(FIRST_LOCATIONS).to_list()],
             count=bad.height,
         )
     if samples.is_empty() and not side.any():
@@ -187,32 +188,16 @@ def _tracepoints(
         (pl.col("end") - pl.col("args").str.len_bytes().cast(pl.Int64)).alias("args_s"),
         pl.col("end").alias("args_e"),
     )
-    cut = _cut_key_values(rows)
-    if cut.any():
-        # find_keys (ftrace_scan) leaves the value end of keys found before a missing required
-        # key unset, and string_column cannot take such a range: these rows (truncated
-        # payloads) go straight to ``events``.
-        skips.add(
-            "tracepoint payload cut short before its last required field (kept in events)",
-            [
-                f"line {chunk.first_line + q - chunk.seq_base}"
-                for q in rows["seq"].filter(cut).head(5)
-            ],
-            count=int(cut.sum()),
-        )
-        events = events.filter(~cut)
     payloads = parse_payloads(data, events)
     for name, frame in payloads.typed.items():
         parts.setdefault(name, []).append(frame)
     for event, seqs in payloads.unparsed.items():
         skips.add(
             f"{event} payload not understood (kept in events)",
-            [f"line {chunk.first_line + s - chunk.seq_base}" for s in seqs[:5]],
+            [chunk.line_of(s) for s in seqs[:FIRST_LOCATIONS]],
             count=len(seqs),
         )
-    rest = pl.concat(
-        [rows.join(payloads.rest.select("seq"), on="seq", how="semi"), rows.filter(cut)]
-    )
+    rest = rows.join(payloads.rest.select("seq"), on="seq", how="semi")
     parts.setdefault("events", []).append(
         rest.select(
             "ts",
@@ -226,24 +211,6 @@ def _tracepoints(
             pl.col("args").str.strip_chars_end(),
         )
     )
-
-
-def _cut_key_values(rows: pl.DataFrame) -> pl.Series:
-    """Rows whose payload starts like a ``key=value`` grammar but lacks a later required key
-    in order (see :func:`importers.ftrace_scan.find_keys`)."""
-    cut = pl.Series(np.zeros(rows.height, bool))
-    for event, grammars in GRAMMARS.items():
-        mine = rows["name"] == event
-        if not mine.any():
-            continue
-        for g in grammars:
-            if not isinstance(g, KeyValue):
-                continue
-            keys = [k for k, _ in g.fields if k not in g.optional]
-            ordered = "^" + ".*? ".join(re.escape(k) + "=" for k in keys)
-            starts = rows["args"].str.starts_with(g.fields[0][0] + "=")
-            cut = cut | (mine & starts & ~rows["args"].str.contains(ordered))
-    return cut
 
 
 def _pmu_samples(rows: pl.DataFrame, parts: dict[str, list[pl.DataFrame]]) -> None:
@@ -306,6 +273,7 @@ def _header(head: bytes) -> dict[str, Any]:
 
 def _metadata(
     path: Path,
+    sha256: str,
     tables: dict[str, pa.Table],
     header: dict[str, Any],
     counts: dict[str, int],
@@ -317,7 +285,7 @@ def _metadata(
     cpus = header.get("nrcpus avail")
     return CaptureMetadata(
         source_path=str(path),
-        source_sha256=sha256_of(path),
+        source_sha256=sha256,
         format="perf-script",
         importer="importers.perf_text:read_perf_script",
         clock="perf",

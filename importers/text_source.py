@@ -48,6 +48,10 @@ class TextChunk:
     first_line: int
     seq_base: int
 
+    def line_of(self, seq: int) -> str:
+        """Where the line with sequence number ``seq`` is, for messages: ``"line N"``."""
+        return f"line {self.first_line + seq - self.seq_base}"
+
 
 @dataclass
 class TextSource:
