@@ -18,6 +18,8 @@ from importers.capture import METADATA_FILE, Capture
 from importers.errors import CaptureFormatError
 
 SNIFF_BYTES = 1 << 16
+#: the file that makes a directory a ``pmu-replay record`` capture
+RECORD_META = "capture.json"
 
 #: format name -> "module:function" of the importer that reads it.
 IMPORTERS: dict[str, str] = {
@@ -63,7 +65,7 @@ def sniff(path: str | Path) -> str:
     if p.is_dir():
         if (p / METADATA_FILE).exists():
             return "capture-dir"
-        if (p / "capture.json").exists():
+        if (p / RECORD_META).exists():
             return "record-dir"
         raise CaptureFormatError(
             f"{p}: a directory without {METADATA_FILE}; pass a capture file, or a directory "

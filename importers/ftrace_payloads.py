@@ -33,7 +33,6 @@ class KeyValue:
     fields: tuple[tuple[str, str], ...]
     optional: tuple[str, ...] = ()
     tokens: tuple[str, ...] = ()
-    hex: tuple[str, ...] = ()
     constants: tuple[tuple[str, object], ...] = ()
 
 
@@ -236,7 +235,6 @@ def _key_values(
         np.cumsum([0, *(len(k) for k in keys)]).astype(np.int64),
         np.array([k not in grammar.optional for k, _ in grammar.fields]),
         np.array([_kind(k, c, grammar) for k, c in grammar.fields], dtype=np.int8),
-        np.array([c in grammar.hex for _, c in grammar.fields]),
     )
     columns: dict[str, pl.Series] = {}
     for k, (_, column) in enumerate(grammar.fields):

@@ -277,8 +277,8 @@ def scan_event_lines(buf: U8, starts: I64, ends: I64) -> tuple[npt.NDArray[np.bo
 
 
 @njit(cache=True, inline="always")
-def _parse_int(buf: U8, s: int, e: int, hex_default: bool, out: I64, k: int) -> bool:
-    """Integer at ``buf[s:e]`` into ``out[k]``: optional sign, ``0x`` hex, decimal or bare hex.
+def _parse_int(buf: U8, s: int, e: int, out: I64, k: int) -> bool:
+    """Integer at ``buf[s:e]`` into ``out[k]``: optional sign, then ``0x`` hex or decimal.
 
     Parsing stops at the first space (``target_cpu=001 state=W``); anything else after the
     digits makes the value invalid. Hex values wrap modulo 2^64 like the kernel's u64 fields
@@ -289,7 +289,7 @@ def _parse_int(buf: U8, s: int, e: int, hex_default: bool, out: I64, k: int) -> 
     neg = buf[s] == DASH
     if neg:
         s += 1
-    is_hex = hex_default
+    is_hex = False
     if s + 1 < e and buf[s] == 0x30 and (buf[s + 1] | 0x20) == 0x78:
         is_hex = True
         s += 2
@@ -324,7 +324,6 @@ def find_keys(
     key_offsets: I64,
     required: npt.NDArray[np.bool_],
     kind: npt.NDArray[np.int8],
-    hexa: npt.NDArray[np.bool_],
 ) -> tuple[npt.NDArray[np.bool_], I64, I64, I64, npt.NDArray[np.bool_]]:
     """Cut ``key=value`` payloads, keys searched in order, and read each value as an integer.
 
@@ -334,7 +333,7 @@ def find_keys(
     (``prev_comm=CPU 0/KVM prev_pid=...``). ``kind`` per key: VALUE, TOKEN (stops at the
     first space: ``prev_state=S ==> next_comm=``) or COMM (placeholders such as ``<...>`` read
     as missing). Integers are parsed in the same pass, while the line is
-    in cache (``hexa`` keys are bare hex). Returns ok (all required keys found), value
+    in cache. Returns ok (all required keys found), value
     start/end (-1 when missing) and integer value/validity, each of shape (keys, rows).
     """
     n = starts.size
@@ -404,7 +403,7 @@ def find_keys(
             last = kstart[k]
             if kind[k] == COMM and _placeholder(buf, v0, end):
                 vs[k, i] = -1
-            int_ok[k, i] = _parse_int(buf, v0, end, hexa[k], ints[k], i)
+            int_ok[k, i] = _parse_int(buf, v0, end, ints[k], i)
     return ok, vs, ve, ints, int_ok
 
 

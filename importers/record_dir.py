@@ -15,18 +15,14 @@ from typing import Any
 import polars as pl
 
 from importers.capture import Capture
-from importers.detect import ProgressFn, importer_for, sniff
+from importers.detect import RECORD_META as META
+from importers.detect import ProgressFn, load
 from importers.errors import CaptureFormatError, TopologyError
 from importers.schema import conform
 from importers.tasks import name_spans
 from importers.topology import load_topology
 
 RECORD_FORMAT = "pmu-replay-record/1"
-META = "capture.json"
-
-
-def is_record_dir(path: Path) -> bool:
-    return (path / META).is_file()
 
 
 def read_record_dir(
@@ -37,7 +33,7 @@ def read_record_dir(
     trace = path / str(meta.get("trace", ""))
     if not trace.is_file():
         raise CaptureFormatError(f"{path}: {META} names trace {trace.name!r}, which is missing")
-    capture = importer_for(sniff(trace))(trace, fmt=sniff(trace), strict=strict, progress=progress)
+    capture = load(trace, strict=strict, progress=progress)
     if (path / "topology.json").is_file():
         try:
             capture.tables["topology"] = load_topology(path / "topology.json").to_table()

@@ -63,9 +63,5 @@ class SkipLog:
         if room > 0:
             record.first.extend(locations[:room])
 
-    @property
-    def total(self) -> int:
-        return sum(r.count for r in self.reasons.values())
-
     def to_json(self) -> dict[str, dict[str, object]]:
         return {reason: rec.to_json() for reason, rec in sorted(self.reasons.items())}

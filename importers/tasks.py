@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import polars as pl
 
-COLUMNS = ["pid", "comm", "tgid", "ts", "source"]
-
 # (table, pid column, comm column) of the typed tables that name a task.
 NAMED_IN: tuple[tuple[str, str, str], ...] = (
     ("sched_switch", "prev_pid", "prev_comm"),

@@ -61,9 +61,7 @@ class TextSource:
     example the JSON block of a systrace HTML file), for the import summary.
     """
 
-    path: Path
     container: str
-    total_bytes: int
     chunks: Iterator[TextChunk]
     digest: Any
     notes: list[str] = field(default_factory=list)
@@ -83,7 +81,7 @@ def open_text(path: Path, fmt: str, progress: ProgressFn | None) -> TextSource:
             raw = path.read_bytes()
             return _whole(path, "js-string", _unescape_js(raw), 1, raw, progress)
         digest = hashlib.sha256()
-        return TextSource(path, "plain", size, _stream(path, size, progress, digest), digest)
+        return TextSource("plain", _stream(path, size, progress, digest), digest)
     raw = path.read_bytes()
     if fmt == "systrace-zip":
         return _from_zip(path, raw, progress)
@@ -150,7 +148,7 @@ def _whole(
             if progress:
                 progress(pos, len(body))
 
-    return TextSource(path, container, len(raw), chunks(), hashlib.sha256(raw))
+    return TextSource(container, chunks(), hashlib.sha256(raw))
 
 
 def _looks_js_escaped(head: bytes) -> bool:

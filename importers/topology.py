@@ -97,7 +97,11 @@ class Topology:
     cluster: dict[int, int] = field(default_factory=dict)
     capacity: dict[int, int] = field(default_factory=dict)
     freqs_khz: dict[int, list[int]] = field(default_factory=dict)
-    inferred: bool = False
+
+    @property
+    def inferred(self) -> bool:
+        """Clusters guessed from cpu_frequency, not a real CPU -> PMU map."""
+        return self.source == INFERRED_SOURCE
 
     def __post_init__(self) -> None:
         seen: dict[int, str] = {}
@@ -163,7 +167,6 @@ class Topology:
         return cls(
             pmus=ordered(pmus),
             source=origin,
-            inferred=origin == INFERRED_SOURCE,
             cluster={r["cpu"]: r["cluster"] for r in rows if r["cluster"] is not None},
             capacity={r["cpu"]: r["capacity"] for r in rows if r["capacity"] is not None},
             freqs_khz={r["cpu"]: [r["max_freq_khz"]] for r in rows if r["max_freq_khz"]},
@@ -277,7 +280,7 @@ def infer_from_frequency(cpu_frequency: pl.DataFrame) -> Topology | None:
     keys = sorted(groups, key=lambda k: (tops[k], min(groups[k])))
     pmus = [PmuSpec(f"inferred_cluster{i}_pmu", frozenset(groups[k])) for i, k in enumerate(keys)]
     freqs = {cpu: [tops[k]] for k in keys for cpu in groups[k]}
-    return Topology(ordered(pmus), INFERRED_SOURCE, freqs_khz=freqs, inferred=True)
+    return Topology(ordered(pmus), INFERRED_SOURCE, freqs_khz=freqs)
 
 
 def resolve_topology(

@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from importers.detect import RECORD_META
 from importers.errors import PmuReplayError
+from importers.record_dir import RECORD_FORMAT
 from importers.topology import SNAPSHOT_FORMAT
 
-RECORD_FORMAT = "pmu-replay-record/1"
 EVENTS = (
     "sched/sched_switch",
     "sched/sched_migrate_task",
@@ -187,7 +188,7 @@ def record(
         "command_status": status,
         "notes": notes,
     }
-    (out / "capture.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    (out / RECORD_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return Recording(out, trace_file, enabled, missing, took, status, notes)
 
 
