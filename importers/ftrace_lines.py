@@ -225,14 +225,9 @@ def _regex_rows(lines: pl.DataFrame, pattern: str) -> pl.DataFrame:
     comm = pl.col("comm").str.strip_chars()
     tgid = pl.coalesce("tgid", "tgid_after")
     width = pl.col("frac").str.len_bytes().fill_null(0).cast(pl.Int64)
-    frac = pl.col("frac").cast(pl.Int64) * pl.lit(10, pl.Int64).pow(pl.lit(9, pl.Int64) - width)
-    sec = pl.col("sec").cast(pl.Int64)
     return parsed.select(
         pl.col("seq"),
-        pl.when(comm.str.contains(PLACEHOLDER_COMM))
-        .then(None)
-        .otherwise(comm)
-        .alias("common_comm"),
+        known_comm(comm).alias("common_comm"),
         pl.col("pid").cast(pl.Int32).alias("common_pid"),
         pl.when(tgid.str.contains(r"^\d+$"))
         .then(tgid)
@@ -241,12 +236,30 @@ def _regex_rows(lines: pl.DataFrame, pattern: str) -> pl.DataFrame:
         .alias("tgid"),
         pl.col("cpu").cast(pl.Int16),
         pl.col("flags").alias("flags_str"),
-        pl.when(width > 0).then(sec * 1_000_000_000 + frac).otherwise(sec).alias("ts"),
+        ts_ns(pl.col("sec"), pl.col("frac")).alias("ts"),
         width.cast(pl.Int8).alias("frac_width"),
         pl.col("event"),
         (pl.col("end") - pl.col("args").str.len_bytes().cast(pl.Int64)).alias("args_s"),
         pl.col("end").alias("args_e"),
     )
+
+
+def known_comm(comm: pl.Expr) -> pl.Expr:
+    """``comm`` with the kernel's placeholders for a name it did not know (``<...>``, ``<pid>``)
+    read as null."""
+    return pl.when(comm.str.contains(PLACEHOLDER_COMM)).then(None).otherwise(comm)
+
+
+def ts_ns(sec: pl.Expr, frac: pl.Expr) -> pl.Expr:
+    """Integer ns of a printed ``sec.frac`` timestamp (``frac`` of 1 to 9 digits), exactly.
+
+    Without a fraction the value is a raw clock count (``trace_clock`` counter, x86-tsc) and is
+    kept as it is.
+    """
+    width = frac.str.len_bytes().fill_null(0).cast(pl.Int64)
+    scaled = frac.cast(pl.Int64) * pl.lit(10, pl.Int64).pow(pl.lit(9, pl.Int64) - width)
+    seconds = sec.cast(pl.Int64)
+    return pl.when(width > 0).then(seconds * 1_000_000_000 + scaled).otherwise(seconds)
 
 
 def _markers(rest: pl.DataFrame) -> pl.DataFrame:

@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from importers.ftrace_fields import finish
-from importers.ftrace_lines import PLACEHOLDER_COMM
+from importers.ftrace_lines import known_comm
 from importers.ftrace_scan import COMM, TOKEN, VALUE, Text, find_keys, string_column
 from importers.schema import TYPED_TABLES
 
@@ -262,9 +262,7 @@ def _pattern(
         dtype = _int_type(event, column)
         col = pl.col(column)
         if dtype is None and column.endswith("comm"):  # <...> / <pid>: name unknown
-            exprs.append(
-                pl.when(col.str.contains(PLACEHOLDER_COMM)).then(None).otherwise(col).alias(column)
-            )
+            exprs.append(known_comm(col).alias(column))
         elif dtype is None:
             exprs.append(col)
         elif column in grammar.hex:

@@ -26,7 +26,7 @@ import pyarrow as pa
 from importers.capture import Capture, CaptureMetadata
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError
-from importers.ftrace_lines import PLACEHOLDER_COMM, valid_utf8
+from importers.ftrace_lines import known_comm, ts_ns, valid_utf8
 from importers.ftrace_payloads import parse_payloads
 from importers.ftrace_scan import Text, line_bounds, string_column
 from importers.perf_text_stat import read_perf_stat
@@ -123,6 +123,7 @@ def _chunk(
         .unnest("g")
         .with_columns(pl.col("body").str.extract_groups(_EVENT).alias("e"))
         .unnest("e")
+        .with_columns(ts_ns(pl.col("sec"), pl.col("frac")).alias("ts"))
     )
     side = parsed["body"].str.starts_with("PERF_RECORD_").fill_null(False)
     samples = parsed.filter(pl.col("event").is_not_null() & ~side)
@@ -150,17 +151,14 @@ def _chunk(
 
 
 def _context(samples: pl.DataFrame) -> pl.DataFrame:
-    width = pl.col("frac").str.len_bytes().cast(pl.Int64)
-    frac = pl.col("frac").cast(pl.Int64) * pl.lit(10, pl.Int64).pow(9 - width)
     comm = pl.col("comm").str.strip_chars()
     return samples.select(
         "seq",
-        (pl.col("sec").cast(pl.Int64) * 1_000_000_000 + frac).alias("ts"),
+        "ts",
         pl.col("cpu").cast(pl.Int16),
         pl.col("pid").cast(pl.Int32),
         pl.col("tgid").cast(pl.Int32),
-        pl.when((comm == "") | comm.str.contains(PLACEHOLDER_COMM)).then(None).otherwise(comm)
-        .alias("comm"),
+        known_comm(pl.when(comm != "").then(comm)).alias("comm"),
         pl.col("period").cast(pl.UInt64, strict=False),
         "event",
         pl.col("args").fill_null(""),
@@ -230,13 +228,9 @@ def _switches(rows: pl.DataFrame, parts: dict[str, list[pl.DataFrame]]) -> None:
     sw = sw.filter(pl.col("dir").is_not_null())
     if sw.is_empty():
         return
-    width = pl.col("frac").str.len_bytes().cast(pl.Int64)
     parts.setdefault("perf_switches", []).append(
         sw.select(
-            (
-                pl.col("sec").cast(pl.Int64) * 1_000_000_000
-                + pl.col("frac").cast(pl.Int64) * pl.lit(10, pl.Int64).pow(9 - width)
-            ).alias("ts"),
+            "ts",
             "seq",
             pl.col("cpu").cast(pl.Int16),
             pl.col("tgid").cast(pl.Int32).alias("pid"),
