@@ -171,7 +171,7 @@ def _int_type(event: str, column: str) -> pl.DataType | None:
 class Payloads:
     """Result of :func:`parse_payloads`: typed frames, and the rows left for ``events``."""
 
-    typed: dict[str, pl.DataFrame]
+    typed: dict[str, pl.DataFrame]  # the columns of the event's typed table, nothing else
     rest: pl.DataFrame
     unparsed: dict[str, list[int]]
 
@@ -210,7 +210,9 @@ def parse_payloads(data: Text, events: pl.DataFrame) -> Payloads:
             merged = (
                 pl.concat(parts, how="diagonal_relaxed").sort("seq") if len(parts) > 1 else parts[0]
             )
-            typed[event] = finish(event, merged)
+            finished = finish(event, merged)
+            names = TYPED_TABLES[event].names
+            typed[event] = finished.select(c for c in names if c in finished.columns)
         if not rows.is_empty():
             unparsed[event] = rows["seq"].to_list()
             leftovers.append(rows)

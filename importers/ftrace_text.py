@@ -24,7 +24,7 @@ from importers.errors import CaptureFormatError, DroppedEventsError
 from importers.ftrace_lines import ChunkLines, Preamble, scan_preamble, tokenize
 from importers.ftrace_payloads import parse_payloads
 from importers.ftrace_scan import Text, string_column
-from importers.schema import TYPED_TABLES, conform
+from importers.schema import conform
 from importers.skips import FIRST_LOCATIONS, SkipLog
 from importers.tasks import name_spans, sightings, typed_sightings
 from importers.text_source import TextChunk, open_text
@@ -128,10 +128,7 @@ def _process(chunk: TextChunk, preamble: Preamble) -> ChunkResult:
     lines: ChunkLines = tokenize(chunk.data, chunk.seq_base, preamble.instances)
     events = lines.events
     payloads = parse_payloads(lines.data, events)
-    typed = {
-        name: frame.select(c for c in TYPED_TABLES[name].names if c in frame.columns)
-        for name, frame in payloads.typed.items()
-    }
+    typed = payloads.typed
     # Converting here, in the worker, copies strings into dictionaries and releases the chunk
     # buffer that the string views point into: memory stays bounded by the output size.
     converted = {name: conform(name, frame.to_arrow()) for name, frame in typed.items()}

@@ -78,17 +78,9 @@ def read_perf_script(
             "event: ...'); is this `perf script` output?"
         )
     seen = parts.pop("_sightings", [])
-    tables: dict[str, pa.Table] = {}
-    for name, frames in parts.items():
-        frame = pl.concat(frames, how="diagonal_relaxed")
-        if name in TYPED_TABLES and name not in ("pmu_samples", "pmu_counts"):
-            frame = frame.select(c for c in TYPED_TABLES[name].names if c in frame.columns)
-        tables[name] = conform(name, frame.to_arrow())
-    typed: dict[str, pl.DataFrame] = {}
-    for name, table in tables.items():
-        df = pl.from_arrow(table)
-        if name in TYPED_TABLES and isinstance(df, pl.DataFrame):
-            typed[name] = df
+    frames = {name: pl.concat(chunks, how="diagonal_relaxed") for name, chunks in parts.items()}
+    tables = {name: conform(name, frame.to_arrow()) for name, frame in frames.items()}
+    typed = {name: frame for name, frame in frames.items() if name in TYPED_TABLES}
     tasks = name_spans(
         [
             *typed_sightings(typed),
