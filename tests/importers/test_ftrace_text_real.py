@@ -20,8 +20,7 @@ from polars.testing import assert_frame_equal
 
 from importers.capture import Capture
 from importers.detect import load, sniff
-from importers.ftrace_lines import tokenize
-from importers.text_source import open_text
+from tests.importers.textcap import scanner_agrees_with_regex
 
 README_COUNTS: dict[str, dict[str, int]] = {
     "juno-trace-txt/trace.txt": {
@@ -110,19 +109,9 @@ def test_parquet_round_trip_is_lossless(shared_traces: Path, tmp_path: Path, nam
         assert_frame_equal(back.frame(table), cap.frame(table))
 
 
-def _scanner_vs_regex(path: Path) -> None:
-    src = open_text(path, sniff(path), None)
-    for chunk in src.chunks:
-        fast = tokenize(chunk.data, chunk.seq_base, [])
-        slow = tokenize(chunk.data, chunk.seq_base, [], scanner=False)
-        assert_frame_equal(fast.events, slow.events)
-        assert_frame_equal(fast.lost, slow.lost)
-        assert fast.skipped == slow.skipped
-
-
 @pytest.mark.parametrize("name", sorted(README_COUNTS))
 def test_byte_scanner_agrees_with_the_regex_grammar(shared_traces: Path, name: str) -> None:
-    _scanner_vs_regex(shared_traces / name)
+    scanner_agrees_with_regex(shared_traces / name)
 
 
 def test_zipped_and_legacy_systrace(shared_traces: Path, tmp_path: Path) -> None:
@@ -172,7 +161,7 @@ def test_trace_cmd_report_text_imports_exactly(
     assert counts == dict(independent_counts(out.read_text()))
     assert cap.metadata.skipped == {}
     assert cap.metadata.ts_resolution_ns == (1 if mode == "-t" else 1000)
-    _scanner_vs_regex(out)
+    scanner_agrees_with_regex(out)
     switch = cap.frame("sched_switch")
     assert switch["prev_pid"].null_count() == 0 and switch["next_pid"].null_count() == 0
     assert switch.filter(pl.col("prev_state").is_null()).height == 0

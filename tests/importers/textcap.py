@@ -4,14 +4,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from polars.testing import assert_frame_equal
+
 from importers.capture import Capture
-from importers.detect import load
+from importers.detect import load, sniff
+from importers.ftrace_lines import scan_preamble, tokenize
+from importers.text_source import open_text
 
 
 def import_text(tmp_path: Path, text: str, name: str = "trace.txt", **kw: object) -> Capture:
+    """Import ``text``; ftrace text must also tokenize alike through the scanner and regex."""
     path = tmp_path / name
     path.write_text(text)
+    if sniff(path) == "ftrace-text":
+        scanner_agrees_with_regex(path)
     return load(path, **kw)  # type: ignore[arg-type]
+
+
+def scanner_agrees_with_regex(path: Path) -> None:
+    """The byte scanner and the regex grammar (its reference) tokenize every chunk alike."""
+    instances: list[str] | None = None
+    for chunk in open_text(path, sniff(path), None).chunks:
+        if instances is None:
+            instances = scan_preamble(bytes(chunk.data[: 1 << 16])).instances
+        fast = tokenize(chunk.data, chunk.seq_base, instances)
+        slow = tokenize(chunk.data, chunk.seq_base, instances, scanner=False)
+        assert_frame_equal(fast.events, slow.events)
+        assert_frame_equal(fast.lost, slow.lost)
+        assert fast.skipped == slow.skipped
 
 
 def rows(cap: Capture, table: str) -> list[dict[str, object]]:
