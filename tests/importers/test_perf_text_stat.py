@@ -102,7 +102,7 @@ def test_fractional_non_clock_value_is_skipped_and_counted(tmp_path: Path) -> No
 
 def test_no_counter_lines(tmp_path: Path) -> None:
     path = write(tmp_path, "e.csv", "1,,cycles,x,y\n")
-    with pytest.raises(CaptureFormatError):
+    with pytest.raises(CaptureFormatError, match="no perf stat counter line found"):
         load(path)
 
 
@@ -134,3 +134,23 @@ def test_live_perf_stat_output(tmp_path: Path, mode: list[str]) -> None:
         assert f'"{value}.000000"' in line or f",{value}," in line
     if "-A" in mode:
         assert set(frame["cpu"].to_list()) == set(range(len(set(frame["cpu"].to_list()))))
+
+
+def test_values_beyond_uint64_are_null_and_counted(tmp_path: Path) -> None:
+    # a run time past 2^64 once crashed the import; a count past it cannot be a uint64
+    path = write(
+        tmp_path,
+        "big.csv",
+        "42,,cycles,18446744073709551616,100.00,,\n"
+        "18446744073709551616,,instructions,1000,100.00,,\n"
+        "18446744073709551615,,branches,1000,100.00,,\n",
+    )
+    cap = load(path)
+    assert rows(path) == [
+        (None, None, None, "cycles", 42, "counted", "", None, None),
+        (None, None, None, "instructions", None, "counted", "", 1000, None),
+        (None, None, None, "branches", 2**64 - 1, "counted", "", 1000, None),
+    ]
+    assert cap.metadata.skipped == {
+        "perf stat counter value outside 0..2^64": {"count": 1, "first": ["line 2"]}
+    }
