@@ -85,6 +85,19 @@ def sniff(path: str | Path) -> str:
     return sniff_bytes(head, str(p))
 
 
+def looks_like_html(head: bytes) -> bool:
+    """An HTML document (a systrace report) begins within the first 4 KiB."""
+    lowered = head[:4096].lower()
+    return b"<html" in lowered or b"<!doctype html" in lowered
+
+
+def looks_like_ftrace(text: bytes) -> bool:
+    """Text that starts with an ftrace header or has an ftrace event line in its first 4 KiB
+    (the test for a block inside a container: a systrace script, a zip member)."""
+    first = text[:4096]
+    return first.startswith(b"#") or _FTRACE_LINE.search(first) is not None
+
+
 def sniff_bytes(head: bytes, name: str) -> str:
     """Format of a file whose first bytes are ``head`` (see :func:`sniff`)."""
     if head.startswith(b"\x17\x08\x44tracing"):
@@ -107,8 +120,7 @@ def sniff_bytes(head: bytes, name: str) -> str:
             f"{name}: binary data that is neither trace.dat nor perf.data "
             f"(first bytes {head[:8].hex(' ')}); check the file is a capture"
         )
-    lowered = head[:4096].lower()
-    if b"<html" in lowered or b"<!doctype html" in lowered:
+    if looks_like_html(head):
         return "systrace-html"
     text_lines = [ln for ln in head.splitlines()[:200] if ln.strip()]
     if any(ln.lstrip().startswith(b'{"') and b"counter-value" in ln for ln in text_lines[:20]):

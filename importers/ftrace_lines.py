@@ -42,6 +42,8 @@ _INFO = (
     r"|##### CPU \d+ buffer started)"
 )
 _STACK = r"^\s*(?:=>|<stack trace>|<user stack trace>)"
+#: skip reason of a line whose invalid UTF-8 bytes were replaced (U+FFFD) and then imported
+INVALID_UTF8 = "invalid UTF-8 replaced (line imported)"
 PLACEHOLDER_COMM = r"^<(?:\.\.\.|\d+)>$"
 
 
@@ -149,7 +151,7 @@ def tokenize(
     slow, lost, skipped, info_lines = _classify(lines)
     if not clean:
         bad = pl.Series(string_column(data, starts, ends, "l")).str.contains("\ufffd", literal=True)
-        skipped["invalid UTF-8 replaced (line imported)"] = seq[bad.to_numpy()].tolist()
+        skipped[INVALID_UTF8] = seq[bad.to_numpy()].tolist()
     events = pl.concat([fast, slow]).sort("seq") if slow.height else fast
     return ChunkLines(data, events, lost, skipped, info_lines)
 

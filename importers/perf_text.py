@@ -26,7 +26,7 @@ import pyarrow as pa
 from importers.capture import Capture, CaptureMetadata
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError
-from importers.ftrace_lines import known_comm, ts_ns, valid_utf8
+from importers.ftrace_lines import INVALID_UTF8, known_comm, ts_ns, valid_utf8
 from importers.ftrace_payloads import parse_payloads
 from importers.ftrace_scan import Text, line_bounds, string_column
 from importers.perf_text_stat import read_perf_stat
@@ -100,7 +100,7 @@ def _chunk(
     counts: dict[str, int],
     skips: SkipLog,
 ) -> None:
-    data, _ = valid_utf8(chunk.data)
+    data, clean = valid_utf8(chunk.data)
     buf = np.frombuffer(data, np.uint8)
     starts, ends = line_bounds(buf)
     lines = pl.DataFrame(
@@ -110,6 +110,11 @@ def _chunk(
             "end": ends,
         }
     )
+    if not clean:
+        replaced = lines.filter(pl.col("line").str.contains("\ufffd", literal=True))["seq"]
+        skips.add(
+            INVALID_UTF8, [chunk.line_of(s) for s in replaced.head(FIRST_LOCATIONS)], replaced.len()
+        )
     parsed = (
         lines.with_columns(pl.col("line").str.extract_groups(_SAMPLE).alias("g"))
         .unnest("g")

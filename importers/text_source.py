@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from importers.detect import ProgressFn
+from importers.detect import ProgressFn, looks_like_ftrace, looks_like_html
 from importers.errors import CaptureFormatError
 from importers.ftrace_scan import count_lines
 
@@ -198,21 +198,13 @@ def _decode_block(body: bytes) -> bytes | None:
     stripped = body.strip()
     if not stripped or stripped.startswith((b"{", b"[")):
         return None
-    if _is_ftrace_text(stripped):
+    if looks_like_ftrace(stripped):
         return body
     try:
         inflated = zlib.decompress(base64.b64decode(stripped, validate=False))
     except (binascii.Error, zlib.error, ValueError):
         return None
-    return inflated if _is_ftrace_text(inflated.strip()) else None
-
-
-def _is_ftrace_text(text: bytes) -> bool:
-    first = text[:4096]
-    return (
-        first.startswith(b"#")
-        or re.search(rb"-\d+\s+(?:\([-\s\d]+\)\s+)?\[\d+\]", first) is not None
-    )
+    return inflated if looks_like_ftrace(inflated.strip()) else None
 
 
 def _from_zip(path: Path, raw: bytes, progress: ProgressFn | None) -> TextSource:
@@ -233,12 +225,11 @@ def _from_zip(path: Path, raw: bytes, progress: ProgressFn | None) -> TextSource
             raise CaptureFormatError(
                 f"{path}: zip member {info.filename} is damaged ({exc})"
             ) from None
-        lowered = data[:4096].lower()
-        if b"<html" in lowered or b"<!doctype html" in lowered:
+        if looks_like_html(data):
             src = _from_html(path, data, progress)
             src.container, src.digest = "systrace-zip", hashlib.sha256(raw)
             return src
-        if _is_ftrace_text(data.lstrip()):
+        if looks_like_ftrace(data.lstrip()):
             text = _unescape_js(data) if _looks_js_escaped(data[:4096]) else data
             return _whole(path, "systrace-zip", text, 1, raw, progress)
     names = ", ".join(i.filename for i in members) or "nothing"

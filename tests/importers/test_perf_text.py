@@ -165,3 +165,21 @@ def test_exiting_task_lines_do_not_make_perf_script_look_like_ftrace(tmp_path: P
     assert sniff(path) == "perf-script"
     switch = load(path).frame("sched_switch")
     assert switch.height == 30 and switch["common_pid"].to_list()[:2] == [-1, 7]
+
+
+def test_invalid_utf8_is_replaced_and_counted(tmp_path: Path) -> None:
+    # the same reason and location as the ftrace text importer gives
+    switch = (
+        b": sched:sched_switch: prev_comm=perf prev_pid=28940 prev_prio=120 prev_state=D "
+        b"==> next_comm=migration/0 next_pid=18 next_prio=0\n"
+    )
+    path = tmp_path / "u.txt"
+    path.write_bytes(
+        b"            perf 28940 [000]  1580.107277" + switch
+        + b"            p\xffrf 28940 [000]  1580.107278" + switch
+    )  # fmt: skip
+    cap = load(path)
+    assert cap.frame("sched_switch")["ts"].to_list() == [1580107277000, 1580107278000]
+    assert cap.metadata.skipped == {
+        "invalid UTF-8 replaced (line imported)": {"count": 1, "first": ["line 2"]}
+    }
