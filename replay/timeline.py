@@ -147,10 +147,8 @@ def _kvm_events(capture: Capture, tids: list[int]) -> pl.DataFrame:
 def _residency_from_kvm(kvm: pl.DataFrame) -> pl.DataFrame:
     """Without sched_switch: a thread is taken to move CPUs when its kvm events do."""
     ordered = kvm.sort("tid", "ts", "seq")
-    moved = ordered.filter(
-        pl.col("cpu")
-        != pl.col("cpu").shift(1).over("tid") | pl.col("cpu").shift(1).over("tid").is_null()
-    )
+    # ne_missing: a thread's first kvm event (no previous CPU) is its first switch-in
+    moved = ordered.filter(pl.col("cpu").ne_missing(pl.col("cpu").shift(1).over("tid")))
     ins = moved.with_columns(pl.lit(IN, pl.Int8).alias("kind"))
     prev = ordered.with_columns(
         pl.col("cpu").shift(-1).over("tid").alias("next_cpu"),

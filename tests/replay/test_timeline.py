@@ -136,20 +136,42 @@ def test_without_kvm_events_run_time_is_guest_time(tmp_path: Path) -> None:
     assert any("whole run time is taken as guest time" in n for n in tl.notes)
 
 
-def test_without_sched_switch_residency_follows_kvm_events(tmp_path: Path) -> None:
-    text = (
+# The unrelated switch at 0.5 s starts the capture well before the vCPU's first kvm event:
+# nothing may be invented for the thread before that event, and its first event is a switch-in.
+NO_SCHED_SWITCH_CASES = {
+    "stays on one CPU": (
+        kvm("1.000000", 0, "entry")
+        + kvm("1.000100", 0, "exit")
+        + kvm("1.000200", 0, "entry")
+        + kvm("1.000300", 0, "exit"),
+        [
+            (1, 0, 1_000_000_000, 1_000_100_000, "guest", None),
+            (1, 0, 1_000_100_000, 1_000_200_000, "host", None),
+            (1, 0, 1_000_200_000, 1_000_300_000, "guest", None),
+        ],
+    ),
+    "moves CPUs": (
         kvm("1.000000", 0, "entry")
         + kvm("1.000100", 0, "exit")
         + kvm("1.000200", 2, "entry")
-        + kvm("1.000300", 2, "exit")
-    )
-    cap = import_text(tmp_path, text)
+        + kvm("1.000300", 2, "exit"),
+        [
+            (1, 0, 1_000_000_000, 1_000_100_000, "guest", None),
+            (1, 0, 1_000_100_000, 1_000_200_000, "host", None),
+            (2, 2, 1_000_200_000, 1_000_300_000, "guest", None),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", NO_SCHED_SWITCH_CASES)
+def test_without_sched_switch_residency_follows_kvm_events(tmp_path: Path, case: str) -> None:
+    events, expected = NO_SCHED_SWITCH_CASES[case]
+    cap = import_text(tmp_path, sw("0.500000", 1, IDLE, ("other", 7)) + events)
     cap.tables["vcpus"] = discover_vcpus(cap)
     tl = build_timeline(cap, TOPO)
-    assert [r for r in rows(tl.pieces) if r[3] == "guest"] == [
-        (0, 1_000_000_000, 1_000_100_000, "guest"),
-        (2, 1_000_200_000, 1_000_300_000, "guest"),
-    ]
+    got = tl.pieces.select("residency", "cpu", "start", "end", "state", "cause")
+    assert list(got.iter_rows()) == expected
     assert any("no sched_switch" in n for n in tl.notes)
 
 
