@@ -33,26 +33,7 @@ from replay.timeline import Timeline, build_timeline
 
 Path_ = Literal["vectorized", "reference"]
 
-#: Columns of the observations table, in order.
-OBSERVATION_COLUMNS = [
-    "scenario",
-    "vm",
-    "vcpu",
-    "vcpu_index",
-    "counter",
-    "window",
-    "tick",
-    "start",
-    "end",
-    "cpu",
-    "state",
-    "host_pmu",
-    "counting",
-    "reason",
-    "true_events",
-    "delta",
-    "value",
-]
+#: Columns of the observations table, in order, with their types.
 OBSERVATION_SCHEMA: dict[str, pl.DataType] = {
     "scenario": pl.Utf8(),
     "vm": pl.Utf8(),
