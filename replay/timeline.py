@@ -39,19 +39,15 @@ _STATE_NAMES = {_UNKNOWN: "unknown", _GUEST: "guest", _HOST: "host"}
 
 @dataclass
 class Timeline:
-    """Pieces of every vCPU, the cycle clock of every CPU, and what was assumed."""
+    """Pieces of every vCPU, the CPUs they ran on, the cycle clock of every CPU, and what was
+    assumed."""
 
     pieces: pl.DataFrame
+    cpus: list[int]
     clock: FrequencyClock
     start: int
     end: int
     notes: list[str] = field(default_factory=list)
-    guest_from_runtime: list[int] = field(default_factory=list)
-
-    def guest(self) -> pl.DataFrame:
-        """Guest pieces with their cycle counts (``cycles`` column)."""
-        guest = self.pieces.filter(pl.col("state") == "guest")
-        return guest.with_columns(self.clock.cycles(guest))
 
 
 def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
@@ -103,18 +99,10 @@ def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
         how="left",
         maintain_order="left",
     ).select("vm", "tid", "vcpu_index", "residency", "cpu", "start", "end", "state", "cause")
-    cpus = sorted(
-        set(pieces["cpu"].drop_nulls().to_list()) | set(topology.cpus if topology else [])
-    )
-    clock = FrequencyClock.build(capture.frame("cpu_frequency"), cpus, topology, meta.first_ts)
-    return Timeline(
-        pieces,
-        clock,
-        meta.first_ts,
-        meta.last_ts,
-        notes + clock.notes,
-        from_runtime,
-    )
+    ran_on = pieces["cpu"].drop_nulls().unique().sort().to_list()
+    clocked = sorted(set(ran_on) | set(topology.cpus if topology else []))
+    clock = FrequencyClock.build(capture.frame("cpu_frequency"), clocked, topology, meta.first_ts)
+    return Timeline(pieces, ran_on, clock, meta.first_ts, meta.last_ts, notes + clock.notes)
 
 
 def _switches(sched_switch: pl.DataFrame, tids: list[int]) -> pl.DataFrame:
