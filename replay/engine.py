@@ -33,26 +33,7 @@ from replay.timeline import Timeline, build_timeline
 
 Path_ = Literal["vectorized", "reference"]
 
-#: Columns of the observations table, in order.
-OBSERVATION_COLUMNS = [
-    "scenario",
-    "vm",
-    "vcpu",
-    "vcpu_index",
-    "counter",
-    "window",
-    "tick",
-    "start",
-    "end",
-    "cpu",
-    "state",
-    "host_pmu",
-    "counting",
-    "reason",
-    "true_events",
-    "delta",
-    "value",
-]
+#: Columns of the observations table, in order, with their types.
 OBSERVATION_SCHEMA: dict[str, pl.DataType] = {
     "scenario": pl.Utf8(),
     "vm": pl.Utf8(),
@@ -120,8 +101,7 @@ def prepare(capture: Capture, topology: Topology | None, profile: GuestProfile) 
             "(sysfs snapshot, LISA platform file) or --pmu NAME=CPUS per host PMU"
         )
     timeline = build_timeline(capture, topology)
-    seen = set(timeline.pieces["cpu"].drop_nulls().to_list())
-    host = host_pmus(topology, seen)
+    host = host_pmus(topology, set(timeline.cpus))
     pieces = _cut_at_ticks(timeline, profile.tick_ns)
     cycles = pl.when(pl.col("state") == "guest").then(timeline.clock.cycles(pieces))
     pieces = profile.event_counts(pieces.with_columns(cycles.alias("cycles")))

@@ -36,6 +36,7 @@ import yaml
 
 from importers.capture import sha256_of
 from importers.errors import PmuReplayError, UsageError
+from replay.summary import NS_PER_HOUR
 
 PARTITIONS = ("scenario", "host")
 #: Dask configuration of replay workers: point ``DASK_CONFIG`` at its folder for ``dask worker``.
@@ -346,7 +347,6 @@ def fleet_summary(summary: pl.DataFrame) -> pl.DataFrame:
     fail-entries, hosts affected (any stall, risky tick or failed entry)."""
     if summary.is_empty():
         return summary
-    hours = 3_600e9
     affected = (
         (pl.col("stalled_ns") > 0)
         | (pl.col("risky_ticks").fill_null(0) > 0)
@@ -356,8 +356,8 @@ def fleet_summary(summary: pl.DataFrame) -> pl.DataFrame:
     return (
         summary.group_by("scenario")
         .agg(
-            (pl.col("guest_ns").sum() / hours).alias("guest_hours"),
-            (pl.col("stalled_ns").sum() / hours).alias("stalled_guest_hours"),
+            (pl.col("guest_ns").sum() / NS_PER_HOUR).alias("guest_hours"),
+            (pl.col("stalled_ns").sum() / NS_PER_HOUR).alias("stalled_guest_hours"),
             pl.col("risky_ticks").sum().alias("risky_ticks"),
             pl.col("fail_entries").sum(),
             pl.col("host").n_unique().alias("hosts"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from importers.capture import Capture
@@ -38,19 +39,15 @@ _STATE_NAMES = {_UNKNOWN: "unknown", _GUEST: "guest", _HOST: "host"}
 
 @dataclass
 class Timeline:
-    """Pieces of every vCPU, the cycle clock of every CPU, and what was assumed."""
+    """Pieces of every vCPU, the CPUs they ran on, the cycle clock of every CPU, and what was
+    assumed."""
 
     pieces: pl.DataFrame
+    cpus: list[int]
     clock: FrequencyClock
     start: int
     end: int
     notes: list[str] = field(default_factory=list)
-    guest_from_runtime: list[int] = field(default_factory=list)
-
-    def guest(self) -> pl.DataFrame:
-        """Guest pieces with their cycle counts (``cycles`` column)."""
-        guest = self.pieces.filter(pl.col("state") == "guest")
-        return guest.with_columns(self.clock.cycles(guest))
 
 
 def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
@@ -102,18 +99,10 @@ def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
         how="left",
         maintain_order="left",
     ).select("vm", "tid", "vcpu_index", "residency", "cpu", "start", "end", "state", "cause")
-    cpus = sorted(
-        set(pieces["cpu"].drop_nulls().to_list()) | set(topology.cpus if topology else [])
-    )
-    clock = FrequencyClock.build(capture.frame("cpu_frequency"), cpus, topology, meta.first_ts)
-    return Timeline(
-        pieces,
-        clock,
-        meta.first_ts,
-        meta.last_ts,
-        notes + clock.notes,
-        from_runtime,
-    )
+    ran_on = pieces["cpu"].drop_nulls().unique().sort().to_list()
+    clocked = sorted(set(ran_on) | set(topology.cpus if topology else []))
+    clock = FrequencyClock.build(capture.frame("cpu_frequency"), clocked, topology, meta.first_ts)
+    return Timeline(pieces, ran_on, clock, meta.first_ts, meta.last_ts, notes + clock.notes)
 
 
 def _switches(sched_switch: pl.DataFrame, tids: list[int]) -> pl.DataFrame:
@@ -147,10 +136,8 @@ def _kvm_events(capture: Capture, tids: list[int]) -> pl.DataFrame:
 def _residency_from_kvm(kvm: pl.DataFrame) -> pl.DataFrame:
     """Without sched_switch: a thread is taken to move CPUs when its kvm events do."""
     ordered = kvm.sort("tid", "ts", "seq")
-    moved = ordered.filter(
-        pl.col("cpu")
-        != pl.col("cpu").shift(1).over("tid") | pl.col("cpu").shift(1).over("tid").is_null()
-    )
+    # ne_missing: a thread's first kvm event (no previous CPU) is its first switch-in
+    moved = ordered.filter(pl.col("cpu").ne_missing(pl.col("cpu").shift(1).over("tid")))
     ins = moved.with_columns(pl.lit(IN, pl.Int8).alias("kind"))
     prev = ordered.with_columns(
         pl.col("cpu").shift(-1).over("tid").alias("next_cpu"),
@@ -312,59 +299,73 @@ def _loss_gaps(capture: Capture, t1: int) -> pl.DataFrame:
 
 
 def _mark_gaps(pieces: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
-    """Split pieces at lost-event gaps of their CPU and mark the covered parts unknown."""
-    cuts = (
-        pieces.with_row_index("piece")
-        .join(gaps, on="cpu", how="inner")
-        .filter((pl.col("gap_start") < pl.col("end")) & (pl.col("gap_end") > pl.col("start")))
-    )
-    if cuts.is_empty():
+    """Cut pieces at the lost-event gap boundaries of their CPU and mark the covered parts unknown.
+
+    A CPU's gap boundaries split its time into stretches, each covered by a gap or not; a piece
+    is cut at the boundaries strictly inside it and each part takes its stretch's flag. Two
+    as-of joins find, per piece, the boundary at or before its start and the last one before
+    its end, so the work grows with pieces plus cuts: pairing every piece with every gap of its
+    CPU would grow with their product.
+    """
+    # A gap ending before it starts (its CPU's clock went back) covers no time.
+    gaps = gaps.filter(pl.col("gap_start") <= pl.col("gap_end"))
+    if gaps.is_empty():
         return pieces
-    points = pl.concat(
-        [
-            cuts.select("piece", pl.col("gap_start").alias("t")),
-            cuts.select("piece", pl.col("gap_end").alias("t")),
-        ]
-    )
-    indexed = pieces.with_row_index("piece")
     bounds = (
         pl.concat(
             [
-                indexed.select("piece", pl.col("start").alias("t")),
-                indexed.select("piece", pl.col("end").alias("t")),
-                points,
+                gaps.select("cpu", pl.col("gap_start").alias("t"), pl.lit(1).alias("step")),
+                gaps.select("cpu", pl.col("gap_end").alias("t"), pl.lit(-1).alias("step")),
+                # one boundary before all time per CPU: every piece on a CPU with gaps finds a
+                # boundary at or before its start
+                gaps.select(
+                    pl.col("cpu").unique(),
+                    pl.lit(np.iinfo(np.int64).min).alias("t"),
+                    pl.lit(0).alias("step"),
+                ),
             ]
         )
-        .join(indexed.select("piece", "start", "end"), on="piece")
-        .filter((pl.col("t") >= pl.col("start")) & (pl.col("t") <= pl.col("end")))
-        .unique(["piece", "t"])
-        .sort("piece", "t")
-        .with_columns(pl.col("t").shift(-1).over("piece").alias("t_end"))
-        .filter(pl.col("t_end").is_not_null())
+        .group_by("cpu", "t")
+        .agg(pl.col("step").sum())
+        .sort("cpu", "t")
+        # gaps begun minus gaps ended so far: how many gaps cover the stretch after a boundary
+        .with_columns((pl.col("step").cum_sum().over("cpu") > 0).alias("lost"))
+        .with_row_index("bound")
     )
-    split = bounds.select("piece", pl.col("t").alias("start"), pl.col("t_end").alias("end")).join(
-        indexed.drop("start", "end"), on="piece"
-    )
-    covered = (
-        split.join(cuts.select("piece", "gap_start", "gap_end"), on="piece", how="left")
-        .with_columns(
-            ((pl.col("gap_start") <= pl.col("start")) & (pl.col("gap_end") >= pl.col("end")))
-            .fill_null(False)
-            .alias("lost")
+    probe = pieces.select("cpu", "start", "end").with_row_index("piece")
+
+    def bound_before(column: str, inclusive: bool) -> npt.NDArray[np.int64]:
+        """Per piece, the index of its CPU's last boundary before ``column`` (-1 if none)."""
+        found = (
+            probe.sort(column)
+            .join_asof(
+                bounds.select("cpu", pl.col("t").alias(column), "bound"),
+                on=column,
+                by="cpu",
+                strategy="backward",
+                allow_exact_matches=inclusive,
+                check_sortedness=False,
+            )
+            .sort("piece")
         )
-        .group_by("piece", "start", maintain_order=True)
-        .agg(pl.all().first(), pl.col("lost").any().alias("any_lost"))
+        return found["bound"].cast(pl.Int64).fill_null(-1).to_numpy()
+
+    first = bound_before("start", inclusive=True)
+    cuts = np.where(first >= 0, bound_before("end", inclusive=False) - first, 0)
+    # one part per piece and cut: part k of a piece starts at its k-th cut, in stretch first + k
+    parts_of = cuts + 1
+    piece = np.repeat(np.arange(pieces.height), parts_of)
+    part = np.arange(piece.size) - np.repeat(np.cumsum(parts_of) - parts_of, parts_of)
+    stretch = np.maximum(first[piece], 0) + part
+    bound_t = bounds["t"].to_numpy()
+    start = np.where(part == 0, pieces["start"].to_numpy()[piece], bound_t[stretch])
+    # a part ends where the next part of its piece starts
+    end = np.where(part == cuts[piece], pieces["end"].to_numpy()[piece], np.roll(start, -1))
+    lost = (first[piece] >= 0) & bounds["lost"].to_numpy()[stretch]
+    parts = pieces[piece].with_columns(
+        pl.Series("start", start), pl.Series("end", end), pl.Series("lost", lost)
     )
-    return covered.select(
-        *(c for c in pieces.columns if c not in ("state", "cause", "start", "end")),
-        "start",
-        "end",
-        pl.when(pl.col("any_lost"))
-        .then(pl.lit("unknown"))
-        .otherwise(pl.col("state"))
-        .alias("state"),
-        pl.when(pl.col("any_lost"))
-        .then(pl.lit("events lost on this CPU"))
-        .otherwise(pl.col("cause"))
-        .alias("cause"),
+    return parts.with_columns(
+        pl.when("lost").then(pl.lit("unknown")).otherwise("state").alias("state"),
+        pl.when("lost").then(pl.lit("events lost on this CPU")).otherwise("cause").alias("cause"),
     ).select(pieces.columns)

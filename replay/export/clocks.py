@@ -39,10 +39,6 @@ class TraceClock:
     name: str
     clock_id: int
 
-    @property
-    def builtin(self) -> bool:
-        return self.clock_id < CAPTURE_CLOCK_ID
-
 
 def trace_clock(capture_clock: str | None) -> TraceClock:
     """The Perfetto clock for a capture clock name (``None`` when the capture does not say)."""

@@ -30,8 +30,6 @@ Rows = npt.NDArray[np.uint8]
 
 # Wire types (protobuf encoding spec): VARINT = 0, I64 = 1, LEN = 2.
 VARINT, I64, LEN = 0, 1, 2
-#: The largest varint protobuf parsers accept: 10 bytes hold 64 bits.
-MAX_VARINT_BYTES = 10
 
 
 def varint(value: int) -> bytes:
@@ -59,20 +57,13 @@ def width_for(values: U64) -> int:
     return max(1, -(-top.bit_length() // 7))
 
 
-def padded_varints(values: U64, width: int) -> Rows:
-    """``(n,)`` uint64 -> ``(n, width)`` uint8: each value as a varint of exactly ``width`` bytes.
-
-    Every byte but the last carries the continuation bit, so ``1`` at width 3 is
-    ``81 80 00``; values must fit in ``7 * width`` bits (all of uint64 at width 10).
-    """
-    out = np.empty((values.shape[0], width), np.uint8)
-    _put_varints(out, values)
-    return out
-
-
 def _put_varints(out: Rows, values: U64) -> None:
     """Write ``values`` as padded varints into the columns of ``out`` (one byte column at a
-    time: no ``n x width`` uint64 temporary)."""
+    time: no ``n x width`` uint64 temporary).
+
+    Every byte but the last carries the continuation bit, so ``1`` at width 3 is ``81 80 00``;
+    values must fit in ``7 * width`` bits (all of uint64 at width 10).
+    """
     width = out.shape[1]
     for j in range(width):
         byte = (values >> np.uint64(7 * j)) & np.uint64(0x7F)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import selectors
@@ -68,6 +69,9 @@ def test_replay_perfetto_and_scenario_export(
     assert (
         main(["export", str(tmp_path / "res"), "-o", str(one), "--scenario", "default@cpu0"]) == 0
     )
+    # the replay ran default@cpu0 and fixed-counters-only; the export keeps only the first
+    assert b"fixed-counters-only" in gzip.decompress(trace.read_bytes())
+    assert b"default@cpu0" in one.read_bytes() and b"fixed-counters-only" not in one.read_bytes()
     assert main(["export", str(tmp_path / "res"), "--scenario", "nope"]) == 2
     assert "no scenario 'nope'" in capsys.readouterr().err
 

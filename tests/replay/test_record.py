@@ -19,7 +19,6 @@ from importers.topology import load_topology
 from importers.vcpus import discover_vcpus
 from replay.cli import main
 from replay.record import (
-    TRACEFS_MOUNTS,
     RecordError,
     find_tracefs,
     snapshot_threads,
@@ -196,8 +195,15 @@ def test_snapshots_read_sysfs_proc_and_kvm_debugfs(tmp_path: Path) -> None:
     assert cap.metadata.source_path == str(rec)
 
 
-def test_tracefs_locations_are_the_kernel_ones() -> None:
-    assert TRACEFS_MOUNTS[0] == Path("/sys/kernel/tracing")
+def test_tracefs_is_the_first_mount_with_instances(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracing, debug = tmp_path / "tracing", tmp_path / "debug" / "tracing"
+    monkeypatch.setattr("replay.record.TRACEFS_MOUNTS", (tracing, debug))
+    (debug / "instances").mkdir(parents=True)
+    assert find_tracefs() == (debug, False)
+    (tracing / "instances").mkdir(parents=True)
+    assert find_tracefs() == (tracing, False)
 
 
 def test_demo_runs_on_the_embedded_capture(

@@ -15,7 +15,6 @@ from replay.export.wire import (
     as_u64,
     encode,
     interleave,
-    padded_varints,
     varint,
     width_for,
 )
@@ -32,9 +31,7 @@ def test_varint_matches_the_protobuf_encoding() -> None:
         varint(1 << 64)
 
 
-def test_padded_varints_are_non_minimal_but_valid() -> None:
-    rows = padded_varints(np.array([1, 300], np.uint64), 3)
-    assert rows.tolist() == [[0x81, 0x80, 0x00], [0xAC, 0x82, 0x00]]
+def test_varint_width_holds_the_largest_value() -> None:
     assert width_for(np.array([0], np.uint64)) == 1
     assert width_for(np.array([127, 128], np.uint64)) == 2
     assert width_for(np.array([(1 << 64) - 1], np.uint64)) == 10
