@@ -59,6 +59,12 @@ def pmc_is_64bit(vcpu: VcpuState, idx: int) -> bool:
     return idx == CYCLE_IDX or vcpu.kvm.pmuv3p5
 
 
+def counter_width_mask(vcpu: VcpuState, idx: int) -> int:
+    """The bits counter ``idx`` keeps: all 64 if ``kvm_pmc_is_64bit()``, else the low 32 (the
+    ``lower_32_bits()`` of ``kvm_pmu_get_pmc_value()`` and ``kvm_pmu_counter_increment()``)."""
+    return MASK64 if pmc_is_64bit(vcpu, idx) else MASK32
+
+
 def pmc_has_64bit_overflow(vcpu: VcpuState, idx: int) -> bool:
     """Mirror ``kvm_pmc_has_64bit_overflow()``: PMCR.LC for PMCCNTR, PMCR.LP otherwise."""
     return bool(vcpu.pmcr & (PMCR_LC if idx == CYCLE_IDX else PMCR_LP))
@@ -90,7 +96,7 @@ def get_pmc_value(vcpu: VcpuState, idx: int) -> int:
     event = vcpu.events[idx]
     if event is not None:
         value += event.count
-    return value & (MASK64 if pmc_is_64bit(vcpu, idx) else MASK32)
+    return value & counter_width_mask(vcpu, idx)
 
 
 def compute_period(vcpu: VcpuState, idx: int, counter: int) -> int:
