@@ -99,6 +99,12 @@ def get_pmc_value(vcpu: VcpuState, idx: int) -> int:
     return value & counter_width_mask(vcpu, idx)
 
 
+def pmc_eventsel(vcpu: VcpuState, idx: int) -> int:
+    """The ``eventsel`` of ``kvm_pmu_create_perf_event()``: CPU_CYCLES for the cycle counter,
+    else the counter's PMEVTYPER evtCount masked to the guest's event space."""
+    return CPU_CYCLES if idx == CYCLE_IDX else vcpu.evtyper[idx] & vcpu.kvm.event_mask
+
+
 def compute_period(vcpu: VcpuState, idx: int, counter: int) -> int:
     """Mirror ``compute_period()``: events until ``counter`` wraps at its overflow width."""
     return -counter & ((1 << overflow_width(vcpu, idx)) - 1)
@@ -131,7 +137,7 @@ def create_backing_event(vcpu: VcpuState, idx: int) -> None:
         return
     evtreg = vcpu.evtyper[idx]
     stop_counter(vcpu, idx)
-    eventsel = CPU_CYCLES if idx == CYCLE_IDX else evtreg & kvm.event_mask
+    eventsel = pmc_eventsel(vcpu, idx)
     # Neither SW_INCR nor CHAIN is backed by a perf event: both are emulated in software.
     if eventsel in (SW_INCR, CHAIN):
         return
