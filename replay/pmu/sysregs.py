@@ -227,7 +227,15 @@ GUEST_REGISTERS = _table()
 _NUMBERED = tuple(f"{kind}{n}_" for kind in ("PMEVCNTR", "PMEVTYPER") for n in range(31))
 
 
-def _lookup(vcpu: VcpuState, name: str, idx: int | None) -> tuple[Reader, Writer, str, int]:
+def resolve(name: str, idx: int | None) -> tuple[Reader, Writer, str, int]:
+    """PMU register ``name`` (``idx`` for a generic ``<n>`` name): its accessors, its Arm name
+    with the index filled in, and its counter index (-1: none, or the one PMSELR_EL0 selects).
+
+    Raises
+    ------
+    UnknownRegisterError
+        For a name that is not a PMU register, or a bad index.
+    """
     entry = GUEST_REGISTERS.get(name)
     if entry is None:
         known = ", ".join(n for n in GUEST_REGISTERS if not n.startswith(_NUMBERED))
@@ -254,7 +262,7 @@ def guest_read(vcpu: VcpuState, name: str, idx: int | None = None, *, el0: bool 
     """
     if not vcpu.has_pmu:
         raise UndefinedAccess(name, "the vCPU has no PMU (register hidden)")
-    reader, _, reg, index = _lookup(vcpu, name, idx)
+    reader, _, reg, index = resolve(name, idx)
     return reader(vcpu, reg, index, el0)
 
 
@@ -270,5 +278,5 @@ def guest_write(
     """Emulate a trapped guest ``MSR`` of PMU register ``name`` (see :func:`guest_read`)."""
     if not vcpu.has_pmu:
         raise UndefinedAccess(name, "the vCPU has no PMU (register hidden)")
-    _, writer, reg, index = _lookup(vcpu, name, idx)
+    _, writer, reg, index = resolve(name, idx)
     writer(vcpu, reg, index, value & MASK64, el0, aarch32)
