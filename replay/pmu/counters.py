@@ -144,7 +144,6 @@ def create_backing_event(vcpu: VcpuState, idx: int) -> None:
     # A filtered event gets no perf event at all: the counter silently stalls (spec §1.5).
     if not kvm.event_allowed(eventsel):
         return
-    value = get_pmc_value(vcpu, idx)
     vcpu.events[idx] = BackingEvent(
         pmu=arm_pmu,
         config=eventsel,
@@ -152,9 +151,7 @@ def create_backing_event(vcpu: VcpuState, idx: int) -> None:
         # kvm_pmc_counts_at_el0/el1(): U == NSU, P == NSK.
         exclude_user=bool(evtreg & EXCLUDE_EL0) != bool(evtreg & EXCLUDE_NS_EL0),
         exclude_kernel=bool(evtreg & EXCLUDE_EL1) != bool(evtreg & EXCLUDE_NS_EL1),
-        counter_64bit=pmc_is_64bit(vcpu, idx),
-        sample_period=compute_period(vcpu, idx, value),
-        created_at=value,
+        sample_period=compute_period(vcpu, idx, get_pmc_value(vcpu, idx)),
     )
     vcpu.creations[idx] += 1
 

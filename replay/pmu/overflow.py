@@ -86,9 +86,7 @@ def _kernel_overflows(vcpu: VcpuState, idx: int, event: BackingEvent, new_count:
         return 0
     width = overflow_width(vcpu, idx)
     fired = 1 + (new_count >> width) - (first >> width)
-    last = first if fired == 1 else (new_count >> width) << width
     event.next_overflow = ((new_count >> width) + 1) << width
-    event.sample_period = event.next_overflow - last
     return fired
 
 
