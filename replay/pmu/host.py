@@ -70,10 +70,6 @@ class HostPmu:
         if len(self.pmceid) != 2 or any(not 0 <= w <= MASK64 for w in self.pmceid):
             raise TopologyError(f"{where}: pmceid must be two 64-bit values")
 
-    def covers(self, cpu: int) -> bool:
-        """``cpumask_test_cpu(cpu, &pmu->supported_cpus)``."""
-        return cpu in self.cpus
-
 
 class HostPmus:
     """KVM's ``arm_pmus`` list and the host facts derived from it (spec §1.1, §5.3).

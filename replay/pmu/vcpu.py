@@ -179,11 +179,6 @@ class Vcpu(VcpuState):
         """The perf event backing counter ``idx`` (do not mutate it)."""
         return self.events[idx]
 
-    @property
-    def event_creations(self) -> int:
-        """Backing events created so far, over all counters (spec invariant 14)."""
-        return sum(self.creations)
-
     # -- internals ------------------------------------------------------------------------------
 
     def _first_run_init(self) -> None:
