@@ -229,7 +229,9 @@ class HostPmus:
         return self._by_name.get(name)
 
     def max_counters(self, pmu: HostPmu) -> int:
-        """General-purpose counters KVM exposes for ``pmu`` (1 with IMPDEF traps)."""
+        """Mirror ``kvm_arm_pmu_get_max_counters()`` for a VM bound to ``pmu``: its general-purpose
+        counters, or 1 with ``ARM64_WORKAROUND_PMUV3_IMPDEF_TRAPS`` (non-PMUv3 hardware need not
+        count every event on every counter, as PMUv3 requires)."""
         return 1 if self.impdef_traps else pmu.num_counters
 
     def __repr__(self) -> str:
