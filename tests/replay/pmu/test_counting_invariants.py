@@ -344,7 +344,21 @@ P5_BIG_LITTLE = HostPmus(
 DEFAULT0 = Scenario()
 FIXED = Scenario(mode=Mode.FIXED_COUNTERS_ONLY)
 FIXED8 = Scenario(mode=Mode.FIXED_COUNTERS_ONLY, kernel=KernelSemantics.V8)
-CYCLES_ON = [("load", 0), ("enter",), ("PMCNTENSET_EL0", 1 << 31), ("pmcr", PMCR_E | PMCR_C)]
+
+
+def cycles_at(value: int, *, irq: bool = False) -> list[Op]:
+    """The cycle counter running on CPU 0 from ``value``, its overflow interrupt on if ``irq``."""
+    ops: list[Op] = [
+        ("load", 0),
+        ("enter",),
+        ("PMCNTENSET_EL0", 1 << 31),
+        ("pmcr", PMCR_E | PMCR_C),
+    ]
+    if irq:
+        ops.append(("PMINTENSET_EL1", 1 << 31))
+    return [*ops, ("write", 31, value)]
+
+
 # Event counter 0 counts INST_RETIRED, counter 1 chains on it, counter 2 is a SW_INCR counter.
 EVENTS_ON = [
     ("load", 0),
@@ -385,9 +399,7 @@ EVENTS_ON = [
         BIG_LITTLE,
         DEFAULT0,
         [
-            *CYCLES_ON,
-            ("PMINTENSET_EL1", 1 << 31),
-            ("write", 31, 2**32 - 10),
+            *cycles_at(2**32 - 10, irq=True),
             ("advance", {CPU_CYCLES: 10}, {}),
             ("advance", {CPU_CYCLES: 2**32}, {}),
             ("PMOVSCLR_EL0", 1 << 31),
@@ -444,9 +456,7 @@ EVENTS_ON = [
         BIG_LITTLE,
         FIXED,
         [
-            *CYCLES_ON,
-            ("PMINTENSET_EL1", 1 << 31),
-            ("write", 31, 2**32 - 1),
+            *cycles_at(2**32 - 1, irq=True),
             ("migrate", 2),
             ("advance", {CPU_CYCLES: 1}, {}),
             ("migrate", 4),  # no registered PMU: v4 refuses entry
@@ -461,9 +471,7 @@ EVENTS_ON = [
         BIG_LITTLE,
         FIXED,
         [
-            *CYCLES_ON,
-            ("PMINTENSET_EL1", 1 << 31),
-            ("write", 31, 2**32 - 1),
+            *cycles_at(2**32 - 1, irq=True),
             ("advance", {CPU_CYCLES: 1}, {}),
             ("migrate", 3),
             ("advance", {CPU_CYCLES: 2**32 - 1}, {}),
@@ -478,8 +486,7 @@ EVENTS_ON = [
         BIG_LITTLE,
         FIXED8,
         [
-            *CYCLES_ON,
-            ("write", 31, 2**32 - 1),
+            *cycles_at(2**32 - 1),
             ("migrate", 4),  # v8: runs, frozen
             ("advance", {CPU_CYCLES: 50}, {}),
             ("migrate", 3),
@@ -495,8 +502,7 @@ EVENTS_ON = [
         BIG_LITTLE,
         DEFAULT0,
         [
-            *CYCLES_ON,
-            ("write", 31, 2**32 - 1),
+            *cycles_at(2**32 - 1),
             ("migrate", 2),
             ("advance", {CPU_CYCLES: 10}, {}),
             ("migrate", 4),
