@@ -284,7 +284,11 @@ MIXED = HostPmus(
 INIT0 = [("init", 0, 0, True), ("init", 1, 0, True)]
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=max(400, settings.default.max_examples),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 # FIXED then SET_PMU: v4 leaves N = 0 (flag cleared after kvm_arm_set_pmu), v8 refuses.
 @example(
     TWO,

@@ -373,7 +373,7 @@ EVENTS_ON = [
 
 
 @settings(
-    max_examples=600,
+    max_examples=max(600, settings.default.max_examples),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
