@@ -12,9 +12,9 @@ profile (``DESIGN.md``, "The model and the engine"):
   leaves every counter disabled);
 * a user file (JSON), see :func:`load_profile`.
 
-``boot`` is run once per vCPU with the vCPU in guest mode. A register write that UNDEFs (an
-event counter in FIXED_COUNTERS_ONLY mode) is what a real guest would avoid by reading
-PMCR_EL0.N first; the profile skips it and the counter is reported as lost.
+``boot`` is run once per vCPU with the vCPU in guest mode. Like a real guest it reads PMCR_EL0.N
+first and leaves alone the event counters the vPMU does not implement (all of them in
+FIXED_COUNTERS_ONLY mode); those counters are reported as lost.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 import polars as pl
 
 from importers.errors import UsageError
-from replay.pmu import CPU_CYCLES, CYCLE_IDX, INST_RETIRED, UndefinedAccess, Vcpu
+from replay.pmu import CPU_CYCLES, CYCLE_IDX, INST_RETIRED, Vcpu
 from replay.pmu.arch import PMCR_C, PMCR_E, PMCR_LC, PMCR_N_MASK, PMCR_N_SHIFT, PMCR_P
 
 WINDOWS_TICK_NS = 15_625_000  # 64 Hz clock tick
@@ -62,7 +62,8 @@ class GuestProfile:
     tick_ns: int | None = None
 
     def boot(self, vcpu: Vcpu) -> list[CounterRequest]:
-        """Program the vPMU of ``vcpu`` (in guest mode); returns the requests that UNDEF'd."""
+        """Program the vPMU of ``vcpu`` (in guest mode); returns the requests it lacks a counter
+        for (an event counter at or above PMCR_EL0.N)."""
         return self.program(vcpu, self.counters)
 
     def event_counts(self, guest: pl.DataFrame) -> pl.DataFrame:
@@ -95,14 +96,10 @@ def _program_counters(vcpu: Vcpu, wanted: tuple[CounterRequest, ...]) -> list[Co
         if req.idx != CYCLE_IDX and req.idx >= n:
             lost.append(req)  # perf: "<not supported>"; the guest sees PMCR_EL0.N too small
             continue
-        try:
-            if req.idx == CYCLE_IDX:
-                vcpu.write_sysreg("PMCCFILTR_EL0", 0)  # P=U=0: count EL1 and EL0
-            else:
-                vcpu.write_sysreg("PMEVTYPER<n>_EL0", req.event, req.idx)
-        except UndefinedAccess:
-            lost.append(req)
-            continue
+        if req.idx == CYCLE_IDX:
+            vcpu.write_sysreg("PMCCFILTR_EL0", 0)  # P=U=0: count EL1 and EL0
+        else:
+            vcpu.write_sysreg("PMEVTYPER<n>_EL0", req.event, req.idx)
         enable |= 1 << req.idx
     pmcr = vcpu.read_sysreg("PMCR_EL0") & 0xFF
     vcpu.write_sysreg("PMCR_EL0", pmcr | PMCR_LC | PMCR_P | PMCR_C | PMCR_E)

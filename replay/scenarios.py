@@ -260,11 +260,14 @@ SCENARIO_SYNTAX = (
 
 
 def parse_scenario(text: str, default_init_cpu: int = 0) -> Scenario:
-    """A scenario from its report name: ``default@cpu1``, ``set-pmu:armv8_cortex_a57``,
-    ``fixed-counters-only+v8``, ``no-pmu``, ``default+kernel-overflow-arming`` ...
+    """A scenario from its command-line spelling (:data:`SCENARIO_SYNTAX`): ``default@cpu1``,
+    ``set-pmu:armv8_cortex_a57``, ``fixed-counters-only+v8``, ``no-pmu``,
+    ``default+kernel-overflow-arming`` ...
 
-    ``default`` without ``@cpuN`` runs its first ``KVM_ARM_VCPU_INIT`` on
-    ``default_init_cpu``.
+    That is :attr:`Scenario.name` for a scenario without event filters and ``SET_NR_COUNTERS``;
+    the ``+filter`` and ``+nN`` those add to the name are not accepted (the filters themselves
+    are not in the name). Every mode but ``default@cpuN`` runs its first ``KVM_ARM_VCPU_INIT``
+    on ``default_init_cpu``.
     """
     head, *options = text.strip().split("+")
     init_cpu = default_init_cpu

@@ -18,8 +18,7 @@ import polars as pl
 
 from replay.engine import OBSERVATION_SCHEMA, ScenarioResult, Work, boot_vm, finish_observations
 from replay.pmu import ENTERED
-from replay.pmu.arch import MASK32, MASK64
-from replay.pmu.counters import pmc_is_64bit
+from replay.pmu.counters import counter_width_mask
 from replay.scenarios import Scenario
 
 
@@ -33,7 +32,7 @@ def replay_vectorized(work: Work, scenario: Scenario) -> ScenarioResult:
         vm, lost[vm_name] = boot_vm(work, scenario, len(tids))
         for vcpu, tid in zip(vm.vcpus, tids, strict=True):
             for r in requests:
-                mask = MASK64 if pmc_is_64bit(vcpu, r.idx) else MASK32
+                mask = counter_width_mask(vcpu, r.idx)
                 starts.append(
                     {
                         "tid": tid,

@@ -9,6 +9,8 @@ from hypothesis import settings
 
 # CI must not flake: property tests draw the same (seeded) examples on every run. Explore new
 # ones with `python -m pytest --hypothesis-profile=explore` and pin what they find as @example.
+# A test that sets its own count writes max_examples=max(N, settings.default.max_examples):
+# the loaded profile is settings.default, so explore still raises it to 2000.
 settings.register_profile("default", derandomize=True)
 settings.register_profile("explore", derandomize=False, max_examples=2000)
 settings.load_profile("default")

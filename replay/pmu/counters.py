@@ -59,6 +59,12 @@ def pmc_is_64bit(vcpu: VcpuState, idx: int) -> bool:
     return idx == CYCLE_IDX or vcpu.kvm.pmuv3p5
 
 
+def counter_width_mask(vcpu: VcpuState, idx: int) -> int:
+    """The bits counter ``idx`` keeps: all 64 if ``kvm_pmc_is_64bit()``, else the low 32 (the
+    ``lower_32_bits()`` of ``kvm_pmu_get_pmc_value()`` and ``kvm_pmu_counter_increment()``)."""
+    return MASK64 if pmc_is_64bit(vcpu, idx) else MASK32
+
+
 def pmc_has_64bit_overflow(vcpu: VcpuState, idx: int) -> bool:
     """Mirror ``kvm_pmc_has_64bit_overflow()``: PMCR.LC for PMCCNTR, PMCR.LP otherwise."""
     return bool(vcpu.pmcr & (PMCR_LC if idx == CYCLE_IDX else PMCR_LP))
@@ -90,7 +96,13 @@ def get_pmc_value(vcpu: VcpuState, idx: int) -> int:
     event = vcpu.events[idx]
     if event is not None:
         value += event.count
-    return value & (MASK64 if pmc_is_64bit(vcpu, idx) else MASK32)
+    return value & counter_width_mask(vcpu, idx)
+
+
+def pmc_eventsel(vcpu: VcpuState, idx: int) -> int:
+    """The ``eventsel`` of ``kvm_pmu_create_perf_event()``: CPU_CYCLES for the cycle counter,
+    else the counter's PMEVTYPER evtCount masked to the guest's event space."""
+    return CPU_CYCLES if idx == CYCLE_IDX else vcpu.evtyper[idx] & vcpu.kvm.event_mask
 
 
 def compute_period(vcpu: VcpuState, idx: int, counter: int) -> int:
@@ -125,14 +137,13 @@ def create_backing_event(vcpu: VcpuState, idx: int) -> None:
         return
     evtreg = vcpu.evtyper[idx]
     stop_counter(vcpu, idx)
-    eventsel = CPU_CYCLES if idx == CYCLE_IDX else evtreg & kvm.event_mask
+    eventsel = pmc_eventsel(vcpu, idx)
     # Neither SW_INCR nor CHAIN is backed by a perf event: both are emulated in software.
     if eventsel in (SW_INCR, CHAIN):
         return
     # A filtered event gets no perf event at all: the counter silently stalls (spec §1.5).
     if not kvm.event_allowed(eventsel):
         return
-    value = get_pmc_value(vcpu, idx)
     vcpu.events[idx] = BackingEvent(
         pmu=arm_pmu,
         config=eventsel,
@@ -140,9 +151,7 @@ def create_backing_event(vcpu: VcpuState, idx: int) -> None:
         # kvm_pmc_counts_at_el0/el1(): U == NSU, P == NSK.
         exclude_user=bool(evtreg & EXCLUDE_EL0) != bool(evtreg & EXCLUDE_NS_EL0),
         exclude_kernel=bool(evtreg & EXCLUDE_EL1) != bool(evtreg & EXCLUDE_NS_EL1),
-        counter_64bit=pmc_is_64bit(vcpu, idx),
-        sample_period=compute_period(vcpu, idx, value),
-        created_at=value,
+        sample_period=compute_period(vcpu, idx, get_pmc_value(vcpu, idx)),
     )
     vcpu.creations[idx] += 1
 

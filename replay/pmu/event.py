@@ -26,31 +26,23 @@ class BackingEvent:
         From the counter's U and P filter bits: guest EL0 resp. EL1 not counted.
     exclude_host, exclude_hv
         Always true for KVM's events: host execution and EL2 never count.
-    counter_64bit
-        ``config1 & PERF_ATTR_CFG1_COUNTER_64BIT`` (``kvm_pmc_is_64bit()``).
-    sample_period
-        ``compute_period()`` at creation (or at the last overflow re-arm): events until the
-        guest counter wraps at its overflow width; 0 makes a non-sampling event.
     count
         Events counted since creation (``perf_event_read_value()``).
-    created_at
-        Guest counter value when the event was created (``V0`` of spec §8.7).
     next_overflow
         With quirk Q1 only: the :attr:`count` at which perf next calls
-        ``kvm_pmu_perf_overflow()``; ``None`` for a non-sampling event.
+        ``kvm_pmu_perf_overflow()``: the ``sample_period`` given at creation (``compute_period()``:
+        events until the guest counter wraps at its overflow width), then wherever the last
+        overflow re-armed it; ``None`` for a non-sampling event (period 0).
     """
 
     __slots__ = (
         "config",
         "count",
-        "counter_64bit",
-        "created_at",
         "enabled",
         "exclude_kernel",
         "exclude_user",
         "next_overflow",
         "pmu",
-        "sample_period",
     )
 
     exclude_host = True
@@ -64,18 +56,13 @@ class BackingEvent:
         enabled: bool,
         exclude_user: bool,
         exclude_kernel: bool,
-        counter_64bit: bool,
         sample_period: int,
-        created_at: int,
     ) -> None:
         self.pmu = pmu
         self.config = config
         self.enabled = enabled
         self.exclude_user = exclude_user
         self.exclude_kernel = exclude_kernel
-        self.counter_64bit = counter_64bit
-        self.sample_period = sample_period
-        self.created_at = created_at
         self.count = 0
         # perf fires the first overflow after sample_period events; 0 = non-sampling event.
         self.next_overflow: int | None = sample_period or None

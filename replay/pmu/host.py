@@ -70,10 +70,6 @@ class HostPmu:
         if len(self.pmceid) != 2 or any(not 0 <= w <= MASK64 for w in self.pmceid):
             raise TopologyError(f"{where}: pmceid must be two 64-bit values")
 
-    def covers(self, cpu: int) -> bool:
-        """``cpumask_test_cpu(cpu, &pmu->supported_cpus)``."""
-        return cpu in self.cpus
-
 
 class HostPmus:
     """KVM's ``arm_pmus`` list and the host facts derived from it (spec §1.1, §5.3).
@@ -233,7 +229,9 @@ class HostPmus:
         return self._by_name.get(name)
 
     def max_counters(self, pmu: HostPmu) -> int:
-        """General-purpose counters KVM exposes for ``pmu`` (1 with IMPDEF traps)."""
+        """Mirror ``kvm_arm_pmu_get_max_counters()`` for a VM bound to ``pmu``: its general-purpose
+        counters, or 1 with ``ARM64_WORKAROUND_PMUV3_IMPDEF_TRAPS`` (non-PMUv3 hardware need not
+        count every event on every counter, as PMUv3 requires)."""
         return 1 if self.impdef_traps else pmu.num_counters
 
     def __repr__(self) -> str:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from replay.pmu.arch import CHAIN, CYCLE_IDX, MASK32, MASK64, PMCR_E, SW_INCR
+from replay.pmu.arch import CHAIN, CYCLE_IDX, PMCR_E, SW_INCR
 from replay.pmu.counters import (
     counter_can_chain,
+    counter_width_mask,
     get_pmc_value,
     overflow_width,
-    pmc_has_64bit_overflow,
-    pmc_is_64bit,
     set_bits,
 )
 from replay.pmu.event import BackingEvent
@@ -49,12 +48,9 @@ def counter_increment(vcpu: VcpuState, mask: int, event: int, times: int = 1) ->
         if idx >= CYCLE_IDX or vcpu.evtyper[idx] & event_mask != event:
             continue
         old = vcpu.cntr[idx]
-        # A 64-bit counter with 64-bit overflow wraps at 2^64, anything else at 2^32.
-        if pmc_is_64bit(vcpu, idx) and pmc_has_64bit_overflow(vcpu, idx):
-            wraps = ((old & MASK64) + times) >> 64
-        else:
-            wraps = ((old & MASK32) + times) >> 32
-        vcpu.cntr[idx] = (old + times) & (MASK64 if pmc_is_64bit(vcpu, idx) else MASK32)
+        width = overflow_width(vcpu, idx)
+        wraps = ((old & ((1 << width) - 1)) + times) >> width
+        vcpu.cntr[idx] = (old + times) & counter_width_mask(vcpu, idx)
         if wraps:
             vcpu.pmovsset |= 1 << idx
             if counter_can_chain(vcpu, idx):
@@ -90,9 +86,7 @@ def _kernel_overflows(vcpu: VcpuState, idx: int, event: BackingEvent, new_count:
         return 0
     width = overflow_width(vcpu, idx)
     fired = 1 + (new_count >> width) - (first >> width)
-    last = first if fired == 1 else (new_count >> width) << width
     event.next_overflow = ((new_count >> width) + 1) << width
-    event.sample_period = event.next_overflow - last
     return fired
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from replay.pmu.arch import CHAIN, CPU_CYCLES, CYCLE_IDX, MAX_COUNTERS, SW_INCR
-from replay.pmu.counters import counter_is_enabled, implemented_counter_mask
+from replay.pmu.arch import CHAIN, MAX_COUNTERS, SW_INCR
+from replay.pmu.counters import counter_is_enabled, implemented_counter_mask, pmc_eventsel
+from replay.pmu.event import BackingEvent
 from replay.pmu.state import VcpuState
 
 
@@ -30,7 +31,8 @@ class StallReason(StrEnum):
     SOFTWARE = "software"
     #: The VM's event filter denies the event, so no perf event was created.
     FILTERED = "filtered"
-    #: Enabled but without a backing event yet (recreated at the next guest entry).
+    #: Enabled, on a pCPU its PMU covers, but the backing event is missing or still disabled:
+    #: the ``KVM_REQ_RELOAD_PMU`` pending for the next guest entry recreates or re-enables it.
     NO_EVENT = "no_event"
     #: The event's host PMU does not cover this pCPU, which another PMU covers.
     FOREIGN_CPU = "foreign_cpu"
@@ -60,38 +62,36 @@ def counter_status(vcpu: VcpuState, idx: int) -> CounterStatus:
     if not vcpu.has_pmu:
         return CounterStatus(False, None, StallReason.NO_VPMU)
     event = vcpu.events[idx]
-    host_pmu = None if event is None else event.pmu.name
+    reason = _stall_reason(vcpu, idx, event)
+    return CounterStatus(reason is None, None if event is None else event.pmu.name, reason)
+
+
+def _stall_reason(vcpu: VcpuState, idx: int, event: BackingEvent | None) -> StallReason | None:
+    """The first step from the guest's enables to a counting perf event that fails, if any."""
+    kvm = vcpu.kvm
     if not vcpu.loaded:
-        return CounterStatus(False, host_pmu, StallReason.NOT_LOADED)
-    if event is None:
-        kvm = vcpu.kvm
-        if not (implemented_counter_mask(vcpu) >> idx) & 1:
-            reason = StallReason.UNIMPLEMENTED
-        elif not counter_is_enabled(vcpu, idx):
-            reason = StallReason.DISABLED
-        else:
-            eventsel = CPU_CYCLES if idx == CYCLE_IDX else vcpu.evtyper[idx] & kvm.event_mask
-            if eventsel in (SW_INCR, CHAIN):
-                reason = StallReason.SOFTWARE
-            elif not kvm.event_allowed(eventsel):
-                reason = StallReason.FILTERED
-            elif kvm.fixed_counters_only and kvm.host.probe_armpmu(vcpu.cpu) is None:
-                # FIXED mode could not create the event: no PMU covers this pCPU (v8).
-                reason = StallReason.NO_PMU_CPU
-            else:
-                reason = StallReason.NO_EVENT
-        return CounterStatus(False, None, reason)
+        return StallReason.NOT_LOADED
+    # An event created before N was lowered (SET_NR_COUNTERS from another vCPU, spec §2.6) still
+    # counts: perf knows nothing of N.
+    if event is None and not (implemented_counter_mask(vcpu) >> idx) & 1:
+        return StallReason.UNIMPLEMENTED
     if not counter_is_enabled(vcpu, idx):
-        return CounterStatus(False, host_pmu, StallReason.DISABLED)
-    # The guest enabled the counter. Its event may still be a stale, disabled one: FIXED mode
-    # under v8 cannot recreate it on a pCPU no PMU covers (kvm_pmu_create_perf_event() returns
-    # early and leaves the old event attached), so check coverage before the event's own state.
-    if vcpu.cpu not in event.pmu.cpus:
-        if vcpu.kvm.host.probe_armpmu(vcpu.cpu) is None:
-            return CounterStatus(False, host_pmu, StallReason.NO_PMU_CPU)
-        return CounterStatus(False, host_pmu, StallReason.FOREIGN_CPU)
-    if not event.enabled:  # enabled by the guest, the event re-enabled at the next reload
-        return CounterStatus(False, host_pmu, StallReason.NO_EVENT)
+        return StallReason.DISABLED
+    if event is None:  # kvm_pmu_create_perf_event() creates none for these
+        eventsel = pmc_eventsel(vcpu, idx)
+        if eventsel in (SW_INCR, CHAIN):
+            return StallReason.SOFTWARE
+        if not kvm.event_allowed(eventsel):
+            return StallReason.FILTERED
+    # Coverage before the event's own state: FIXED mode under v8 cannot (re)create an event on a
+    # pCPU no PMU covers (kvm_pmu_create_perf_event() returns early, leaving any old event
+    # attached and disabled), so the pCPU, not the reload, is why the counter stalls there.
+    pmu = kvm.pmu_for_new_event(vcpu.cpu) if event is None else event.pmu
+    if pmu is None or vcpu.cpu not in pmu.cpus:
+        no_pmu = kvm.host.probe_armpmu(vcpu.cpu) is None
+        return StallReason.NO_PMU_CPU if no_pmu else StallReason.FOREIGN_CPU
+    if event is None or not event.enabled:
+        return StallReason.NO_EVENT
     if event.exclude_user and event.exclude_kernel:
-        return CounterStatus(False, host_pmu, StallReason.EXCLUDED)
-    return CounterStatus(True, host_pmu, None)
+        return StallReason.EXCLUDED
+    return None

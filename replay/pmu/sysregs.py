@@ -60,14 +60,17 @@ def _idx_check(vcpu: VcpuState, reg: str, idx: int) -> None:
 
 
 def _read_only(vcpu: VcpuState, reg: str, idx: int, value: int, el0: bool, a32: bool) -> None:
+    """Mirror ``write_to_read_only()``: a write to PMCEID0/1_EL0 UNDEFs."""
     raise UndefinedAccess(reg, "write to a read-only register")
 
 
 def _write_only(vcpu: VcpuState, reg: str, idx: int, el0: bool) -> int:
+    """Mirror ``read_from_write_only()``: a read of PMSWINC_EL0 UNDEFs."""
     raise UndefinedAccess(reg, "read of a write-only register")
 
 
 def _read_pmcr(vcpu: VcpuState, reg: str, idx: int, el0: bool) -> int:
+    """The read half of ``access_pmcr()``: ``kvm_vcpu_read_pmcr()`` (N included)."""
     _el0_check(vcpu, reg, el0, USERENR_EN)
     return read_pmcr(vcpu) & ~(PMCR_P | PMCR_C)  # P and C read as zero
 
@@ -82,16 +85,19 @@ def _write_pmcr(vcpu: VcpuState, reg: str, idx: int, value: int, el0: bool, a32:
 
 
 def _read_pmselr(vcpu: VcpuState, reg: str, idx: int, el0: bool) -> int:
+    """The read half of ``access_pmselr()``: SEL only."""
     _el0_check(vcpu, reg, el0, USERENR_ER | USERENR_EN)
     return vcpu.pmselr & PMSELR_SEL_MASK
 
 
 def _write_pmselr(vcpu: VcpuState, reg: str, idx: int, value: int, el0: bool, a32: bool) -> None:
+    """The write half of ``access_pmselr()``."""
     _el0_check(vcpu, reg, el0, USERENR_ER | USERENR_EN)
     vcpu.pmselr = value & MASK64  # stored raw; reads return SEL only
 
 
 def _read_pmceid(vcpu: VcpuState, reg: str, idx: int, el0: bool) -> int:
+    """Mirror ``access_pmceid()``: ``kvm_pmu_get_pmceid()`` of the VM."""
     _el0_check(vcpu, reg, el0, USERENR_EN)
     return vcpu.kvm.get_pmceid(reg == "PMCEID1_EL0")
 
@@ -109,10 +115,12 @@ def _counter_idx(vcpu: VcpuState, reg: str, idx: int, el0: bool) -> int:
 
 
 def _read_evcntr(vcpu: VcpuState, reg: str, idx: int, el0: bool) -> int:
+    """The read half of ``access_pmu_evcntr()``: ``kvm_pmu_get_counter_value()``."""
     return get_pmc_value(vcpu, _counter_idx(vcpu, reg, idx, el0))
 
 
 def _write_evcntr(vcpu: VcpuState, reg: str, idx: int, value: int, el0: bool, a32: bool) -> None:
+    """The write half of ``access_pmu_evcntr()``: ``kvm_pmu_set_counter_value()``."""
     idx = _counter_idx(vcpu, reg, idx, el0)
     _el0_check(vcpu, reg, el0, USERENR_EN)  # writes additionally need EN
     set_pmc_value(vcpu, idx, value, aarch32=a32)
@@ -128,14 +136,17 @@ def _type_idx(vcpu: VcpuState, reg: str, idx: int, el0: bool) -> int:
 
 
 def _read_evtyper(vcpu: VcpuState, reg: str, idx: int, el0: bool) -> int:
+    """The read half of ``access_pmu_evtyper()``: the stored, masked type."""
     return vcpu.evtyper[_type_idx(vcpu, reg, idx, el0)]
 
 
 def _write_evtyper(vcpu: VcpuState, reg: str, idx: int, value: int, el0: bool, a32: bool) -> None:
+    """The write half of ``access_pmu_evtyper()``: ``kvm_pmu_set_counter_event_type()``."""
     set_counter_event_type(vcpu, value, _type_idx(vcpu, reg, idx, el0))
 
 
 def _read_pmcnten(vcpu: VcpuState, reg: str, idx: int, el0: bool) -> int:
+    """The read half of ``access_pmcnten()``: SET and CLR both read PMCNTENSET_EL0."""
     _el0_check(vcpu, reg, el0, USERENR_EN)
     return vcpu.pmcntenset
 
@@ -152,11 +163,13 @@ def _write_pmcnten(vcpu: VcpuState, reg: str, idx: int, value: int, el0: bool, a
 
 
 def _read_pminten(vcpu: VcpuState, reg: str, idx: int, el0: bool) -> int:
+    """The read half of ``access_pminten()``: SET and CLR both read PMINTENSET_EL1."""
     _el0_check(vcpu, reg, el0, 0)  # never accessible from EL0
     return vcpu.pmintenset
 
 
 def _write_pminten(vcpu: VcpuState, reg: str, idx: int, value: int, el0: bool, a32: bool) -> None:
+    """The write half of ``access_pminten()``: no perf action, the level follows at entry."""
     _el0_check(vcpu, reg, el0, 0)
     val = value & implemented_counter_mask(vcpu)
     if reg == "PMINTENSET_EL1":
@@ -166,11 +179,13 @@ def _write_pminten(vcpu: VcpuState, reg: str, idx: int, value: int, el0: bool, a
 
 
 def _read_pmovs(vcpu: VcpuState, reg: str, idx: int, el0: bool) -> int:
+    """The read half of ``access_pmovs()``: SET and CLR both read PMOVSSET_EL0."""
     _el0_check(vcpu, reg, el0, USERENR_EN)
     return vcpu.pmovsset
 
 
 def _write_pmovs(vcpu: VcpuState, reg: str, idx: int, value: int, el0: bool, a32: bool) -> None:
+    """The write half of ``access_pmovs()``: no perf action, the level follows at entry."""
     _el0_check(vcpu, reg, el0, USERENR_EN)
     val = value & implemented_counter_mask(vcpu)
     if reg == "PMOVSSET_EL0":
@@ -180,15 +195,18 @@ def _write_pmovs(vcpu: VcpuState, reg: str, idx: int, value: int, el0: bool, a32
 
 
 def _write_pmswinc(vcpu: VcpuState, reg: str, idx: int, value: int, el0: bool, a32: bool) -> None:
+    """Mirror ``access_pmswinc()``: ``kvm_pmu_software_increment()`` of the accessible counters."""
     _el0_check(vcpu, reg, el0, USERENR_SW | USERENR_EN)
     software_increment(vcpu, value & implemented_counter_mask(vcpu))
 
 
 def _read_pmuserenr(vcpu: VcpuState, reg: str, idx: int, el0: bool) -> int:
+    """The read half of ``access_pmuserenr()``: readable from EL0 too."""
     return vcpu.pmuserenr & USERENR_MASK
 
 
 def _write_pmuserenr(vcpu: VcpuState, reg: str, idx: int, value: int, el0: bool, a32: bool) -> None:
+    """The write half of ``access_pmuserenr()``: EL1 only (``vcpu_mode_priv()``)."""
     if el0:
         raise UndefinedAccess(reg, "PMUSERENR_EL0 is not writable from EL0")
     vcpu.pmuserenr = value & USERENR_MASK
@@ -227,7 +245,15 @@ GUEST_REGISTERS = _table()
 _NUMBERED = tuple(f"{kind}{n}_" for kind in ("PMEVCNTR", "PMEVTYPER") for n in range(31))
 
 
-def _lookup(vcpu: VcpuState, name: str, idx: int | None) -> tuple[Reader, Writer, str, int]:
+def resolve(name: str, idx: int | None) -> tuple[Reader, Writer, str, int]:
+    """PMU register ``name`` (``idx`` for a generic ``<n>`` name): its accessors, its Arm name
+    with the index filled in, and its counter index (-1: none, or the one PMSELR_EL0 selects).
+
+    Raises
+    ------
+    UnknownRegisterError
+        For a name that is not a PMU register, or a bad index.
+    """
     entry = GUEST_REGISTERS.get(name)
     if entry is None:
         known = ", ".join(n for n in GUEST_REGISTERS if not n.startswith(_NUMBERED))
@@ -252,9 +278,11 @@ def guest_read(vcpu: VcpuState, name: str, idx: int | None = None, *, el0: bool 
     UnknownRegisterError
         For a name that is not a PMU register, or a bad index.
     """
+    # pmu_visibility() hides every PMU register of a vCPU without a PMU (REG_HIDDEN), and
+    # perform_access() injects an UNDEF for a hidden register.
     if not vcpu.has_pmu:
         raise UndefinedAccess(name, "the vCPU has no PMU (register hidden)")
-    reader, _, reg, index = _lookup(vcpu, name, idx)
+    reader, _, reg, index = resolve(name, idx)
     return reader(vcpu, reg, index, el0)
 
 
@@ -268,7 +296,7 @@ def guest_write(
     aarch32: bool = False,
 ) -> None:
     """Emulate a trapped guest ``MSR`` of PMU register ``name`` (see :func:`guest_read`)."""
-    if not vcpu.has_pmu:
+    if not vcpu.has_pmu:  # pmu_visibility(): REG_HIDDEN, see guest_read()
         raise UndefinedAccess(name, "the vCPU has no PMU (register hidden)")
-    _, writer, reg, index = _lookup(vcpu, name, idx)
+    _, writer, reg, index = resolve(name, idx)
     writer(vcpu, reg, index, value & MASK64, el0, aarch32)

@@ -12,9 +12,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final, Literal
 
-#: Device-attribute group of every PMU attribute (``KVM_ARM_VCPU_PMU_V3_CTRL``).
-KVM_ARM_VCPU_PMU_V3_CTRL: Final = 0
-
 EINVAL: Final = errno.EINVAL
 EBUSY: Final = errno.EBUSY
 ENXIO: Final = errno.ENXIO
@@ -32,7 +29,7 @@ DEFAULT_PMU_IRQ: Final = 23
 
 
 class PmuAttr(IntEnum):
-    """Attributes of group ``KVM_ARM_VCPU_PMU_V3_CTRL``."""
+    """Attributes of group ``KVM_ARM_VCPU_PMU_V3_CTRL`` (0)."""
 
     IRQ = 0
     INIT = 1

@@ -9,10 +9,9 @@ created and initialised, as the selftests and QEMU do before PMU INIT.
 
 from __future__ import annotations
 
+from replay.pmu import sysregs
 from replay.pmu.arch import (
-    CYCLE_IDX,
     MASK64,
-    MAX_EVENT_COUNTERS,
     PMCR_LC,
     PMCR_N_MASK,
     PMCR_N_SHIFT,
@@ -24,6 +23,7 @@ from replay.pmu.counters import (
     read_pmcr,
     set_counter_value_user,
 )
+from replay.pmu.errors import UnknownRegisterError
 from replay.pmu.state import VcpuState, reset_pmu_regs
 from replay.pmu.uapi import EBUSY, EINVAL, ENODEV, ENOENT, ENOEXEC, ENXIO, EventFilter, PmuAttr
 
@@ -138,19 +138,19 @@ def has_attr(vcpu: VcpuState, attr: int) -> int:
     return -ENXIO
 
 
-def _reg_index(name: str, idx: int | None) -> tuple[str, int]:
-    """Split ``PMEVCNTR3_EL0`` / (``PMEVCNTR<n>_EL0``, 3) into a kind and an index."""
-    for kind in ("PMEVCNTR", "PMEVTYPER"):
-        if name == f"{kind}<n>_EL0" and idx is not None and 0 <= idx < MAX_EVENT_COUNTERS:
-            return kind, idx
-        digits = name.removeprefix(kind).removesuffix("_EL0")
-        if name.startswith(kind) and digits.isdigit() and int(digits) < MAX_EVENT_COUNTERS:
-            return kind, int(digits)
-    if name == "PMCCNTR_EL0":
-        return "PMEVCNTR", CYCLE_IDX
-    if name == "PMCCFILTR_EL0":
-        return "PMEVTYPER", CYCLE_IDX
-    return name, -1
+def _reg_kind(name: str, idx: int | None) -> tuple[str, int]:
+    """``name`` as :func:`sysregs.resolve` resolves it for the guest: ``PMEVCNTR`` (a counter's
+    value, PMCCNTR_EL0 included), ``PMEVTYPER`` (its type, PMCCFILTR_EL0 included) or the
+    register's own name, and the counter index. Unknown names come back unchanged, index -1."""
+    try:
+        _, _, reg, index = sysregs.resolve(name, idx)
+    except UnknownRegisterError:
+        return name, -1
+    if reg.startswith(("PMEVCNTR", "PMCCNTR")):
+        return "PMEVCNTR", index
+    if reg.startswith(("PMEVTYPER", "PMCCFILTR")):
+        return "PMEVTYPER", index
+    return reg, index
 
 
 def get_one_reg(vcpu: VcpuState, name: str, idx: int | None = None) -> tuple[int, int]:
@@ -163,7 +163,7 @@ def get_one_reg(vcpu: VcpuState, name: str, idx: int | None = None) -> tuple[int
         return -ENOEXEC, 0
     if not vcpu.has_pmu:
         return -ENOENT, 0  # REG_HIDDEN
-    kind, index = _reg_index(name, idx)
+    kind, index = _reg_kind(name, idx)
     if kind == "PMEVCNTR":
         return 0, get_pmc_value(vcpu, index)
     if kind == "PMEVTYPER":
@@ -190,7 +190,7 @@ def set_one_reg(vcpu: VcpuState, name: str, value: int, idx: int | None = None) 
     if not vcpu.has_pmu:
         return -ENOENT
     value &= MASK64
-    kind, index = _reg_index(name, idx)
+    kind, index = _reg_kind(name, idx)
     if kind == "PMEVCNTR":
         set_counter_value_user(vcpu, index, value)
     elif kind == "PMEVTYPER":

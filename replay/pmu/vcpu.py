@@ -102,10 +102,7 @@ class Vcpu(VcpuState):
             raise VpmuStateError(f"{self!r}: guest_enter() needs a loaded vCPU outside guest mode")
         if not self.has_run:
             self._first_run_init()
-        if self.reload_pending:  # check_vcpu_requests()
-            self.reload_pending = False
-            reload_pmu(self)
-        update_state(self)  # kvm_pmu_flush_hwstate()
+        self._check_requests_and_flush_hwstate()
         if self.on_unsupported_cpu:  # kvm_vcpu_exit_request()
             return FailEntry(cpu=self.cpu)
         self.in_guest = True
@@ -140,7 +137,7 @@ class Vcpu(VcpuState):
         :class:`~replay.pmu.errors.UndefinedAccess`."""
         self._require_guest(name)
         value = sysregs.guest_read(self, name, idx, el0=el0)
-        self._trap_return()
+        self._check_requests_and_flush_hwstate()
         return value
 
     def write_sysreg(
@@ -155,7 +152,7 @@ class Vcpu(VcpuState):
         """Guest ``MSR`` of a PMU register (``aarch32``: the guest is in AArch32 state)."""
         self._require_guest(name)
         sysregs.guest_write(self, name, value, idx, el0=el0, aarch32=aarch32)
-        self._trap_return()
+        self._check_requests_and_flush_hwstate()
 
     # -- side-effect-free queries -------------------------------------------------------------
 
@@ -182,11 +179,6 @@ class Vcpu(VcpuState):
         """The perf event backing counter ``idx`` (do not mutate it)."""
         return self.events[idx]
 
-    @property
-    def event_creations(self) -> int:
-        """Backing events created so far, over all counters (spec invariant 14)."""
-        return sum(self.creations)
-
     # -- internals ------------------------------------------------------------------------------
 
     def _first_run_init(self) -> None:
@@ -202,8 +194,10 @@ class Vcpu(VcpuState):
         self.has_run = True
         self.kvm.has_ran_once = True
 
-    def _trap_return(self) -> None:
-        """Back into the guest after a trapped access: requests, then the interrupt level."""
+    def _check_requests_and_flush_hwstate(self) -> None:
+        """What every pass into the guest runs, after a trapped access too:
+        ``check_vcpu_requests()`` (a pending ``KVM_REQ_RELOAD_PMU``), then
+        ``kvm_pmu_flush_hwstate()`` (the interrupt level)."""
         if self.reload_pending:
             self.reload_pending = False
             reload_pmu(self)

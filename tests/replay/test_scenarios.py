@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from itertools import product
 
 import pytest
 
@@ -15,8 +16,9 @@ from replay.pmu import (
     KernelSemantics,
     KvmRefusedError,
     PmuVer,
+    Quirks,
 )
-from replay.scenarios import MODES, Mode, Scenario, build_vm
+from replay.scenarios import MODES, Mode, Scenario, build_vm, parse_scenario
 from tests.replay.pmu.helpers import A53, A57, two_clusters
 
 
@@ -43,6 +45,27 @@ def test_every_mode_is_described_by_data() -> None:
 )
 def test_scenario_names(scenario: Scenario, name: str) -> None:
     assert scenario.name == name
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        Scenario(mode, kernel, 3, A57 if mode == Mode.SET_PMU else None, quirks=Quirks(*quirks))
+        for mode, kernel, quirks in product(Mode, KernelSemantics, product((False, True), repeat=2))
+    ],
+    ids=lambda s: s.name,
+)
+def test_parse_scenario_reads_back_every_name_without_filter_or_n(scenario: Scenario) -> None:
+    assert parse_scenario(scenario.name, default_init_cpu=scenario.init_cpu) == scenario
+
+
+@pytest.mark.parametrize(
+    ("scenario", "part"),
+    [(Scenario(event_filters=(EventFilter(0x11, 1),)), "filter"), (Scenario(nr_counters=2), "n2")],
+)
+def test_parse_scenario_rejects_the_filter_and_n_name_parts(scenario: Scenario, part: str) -> None:
+    with pytest.raises(UsageError, match=f"unknown option '{part}'"):
+        parse_scenario(scenario.name)
 
 
 @pytest.mark.parametrize(

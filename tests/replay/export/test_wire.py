@@ -43,7 +43,7 @@ def _packets(data: bytes) -> list[TracePacket]:
     return list(trace.packet)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=max(200, settings.default.max_examples), deadline=None)
 @given(
     st.lists(
         st.tuples(U64, U64, st.integers(-(1 << 63), (1 << 63) - 1)),
@@ -100,7 +100,7 @@ def test_nested_messages_and_doubles_equal_protobuf_objects() -> None:
         assert got == want
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=max(100, settings.default.max_examples), deadline=None)
 @given(
     st.lists(
         st.lists(st.binary(min_size=1, max_size=1), min_size=1, max_size=6), min_size=1, max_size=4

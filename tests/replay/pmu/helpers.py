@@ -28,6 +28,21 @@ def two_clusters(*, a53_counters: int = 6, a57_counters: int = 6, no_pmu_cpus: i
     return HostPmus([a53, a57], possible_cpus=range(8 + no_pmu_cpus))
 
 
+def pmu_of(host: HostPmus, cpu: int) -> HostPmu | None:
+    """``P(c)`` of spec §8.6: the first host PMU, in registration order, whose CPUs include ``cpu``.
+
+    Read off the host description rather than ``HostPmus.probe_armpmu()``, so that the test
+    oracles do not share the model's code. Only meaningful on a host that offers a vPMU (all its
+    PMUs are registered then, spec §1.1).
+    """
+    return next((p for p in host.pmus if cpu in p.cpus), None)
+
+
+def pmu_cpus(host: HostPmus) -> frozenset[int]:
+    """The CPUs some host PMU covers (the v4 FIXED_COUNTERS_ONLY ``supported_cpus``, spec §8.4)."""
+    return frozenset().union(*(p.cpus for p in host.pmus))
+
+
 def running_vcpu(scenario: Scenario, host: HostPmus, cpu: int) -> Vcpu:
     """vCPU 0 of a VM built for ``scenario``, loaded on ``cpu`` and in guest mode."""
     vcpu = build_vm(scenario, host).vcpus[0]

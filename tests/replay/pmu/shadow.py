@@ -4,7 +4,9 @@ It knows nothing of perf events, folding, reloads or requests: it keeps each cou
 applies the statements of spec ``kvm-pmu.md`` §8.6 directly (a counter advances during a guest
 interval iff enabled, not filtered, admitted by its U/P bits and the pCPU has the right PMU for
 the mode; it wraps and flags overflow at 2^32 or 2^64 per LC/LP; SW_INCR and CHAIN change only on
-PMSWINC writes and even-partner overflows). The model must agree with it after every operation.
+PMSWINC writes and even-partner overflows). The VM's configuration (mode, B, N, PMUv3p5) comes
+from the scenario and the host description, never from the model, which must agree with the
+oracle after every operation.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from replay.pmu import HostPmu, HostPmus, Vcpu
+from replay.pmu import HostPmu, HostPmus, PmuVer, Vcpu
 from replay.pmu.arch import (
     CHAIN,
     CPU_CYCLES,
@@ -29,6 +31,8 @@ from replay.pmu.arch import (
     SW_INCR,
     counter_mask,
 )
+from replay.scenarios import Mode, Scenario
+from tests.replay.pmu.helpers import pmu_of
 
 
 @dataclass
@@ -37,7 +41,7 @@ class Shadow:
 
     host: HostPmus
     fixed: bool
-    bound: HostPmu | None  # B = kvm->arch.arm_pmu outside FIXED mode
+    bound: HostPmu  # B = kvm->arch.arm_pmu, which counts outside FIXED mode
     n: int
     p5: bool
     event_mask: int
@@ -50,16 +54,30 @@ class Shadow:
     value: list[int] = field(default_factory=lambda: [0] * 32)
 
     @classmethod
-    def of(cls, vcpu: Vcpu, allowed: Callable[[int], bool]) -> Shadow:
-        """Start from the model's state right after configuration (reset values included)."""
-        kvm = vcpu.kvm
+    def of(
+        cls, vcpu: Vcpu, scenario: Scenario, host: HostPmus, allowed: Callable[[int], bool]
+    ) -> Shadow:
+        """The VM configuration the spec derives from ``scenario`` and ``host`` (§8.2-§8.4, §5.3),
+        and the registers of the model's ``vcpu`` right after it (their reset values are UNKNOWN).
+        """
+        fixed = scenario.mode is Mode.FIXED_COUNTERS_ONLY
+        if scenario.mode is Mode.SET_PMU:
+            bound = host.by_name(scenario.set_pmu or "")
+        else:
+            bound = pmu_of(host, scenario.init_cpu)
+        assert bound is not None
+        # N: none in FIXED mode (invariant 4), else SET_NR_COUNTERS or B's count (invariants 1, 2).
+        n = scenario.nr_counters if scenario.nr_counters is not None else bound.num_counters
         shadow = cls(
-            host=kvm.host,
-            fixed=kvm.fixed_counters_only,
-            bound=kvm.arm_pmu,
-            n=kvm.nr_pmu_counters,
-            p5=kvm.pmuv3p5,
-            event_mask=kvm.event_mask,
+            host=host,
+            fixed=fixed,
+            bound=bound,
+            n=0 if fixed else n,
+            # Invariant 11: 64-bit event counters iff every CPU has PMUv3p5 (the guest's PMUVer is
+            # the common host value capped at V3P5); CPUs without a PMU report the first PMU's.
+            p5=all(p.pmuver >= PmuVer.V3P5 for p in host.pmus),
+            # Every host the properties draw is PMUv3p1 or later: a 16-bit event space.
+            event_mask=0xFFFF,
             allowed=allowed,
         )
         shadow.pmcr = vcpu.get_one_reg("PMCR_EL0")[1] & 0xFF
@@ -95,8 +113,7 @@ class Shadow:
     def pmu_counts_on(self, cpu: int) -> bool:
         """Invariants 7 and 8: the mode's PMU can count on ``cpu``."""
         if self.fixed:
-            return self.host.probe_armpmu(cpu) is not None
-        assert self.bound is not None
+            return pmu_of(self.host, cpu) is not None
         return cpu in self.bound.cpus
 
     def irq_status(self) -> bool:

@@ -29,7 +29,6 @@ from replay.pmu import (
     PmuVer,
     StallReason,
     UndefinedAccess,
-    Vcpu,
 )
 from replay.pmu.arch import (
     CHAIN,
@@ -46,7 +45,7 @@ from replay.pmu.arch import (
     SW_INCR,
 )
 from replay.scenarios import Mode, Scenario, build_vm
-from tests.replay.pmu.helpers import BITMAP_REGS
+from tests.replay.pmu.helpers import BITMAP_REGS, pmu_cpus, pmu_of
 from tests.replay.pmu.shadow import Shadow
 
 STALL_FRONTEND = 0x23
@@ -86,9 +85,9 @@ def scenarios(draw: st.DrawFn, host: HostPmus) -> Scenario:
     filters = draw(st.sampled_from(FILTERS))
     if mode == Mode.FIXED_COUNTERS_ONLY and kernel == KernelSemantics.V8:
         filters = ()  # v8 refuses any filter with FIXED_COUNTERS_ONLY
-    init_cpu = draw(st.sampled_from(sorted(host.union_cpus)))
+    init_cpu = draw(st.sampled_from(sorted(pmu_cpus(host))))
     target = draw(st.sampled_from(host.pmus))
-    bound = target if mode == Mode.SET_PMU else host.probe_armpmu(init_cpu)
+    bound = target if mode == Mode.SET_PMU else pmu_of(host, init_cpu)
     assert bound is not None
     nr_counters = None
     if mode != Mode.FIXED_COUNTERS_ONLY and draw(st.booleans()):
@@ -174,20 +173,19 @@ def supported_cpus(scenario: Scenario, host: HostPmus) -> frozenset[int]:
         assert pmu is not None
         return pmu.cpus
     if scenario.mode == Mode.FIXED_COUNTERS_ONLY and scenario.kernel == KernelSemantics.V4:
-        return host.union_cpus
+        return pmu_cpus(host)
     return host.possible_cpus
 
 
-def expected_recreations(v: Vcpu, before: Any, cpu: int) -> int | None:
+def expected_recreations(sh: Shadow, kernel: KernelSemantics, before: Any, cpu: int) -> int | None:
     """Invariant 14 for the cycle counter across one load+entry; None when it does not apply."""
     event, enabled = before
     if event is None or not enabled:
         return None
-    kvm = v.kvm
-    target = kvm.host.probe_armpmu(cpu) if kvm.fixed_counters_only else kvm.arm_pmu
-    if kvm.kernel == KernelSemantics.V4:
+    target = pmu_of(sh.host, cpu) if sh.fixed else sh.bound
+    if kernel == KernelSemantics.V4:
         return int(cpu not in event.pmu.cpus and target is not None)
-    if kvm.fixed_counters_only:
+    if sh.fixed:
         return int(target is not None and target is not event.pmu)
     return 0
 
@@ -200,7 +198,8 @@ class Run:
 
     def __init__(self, host: HostPmus, scenario: Scenario) -> None:
         self.v = build_vm(scenario, host).vcpus[0]
-        self.sh = Shadow.of(self.v, allowed_by(scenario.event_filters))
+        self.sh = Shadow.of(self.v, scenario, host, allowed_by(scenario.event_filters))
+        self.kernel = scenario.kernel
         self.supported = supported_cpus(scenario, host)
         self.cpus = sorted(host.possible_cpus)
         self.before_load: Any = None
@@ -241,7 +240,7 @@ class Run:
         if not outcome.entered:
             assert outcome == FailEntry(cpu=v.cpu)
         if self.before_load is not None:
-            expected = expected_recreations(v, self.before_load, v.cpu)
+            expected = expected_recreations(self.sh, self.kernel, self.before_load, v.cpu)
             if expected is not None:
                 assert v.creations[CYCLE_IDX] - self.created_before == expected
         self.before_load = None
@@ -317,7 +316,7 @@ class Run:
             status = v.counter_status(k)
             assert status.counting == sh.pmu_counts_on(v.cpu), (k, status)
             if not status.counting:
-                no_pmu = v.kvm.host.probe_armpmu(v.cpu) is None
+                no_pmu = pmu_of(sh.host, v.cpu) is None
                 cause = StallReason.NO_PMU_CPU if no_pmu else StallReason.FOREIGN_CPU
                 assert status.reason == cause, (k, status)
 
@@ -345,7 +344,21 @@ P5_BIG_LITTLE = HostPmus(
 DEFAULT0 = Scenario()
 FIXED = Scenario(mode=Mode.FIXED_COUNTERS_ONLY)
 FIXED8 = Scenario(mode=Mode.FIXED_COUNTERS_ONLY, kernel=KernelSemantics.V8)
-CYCLES_ON = [("load", 0), ("enter",), ("PMCNTENSET_EL0", 1 << 31), ("pmcr", PMCR_E | PMCR_C)]
+
+
+def cycles_at(value: int, *, irq: bool = False) -> list[Op]:
+    """The cycle counter running on CPU 0 from ``value``, its overflow interrupt on if ``irq``."""
+    ops: list[Op] = [
+        ("load", 0),
+        ("enter",),
+        ("PMCNTENSET_EL0", 1 << 31),
+        ("pmcr", PMCR_E | PMCR_C),
+    ]
+    if irq:
+        ops.append(("PMINTENSET_EL1", 1 << 31))
+    return [*ops, ("write", 31, value)]
+
+
 # Event counter 0 counts INST_RETIRED, counter 1 chains on it, counter 2 is a SW_INCR counter.
 EVENTS_ON = [
     ("load", 0),
@@ -360,7 +373,7 @@ EVENTS_ON = [
 
 
 @settings(
-    max_examples=600,
+    max_examples=max(600, settings.default.max_examples),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -386,9 +399,7 @@ EVENTS_ON = [
         BIG_LITTLE,
         DEFAULT0,
         [
-            *CYCLES_ON,
-            ("PMINTENSET_EL1", 1 << 31),
-            ("write", 31, 2**32 - 10),
+            *cycles_at(2**32 - 10, irq=True),
             ("advance", {CPU_CYCLES: 10}, {}),
             ("advance", {CPU_CYCLES: 2**32}, {}),
             ("PMOVSCLR_EL0", 1 << 31),
@@ -445,9 +456,7 @@ EVENTS_ON = [
         BIG_LITTLE,
         FIXED,
         [
-            *CYCLES_ON,
-            ("PMINTENSET_EL1", 1 << 31),
-            ("write", 31, 2**32 - 1),
+            *cycles_at(2**32 - 1, irq=True),
             ("migrate", 2),
             ("advance", {CPU_CYCLES: 1}, {}),
             ("migrate", 4),  # no registered PMU: v4 refuses entry
@@ -462,9 +471,7 @@ EVENTS_ON = [
         BIG_LITTLE,
         FIXED,
         [
-            *CYCLES_ON,
-            ("PMINTENSET_EL1", 1 << 31),
-            ("write", 31, 2**32 - 1),
+            *cycles_at(2**32 - 1, irq=True),
             ("advance", {CPU_CYCLES: 1}, {}),
             ("migrate", 3),
             ("advance", {CPU_CYCLES: 2**32 - 1}, {}),
@@ -479,8 +486,7 @@ EVENTS_ON = [
         BIG_LITTLE,
         FIXED8,
         [
-            *CYCLES_ON,
-            ("write", 31, 2**32 - 1),
+            *cycles_at(2**32 - 1),
             ("migrate", 4),  # v8: runs, frozen
             ("advance", {CPU_CYCLES: 50}, {}),
             ("migrate", 3),
@@ -496,8 +502,7 @@ EVENTS_ON = [
         BIG_LITTLE,
         DEFAULT0,
         [
-            *CYCLES_ON,
-            ("write", 31, 2**32 - 1),
+            *cycles_at(2**32 - 1),
             ("migrate", 2),
             ("advance", {CPU_CYCLES: 10}, {}),
             ("migrate", 4),
