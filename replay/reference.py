@@ -21,8 +21,7 @@ from replay.engine import (
     finish_observations,
 )
 from replay.pmu import ENTERED, Vcpu
-from replay.pmu.arch import MASK32, MASK64
-from replay.pmu.counters import pmc_is_64bit
+from replay.pmu.counters import counter_width_mask
 from replay.profiles import CounterRequest
 from replay.scenarios import Scenario
 
@@ -49,7 +48,7 @@ class _Stepper:
         self.vcpu = vcpu
         self.requests = requests
         self.scenario = scenario
-        self.masks = {r.idx: MASK64 if pmc_is_64bit(vcpu, r.idx) else MASK32 for r in requests}
+        self.masks = {r.idx: counter_width_mask(vcpu, r.idx) for r in requests}
         self.residency: int | None = None
         self.window: int | None = None
         self.rows: list[Row] = []
