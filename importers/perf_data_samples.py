@@ -220,19 +220,9 @@ def decode_samples(
     pos = np.full(len(idx), fixed_end, np.int64)
     if attr.has("READ"):
         out.read_at = off + pos
-        rf = attr.read_format
-        per_value = 1 + bool(rf & READ_ID) + bool(rf & READ_LOST)
-        times = bool(rf & READ_TOTAL_TIME_ENABLED) + bool(rf & READ_TOTAL_TIME_RUNNING)
-        if rf & READ_GROUP:
-            valid &= pos + 8 <= size
-            nr = _u64_at(stream, off + np.where(valid, pos, 0), big)
-            nr = np.where(valid & (nr < (1 << 16)), nr, 0)
-            valid &= nr < (1 << 16)
-            out.read_nr = nr
-            pos = pos + 8 * (1 + times + nr * per_value)
-        else:
-            out.read_nr = np.ones(len(idx), np.int64)
-            pos = pos + 8 * (per_value + times)
+        out.read_nr, fits = _read_values(stream, off, pos, size, attr, big)
+        valid &= fits
+        pos = pos + 8 * read_format_words(attr, out.read_nr)
         valid &= pos <= size
     if attr.has("CALLCHAIN"):
         ok = valid & (pos + 8 <= size)
@@ -254,6 +244,60 @@ def decode_samples(
         valid &= fits
     out.valid = valid
     return out
+
+
+#: a record's size is a u16, so a read group claiming this many values is corrupt
+MAX_READ_VALUES = 1 << 16
+
+
+def read_format_words(attr: PerfAttr, nr: NDArray[np.int64]) -> NDArray[np.int64]:
+    """u64 words of a read_format block holding ``nr`` counter values (``evsel__parse_sample``).
+
+    Group: ``{nr, [enabled], [running], {value, [id], [lost]}[nr]}``; otherwise one value:
+    ``{value, [enabled], [running], [id], [lost]}``.
+    """
+    rf = attr.read_format
+    per_value = 1 + bool(rf & READ_ID) + bool(rf & READ_LOST)
+    times = bool(rf & READ_TOTAL_TIME_ENABLED) + bool(rf & READ_TOTAL_TIME_RUNNING)
+    if rf & READ_GROUP:
+        return 1 + times + nr * per_value
+    return np.full(len(nr), per_value + times, np.int64)
+
+
+def _read_values(
+    stream: RecordStream,
+    off: NDArray[np.int64],
+    pos: NDArray[np.int64] | int,
+    size: NDArray[np.int64],
+    attr: PerfAttr,
+    big: bool,
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Counter values of the read_format blocks ``pos`` bytes into records at ``off``, and
+    whether each record is long enough for its ``nr`` (0 values where it is not)."""
+    n = len(off)
+    if not attr.read_format & READ_GROUP:
+        return np.ones(n, np.int64), np.ones(n, bool)
+    has_nr = pos + 8 <= size
+    nr = _u64_at(stream, off + np.where(has_nr, pos, 0), big)
+    fits = has_nr & (nr < MAX_READ_VALUES)
+    return np.where(fits, nr, 0), fits
+
+
+def decode_read_records(
+    stream: RecordStream, idx: NDArray[np.intp], attr: PerfAttr, big: bool
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Counter values in each READ record ``idx`` of ``attr`` (0 where the record is too
+    short), and which records hold them.
+
+    A READ record is ``{u32 pid, tid}``, a read_format block, then the sample_id trailer.
+    """
+    off = stream.offset[idx]
+    size = stream.size[idx].astype(np.int64)
+    nr, fits = _read_values(stream, off, 16, size, attr, big)
+    trailer = _fixed_offsets(attr.sample_type, _TRAILER)["_end"]
+    end = 16 + 8 * read_format_words(attr, nr) + (trailer if attr.flag("sample_id_all") else 0)
+    fits &= end <= size
+    return np.where(fits, nr, 0), fits
 
 
 def _u64_at(stream: RecordStream, at: NDArray[np.int64], big: bool) -> NDArray[np.int64]:

@@ -28,7 +28,7 @@ from importers.perf_data_attr import (
     TYPE_TRACEPOINT,
     PerfAttr,
 )
-from importers.perf_data_decode import Decoded, read_value_count
+from importers.perf_data_decode import Decoded
 from importers.perf_data_records import (
     COMM,
     EXIT,
@@ -202,9 +202,8 @@ def pmu_counts(d: Decoded, names: list[str], pmus: PmuMap) -> pa.Table:
     reads = d.of_type(READ)
     for k in np.unique(d.attr[reads]).tolist():
         idx = reads[d.attr[reads] == k]
-        nr = read_value_count(d.stream, idx, d.attrs[k], d.big)
         at = d.stream.offset[idx] + 16
-        parts.append(_read_rows(d, k, idx, at, nr, names, pmus, "READ record"))
+        parts.append(_read_rows(d, k, idx, at, d.read_nr[idx], names, pmus, "READ record"))
     return _by_seq("pmu_counts", parts)
 
 
