@@ -31,7 +31,7 @@ from importers.perf_data_attr import (
     S,
 )
 from importers.perf_data_records import RecordStream
-from importers.tracedat_fields import FieldGather
+from importers.tracedat_fields import FieldGather, gather_uint
 from importers.tracedat_pages import _u32, _u64
 
 _PREFIX = ("IDENTIFIER", "IP", "TID", "TIME", "ADDR", "ID", "STREAM_ID", "CPU", "PERIOD")
@@ -226,7 +226,7 @@ def decode_samples(
         valid &= pos <= size
     if attr.has("CALLCHAIN"):
         ok = valid & (pos + 8 <= size)
-        nr = _u64_at(stream, off + np.where(ok, pos, 0), big)
+        nr = _count_at(stream, off + np.where(ok, pos, 0), big)
         fits = ok & (nr <= (size - pos - 8) // 8)
         out.callchain_nr = np.where(fits, nr, 0)
         valid &= fits
@@ -278,7 +278,7 @@ def _read_values(
     if not attr.read_format & READ_GROUP:
         return np.ones(n, np.int64), np.ones(n, bool)
     has_nr = pos + 8 <= size
-    nr = _u64_at(stream, off + np.where(has_nr, pos, 0), big)
+    nr = _count_at(stream, off + np.where(has_nr, pos, 0), big)
     fits = has_nr & (nr < MAX_READ_VALUES)
     return np.where(fits, nr, 0), fits
 
@@ -300,8 +300,10 @@ def decode_read_records(
     return np.where(fits, nr, 0), fits
 
 
-def _u64_at(stream: RecordStream, at: NDArray[np.int64], big: bool) -> NDArray[np.int64]:
-    v = _int(FieldGather(stream.data, at, at, big), 0, 8, False)
+def _count_at(stream: RecordStream, at: NDArray[np.int64], big: bool) -> NDArray[np.int64]:
+    """The u64 counts (``nr``) at ``at``, clamped to int64 so sizes computed from them are
+    compared as integers (uint64 against int64 would compare as float64)."""
+    v = gather_uint(stream.data, at, 0, 8, big)
     return np.minimum(v, np.uint64(1 << 62)).astype(np.int64)
 
 

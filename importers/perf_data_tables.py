@@ -41,7 +41,7 @@ from importers.perf_data_records import (
 )
 from importers.schema import SIDE_TABLES, TYPED_TABLES
 from importers.skips import SkipLog
-from importers.tracedat_fields import FieldGather
+from importers.tracedat_fields import FieldGather, gather_uint
 from importers.tracedat_tables import _dictionary_from
 
 #: PERF_RECORD_MISC_* bits
@@ -235,9 +235,7 @@ def _read_rows(
     data, big = d.stream.data, d.big
 
     def u64(where: NDArray[np.int64]) -> NDArray[np.uint64]:
-        v = FieldGather(data, where, where, big).integer(0, 8, False)
-        assert v is not None
-        return v.astype(np.uint64)
+        return gather_uint(data, where, 0, 8, big)
 
     columns: dict[str, pa.Array] = {
         "ts": _nullable(d.ts[idx][row], d.ts[idx][row] <= 0, pa.int64()),
