@@ -91,21 +91,28 @@ def identify(
     off = stream.offset[idx]
     words = (stream.size[idx].astype(np.int64) - 8) // 8
     if sample:
-        where, ok = 8 + 8 * pos, words > pos
-        ids = _int(FieldGather(stream.data, off, words, big), where, 8, False)
+        ok = words > pos
+        ids = gather_uint(stream.data, off, 8 + 8 * pos, 8, big)
     else:
         ok = words >= pos
-        ids = _int(FieldGather(stream.data, off + 8 + 8 * (words - pos), words, big), 0, 8, False)
-    known = np.array(sorted({i for a in attrs for i in a.ids}), np.uint64)
-    owner_of = {i: k for k, a in enumerate(attrs) for i in a.ids}
-    owners = np.array([owner_of[int(i)] for i in known], np.int32)
-    at = np.clip(np.searchsorted(known, ids), 0, max(len(known) - 1, 0))
-    out = np.full(n, NO_ATTR, np.int32)
-    if len(known):
-        hit = known[at] == ids
-        out[hit] = owners[at[hit]]
+        ids = gather_uint(stream.data, off + 8 + 8 * (words - pos), 0, 8, big)
+    out = attr_of_ids(attrs, ids)
     out[ok & (ids == 0)] = 0
     out[~ok] = NO_ATTR
+    return out
+
+
+def attr_of_ids(attrs: list[PerfAttr], ids: NDArray[np.uint64]) -> NDArray[np.int32]:
+    """Index of the attr that lists each event id (:data:`NO_ATTR` for an unknown id)."""
+    owner_of = {i: k for k, a in enumerate(attrs) for i in a.ids}
+    out = np.full(len(ids), NO_ATTR, np.int32)
+    if not owner_of:
+        return out
+    known = np.array(sorted(owner_of), np.uint64)
+    owners = np.array([owner_of[int(i)] for i in known], np.int32)
+    at = np.clip(np.searchsorted(known, ids), 0, len(known) - 1)
+    hit = known[at] == ids
+    out[hit] = owners[at[hit]]
     return out
 
 

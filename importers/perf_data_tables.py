@@ -39,6 +39,7 @@ from importers.perf_data_records import (
     SWITCH,
     SWITCH_CPU_WIDE,
 )
+from importers.perf_data_samples import attr_of_ids
 from importers.schema import SIDE_TABLES, TYPED_TABLES
 from importers.skips import SkipLog
 from importers.tracedat_fields import FieldGather, gather_uint
@@ -251,8 +252,9 @@ def _read_rows(
         columns["time_running_ns"] = pa.array(u64(times_at[row] + 8 * enabled))
     owner = np.full(len(row), k, np.int64)
     if rf & READ_ID:
-        ids = u64(value_at + id_after)
-        owner = _owners(d.attrs, ids, k)
+        # when no attr lists its ids, the values stay credited to the attr that read them
+        if any(a.ids for a in d.attrs):
+            owner = attr_of_ids(d.attrs, u64(value_at + id_after)).astype(np.int64)
     elif group:
         owner = np.where(k + j < len(d.attrs), k + j, -1)
     event_names: list[str | None] = list(names)
@@ -260,16 +262,6 @@ def _read_rows(
     pmu_names: list[str | None] = [pmus.of_attr(a) for a in d.attrs]
     columns["pmu"] = labels(owner, pmu_names)
     return _table("pmu_counts", columns, len(row))
-
-
-def _owners(attrs: list[PerfAttr], ids: NDArray[np.uint64], default: int) -> NDArray[np.int64]:
-    owner_of = {i: a for a, attr in enumerate(attrs) for i in attr.ids}
-    known = np.array(sorted(owner_of), np.uint64)
-    if not len(known):
-        return np.full(len(ids), default, np.int64)
-    at = np.clip(np.searchsorted(known, ids), 0, len(known) - 1)
-    owners = np.array([owner_of[int(i)] for i in known], np.int64)
-    return np.where(known[at] == ids, owners[at], -1)
 
 
 def switches(d: Decoded, skips: SkipLog) -> pa.Table:
