@@ -112,11 +112,38 @@ class TraceDat:
 def read_container(r: Reader) -> TraceDat:
     """Parse the prefix, metadata and options of the trace.dat behind ``r``."""
     r.section = "file header"
+    prefix = read_prefix(r)
+    if prefix.version not in ("6", "7"):
+        raise r.fail(10, f"trace.dat version {prefix.version!r}; pmu-replay reads versions 6 and 7")
+    td = TraceDat(r, int(prefix.version), prefix.long_size, prefix.page_size)
+    if td.version == 6:
+        _read_v6(td, prefix.end)
+    else:
+        _read_v7(td, prefix.end)
+    return td
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """The fixed start of trace.dat data: version text, long size, page size, and where the
+    metadata after it begins."""
+
+    version: str
+    long_size: int
+    page_size: int
+    end: int
+
+
+def read_prefix(r: Reader) -> Prefix:
+    """Check the magic and read the prefix at the start of ``r``; set ``r``'s byte order.
+
+    Shared by trace.dat files and perf's TRACING_DATA blob (the same prefix with version 0.5
+    or 0.6), so both refuse the byte orders, long sizes and page sizes the decoders cannot
+    handle with a clean error. The caller checks the version, which differs between them.
+    """
     if r.bytes_at(0, 10) != MAGIC:
-        raise r.fail(0, "not a trace.dat file (bad magic)")
-    version_text, pos = r.cstr(10, 16)
-    if version_text not in ("6", "7"):
-        raise r.fail(10, f"trace.dat version {version_text!r}; pmu-replay reads versions 6 and 7")
+        raise r.fail(0, f"no trace.dat magic (starts {r.bytes_at(0, 10)!r})")
+    version, pos = r.cstr(10, 16)
     endian = r.bytes_at(pos, 1)[0]
     if endian > 1:
         raise r.fail(pos, f"endianness byte {endian} (expected 0 or 1)")
@@ -125,13 +152,25 @@ def read_container(r: Reader) -> TraceDat:
     page_size = r.u32(pos + 2)
     if long_size not in (4, 8) or not 64 <= page_size <= 1 << 24:
         raise r.fail(pos + 1, f"long size {long_size} / page size {page_size} out of range")
-    td = TraceDat(r, int(version_text), long_size, page_size)
-    pos += 6
-    if td.version == 6:
-        _read_v6(td, pos)
-    else:
-        _read_v7(td, pos)
-    return td
+    return Prefix(version, long_size, page_size, pos + 6)
+
+
+def read_v6_metadata(td: TraceDat, pos: int, cmdlines: bool) -> int:
+    """The v6 metadata at ``pos``: header texts, ftrace and event formats, kallsyms, printk
+    formats, then (with ``cmdlines``, unless the data ends there) saved cmdlines.
+
+    perf's TRACING_DATA holds the same sequence; its version 0.5 (simpleperf) has no saved
+    cmdlines, and perf itself reads a missing cmdlines blob as empty. Returns the offset after.
+    """
+    r = td.reader
+    pos = _headers(td, r, pos)
+    pos = _ftrace_formats(td, r, pos)
+    pos = _event_formats(td, r, pos)
+    td.kallsyms, pos = _blob(r, pos, "kallsyms", wide=False)
+    td.printk, pos = _blob(r, pos, "printk formats", wide=False)
+    if cmdlines and pos < r.size:
+        td.cmdlines, pos = _blob(r, pos, "saved cmdlines", wide=True)
+    return pos
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -197,12 +236,7 @@ def _blob(r: Reader, pos: int, section: str, wide: bool) -> tuple[bytes, int]:
 
 def _read_v6(td: TraceDat, pos: int) -> None:
     r = td.reader
-    pos = _headers(td, r, pos)
-    pos = _ftrace_formats(td, r, pos)
-    pos = _event_formats(td, r, pos)
-    td.kallsyms, pos = _blob(r, pos, "kallsyms", wide=False)
-    td.printk, pos = _blob(r, pos, "printk formats", wide=False)
-    td.cmdlines, pos = _blob(r, pos, "saved cmdlines", wide=True)
+    pos = read_v6_metadata(td, pos, cmdlines=True)
     r.section = "CPU count"
     td.cpus = r.u32(pos)
     if td.cpus > 1 << 16:

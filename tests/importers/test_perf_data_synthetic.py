@@ -275,3 +275,24 @@ def test_read_record_shorter_than_its_group_is_skipped(tmp_path: Path) -> None:
     assert any("shorter" in reason for reason in cap.metadata.skipped)
     with pytest.raises(CaptureFormatError, match="shorter"):
         load(tmp_path, w.file(), strict=True)
+
+
+@pytest.mark.parametrize(
+    ("at", "patch", "message"),
+    [
+        (14, b"\x02", "endianness byte 2"),
+        (15, b"\x03", "long size 3"),
+        (16, bytes(4), "page size 0"),
+    ],
+)
+def test_tracing_data_prefix_is_validated(
+    tmp_path: Path, at: int, patch: bytes, message: str
+) -> None:
+    """The trace.dat prefix inside TRACING_DATA gets the checks a trace.dat file gets (a long
+    size of 3 used to reach the printk decoder and fail there with a KeyError)."""
+    lo = Layout()
+    blob = bytearray(tracing_data(lo))
+    assert blob[10:14] == b"0.6\0"  # magic, version; then endianness, long size, page size
+    blob[at : at + len(patch)] = patch
+    with pytest.raises(CaptureFormatError, match=message):
+        load(tmp_path, tracepoint_writer(lo).pipe(tracing=bytes(blob)))
