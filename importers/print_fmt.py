@@ -149,6 +149,15 @@ def _unescape(body: str) -> str:
     return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], m[1]), body)
 
 
+def _c_integer(tok: str) -> int:
+    """A C integer literal: ``0x`` hex, a leading ``0`` octal, else decimal."""
+    if re.fullmatch(r"0[0-7]+", tok):
+        return int(tok, 8)
+    if tok[0] == "0" and tok[1:2].isdigit():
+        raise PrintFmtError(f"print fmt: {tok!r} is not an octal number")
+    return int(tok, 0)
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.toks: list[tuple[str, str]] = []
@@ -232,7 +241,7 @@ class _Parser:
     def primary(self) -> Expr:
         kind, tok = self.take()
         if kind == "num":
-            return Expr("num", int(tok, 0) if not re.fullmatch(r"0\d+", tok) else int(tok, 8))
+            return Expr("num", _c_integer(tok))
         if kind == "str":
             text = _unescape(tok[1:-1])
             while self.peek()[0] == "str":  # adjacent literals concatenate

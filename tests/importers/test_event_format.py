@@ -183,10 +183,17 @@ def test_malformed_formats_are_clean_errors(text: str) -> None:
     assert "trace.dat@0x40" in str(err.value)
 
 
-@pytest.mark.parametrize("text", ['"%d", (REC->a', "REC->a", '"%d", {1, 2', '"x" @'])
+@pytest.mark.parametrize(
+    "text", ['"%d", (REC->a', "REC->a", '"%d", {1, 2', '"x" @', '"%d", 08', '"%d", 019']
+)
 def test_malformed_print_fmts_are_clean_errors(text: str) -> None:
     with pytest.raises(PrintFmtError):
         parse_print_fmt(text)
+
+
+def test_integer_literals_follow_c() -> None:
+    _, args = parse_print_fmt('"%d %d %d %d", 010, 0, 0x1fUL, 90')
+    assert [evaluate(a, {}) for a in args] == [8, 0, 31, 90]
 
 
 def test_header_page_of_a_32bit_kernel() -> None:
@@ -201,10 +208,26 @@ def test_header_page_of_a_32bit_kernel() -> None:
 
 
 @given(st.text(max_size=300))
-def test_any_text_parses_or_fails_cleanly(text: str) -> None:
+def test_any_format_body_parses_or_fails_cleanly(text: str) -> None:
+    """Past the header check, so the field and print-fmt parsers see the text."""
     try:
-        fmt = parse_event_format(text)
+        fmt = parse_event_format("name: x\nID: 1\nformat:\n" + text)
     except EventFormatError:
         return
     with contextlib.suppress(PrintFmtError):
         fmt.print_args  # noqa: B018 - parsing is lazy
+
+
+#: pieces of print-fmt C expressions, so generated texts get past the tokenizer
+_PRINT_FMT_TOKENS = (
+    '"%d"', '"|"', '"S"', ",", "REC->x", "REC", "->", ".", "x", "0", "07", "08", "0x1f", "1",
+    "64", "(", ")", "{", "}", "[", "]", "?", ":", "&", "|", "&&", "||", "<<", ">>", "-", "+",
+    "*", "/", "%", "!", "~", "==", "<", "int", "unsigned", "u8", "__print_flags",
+    "__print_symbolic", "sizeof", "'a'",
+)  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(_PRINT_FMT_TOKENS), max_size=25))
+def test_any_print_fmt_parses_or_fails_cleanly(tokens: list[str]) -> None:
+    with contextlib.suppress(PrintFmtError):
+        parse_print_fmt('"%d", ' + " ".join(tokens))
