@@ -352,11 +352,12 @@ def evaluate(expr: Expr, rec: Mapping[str, int]) -> Value:
         mask = _CAST_MASKS.get(str(expr.value))
         return v & mask if mask is not None else v
     if kind == "call":
-        name = str(expr.value)
-        if name in ("__print_flags", "__print_flags_u64"):
-            return print_flags(_int(expr.args[0], rec), expr.args[1], expr.args[2:], rec)
-        if name in ("__print_symbolic", "__print_symbolic_u64"):
-            return print_symbolic(_int(expr.args[0], rec), expr.args[1:], rec)
+        name, args = str(expr.value), expr.args
+        # a helper called without its value (and delimiter) is left to the fallthrough
+        if name in ("__print_flags", "__print_flags_u64") and len(args) >= 2:
+            return print_flags(_int(args[0], rec), args[1], args[2:], rec)
+        if name in ("__print_symbolic", "__print_symbolic_u64") and args:
+            return print_symbolic(_int(args[0], rec), args[1:], rec)
     raise CannotEvaluate(f"cannot evaluate {kind} {expr.value!r}")
 
 
