@@ -307,9 +307,13 @@ def parse_print_fmt(text: str) -> tuple[str, list[Expr]]:
     while parser.peek()[0] == "str":
         fmt += _unescape(parser.take()[1][1:-1])
     args: list[Expr] = []
-    while parser.peek()[0] != "eof":
-        parser.take(",")
-        args.append(parser.expression())
+    try:
+        while parser.peek()[0] != "eof":
+            parser.take(",")
+            args.append(parser.expression())
+    except RecursionError:
+        # the parser recurses once per nesting level; kernels nest a few levels, not hundreds
+        raise PrintFmtError(f"print fmt: nested too deeply: {text[:40]!r}...") from None
     return fmt, args
 
 
@@ -323,6 +327,14 @@ def evaluate(expr: Expr, rec: Mapping[str, int]) -> Value:
     on 64 bits, casts to unsigned types mask. Raises :class:`CannotEvaluate` for constructs the
     evaluator does not model (other helpers, pointers, members) or fields absent from ``rec``.
     """
+    try:
+        return _value(expr, rec)
+    except RecursionError:
+        # each nesting level is a Python call; a corrupt format can nest past the stack
+        raise CannotEvaluate("expression nested too deeply") from None
+
+
+def _value(expr: Expr, rec: Mapping[str, int]) -> Value:
     kind = expr.kind
     if kind == "num" or kind == "str":
         return expr.value  # type: ignore[return-value]
@@ -332,7 +344,7 @@ def evaluate(expr: Expr, rec: Mapping[str, int]) -> Value:
         except KeyError:
             raise CannotEvaluate(f"field {expr.value} not given") from None
     if kind == "cond":
-        return evaluate(expr.args[1] if _int(expr.args[0], rec) else expr.args[2], rec)
+        return _value(expr.args[1] if _int(expr.args[0], rec) else expr.args[2], rec)
     if kind == "unary":
         v = _int(expr.args[0], rec)
         op = expr.value
@@ -362,7 +374,7 @@ def evaluate(expr: Expr, rec: Mapping[str, int]) -> Value:
 
 
 def _int(expr: Expr, rec: Mapping[str, int]) -> int:
-    v = evaluate(expr, rec)
+    v = _value(expr, rec)
     if isinstance(v, str):
         raise CannotEvaluate("text used as a number")
     return v
@@ -410,7 +422,7 @@ def _table(entries: tuple[Expr, ...], rec: Mapping[str, int]) -> list[tuple[int,
     for entry in entries:
         if entry.kind != "braced" or len(entry.args) != 2:
             raise CannotEvaluate('table entry is not {value, "name"}')
-        out.append((_int(entry.args[0], rec), str(evaluate(entry.args[1], rec))))
+        out.append((_int(entry.args[0], rec), str(_value(entry.args[1], rec))))
     return out
 
 
@@ -418,7 +430,7 @@ def print_flags(
     value: int, delim_expr: Expr, entries: tuple[Expr, ...], rec: Mapping[str, int]
 ) -> str:
     """``__print_flags(value, delim, {mask, "name"}, ...)`` as the kernel prints it."""
-    delim = str(evaluate(delim_expr, rec))
+    delim = str(_value(delim_expr, rec))
     parts: list[str] = []
     for mask, name in _table(entries, rec):
         if value == 0 and mask == 0:

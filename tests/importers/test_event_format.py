@@ -192,6 +192,15 @@ def test_malformed_print_fmts_are_clean_errors(text: str) -> None:
         parse_print_fmt(text)
 
 
+def test_nesting_past_the_stack_is_a_clean_error() -> None:
+    with pytest.raises(PrintFmtError, match="nested too deeply"):
+        parse_print_fmt('"%d", ' + "(" * 5000 + "1" + ")" * 5000)
+    # unary minus costs the parser one call per level and the evaluator two
+    _, (arg,) = parse_print_fmt('"%s", ' + "- " * 900 + 'REC->x ? "a" : "b"')
+    with pytest.raises(CannotEvaluate, match="nested too deeply"):
+        evaluate(arg, {"x": 1})
+
+
 def test_integer_literals_follow_c() -> None:
     _, args = parse_print_fmt('"%d %d %d %d", 010, 0, 0x1fUL, 90')
     assert [evaluate(a, {}) for a in args] == [8, 0, 31, 90]
