@@ -40,7 +40,7 @@ from importers.perf_data_records import (
     SWITCH_CPU_WIDE,
 )
 from importers.perf_data_samples import attr_of_ids
-from importers.schema import SIDE_TABLES, TYPED_TABLES
+from importers.schema import conform, empty_table
 from importers.skips import SkipLog
 from importers.tracedat_fields import FieldGather, gather_uint
 from importers.tracedat_tables import _dictionary_from
@@ -105,16 +105,9 @@ def _nullable(values: NDArray[np.generic], mask: NDArray[np.bool_], type_: pa.Da
     return pa.array(values, mask=mask).cast(type_, safe=False)
 
 
-def _table(name: str, columns: dict[str, pa.Array], n: int) -> pa.Table:
-    schema = {**TYPED_TABLES, **SIDE_TABLES}[name]
-    arrays = [columns[f.name].cast(f.type) if f.name in columns else pa.nulls(n, f.type)
-              for f in schema]  # fmt: skip
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
 def _by_seq(name: str, parts: list[pa.Table]) -> pa.Table:
     if not parts:
-        return _table(name, {}, 0)
+        return empty_table(name)
     table = pa.concat_tables(parts)
     return table.take(np.argsort(table.column("seq").to_numpy(), kind="stable"))
 
@@ -149,7 +142,7 @@ def pmu_samples(d: Decoded, names: list[str], pmus: PmuMap) -> pa.Table:
             columns["attr_id"] = pa.array(d.event_id[rows].view(np.uint64))
         if "ip" in cols:
             columns["ip"] = pa.array(cols["ip"])
-        parts.append(_table("pmu_samples", columns, n))
+        parts.append(conform("pmu_samples", pa.table(columns)))
     return _by_seq("pmu_samples", parts)
 
 
@@ -261,7 +254,7 @@ def _read_rows(
     columns["event"] = labels(owner, event_names)
     pmu_names: list[str | None] = [pmus.of_attr(a) for a in d.attrs]
     columns["pmu"] = labels(owner, pmu_names)
-    return _table("pmu_counts", columns, len(row))
+    return conform("pmu_counts", pa.table(columns))
 
 
 def switches(d: Decoded, skips: SkipLog) -> pa.Table:
@@ -290,7 +283,7 @@ def switches(d: Decoded, skips: SkipLog) -> pa.Table:
         "next_prev_pid": _nullable(nxt_pid, ~wide, pa.int32()),
         "next_prev_tid": _nullable(nxt_tid, ~wide, pa.int32()),
     }
-    return _table("perf_switches", columns, len(idx))
+    return conform("perf_switches", pa.table(columns))
 
 
 _COMM_FIELD = FormatField("comm", "char", 16, 16, False, 16)
@@ -329,7 +322,7 @@ def task_events(d: Decoded) -> pa.Table:
         "ptid": _nullable(s32(20), comm, pa.int32()),
         "comm": _masked(names, ~comm),
     }
-    return _table("perf_task_events", columns, len(idx))
+    return conform("perf_task_events", pa.table(columns))
 
 
 def _masked(column: pa.DictionaryArray, mask: NDArray[np.bool_]) -> pa.DictionaryArray:
@@ -362,4 +355,4 @@ def lost_events(d: Decoded, skips: SkipLog) -> tuple[pa.Table, int]:
         "count": pa.array(count[~no_cpu]),
         "kind": labels(np.where(is_lost[~no_cpu], 0, 1), ["perf_lost", "perf_lost_samples"]),
     }
-    return _table("lost_events", columns, len(keep)), unplaced
+    return conform("lost_events", pa.table(columns)), unplaced

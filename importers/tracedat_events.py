@@ -15,7 +15,7 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from importers.event_format import EventFormat
-from importers.schema import SIDE_TABLES
+from importers.schema import SIDE_TABLES, conform
 from importers.skips import SkipLog
 from importers.tracedat_fields import FieldGather, pack_records
 from importers.tracedat_file import FormatText, TraceDat
@@ -264,7 +264,6 @@ def _events(
             field = f.field(key)
             lut[k, tid] = field.offset if field is not None else -(1 << 40)
     payload, poffs, pid, flags, preempt = pack_records(data, idx, offsets, lengths, types, lut, big)
-    schema = SIDE_TABLES["events"]
     columns = {
         "ts": pa.array(ts[idx]),
         "seq": pa.array(seq[idx]),
@@ -283,8 +282,4 @@ def _events(
         ),
         "args": _printk_args(td, formats, t, payload, poffs),
     }
-    arrays = []
-    for f in schema:
-        col = columns.get(f.name)
-        arrays.append(col.cast(f.type) if col is not None else pa.nulls(n, f.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return conform("events", pa.table(columns))

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from importers.event_format import EventFormat
 from importers.print_fmt import CannotEvaluate, PrintFmtError, evaluate
-from importers.schema import DICT, TYPED_TABLES
+from importers.schema import DICT, TYPED_TABLES, conform
 from importers.sysregs import pmu_sysreg_name
 from importers.tracedat_fields import FieldGather
 
@@ -81,8 +81,7 @@ def typed_table(
             columns["exit_reason"] = derive_text(fmt, ints, notes, "exit_reason")
     if name == "kvm_sys_access":
         columns["sysreg"] = _sysreg(values, g.n)
-    arrays = [columns[f.name] if f.name in columns else pa.nulls(g.n, f.type) for f in schema]
-    return pa.Table.from_arrays(arrays, schema=schema), notes
+    return conform(name, pa.table(columns)), notes
 
 
 def _values_of(
