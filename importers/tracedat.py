@@ -394,7 +394,6 @@ def _metadata(
         "event_formats": len(td.formats),
         "sections": td.sections or None,
         "kallsyms_bytes": len(td.kallsyms),
-        "printk_formats": _printk_formats(td),
     }
     return CaptureMetadata(
         source_path=str(path),
@@ -416,16 +415,6 @@ def _metadata(
 def _kernel_release(uname: str | None) -> str | None:
     parts = (uname or "").split()
     return parts[2] if len(parts) >= 3 else None
-
-
-def _printk_formats(td: TraceDat) -> dict[str, str]:
-    """``printk_formats`` (``0xADDR : "fmt"``): the formats ``bprint`` records point at."""
-    out: dict[str, str] = {}
-    for line in td.printk.decode("utf-8", "replace").splitlines():
-        addr, sep, fmt = line.partition(" : ")
-        if sep:
-            out[addr.strip()] = fmt.strip().strip('"')
-    return out
 
 
 __all__ = ["page_layout", "read_tracedat"]
