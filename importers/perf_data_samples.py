@@ -31,8 +31,7 @@ from importers.perf_data_attr import (
     S,
 )
 from importers.perf_data_records import RecordStream
-from importers.tracedat_fields import FieldGather, gather_uint
-from importers.tracedat_pages import _u32, _u64
+from importers.tracedat_fields import FieldGather, gather_uint, u32_at, u64_at
 
 _PREFIX = ("IDENTIFIER", "IP", "TID", "TIME", "ADDR", "ID", "STREAM_ID", "CPU", "PERIOD")
 _TRAILER = ("TID", "TIME", "ID", "STREAM_ID", "CPU", "IDENTIFIER")
@@ -161,9 +160,9 @@ def gather_words(
             if s < 0 or s + width[j] > limit:
                 continue
             if width[j] == 8:
-                out[j, i] = _u64(data, s, big)
+                out[j, i] = u64_at(data, s, big)
             else:
-                out[j, i] = np.uint64(_u32(data, s, big))
+                out[j, i] = np.uint64(u32_at(data, s, big))
     return out
 
 
