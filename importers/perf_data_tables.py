@@ -40,10 +40,9 @@ from importers.perf_data_records import (
     SWITCH_CPU_WIDE,
 )
 from importers.perf_data_samples import attr_of_ids
-from importers.schema import conform, empty_table
+from importers.schema import conform, constant_column, dictionary_column, empty_table
 from importers.skips import SkipLog
 from importers.tracedat_fields import FieldGather, gather_uint
-from importers.tracedat_tables import _dictionary_from
 
 #: PERF_RECORD_MISC_* bits
 MISC_CPUMODE_MASK = 7
@@ -98,7 +97,7 @@ def labels(codes: NDArray[np.int64], names: list[str | None]) -> pa.DictionaryAr
     safe = np.clip(codes, 0, max(len(names) - 1, 0))
     texts: list[str | None] = list(names) if names else [None]
     codes = np.where(codes < 0, len(texts), safe)
-    return _dictionary_from([*texts, None], codes)
+    return dictionary_column([*texts, None], codes)
 
 
 def _nullable(values: NDArray[np.generic], mask: NDArray[np.bool_], type_: pa.DataType) -> pa.Array:
@@ -130,7 +129,7 @@ def pmu_samples(d: Decoded, names: list[str], pmus: PmuMap) -> pa.Table:
             "ts": pa.array(np.maximum(d.ts[rows], 0)),
             "seq": pa.array(d.seq[rows]),
             "pmu": pmus.column(attr, cpu if cpu is not None else np.full(n, -1)),
-            "event": labels(np.zeros(n, np.int64), [names[k]]),
+            "event": constant_column(names[k], n),
             "period": pa.array(period),
             "cpumode": pa.array(d.stream.misc[rows] & MISC_CPUMODE_MASK),
         }
@@ -236,8 +235,8 @@ def _read_rows(
         "seq": pa.array(d.seq[idx][row] + 1 + j),
         "cpu": _nullable(d.cpu[idx][row], d.cpu[idx][row] < 0, pa.int16()),
         "value": pa.array(u64(value_at)),
-        "status": labels(np.zeros(len(row), np.int64), ["counted"]),
-        "source": labels(np.zeros(len(row), np.int64), [f"perf.data {source}"]),
+        "status": constant_column("counted", len(row)),
+        "source": constant_column(f"perf.data {source}", len(row)),
     }
     if enabled:
         columns["time_enabled_ns"] = pa.array(u64(times_at[row]))

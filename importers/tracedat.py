@@ -34,7 +34,7 @@ from importers.capture import Capture, CaptureMetadata, sha256_of
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError, DroppedEventsError
 from importers.event_format import EventFormatError, parse_fields
-from importers.schema import SIDE_TABLES
+from importers.schema import SIDE_TABLES, constant_column
 from importers.skips import SkipLog
 from importers.tracedat_events import records_to_tables
 from importers.tracedat_file import TraceDat, cpu_chunks, read_container
@@ -347,9 +347,7 @@ def _tasks(td: TraceDat) -> pa.Table:
             pa.array(comms, pa.string()).dictionary_encode(),
             pa.nulls(n, pa.int64()),
             pa.nulls(n, pa.int64()),
-            pa.DictionaryArray.from_arrays(
-                pa.array(np.zeros(n, np.int32)), pa.array(["saved_cmdlines"])
-            ),
+            constant_column("saved_cmdlines", n),
         ],
         schema=schema,
     )

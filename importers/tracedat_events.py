@@ -15,7 +15,7 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from importers.event_format import EventFormat
-from importers.schema import SIDE_TABLES, conform
+from importers.schema import SIDE_TABLES, conform, constant_column
 from importers.skips import SkipLog
 from importers.tracedat_fields import FieldGather, pack_records
 from importers.tracedat_file import FormatText, TraceDat
@@ -182,9 +182,7 @@ def _sequence(
             pa.array(lost_seq, pa.int64()),
             pa.array(page_cpu[pages], pa.int16()),
             pa.array(count, pa.int64(), mask=count < 0),
-            pa.DictionaryArray.from_arrays(
-                pa.array(np.zeros(len(pages), np.int32)), pa.array(["missed"])
-            ),
+            constant_column("missed", len(pages)),
         ],
         schema=SIDE_TABLES["lost_events"],
     )

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from importers.event_format import EventFormat
 from importers.print_fmt import CannotEvaluate, PrintFmtError, evaluate
-from importers.schema import DICT, TYPED_TABLES, conform
+from importers.schema import DICT, TYPED_TABLES, conform, constant_column, dictionary_column
 from importers.sysregs import pmu_sysreg_name
 from importers.tracedat_fields import FieldGather
 
@@ -75,7 +75,7 @@ def typed_table(
     if derived is not None:
         columns.update(derived(fmt, values, notes))
     if name == "kvm_exit":
-        columns["isa"] = _constant("arm64" if arm64 else "x86", g.n)
+        columns["isa"] = constant_column("arm64" if arm64 else "x86", g.n)
         if not arm64:
             ints = _values_of(fmt, g, ("exit_reason", "isa"))
             columns["exit_reason"] = derive_text(fmt, ints, notes, "exit_reason")
@@ -94,12 +94,6 @@ def _values_of(
         if v is not None:
             out[n] = v
     return out
-
-
-def _constant(text: str, n: int) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(n, np.int32)), pa.array([text], pa.string())
-    )
 
 
 def derive_text(
@@ -144,7 +138,7 @@ def derive_text(
         except CannotEvaluate as exc:
             notes.append(f"{fmt.name}.{label}: cannot evaluate print fmt ({exc})")
             texts.append(None)
-    return _dictionary_from(texts, inverse)
+    return dictionary_column(texts, inverse)
 
 
 def factorize(values: NDArray[np.generic]) -> tuple[NDArray[np.generic], NDArray[np.int64]]:
@@ -157,14 +151,6 @@ def factorize(values: NDArray[np.generic]) -> tuple[NDArray[np.generic], NDArray
     uniques: NDArray[np.generic] = encoded.dictionary.to_numpy(zero_copy_only=False)
     inverse: NDArray[np.int64] = encoded.indices.to_numpy().astype(np.int64)
     return uniques, inverse
-
-
-def _dictionary_from(texts: list[str | None], inverse: NDArray[np.intp]) -> pa.DictionaryArray:
-    uniq: dict[str, int] = {}
-    remap = np.array([uniq.setdefault(t, len(uniq)) if t is not None else -1 for t in texts])
-    idx = remap[inverse] if len(remap) else np.zeros(0, np.int64)
-    indices = pa.array(idx.astype(np.int32), mask=idx < 0)
-    return pa.DictionaryArray.from_arrays(indices, pa.array(list(uniq), pa.string()))
 
 
 def _sched_switch(
@@ -218,7 +204,7 @@ def _sysreg(values: dict[str, NDArray[np.generic]], n: int) -> pa.Array:
     stacked = np.stack([values[k].astype(np.int64) for k in keys], axis=1)
     combos, inverse = np.unique(stacked, axis=0, return_inverse=True)
     names = [pmu_sysreg_name(*(int(x) for x in row)) for row in combos]
-    return _dictionary_from(names, inverse.reshape(-1))
+    return dictionary_column(names, inverse.reshape(-1))
 
 
 _Derive = Callable[[EventFormat, dict[str, NDArray[np.generic]], list[str]], dict[str, pa.Array]]
