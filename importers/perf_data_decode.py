@@ -212,12 +212,10 @@ def _take(s: Samples, order: NDArray[np.intp]) -> Samples:
         return None if a is None else a[order]
 
     return Samples(
-        s.n,
         s.valid[order],
         {k: v[order] for k, v in s.columns.items()},
         t(s.read_at),
         t(s.read_nr),
-        t(s.callchain_nr),
         t(s.raw_at),
         t(s.raw_size),
     )

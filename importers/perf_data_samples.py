@@ -123,12 +123,10 @@ class Samples:
     Positions (``read_at``, ``raw_at``) are absolute offsets in the stream's ``data``.
     """
 
-    n: int
     valid: NDArray[np.bool_]
     columns: dict[str, Column] = field(default_factory=dict)
     read_at: NDArray[np.int64] | None = None
     read_nr: NDArray[np.int64] | None = None
-    callchain_nr: NDArray[np.int64] | None = None
     raw_at: NDArray[np.int64] | None = None
     raw_size: NDArray[np.int64] | None = None
 
@@ -222,7 +220,7 @@ def decode_samples(
     raw_fixed = attr.has("RAW") and not attr.has("READ") and not attr.has("CALLCHAIN")
     extra = (("_raw", fixed_end, 4),) if raw_fixed else ()
     cols = _prefix_columns(stream.data, off, layout, 8, big, wanted, extra)
-    out = Samples(len(idx), valid, cols)
+    out = Samples(valid, cols)
     pos = np.full(len(idx), fixed_end, np.int64)
     if attr.has("READ"):
         out.read_at = off + pos
@@ -234,9 +232,8 @@ def decode_samples(
         ok = valid & (pos + 8 <= size)
         nr = _count_at(stream, off + np.where(ok, pos, 0), big)
         fits = ok & (nr <= (size - pos - 8) // 8)
-        out.callchain_nr = np.where(fits, nr, 0)
         valid &= fits
-        pos = pos + 8 + 8 * out.callchain_nr
+        pos = pos + 8 + 8 * np.where(fits, nr, 0)
     if attr.has("RAW"):
         ok = valid & (pos + 4 <= size)
         if raw_fixed:

@@ -66,7 +66,6 @@ def tracepoint_tables(
     not with the ``common_type`` inside the payload). ``seq`` is each sample's capture-wide
     position; the decoder numbers its input 0..n-1, which is mapped back here.
     """
-    n = len(raw_at)
     too_big = event_id >= 1 << 16
     if too_big.any():
         skips.add(
@@ -94,7 +93,7 @@ def tracepoint_tables(
         skips,
     )
     tables.pop("lost_events", None)
-    global_seq = seq[keep] if n else seq
+    global_seq = seq[keep]
     out: dict[str, pa.Table] = {}
     for name, table in tables.items():
         local = table.column("seq").to_numpy()

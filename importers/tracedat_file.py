@@ -308,20 +308,12 @@ def _options(td: TraceDat, r: Reader, pos: int, end: int, buffers: list[tuple[in
 # --------------------------------------------------------------------------- version 7
 
 
-@dataclass
-class _Section:
-    id: int
-    flags: int
-    string_id: int
-    payload: bytes
-
-
 def _section_header(r: Reader, pos: int) -> tuple[int, int, int, int]:
     return r.u16(pos), r.u16(pos + 2), r.s32(pos + 4), r.u64(pos + 8)
 
 
-def _section(td: TraceDat, pos: int, expect: int, name: str) -> _Section:
-    """Read (and inflate) the section at ``pos``, checking its id."""
+def _section(td: TraceDat, pos: int, expect: int, name: str) -> bytes:
+    """The payload of the section at ``pos`` (inflated), after checking its id."""
     r = td.reader
     r.section = f"{name} section"
     sid, flags, string_id, size = _section_header(r, pos)
@@ -331,7 +323,7 @@ def _section(td: TraceDat, pos: int, expect: int, name: str) -> _Section:
     payload = r.sized_blob(pos + 16, size, f"{name} section")
     if flags & SECTION_FLAG_COMPRESSED:
         payload = _inflate_section(td, payload, pos + 16)
-    return _Section(sid, flags, string_id, payload)
+    return payload
 
 
 def _inflate_section(td: TraceDat, payload: bytes, offset: int) -> bytes:
@@ -362,10 +354,10 @@ def _read_v7(td: TraceDat, pos: int) -> None:
         if options_offset in visited or len(visited) > _MAX_SECTIONS:
             raise r.fail(options_offset, "OPTIONS sections form a loop")
         visited.add(options_offset)
-        sec = _section(td, options_offset, 0, "options")
-        sub = Reader(r.path, sec.payload, r.big_endian, f"options section at {options_offset:#x}")
-        done = _options(td, sub, 0, end=len(sec.payload), buffers=[])
-        if done - 2 + 14 > len(sec.payload):
+        payload = _section(td, options_offset, 0, "options")
+        sub = Reader(r.path, payload, r.big_endian, f"options section at {options_offset:#x}")
+        done = _options(td, sub, 0, end=len(payload), buffers=[])
+        if done - 2 + 14 > len(payload):
             break  # DONE without a next-section offset: the last OPTIONS section
         options_offset = sub.u64(done + 4)
     _v7_metadata(td)
@@ -414,8 +406,8 @@ def _v7_metadata(td: TraceDat) -> None:
     for opt, name in sections.items():
         if opt not in opts:
             continue
-        sec = _section(td, opts[opt], opt, name)
-        sub = Reader(r.path, sec.payload, r.big_endian, f"{name} section at {opts[opt]:#x}")
+        payload = _section(td, opts[opt], opt, name)
+        sub = Reader(r.path, payload, r.big_endian, f"{name} section at {opts[opt]:#x}")
         if opt == OPT_HEADER_INFO:
             _headers(td, sub, 0)
         elif opt == OPT_FTRACE_EVENTS:
