@@ -72,13 +72,6 @@ class FormatField:
         """Kernel pointers (``const char *name``, ``void *fn``): opaque addresses."""
         return "*" in self.type and not self.is_array
 
-    @property
-    def element_size(self) -> int:
-        """Bytes per element of a numeric array (``size`` for scalars)."""
-        if self.array_len and self.array_len > 0 and not self.loc:
-            return max(1, self.size // self.array_len)
-        return self.size
-
 
 @dataclass(frozen=True)
 class EventFormat:
@@ -102,10 +95,6 @@ class EventFormat:
     @property
     def common_fields(self) -> tuple[FormatField, ...]:
         return self.fields[: self.common_count]
-
-    @property
-    def event_fields(self) -> tuple[FormatField, ...]:
-        return self.fields[self.common_count :]
 
     @cached_property
     def print_args(self) -> tuple[Expr, ...]:

@@ -56,9 +56,8 @@ from importers.perf_data_tables import (
 from importers.perf_data_tracing import read_tracing_data, tracepoint_names, tracepoint_tables
 from importers.schema import conform
 from importers.skips import SkipLog
-from importers.tasks import NAMED_IN, name_spans, sightings
+from importers.tasks import NAMED_IN, name_spans, saved_cmdlines, sightings
 from importers.topology import PmuSpec, Topology, parse_cpulist
-from importers.tracedat import _tasks as saved_cmdlines
 from importers.tracedat_file import TraceDat
 
 #: EVENT_UPDATE payload types (tools/lib/perf/include/perf/event.h)
@@ -287,7 +286,7 @@ def _tasks(tables: dict[str, pa.Table], td: TraceDat | None) -> pa.Table:
         named = frame.filter(pl.col("kind").cast(pl.Utf8).is_in(["comm", "exec"]))
         parts.append(sightings(named, "tid", "comm", "perf COMM", tgid="pid"))
     if td is not None and td.cmdlines:
-        cmdlines = pl.from_arrow(saved_cmdlines(td))
+        cmdlines = pl.from_arrow(saved_cmdlines(td.cmdlines))
         assert isinstance(cmdlines, pl.DataFrame)
         parts.append(cmdlines.with_columns(pl.col("comm").cast(pl.Utf8)))
     return conform("tasks", name_spans(parts).to_arrow())

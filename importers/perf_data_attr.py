@@ -52,10 +52,6 @@ FLAG_BITS = (
 )  # fmt: skip
 FLAG = {name: 1 << i for i, name in enumerate(FLAG_BITS)}
 
-#: PERF_SAMPLE_BRANCH_HW_INDEX / PERF_SAMPLE_BRANCH_COUNTERS (branch_sample_type bits 17, 19)
-BRANCH_HW_INDEX = 1 << 17
-BRANCH_COUNTERS = 1 << 19
-
 # Generic event names as perf prints them (tools/perf/util/evsel.c evsel__hw_names,
 # evsel__sw_names, evsel__hw_cache*).
 _HW_NAMES = (
@@ -70,7 +66,11 @@ _SW_NAMES = (
 )  # fmt: skip
 _CACHE = ("L1-dcache", "L1-icache", "LLC", "dTLB", "iTLB", "branch", "node")
 _CACHE_OP = (("load", "loads"), ("store", "stores"), ("prefetch", "prefetches"))
-_STATIC_PMUS = {TYPE_SOFTWARE: "software", TYPE_TRACEPOINT: "tracepoint", 5: "breakpoint"}
+_STATIC_PMUS = {
+    TYPE_SOFTWARE: "software",
+    TYPE_TRACEPOINT: "tracepoint",
+    TYPE_BREAKPOINT: "breakpoint",
+}
 
 
 @dataclass(frozen=True)
@@ -103,10 +103,6 @@ class PerfAttr:
     @property
     def sample_type_names(self) -> list[str]:
         return [b for b in SAMPLE_BITS if self.sample_type & S[b]]
-
-    @property
-    def precise_ip(self) -> int:
-        return (self.flags >> 15) & 3
 
     @property
     def extended_pmu_type(self) -> int | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from importers.perf_data_attr import READ_GROUP, TYPE_TRACEPOINT, PerfAttr
+from importers.perf_data_attr import TYPE_TRACEPOINT, PerfAttr
 from importers.perf_data_records import (
     READ,
     SAMPLE,
@@ -26,12 +26,12 @@ from importers.perf_data_records import (
 from importers.perf_data_samples import (
     NO_ATTR,
     Samples,
+    decode_read_records,
     decode_sample_id,
     decode_samples,
     identify,
 )
 from importers.skips import SkipLog
-from importers.tracedat_fields import FieldGather
 
 _TRACEPOINT_FIELDS = frozenset({"TIME", "CPU", "TID"})
 #: largest CPU number a table can hold (int16 columns)
@@ -52,6 +52,8 @@ class Decoded:
     tid: NDArray[np.int64]
     event_id: NDArray[np.int64]
     valid: NDArray[np.bool_]
+    #: counter values of each READ record (0 for other records and for broken READ records)
+    read_nr: NDArray[np.int64]
     #: per attr: the SAMPLE records (stream indices, delivery order) and their fields
     samples: dict[int, tuple[NDArray[np.intp], Samples]] = field(default_factory=dict)
     order: NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp))
@@ -95,6 +97,7 @@ def decode(stream: RecordStream, attrs: list[PerfAttr], big: bool, skips: SkipLo
         minus.copy(),
         minus.copy(),
         np.zeros(n, bool),
+        np.zeros(n, np.int64),
     )
     kernel = stream.type < USER_TYPE_START
     width = np.ones(n, np.int64)
@@ -158,21 +161,10 @@ def _trailers(
     d.valid[idx] = valid
     reads = idx[d.stream.type[idx] == READ]
     if len(reads):
-        width[reads] += read_value_count(d.stream, reads, attr, big)
-
-
-def read_value_count(
-    stream: RecordStream, idx: NDArray[np.intp], attr: PerfAttr, big: bool
-) -> NDArray[np.int64]:
-    """Counter values in READ records ``idx`` (1, or the group's ``nr`` after pid/tid)."""
-    if not attr.read_format & READ_GROUP:
-        return np.ones(len(idx), np.int64)
-    g = FieldGather(stream.data, stream.offset[idx], stream.size[idx].astype(np.int64), big)
-    raw = g.integer(16, 8, False)
-    assert raw is not None
-    nr = np.minimum(raw.astype(np.uint64), np.uint64(1 << 16)).astype(np.int64)
-    fits = (nr < 1 << 16) & (stream.size[idx] >= 24 + 8 * nr)
-    return np.where(fits, nr, 0)
+        nr, fits = decode_read_records(d.stream, reads, attr, big)
+        d.read_nr[reads] = nr
+        d.valid[reads] &= fits
+        width[reads] += nr
 
 
 def _report(d: Decoded, kernel: NDArray[np.bool_], skips: SkipLog) -> None:
@@ -220,12 +212,10 @@ def _take(s: Samples, order: NDArray[np.intp]) -> Samples:
         return None if a is None else a[order]
 
     return Samples(
-        s.n,
         s.valid[order],
         {k: v[order] for k, v in s.columns.items()},
         t(s.read_at),
         t(s.read_nr),
-        t(s.callchain_nr),
         t(s.raw_at),
         t(s.raw_size),
     )

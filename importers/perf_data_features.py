@@ -39,8 +39,6 @@ class Features:
     event_desc: list[tuple[PerfAttr, str, tuple[int, ...]]] = field(default_factory=list)
     core_siblings: list[str] = field(default_factory=list)
     thread_siblings: list[str] = field(default_factory=list)
-    #: CPU_TOPOLOGY: (core_id, socket_id) per available CPU, when present
-    core_socket: list[tuple[int, int]] = field(default_factory=list)
     pmu_mappings: dict[int, str] = field(default_factory=dict)
     groups: list[dict[str, Any]] = field(default_factory=list)
     sample_time: tuple[int, int] | None = None
@@ -165,10 +163,6 @@ def _event_desc(c: _Cursor, out: Features, bit: int) -> None:
 def _cpu_topology(c: _Cursor, out: Features, bit: int) -> None:
     out.core_siblings = c.strings()
     out.thread_siblings = c.strings()
-    # Later revisions append core/socket ids per CPU (and die lists): sizes tell.
-    n = out.nr_cpus_available or 0
-    if n and c.left() >= 8 * n:
-        out.core_socket = [(c.u32(), c.u32()) for _ in range(n)]
 
 
 def _pmu_mappings(c: _Cursor, out: Features, bit: int) -> None:

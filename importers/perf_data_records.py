@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from importers.perf_data_file import PerfFile
 from importers.skips import SkipLog
-from importers.tracedat_pages import _u32, _u64
+from importers.tracedat_fields import u32_at, u64_at
 
 # perf_event_type / perf_user_event_type (formats.md §4.3)
 RECORD_NAMES = {
@@ -75,9 +75,9 @@ def _walk(
     while pos < end:
         if end - pos < 8:
             return n, pos, 1
-        t = _u32(d, pos, big)
+        t = u32_at(d, pos, big)
         # misc and size are the two u16 halves of the second header word
-        word = _u32(d, pos + 4, big)
+        word = u32_at(d, pos + 4, big)
         misc_bits = word >> 16 if big else word & 0xFFFF
         s = word & 0xFFFF if big else word >> 16
         if s < 8:
@@ -86,11 +86,11 @@ def _walk(
             return n, pos, 3
         extra = 0
         if t == 66 and s >= 12:
-            blob = _u32(d, pos + 8, big)
+            blob = u32_at(d, pos + 8, big)
             if s < 12 + blob:  # blob follows the record (perf), rounded up to 8 bytes
                 extra = int(((blob + 7) // 8) * 8)
         elif t == 71 and s >= 16:
-            aux = np.int64(_u64(d, pos + 8, big))  # a huge size wraps negative: damage
+            aux = np.int64(u64_at(d, pos + 8, big))  # a huge size wraps negative: damage
             if aux < 0:
                 return n, pos, 3
             extra = int(aux)

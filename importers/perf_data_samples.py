@@ -31,8 +31,7 @@ from importers.perf_data_attr import (
     S,
 )
 from importers.perf_data_records import RecordStream
-from importers.tracedat_fields import FieldGather
-from importers.tracedat_pages import _u32, _u64
+from importers.tracedat_fields import FieldGather, gather_uint, u32_at, u64_at
 
 _PREFIX = ("IDENTIFIER", "IP", "TID", "TIME", "ADDR", "ID", "STREAM_ID", "CPU", "PERIOD")
 _TRAILER = ("TID", "TIME", "ID", "STREAM_ID", "CPU", "IDENTIFIER")
@@ -91,21 +90,28 @@ def identify(
     off = stream.offset[idx]
     words = (stream.size[idx].astype(np.int64) - 8) // 8
     if sample:
-        where, ok = 8 + 8 * pos, words > pos
-        ids = _int(FieldGather(stream.data, off, words, big), where, 8, False)
+        ok = words > pos
+        ids = gather_uint(stream.data, off, 8 + 8 * pos, 8, big)
     else:
         ok = words >= pos
-        ids = _int(FieldGather(stream.data, off + 8 + 8 * (words - pos), words, big), 0, 8, False)
-    known = np.array(sorted({i for a in attrs for i in a.ids}), np.uint64)
-    owner_of = {i: k for k, a in enumerate(attrs) for i in a.ids}
-    owners = np.array([owner_of[int(i)] for i in known], np.int32)
-    at = np.clip(np.searchsorted(known, ids), 0, max(len(known) - 1, 0))
-    out = np.full(n, NO_ATTR, np.int32)
-    if len(known):
-        hit = known[at] == ids
-        out[hit] = owners[at[hit]]
+        ids = gather_uint(stream.data, off + 8 + 8 * (words - pos), 0, 8, big)
+    out = attr_of_ids(attrs, ids)
     out[ok & (ids == 0)] = 0
     out[~ok] = NO_ATTR
+    return out
+
+
+def attr_of_ids(attrs: list[PerfAttr], ids: NDArray[np.uint64]) -> NDArray[np.int32]:
+    """Index of the attr that lists each event id (:data:`NO_ATTR` for an unknown id)."""
+    owner_of = {i: k for k, a in enumerate(attrs) for i in a.ids}
+    out = np.full(len(ids), NO_ATTR, np.int32)
+    if not owner_of:
+        return out
+    known = np.array(sorted(owner_of), np.uint64)
+    owners = np.array([owner_of[int(i)] for i in known], np.int32)
+    at = np.clip(np.searchsorted(known, ids), 0, len(known) - 1)
+    hit = known[at] == ids
+    out[hit] = owners[at[hit]]
     return out
 
 
@@ -117,12 +123,10 @@ class Samples:
     Positions (``read_at``, ``raw_at``) are absolute offsets in the stream's ``data``.
     """
 
-    n: int
     valid: NDArray[np.bool_]
     columns: dict[str, Column] = field(default_factory=dict)
     read_at: NDArray[np.int64] | None = None
     read_nr: NDArray[np.int64] | None = None
-    callchain_nr: NDArray[np.int64] | None = None
     raw_at: NDArray[np.int64] | None = None
     raw_size: NDArray[np.int64] | None = None
 
@@ -154,9 +158,9 @@ def gather_words(
             if s < 0 or s + width[j] > limit:
                 continue
             if width[j] == 8:
-                out[j, i] = _u64(data, s, big)
+                out[j, i] = u64_at(data, s, big)
             else:
-                out[j, i] = np.uint64(_u32(data, s, big))
+                out[j, i] = np.uint64(u32_at(data, s, big))
     return out
 
 
@@ -216,31 +220,20 @@ def decode_samples(
     raw_fixed = attr.has("RAW") and not attr.has("READ") and not attr.has("CALLCHAIN")
     extra = (("_raw", fixed_end, 4),) if raw_fixed else ()
     cols = _prefix_columns(stream.data, off, layout, 8, big, wanted, extra)
-    out = Samples(len(idx), valid, cols)
+    out = Samples(valid, cols)
     pos = np.full(len(idx), fixed_end, np.int64)
     if attr.has("READ"):
         out.read_at = off + pos
-        rf = attr.read_format
-        per_value = 1 + bool(rf & READ_ID) + bool(rf & READ_LOST)
-        times = bool(rf & READ_TOTAL_TIME_ENABLED) + bool(rf & READ_TOTAL_TIME_RUNNING)
-        if rf & READ_GROUP:
-            valid &= pos + 8 <= size
-            nr = _u64_at(stream, off + np.where(valid, pos, 0), big)
-            nr = np.where(valid & (nr < (1 << 16)), nr, 0)
-            valid &= nr < (1 << 16)
-            out.read_nr = nr
-            pos = pos + 8 * (1 + times + nr * per_value)
-        else:
-            out.read_nr = np.ones(len(idx), np.int64)
-            pos = pos + 8 * (per_value + times)
+        out.read_nr, fits = _read_values(stream, off, pos, size, attr, big)
+        valid &= fits
+        pos = pos + 8 * read_format_words(attr, out.read_nr)
         valid &= pos <= size
     if attr.has("CALLCHAIN"):
         ok = valid & (pos + 8 <= size)
-        nr = _u64_at(stream, off + np.where(ok, pos, 0), big)
+        nr = _count_at(stream, off + np.where(ok, pos, 0), big)
         fits = ok & (nr <= (size - pos - 8) // 8)
-        out.callchain_nr = np.where(fits, nr, 0)
         valid &= fits
-        pos = pos + 8 + 8 * out.callchain_nr
+        pos = pos + 8 + 8 * np.where(fits, nr, 0)
     if attr.has("RAW"):
         ok = valid & (pos + 4 <= size)
         if raw_fixed:
@@ -256,8 +249,64 @@ def decode_samples(
     return out
 
 
-def _u64_at(stream: RecordStream, at: NDArray[np.int64], big: bool) -> NDArray[np.int64]:
-    v = _int(FieldGather(stream.data, at, at, big), 0, 8, False)
+#: a record's size is a u16, so a read group claiming this many values is corrupt
+MAX_READ_VALUES = 1 << 16
+
+
+def read_format_words(attr: PerfAttr, nr: NDArray[np.int64]) -> NDArray[np.int64]:
+    """u64 words of a read_format block holding ``nr`` counter values (``evsel__parse_sample``).
+
+    Group: ``{nr, [enabled], [running], {value, [id], [lost]}[nr]}``; otherwise one value:
+    ``{value, [enabled], [running], [id], [lost]}``.
+    """
+    rf = attr.read_format
+    per_value = 1 + bool(rf & READ_ID) + bool(rf & READ_LOST)
+    times = bool(rf & READ_TOTAL_TIME_ENABLED) + bool(rf & READ_TOTAL_TIME_RUNNING)
+    if rf & READ_GROUP:
+        return 1 + times + nr * per_value
+    return np.full(len(nr), per_value + times, np.int64)
+
+
+def _read_values(
+    stream: RecordStream,
+    off: NDArray[np.int64],
+    pos: NDArray[np.int64] | int,
+    size: NDArray[np.int64],
+    attr: PerfAttr,
+    big: bool,
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Counter values of the read_format blocks ``pos`` bytes into records at ``off``, and
+    whether each record is long enough for its ``nr`` (0 values where it is not)."""
+    n = len(off)
+    if not attr.read_format & READ_GROUP:
+        return np.ones(n, np.int64), np.ones(n, bool)
+    has_nr = pos + 8 <= size
+    nr = _count_at(stream, off + np.where(has_nr, pos, 0), big)
+    fits = has_nr & (nr < MAX_READ_VALUES)
+    return np.where(fits, nr, 0), fits
+
+
+def decode_read_records(
+    stream: RecordStream, idx: NDArray[np.intp], attr: PerfAttr, big: bool
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Counter values in each READ record ``idx`` of ``attr`` (0 where the record is too
+    short), and which records hold them.
+
+    A READ record is ``{u32 pid, tid}``, a read_format block, then the sample_id trailer.
+    """
+    off = stream.offset[idx]
+    size = stream.size[idx].astype(np.int64)
+    nr, fits = _read_values(stream, off, 16, size, attr, big)
+    trailer = _fixed_offsets(attr.sample_type, _TRAILER)["_end"]
+    end = 16 + 8 * read_format_words(attr, nr) + (trailer if attr.flag("sample_id_all") else 0)
+    fits &= end <= size
+    return np.where(fits, nr, 0), fits
+
+
+def _count_at(stream: RecordStream, at: NDArray[np.int64], big: bool) -> NDArray[np.int64]:
+    """The u64 counts (``nr``) at ``at``, clamped to int64 so sizes computed from them are
+    compared as integers (uint64 against int64 would compare as float64)."""
+    v = gather_uint(stream.data, at, 0, 8, big)
     return np.minimum(v, np.uint64(1 << 62)).astype(np.int64)
 
 

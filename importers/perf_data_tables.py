@@ -28,7 +28,7 @@ from importers.perf_data_attr import (
     TYPE_TRACEPOINT,
     PerfAttr,
 )
-from importers.perf_data_decode import Decoded, read_value_count
+from importers.perf_data_decode import Decoded
 from importers.perf_data_records import (
     COMM,
     EXIT,
@@ -39,10 +39,10 @@ from importers.perf_data_records import (
     SWITCH,
     SWITCH_CPU_WIDE,
 )
-from importers.schema import SIDE_TABLES, TYPED_TABLES
+from importers.perf_data_samples import attr_of_ids
+from importers.schema import conform, constant_column, dictionary_column, empty_table
 from importers.skips import SkipLog
-from importers.tracedat_fields import FieldGather
-from importers.tracedat_tables import _dictionary_from
+from importers.tracedat_fields import FieldGather, gather_uint
 
 #: PERF_RECORD_MISC_* bits
 MISC_CPUMODE_MASK = 7
@@ -97,23 +97,16 @@ def labels(codes: NDArray[np.int64], names: list[str | None]) -> pa.DictionaryAr
     safe = np.clip(codes, 0, max(len(names) - 1, 0))
     texts: list[str | None] = list(names) if names else [None]
     codes = np.where(codes < 0, len(texts), safe)
-    return _dictionary_from([*texts, None], codes)
+    return dictionary_column([*texts, None], codes)
 
 
 def _nullable(values: NDArray[np.generic], mask: NDArray[np.bool_], type_: pa.DataType) -> pa.Array:
     return pa.array(values, mask=mask).cast(type_, safe=False)
 
 
-def _table(name: str, columns: dict[str, pa.Array], n: int) -> pa.Table:
-    schema = {**TYPED_TABLES, **SIDE_TABLES}[name]
-    arrays = [columns[f.name].cast(f.type) if f.name in columns else pa.nulls(n, f.type)
-              for f in schema]  # fmt: skip
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
 def _by_seq(name: str, parts: list[pa.Table]) -> pa.Table:
     if not parts:
-        return _table(name, {}, 0)
+        return empty_table(name)
     table = pa.concat_tables(parts)
     return table.take(np.argsort(table.column("seq").to_numpy(), kind="stable"))
 
@@ -136,7 +129,7 @@ def pmu_samples(d: Decoded, names: list[str], pmus: PmuMap) -> pa.Table:
             "ts": pa.array(np.maximum(d.ts[rows], 0)),
             "seq": pa.array(d.seq[rows]),
             "pmu": pmus.column(attr, cpu if cpu is not None else np.full(n, -1)),
-            "event": labels(np.zeros(n, np.int64), [names[k]]),
+            "event": constant_column(names[k], n),
             "period": pa.array(period),
             "cpumode": pa.array(d.stream.misc[rows] & MISC_CPUMODE_MASK),
         }
@@ -148,7 +141,7 @@ def pmu_samples(d: Decoded, names: list[str], pmus: PmuMap) -> pa.Table:
             columns["attr_id"] = pa.array(d.event_id[rows].view(np.uint64))
         if "ip" in cols:
             columns["ip"] = pa.array(cols["ip"])
-        parts.append(_table("pmu_samples", columns, n))
+        parts.append(conform("pmu_samples", pa.table(columns)))
     return _by_seq("pmu_samples", parts)
 
 
@@ -202,9 +195,8 @@ def pmu_counts(d: Decoded, names: list[str], pmus: PmuMap) -> pa.Table:
     reads = d.of_type(READ)
     for k in np.unique(d.attr[reads]).tolist():
         idx = reads[d.attr[reads] == k]
-        nr = read_value_count(d.stream, idx, d.attrs[k], d.big)
         at = d.stream.offset[idx] + 16
-        parts.append(_read_rows(d, k, idx, at, nr, names, pmus, "READ record"))
+        parts.append(_read_rows(d, k, idx, at, d.read_nr[idx], names, pmus, "READ record"))
     return _by_seq("pmu_counts", parts)
 
 
@@ -236,17 +228,15 @@ def _read_rows(
     data, big = d.stream.data, d.big
 
     def u64(where: NDArray[np.int64]) -> NDArray[np.uint64]:
-        v = FieldGather(data, where, where, big).integer(0, 8, False)
-        assert v is not None
-        return v.astype(np.uint64)
+        return gather_uint(data, where, 0, 8, big)
 
     columns: dict[str, pa.Array] = {
         "ts": _nullable(d.ts[idx][row], d.ts[idx][row] <= 0, pa.int64()),
         "seq": pa.array(d.seq[idx][row] + 1 + j),
         "cpu": _nullable(d.cpu[idx][row], d.cpu[idx][row] < 0, pa.int16()),
         "value": pa.array(u64(value_at)),
-        "status": labels(np.zeros(len(row), np.int64), ["counted"]),
-        "source": labels(np.zeros(len(row), np.int64), [f"perf.data {source}"]),
+        "status": constant_column("counted", len(row)),
+        "source": constant_column(f"perf.data {source}", len(row)),
     }
     if enabled:
         columns["time_enabled_ns"] = pa.array(u64(times_at[row]))
@@ -254,25 +244,16 @@ def _read_rows(
         columns["time_running_ns"] = pa.array(u64(times_at[row] + 8 * enabled))
     owner = np.full(len(row), k, np.int64)
     if rf & READ_ID:
-        ids = u64(value_at + id_after)
-        owner = _owners(d.attrs, ids, k)
+        # when no attr lists its ids, the values stay credited to the attr that read them
+        if any(a.ids for a in d.attrs):
+            owner = attr_of_ids(d.attrs, u64(value_at + id_after)).astype(np.int64)
     elif group:
         owner = np.where(k + j < len(d.attrs), k + j, -1)
     event_names: list[str | None] = list(names)
     columns["event"] = labels(owner, event_names)
     pmu_names: list[str | None] = [pmus.of_attr(a) for a in d.attrs]
     columns["pmu"] = labels(owner, pmu_names)
-    return _table("pmu_counts", columns, len(row))
-
-
-def _owners(attrs: list[PerfAttr], ids: NDArray[np.uint64], default: int) -> NDArray[np.int64]:
-    owner_of = {i: a for a, attr in enumerate(attrs) for i in attr.ids}
-    known = np.array(sorted(owner_of), np.uint64)
-    if not len(known):
-        return np.full(len(ids), default, np.int64)
-    at = np.clip(np.searchsorted(known, ids), 0, len(known) - 1)
-    owners = np.array([owner_of[int(i)] for i in known], np.int64)
-    return np.where(known[at] == ids, owners[at], -1)
+    return conform("pmu_counts", pa.table(columns))
 
 
 def switches(d: Decoded, skips: SkipLog) -> pa.Table:
@@ -301,7 +282,7 @@ def switches(d: Decoded, skips: SkipLog) -> pa.Table:
         "next_prev_pid": _nullable(nxt_pid, ~wide, pa.int32()),
         "next_prev_tid": _nullable(nxt_tid, ~wide, pa.int32()),
     }
-    return _table("perf_switches", columns, len(idx))
+    return conform("perf_switches", pa.table(columns))
 
 
 _COMM_FIELD = FormatField("comm", "char", 16, 16, False, 16)
@@ -340,7 +321,7 @@ def task_events(d: Decoded) -> pa.Table:
         "ptid": _nullable(s32(20), comm, pa.int32()),
         "comm": _masked(names, ~comm),
     }
-    return _table("perf_task_events", columns, len(idx))
+    return conform("perf_task_events", pa.table(columns))
 
 
 def _masked(column: pa.DictionaryArray, mask: NDArray[np.bool_]) -> pa.DictionaryArray:
@@ -373,4 +354,4 @@ def lost_events(d: Decoded, skips: SkipLog) -> tuple[pa.Table, int]:
         "count": pa.array(count[~no_cpu]),
         "kind": labels(np.where(is_lost[~no_cpu], 0, 1), ["perf_lost", "perf_lost_samples"]),
     }
-    return _table("lost_events", columns, len(keep)), unplaced
+    return conform("lost_events", pa.table(columns)), unplaced

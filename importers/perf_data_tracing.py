@@ -19,14 +19,7 @@ from numpy.typing import NDArray
 from importers.perf_data_file import PerfReader, Section
 from importers.skips import SkipLog
 from importers.tracedat_events import records_to_tables
-from importers.tracedat_file import (
-    MAGIC,
-    TraceDat,
-    _blob,
-    _event_formats,
-    _ftrace_formats,
-    _headers,
-)
+from importers.tracedat_file import TraceDat, read_prefix, read_v6_metadata
 from importers.tracedat_pages import MISSED_NONE, Records
 
 
@@ -39,21 +32,13 @@ def read_tracing_data(r: PerfReader, sec: Section) -> TraceDat:
         Path(f"{r.path}[tracing data @{sec.offset:#x}]"), r.bytes_at(sec.offset, sec.size)
     )
     blob.section = "tracing data header"
-    if blob.bytes_at(0, 10) != MAGIC:
-        raise blob.fail(0, f"tracing data without its magic (starts {blob.bytes_at(0, 10)!r})")
-    version, pos = blob.cstr(10, 16)
-    if version not in ("0.5", "0.6"):
-        raise blob.fail(10, f"tracing data version {version!r}; perf writes 0.6, simpleperf 0.5")
-    endian, long_size = blob.bytes_at(pos, 2)
-    blob.big_endian = endian == 1
-    td = TraceDat(blob, 6, long_size, blob.u32(pos + 2))
-    pos = _headers(td, blob, pos + 6)
-    pos = _ftrace_formats(td, blob, pos)
-    pos = _event_formats(td, blob, pos)
-    td.kallsyms, pos = _blob(blob, pos, "kallsyms", wide=False)
-    td.printk, pos = _blob(blob, pos, "printk formats", wide=False)
-    if version == "0.6" and pos < blob.size:
-        td.cmdlines, pos = _blob(blob, pos, "saved cmdlines", wide=True)
+    prefix = read_prefix(blob)
+    if prefix.version not in ("0.5", "0.6"):
+        raise blob.fail(
+            10, f"tracing data version {prefix.version!r}; perf writes 0.6, simpleperf 0.5"
+        )
+    td = TraceDat(blob, 6, prefix.long_size, prefix.page_size)
+    read_v6_metadata(td, prefix.end, cmdlines=prefix.version == "0.6")
     return td
 
 
@@ -81,7 +66,6 @@ def tracepoint_tables(
     not with the ``common_type`` inside the payload). ``seq`` is each sample's capture-wide
     position; the decoder numbers its input 0..n-1, which is mapped back here.
     """
-    n = len(raw_at)
     too_big = event_id >= 1 << 16
     if too_big.any():
         skips.add(
@@ -109,7 +93,7 @@ def tracepoint_tables(
         skips,
     )
     tables.pop("lost_events", None)
-    global_seq = seq[keep] if n else seq
+    global_seq = seq[keep]
     out: dict[str, pa.Table] = {}
     for name, table in tables.items():
         local = table.column("seq").to_numpy()

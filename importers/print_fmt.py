@@ -149,6 +149,15 @@ def _unescape(body: str) -> str:
     return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], m[1]), body)
 
 
+def _c_integer(tok: str) -> int:
+    """A C integer literal: ``0x`` hex, a leading ``0`` octal, else decimal."""
+    if re.fullmatch(r"0[0-7]+", tok):
+        return int(tok, 8)
+    if tok[0] == "0" and tok[1:2].isdigit():
+        raise PrintFmtError(f"print fmt: {tok!r} is not an octal number")
+    return int(tok, 0)
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.toks: list[tuple[str, str]] = []
@@ -232,7 +241,7 @@ class _Parser:
     def primary(self) -> Expr:
         kind, tok = self.take()
         if kind == "num":
-            return Expr("num", int(tok, 0) if not re.fullmatch(r"0\d+", tok) else int(tok, 8))
+            return Expr("num", _c_integer(tok))
         if kind == "str":
             text = _unescape(tok[1:-1])
             while self.peek()[0] == "str":  # adjacent literals concatenate
@@ -298,9 +307,13 @@ def parse_print_fmt(text: str) -> tuple[str, list[Expr]]:
     while parser.peek()[0] == "str":
         fmt += _unescape(parser.take()[1][1:-1])
     args: list[Expr] = []
-    while parser.peek()[0] != "eof":
-        parser.take(",")
-        args.append(parser.expression())
+    try:
+        while parser.peek()[0] != "eof":
+            parser.take(",")
+            args.append(parser.expression())
+    except RecursionError:
+        # the parser recurses once per nesting level; kernels nest a few levels, not hundreds
+        raise PrintFmtError(f"print fmt: nested too deeply: {text[:40]!r}...") from None
     return fmt, args
 
 
@@ -314,6 +327,14 @@ def evaluate(expr: Expr, rec: Mapping[str, int]) -> Value:
     on 64 bits, casts to unsigned types mask. Raises :class:`CannotEvaluate` for constructs the
     evaluator does not model (other helpers, pointers, members) or fields absent from ``rec``.
     """
+    try:
+        return _value(expr, rec)
+    except RecursionError:
+        # each nesting level is a Python call; a corrupt format can nest past the stack
+        raise CannotEvaluate("expression nested too deeply") from None
+
+
+def _value(expr: Expr, rec: Mapping[str, int]) -> Value:
     kind = expr.kind
     if kind == "num" or kind == "str":
         return expr.value  # type: ignore[return-value]
@@ -323,7 +344,7 @@ def evaluate(expr: Expr, rec: Mapping[str, int]) -> Value:
         except KeyError:
             raise CannotEvaluate(f"field {expr.value} not given") from None
     if kind == "cond":
-        return evaluate(expr.args[1] if _int(expr.args[0], rec) else expr.args[2], rec)
+        return _value(expr.args[1] if _int(expr.args[0], rec) else expr.args[2], rec)
     if kind == "unary":
         v = _int(expr.args[0], rec)
         op = expr.value
@@ -343,16 +364,17 @@ def evaluate(expr: Expr, rec: Mapping[str, int]) -> Value:
         mask = _CAST_MASKS.get(str(expr.value))
         return v & mask if mask is not None else v
     if kind == "call":
-        name = str(expr.value)
-        if name in ("__print_flags", "__print_flags_u64"):
-            return print_flags(_int(expr.args[0], rec), expr.args[1], expr.args[2:], rec)
-        if name in ("__print_symbolic", "__print_symbolic_u64"):
-            return print_symbolic(_int(expr.args[0], rec), expr.args[1:], rec)
+        name, args = str(expr.value), expr.args
+        # a helper called without its value (and delimiter) is left to the fallthrough
+        if name in ("__print_flags", "__print_flags_u64") and len(args) >= 2:
+            return print_flags(_int(args[0], rec), args[1], args[2:], rec)
+        if name in ("__print_symbolic", "__print_symbolic_u64") and args:
+            return print_symbolic(_int(args[0], rec), args[1:], rec)
     raise CannotEvaluate(f"cannot evaluate {kind} {expr.value!r}")
 
 
 def _int(expr: Expr, rec: Mapping[str, int]) -> int:
-    v = evaluate(expr, rec)
+    v = _value(expr, rec)
     if isinstance(v, str):
         raise CannotEvaluate("text used as a number")
     return v
@@ -400,7 +422,7 @@ def _table(entries: tuple[Expr, ...], rec: Mapping[str, int]) -> list[tuple[int,
     for entry in entries:
         if entry.kind != "braced" or len(entry.args) != 2:
             raise CannotEvaluate('table entry is not {value, "name"}')
-        out.append((_int(entry.args[0], rec), str(evaluate(entry.args[1], rec))))
+        out.append((_int(entry.args[0], rec), str(_value(entry.args[1], rec))))
     return out
 
 
@@ -408,7 +430,7 @@ def print_flags(
     value: int, delim_expr: Expr, entries: tuple[Expr, ...], rec: Mapping[str, int]
 ) -> str:
     """``__print_flags(value, delim, {mask, "name"}, ...)`` as the kernel prints it."""
-    delim = str(evaluate(delim_expr, rec))
+    delim = str(_value(delim_expr, rec))
     parts: list[str] = []
     for mask, name in _table(entries, rec):
         if value == 0 and mask == 0:

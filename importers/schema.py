@@ -12,16 +12,38 @@ Conventions (``DESIGN.md`` "Tables", ``formats.md`` §6.2):
 * Repeating strings (comm, event names, PMU names, state letters) are ``dictionary<int32, utf8>``.
 * Every event without a typed table goes to the long ``events`` table, so nothing is dropped.
 
-Each field carries a ``doc`` entry in its Arrow field metadata.
+Each field carries a ``doc`` entry in its Arrow field metadata. :func:`conform` casts a table to
+its schema; :func:`dictionary_column` and :func:`constant_column` build ``DICT`` columns.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
+from numpy.typing import NDArray
 
 SCHEMA_VERSION = 1
 
 DICT = pa.dictionary(pa.int32(), pa.string())
+
+
+def dictionary_column(texts: list[str | None], codes: NDArray[np.integer]) -> pa.DictionaryArray:
+    """A :data:`DICT` column whose row ``i`` is ``texts[codes[i]]`` (null where that is None).
+
+    Equal texts share one dictionary entry, so ``texts`` may repeat.
+    """
+    uniq: dict[str, int] = {}
+    remap = np.array([uniq.setdefault(t, len(uniq)) if t is not None else -1 for t in texts])
+    idx = remap[codes] if len(remap) else np.zeros(0, np.int64)
+    indices = pa.array(idx.astype(np.int32), mask=idx < 0)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(list(uniq), pa.string()))
+
+
+def constant_column(text: str, n: int) -> pa.DictionaryArray:
+    """A :data:`DICT` column of ``n`` rows that all say ``text``."""
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(n, np.int32)), pa.array([text], pa.string())
+    )
 
 
 def _f(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:

@@ -9,6 +9,9 @@ per (pid, comm) with the first and last time seen.
 from __future__ import annotations
 
 import polars as pl
+import pyarrow as pa
+
+from importers.schema import conform, constant_column
 
 # (table, pid column, comm column) of the typed tables that name a task.
 NAMED_IN: tuple[tuple[str, str, str], ...] = (
@@ -82,3 +85,23 @@ def _fold(part: pl.DataFrame) -> pl.DataFrame:
         )
         .select(pl.col(name).cast(dtype) for name, dtype in SPAN_SCHEMA.items())
     )
+
+
+def saved_cmdlines(cmdlines: bytes) -> pa.Table:
+    """``tasks`` rows of a ``saved_cmdlines`` blob (trace.dat, perf tracing data).
+
+    One ``pid comm`` per line, without times: the kernel keeps the last name of each pid.
+    """
+    pids: list[int] = []
+    comms: list[str] = []
+    for line in cmdlines.decode("utf-8", "replace").splitlines():
+        pid, _, comm = line.strip().partition(" ")
+        if pid.lstrip("-").isdigit() and comm:
+            pids.append(int(pid))
+            comms.append(comm)
+    columns = {
+        "pid": pa.array(pids, pa.int32()),
+        "comm": pa.array(comms, pa.string()).dictionary_encode(),
+        "source": constant_column("saved_cmdlines", len(pids)),
+    }
+    return conform("tasks", pa.table(columns))

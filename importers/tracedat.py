@@ -27,15 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 from numpy.typing import NDArray
 
 from importers.capture import Capture, CaptureMetadata, sha256_of
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError, DroppedEventsError
 from importers.event_format import EventFormatError, parse_fields
-from importers.schema import SIDE_TABLES
 from importers.skips import SkipLog
+from importers.tasks import saved_cmdlines
 from importers.tracedat_events import records_to_tables
 from importers.tracedat_file import TraceDat, cpu_chunks, read_container
 from importers.tracedat_pages import (
@@ -104,7 +103,7 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
     tables = records_to_tables(td, data, records, ts, page_cpu, page_stream, missed, skips)
     if progress:
         progress(3, 4)
-    tables["tasks"] = _tasks(td)
+    tables["tasks"] = saved_cmdlines(td.cmdlines)
     lost = tables.pop("lost_events")
     if lost.num_rows:
         if strict:
@@ -329,32 +328,6 @@ def _strtoll(text: str | None) -> int:
     return -value if m[1] == "-" else value
 
 
-def _tasks(td: TraceDat) -> pa.Table:
-    """``saved_cmdlines``: one ``pid comm`` per line (last name per pid, not time-resolved)."""
-    pids: list[int] = []
-    comms: list[str] = []
-    for line in td.cmdlines.decode("utf-8", "replace").splitlines():
-        pid, _, comm = line.strip().partition(" ")
-        if pid.lstrip("-").isdigit() and comm:
-            pids.append(int(pid))
-            comms.append(comm)
-    schema = SIDE_TABLES["tasks"]
-    n = len(pids)
-    return pa.Table.from_arrays(
-        [
-            pa.array(pids, pa.int32()),
-            pa.nulls(n, pa.int32()),
-            pa.array(comms, pa.string()).dictionary_encode(),
-            pa.nulls(n, pa.int64()),
-            pa.nulls(n, pa.int64()),
-            pa.DictionaryArray.from_arrays(
-                pa.array(np.zeros(n, np.int32)), pa.array(["saved_cmdlines"])
-            ),
-        ],
-        schema=schema,
-    )
-
-
 def _metadata(
     path: Path, fmt: str, td: TraceDat, ts: NDArray[np.int64], skips: SkipLog
 ) -> CaptureMetadata:
@@ -394,7 +367,6 @@ def _metadata(
         "event_formats": len(td.formats),
         "sections": td.sections or None,
         "kallsyms_bytes": len(td.kallsyms),
-        "printk_formats": _printk_formats(td),
     }
     return CaptureMetadata(
         source_path=str(path),
@@ -416,16 +388,6 @@ def _metadata(
 def _kernel_release(uname: str | None) -> str | None:
     parts = (uname or "").split()
     return parts[2] if len(parts) >= 3 else None
-
-
-def _printk_formats(td: TraceDat) -> dict[str, str]:
-    """``printk_formats`` (``0xADDR : "fmt"``): the formats ``bprint`` records point at."""
-    out: dict[str, str] = {}
-    for line in td.printk.decode("utf-8", "replace").splitlines():
-        addr, sep, fmt = line.partition(" : ")
-        if sep:
-            out[addr.strip()] = fmt.strip().strip('"')
-    return out
 
 
 __all__ = ["page_layout", "read_tracedat"]

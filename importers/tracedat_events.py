@@ -15,7 +15,7 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from importers.event_format import EventFormat
-from importers.schema import SIDE_TABLES
+from importers.schema import SIDE_TABLES, conform, constant_column
 from importers.skips import SkipLog
 from importers.tracedat_fields import FieldGather, pack_records
 from importers.tracedat_file import FormatText, TraceDat
@@ -182,9 +182,7 @@ def _sequence(
             pa.array(lost_seq, pa.int64()),
             pa.array(page_cpu[pages], pa.int16()),
             pa.array(count, pa.int64(), mask=count < 0),
-            pa.DictionaryArray.from_arrays(
-                pa.array(np.zeros(len(pages), np.int32)), pa.array(["missed"])
-            ),
+            constant_column("missed", len(pages)),
         ],
         schema=SIDE_TABLES["lost_events"],
     )
@@ -264,7 +262,6 @@ def _events(
             field = f.field(key)
             lut[k, tid] = field.offset if field is not None else -(1 << 40)
     payload, poffs, pid, flags, preempt = pack_records(data, idx, offsets, lengths, types, lut, big)
-    schema = SIDE_TABLES["events"]
     columns = {
         "ts": pa.array(ts[idx]),
         "seq": pa.array(seq[idx]),
@@ -283,8 +280,4 @@ def _events(
         ),
         "args": _printk_args(td, formats, t, payload, poffs),
     }
-    arrays = []
-    for f in schema:
-        col = columns.get(f.name)
-        arrays.append(col.cast(f.type) if col is not None else pa.nulls(n, f.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return conform("events", pa.table(columns))

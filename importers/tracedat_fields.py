@@ -74,6 +74,23 @@ def _gather_rows(
     return out
 
 
+@njit(cache=True, inline="always")
+def u32_at(d: NDArray[np.uint8], p: int, big: bool) -> np.int64:
+    """The u32 at byte ``p`` of ``d`` (for compiled loops; the caller checks bounds)."""
+    b0, b1, b2, b3 = np.int64(d[p]), np.int64(d[p + 1]), np.int64(d[p + 2]), np.int64(d[p + 3])
+    if big:
+        return (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
+    return (b3 << 24) | (b2 << 16) | (b1 << 8) | b0
+
+
+@njit(cache=True, inline="always")
+def u64_at(d: NDArray[np.uint8], p: int, big: bool) -> np.uint64:
+    """The u64 at byte ``p`` of ``d`` (for compiled loops; the caller checks bounds)."""
+    lo = np.uint64(u32_at(d, p + 4 if big else p, big))
+    hi = np.uint64(u32_at(d, p if big else p + 4, big))
+    return (hi << np.uint64(32)) | lo
+
+
 @njit(cache=True, nogil=True)
 def gather_uint(
     data: NDArray[np.uint8], offsets: NDArray[np.int64], start: int, size: int, big: bool

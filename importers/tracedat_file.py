@@ -112,11 +112,38 @@ class TraceDat:
 def read_container(r: Reader) -> TraceDat:
     """Parse the prefix, metadata and options of the trace.dat behind ``r``."""
     r.section = "file header"
+    prefix = read_prefix(r)
+    if prefix.version not in ("6", "7"):
+        raise r.fail(10, f"trace.dat version {prefix.version!r}; pmu-replay reads versions 6 and 7")
+    td = TraceDat(r, int(prefix.version), prefix.long_size, prefix.page_size)
+    if td.version == 6:
+        _read_v6(td, prefix.end)
+    else:
+        _read_v7(td, prefix.end)
+    return td
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """The fixed start of trace.dat data: version text, long size, page size, and where the
+    metadata after it begins."""
+
+    version: str
+    long_size: int
+    page_size: int
+    end: int
+
+
+def read_prefix(r: Reader) -> Prefix:
+    """Check the magic and read the prefix at the start of ``r``; set ``r``'s byte order.
+
+    Shared by trace.dat files and perf's TRACING_DATA blob (the same prefix with version 0.5
+    or 0.6), so both refuse the byte orders, long sizes and page sizes the decoders cannot
+    handle with a clean error. The caller checks the version, which differs between them.
+    """
     if r.bytes_at(0, 10) != MAGIC:
-        raise r.fail(0, "not a trace.dat file (bad magic)")
-    version_text, pos = r.cstr(10, 16)
-    if version_text not in ("6", "7"):
-        raise r.fail(10, f"trace.dat version {version_text!r}; pmu-replay reads versions 6 and 7")
+        raise r.fail(0, f"no trace.dat magic (starts {r.bytes_at(0, 10)!r})")
+    version, pos = r.cstr(10, 16)
     endian = r.bytes_at(pos, 1)[0]
     if endian > 1:
         raise r.fail(pos, f"endianness byte {endian} (expected 0 or 1)")
@@ -125,13 +152,25 @@ def read_container(r: Reader) -> TraceDat:
     page_size = r.u32(pos + 2)
     if long_size not in (4, 8) or not 64 <= page_size <= 1 << 24:
         raise r.fail(pos + 1, f"long size {long_size} / page size {page_size} out of range")
-    td = TraceDat(r, int(version_text), long_size, page_size)
-    pos += 6
-    if td.version == 6:
-        _read_v6(td, pos)
-    else:
-        _read_v7(td, pos)
-    return td
+    return Prefix(version, long_size, page_size, pos + 6)
+
+
+def read_v6_metadata(td: TraceDat, pos: int, cmdlines: bool) -> int:
+    """The v6 metadata at ``pos``: header texts, ftrace and event formats, kallsyms, printk
+    formats, then (with ``cmdlines``, unless the data ends there) saved cmdlines.
+
+    perf's TRACING_DATA holds the same sequence; its version 0.5 (simpleperf) has no saved
+    cmdlines, and perf itself reads a missing cmdlines blob as empty. Returns the offset after.
+    """
+    r = td.reader
+    pos = _headers(td, r, pos)
+    pos = _ftrace_formats(td, r, pos)
+    pos = _event_formats(td, r, pos)
+    td.kallsyms, pos = _blob(r, pos, "kallsyms", wide=False)
+    td.printk, pos = _blob(r, pos, "printk formats", wide=False)
+    if cmdlines and pos < r.size:
+        td.cmdlines, pos = _blob(r, pos, "saved cmdlines", wide=True)
+    return pos
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -197,12 +236,7 @@ def _blob(r: Reader, pos: int, section: str, wide: bool) -> tuple[bytes, int]:
 
 def _read_v6(td: TraceDat, pos: int) -> None:
     r = td.reader
-    pos = _headers(td, r, pos)
-    pos = _ftrace_formats(td, r, pos)
-    pos = _event_formats(td, r, pos)
-    td.kallsyms, pos = _blob(r, pos, "kallsyms", wide=False)
-    td.printk, pos = _blob(r, pos, "printk formats", wide=False)
-    td.cmdlines, pos = _blob(r, pos, "saved cmdlines", wide=True)
+    pos = read_v6_metadata(td, pos, cmdlines=True)
     r.section = "CPU count"
     td.cpus = r.u32(pos)
     if td.cpus > 1 << 16:
@@ -274,20 +308,12 @@ def _options(td: TraceDat, r: Reader, pos: int, end: int, buffers: list[tuple[in
 # --------------------------------------------------------------------------- version 7
 
 
-@dataclass
-class _Section:
-    id: int
-    flags: int
-    string_id: int
-    payload: bytes
-
-
 def _section_header(r: Reader, pos: int) -> tuple[int, int, int, int]:
     return r.u16(pos), r.u16(pos + 2), r.s32(pos + 4), r.u64(pos + 8)
 
 
-def _section(td: TraceDat, pos: int, expect: int, name: str) -> _Section:
-    """Read (and inflate) the section at ``pos``, checking its id."""
+def _section(td: TraceDat, pos: int, expect: int, name: str) -> bytes:
+    """The payload of the section at ``pos`` (inflated), after checking its id."""
     r = td.reader
     r.section = f"{name} section"
     sid, flags, string_id, size = _section_header(r, pos)
@@ -297,7 +323,7 @@ def _section(td: TraceDat, pos: int, expect: int, name: str) -> _Section:
     payload = r.sized_blob(pos + 16, size, f"{name} section")
     if flags & SECTION_FLAG_COMPRESSED:
         payload = _inflate_section(td, payload, pos + 16)
-    return _Section(sid, flags, string_id, payload)
+    return payload
 
 
 def _inflate_section(td: TraceDat, payload: bytes, offset: int) -> bytes:
@@ -328,10 +354,10 @@ def _read_v7(td: TraceDat, pos: int) -> None:
         if options_offset in visited or len(visited) > _MAX_SECTIONS:
             raise r.fail(options_offset, "OPTIONS sections form a loop")
         visited.add(options_offset)
-        sec = _section(td, options_offset, 0, "options")
-        sub = Reader(r.path, sec.payload, r.big_endian, f"options section at {options_offset:#x}")
-        done = _options(td, sub, 0, end=len(sec.payload), buffers=[])
-        if done - 2 + 14 > len(sec.payload):
+        payload = _section(td, options_offset, 0, "options")
+        sub = Reader(r.path, payload, r.big_endian, f"options section at {options_offset:#x}")
+        done = _options(td, sub, 0, end=len(payload), buffers=[])
+        if done - 2 + 14 > len(payload):
             break  # DONE without a next-section offset: the last OPTIONS section
         options_offset = sub.u64(done + 4)
     _v7_metadata(td)
@@ -380,8 +406,8 @@ def _v7_metadata(td: TraceDat) -> None:
     for opt, name in sections.items():
         if opt not in opts:
             continue
-        sec = _section(td, opts[opt], opt, name)
-        sub = Reader(r.path, sec.payload, r.big_endian, f"{name} section at {opts[opt]:#x}")
+        payload = _section(td, opts[opt], opt, name)
+        sub = Reader(r.path, payload, r.big_endian, f"{name} section at {opts[opt]:#x}")
         if opt == OPT_HEADER_INFO:
             _headers(td, sub, 0)
         elif opt == OPT_FTRACE_EVENTS:

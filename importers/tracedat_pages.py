@@ -25,6 +25,8 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from importers.tracedat_fields import u32_at, u64_at
+
 COMMIT_MASK = (1 << 27) - 1
 MISSING_EVENTS = 1 << 31
 MISSING_STORED = 1 << 30
@@ -103,21 +105,6 @@ def empty_records(n: int) -> Records:
     )
 
 
-@njit(cache=True, inline="always")
-def _u32(d: NDArray[np.uint8], p: int, big: bool) -> np.int64:
-    b0, b1, b2, b3 = np.int64(d[p]), np.int64(d[p + 1]), np.int64(d[p + 2]), np.int64(d[p + 3])
-    if big:
-        return (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
-    return (b3 << 24) | (b2 << 16) | (b1 << 8) | b0
-
-
-@njit(cache=True, inline="always")
-def _u64(d: NDArray[np.uint8], p: int, big: bool) -> np.uint64:
-    lo = np.uint64(_u32(d, p + 4 if big else p, big))
-    hi = np.uint64(_u32(d, p if big else p + 4, big))
-    return (hi << np.uint64(32)) | lo
-
-
 @njit(cache=True, nogil=True)
 def _walk(
     d: NDArray[np.uint8],
@@ -147,11 +134,11 @@ def _walk(
         if base + data_off > page_end:
             status[pg] = 1
             continue
-        ts = _u64(d, base, big)
+        ts = u64_at(d, base, big)
         if commit_size == 8:
-            flags = _u64(d, base + commit_off, big)
+            flags = u64_at(d, base + commit_off, big)
         else:
-            flags = np.uint64(_u32(d, base + commit_off, big))
+            flags = np.uint64(u32_at(d, base + commit_off, big))
         size = np.int64(flags & np.uint64(COMMIT_MASK))
         pos = base + data_off
         end = pos + size
@@ -165,9 +152,9 @@ def _walk(
                     status[pg] = 4
                     continue
                 if commit_size == 8:
-                    missed[pg] = np.int64(_u64(d, end, big))
+                    missed[pg] = np.int64(u64_at(d, end, big))
                 else:
-                    missed[pg] = _u32(d, end, big)
+                    missed[pg] = u32_at(d, end, big)
         else:
             missed[pg] = MISSED_NONE
         n = 0
@@ -176,7 +163,7 @@ def _walk(
             if pos + 4 > end:
                 bad = True
                 break
-            hdr = _u32(d, pos, big)
+            hdr = u32_at(d, pos, big)
             if big:
                 type_len = hdr >> 27
                 delta = hdr & 0x7FFFFFF
@@ -190,13 +177,13 @@ def _walk(
                     bad = True
                     break
                 ts += np.uint64(delta)
-                pos += 4 + _u32(d, pos + 4, big)
+                pos += 4 + u32_at(d, pos + 4, big)
                 continue
             if type_len == 30 or type_len == 31:  # TIME_EXTEND / TIME_STAMP
                 if pos + 8 > end:
                     bad = True
                     break
-                ext = (np.uint64(_u32(d, pos + 4, big)) << np.uint64(27)) + np.uint64(delta)
+                ext = (np.uint64(u32_at(d, pos + 4, big)) << np.uint64(27)) + np.uint64(delta)
                 if type_len == 30:
                     ts += ext
                 else:
@@ -207,7 +194,7 @@ def _walk(
                 if pos + 8 > end:
                     bad = True
                     break
-                length = _u32(d, pos + 4, big) - 4
+                length = u32_at(d, pos + 4, big) - 4
                 length = (length + 3) & ~3
                 payload = pos + 8
             else:

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from importers.event_format import EventFormat
 from importers.print_fmt import CannotEvaluate, PrintFmtError, evaluate
-from importers.schema import DICT, TYPED_TABLES
+from importers.schema import DICT, TYPED_TABLES, conform, constant_column, dictionary_column
 from importers.sysregs import pmu_sysreg_name
 from importers.tracedat_fields import FieldGather
 
@@ -35,7 +35,6 @@ _ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
     "kvm_entry": {"vcpu_pc": ("vcpu_pc", "rip")},
     "kvm_exit": {"vcpu_pc": ("vcpu_pc", "guest_rip")},
 }
-_ARM64_KVM_EXIT = {"ret": ("ret", "idx"), "esr_ec": ("esr_ec", "exit_reason")}
 
 
 def typed_table(
@@ -46,10 +45,7 @@ def typed_table(
     Returns the table (canonical schema) and notes about columns that could not be decoded.
     """
     schema = TYPED_TABLES[name]
-    aliases = dict(_ALIASES.get(name, {}))
-    arm64 = name == "kvm_exit" and fmt.field("vcpu_pc") is not None
-    if arm64:
-        aliases.update(_ARM64_KVM_EXIT)
+    aliases = _ALIASES.get(name, {})
     values: dict[str, NDArray[np.generic]] = {}
     columns: dict[str, pa.Array] = dict(prefix)
     notes: list[str] = []
@@ -58,10 +54,12 @@ def typed_table(
             (c for c in aliases.get(column, (column,)) if fmt.field(c) is not None), None
         )
         f = fmt.field(field_name) if field_name else None
-        if f is None or (name == "kvm_exit" and column in ("exit_reason", "isa")):
+        if f is None:
             continue
         if schema.field(column).type == DICT and not f.is_string:
-            continue  # e.g. kvm_sys_access.name: a kernel pointer in binary captures
+            # e.g. kvm_sys_access.name, a kernel pointer in binary captures, or x86
+            # kvm_exit.exit_reason, a code whose name its derive hook prints
+            continue
         if f.is_string:
             columns[column] = g.string(f)
             continue
@@ -73,16 +71,8 @@ def typed_table(
         columns[column] = pa.array(v).cast(schema.field(column).type, safe=False)
     derived = _DERIVED.get(name)
     if derived is not None:
-        columns.update(derived(fmt, values, notes))
-    if name == "kvm_exit":
-        columns["isa"] = _constant("arm64" if arm64 else "x86", g.n)
-        if not arm64:
-            ints = _values_of(fmt, g, ("exit_reason", "isa"))
-            columns["exit_reason"] = derive_text(fmt, ints, notes, "exit_reason")
-    if name == "kvm_sys_access":
-        columns["sysreg"] = _sysreg(values, g.n)
-    arrays = [columns[f.name] if f.name in columns else pa.nulls(g.n, f.type) for f in schema]
-    return pa.Table.from_arrays(arrays, schema=schema), notes
+        columns.update(derived(fmt, g, values, notes))
+    return conform(name, pa.table(columns)), notes
 
 
 def _values_of(
@@ -95,12 +85,6 @@ def _values_of(
         if v is not None:
             out[n] = v
     return out
-
-
-def _constant(text: str, n: int) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(n, np.int32)), pa.array([text], pa.string())
-    )
 
 
 def derive_text(
@@ -145,7 +129,7 @@ def derive_text(
         except CannotEvaluate as exc:
             notes.append(f"{fmt.name}.{label}: cannot evaluate print fmt ({exc})")
             texts.append(None)
-    return _dictionary_from(texts, inverse)
+    return dictionary_column(texts, inverse)
 
 
 def factorize(values: NDArray[np.generic]) -> tuple[NDArray[np.generic], NDArray[np.int64]]:
@@ -160,16 +144,11 @@ def factorize(values: NDArray[np.generic]) -> tuple[NDArray[np.generic], NDArray
     return uniques, inverse
 
 
-def _dictionary_from(texts: list[str | None], inverse: NDArray[np.intp]) -> pa.DictionaryArray:
-    uniq: dict[str, int] = {}
-    remap = np.array([uniq.setdefault(t, len(uniq)) if t is not None else -1 for t in texts])
-    idx = remap[inverse] if len(remap) else np.zeros(0, np.int64)
-    indices = pa.array(idx.astype(np.int32), mask=idx < 0)
-    return pa.DictionaryArray.from_arrays(indices, pa.array(list(uniq), pa.string()))
-
-
 def _sched_switch(
-    fmt: EventFormat, values: dict[str, NDArray[np.generic]], notes: list[str]
+    fmt: EventFormat,
+    g: FieldGather,
+    values: dict[str, NDArray[np.generic]],
+    notes: list[str],
 ) -> dict[str, pa.Array]:
     if "prev_state" not in values:
         return {}
@@ -180,22 +159,46 @@ def _sched_switch(
     }
 
 
+#: arm64 kvm_exit columns, the field name older kernels give them, and their text column
+_ARM64_KVM_EXIT = (("ret", "idx", "ret_name"), ("esr_ec", "exit_reason", "ec_name"))
+
+
 def _kvm_exit(
-    fmt: EventFormat, values: dict[str, NDArray[np.generic]], notes: list[str]
+    fmt: EventFormat,
+    g: FieldGather,
+    values: dict[str, NDArray[np.generic]],
+    notes: list[str],
 ) -> dict[str, pa.Array]:
-    out: dict[str, pa.Array] = {}
-    for column, fields in (
-        ("ret_name", _ARM64_KVM_EXIT["ret"]),
-        ("ec_name", _ARM64_KVM_EXIT["esr_ec"]),
-    ):
-        name = next((f for f in fields if f in values), None)
-        if name is not None and fmt.field("vcpu_pc") is not None:
-            out[column] = derive_text(fmt, {name: values[name]}, notes, column)
+    """arm64 and x86 ``kvm_exit`` share a table, not their fields; arm64 has ``vcpu_pc``.
+
+    arm64: ``ret`` and ``esr_ec`` (``idx`` and ``exit_reason`` on older kernels) and their
+    names. x86: the name of ``exit_reason``, which depends on ``isa`` (VMX or SVM table).
+    """
+    if fmt.field("vcpu_pc") is None:
+        codes = _values_of(fmt, g, ("exit_reason", "isa"))
+        return {
+            "isa": constant_column("x86", g.n),
+            "exit_reason": derive_text(fmt, codes, notes, "exit_reason"),
+        }
+    out: dict[str, pa.Array] = {"isa": constant_column("arm64", g.n)}
+    schema = TYPED_TABLES["kvm_exit"]
+    for column, old_name, text_column in _ARM64_KVM_EXIT:
+        if column in values:
+            found = {column: values[column]}
+        else:
+            found = _values_of(fmt, g, (old_name,))
+            if found:
+                out[column] = pa.array(found[old_name]).cast(schema.field(column).type, safe=False)
+        if found:
+            out[text_column] = derive_text(fmt, found, notes, text_column)
     return out
 
 
 def _cpu_idle(
-    fmt: EventFormat, values: dict[str, NDArray[np.generic]], notes: list[str]
+    fmt: EventFormat,
+    g: FieldGather,
+    values: dict[str, NDArray[np.generic]],
+    notes: list[str],
 ) -> dict[str, pa.Array]:
     state = values.get("state")
     if state is None:
@@ -204,7 +207,10 @@ def _cpu_idle(
 
 
 def _kvm_userspace_exit(
-    fmt: EventFormat, values: dict[str, NDArray[np.generic]], notes: list[str]
+    fmt: EventFormat,
+    g: FieldGather,
+    values: dict[str, NDArray[np.generic]],
+    notes: list[str],
 ) -> dict[str, pa.Array]:
     used: dict[str, NDArray[np.generic]] = {
         k: values[k] for k in ("reason", "errno") if k in values
@@ -212,20 +218,31 @@ def _kvm_userspace_exit(
     return {"reason_name": derive_text(fmt, used, notes, "reason")} if used else {}
 
 
-def _sysreg(values: dict[str, NDArray[np.generic]], n: int) -> pa.Array:
+def _kvm_sys_access(
+    fmt: EventFormat,
+    g: FieldGather,
+    values: dict[str, NDArray[np.generic]],
+    notes: list[str],
+) -> dict[str, pa.Array]:
+    """``sysreg``: the Arm ARM name of the trapped register, from its encoding."""
     keys = ("Op0", "Op1", "CRn", "CRm", "Op2")
     if not all(k in values for k in keys):
-        return pa.nulls(n, DICT)
+        return {}
     stacked = np.stack([values[k].astype(np.int64) for k in keys], axis=1)
     combos, inverse = np.unique(stacked, axis=0, return_inverse=True)
     names = [pmu_sysreg_name(*(int(x) for x in row)) for row in combos]
-    return _dictionary_from(names, inverse.reshape(-1))
+    return {"sysreg": dictionary_column(names, inverse.reshape(-1))}
 
 
-_Derive = Callable[[EventFormat, dict[str, NDArray[np.generic]], list[str]], dict[str, pa.Array]]
+#: per table: extra columns computed from the record fields (``values`` holds those the
+#: generic mapping read, keyed by kernel field name; ``g`` reads others)
+_Derive = Callable[
+    [EventFormat, FieldGather, dict[str, NDArray[np.generic]], list[str]], dict[str, pa.Array]
+]
 _DERIVED: dict[str, _Derive] = {
     "sched_switch": _sched_switch,
     "kvm_exit": _kvm_exit,
     "cpu_idle": _cpu_idle,
     "kvm_userspace_exit": _kvm_userspace_exit,
+    "kvm_sys_access": _kvm_sys_access,
 }

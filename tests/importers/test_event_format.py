@@ -159,11 +159,12 @@ def test_casts_and_operators() -> None:
 
 
 def test_unsupported_constructs_raise_cannot_evaluate() -> None:
-    _, args = parse_print_fmt('"%s %p", __get_str(path), REC->fn')
-    with pytest.raises(CannotEvaluate):
-        evaluate(args[0], {})
-    with pytest.raises(CannotEvaluate):
-        evaluate(args[1], {})
+    _, args = parse_print_fmt(
+        '"%s %p %s %s", __get_str(path), REC->fn, __print_flags(REC->x), __print_symbolic()'
+    )
+    for arg in args:
+        with pytest.raises(CannotEvaluate):
+            evaluate(arg, {"x": 1})
 
 
 @pytest.mark.parametrize(
@@ -183,10 +184,26 @@ def test_malformed_formats_are_clean_errors(text: str) -> None:
     assert "trace.dat@0x40" in str(err.value)
 
 
-@pytest.mark.parametrize("text", ['"%d", (REC->a', "REC->a", '"%d", {1, 2', '"x" @'])
+@pytest.mark.parametrize(
+    "text", ['"%d", (REC->a', "REC->a", '"%d", {1, 2', '"x" @', '"%d", 08', '"%d", 019']
+)
 def test_malformed_print_fmts_are_clean_errors(text: str) -> None:
     with pytest.raises(PrintFmtError):
         parse_print_fmt(text)
+
+
+def test_nesting_past_the_stack_is_a_clean_error() -> None:
+    with pytest.raises(PrintFmtError, match="nested too deeply"):
+        parse_print_fmt('"%d", ' + "(" * 5000 + "1" + ")" * 5000)
+    # unary minus costs the parser one call per level and the evaluator two
+    _, (arg,) = parse_print_fmt('"%s", ' + "- " * 900 + 'REC->x ? "a" : "b"')
+    with pytest.raises(CannotEvaluate, match="nested too deeply"):
+        evaluate(arg, {"x": 1})
+
+
+def test_integer_literals_follow_c() -> None:
+    _, args = parse_print_fmt('"%d %d %d %d", 010, 0, 0x1fUL, 90')
+    assert [evaluate(a, {}) for a in args] == [8, 0, 31, 90]
 
 
 def test_header_page_of_a_32bit_kernel() -> None:
@@ -201,10 +218,33 @@ def test_header_page_of_a_32bit_kernel() -> None:
 
 
 @given(st.text(max_size=300))
-def test_any_text_parses_or_fails_cleanly(text: str) -> None:
+def test_any_format_body_parses_or_fails_cleanly(text: str) -> None:
+    """Past the header check, so the field and print-fmt parsers see the text."""
     try:
-        fmt = parse_event_format(text)
+        fmt = parse_event_format("name: x\nID: 1\nformat:\n" + text)
     except EventFormatError:
         return
     with contextlib.suppress(PrintFmtError):
         fmt.print_args  # noqa: B018 - parsing is lazy
+
+
+#: pieces of print-fmt C expressions, so generated texts get past the tokenizer
+_PRINT_FMT_TOKENS = (
+    '"%d"', '"|"', '"S"', ",", "REC->x", "REC", "->", ".", "x", "0", "07", "08", "0x1f", "1",
+    "64", "(", ")", "{", "}", "[", "]", "?", ":", "&", "|", "&&", "||", "<<", ">>", "-", "+",
+    "*", "/", "%", "!", "~", "==", "<", "int", "unsigned", "u8", "__print_flags",
+    "__print_symbolic", "sizeof", "'a'",
+)  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(_PRINT_FMT_TOKENS), max_size=25))
+def test_any_print_fmt_parses_or_fails_cleanly(tokens: list[str]) -> None:
+    """Parsing raises only PrintFmtError, evaluating only CannotEvaluate (derive_text catches
+    those two and nothing else)."""
+    try:
+        _, args = parse_print_fmt('"%d", ' + " ".join(tokens))
+    except PrintFmtError:
+        return
+    for arg in args:
+        with contextlib.suppress(CannotEvaluate):
+            evaluate(arg, {"x": 3})

@@ -237,3 +237,62 @@ def test_not_perf_data_and_truncated_header(tmp_path: Path) -> None:
         load(tmp_path, b"PERFFILE" + bytes(200))
     with pytest.raises(CaptureFormatError, match=r"perf\.data@0x"):
         load(tmp_path, cycles_writer().file()[:60])
+
+
+def read_writer() -> Writer:
+    """Two counters read as a group with their ids (read_format ID|GROUP)."""
+    w = Writer()
+    st = bits("TID", "TIME", "CPU", "IDENTIFIER")
+    w.attrs = [Attr(1, 0, st, [11], 4 | 8), Attr(1, 1, st, [12], 4 | 8)]
+    return w
+
+
+def test_read_records_yield_one_count_per_value(tmp_path: Path) -> None:
+    w = read_writer()
+    a = w.attrs[0]
+    values = w.p("QQQQQ", 2, 1234, 11, 99, 12)
+    w.record(8, w.p("ii", 5, 5) + values + w.sample_id(a, pid=5, tid=5, time=70, cpu=1, id=11))
+    w.sample(a, pid=5, tid=5, time=80, cpu=1, id=11)
+    cap = load(tmp_path, w.file())
+    counts = cap.frame("pmu_counts")
+    assert counts.select("ts", "cpu", pl.col("event").cast(pl.Utf8), "value").rows() == [
+        (70, 1, "cpu-clock", 1234),
+        (70, 1, "task-clock", 99),
+    ]
+    assert cap.metadata.skipped == {}
+
+
+def test_read_record_shorter_than_its_group_is_skipped(tmp_path: Path) -> None:
+    """nr = 2 but one {value, id} pair: nothing is read from the trailer or the next record."""
+    w = read_writer()
+    a = w.attrs[0]
+    values = w.p("QQQ", 2, 1234, 11)
+    w.record(8, w.p("ii", 5, 5) + values + w.sample_id(a, pid=5, tid=5, time=70, cpu=1, id=11))
+    w.sample(a, pid=5, tid=5, time=80, cpu=1, id=11)
+    cap = load(tmp_path, w.file())
+    assert cap.table("pmu_counts").num_rows == 0
+    assert cap.frame("pmu_samples")["ts"].to_list() == [80]
+    assert any("shorter" in reason for reason in cap.metadata.skipped)
+    with pytest.raises(CaptureFormatError, match="shorter"):
+        load(tmp_path, w.file(), strict=True)
+
+
+@pytest.mark.parametrize(
+    ("at", "patch", "message"),
+    [
+        (14, b"\x02", "endianness byte 2"),
+        (15, b"\x03", "long size 3"),
+        (16, bytes(4), "page size 0"),
+    ],
+)
+def test_tracing_data_prefix_is_validated(
+    tmp_path: Path, at: int, patch: bytes, message: str
+) -> None:
+    """The trace.dat prefix inside TRACING_DATA gets the checks a trace.dat file gets (a long
+    size of 3 used to reach the printk decoder and fail there with a KeyError)."""
+    lo = Layout()
+    blob = bytearray(tracing_data(lo))
+    assert blob[10:14] == b"0.6\0"  # magic, version; then endianness, long size, page size
+    blob[at : at + len(patch)] = patch
+    with pytest.raises(CaptureFormatError, match=message):
+        load(tmp_path, tracepoint_writer(lo).pipe(tracing=bytes(blob)))
