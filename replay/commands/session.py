@@ -6,12 +6,11 @@ import argparse
 from collections.abc import Sequence
 
 import polars as pl
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from importers.capture import Capture
 from replay.api import prepare_replay, what_if
-from replay.commands.console import stderr, stdout
+from replay.commands.console import count_progress, stdout
 from replay.commands.import_cmd import add_host_options, open_from_args
 from replay.engine import Path_, Work
 from replay.profiles import PROFILES
@@ -84,17 +83,10 @@ def run_scenarios(
     rank: bool = True,
 ) -> Results:
     """Replay the scenarios (objects or names) with a progress bar; rank them unless told not."""
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
-        task = bar.add_task("replaying scenarios", total=len(scenarios))
+    with count_progress("replaying scenarios", len(scenarios)) as advance:
 
         def step(scenario: Scenario) -> None:
-            bar.update(task, description=f"replaying {scenario.name}", advance=1)
+            advance(f"replaying {scenario.name}")
 
         return what_if(capture, scenarios, path=path, work=work, on_scenario=step, rank=rank)
 
