@@ -58,19 +58,16 @@ def replay_results(events: int, out: Path) -> None:
     from bench_replay import SOURCE, build
 
     from importers.topology import load_topology
-    from replay.engine import prepare, replay
+    from replay.api import what_if
+    from replay.engine import prepare
     from replay.profiles import PROFILES
-    from replay.results import assemble
-    from replay.scenarios import parse_scenario
 
     start = time.perf_counter()
     cap = build(events)
     n = cap.tables["sched_switch"].num_rows + cap.tables["sched_wakeup"].num_rows
     work = prepare(cap, load_topology(SOURCE / "plat_info.yml"), PROFILES["windows"])
-    first = min(work.host.possible_cpus)
-    scenarios = [parse_scenario(s, first) for s in ("default", "fixed-counters-only")]
-    done = [replay(work, s) for s in scenarios]
-    results = assemble(work, done, "vectorized", {"clock": cap.metadata.clock})
+    scenarios = ["default", "fixed-counters-only"]
+    results = what_if(cap, scenarios, work=work, rank=False)
     results.save(out)
     print(
         f"history: {n:,} sched events; replay of {len(scenarios)} scenarios: "

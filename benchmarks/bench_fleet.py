@@ -19,39 +19,32 @@ Usage: python benchmarks/bench_fleet.py [--members 24] [--scale 20]
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from replay.fleet import Member, Settings, dask_client, replay_member, run_fleet
+from tests.importers.textcap import shift_text, split_header
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "fixtures" / "demo"
 JUNO = ROOT.parent / "shared" / "traces" / "juno-trace-txt"
-_TS = re.compile(r"(\] [^ ]* *)(\d+)\.(\d{6}):")
 
 
 def build(root: Path, n: int, scale: int) -> list[Member]:
     topo = str(DEMO / "two-cluster-what-if.json")
-    text = (DEMO / "capture" / "trace.txt").read_text()
-    header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
-    body = text[len(header) :]
+    header, body = split_header((DEMO / "capture" / "trace.txt").read_text())
     members = []
     for k in range(n - 1):
         dst = root / f"demo-{k}"
-        shutil.copytree(DEMO / "capture", dst)
+        shutil.copytree(DEMO / "capture", dst, ignore=shutil.ignore_patterns("trace.txt"))
         # the recording repeated `scale` times, 10 s apart, then the whole member moved by k
-        copies = []
-        for j in range(scale):
-            seconds = 10 * (k * scale + j)
-            shift = lambda m, s=seconds: f"{m.group(1)}{int(m.group(2)) + s}.{m.group(3)}:"  # noqa: E731
-            copies.append(_TS.sub(shift, body))
+        copies = [shift_text(body, 10 * (k * scale + j)) for j in range(scale)]
         (dst / "trace.txt").write_text(header + "".join(copies))
-        meta = json.loads((dst / "capture.json").read_text())
-        (dst / "capture.json").write_text(json.dumps(meta))
         members.append(Member(str(dst), f"host-{k % 8}", topology=topo))
     members.append(
         Member(

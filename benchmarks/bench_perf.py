@@ -20,30 +20,16 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sched_load import nap_and_wake
+
 from importers.perf_data import read_perf_data
 
 OUT = Path(__file__).resolve().parent / "out"
-
-
-def busy(seconds: float, threads: int) -> None:
-    """Threads that sleep briefly and wake up: a context switch on every wakeup."""
-    end = time.monotonic() + seconds
-
-    def work() -> None:
-        while time.monotonic() < end:
-            time.sleep(0.0001)
-
-    pool = [threading.Thread(target=work) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
 
 
 def record(out: Path, seconds: float, threads: int) -> None:
@@ -54,7 +40,7 @@ def record(out: Path, seconds: float, threads: int) -> None:
         stderr=subprocess.PIPE,
     )
     time.sleep(1.0)  # let perf open its events
-    busy(seconds, threads)
+    nap_and_wake(seconds, threads, nap=0.0001)
     perf.send_signal(2)
     _, err = perf.communicate(timeout=600)
     if perf.returncode not in (0, -2) or not out.exists():

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import argparse
 import resource
+import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from importers.capture import Capture
 from importers.detect import load
@@ -61,9 +65,7 @@ def build(events: int) -> Capture:
     tables = dict(cap.tables)
     tables["sched_switch"] = tile(switch).to_arrow()
     tables["sched_wakeup"] = tile(wakeup).to_arrow()
-    meta = cap.metadata
-    meta.last_ts = t0 + copies * span
-    big = Capture(metadata=meta, tables=tables)
+    big = Capture(metadata=replace(cap.metadata, last_ts=t0 + copies * span), tables=tables)
     threads = sorted(set(switch["next_pid"].to_list()) - {0})
     specs = [f"{tid}=vm{i // 4}:{i % 4}" for i, tid in enumerate(threads)]
     big.tables["vcpus"] = discover_vcpus(big, parse_vcpu_specs(specs))
@@ -77,9 +79,9 @@ def prefix(cap: Capture, n: int) -> Capture:
     head = switch.head(n)
     tables: dict[str, pa.Table] = {**cap.tables, "sched_switch": head.to_arrow()}
     tables.pop("sched_wakeup", None)
-    meta = Capture(metadata=cap.metadata).metadata
-    meta.last_ts = int(head["ts"].max() or 0)
-    return Capture(metadata=meta, tables=tables)
+    return Capture(
+        metadata=replace(cap.metadata, last_ts=int(head["ts"].max() or 0)), tables=tables
+    )
 
 
 def main() -> None:

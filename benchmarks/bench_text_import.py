@@ -19,17 +19,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.importers.textcap import shift_text, span_seconds, split_header
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out"
 DEFAULT_SOURCE = ROOT.parent / "shared" / "traces" / "juno-trace-txt" / "trace.txt"
-_TS = re.compile(r"^(.*?\]\s+)(\d+)\.(\d{6})(: .*)$")
 
 
 def build(source: Path, size: int) -> Path:
@@ -38,29 +40,15 @@ def build(source: Path, size: int) -> Path:
     if target.exists() and target.stat().st_size >= size:
         return target
     OUT.mkdir(parents=True, exist_ok=True)
-    head: list[str] = []
-    body: list[tuple[str, int, str]] = []
-    for line in source.read_text().splitlines():
-        m = _TS.match(line)
-        if m is None:
-            if not body:
-                head.append(line)
-            continue
-        body.append((m.group(1), int(m.group(2)) * 1_000_000 + int(m.group(3)), m.group(4)))
-    span = body[-1][1] - body[0][1] + 1_000
+    header, events = split_header(source.read_text())
+    span = span_seconds(events)
     written = 0
     tmp = target.with_suffix(".partial")
     with open(tmp, "w") as fh:
-        fh.write("\n".join(head) + "\n")
+        fh.write(header)
         rep = 0
         while written < size:
-            shift = rep * span
-            text = "".join(
-                f"{pre}{(us + shift) // 1_000_000:5d}.{(us + shift) % 1_000_000:06d}{post}\n"
-                for pre, us, post in body
-            )
-            fh.write(text)
-            written += len(text)
+            written += fh.write(shift_text(events, rep * span))
             rep += 1
     tmp.rename(target)
     return target

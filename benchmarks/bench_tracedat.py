@@ -2,8 +2,8 @@
 
 The input is made at run time, never committed:
 
-* by default, a busy capture recorded on this machine through tracefs (sched, irq and timer
-  events while worker threads sleep and wake for ``--seconds``), saved with
+* by default, a busy capture recorded on this machine in a private tracefs instance (sched,
+  irq and timer events while worker threads sleep and wake for ``--seconds``), saved with
   ``trace-cmd extract`` (v7, zstd with trace-cmd 3.x); this needs root and tracefs;
 * with ``--replicate FILE`` (or when recording is impossible), a v6 capture made by repeating
   the ring-buffer pages of a shared v6 capture, each copy shifted in time;
@@ -20,7 +20,6 @@ both and the ratio.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import resource
 import shutil
@@ -28,72 +27,47 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sched_load import nap_and_wake
+
 from importers.tracedat import read_tracedat
 from importers.tracedat_file import read_container
 from importers.tracedat_reader import open_reader
+from replay.record import find_tracefs, tracefs_instance
 
-TRACEFS = Path("/sys/kernel/tracing")
 EVENTS = ["sched:*", "irq:*", "timer:*"]
 
 
-@contextlib.contextmanager
-def tracefs_session(buffer_kb: int) -> Iterator[Path]:
-    """Mount tracefs if needed, set events and buffer size, and restore them afterwards."""
-    if not (TRACEFS / "trace").exists():
-        subprocess.run(["mount", "-t", "tracefs", "nodev", str(TRACEFS)], check=True)
-    saved = {
-        name: (TRACEFS / name).read_text() for name in ("buffer_size_kb", "set_event", "tracing_on")
-    }
-    try:
-        (TRACEFS / "tracing_on").write_text("0")
-        (TRACEFS / "trace").write_text("")
-        (TRACEFS / "buffer_size_kb").write_text(str(buffer_kb))
-        (TRACEFS / "set_event").write_text("\n".join(EVENTS) + "\n")
-        yield TRACEFS
-    finally:
-        (TRACEFS / "tracing_on").write_text("0")
-        (TRACEFS / "set_event").write_text("")
-        for event in saved["set_event"].split():
-            with open(TRACEFS / "set_event", "a") as fh:
-                fh.write(event + "\n")
-        (TRACEFS / "buffer_size_kb").write_text(saved["buffer_size_kb"].split()[0])
-        (TRACEFS / "tracing_on").write_text(saved["tracing_on"].strip())
-
-
-def busy(seconds: float, threads: int) -> None:
-    """Threads that sleep briefly and wake up: context switches, wakeups and hrtimers."""
-    end = time.monotonic() + seconds
-
-    def work() -> None:
-        while time.monotonic() < end:
-            time.sleep(0.0002)
-
-    pool = [threading.Thread(target=work) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-
-
 def record(out: Path, seconds: float, threads: int, buffer_kb: int) -> None:
-    """Record a busy capture through tracefs and save it with ``trace-cmd extract``."""
-    with tracefs_session(buffer_kb) as tracefs:
-        (tracefs / "tracing_on").write_text("1")
-        busy(seconds, threads)
-        (tracefs / "tracing_on").write_text("0")
-        subprocess.run(
-            ["trace-cmd", "extract", "-o", str(out)],
-            check=True,
-            capture_output=True,
-            cwd=out.parent,
-        )
+    """Record a busy capture in a private tracefs instance, saved with ``trace-cmd extract``.
+
+    The instance (replay.record's) leaves the host's global tracing state alone and is
+    removed afterwards, whatever happens.
+    """
+    root, mounted = find_tracefs()
+    name = f"bench-tracedat-{os.getpid()}"
+    try:
+        with tracefs_instance(root, name) as inst:
+            (inst / "tracing_on").write_text("0")  # a new instance is on: start with the load
+            (inst / "buffer_size_kb").write_text(str(buffer_kb))
+            (inst / "set_event").write_text("\n".join(EVENTS) + "\n")
+            (inst / "tracing_on").write_text("1")
+            nap_and_wake(seconds, threads, nap=0.0002)
+            (inst / "tracing_on").write_text("0")
+            subprocess.run(
+                ["trace-cmd", "extract", "-B", name, "-o", str(out)],
+                check=True,
+                capture_output=True,
+                cwd=out.parent,
+            )
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(root)], capture_output=True)
 
 
 def replicate(src: Path, out: Path, copies: int) -> None:
@@ -201,7 +175,8 @@ def main() -> None:
             ),
         )
     kind = f"trace.dat v{td.version}, {td.compression or 'uncompressed'}"
-    cpus = len(td.instances[0].cpus)
+    # a recording's CPU data is in its named instance (extract -B), a replica's in the top one
+    cpus = len({s.cpu for inst in td.instances for s in inst.cpus})
     print(f"input: {how}; {kind}, {size / 2**20:.1f} MiB, {events:,} events, {cpus} CPUs")
     for name, (wall, cpu) in (("pmu-replay importer", ours), ("trace-cmd report", theirs)):
         print(f"{name:20s}: wall {wall:7.3f} s = {events / wall / 1e6:5.2f} M events/s; "

@@ -7,7 +7,7 @@ Everything the CLI does is available here for notebooks and scripts::
     cap = open_capture("trace.dat", topology="plat_info.yml")        # or pmus=[...], vcpus=[...]
     results = what_if(cap)                                            # the compare matrix
     results.summary                    # polars DataFrame, one row per scenario and vCPU
-    results.meta["recommendation"]     # which configuration to deploy, and why
+    results.ranking.recommendation     # which configuration to deploy, and why
     what_if(cap, scenarios=["default@cpu0", "fixed-counters-only+v8"], profile="linux-perf")
 """
 
@@ -20,7 +20,7 @@ from importers.capture import Capture
 from importers.detect import ProgressFn, load
 from importers.topology import Topology, resolve_topology
 from importers.vcpus import discover_vcpus, parse_vcpu_specs
-from replay.compare import rank, scenario_matrix
+from replay import compare
 from replay.engine import Path_, Work, prepare, replay
 from replay.profiles import load_profile
 from replay.results import Results, assemble
@@ -86,16 +86,20 @@ def what_if(
     path: Path_ = "vectorized",
     work: Work | None = None,
     on_scenario: Callable[[Scenario], None] | None = None,
+    rank: bool = True,
 ) -> Results:
     """Replay ``capture`` under each scenario (default: the compare matrix) and rank them.
 
-    The ranking table and the recommendation are in ``results.meta["ranking"]`` and
-    ``results.meta["recommendation"]``; ``on_scenario`` is called before each replay.
+    Scenario names (:func:`~replay.scenarios.parse_scenario`) run a bare ``default``'s first
+    ``KVM_ARM_VCPU_INIT`` on the host's first possible CPU. Ranked (``rank``),
+    ``results.ranking`` holds the ranking table and the recommendation, and ``results.meta``
+    (replay.json) their rows as ``"ranking"`` and ``"recommendation"``. ``on_scenario`` is
+    called before each replay.
     """
     work = work or prepare_replay(capture, profile)
     first_cpu = min(work.host.possible_cpus)
     chosen = (
-        scenario_matrix(work.host)
+        compare.scenario_matrix(work.host)
         if scenarios is None
         else [s if isinstance(s, Scenario) else parse_scenario(s, first_cpu) for s in scenarios]
     )
@@ -113,7 +117,8 @@ def what_if(
             on_scenario(scenario)
         done.append(replay(work, scenario, path))
     results = assemble(work, done, path, source)
-    ranking = rank(results.summary)
-    results.meta["ranking"] = ranking.table.to_dicts()
-    results.meta["recommendation"] = ranking.recommendation
+    if rank:
+        results.ranking = compare.rank(results.summary)
+        results.meta["ranking"] = results.ranking.table.to_dicts()
+        results.meta["recommendation"] = results.ranking.recommendation
     return results

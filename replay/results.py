@@ -18,6 +18,7 @@ import polars as pl
 
 from importers.errors import CaptureFormatError
 from replay import __version__
+from replay.compare import Ranking
 from replay.detectors import findings, tick_table
 from replay.engine import ScenarioResult, Work
 from replay.pmu import CYCLE_IDX
@@ -30,7 +31,8 @@ META_FILE = "replay.json"
 
 @dataclass
 class Results:
-    """Tables of a replay (see module docstring) and its description ``meta``."""
+    """Tables of a replay (see module docstring), its description ``meta`` and, from
+    :func:`replay.api.what_if`, the ranking of its scenarios."""
 
     observations: pl.DataFrame
     findings: pl.DataFrame
@@ -40,6 +42,8 @@ class Results:
     pieces: pl.DataFrame
     frequency: pl.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
+    # Not saved as a table: replay.json keeps the ranking's rows and recommendation.
+    ranking: Ranking | None = None
 
     def save(self, directory: str | Path) -> Path:
         out = Path(directory)
@@ -60,7 +64,8 @@ class Results:
                 f"{src}: not a replay results directory ({exc}); create one with "
                 "`pmu-replay replay CAPTURE -o DIR`"
             ) from None
-        return cls(meta=meta, **tables)
+        # ranking named: the saved form has only its rows (meta), and mypy sees **tables skip it
+        return cls(meta=meta, ranking=None, **tables)
 
 
 def primary_counter(work: Work) -> int:

@@ -5,14 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-import polars as pl
-from rich.table import Table
-
-from replay.commands.console import stdout
 from replay.commands.export_cmd import export
-from replay.commands.session import load_work, print_report, replay_parser, run_scenarios
-from replay.compare import rank, scenario_matrix
-from replay.scenarios import parse_scenario
+from replay.commands.session import load_work, print_comparison, replay_parser, run_scenarios
+from replay.compare import scenario_matrix
 
 HELP = "compare default, set-pmu per host PMU, fixed-counters-only and no-pmu on one capture"
 EPILOG = """\
@@ -39,50 +34,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     capture, work = load_work(args)
-    scenarios = scenario_matrix(work.host)
-    scenarios += [parse_scenario(s, min(work.host.possible_cpus)) for s in args.scenario]
+    scenarios = [*scenario_matrix(work.host), *args.scenario]
     results = run_scenarios(work, capture, scenarios, args.path)
-    ranking = rank(results.summary)
     if args.output:
         results.save(args.output)
     if args.perfetto:
         export(results, args.perfetto, to_stderr=args.json)
     if args.json:
-        out = {
-            "ranking": ranking.table.to_dicts(),
-            "recommendation": ranking.recommendation,
-            "notes": results.meta["notes"],
-        }
+        out = {key: results.meta[key] for key in ("ranking", "recommendation", "notes")}
         print(json.dumps(out, indent=2, default=str))
         return 0
-    print_report(
+    print_comparison(
         results, f"what-if comparison on {capture.metadata.source_path} ({work.profile.name} guest)"
     )
-    print_ranking(ranking.table)
-    stdout.print(f"[bold]recommendation:[/] {ranking.recommendation}")
     return 0
-
-
-def print_ranking(table_df: pl.DataFrame) -> None:
-    table = Table(title="ranking (best first)", title_justify="left")
-    for col in (
-        "#",
-        "scenario",
-        "stalled",
-        "risky ticks",
-        "fail-entries",
-        "lost counters",
-        "verdict",
-    ):
-        table.add_column(col)
-    for r in table_df.iter_rows(named=True):
-        table.add_row(
-            str(r["rank"]),
-            r["scenario"],
-            f"{r['stalled_share']:.1%}",
-            str(r["risky_ticks"]),
-            str(r["fail_entries"]),
-            r["lost_counters"] or "-",
-            r["verdict"],
-        )
-    stdout.print(table)

@@ -9,14 +9,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
     TaskProgressColumn,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 
@@ -47,3 +50,27 @@ def byte_progress(label: str) -> Iterator[ProgressFn]:
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+class Advance(Protocol):
+    """Counts one more item; a ``description`` replaces the bar's label."""
+
+    def __call__(self, description: str | None = None) -> None: ...
+
+
+@contextmanager
+def count_progress(label: str, total: int) -> Iterator[Advance]:
+    """An N-of-``total`` bar for items of work (scenarios, captures), drawn only on a terminal."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
+        task = bar.add_task(label, total=total)
+
+        def advance(description: str | None = None) -> None:
+            bar.update(task, description=description, advance=1)
+
+        yield advance

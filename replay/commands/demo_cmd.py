@@ -14,11 +14,10 @@ from pathlib import Path
 
 from importers.errors import PmuReplayError
 from replay.api import open_capture, prepare_replay
-from replay.commands.compare_cmd import print_ranking
 from replay.commands.console import stdout
 from replay.commands.export_cmd import export
-from replay.commands.session import print_report, run_scenarios
-from replay.compare import rank
+from replay.commands.session import print_comparison, run_scenarios
+from replay.compare import scenario_matrix
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "fixtures" / "demo"
@@ -59,12 +58,11 @@ def run(args: argparse.Namespace) -> int:
     capture = open_capture(capture_dir, topology=DEMO / "two-cluster-what-if.json")
     work = prepare_replay(capture, args.profile)
     stdout.print(f"what-if host: {work.topology.describe()}")
-    results = run_scenarios(work, capture, None, "vectorized")
-    ranking = rank(results.summary)
+    results = run_scenarios(work, capture, scenario_matrix(work.host), "vectorized")
     out = results.save(args.output)
-    print_report(results, f"every KVM vPMU mode on the demo schedule ({work.profile.name} guest)")
-    print_ranking(ranking.table)
-    stdout.print(f"[bold]recommendation:[/] {ranking.recommendation}")
+    print_comparison(
+        results, f"every KVM vPMU mode on the demo schedule ({work.profile.name} guest)"
+    )
     stdout.print(f"results (Parquet + replay.json): {out}/")
     export(results, str(out / "demo.perfetto-trace"), to_stderr=False)
     return 0

@@ -6,10 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from replay.commands.console import stderr, stdout
+from replay.commands.console import count_progress, stdout
 from replay.fleet import (
     MemberResult,
     Settings,
@@ -68,17 +67,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     members = read_members(args.source)
     settings = Settings(args.profile, tuple(args.scenario) or None, args.path)
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
-        task = bar.add_task("replaying captures", total=len(members))
+    with count_progress("replaying captures", len(members)) as advance:
 
         def done(result: MemberResult) -> None:
-            bar.advance(task)
+            advance()
 
         fleet = run_fleet(
             members,

@@ -7,7 +7,7 @@ import json
 
 from replay.commands.export_cmd import export
 from replay.commands.session import load_work, print_report, replay_parser, run_scenarios
-from replay.scenarios import SCENARIO_SYNTAX, parse_scenario
+from replay.scenarios import SCENARIO_SYNTAX
 
 HELP = "replay a capture's real schedule through the KVM vPMU model under chosen scenarios"
 EPILOG = f"""\
@@ -42,11 +42,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     capture, work = load_work(args)
-    first_cpu = min(work.host.possible_cpus)
     names = args.scenario or ["default", "fixed-counters-only"]
-    scenarios = [parse_scenario(s, default_init_cpu=first_cpu) for s in names]
-    results = run_scenarios(work, capture, scenarios, args.path)
-    del results.meta["ranking"], results.meta["recommendation"]  # compare's business
+    # Ranking is compare's business: replay's outputs carry none.
+    results = run_scenarios(work, capture, names, args.path, rank=False)
     if args.output:
         results.save(args.output)
     if args.perfetto:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 import polars as pl
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from importers.capture import Capture
 from replay.api import prepare_replay, what_if
-from replay.commands.console import stderr, stdout
+from replay.commands.console import count_progress, stdout
 from replay.commands.import_cmd import add_host_options, open_from_args
-from replay.compare import scenario_matrix
 from replay.engine import Path_, Work
 from replay.profiles import PROFILES
 from replay.results import Results
@@ -76,23 +75,20 @@ def load_work(args: argparse.Namespace) -> tuple[Capture, Work]:
 
 
 def run_scenarios(
-    work: Work, capture: Capture, scenarios: list[Scenario] | None, path: Path_
+    work: Work,
+    capture: Capture,
+    scenarios: Sequence[str | Scenario],
+    path: Path_,
+    *,
+    rank: bool = True,
 ) -> Results:
-    """Replay every scenario (None: the compare matrix) and rank them, with a progress bar."""
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    total = len(scenarios) if scenarios is not None else len(scenario_matrix(work.host))
-    with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
-        task = bar.add_task("replaying scenarios", total=total)
+    """Replay the scenarios (objects or names) with a progress bar; rank them unless told not."""
+    with count_progress("replaying scenarios", len(scenarios)) as advance:
 
         def step(scenario: Scenario) -> None:
-            bar.update(task, description=f"replaying {scenario.name}", advance=1)
+            advance(f"replaying {scenario.name}")
 
-        return what_if(capture, scenarios, path=path, work=work, on_scenario=step)
+        return what_if(capture, scenarios, path=path, work=work, on_scenario=step, rank=rank)
 
 
 def print_report(results: Results, title: str) -> None:
@@ -149,3 +145,32 @@ def print_report(results: Results, title: str) -> None:
                 e["cause"],
             )
         stdout.print(episodes)
+
+
+def print_comparison(results: Results, title: str) -> None:
+    """The report, then the ranked scenarios and the recommendation (ranked results)."""
+    assert results.ranking is not None, "run_scenarios(..., rank=True) ranks the results"
+    print_report(results, title)
+    table = Table(title="ranking (best first)", title_justify="left")
+    for col in (
+        "#",
+        "scenario",
+        "stalled",
+        "risky ticks",
+        "fail-entries",
+        "lost counters",
+        "verdict",
+    ):
+        table.add_column(col)
+    for r in results.ranking.table.iter_rows(named=True):
+        table.add_row(
+            str(r["rank"]),
+            r["scenario"],
+            f"{r['stalled_share']:.1%}",
+            str(r["risky_ticks"]),
+            str(r["fail_entries"]),
+            r["lost_counters"] or "-",
+            r["verdict"],
+        )
+    stdout.print(table)
+    stdout.print(f"[bold]recommendation:[/] {results.ranking.recommendation}")

@@ -1,7 +1,8 @@
-"""Helpers for text-capture tests: write a snippet to a file and import it."""
+"""Helpers for text-capture tests: write a snippet to a file and import it, shift its time."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from polars.testing import assert_frame_equal
@@ -36,3 +37,26 @@ def scanner_agrees_with_regex(path: Path) -> None:
 
 def rows(cap: Capture, table: str) -> list[dict[str, object]]:
     return cap.frame(table).to_dicts()
+
+
+# An ftrace event line's timestamp: after the CPU field and the optional flags, before ": ".
+_TIMESTAMP = re.compile(r"(\] [^ ]* *)(\d+)\.(\d{6}):")
+
+
+def shift_text(text: str, seconds: int) -> str:
+    """Ftrace text with every event timestamp moved by whole ``seconds``."""
+    return _TIMESTAMP.sub(lambda m: f"{m[1]}{int(m[2]) + seconds}.{m[3]}:", text)
+
+
+def split_header(text: str) -> tuple[str, str]:
+    """Ftrace text cut before its first event line: the header (tracefs ``#`` lines or
+    trace-cmd's ``version``/``cpus``) and the events."""
+    first = _TIMESTAMP.search(text)
+    cut = text.rfind("\n", 0, first.start()) + 1 if first else len(text)
+    return text[:cut], text[cut:]
+
+
+def span_seconds(events: str) -> int:
+    """The whole seconds a copy of ``events`` must be shifted by to start after them."""
+    seconds = [int(m[2]) for m in _TIMESTAMP.finditer(events)]
+    return seconds[-1] - seconds[0] + 1 if seconds else 0

@@ -13,12 +13,10 @@ import polars as pl
 import pytest
 from perfetto.trace_processor import TraceProcessor
 
-from replay.compare import scenario_matrix
-from replay.engine import prepare, replay
+from replay.api import what_if
 from replay.export import write_perfetto
 from replay.export.tracks import SYNTHETIC_PID_BASE
-from replay.profiles import PROFILES
-from replay.results import Results, assemble
+from replay.results import Results
 from tests.perfetto.conftest import LoadTrace
 from tests.perfetto.trace_processor import rows
 from tests.replay.cases import CASES as REAL_CASES
@@ -36,10 +34,8 @@ CASES = [
 
 
 def real_results(shared: Path, name: str, profile: str) -> Results:
-    cap, topo = REAL[name].load(shared)
-    work = prepare(cap, topo, PROFILES[profile])
-    done = [replay(work, s) for s in scenario_matrix(work.host)]
-    return assemble(work, done, "vectorized", {"clock": cap.metadata.clock})
+    cap, _ = REAL[name].load(shared)
+    return what_if(cap, profile=profile)
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[f"{name}-{profile}" for name, profile in CASES])

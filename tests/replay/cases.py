@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from importers.capture import Capture
-from importers.detect import load
-from importers.topology import Topology, from_cli, load_topology
-from importers.vcpus import discover_vcpus, parse_vcpu_specs
+from importers.topology import Topology
+from replay.api import capture_topology, open_capture
 
 
 @dataclass(frozen=True)
@@ -31,14 +30,14 @@ class Case:
     def load(self, shared: Path) -> tuple[Capture, Topology]:
         if self.needs and importlib.util.find_spec(self.needs) is None:
             pytest.skip(f"{self.path} needs {self.needs}, not in this build")
-        cap = load(shared / self.path)
-        topo = (
-            load_topology(shared / self.topology_file)
-            if self.topology_file
-            else from_cli(list(self.pmus))
+        cap = open_capture(
+            shared / self.path,
+            topology=shared / self.topology_file if self.topology_file else None,
+            pmus=self.pmus,
+            vcpus=self.vcpus,
         )
-        cap.tables["topology"] = topo.to_table()
-        cap.tables["vcpus"] = discover_vcpus(cap, parse_vcpu_specs(list(self.vcpus)))
+        topo = capture_topology(cap)
+        assert topo is not None, f"{self.name} states its topology"
         return cap, topo
 
 

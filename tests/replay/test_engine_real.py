@@ -14,15 +14,16 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
 
 from importers.capture import Capture
+from replay.api import what_if
 from replay.compare import scenario_matrix
 from replay.engine import Work, prepare, replay
 from replay.profiles import PROFILES
 from replay.results import assemble
 from replay.scenarios import Mode, Scenario
 from tests.replay.cases import CASES, Case
+from tests.replay.engine_paths import assert_paths_agree
 
 IDS = [c.name for c in CASES]
 
@@ -40,12 +41,7 @@ def test_reference_and_vectorized_paths_agree(
     loaded: tuple[Case, Capture, Work], profile: str
 ) -> None:
     _, cap, work = loaded
-    work = prepare(cap, work.topology, PROFILES[profile])
-    for scenario in [*scenario_matrix(work.host), Scenario(Mode.FIXED_COUNTERS_ONLY, kernel="v8")]:
-        ref = replay(work, scenario, "reference")
-        vec = replay(work, scenario, "vectorized")
-        assert_frame_equal(ref.observations, vec.observations)
-        assert ref.lost_counters == vec.lost_counters
+    assert_paths_agree(prepare(cap, work.topology, PROFILES[profile]))
 
 
 def _guest_intervals(cap: Capture, tid: int, t0: int, t1: int) -> pl.DataFrame:
@@ -168,11 +164,7 @@ def test_results_are_byte_identical_across_runs(shared_traces: Path, tmp_path: P
     case = CASES[0]
     outputs = []
     for run in ("a", "b"):
-        cap, topo = case.load(shared_traces)
-        work = prepare(cap, topo, PROFILES["windows"])
-        results = assemble(
-            work, [replay(work, s) for s in scenario_matrix(work.host)], "vectorized", {}
-        )
-        outputs.append(results.save(tmp_path / run))
+        cap, _ = case.load(shared_traces)
+        outputs.append(what_if(cap).save(tmp_path / run))
     for name in sorted(p.name for p in outputs[0].iterdir()):
         assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name

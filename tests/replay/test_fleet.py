@@ -9,7 +9,6 @@ fleet's results must equal the union of single-capture replays.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -34,17 +33,14 @@ from replay.fleet import (
     run_fleet,
 )
 from tests.conftest import FIXTURES
+from tests.importers.textcap import shift_text
 
 SCENARIOS = ("default@cpu0", "fixed-counters-only", "no-pmu")
-_TS = re.compile(r"(\] [^ ]* *)(\d+)\.(\d{6}):")
 
 
 def shifted(src: Path, dst: Path, seconds: int) -> None:
     """A copy of a text capture with every timestamp moved by ``seconds``."""
-    text = src.read_text()
-    dst.write_text(
-        _TS.sub(lambda m: f"{m.group(1)}{int(m.group(2)) + seconds}.{m.group(3)}:", text)
-    )
+    dst.write_text(shift_text(src.read_text(), seconds))
 
 
 @pytest.fixture(scope="module")

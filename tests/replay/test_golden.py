@@ -10,22 +10,12 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from importers.detect import load
-from importers.topology import load_topology
-from importers.vcpus import discover_vcpus
-from replay.compare import scenario_matrix
-from replay.engine import prepare, replay
-from replay.profiles import PROFILES
-from replay.results import assemble
+from replay.api import prepare_replay, what_if
+from replay.engine import replay
 from replay.scenarios import Mode, Scenario
 from tests.conftest import FIXTURES
-
-CAPTURES = {
-    "cross-cluster-migration": "windows",
-    "migration-at-overflow": "linux-perf",
-    "lost-events-gap": "windows",
-    "traced-pmccntr-reads": "windows",
-}
+from tests.replay.engine_paths import assert_paths_agree
+from tests.replay.export.fixture_results import CAPTURES, fixture_capture, fixture_results
 
 
 def _csv(frame: pl.DataFrame) -> str:
@@ -34,12 +24,7 @@ def _csv(frame: pl.DataFrame) -> str:
 
 @pytest.mark.parametrize("name", sorted(CAPTURES))
 def test_golden_findings_and_summary(name: str, update_golden: bool) -> None:
-    cap = load(FIXTURES / "captures" / f"{name}.txt")
-    cap.tables["vcpus"] = discover_vcpus(cap)
-    topo = load_topology(FIXTURES / "topologies" / "two-cluster.json")
-    work = prepare(cap, topo, PROFILES[CAPTURES[name]])
-    scenarios = [*scenario_matrix(work.host), Scenario(Mode.FIXED_COUNTERS_ONLY, kernel="v8")]
-    results = assemble(work, [replay(work, s) for s in scenarios], "vectorized", {})
+    results = fixture_results(name)
     golden = FIXTURES / "golden" / name
     outputs = {"findings.csv": _csv(results.findings), "summary.csv": _csv(results.summary)}
     if update_golden:
@@ -51,11 +36,7 @@ def test_golden_findings_and_summary(name: str, update_golden: bool) -> None:
 
 
 def test_event_counter_wraps_at_2_32_and_freezes_after_the_migration() -> None:
-    cap = load(FIXTURES / "captures" / "migration-at-overflow.txt")
-    cap.tables["vcpus"] = discover_vcpus(cap)
-    work = prepare(
-        cap, load_topology(FIXTURES / "topologies" / "two-cluster.json"), PROFILES["linux-perf"]
-    )
+    work = prepare_replay(fixture_capture("migration-at-overflow"), "linux-perf")
     for path in ("reference", "vectorized"):
         obs = replay(work, Scenario(Mode.DEFAULT, init_cpu=2), path).observations
         instructions = obs.filter(pl.col("counter") == 0).sort("start")
@@ -69,34 +50,21 @@ def test_event_counter_wraps_at_2_32_and_freezes_after_the_migration() -> None:
 
 @pytest.mark.parametrize("name", sorted(CAPTURES))
 def test_fixture_paths_agree(name: str) -> None:
-    from polars.testing import assert_frame_equal
-
-    cap = load(FIXTURES / "captures" / f"{name}.txt")
-    cap.tables["vcpus"] = discover_vcpus(cap)
+    cap = fixture_capture(name)
     for profile in ("windows", "linux-perf"):
-        work = prepare(
-            cap, load_topology(FIXTURES / "topologies" / "two-cluster.json"), PROFILES[profile]
-        )
-        for s in [*scenario_matrix(work.host), Scenario(Mode.FIXED_COUNTERS_ONLY, kernel="v8")]:
-            assert_frame_equal(
-                replay(work, s, "reference").observations,
-                replay(work, s, "vectorized").observations,
-            )
+        assert_paths_agree(prepare_replay(cap, profile))
 
 
 def test_traced_pmccntr_reads_are_checked_for_zero_deltas() -> None:
-    cap = load(FIXTURES / "captures" / "traced-pmccntr-reads.txt")
-    cap.tables["vcpus"] = discover_vcpus(cap)
-    work = prepare(
-        cap, load_topology(FIXTURES / "topologies" / "two-cluster.json"), PROFILES["windows"]
-    )
+    cap = fixture_capture("traced-pmccntr-reads")
+    work = prepare_replay(cap, "windows")
     assert any("5 guest PMU register accesses traced" in n for n in work.notes)
     scenarios = [
         Scenario(Mode.DEFAULT, init_cpu=0),
         Scenario(Mode.DEFAULT, init_cpu=2),
         Scenario(Mode.FIXED_COUNTERS_ONLY),
     ]
-    results = assemble(work, [replay(work, s) for s in scenarios], "vectorized", {})
+    results = what_if(cap, scenarios, work=work)
     zero = {
         name: part.filter(pl.col("zero_delta"))["ts"].to_list()
         for (name,), part in results.reads.group_by("scenario")

@@ -1,16 +1,13 @@
-"""Replay results of the hand-written fixture captures, for export tests."""
+"""Replay results of the hand-written fixture captures, for export and golden tests."""
 
 from __future__ import annotations
 
 from functools import cache
 
-from importers.detect import load
-from importers.topology import load_topology
-from importers.vcpus import discover_vcpus
+from importers.capture import Capture
+from replay.api import open_capture, prepare_replay, what_if
 from replay.compare import scenario_matrix
-from replay.engine import prepare, replay
-from replay.profiles import PROFILES
-from replay.results import Results, assemble
+from replay.results import Results
 from replay.scenarios import Mode, Scenario
 from tests.conftest import FIXTURES
 
@@ -21,6 +18,13 @@ CAPTURES = {
     "lost-events-gap": "windows",
     "traced-pmccntr-reads": "windows",
 }
+#: the host every fixture capture is replayed on
+TOPOLOGY = FIXTURES / "topologies" / "two-cluster.json"
+
+
+def fixture_capture(name: str) -> Capture:
+    """``fixtures/captures/<name>.txt`` on the two-cluster host."""
+    return open_capture(FIXTURES / "captures" / f"{name}.txt", topology=TOPOLOGY)
 
 
 @cache
@@ -29,10 +33,7 @@ def fixture_results(name: str, profile: str | None = None) -> Results:
 
     Cached: callers must not modify the returned tables.
     """
-    cap = load(FIXTURES / "captures" / f"{name}.txt")
-    cap.tables["vcpus"] = discover_vcpus(cap)
-    topo = load_topology(FIXTURES / "topologies" / "two-cluster.json")
-    work = prepare(cap, topo, PROFILES[profile or CAPTURES[name]])
+    cap = fixture_capture(name)
+    work = prepare_replay(cap, profile or CAPTURES[name])
     scenarios = [*scenario_matrix(work.host), Scenario(Mode.FIXED_COUNTERS_ONLY, kernel="v8")]
-    source = {"path": str(cap.metadata.source_path), "clock": cap.metadata.clock}
-    return assemble(work, [replay(work, s) for s in scenarios], "vectorized", source)
+    return what_if(cap, scenarios, work=work)
