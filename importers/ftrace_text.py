@@ -144,10 +144,12 @@ def _process(chunk: TextChunk, preamble: Preamble) -> ChunkResult:
             *typed_sightings(typed),
         ]
     )
+    rest = conform("events", _events_rows(lines.data, payloads.rest).to_arrow())
+    chunk.release()
     return ChunkResult(
         chunk=chunk,
         typed=converted,
-        events=conform("events", _events_rows(lines.data, payloads.rest).to_arrow()),
+        events=rest,
         lost=lost,
         first_per_cpu=seen.group_by("cpu").agg(pl.col("seq").first(), pl.col("ts").first()),
         tasks=tasks,

@@ -72,6 +72,7 @@ def read_perf_script(
         if not header:
             header = _header(bytes(chunk.data[: 1 << 16]))
         _chunk(chunk, parts, counts, skips)
+        chunk.release()
     if counts["samples"] == 0:
         raise CaptureFormatError(
             f"{path}: no perf script sample line found (expected 'comm pid/tid [cpu] time: "

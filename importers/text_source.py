@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import io
+import mmap
 import re
 import zipfile
 import zlib
@@ -47,6 +48,12 @@ class TextChunk:
     data: bytes | memoryview
     first_line: int
     seq_base: int
+    pages: _Pages | None = None
+
+    def release(self) -> None:
+        """Give back the memory of a chunk whose processing is done (mapped files only)."""
+        if self.pages is not None:
+            self.pages.release()
 
     def line_of(self, seq: int) -> str:
         """Where the line with sequence number ``seq`` is, for messages: ``"line N"``."""
@@ -91,36 +98,58 @@ def open_text(path: Path, fmt: str, progress: ProgressFn | None) -> TextSource:
 
 
 def _stream(path: Path, size: int, progress: ProgressFn | None, digest: Any) -> Iterator[TextChunk]:
-    """Chunks of about CHUNK_BYTES ending at a newline; bounded memory for any file size.
+    """Chunks of about CHUNK_BYTES ending at a newline, as views of a read-only mapping.
 
-    Each chunk is a view of its own buffer (no copy), hashed into ``digest`` on the way.
+    Mapping the file instead of reading it saves a copy and the page faults of a fresh buffer
+    per chunk (about 1 CPU-second per GB); :meth:`TextChunk.release` drops a processed chunk's
+    pages, so resident memory stays bounded by the chunks in flight for any file size. Like
+    every mmap reader (ripgrep, trace-cmd), this assumes the file is not truncated while it is
+    imported; appending to it is harmless (only the first ``size`` bytes are mapped).
     """
+    if size == 0:
+        return
+    with open(path, "rb") as fh:
+        mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    mapping.madvise(mmap.MADV_SEQUENTIAL)
+    size = min(size, len(mapping))
+    view = memoryview(mapping)
     line = 1
     pos = 0
-    with open(path, "rb") as fh:
-        while pos < size:
-            fh.seek(pos)
-            data = fh.read(CHUNK_BYTES)  # a fresh buffer per chunk: string views point into it
-            n = len(data)
-            if n == 0:
-                break
-            cut = data.rfind(b"\n") + 1
-            if cut == 0 and pos + n < size:
-                raise CaptureFormatError(
-                    f"{path}:{line}: a line longer than {CHUNK_BYTES >> 20} MiB; "
-                    "this is not line-oriented ftrace text"
-                )
-            chunk: bytes | memoryview
-            if cut == 0:  # last line without a newline
-                chunk, cut = data + b"\n", n
-            else:
-                chunk = memoryview(data)[:cut]
-            digest.update(memoryview(data)[:cut])
-            yield TextChunk(chunk, line, line - 1)
-            line += count_lines(np.frombuffer(data, np.uint8, cut))
-            pos += cut
-            if progress:
-                progress(pos, size)
+    while pos < size:
+        end = min(pos + CHUNK_BYTES, size)
+        cut = mapping.rfind(b"\n", pos, end) + 1
+        if cut == 0 and end < size:
+            raise CaptureFormatError(
+                f"{path}:{line}: a line longer than {CHUNK_BYTES >> 20} MiB; "
+                "this is not line-oriented ftrace text"
+            )
+        chunk: bytes | memoryview
+        if cut == 0:  # last line without a newline
+            chunk, cut = bytes(view[pos:end]) + b"\n", end
+        else:
+            chunk = view[pos:cut]
+        digest.update(view[pos:cut])
+        yield TextChunk(chunk, line, line - 1, _Pages(mapping, pos, cut))
+        line += count_lines(np.frombuffer(mapping, np.uint8, cut - pos, pos))
+        pos = cut
+        if progress:
+            progress(pos, size)
+
+
+@dataclass(frozen=True)
+class _Pages:
+    """The whole pages of ``mapping[start:end]``, which a processed chunk gives back."""
+
+    mapping: mmap.mmap
+    start: int
+    end: int
+
+    def release(self) -> None:
+        first = -(-self.start // mmap.PAGESIZE) * mmap.PAGESIZE
+        last = self.end // mmap.PAGESIZE * mmap.PAGESIZE
+        if last > first:
+            # A file-backed page dropped here is read again from the page cache if touched.
+            self.mapping.madvise(mmap.MADV_DONTNEED, first, last - first)
 
 
 def _whole(
