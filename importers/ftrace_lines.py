@@ -134,9 +134,10 @@ def tokenize(
     if not scanner:
         ok[:] = False
     seq = np.arange(seq_base, seq_base + starts.size, dtype=np.int64)
-    fast = _fast_rows(data, seq[ok], f[ok], ends[ok])
+    every = bool(ok.all())  # the usual chunk: every line an event the scanner took
+    fast = _fast_rows(data, seq, f, ends) if every else _fast_rows(data, seq[ok], f[ok], ends[ok])
 
-    if clean and ok.all():  # the usual chunk: valid text, every line an event the scanner took
+    if clean and every:
         empty = pl.DataFrame(
             schema={"seq": pl.Int64, "cpu": pl.Int16, "count": pl.Int64, "kind": pl.Utf8}
         )

@@ -19,6 +19,9 @@ from numba import njit
 
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
+I32 = npt.NDArray[np.int32]
+Bools = npt.NDArray[np.bool_]
+Offsets = I64 | I32  # byte offsets into a chunk
 Text = bytes | memoryview  # a chunk of capture text (a view of the read buffer)
 
 SPACE, TAB, DASH, COLON, DOT = 0x20, 0x09, 0x2D, 0x3A, 0x2E
@@ -324,7 +327,7 @@ def find_keys(
     key_offsets: I64,
     required: npt.NDArray[np.bool_],
     kind: npt.NDArray[np.int8],
-) -> tuple[npt.NDArray[np.bool_], I64, I64, I64, npt.NDArray[np.bool_]]:
+) -> tuple[Bools, I32, I32, I64, Bools]:
     """Cut ``key=value`` payloads, keys searched in order, and read each value as an integer.
 
     The first key must start the payload; each later key is searched as `` key=`` after the
@@ -338,11 +341,13 @@ def find_keys(
     """
     n = starts.size
     m = key_offsets.size - 1
-    vs = np.full((m, n), -1, np.int64)
-    ve = np.full((m, n), -1, np.int64)
-    ints = np.zeros((m, n), np.int64)
-    int_ok = np.zeros((m, n), np.bool_)
-    ok = np.zeros(n, np.bool_)
+    # Uninitialised outputs, every cell written below: filling ~50 MB of fresh pages first
+    # costs a third of the kernel's time. Offsets are int32 (chunks are far below 2 GiB).
+    vs = np.empty((m, n), np.int32)
+    ve = np.empty((m, n), np.int32)
+    ints = np.empty((m, n), np.int64)
+    int_ok = np.empty((m, n), np.bool_)
+    ok = np.empty(n, np.bool_)
     kstart = np.full(m, -1, np.int64)
     for i in range(n):
         s, e = starts[i], ends[i]
@@ -382,14 +387,15 @@ def find_keys(
                 continue
             vs[k, i] = found + klen
             pos = found + klen
+        ok[i] = good
         if not good:
             for k in range(m):  # no half-cut values: a start without an end is no range
-                vs[k, i] = -1
+                _missing(vs, ve, ints, int_ok, k, i)
             continue
-        ok[i] = True
         last = -1
         for k in range(m - 1, -1, -1):
             if kstart[k] < 0:
+                _missing(vs, ve, ints, int_ok, k, i)
                 continue
             v0 = vs[k, i]
             end = e if last < 0 else last - 1
@@ -404,11 +410,21 @@ def find_keys(
             if kind[k] == COMM and _placeholder(buf, v0, end):
                 vs[k, i] = -1
             int_ok[k, i] = _parse_int(buf, v0, end, ints[k], i)
+            if not int_ok[k, i]:
+                ints[k, i] = 0
     return ok, vs, ve, ints, int_ok
 
 
+@njit(cache=True, inline="always")
+def _missing(vs: I32, ve: I32, ints: I64, int_ok: Bools, k: int, i: int) -> None:
+    vs[k, i] = -1
+    ve[k, i] = -1
+    ints[k, i] = 0
+    int_ok[k, i] = False
+
+
 @njit(cache=True, nogil=True)
-def _views(buf: U8, starts: I64, ends: I64) -> npt.NDArray[np.uint8]:
+def _views(buf: U8, starts: Offsets, ends: Offsets) -> npt.NDArray[np.uint8]:
     """Arrow string_view structs (16 bytes: length, 12 inline bytes or prefix+buffer+offset)."""
     n = starts.size
     out = np.zeros(n * 16, np.uint8)
@@ -431,7 +447,7 @@ def _views(buf: U8, starts: I64, ends: I64) -> npt.NDArray[np.uint8]:
     return out
 
 
-def string_column(data: Text, starts: I64, ends: I64, name: str) -> pl.Series:
+def string_column(data: Text, starts: Offsets, ends: Offsets, name: str) -> pl.Series:
     """A Utf8 series of ``data[starts[i]:ends[i]]`` (null where ``starts[i] < 0``), no copy.
 
     ``data`` must be valid UTF-8 and the ranges must start and end on character boundaries
