@@ -168,7 +168,9 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     ``ts`` and ``seq`` ascend almost everywhere: delta encoding stores them in a few bits a
     row. Parquet dictionaries are kept for the dictionary-typed (string) columns only; on the
     integer columns they cost time and saved nothing. For a 4.4M-row sched_switch this writes
-    in 0.5 s instead of 0.9 s and 5.8 MB instead of 20.6 MB.
+    in 0.5 s instead of 0.9 s and 5.8 MB instead of 20.6 MB. Min/max statistics are kept
+    for the numeric columns, which readers filter on (``ts``, ``cpu``, pids); on the string
+    columns they took a quarter of the write time and no reader uses them.
     """
     deltas = {
         c: "DELTA_BINARY_PACKED"
@@ -176,6 +178,12 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
         if c in table.column_names and pa.types.is_integer(table.schema.field(c).type)
     }
     strings = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+    numbers = [f.name for f in table.schema if f.name not in strings]
     pq.write_table(
-        table, path, compression="zstd", use_dictionary=strings, column_encoding=deltas or None
+        table,
+        path,
+        compression="zstd",
+        use_dictionary=strings,
+        column_encoding=deltas or None,
+        write_statistics=numbers,
     )

@@ -129,8 +129,11 @@ def _stream(path: Path, size: int, progress: ProgressFn | None, digest: Any) -> 
         else:
             chunk = view[pos:cut]
         digest.update(view[pos:cut])
+        # Counted before the chunk is handed out: the first count then sets numba up here,
+        # instead of waiting for the compiler lock while a worker loads the parsing kernels.
+        lines = count_lines(np.frombuffer(mapping, np.uint8, cut - pos, pos))
         yield TextChunk(chunk, line, line - 1, _Pages(mapping, pos, cut))
-        line += count_lines(np.frombuffer(mapping, np.uint8, cut - pos, pos))
+        line += lines
         pos = cut
         if progress:
             progress(pos, size)
