@@ -6,6 +6,7 @@ Each ``_finish_*`` turns the intermediate ``_``-prefixed columns captured by the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import polars as pl
@@ -35,24 +36,29 @@ def state_bits(text: str) -> int | None:
     return bits
 
 
+_RAW_STATE = re.compile(r"(?:0x[0-9a-fA-F]+|\d+)")
+_INT64_MAX = (1 << 63) - 1
+
+
+def _raw_state(text: str) -> int | None:
+    """``prev_state`` printed as a raw integer by ``-R`` (decimal, or 0x hex for a long)."""
+    value = int(text, 16) if text.startswith("0x") else int(text) if text.isascii() else None
+    return value if value is not None and value <= _INT64_MAX else None
+
+
 def _finish_sched_switch(df: pl.DataFrame) -> pl.DataFrame:
-    # -R prints the raw integer (decimal, or 0x hex for a long), whose letters depend on the
-    # kernel's own table: keep the bits only.
+    # Decided once per distinct printed state (a handful per capture), not per row. -R prints
+    # the raw integer, whose letters depend on the kernel's own table: keep the bits only.
+    bits: dict[str, int | None] = {}
+    printed: dict[str, str | None] = {}
+    for text in df["_state"].drop_nulls().unique().to_list():
+        raw = _RAW_STATE.fullmatch(text) is not None
+        bits[text] = _raw_state(text) if raw else state_bits(text)
+        printed[text] = None if raw else text
     state = pl.col("_state")
-    numeric = state.str.contains(r"^(?:0x[0-9a-fA-F]+|\d+)$")
-    letters = df.filter(~numeric)["_state"].unique().to_list()
-    mapping = {s: state_bits(s) for s in letters if s is not None}
-    as_int = (
-        pl.when(state.str.starts_with("0x"))
-        .then(state.str.slice(2).str.to_integer(base=16, strict=False))
-        .otherwise(state.str.to_integer(base=10, strict=False))
-    )
     return df.with_columns(
-        pl.when(numeric)
-        .then(as_int)
-        .otherwise(pl.col("_state").replace_strict(mapping, default=None, return_dtype=pl.Int64))
-        .alias("prev_state"),
-        pl.when(numeric).then(None).otherwise(pl.col("_state")).alias("prev_state_str"),
+        state.replace_strict(bits, default=None, return_dtype=pl.Int64).alias("prev_state"),
+        state.replace_strict(printed, default=None, return_dtype=pl.Utf8).alias("prev_state_str"),
     )
 
 
