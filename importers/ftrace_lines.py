@@ -135,7 +135,7 @@ def tokenize(
         ok[:] = False
     seq = np.arange(seq_base, seq_base + starts.size, dtype=np.int64)
     every = bool(ok.all())  # the usual chunk: every line an event the scanner took
-    fast = _fast_rows(data, seq, f, ends) if every else _fast_rows(data, seq[ok], f[ok], ends[ok])
+    fast = _fast_rows(data, seq, f, ends) if every else _fast_rows(data, seq[ok], f[:, ok], ends[ok])
 
     if clean and every:
         empty = pl.DataFrame(
@@ -169,19 +169,19 @@ def _strip_prefix(
 
 def _fast_rows(data: Text, seq: np.ndarray, f: np.ndarray, ends: np.ndarray) -> pl.DataFrame:
     """Event rows from the byte scanner's fields (see ``ftrace_scan._context_end``)."""
-    comm = string_column(data, f[:, 0], f[:, 1], "common_comm")
+    comm = string_column(data, f[0], f[1], "common_comm")
     return pl.DataFrame(
         {
             "seq": seq,
             "common_comm": comm,
-            "common_pid": f[:, 2].astype(np.int32),
-            "tgid": pl.Series(f[:, 3].astype(np.int32)),
-            "cpu": f[:, 4].astype(np.int16),
-            "flags_str": string_column(data, f[:, 5], f[:, 6], "flags_str"),
-            "ts": f[:, 7],
-            "frac_width": f[:, 9].astype(np.int8),
-            "event": string_column(data, f[:, 10], f[:, 11], "event"),
-            "args_s": f[:, 12],
+            "common_pid": f[2].astype(np.int32),
+            "tgid": pl.Series(f[3].astype(np.int32)),
+            "cpu": f[4].astype(np.int16),
+            "flags_str": string_column(data, f[5], f[6], "flags_str"),
+            "ts": f[7],
+            "frac_width": f[9].astype(np.int8),
+            "event": string_column(data, f[10], f[11], "event"),
+            "args_s": f[12],
             "args_e": ends,
         }
     ).with_columns(pl.when(pl.col("tgid") < 0).then(None).otherwise(pl.col("tgid")).alias("tgid"))

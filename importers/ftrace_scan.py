@@ -270,12 +270,15 @@ def _after_cpu(buf: U8, i: int, e: int, out: I64) -> int:
 
 @njit(cache=True, nogil=True)
 def scan_event_lines(buf: U8, starts: I64, ends: I64) -> tuple[npt.NDArray[np.bool_], I64]:
-    """Context fields of every line; row ``i`` of the (n, 13) result is ``out`` of line ``i``."""
+    """Context fields of every line; column ``i`` of the (13, n) result is ``out`` of line ``i``.
+
+    Field-major, so that each field is one contiguous array for the columns built from it.
+    """
     n = starts.size
     ok = np.zeros(n, np.bool_)
-    fields = np.full((n, 13), -1, np.int64)
+    fields = np.full((13, n), -1, np.int64)
     for i in range(n):
-        ok[i] = _context_end(buf, starts[i], ends[i], fields[i]) == 1
+        ok[i] = _context_end(buf, starts[i], ends[i], fields[:, i]) == 1
     return ok, fields
 
 
