@@ -54,8 +54,10 @@ def build(source: Path, size: int) -> Path:
     return target
 
 
-def run_measured(cmd: list[str], stdout: int | None = subprocess.PIPE) -> tuple[float, int, bytes]:
-    """Wall seconds, peak RSS in bytes and stdout of ``cmd`` (its own rusage, via wait4)."""
+def run_measured(
+    cmd: list[str], stdout: int | None = subprocess.PIPE
+) -> tuple[float, float, int, bytes]:
+    """Wall and CPU seconds, peak RSS in bytes and stdout of ``cmd`` (its rusage, via wait4)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
     out = proc.stdout.read() if proc.stdout else b""
@@ -64,7 +66,7 @@ def run_measured(cmd: list[str], stdout: int | None = subprocess.PIPE) -> tuple[
     if status != 0:
         err = proc.stderr.read().decode() if proc.stderr else ""
         raise SystemExit(f"{cmd[0]} failed ({status}): {err}")
-    return wall, usage.ru_maxrss * 1024, out
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, out
 
 
 def main() -> None:
@@ -81,12 +83,12 @@ def main() -> None:
     dest = OUT / "imported"
     shutil.rmtree(dest, ignore_errors=True)
     exe = [sys.executable, "-m", "replay.cli", "import", str(big), "-o", str(dest), "--json"]
-    wall, rss, out = run_measured(exe)
+    wall, cpu, rss, out = run_measured(exe)
     summary = json.loads(out)
     events = sum(summary["events"].values())
     print(
-        f"pmu-replay import: {events:,} events in {wall:.2f} s = {events / wall:,.0f} events/s; "
-        f"peak RSS {rss / 1e9:.2f} GB = {rss / size:.2f}x the text size"
+        f"pmu-replay import: {events:,} events in {wall:.2f} s = {events / wall:,.0f} events/s "
+        f"({cpu:.2f} CPU-s); peak RSS {rss / 1e9:.2f} GB = {rss / size:.2f}x the text size"
     )
 
     awk = shutil.which("mawk") or shutil.which("awk")
@@ -95,7 +97,7 @@ def main() -> None:
             "{ for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+\\.[0-9]+:$/) { c[$(i+1)]++; break } }"
             " END { for (k in c) n += c[k]; print n }"
         )
-        awk_wall, _, awk_out = run_measured([awk, prog, str(big)])
+        awk_wall, _, _, awk_out = run_measured([awk, prog, str(big)])
         awk_events = int(awk_out.decode().strip() or 0)
         print(
             f"{Path(awk).name} event count: {awk_events:,} events in {awk_wall:.2f} s = "
