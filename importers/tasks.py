@@ -73,16 +73,15 @@ SPAN_SCHEMA = {
 
 
 def _fold(part: pl.DataFrame) -> pl.DataFrame:
-    if "first_ts" not in part.columns:
-        part = part.with_columns(pl.col("ts").alias("first_ts"), pl.col("ts").alias("last_ts"))
+    if "first_ts" in part.columns:  # spans, from several sources
+        times = [pl.col("first_ts").min(), pl.col("last_ts").max()]
+        source = pl.col("source").sort_by("first_ts").first()
+    else:  # sightings: one source per frame (see sightings)
+        times = [pl.col("ts").min().alias("first_ts"), pl.col("ts").max().alias("last_ts")]
+        source = pl.col("source").first()
     return (
         part.group_by("pid", "comm")
-        .agg(
-            pl.col("tgid").drop_nulls().first(),
-            pl.col("source").sort_by("first_ts").first(),
-            pl.col("first_ts").min(),
-            pl.col("last_ts").max(),
-        )
+        .agg(pl.col("tgid").drop_nulls().first(), source, *times)
         .select(pl.col(name).cast(dtype) for name, dtype in SPAN_SCHEMA.items())
     )
 
