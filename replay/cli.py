@@ -23,6 +23,7 @@ from replay.commands import (
     replay_cmd,
     view_cmd,
 )
+from replay.heap import keep_freed_blocks
 
 DESCRIPTION = """\
 Replay real Linux scheduling traces through a model of KVM's arm64 PMU emulation, and see when
@@ -75,12 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def console_main() -> int:
-    """Entry point of the ``pmu-replay`` script: :func:`main`, then a quick interpreter exit.
+    """Entry point of the ``pmu-replay`` script: process-wide settings, :func:`main`, exit.
 
-    The objects still alive are about to go with the process. Collecting them one by one at
-    interpreter shutdown took ~0.4 s after a 1 GB import (numba's and polars' object graphs), so
-    they are frozen out of the final collection; atexit handlers and stream flushes still run.
+    The heap keeps freed blocks (:mod:`replay.heap`). At the end, the objects still alive are
+    about to go with the process. Collecting them one by one at interpreter shutdown took
+    ~0.4 s after a 1 GB import (numba's and polars' object graphs), so they are frozen out of
+    the final collection; atexit handlers and stream flushes still run.
     """
+    keep_freed_blocks()
     code = main()
     gc.freeze()
     return code

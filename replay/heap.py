@@ -1,0 +1,30 @@
+"""glibc heap settings for a process that allocates and frees tens of MB per chunk.
+
+The importers' kernels and the replay engine allocate arrays of 10-30 MB per chunk and free
+them a moment later. glibc serves blocks above its mmap threshold (128 KiB, adapting up to
+32 MiB) with fresh mappings and gives heap tops above ``M_TRIM_THRESHOLD`` back to the kernel,
+so each chunk's arrays were page-faulted and zeroed anew: on the 1 GB text import bench,
+2.3 of 12.5 CPU-seconds were kernel time. Fixed thresholds keep such blocks in the heap for
+the next chunk (1.3 s kernel time, 11.4 CPU-s, the same peak RSS).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import platform
+
+M_TRIM_THRESHOLD = -1  # <malloc.h>
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 << 20  # glibc's ceiling for this setting on 64-bit (HEAP_MAX_SIZE / 2)
+TRIM_THRESHOLD = 256 << 20
+
+
+def keep_freed_blocks() -> bool:
+    """Set the thresholds above via ``mallopt``; False where the C library is not glibc."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(None)
+    return bool(
+        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
