@@ -135,7 +135,10 @@ def tokenize(
         ok[:] = False
     seq = np.arange(seq_base, seq_base + starts.size, dtype=np.int64)
     every = bool(ok.all())  # the usual chunk: every line an event the scanner took
-    fast = _fast_rows(data, seq, f, ends) if every else _fast_rows(data, seq[ok], f[:, ok], ends[ok])
+    if every:
+        fast = _fast_rows(data, seq, f, ends)
+    else:
+        fast = _fast_rows(data, seq[ok], f[:, ok], ends[ok])
 
     if clean and every:
         empty = pl.DataFrame(

@@ -16,13 +16,14 @@ import mmap
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from importers.capture import sha256_of
 from importers.detect import ProgressFn, looks_like_ftrace, looks_like_html
 from importers.errors import CaptureFormatError
 from importers.ftrace_scan import count_lines
@@ -70,12 +71,12 @@ class TextSource:
 
     container: str
     chunks: Iterator[TextChunk]
-    digest: Any
+    digest: Callable[[], str]  # hex sha256 of the whole file
     notes: list[str] = field(default_factory=list)
 
     def sha256(self) -> str:
-        """Hex sha256 of the whole file; complete once every chunk has been read."""
-        return str(self.digest.hexdigest())
+        """Hex sha256 of the whole file (waits for it if it is still being computed)."""
+        return self.digest()
 
 
 def open_text(path: Path, fmt: str, progress: ProgressFn | None) -> TextSource:
@@ -87,8 +88,12 @@ def open_text(path: Path, fmt: str, progress: ProgressFn | None) -> TextSource:
         if _looks_js_escaped(head):
             raw = path.read_bytes()
             return _whole(path, "js-string", _unescape_js(raw), 1, raw, progress)
-        digest = hashlib.sha256()
-        return TextSource("plain", _stream(path, size, progress, digest), digest)
+        # Hashed by a thread of its own (hashlib and reads drop the GIL), started before the
+        # parse so that it also runs while numba sets up, when the second core is idle.
+        hasher = ThreadPoolExecutor(max_workers=1)
+        digest = hasher.submit(sha256_of, path)
+        hasher.shutdown(wait=False)
+        return TextSource("plain", _stream(path, size, progress), digest.result)
     raw = path.read_bytes()
     if fmt == "systrace-zip":
         return _from_zip(path, raw, progress)
@@ -97,7 +102,7 @@ def open_text(path: Path, fmt: str, progress: ProgressFn | None) -> TextSource:
     raise CaptureFormatError(f"{path}: {fmt} is not ftrace text")  # pragma: no cover
 
 
-def _stream(path: Path, size: int, progress: ProgressFn | None, digest: Any) -> Iterator[TextChunk]:
+def _stream(path: Path, size: int, progress: ProgressFn | None) -> Iterator[TextChunk]:
     """Chunks of about CHUNK_BYTES ending at a newline, as views of a read-only mapping.
 
     Mapping the file instead of reading it saves a copy and the page faults of a fresh buffer
@@ -128,7 +133,6 @@ def _stream(path: Path, size: int, progress: ProgressFn | None, digest: Any) -> 
             chunk, cut = bytes(view[pos:end]) + b"\n", end
         else:
             chunk = view[pos:cut]
-        digest.update(view[pos:cut])
         # Counted before the chunk is handed out: the first count then sets numba up here,
         # instead of waiting for the compiler lock while a worker loads the parsing kernels.
         lines = count_lines(np.frombuffer(mapping, np.uint8, cut - pos, pos))
@@ -180,7 +184,7 @@ def _whole(
             if progress:
                 progress(pos, len(body))
 
-    return TextSource(container, chunks(), hashlib.sha256(raw))
+    return TextSource(container, chunks(), hashlib.sha256(raw).hexdigest)
 
 
 def _looks_js_escaped(head: bytes) -> bool:
@@ -259,7 +263,7 @@ def _from_zip(path: Path, raw: bytes, progress: ProgressFn | None) -> TextSource
             ) from None
         if looks_like_html(data):
             src = _from_html(path, data, progress)
-            src.container, src.digest = "systrace-zip", hashlib.sha256(raw)
+            src.container, src.digest = "systrace-zip", hashlib.sha256(raw).hexdigest
             return src
         if looks_like_ftrace(data.lstrip()):
             text = _unescape_js(data) if _looks_js_escaped(data[:4096]) else data
