@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from importers.ftrace_fields import finish
 from importers.ftrace_lines import known_comm
-from importers.ftrace_scan import COMM, TOKEN, VALUE, Text, find_keys, string_column
+from importers.ftrace_scan import COMM, I64, TOKEN, VALUE, Text, find_keys, string_column
 from importers.schema import TYPED_TABLES
 
 HEX = r"[0-9a-fA-F]+"
@@ -190,22 +190,27 @@ def parse_payloads(data: Text, events: pl.DataFrame) -> Payloads:
     known = list(GRAMMARS)
     leftovers = [events.filter(~pl.col("event").is_in(known) | pl.col("event").is_null())]
     present = set(events["event"].drop_nulls().unique().to_list()) & set(known)
+    # Rows travel as indices: only the context columns of the typed tables are gathered for
+    # the rows a grammar matched, not the whole tokenized line.
+    context = events.select(c for c in ("seq", "ts", "cpu", "common_pid") if c in events.columns)
+    args_s, args_e = events["args_s"].to_numpy(), events["args_e"].to_numpy()
     for event in sorted(present):
-        rows = events.filter(pl.col("event") == event)
+        rows = np.flatnonzero((events["event"] == event).to_numpy())
         parts: list[pl.DataFrame] = []
         for grammar in GRAMMARS[event]:
-            if rows.is_empty():
+            if rows.size == 0:
                 break
+            starts, ends = args_s[rows], args_e[rows]
             if isinstance(grammar, KeyValue):
-                hit, values = _key_values(data, buf, event, rows, grammar)
+                hit, values = _key_values(data, buf, event, starts, ends, grammar)
             else:
-                hit, values = _pattern(data, event, rows, grammar)
+                hit, values = _pattern(data, event, starts, ends, grammar)
             if hit.any():
-                found = pl.concat([rows.filter(hit), values.filter(hit)], how="horizontal")
+                found = pl.concat([context[rows[hit]], values.filter(hit)], how="horizontal")
                 if grammar.constants:
                     found = found.with_columns(pl.lit(v).alias(c) for c, v in grammar.constants)
                 parts.append(found)
-            rows = rows.filter(~hit)
+            rows = rows[~hit]
         if parts:
             merged = (
                 pl.concat(parts, how="diagonal_relaxed").sort("seq") if len(parts) > 1 else parts[0]
@@ -213,9 +218,10 @@ def parse_payloads(data: Text, events: pl.DataFrame) -> Payloads:
             finished = finish(event, merged)
             names = TYPED_TABLES[event].names
             typed[event] = finished.select(c for c in names if c in finished.columns)
-        if not rows.is_empty():
-            unparsed[event] = rows["seq"].to_list()
-            leftovers.append(rows)
+        if rows.size:
+            missed = events[rows]
+            unparsed[event] = missed["seq"].to_list()
+            leftovers.append(missed)
     return Payloads(typed, pl.concat(leftovers), unparsed)
 
 
@@ -226,13 +232,13 @@ def _kind(key: str, column: str, grammar: KeyValue) -> int:
 
 
 def _key_values(
-    data: Text, buf: np.ndarray, event: str, rows: pl.DataFrame, grammar: KeyValue
-) -> tuple[pl.Series, pl.DataFrame]:
+    data: Text, buf: np.ndarray, event: str, starts: I64, ends: I64, grammar: KeyValue
+) -> tuple[np.ndarray, pl.DataFrame]:
     keys = [k.encode() + b"=" for k, _ in grammar.fields]
     ok, vs, ve, ints, int_ok = find_keys(
         buf,
-        rows["args_s"].to_numpy(),
-        rows["args_e"].to_numpy(),
+        starts,
+        ends,
         np.frombuffer(b"".join(keys), dtype=np.uint8),
         np.cumsum([0, *(len(k) for k in keys)]).astype(np.int64),
         np.array([k not in grammar.optional for k, _ in grammar.fields]),
@@ -250,15 +256,15 @@ def _key_values(
         values = pl.from_arrow(pa.array(raw, mask=~int_ok[k]))
         assert isinstance(values, pl.Series)
         columns[column] = values.cast(dtype, strict=False).alias(column)
-    return pl.Series(ok), pl.DataFrame(columns)
+    return ok, pl.DataFrame(columns)
 
 
 def _pattern(
-    data: Text, event: str, rows: pl.DataFrame, grammar: Pattern
-) -> tuple[pl.Series, pl.DataFrame]:
-    args = string_column(data, rows["args_s"].to_numpy(), rows["args_e"].to_numpy(), "args")
+    data: Text, event: str, starts: I64, ends: I64, grammar: Pattern
+) -> tuple[np.ndarray, pl.DataFrame]:
+    args = string_column(data, starts, ends, "args")
     groups = args.str.extract_groups(grammar.regex).struct.unnest()
-    hit = groups.select(pl.any_horizontal(pl.all().is_not_null())).to_series()
+    hit = groups.select(pl.any_horizontal(pl.all().is_not_null())).to_series().to_numpy()
     exprs = []
     for column in groups.columns:
         dtype = _int_type(event, column)
