@@ -232,8 +232,10 @@ def _tables(results: list[ChunkResult], lost: pl.DataFrame) -> dict[str, pa.Tabl
     names = sorted({name for r in results for name in r.typed})
     for name in names:
         parts = [r.typed[name] for r in results if name in r.typed]
-        tables[name] = pa.concat_tables(parts).unify_dictionaries()
-    events = pa.concat_tables([r.events for r in results]).unify_dictionaries()
+        # Each chunk keeps its own string dictionaries: unifying them rewrote every index
+        # (0.15 s for 1 GB of text), and Parquet and polars read per-chunk dictionaries alike.
+        tables[name] = pa.concat_tables(parts)
+    events = pa.concat_tables([r.events for r in results])
     if events.num_rows:
         tables["events"] = events
     tasks = name_spans([r.tasks for r in results])
