@@ -56,9 +56,15 @@ def _finish_sched_switch(df: pl.DataFrame) -> pl.DataFrame:
         bits[text] = _raw_state(text) if raw else state_bits(text)
         printed[text] = None if raw else text
     state = pl.col("_state")
+    if all(v is None for v in printed.values()):  # all raw (-R): nothing printed as letters
+        as_printed = pl.lit(None, pl.Utf8)
+    elif all(printed[k] == k for k in printed):  # all letters: kept as printed
+        as_printed = state
+    else:
+        as_printed = state.replace_strict(printed, default=None, return_dtype=pl.Utf8)
     return df.with_columns(
         state.replace_strict(bits, default=None, return_dtype=pl.Int64).alias("prev_state"),
-        state.replace_strict(printed, default=None, return_dtype=pl.Utf8).alias("prev_state_str"),
+        as_printed.alias("prev_state_str"),
     )
 
 
