@@ -19,7 +19,14 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from importers.ftrace_scan import Text, line_bounds, scan_event_lines, string_column
+from importers.ftrace_scan import (
+    VIEWED_FIELDS,
+    Text,
+    line_bounds,
+    scan_event_lines,
+    string_column,
+    view_column,
+)
 
 # One pattern for every event-line variant. The lazy comm makes the *last* "-digits" before
 # the CPU column the pid, so comms such as "foo-12" and "CPU 0/KVM" survive.
@@ -130,15 +137,15 @@ def tokenize(
     starts, ends = line_bounds(buf)
     for prefix in instances:  # "inst: " prefixes of multi-buffer trace-cmd report
         starts = _strip_prefix(buf, starts, ends, (prefix + ": ").encode())
-    ok, f = scan_event_lines(buf, starts, ends)
+    ok, f, views = scan_event_lines(buf, starts, ends)
     if not scanner:
         ok[:] = False
     seq = np.arange(seq_base, seq_base + starts.size, dtype=np.int64)
     every = bool(ok.all())  # the usual chunk: every line an event the scanner took
     if every:
-        fast = _fast_rows(data, seq, f, ends)
+        fast = _fast_rows(data, seq, f, views, ends)
     else:
-        fast = _fast_rows(data, seq[ok], f[:, ok], ends[ok])
+        fast = _fast_rows(data, seq[ok], f[:, ok], views[:, ok], ends[ok])
 
     if clean and every:
         empty = pl.DataFrame(
@@ -170,9 +177,16 @@ def _strip_prefix(
     return np.where(hit, starts + want.size, starts)
 
 
-def _fast_rows(data: Text, seq: np.ndarray, f: np.ndarray, ends: np.ndarray) -> pl.DataFrame:
-    """Event rows from the byte scanner's fields (see ``ftrace_scan._context_end``)."""
-    comm = string_column(data, f[0], f[1], "common_comm")
+def _fast_rows(
+    data: Text, seq: np.ndarray, f: np.ndarray, views: np.ndarray, ends: np.ndarray
+) -> pl.DataFrame:
+    """Event rows from the byte scanner's fields and string views (``scan_event_lines``)."""
+    comm, flags, event = (
+        view_column(data, views[v], f[first] >= 0, name)
+        for v, (first, name) in enumerate(
+            zip(VIEWED_FIELDS, ("common_comm", "flags_str", "event"), strict=True)
+        )
+    )
     return pl.DataFrame(
         {
             "seq": seq,
@@ -180,10 +194,10 @@ def _fast_rows(data: Text, seq: np.ndarray, f: np.ndarray, ends: np.ndarray) -> 
             "common_pid": f[2].astype(np.int32),
             "tgid": pl.Series(f[3].astype(np.int32)),
             "cpu": f[4].astype(np.int16),
-            "flags_str": string_column(data, f[5], f[6], "flags_str"),
+            "flags_str": flags,
             "ts": f[7],
             "frac_width": f[9].astype(np.int8),
-            "event": string_column(data, f[10], f[11], "event"),
+            "event": event,
             "args_s": f[12],
             "args_e": ends,
         }

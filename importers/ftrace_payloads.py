@@ -20,7 +20,16 @@ import pyarrow as pa
 
 from importers.ftrace_fields import finish
 from importers.ftrace_lines import known_comm
-from importers.ftrace_scan import COMM, I64, TOKEN, VALUE, Text, find_keys, string_column
+from importers.ftrace_scan import (
+    COMM,
+    I64,
+    TOKEN,
+    VALUE,
+    Text,
+    find_keys,
+    string_column,
+    view_column,
+)
 from importers.schema import TYPED_TABLES
 
 HEX = r"[0-9a-fA-F]+"
@@ -235,7 +244,9 @@ def _key_values(
     data: Text, buf: np.ndarray, event: str, starts: I64, ends: I64, grammar: KeyValue
 ) -> tuple[np.ndarray, pl.DataFrame]:
     keys = [k.encode() + b"=" for k, _ in grammar.fields]
-    ok, vs, ve, ints, int_ok = find_keys(
+    strings = [_int_type(event, column) is None for _, column in grammar.fields]
+    view_of = np.cumsum(strings, dtype=np.int8) - 1
+    ok, vs, ints, int_ok, views = find_keys(
         buf,
         starts,
         ends,
@@ -243,12 +254,13 @@ def _key_values(
         np.cumsum([0, *(len(k) for k in keys)]).astype(np.int64),
         np.array([k not in grammar.optional for k, _ in grammar.fields]),
         np.array([_kind(k, c, grammar) for k, c in grammar.fields], dtype=np.int8),
+        np.where(strings, view_of, -1).astype(np.int8),
     )
     columns: dict[str, pl.Series] = {}
     for k, (_, column) in enumerate(grammar.fields):
         dtype = _int_type(event, column)
         if dtype is None:
-            columns[column] = string_column(data, vs[k], ve[k], column)
+            columns[column] = view_column(data, views[view_of[k]], vs[k] >= 0, column)
             continue
         present = vs[k] >= 0
         ok &= int_ok[k] | ~present  # a field that is there must be a number

@@ -20,8 +20,10 @@ from numba import njit
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
 I32 = npt.NDArray[np.int32]
+I8 = npt.NDArray[np.int8]
 Bools = npt.NDArray[np.bool_]
 Offsets = I64 | I32  # byte offsets into a chunk
+Views = npt.NDArray[np.uint8]  # (rows, 16): Arrow string_view structs
 Text = bytes | memoryview  # a chunk of capture text (a view of the read buffer)
 
 SPACE, TAB, DASH, COLON, DOT = 0x20, 0x09, 0x2D, 0x3A, 0x2E
@@ -268,18 +270,28 @@ def _after_cpu(buf: U8, i: int, e: int, out: I64) -> int:
     return 1
 
 
+#: fields of _context_end whose strings scan_event_lines views: comm, flags, event (start, end)
+VIEWED_FIELDS = (0, 5, 10)
+
+
 @njit(cache=True, nogil=True)
-def scan_event_lines(buf: U8, starts: I64, ends: I64) -> tuple[npt.NDArray[np.bool_], I64]:
+def scan_event_lines(buf: U8, starts: I64, ends: I64) -> tuple[Bools, I64, Views]:
     """Context fields of every line; column ``i`` of the (13, n) result is ``out`` of line ``i``.
 
     Field-major, so that each field is one contiguous array for the columns built from it.
+    Also the string_view structs of the comm, flags and event name, ``(3, n, 16)``, written
+    while the line is in cache (built afterwards, each struct waited for memory).
     """
     n = starts.size
     ok = np.zeros(n, np.bool_)
     fields = np.full((13, n), -1, np.int64)
+    views = np.empty((len(VIEWED_FIELDS), n, 16), np.uint8)
     for i in range(n):
         ok[i] = _context_end(buf, starts[i], ends[i], fields[:, i]) == 1
-    return ok, fields
+        for v in range(len(VIEWED_FIELDS)):
+            first = VIEWED_FIELDS[v]
+            _put_view(views[v, i], buf, fields[first, i], fields[first + 1, i])
+    return ok, fields, views
 
 
 @njit(cache=True, inline="always")
@@ -330,7 +342,8 @@ def find_keys(
     key_offsets: I64,
     required: npt.NDArray[np.bool_],
     kind: npt.NDArray[np.int8],
-) -> tuple[Bools, I32, I32, I64, Bools]:
+    view_of: npt.NDArray[np.int8],
+) -> tuple[Bools, I32, I64, Bools, Views]:
     """Cut ``key=value`` payloads, keys searched in order, and read each value as an integer.
 
     The first key must start the payload; each later key is searched as `` key=`` after the
@@ -338,19 +351,20 @@ def find_keys(
     found, the last one to the end of the payload, so values may contain spaces
     (``prev_comm=CPU 0/KVM prev_pid=...``). ``kind`` per key: VALUE, TOKEN (stops at the
     first space: ``prev_state=S ==> next_comm=``) or COMM (placeholders such as ``<...>`` read
-    as missing). Integers are parsed in the same pass, while the line is
-    in cache. Returns ok (all required keys found), value
-    start/end (-1 when missing) and integer value/validity, each of shape (keys, rows).
+    as missing). Integers are parsed, and string values turned into string_view structs, in
+    the same pass, while the line is in cache. Returns ok (all required keys found), value
+    starts (-1 when missing) and integer value/validity, each of shape (keys, rows), and for
+    each key with ``view_of[k] = j >= 0`` the string_view structs ``views[j]`` (rows, 16).
     """
     n = starts.size
     m = key_offsets.size - 1
     # Uninitialised outputs, every cell written below: filling ~50 MB of fresh pages first
     # costs a third of the kernel's time. Offsets are int32 (chunks are far below 2 GiB).
     vs = np.empty((m, n), np.int32)
-    ve = np.empty((m, n), np.int32)
     ints = np.empty((m, n), np.int64)
     int_ok = np.empty((m, n), np.bool_)
     ok = np.empty(n, np.bool_)
+    views = np.empty((max(int(view_of.max()) + 1, 0), n, 16), np.uint8)
     kstart = np.full(m, -1, np.int64)
     for i in range(n):
         s, e = starts[i], ends[i]
@@ -393,12 +407,12 @@ def find_keys(
         ok[i] = good
         if not good:
             for k in range(m):  # no half-cut values: a start without an end is no range
-                _missing(vs, ve, ints, int_ok, k, i)
+                _missing(vs, ints, int_ok, views, view_of, k, i)
             continue
         last = -1
         for k in range(m - 1, -1, -1):
             if kstart[k] < 0:
-                _missing(vs, ve, ints, int_ok, k, i)
+                _missing(vs, ints, int_ok, views, view_of, k, i)
                 continue
             v0 = vs[k, i]
             end = e if last < 0 else last - 1
@@ -408,46 +422,71 @@ def find_keys(
                     end += 1
             while end > v0 and _isspace(buf[end - 1]):
                 end -= 1
-            ve[k, i] = end
             last = kstart[k]
             if kind[k] == COMM and _placeholder(buf, v0, end):
                 vs[k, i] = -1
+            if view_of[k] >= 0:
+                _put_view(views[view_of[k], i], buf, vs[k, i], end)
             int_ok[k, i] = _parse_int(buf, v0, end, ints[k], i)
             if not int_ok[k, i]:
                 ints[k, i] = 0
-    return ok, vs, ve, ints, int_ok
+    return ok, vs, ints, int_ok, views
 
 
 @njit(cache=True, inline="always")
-def _missing(vs: I32, ve: I32, ints: I64, int_ok: Bools, k: int, i: int) -> None:
+def _missing(vs: I32, ints: I64, int_ok: Bools, views: Views, view_of: I8, k: int, i: int) -> None:
     vs[k, i] = -1
-    ve[k, i] = -1
     ints[k, i] = 0
     int_ok[k, i] = False
+    if view_of[k] >= 0:
+        views[view_of[k], i, :] = 0  # a null string_view
+
+
+@njit(cache=True, inline="always")
+def _put_view(view: U8, buf: U8, s: int, e: int) -> None:
+    """The Arrow string_view struct of ``buf[s:e]`` into the 16 bytes of ``view``.
+
+    Length, then the string itself when it fits in 12 bytes, else its 4-byte prefix, buffer
+    index 0 and offset. ``s < 0`` (a null) writes zeros.
+    """
+    for b in range(16):
+        view[b] = 0
+    if s < 0:
+        return
+    length = e - s
+    for b in range(4):
+        view[b] = (length >> (8 * b)) & 0xFF
+    if length <= 12:
+        for t in range(length):
+            view[4 + t] = buf[s + t]
+    else:
+        for t in range(4):
+            view[4 + t] = buf[s + t]
+        for b in range(4):  # buffer index 0, then the offset
+            view[12 + b] = (s >> (8 * b)) & 0xFF
 
 
 @njit(cache=True, nogil=True)
-def _views(buf: U8, starts: Offsets, ends: Offsets) -> npt.NDArray[np.uint8]:
-    """Arrow string_view structs (16 bytes: length, 12 inline bytes or prefix+buffer+offset)."""
+def _views(buf: U8, starts: Offsets, ends: Offsets) -> Views:
+    """The string_view struct of every range, one row of 16 bytes each."""
     n = starts.size
-    out = np.zeros(n * 16, np.uint8)
+    out = np.empty((n, 16), np.uint8)
     for i in range(n):
-        s, e = starts[i], ends[i]
-        if s < 0:
-            continue
-        length = e - s
-        base = i * 16
-        for b in range(4):
-            out[base + b] = (length >> (8 * b)) & 0xFF
-        if length <= 12:
-            for t in range(length):
-                out[base + 4 + t] = buf[s + t]
-        else:
-            for t in range(4):
-                out[base + 4 + t] = buf[s + t]
-            for b in range(4):  # buffer index 0, then the offset
-                out[base + 12 + b] = (s >> (8 * b)) & 0xFF
+        _put_view(out[i], buf, starts[i], ends[i])
     return out
+
+
+def view_column(data: Text, views: Views, valid: Bools, name: str) -> pl.Series:
+    """A Utf8 series from string_view structs into ``data`` (null where not ``valid``)."""
+    validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    arr = pa.Array.from_buffers(
+        pa.string_view(),
+        valid.size,
+        [validity, pa.py_buffer(np.ascontiguousarray(views)), pa.py_buffer(data)],
+    )
+    series = pl.from_arrow(arr)
+    assert isinstance(series, pl.Series)
+    return series.alias(name)
 
 
 def string_column(data: Text, starts: Offsets, ends: Offsets, name: str) -> pl.Series:
@@ -457,13 +496,5 @@ def string_column(data: Text, starts: Offsets, ends: Offsets, name: str) -> pl.S
     (the importer only cuts at ASCII delimiters). Offsets must fit in 31 bits (chunks are
     far smaller).
     """
-    buf = np.frombuffer(data, dtype=np.uint8)
-    views = _views(buf, starts, ends)
-    valid = starts >= 0
-    validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    arr = pa.Array.from_buffers(
-        pa.string_view(), starts.size, [validity, pa.py_buffer(views), pa.py_buffer(data)]
-    )
-    series = pl.from_arrow(arr)
-    assert isinstance(series, pl.Series)
-    return series.alias(name)
+    views = _views(np.frombuffer(data, dtype=np.uint8), starts, ends)
+    return view_column(data, views, starts >= 0, name)
