@@ -56,7 +56,7 @@ from importers.perf_data_tables import (
 from importers.perf_data_tracing import read_tracing_data, tracepoint_names, tracepoint_tables
 from importers.schema import conform
 from importers.skips import SkipLog
-from importers.tasks import NAMED_IN, name_spans, saved_cmdlines, sightings
+from importers.tasks import cmdline_spans, name_spans, sightings, table_spans
 from importers.topology import PmuSpec, Topology, parse_cpulist
 from importers.tracedat_file import TraceDat
 
@@ -256,29 +256,8 @@ def _tables(
 
 
 def _tasks(tables: dict[str, pa.Table], td: TraceDat | None) -> pa.Table:
-    """Names from typed tables, COMM records and saved cmdlines, folded per (pid, comm).
-
-    Each typed table is first reduced to its distinct (pid, comm) pairs on the dictionary
-    codes (millions of sched_switch rows name a few hundred threads).
-    """
-    parts = []
-    for table, pid, comm in NAMED_IN:
-        if table in tables and tables[table].num_rows:
-            frame = pl.from_arrow(tables[table].select(["ts", pid, comm]))
-            assert isinstance(frame, pl.DataFrame)
-            spans = frame.group_by(pid, comm).agg(
-                pl.col("ts").min().alias("first_ts"), pl.col("ts").max().alias("last_ts")
-            )
-            parts.append(
-                spans.filter(pl.col(comm).is_not_null()).select(
-                    pl.col(pid).cast(pl.Int32).alias("pid"),
-                    pl.col(comm).cast(pl.Utf8).alias("comm"),
-                    pl.lit(None, pl.Int32).alias("tgid"),
-                    "first_ts",
-                    "last_ts",
-                    pl.lit(table).alias("source"),
-                )
-            )
+    """Names from typed tables, COMM records and saved cmdlines, folded per (pid, comm)."""
+    parts = table_spans(tables)
     events = tables.get("perf_task_events")
     if events is not None and events.num_rows:
         frame = pl.from_arrow(events)
@@ -286,9 +265,7 @@ def _tasks(tables: dict[str, pa.Table], td: TraceDat | None) -> pa.Table:
         named = frame.filter(pl.col("kind").cast(pl.Utf8).is_in(["comm", "exec"]))
         parts.append(sightings(named, "tid", "comm", "perf COMM", tgid="pid"))
     if td is not None and td.cmdlines:
-        cmdlines = pl.from_arrow(saved_cmdlines(td.cmdlines))
-        assert isinstance(cmdlines, pl.DataFrame)
-        parts.append(cmdlines.with_columns(pl.col("comm").cast(pl.Utf8)))
+        parts.append(cmdline_spans(td.cmdlines))
     return conform("tasks", name_spans(parts).to_arrow())
 
 

@@ -86,6 +86,40 @@ def _fold(part: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def table_spans(tables: dict[str, pa.Table]) -> list[pl.DataFrame]:
+    """Spans of the names in the typed tables (:data:`NAMED_IN`) of a binary capture.
+
+    Each typed table is first reduced to its distinct (pid, comm) pairs on the dictionary
+    codes (millions of sched_switch rows name a few hundred threads).
+    """
+    parts = []
+    for table, pid, comm in NAMED_IN:
+        if table in tables and tables[table].num_rows:
+            frame = pl.from_arrow(tables[table].select(["ts", pid, comm]))
+            assert isinstance(frame, pl.DataFrame)
+            spans = frame.group_by(pid, comm).agg(
+                pl.col("ts").min().alias("first_ts"), pl.col("ts").max().alias("last_ts")
+            )
+            parts.append(
+                spans.filter(pl.col(comm).is_not_null()).select(
+                    pl.col(pid).cast(pl.Int32).alias("pid"),
+                    pl.col(comm).cast(pl.Utf8).alias("comm"),
+                    pl.lit(None, pl.Int32).alias("tgid"),
+                    "first_ts",
+                    "last_ts",
+                    pl.lit(table).alias("source"),
+                )
+            )
+    return parts
+
+
+def cmdline_spans(cmdlines: bytes) -> pl.DataFrame:
+    """:func:`saved_cmdlines` as spans without times, for :func:`name_spans`."""
+    frame = pl.from_arrow(saved_cmdlines(cmdlines))
+    assert isinstance(frame, pl.DataFrame)
+    return frame.with_columns(pl.col("comm", "source").cast(pl.Utf8))
+
+
 def saved_cmdlines(cmdlines: bytes) -> pa.Table:
     """``tasks`` rows of a ``saved_cmdlines`` blob (trace.dat, perf tracing data).
 

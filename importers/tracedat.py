@@ -33,8 +33,9 @@ from importers.capture import Capture, CaptureMetadata, sha256_of
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError, DroppedEventsError
 from importers.event_format import EventFormatError, parse_fields
+from importers.schema import conform
 from importers.skips import SkipLog
-from importers.tasks import saved_cmdlines
+from importers.tasks import cmdline_spans, name_spans, table_spans
 from importers.tracedat_events import records_to_tables
 from importers.tracedat_file import TraceDat, cpu_chunks, read_container
 from importers.tracedat_pages import (
@@ -103,7 +104,12 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
     tables = records_to_tables(td, data, records, ts, page_cpu, page_stream, missed, skips)
     if progress:
         progress(3, 4)
-    tables["tasks"] = saved_cmdlines(td.cmdlines)
+    # Names seen in events, with when; saved_cmdlines (the kernel's last name of up to
+    # saved_cmdlines_size pids) adds threads that logged but were never named by an event.
+    spans = table_spans(tables)
+    if td.cmdlines:
+        spans.append(cmdline_spans(td.cmdlines))
+    tables["tasks"] = conform("tasks", name_spans(spans).to_arrow())
     lost = tables.pop("lost_events")
     if lost.num_rows:
         if strict:

@@ -194,14 +194,27 @@ def test_v6_trace_printk_and_marker_text_equals_trace_cmd(
 @pytest.mark.parametrize("rel", V6_FILES)
 def test_v6_saved_cmdlines_become_tasks(shared_traces: Path, trace_cmd: str, rel: str) -> None:
     path = str(shared_traces / rel)
-    tasks = imported(path).table("tasks")
-    names = dict(
-        zip(tasks.column("pid").to_pylist(), tasks.column("comm").to_pylist(), strict=True)
-    )
-    assert len(names) == tasks.num_rows > 10
+    cap = imported(path)
+    tasks = cap.table("tasks").to_pylist()
+    names = {t["pid"]: t["comm"] for t in tasks if t["source"] == "saved_cmdlines"}
+    assert len(names) == sum(t["source"] == "saved_cmdlines" for t in tasks) > 10
     # trace-cmd names each line's task from saved_cmdlines ("<...>" when it has none).
     header = {(pid, comm) for _, _, pid, _, _, comm in report(path, "-R") if pid}
     assert {(pid, names.get(pid, "<...>")) for pid, _ in header} == header
+    # ... and every name sched_switch printed is a task, seen from its first to its last use
+    spans = {(t["pid"], t["comm"]): (t["first_ts"], t["last_ts"]) for t in tasks}
+    sw = cap.table("sched_switch")
+    for side in ("prev", "next"):
+        seen = {}
+        for ts, pid, comm in zip(
+            *(sw.column(c).to_pylist() for c in ("ts", f"{side}_pid", f"{side}_comm")),
+            strict=True,
+        ):
+            lo, hi = seen.get((pid, comm), (ts, ts))
+            seen[(pid, comm)] = (min(lo, ts), max(hi, ts))
+        for key, (lo, hi) in seen.items():
+            first, last = spans[key]
+            assert first <= lo and hi <= last
 
 
 # Counts measured with an independent reader (../shared/traces/README.md, "(ind)").

@@ -108,8 +108,18 @@ def test_every_record_type_in_every_container(
     assert cap.metadata.extra["kernel_long_size"] == klong
     assert cap.metadata.extra["big_endian"] is big
     assert cap.metadata.skipped == {}
-    tasks = cap.table("tasks").to_pylist()
-    assert [(t["pid"], t["comm"]) for t in tasks] == [(1, "init"), (42, "worker")]
+    # tasks: the saved cmdlines, plus every name an event printed, with when it was seen
+    tasks = {(t["pid"], t["comm"]): t for t in cap.table("tasks").to_pylist()}
+    cmdlines = {k for k, t in tasks.items() if t["source"] == "saved_cmdlines"}
+    assert cmdlines == {(1, "init"), (42, "worker")}
+    named = sw.select(["ts", "prev_pid", "prev_comm"]).to_pylist() + [
+        {"ts": r["ts"], "prev_pid": r["next_pid"], "prev_comm": r["next_comm"]}
+        for r in sw.select(["ts", "next_pid", "next_comm"]).to_pylist()
+    ]
+    for row in named:
+        span = tasks[(row["prev_pid"], row["prev_comm"])]
+        assert span["first_ts"] <= row["ts"] <= span["last_ts"]
+    assert set(tasks) == cmdlines | {(r["prev_pid"], r["prev_comm"]) for r in named}
 
 
 TC_LINE = re.compile(
