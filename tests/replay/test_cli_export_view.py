@@ -128,6 +128,33 @@ def test_view_serves_the_trace_and_the_bundled_ui(compared: tuple[Path, Path]) -
             proc.wait()
 
 
+def test_view_open_hands_the_url_to_the_browser(
+    compared: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, trace = compared
+    opened = tmp_path / "opened"
+    browser = tmp_path / "browser"  # webbrowser runs $BROWSER with the URL as its argument
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(0o755)
+    view = ["view", str(trace), "--online", "--port", "0", "--open"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "replay.cli", *view],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "BROWSER": str(browser)},
+    )
+    try:
+        url = _read_url(proc)
+        deadline = time.monotonic() + 10
+        while not (opened.exists() and opened.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert opened.read_text().strip() == url
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def _read_url(proc: subprocess.Popen[bytes], timeout: float = 20) -> str:
     """The URL line `view` prints, without blocking forever if it never comes."""
     assert proc.stdout is not None
