@@ -14,10 +14,10 @@ import hashlib
 import io
 import mmap
 import re
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,18 +88,40 @@ def open_text(path: Path, fmt: str, progress: ProgressFn | None) -> TextSource:
         if _looks_js_escaped(head):
             raw = path.read_bytes()
             return _whole(path, "js-string", _unescape_js(raw), 1, raw, progress)
-        # Hashed by a thread of its own (hashlib and reads drop the GIL), started before the
-        # parse so that it also runs while numba sets up, when the second core is idle.
-        hasher = ThreadPoolExecutor(max_workers=1)
-        digest = hasher.submit(sha256_of, path)
-        hasher.shutdown(wait=False)
-        return TextSource("plain", _stream(path, size, progress), digest.result)
+        return TextSource("plain", _stream(path, size, progress), _hash_meanwhile(path))
     raw = path.read_bytes()
     if fmt == "systrace-zip":
         return _from_zip(path, raw, progress)
     if fmt == "systrace-html":
         return _from_html(path, raw, progress)
     raise CaptureFormatError(f"{path}: {fmt} is not ftrace text")  # pragma: no cover
+
+
+def _hash_meanwhile(path: Path) -> Callable[[], str]:
+    """The sha256 of ``path``, computed on a thread of its own while the text is parsed.
+
+    Started before the parse, it also runs while numba sets up and the second core is idle
+    (hashlib and file reads drop the GIL). A daemon thread: an import that fails early exits
+    without waiting for the hash of a large file.
+    """
+    result: list[str | OSError] = []
+
+    def run() -> None:
+        try:
+            result.append(sha256_of(path))
+        except OSError as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=run, name="sha256", daemon=True)
+    thread.start()
+
+    def digest() -> str:
+        thread.join()
+        if isinstance(result[0], OSError):
+            raise CaptureFormatError(f"{path}: cannot read it to the end ({result[0]})")
+        return result[0]
+
+    return digest
 
 
 def _stream(path: Path, size: int, progress: ProgressFn | None) -> Iterator[TextChunk]:
