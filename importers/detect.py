@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -71,6 +72,7 @@ def sniff(path: str | Path) -> str:
             f"{p}: a directory without {METADATA_FILE}; pass a capture file, or a directory "
             "written by `pmu-replay import` or `pmu-replay record`"
         )
+    _refuse_streams(p)
     try:
         with open(p, "rb") as fh:
             head = fh.read(SNIFF_BYTES)
@@ -83,6 +85,22 @@ def sniff(path: str | Path) -> str:
     if not head:
         raise CaptureFormatError(f"{p}: empty file; nothing to import")
     return sniff_bytes(head, str(p))
+
+
+def _refuse_streams(p: Path) -> None:
+    """A pipe, a device or tracefs's ``trace_pipe`` would be read until it ends, maybe never.
+
+    (tracefs's ``trace`` is fine: a snapshot of the ring buffer, read like any text file.)
+    """
+    try:
+        mode = p.stat().st_mode
+    except OSError:
+        return  # open() below says what is wrong
+    if p.name == "trace_pipe" or stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+        raise CaptureFormatError(
+            f"{p}: a stream, not a file; save a stretch of it first "
+            f"(`timeout 30 cat {p} > trace.txt`), or record with `pmu-replay record`"
+        )
 
 
 def looks_like_html(head: bytes) -> bool:

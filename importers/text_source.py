@@ -88,6 +88,9 @@ def open_text(path: Path, fmt: str, progress: ProgressFn | None) -> TextSource:
         if _looks_js_escaped(head):
             raw = path.read_bytes()
             return _whole(path, "js-string", _unescape_js(raw), 1, raw, progress)
+        if size == 0:  # tracefs's trace, /proc-like files: the size is not known up front
+            raw = path.read_bytes()
+            return _whole(path, "plain", raw, 1, raw, progress)
         return TextSource("plain", _stream(path, size, progress), _hash_meanwhile(path))
     raw = path.read_bytes()
     if fmt == "systrace-zip":
@@ -133,8 +136,6 @@ def _stream(path: Path, size: int, progress: ProgressFn | None) -> Iterator[Text
     every mmap reader (ripgrep, trace-cmd), this assumes the file is not truncated while it is
     imported; appending to it is harmless (only the first ``size`` bytes are mapped).
     """
-    if size == 0:
-        return
     with open(path, "rb") as fh:
         mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     mapping.madvise(mmap.MADV_SEQUENTIAL)

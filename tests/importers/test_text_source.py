@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from polars.testing import assert_frame_equal
 
 import importers.text_source as text_source
-from importers.detect import load
+from importers.detect import load, sniff
 from importers.errors import CaptureFormatError
 from importers.text_source import open_text
+from replay.record import RecordError, find_tracefs, tracefs_instance
 
 JUNO = "juno-trace-txt/trace.txt"
 
@@ -90,3 +95,48 @@ def test_release_gives_back_the_pages_and_the_text_stays_readable(
     assert touched - before > 6 << 10
     assert touched - released > 6 << 10
     assert bytes(chunk.data) == text[: len(chunk.data)]  # read again from the page cache
+
+
+@pytest.fixture
+def tracefs_trace() -> Iterator[Path]:
+    """tracefs's ``trace`` file of a private instance holding half a second of sched_switch."""
+    if os.geteuid() != 0:
+        pytest.skip("tracefs needs root")
+    try:
+        root, mounted = find_tracefs()
+    except RecordError as exc:
+        pytest.skip(f"no tracefs here: {exc}")
+    try:
+        with tracefs_instance(root, f"pmu-replay-test-{os.getpid()}") as inst:
+            (inst / "events/sched/sched_switch/enable").write_text("1")
+            for _ in range(20):
+                subprocess.run(["sleep", "0.02"], check=True)
+            (inst / "tracing_on").write_text("0")
+            yield inst / "trace"
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(root)], capture_output=True)
+
+
+def test_tracefs_trace_file_is_read_though_its_size_is_zero(tracefs_trace: Path) -> None:
+    assert tracefs_trace.stat().st_size == 0
+    text = tracefs_trace.read_bytes()  # the ring buffer is off: every read gives the same
+    switches = sum(b" sched_switch: " in line for line in text.splitlines())
+    cap = load(tracefs_trace)
+    assert cap.table("sched_switch").num_rows == switches > 20
+    assert cap.metadata.source_sha256 == hashlib.sha256(text).hexdigest()
+
+
+def test_streams_are_refused_without_reading_them(tmp_path: Path) -> None:
+    named = tmp_path / "trace_pipe"  # tracefs's trace_pipe blocks until events come, forever
+    named.write_text("")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it would block until a writer comes
+    for path in (named, fifo):
+        probe = f"from importers.detect import sniff; sniff({str(path)!r})"
+        done = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode != 0 and "a stream, not a file" in done.stderr
+    with pytest.raises(CaptureFormatError, match=r"save a stretch of it first"):
+        sniff(named)
