@@ -89,6 +89,20 @@ def line_bounds(buf: U8) -> tuple[I64, I64]:
     return starts, ends
 
 
+NO_SPACE = -2  # _before_spaces: no whitespace where it was required
+
+
+@njit(cache=True, inline="always")
+def _before_spaces(buf: U8, b: int, lo: int) -> int:
+    """Index of the last byte before the whitespace run ending at ``b`` (``lo - 1`` when it
+    reaches ``lo``), or NO_SPACE when ``buf[b]`` is not whitespace (or ``b < lo``)."""
+    if b < lo or not _isspace(buf[b]):
+        return NO_SPACE
+    while b >= lo and _isspace(buf[b]):
+        b -= 1
+    return b
+
+
 @njit(cache=True, nogil=True)
 def _context_end(buf: U8, s: int, e: int, out: I64) -> int:
     """Parse ``comm-pid [(tgid)] [cpu] [(tgid)] [flags] ts: [(+d)] [event:]`` of one line.
@@ -115,12 +129,10 @@ def _context_end(buf: U8, s: int, e: int, out: I64) -> int:
             j += 1
             continue
         # walk back over whitespace, an optional "(tgid)" and whitespace, to the pid digits
-        b = j - 1
-        if b < cs or not _isspace(buf[b]):
+        b = _before_spaces(buf, j - 1, cs)
+        if b == NO_SPACE:
             j += 1
             continue
-        while b >= cs and _isspace(buf[b]):
-            b -= 1
         tgid = -1
         if b >= cs and buf[b] == RPAREN:
             p = b - 1
@@ -146,12 +158,10 @@ def _context_end(buf: U8, s: int, e: int, out: I64) -> int:
             if q != b:
                 j += 1
                 continue
-            b = p - 1
-            if b < cs or not _isspace(buf[b]):
+            b = _before_spaces(buf, p - 1, cs)
+            if b == NO_SPACE:
                 j += 1
                 continue
-            while b >= cs and _isspace(buf[b]):
-                b -= 1
         d = b
         while d >= cs and _isdigit(buf[d]):
             d -= 1
