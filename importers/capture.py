@@ -22,7 +22,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from importers.errors import CaptureFormatError
-from importers.schema import SCHEMA_VERSION, TABLES, TYPED_TABLES, conform, empty_table
+from importers.schema import (
+    FEW_VALUES,
+    SCHEMA_VERSION,
+    TABLES,
+    TYPED_TABLES,
+    conform,
+    empty_table,
+)
 
 METADATA_FILE = "metadata.json"
 
@@ -170,9 +177,9 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     integer columns they cost time and saved nothing. For a 4.4M-row sched_switch this writes
     in 0.5 s instead of 0.9 s and 5.8 MB instead of 20.6 MB. Min/max statistics are kept
     for the numeric columns, which readers filter on (``ts``, ``cpu``, pids); on the string
-    columns they took a quarter of the write time and no reader uses them. ``prev_state`` is
-    a bit set with a handful of values per capture: as a dictionary it writes in a fifth of
-    the time of plain int64 (the longest column of the longest table) and in half the bytes.
+    columns they took a quarter of the write time and no reader uses them. Integer columns
+    the schema marks :data:`~importers.schema.FEW_VALUES` (``prev_state``, a bit set) are
+    dictionaries too: a fifth of the write time of plain int64 and half the bytes.
     """
     deltas = {
         c: "DELTA_BINARY_PACKED"
@@ -181,12 +188,12 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     }
     strings = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
     numbers = [f.name for f in table.schema if f.name not in strings]
-    flag_sets = [c for c in ("prev_state",) if c in table.column_names]
+    few = [f.name for f in table.schema if FEW_VALUES in (f.metadata or {})]
     pq.write_table(
         table,
         path,
         compression="zstd",
-        use_dictionary=strings + flag_sets,
+        use_dictionary=strings + few,
         column_encoding=deltas or None,
         write_statistics=numbers,
     )

@@ -46,8 +46,16 @@ def constant_column(text: str, n: int) -> pa.DictionaryArray:
     )
 
 
-def _f(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
-    return pa.field(name, type_, nullable=nullable, metadata={"doc": doc})
+#: field metadata key of integer columns with a handful of distinct values per capture (flag
+#: sets, states): stored as Parquet dictionaries, see importers.capture
+FEW_VALUES = b"few_values"
+
+
+def _f(
+    name: str, type_: pa.DataType, doc: str, nullable: bool = True, few_values: bool = False
+) -> pa.Field:
+    metadata = {"doc": doc, **({FEW_VALUES.decode(): "1"} if few_values else {})}
+    return pa.field(name, type_, nullable=nullable, metadata=metadata)
 
 
 TS = _f("ts", pa.int64(), "event time, int64 ns in the capture clock", nullable=False)
@@ -78,7 +86,12 @@ TYPED_TABLES: dict[str, pa.Schema] = {
         _comm("prev_comm", "task switched out"),
         _f("prev_pid", pa.int32(), "thread switched out"),
         _f("prev_prio", pa.int32(), "its priority"),
-        _f("prev_state", pa.int64(), "raw task state bits (capture's own __print_flags table)"),
+        _f(
+            "prev_state",
+            pa.int64(),
+            "raw task state bits (capture's own __print_flags table)",
+            few_values=True,
+        ),
         _f("prev_state_str", DICT, "task state as printed: R, R+, S, D|W, ..."),
         _comm("next_comm", "task switched in"),
         _f("next_pid", pa.int32(), "thread switched in"),

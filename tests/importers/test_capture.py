@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from importers.capture import Capture, CaptureMetadata
@@ -55,6 +56,16 @@ def test_save_load_round_trip_is_exact(tmp_path: Path) -> None:
     assert back.tables["sched_switch"].equals(switch)
     assert back.event_counts() == {"sched_switch": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metadata.json", "sched_switch.parquet"]
+    # Encodings chosen per column: deltas for ts/seq, dictionaries for strings and for the
+    # few-valued integers the schema marks (prev_state), plain for the other integers.
+    group = pq.ParquetFile(tmp_path / "sched_switch.parquet").metadata.row_group(0)
+    encodings = {
+        group.column(i).path_in_schema: group.column(i).encodings for i in range(group.num_columns)
+    }
+    assert "DELTA_BINARY_PACKED" in encodings["ts"]
+    for column in ("prev_comm", "prev_state"):
+        assert "RLE_DICTIONARY" in encodings[column], column
+    assert "RLE_DICTIONARY" not in encodings["prev_pid"]
 
 
 def test_load_of_a_plain_directory_is_a_clean_error(tmp_path: Path) -> None:
