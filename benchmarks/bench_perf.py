@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sched_load import nap_and_wake
 
-from importers.perf_data import read_perf_data
+from importers.perf.data import read_perf_data
 
 OUT = Path(__file__).resolve().parent / "out"
 

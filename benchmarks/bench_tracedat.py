@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sched_load import nap_and_wake
 
-from importers.tracedat import read_tracedat
-from importers.tracedat_file import read_container
-from importers.tracedat_reader import open_reader
+from importers.tracedat.file import read_container
+from importers.tracedat.read import read_tracedat
+from importers.tracedat.reader import open_reader
 from replay.record import find_tracefs, tracefs_instance
 
 EVENTS = ["sched:*", "irq:*", "timer:*"]

@@ -24,15 +24,15 @@ RECORD_META = "capture.json"
 
 #: format name -> "module:function" of the importer that reads it.
 IMPORTERS: dict[str, str] = {
-    "ftrace-text": "importers.ftrace_text:read_ftrace_text",
-    "systrace-html": "importers.ftrace_text:read_ftrace_text",
-    "systrace-zip": "importers.ftrace_text:read_ftrace_text",
-    "trace.dat": "importers.tracedat:read_tracedat",
-    "perf.data": "importers.perf_data:read_perf_data",
-    "perf-script": "importers.perf_text:read_perf_script",
-    "perf-stat-csv": "importers.perf_text:read_perf_stat",
-    "perf-stat-json": "importers.perf_text:read_perf_stat",
-    "record-dir": "importers.record_dir:read_record_dir",
+    "ftrace-text": "importers.ftrace.text:read_ftrace_text",
+    "systrace-html": "importers.ftrace.text:read_ftrace_text",
+    "systrace-zip": "importers.ftrace.text:read_ftrace_text",
+    "trace.dat": "importers.tracedat.read:read_tracedat",
+    "perf.data": "importers.perf.data:read_perf_data",
+    "perf-script": "importers.perf.script:read_perf_script",
+    "perf-stat-csv": "importers.perf.stat:read_perf_stat",
+    "perf-stat-json": "importers.perf.stat:read_perf_stat",
+    "record-dir": "importers.host.record_dir:read_record_dir",
 }
 
 # Lines of kernel / trace-cmd ftrace text: "comm-pid [cpu]" somewhere before a "ts: event:".

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from importers.capture import Capture
 from importers.detect import ProgressFn, load
-from importers.topology import Topology, resolve_topology
-from importers.vcpus import discover_vcpus, parse_vcpu_specs
+from importers.host.topology import Topology, resolve_topology
+from importers.host.vcpus import discover_vcpus, parse_vcpu_specs
 from replay import compare
 from replay.engine import Path_, Work, prepare, replay
 from replay.profiles import load_profile

@@ -24,7 +24,7 @@ import polars as pl
 
 from importers.capture import Capture
 from importers.errors import MissingEventsError, TopologyError
-from importers.topology import Topology
+from importers.host.topology import Topology
 from replay.pmu import ENTERED, HostPmu, HostPmus, KvmRefusedError
 from replay.pmu_reads import describe_accesses, pmu_accesses
 from replay.profiles import GuestProfile

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from importers.topology import Topology
+from importers.host.topology import Topology
 
 NOMINAL_KHZ = 1_000_000
 _NS_PER_MS = 1_000_000  # kHz x ns / 1e6 = cycles

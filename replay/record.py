@@ -11,7 +11,7 @@ topology (``/sys/bus/event_source/devices/*/{type,cpus}``, cpufreq, capacities),
 (``/proc/*/task/*/comm``) and KVM's debugfs vCPU thread ids.
 
 Directory layout (``pmu-replay-record/1``): ``capture.json``, ``trace.dat`` or ``trace.txt``,
-``topology.json`` (``importers.topology`` snapshot format), ``threads.json``.
+``topology.json`` (``importers.host.topology`` snapshot format), ``threads.json``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from typing import Any
 
 from importers.detect import RECORD_META
 from importers.errors import PmuReplayError
-from importers.record_dir import RECORD_FORMAT
-from importers.topology import SNAPSHOT_FORMAT
+from importers.host.record_dir import RECORD_FORMAT
+from importers.host.topology import SNAPSHOT_FORMAT
 
 EVENTS = (
     "sched/sched_switch",

@@ -26,7 +26,7 @@ import polars as pl
 
 from importers.capture import Capture
 from importers.errors import MissingEventsError
-from importers.topology import Topology
+from importers.host.topology import Topology
 from replay.frequency import FrequencyClock
 
 # Boundary kinds (Int8), numbered in the order they apply at equal timestamps and seq. LEAD is

@@ -11,7 +11,7 @@ import polars as pl
 from rich.table import Table
 
 from importers.capture import Capture
-from importers.topology import Topology, format_cpulist
+from importers.host.topology import Topology, format_cpulist
 from replay.api import open_capture
 from replay.commands.console import byte_progress, stdout
 

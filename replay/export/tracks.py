@@ -80,7 +80,7 @@ class TrackIds:
 
 
 def vm_pid(vm: str, ordinal: int) -> int:
-    """The pid shown for a VM: the VMM's tgid that ``importers.vcpus`` puts in names such as
+    """The pid shown for a VM: the VMM's tgid that ``importers.host.vcpus`` puts in names such as
     ``qemu:4000``, else a synthetic pid (see :data:`SYNTHETIC_PID_BASE`)."""
     m = re.search(r":(\d+)$", vm)
     if m and 0 < int(m.group(1)) < SYNTHETIC_PID_BASE:

@@ -9,8 +9,8 @@ from polars.testing import assert_frame_equal
 
 from importers.capture import Capture
 from importers.detect import load, sniff
-from importers.ftrace_lines import scan_preamble, tokenize
-from importers.text_source import open_text
+from importers.ftrace.lines import scan_preamble, tokenize
+from importers.ftrace.source import open_text
 
 
 def import_text(tmp_path: Path, text: str, name: str = "trace.txt", **kw: object) -> Capture:

@@ -92,7 +92,8 @@ def test_one_process_per_vm_one_thread_per_vcpu(loaded: tuple[Results, TraceProc
         )
     )
     assert [{k: r[k] for k in ("vm", "tid", "name")} for r in got] == want.to_dicts()
-    for r in got:  # the VMM's tgid when the VM name carries it (importers.vcpus), else synthetic
+    # the VMM's tgid when the VM name carries it (importers.host.vcpus), else synthetic
+    for r in got:
         assert r["pid"] == 4000 if r["vm"] == "qemu:4000" else r["pid"] >= SYNTHETIC_PID_BASE
     assert len({r["pid"] for r in got}) == len(results.meta["vms"])
 

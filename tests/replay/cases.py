@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from importers.capture import Capture
-from importers.topology import Topology
+from importers.host.topology import Topology
 from replay.api import capture_topology, open_capture
 
 
@@ -60,18 +60,18 @@ CASES = [
         "juno-sched-load/trace.dat",
         topology_file="juno-sched-load/plat_info.yml",
         vcpus=("2928=vm0:0", "3106=vm0:1", "3104=vm1:0"),
-        needs="importers.tracedat",
+        needs="importers.tracedat.read",
     ),
     Case(
         "kvm-x86-host-v7-kvmevents",
         "kvm-x86-host-v7-kvmevents/trace.dat",
         pmus=("little=0-9", "big=10-19"),
-        needs="importers.tracedat",
+        needs="importers.tracedat.read",
     ),
     Case(
         "kvm-x86-hostguest-v7",
         "kvm-x86-hostguest-v7/trace.dat",
         pmus=("little=0-9", "big=10-19"),
-        needs="importers.tracedat",
+        needs="importers.tracedat.read",
     ),
 ]

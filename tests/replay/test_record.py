@@ -14,9 +14,9 @@ import polars as pl
 import pytest
 
 from importers.detect import load
-from importers.record_dir import read_record_dir
-from importers.topology import load_topology
-from importers.vcpus import discover_vcpus
+from importers.host.record_dir import read_record_dir
+from importers.host.topology import load_topology
+from importers.host.vcpus import discover_vcpus
 from replay.cli import main
 from replay.record import (
     RecordError,
@@ -93,7 +93,7 @@ def test_record_trace_dat_with_trace_cmd(tmp_path: Path) -> None:
     )
     switches = report.stdout.count(" sched_switch: ")
     assert switches > 0
-    pytest.importorskip("importers.tracedat")
+    pytest.importorskip("importers.tracedat.read")
     assert load(out).table("sched_switch").num_rows == switches
 
 

@@ -11,8 +11,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from importers.errors import MissingEventsError
-from importers.topology import from_cli
-from importers.vcpus import discover_vcpus, parse_vcpu_specs
+from importers.host.topology import from_cli
+from importers.host.vcpus import discover_vcpus, parse_vcpu_specs
 from replay.timeline import _mark_gaps, build_timeline
 from tests.importers.textcap import import_text
 

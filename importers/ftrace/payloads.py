@@ -1,0 +1,296 @@
+"""Payload grammars of the modelled events in ftrace text, into typed columns.
+
+Each event has a list of grammars — one per way its payload reaches users: the kernel's
+``TP_printk`` output, trace-cmd's plugin rewrite, ``trace-cmd report -R`` raw ``field=value``,
+the x86 forms of the kvm events (``formats.md`` §1.5, §2) — tried in order on the rows the
+previous ones did not match. ``field=value`` forms are cut by the byte kernel
+:func:`importers.ftrace.scan.find_keys`; other forms use a regex on the payload only. Target
+names are the kernel field names of ``importers.schema``; ``_``-prefixed names are intermediate
+values turned into fields by the event's finishing step (:mod:`importers.ftrace.fields`). Rows
+that no grammar matches are not lost: they go to the ``events`` table and are counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from importers.ftrace.fields import finish
+from importers.ftrace.lines import known_comm
+from importers.ftrace.scan import (
+    COMM,
+    I64,
+    TOKEN,
+    VALUE,
+    Text,
+    find_keys,
+    string_column,
+    view_column,
+)
+from importers.schema import TYPED_TABLES
+
+HEX = r"[0-9a-fA-F]+"
+
+
+@dataclass(frozen=True)
+class KeyValue:
+    """A ``key=value ...`` payload: ``fields`` are (printed key, column) in print order."""
+
+    fields: tuple[tuple[str, str], ...]
+    optional: tuple[str, ...] = ()
+    tokens: tuple[str, ...] = ()
+    constants: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A payload regex whose named groups are columns; ``hex`` groups are bare hex digits."""
+
+    regex: str
+    hex: tuple[str, ...] = ()
+    constants: tuple[tuple[str, object], ...] = ()
+
+
+Grammar = KeyValue | Pattern
+
+
+def _kv(
+    *keys: str, optional: tuple[str, ...] = (), tokens: tuple[str, ...] = (), **rename: str
+) -> KeyValue:
+    return KeyValue(tuple((k, rename.get(k, k)) for k in keys), optional, tokens)
+
+
+_WAKEUP: list[Grammar] = [
+    _kv("comm", "pid", "prio", "success", "target_cpu", optional=("success",)),
+    # trace-cmd's sched plugin: "comm:pid [prio] CPU:003" [libtraceevent plugin_sched_switch.c]
+    Pattern(
+        r"^(?P<comm>.*):(?P<pid>\d+) \[(?P<prio>-?\d+)\](?: success=(?P<success>\d+))?"
+        r" CPU:(?P<target_cpu>\d+)"
+    ),
+]
+
+GRAMMARS: dict[str, list[Grammar]] = {
+    "sched_switch": [
+        # kernel TP_printk and `report -N`: "... prev_state=S ==> next_comm=..."; `-R` prints
+        # the same fields without "==>" (finished in importers.ftrace.fields).
+        _kv(
+            "prev_comm",
+            "prev_pid",
+            "prev_prio",
+            "prev_state",
+            "next_comm",
+            "next_pid",
+            "next_prio",
+            tokens=("prev_state",),
+            prev_state="_state",
+        ),
+        # trace-cmd's sched plugin: "prev:1 [120] S ==> next:2 [120]".
+        Pattern(
+            r"^(?P<prev_comm>.*):(?P<prev_pid>\d+) \[(?P<prev_prio>-?\d+)\] (?P<_state>\S+)"
+            r" ==> (?P<next_comm>.*):(?P<next_pid>\d+) \[(?P<next_prio>-?\d+)\]"
+        ),
+    ],
+    "sched_wakeup": _WAKEUP,
+    "sched_waking": _WAKEUP,
+    "sched_wakeup_new": _WAKEUP,
+    "sched_migrate_task": [_kv("comm", "pid", "prio", "orig_cpu", "dest_cpu")],
+    "sched_process_fork": [
+        _kv("comm", "pid", "child_comm", "child_pid", comm="parent_comm", pid="parent_pid"),
+        _kv("parent_comm", "parent_pid", "child_comm", "child_pid"),
+    ],
+    "sched_process_exit": [
+        _kv("comm", "pid", "prio", "group_dead", optional=("group_dead",), group_dead="_group_dead")
+    ],
+    "cpu_frequency": [_kv("state", "cpu_id")],
+    "cpu_idle": [_kv("state", "cpu_id", state="_idle")],
+    "kvm_entry": [
+        # arm64 "PC: 0x%016lx", also after trace-cmd's kvm-plugin garbage
+        # ("CAN'T FIND FIELD "vcpu_id"<CANT FIND FIELD rip>PC: 0x...") [plugin_kvm.c].
+        Pattern(rf"PC: 0x(?P<vcpu_pc>{HEX})$", hex=("vcpu_pc",)),
+        # x86 "vcpu %u, rip 0x%lx" (the comma went away in later kernels).
+        Pattern(rf"^vcpu (?P<vcpu_id>\d+),? rip 0x(?P<vcpu_pc>{HEX})", hex=("vcpu_pc",)),
+        _kv("vcpu_pc"),
+        _kv("vcpu_id", "rip", rip="vcpu_pc"),
+    ],
+    "kvm_exit": [
+        Pattern(
+            rf"(?:^|[\s>])(?P<ret_name>[A-Z][A-Z_]*): HSR_EC: 0x(?P<esr_ec>{HEX}) "
+            rf"\((?P<ec_name>[^)]*)\), PC: 0x(?P<vcpu_pc>{HEX})",
+            hex=("esr_ec", "vcpu_pc"),
+            constants=(("isa", "arm64"),),
+        ),
+        Pattern(
+            r"^(?:vcpu (?P<vcpu_id>\d+) )?reason (?P<exit_reason>[A-Z_0-9]+)(?: \(\d+\))?"
+            rf" rip 0x(?P<vcpu_pc>{HEX})",
+            hex=("vcpu_pc",),
+            constants=(("isa", "x86"),),
+        ),
+        KeyValue(
+            (("ret", "ret"), ("esr_ec", "esr_ec"), ("vcpu_pc", "vcpu_pc")),
+            constants=(("isa", "arm64"),),
+        ),
+        # older arm64 kernels name the same fields idx / exit_reason (formats.md §2.6)
+        KeyValue(
+            (("idx", "ret"), ("exit_reason", "esr_ec"), ("vcpu_pc", "vcpu_pc")),
+            constants=(("isa", "arm64"),),
+        ),
+        KeyValue(
+            (("exit_reason", "exit_reason"), ("guest_rip", "vcpu_pc")), constants=(("isa", "x86"),)
+        ),
+    ],
+    "kvm_userspace_exit": [
+        Pattern(r"^reason (?P<reason_name>\S+) \((?P<_value>-?\d+)\)"),
+        _kv("reason", "errno"),
+    ],
+    "kvm_vcpu_wakeup": [
+        Pattern(r"^(?P<_waited>wait|poll) time (?P<ns>\d+) ns, polling (?P<_valid>valid|invalid)"),
+        _kv("ns", "waited", "valid", waited="_waited", valid="_valid"),
+    ],
+    "kvm_sys_access": [
+        Pattern(
+            rf"^PC: (?:0x)?(?P<vcpu_pc>{HEX}) (?P<name>\S+) \((?P<Op0>\d+),\s*(?P<Op1>\d+),"
+            r"\s*(?P<CRn>\d+),\s*(?P<CRm>\d+),\s*(?P<Op2>\d+)\) (?P<_rw>read|write)",
+            hex=("vcpu_pc",),
+        )
+    ],
+    "kvm_handle_sys_reg": [Pattern(rf"^HSR 0x(?P<hsr>{HEX})", hex=("hsr",)), _kv("hsr")],
+}
+
+_POLARS_INT: dict[pa.DataType, pl.DataType] = {
+    pa.uint8(): pl.UInt8(),
+    pa.int16(): pl.Int16(),
+    pa.int32(): pl.Int32(),
+    pa.int64(): pl.Int64(),
+    pa.uint32(): pl.UInt32(),
+    pa.uint64(): pl.UInt64(),
+}
+
+
+def _int_type(event: str, column: str) -> pl.DataType | None:
+    schema = TYPED_TABLES[event]
+    if column not in schema.names:
+        return None
+    return _POLARS_INT.get(schema.field(column).type)
+
+
+@dataclass
+class Payloads:
+    """Result of :func:`parse_payloads`: typed frames, and the rows left for ``events``."""
+
+    typed: dict[str, pl.DataFrame]  # the columns of the event's typed table, nothing else
+    rest: pl.DataFrame
+    unparsed: dict[str, list[int]]
+
+
+def parse_payloads(data: Text, events: pl.DataFrame) -> Payloads:
+    """Split tokenized event lines into typed frames by event name.
+
+    ``events`` has the tokenizer's columns (``seq, event, ts, cpu, common_pid, args_s,
+    args_e, ...``) with payload offsets into ``data``. Returns typed frames (schema column
+    names, polars dtypes), the rows of events without a grammar, and per event the seqs of rows
+    whose payload no grammar matched (those rows are in ``rest`` too, so nothing is lost).
+    """
+    typed: dict[str, pl.DataFrame] = {}
+    unparsed: dict[str, list[int]] = {}
+    buf = np.frombuffer(data, dtype=np.uint8)
+    known = list(GRAMMARS)
+    leftovers = [events.filter(~pl.col("event").is_in(known) | pl.col("event").is_null())]
+    present = set(events["event"].drop_nulls().unique().to_list()) & set(known)
+    # Rows travel as indices: only the context columns of the typed tables are gathered for
+    # the rows a grammar matched, not the whole tokenized line.
+    context = events.select(c for c in ("seq", "ts", "cpu", "common_pid") if c in events.columns)
+    args_s, args_e = events["args_s"].to_numpy(), events["args_e"].to_numpy()
+    for event in sorted(present):
+        rows = np.flatnonzero((events["event"] == event).to_numpy())
+        parts: list[pl.DataFrame] = []
+        for grammar in GRAMMARS[event]:
+            if rows.size == 0:
+                break
+            starts, ends = args_s[rows], args_e[rows]
+            if isinstance(grammar, KeyValue):
+                hit, values = _key_values(data, buf, event, starts, ends, grammar)
+            else:
+                hit, values = _pattern(data, event, starts, ends, grammar)
+            if hit.any():
+                found = pl.concat([context[rows[hit]], values.filter(hit)], how="horizontal")
+                if grammar.constants:
+                    found = found.with_columns(pl.lit(v).alias(c) for c, v in grammar.constants)
+                parts.append(found)
+            rows = rows[~hit]
+        if parts:
+            merged = (
+                pl.concat(parts, how="diagonal_relaxed").sort("seq") if len(parts) > 1 else parts[0]
+            )
+            finished = finish(event, merged)
+            names = TYPED_TABLES[event].names
+            typed[event] = finished.select(c for c in names if c in finished.columns)
+        if rows.size:
+            missed = events[rows]
+            unparsed[event] = missed["seq"].to_list()
+            leftovers.append(missed)
+    return Payloads(typed, pl.concat(leftovers), unparsed)
+
+
+def _kind(key: str, column: str, grammar: KeyValue) -> int:
+    if key in grammar.tokens:
+        return TOKEN
+    return COMM if column.endswith("comm") else VALUE
+
+
+def _key_values(
+    data: Text, buf: np.ndarray, event: str, starts: I64, ends: I64, grammar: KeyValue
+) -> tuple[np.ndarray, pl.DataFrame]:
+    keys = [k.encode() + b"=" for k, _ in grammar.fields]
+    strings = [_int_type(event, column) is None for _, column in grammar.fields]
+    view_of = np.cumsum(strings, dtype=np.int8) - 1
+    ok, vs, ints, int_ok, views = find_keys(
+        buf,
+        starts,
+        ends,
+        np.frombuffer(b"".join(keys), dtype=np.uint8),
+        np.cumsum([0, *(len(k) for k in keys)]).astype(np.int64),
+        np.array([k not in grammar.optional for k, _ in grammar.fields]),
+        np.array([_kind(k, c, grammar) for k, c in grammar.fields], dtype=np.int8),
+        np.where(strings, view_of, -1).astype(np.int8),
+    )
+    columns: dict[str, pl.Series] = {}
+    for k, (_, column) in enumerate(grammar.fields):
+        dtype = _int_type(event, column)
+        if dtype is None:
+            columns[column] = view_column(data, views[view_of[k]], vs[k] >= 0, column)
+            continue
+        present = vs[k] >= 0
+        ok &= int_ok[k] | ~present  # a field that is there must be a number
+        raw = ints[k].view(np.uint64) if dtype == pl.UInt64() else ints[k]
+        values = pl.from_arrow(pa.array(raw, mask=~int_ok[k]))
+        assert isinstance(values, pl.Series)
+        columns[column] = values.cast(dtype, strict=False).alias(column)
+    return ok, pl.DataFrame(columns)
+
+
+def _pattern(
+    data: Text, event: str, starts: I64, ends: I64, grammar: Pattern
+) -> tuple[np.ndarray, pl.DataFrame]:
+    args = string_column(data, starts, ends, "args")
+    groups = args.str.extract_groups(grammar.regex).struct.unnest()
+    hit = groups.select(pl.any_horizontal(pl.all().is_not_null())).to_series().to_numpy()
+    exprs = []
+    for column in groups.columns:
+        dtype = _int_type(event, column)
+        col = pl.col(column)
+        if dtype is None and column.endswith("comm"):  # <...> / <pid>: name unknown
+            exprs.append(known_comm(col).alias(column))
+        elif dtype is None:
+            exprs.append(col)
+        elif column in grammar.hex:
+            exprs.append(
+                col.str.to_integer(base=16, dtype=pl.UInt64, strict=False).cast(dtype, strict=False)
+            )
+        else:
+            exprs.append(
+                col.str.to_integer(base=10, dtype=pl.Int64, strict=False).cast(dtype, strict=False)
+            )
+    return hit, groups.select(exprs)

@@ -1,0 +1,306 @@
+"""``Topology``: which host PMU covers each CPU, plus clusters, capacities and frequencies.
+
+KVM binds a VM's vPMU to host PMUs by CPU, so every replay needs this map. Sources, strongest
+first (each result records its ``source``):
+
+1. a sysfs snapshot (JSON, written by ``pmu-replay record`` or by hand, format below);
+2. the capture itself (perf.data ``PMU_MAPPINGS`` / ``HYBRID_TOPOLOGY``, ``topology`` table);
+3. a LISA platform description (``platforms/*.json`` or ``plat_info.yml``, read by
+   :mod:`importers.host.lisa`);
+4. the command line: ``--pmu armv8_cortex_a53=0,3-5 --pmu armv8_cortex_a57=1-2``;
+5. last resort: clusters inferred from ``cpu_frequency`` events (reported as inferred).
+
+Sysfs snapshot format (``pmu-replay-topology/1``), every value a sysfs file's text::
+
+    {"format": "pmu-replay-topology/1",
+     "cpus_possible": "0-5",
+     "event_source_devices": {"armv8_cortex_a53": {"type": "8", "cpus": "0,3-5"}, ...},
+     "cpufreq": {"policy0": {"related_cpus": "0 3 4 5",
+                             "scaling_available_frequencies": "450000 575000 ...",
+                             "cpuinfo_max_freq": "850000"}, ...},
+     "cpu_capacity": {"0": "446", ...}}
+
+Core PMUs are the event sources with a ``cpus`` file (``/sys/bus/event_source/devices/*/cpus``,
+drivers/perf/arm_pmu.c); uncore PMUs expose ``cpumask`` instead and are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import yaml
+
+from importers.errors import TopologyError
+from importers.schema import conform
+
+SNAPSHOT_FORMAT = "pmu-replay-topology/1"
+INFERRED_SOURCE = "inferred from cpu_frequency"
+
+
+def parse_cpulist(text: str) -> frozenset[int]:
+    """CPUs of a kernel cpulist (``0,3-5``; sysfs ``related_cpus`` uses spaces)."""
+    cpus: set[int] = set()
+    for part in re.split(r"[,\s]+", text.strip()):
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise TopologyError(f"not a CPU list: {text!r} (write it like 0,3-5)")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo or hi > 4095:
+            raise TopologyError(f"CPU range {part!r} in {text!r} is out of order or too large")
+        cpus.update(range(lo, hi + 1))
+    return frozenset(cpus)
+
+
+def format_cpulist(cpus: frozenset[int] | set[int]) -> str:
+    """Kernel cpulist text of a CPU set (``0,3-5``)."""
+    out: list[str] = []
+    run: list[int] = []
+    for cpu in sorted(cpus):
+        if run and cpu == run[-1] + 1:
+            run.append(cpu)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [cpu]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(out)
+
+
+@dataclass(frozen=True)
+class PmuSpec:
+    """One host CPU PMU: sysfs name, perf type id (None when the source does not say), CPUs."""
+
+    name: str
+    cpus: frozenset[int]
+    perf_type: int | None = None
+
+
+@dataclass
+class Topology:
+    """CPU -> host PMU map with clusters, capacities and frequency tables.
+
+    ``pmus`` are in registration order (perf type order when known), which decides the default
+    PMU when several could cover a CPU (``kvm_pmu_probe_armpmu`` takes the first).
+    """
+
+    pmus: list[PmuSpec]
+    source: str
+    cluster: dict[int, int] = field(default_factory=dict)
+    capacity: dict[int, int] = field(default_factory=dict)
+    freqs_khz: dict[int, list[int]] = field(default_factory=dict)
+
+    @property
+    def inferred(self) -> bool:
+        """Clusters guessed from cpu_frequency, not a real CPU -> PMU map."""
+        return self.source == INFERRED_SOURCE
+
+    def __post_init__(self) -> None:
+        seen: dict[int, str] = {}
+        for pmu in self.pmus:
+            if not pmu.cpus:
+                raise TopologyError(f"{self.source}: PMU {pmu.name} covers no CPU")
+            for cpu in pmu.cpus:
+                if cpu in seen:
+                    raise TopologyError(
+                        f"{self.source}: CPU {cpu} is claimed by both {seen[cpu]} and {pmu.name}"
+                    )
+                seen[cpu] = pmu.name
+        if not self.cluster:
+            self.cluster = {cpu: i for i, p in enumerate(self.pmus) for cpu in p.cpus}
+
+    @property
+    def cpus(self) -> list[int]:
+        return sorted({c for p in self.pmus for c in p.cpus})
+
+    def pmu_of(self, cpu: int) -> PmuSpec | None:
+        """The first PMU in registration order that covers ``cpu``."""
+        return next((p for p in self.pmus if cpu in p.cpus), None)
+
+    def max_freq_khz(self, cpu: int) -> int | None:
+        freqs = self.freqs_khz.get(cpu)
+        return max(freqs) if freqs else None
+
+    def describe(self) -> str:
+        """``armv8_cortex_a53=0,3-5 armv8_cortex_a57=1-2``: the --pmu form of this map."""
+        return " ".join(f"{p.name}={format_cpulist(p.cpus)}" for p in self.pmus)
+
+    def to_table(self) -> pa.Table:
+        """The ``topology`` side table, one row per CPU."""
+        rows = []
+        for cpu in self.cpus:
+            pmu = self.pmu_of(cpu)
+            rows.append(
+                {
+                    "cpu": cpu,
+                    "pmu": pmu.name if pmu else None,
+                    "pmu_type": pmu.perf_type if pmu else None,
+                    "cluster": self.cluster.get(cpu),
+                    "capacity": self.capacity.get(cpu),
+                    "max_freq_khz": self.max_freq_khz(cpu),
+                    "source": self.source,
+                }
+            )
+        return conform("topology", pl.DataFrame(rows).to_arrow())
+
+    @classmethod
+    def from_table(cls, table: pa.Table, source: str | None = None) -> Topology:
+        """Rebuild from a ``topology`` table (as carried by a capture)."""
+        df = pl.from_arrow(table)
+        assert isinstance(df, pl.DataFrame)
+        pmus: list[PmuSpec] = []
+        for (name, ptype), part in df.filter(pl.col("pmu").is_not_null()).group_by(
+            "pmu", "pmu_type", maintain_order=True
+        ):
+            perf_type = None if ptype is None else int(str(ptype))
+            pmus.append(PmuSpec(str(name), frozenset(part["cpu"].to_list()), perf_type))
+        rows = df.to_dicts()
+        origin = source or (str(rows[0]["source"]) if rows else "capture")
+        return cls(
+            pmus=ordered(pmus),
+            source=origin,
+            cluster={r["cpu"]: r["cluster"] for r in rows if r["cluster"] is not None},
+            capacity={r["cpu"]: r["capacity"] for r in rows if r["capacity"] is not None},
+            freqs_khz={r["cpu"]: [r["max_freq_khz"]] for r in rows if r["max_freq_khz"]},
+        )
+
+
+def ordered(pmus: list[PmuSpec]) -> list[PmuSpec]:
+    """Registration order: by perf type when every PMU has one, else by first CPU."""
+    if pmus and all(p.perf_type is not None for p in pmus):
+        return sorted(pmus, key=lambda p: (p.perf_type or 0, min(p.cpus)))
+    return sorted(pmus, key=lambda p: min(p.cpus))
+
+
+def from_cli(specs: list[str]) -> Topology:
+    """``["armv8_cortex_a53=0,3-5", "armv8_cortex_a57:9=1-2"]`` (``:type`` optional)."""
+    pmus = []
+    for spec in specs:
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+)(?::(\d+))?=([\d,\s-]+)", spec.strip())
+        if not m:
+            raise TopologyError(
+                f"--pmu {spec!r}: write NAME=CPULIST, e.g. --pmu armv8_cortex_a53=0,3-5 "
+                "(optionally NAME:PERF_TYPE=CPULIST)"
+            )
+        ptype = int(m.group(2)) if m.group(2) else None
+        pmus.append(PmuSpec(m.group(1), parse_cpulist(m.group(3)), ptype))
+    return Topology(pmus=ordered(pmus), source="command line")
+
+
+def from_snapshot(path: Path, data: dict[str, Any]) -> Topology:
+    """A ``pmu-replay-topology/1`` sysfs snapshot (see module docstring)."""
+    devices = data.get("event_source_devices")
+    if not isinstance(devices, dict):
+        raise TopologyError(f"{path}: no event_source_devices object ({SNAPSHOT_FORMAT})")
+    pmus = []
+    for name, files in sorted(devices.items()):
+        if not isinstance(files, dict) or "cpus" not in files:
+            continue  # not a core PMU (software, tracepoint, uncore with cpumask, ...)
+        ptype = files.get("type")
+        pmus.append(PmuSpec(name, parse_cpulist(str(files["cpus"])), _int(path, ptype)))
+    if not pmus:
+        raise TopologyError(
+            f"{path}: no core PMU (no event source with a cpus file): this host exposes no "
+            "per-CPU PMU to KVM; a vPMU cannot be offered on it"
+        )
+    cluster: dict[int, int] = {}
+    freqs: dict[int, list[int]] = {}
+    for i, (_, policy) in enumerate(sorted(data.get("cpufreq", {}).items())):
+        cpus = parse_cpulist(str(policy.get("related_cpus", "")))
+        table = policy.get("scaling_available_frequencies") or policy.get("cpuinfo_max_freq", "")
+        values = sorted({int(v) for v in str(table).split()})
+        for cpu in cpus:
+            cluster[cpu] = i
+            if values:
+                freqs[cpu] = values
+    capacity = {int(c): int(str(v).strip()) for c, v in data.get("cpu_capacity", {}).items()}
+    return Topology(ordered(pmus), "sysfs snapshot", cluster, capacity, freqs)
+
+
+def _int(path: Path, value: object) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise TopologyError(f"{path}: perf type {value!r} is not an integer") from None
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Read a topology file: sysfs snapshot JSON, LISA JSON or LISA ``plat_info.yml``."""
+    # LISA's readers build topologies with this module's classes: imported here, not at the top
+    from importers.host.lisa import from_lisa_json, from_plat_info, load_lisa_yaml, relaxed_json
+
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise TopologyError(f"{p}: cannot read topology file ({exc.strerror})") from None
+    try:
+        yaml_file = p.suffix in (".yml", ".yaml")
+        data = load_lisa_yaml(text) if yaml_file else relaxed_json(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise TopologyError(f"{p}: not valid YAML/JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise TopologyError(f"{p}: expected a mapping at the top level")
+    if data.get("format") == SNAPSHOT_FORMAT or "event_source_devices" in data:
+        return from_snapshot(p, data)
+    if "platform-info" in data:
+        return from_plat_info(p, data)
+    return from_lisa_json(p, data)
+
+
+def infer_from_frequency(cpu_frequency: pl.DataFrame) -> Topology | None:
+    """Last resort: CPUs whose frequency always changes together form one cluster.
+
+    Each cluster becomes a PMU named ``inferred_cluster<i>_pmu`` (ordered by highest
+    frequency seen), and the result is flagged ``inferred``. None without frequency events.
+    """
+    if cpu_frequency.is_empty():
+        return None
+    per_cpu = (
+        cpu_frequency.sort("ts", "seq")
+        .group_by("cpu_id", maintain_order=True)
+        .agg(pl.col("state"), pl.col("state").max().alias("top"))
+    )
+    groups: dict[tuple[int, ...], list[int]] = {}
+    tops: dict[tuple[int, ...], int] = {}
+    for row in per_cpu.iter_rows(named=True):
+        key = tuple(row["state"])
+        groups.setdefault(key, []).append(int(row["cpu_id"]))
+        tops[key] = int(row["top"])
+    keys = sorted(groups, key=lambda k: (tops[k], min(groups[k])))
+    pmus = [PmuSpec(f"inferred_cluster{i}_pmu", frozenset(groups[k])) for i, k in enumerate(keys)]
+    freqs = {cpu: [tops[k]] for k in keys for cpu in groups[k]}
+    return Topology(ordered(pmus), INFERRED_SOURCE, freqs_khz=freqs)
+
+
+def resolve_topology(
+    capture_topology: pa.Table | None,
+    cpu_frequency: pl.DataFrame,
+    *,
+    topology_file: str | Path | None = None,
+    pmu_specs: list[str] | None = None,
+) -> Topology | None:
+    """The topology to use, strongest source first (see module docstring); None if none.
+
+    A topology file and ``--pmu`` options are both explicit statements; giving both is an
+    error rather than a silent choice.
+    """
+    if topology_file is not None and pmu_specs:
+        raise TopologyError("give either --topology FILE or --pmu NAME=CPULIST options, not both")
+    if topology_file is not None:
+        return load_topology(topology_file)
+    if pmu_specs:
+        return from_cli(pmu_specs)
+    if capture_topology is not None and capture_topology.num_rows:
+        return Topology.from_table(capture_topology)
+    return infer_from_frequency(cpu_frequency)

@@ -1,0 +1,288 @@
+"""Walk the perf.data record stream into flat arrays, inflating COMPRESSED records.
+
+Every record starts with ``struct perf_event_header {u32 type; u16 misc; u16 size}``
+(formats.md §4.3). Two record types extend past ``size``: the pipe-mode TRACING_DATA (66),
+whose blob follows the record (perf's ``perf_event__process_tracing_data``; simpleperf
+instead embeds it, told apart by ``size >= 12 + blob size``), and AUXTRACE (71), whose
+``u64 size`` bytes of trace data follow it. COMPRESSED (81) and COMPRESSED2 (83) records hold
+zstd frames of further records; a record may straddle two of them, so the inflated bytes are
+one stream walked as each record arrives (perf's ``perf_session__process_compressed_event``
+carries the tail the same way).
+
+The walk is one compiled loop (two passes: count, then fill), so a stream of millions of
+records costs no Python per record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import zstandard
+from numba import njit
+from numpy.typing import NDArray
+
+from importers.perf.file import PerfFile
+from importers.skips import SkipLog
+from importers.tracefs.fields import u32_at, u64_at
+
+# perf_event_type / perf_user_event_type (formats.md §4.3)
+RECORD_NAMES = {
+    1: "MMAP", 2: "LOST", 3: "COMM", 4: "EXIT", 5: "THROTTLE", 6: "UNTHROTTLE", 7: "FORK",
+    8: "READ", 9: "SAMPLE", 10: "MMAP2", 11: "AUX", 12: "ITRACE_START", 13: "LOST_SAMPLES",
+    14: "SWITCH", 15: "SWITCH_CPU_WIDE", 16: "NAMESPACES", 17: "KSYMBOL", 18: "BPF_EVENT",
+    19: "CGROUP", 20: "TEXT_POKE", 21: "AUX_OUTPUT_HW_ID", 64: "ATTR",
+    65: "EVENT_TYPE", 66: "TRACING_DATA", 67: "BUILD_ID",
+    68: "FINISHED_ROUND", 69: "ID_INDEX", 70: "AUXTRACE_INFO", 71: "AUXTRACE",
+    72: "AUXTRACE_ERROR", 73: "THREAD_MAP", 74: "CPU_MAP", 75: "STAT_CONFIG", 76: "STAT",
+    77: "STAT_ROUND", 78: "EVENT_UPDATE", 79: "TIME_CONV", 80: "FEATURE",
+    81: "COMPRESSED", 82: "FINISHED_INIT", 83: "COMPRESSED2",
+}  # fmt: skip
+LOST, COMM, EXIT, FORK, READ, SAMPLE = 2, 3, 4, 7, 8, 9
+LOST_SAMPLES, SWITCH, SWITCH_CPU_WIDE = 13, 14, 15
+HEADER_ATTR, TRACING_DATA, FINISHED_ROUND, EVENT_UPDATE, HEADER_FEATURE = 64, 66, 68, 78, 80
+COMPRESSED, COMPRESSED2 = 81, 83
+#: kernel record types: below PERF_RECORD_USER_TYPE_START, they carry sample_id_all trailers
+USER_TYPE_START = 64
+
+#: walk status codes (index into :data:`STREAM_DAMAGE`)
+STREAM_OK = 0
+STREAM_DAMAGE = (
+    "",
+    "record header cut off by the end of the stream",
+    "record size smaller than its 8-byte header",
+    "record runs past the end of the stream",
+)
+#: an inflated COMPRESSED record larger than this (or perf's own mmap_len) is corrupt
+MAX_INFLATE = 1 << 28
+
+
+@njit(cache=True)
+def _walk(
+    d: NDArray[np.uint8],
+    start: int,
+    end: int,
+    big: bool,
+    offset: NDArray[np.int64],
+    rtype: NDArray[np.uint32],
+    misc: NDArray[np.uint16],
+    size: NDArray[np.int32],
+    fill: bool,
+) -> tuple[int, int, int]:
+    """Walk records in ``d[start:end]``; returns (count, stop offset, status)."""
+    pos = start
+    n = 0
+    while pos < end:
+        if end - pos < 8:
+            return n, pos, 1
+        t = u32_at(d, pos, big)
+        # misc and size are the two u16 halves of the second header word
+        word = u32_at(d, pos + 4, big)
+        misc_bits = word >> 16 if big else word & 0xFFFF
+        s = word & 0xFFFF if big else word >> 16
+        if s < 8:
+            return n, pos, 2
+        if pos + s > end:
+            return n, pos, 3
+        extra = 0
+        if t == 66 and s >= 12:
+            blob = u32_at(d, pos + 8, big)
+            if s < 12 + blob:  # blob follows the record (perf), rounded up to 8 bytes
+                extra = int(((blob + 7) // 8) * 8)
+        elif t == 71 and s >= 16:
+            aux = np.int64(u64_at(d, pos + 8, big))  # a huge size wraps negative: damage
+            if aux < 0:
+                return n, pos, 3
+            extra = int(aux)
+        if extra < 0 or pos + s + extra > end:
+            return n, pos, 3
+        if fill:
+            offset[n] = pos
+            rtype[n] = t
+            misc[n] = misc_bits
+            size[n] = s
+        n += 1
+        pos += int(s) + extra
+    return n, pos, 0
+
+
+@dataclass
+class RecordStream:
+    """Every record in processing order (compressed ones followed by what they held).
+
+    ``data`` is the file's bytes, followed by the inflated COMPRESSED payloads when there are
+    any; ``offset`` points into it. ``inflated`` is True for records that came out of a
+    COMPRESSED record (their offsets are past the file).
+    """
+
+    data: NDArray[np.uint8]
+    offset: NDArray[np.int64]
+    type: NDArray[np.uint32]
+    misc: NDArray[np.uint16]
+    size: NDArray[np.int32]
+    inflated: NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return int(self.offset.shape[0])
+
+
+def walk(d: NDArray[np.uint8], start: int, end: int, big: bool) -> tuple[RecordStream, int, int]:
+    """Records of ``d[start:end]``: the stream, where the walk stopped, and the status."""
+    e64, e32, e16 = np.empty(0, np.int64), np.empty(0, np.uint32), np.empty(0, np.uint16)
+    n, _, _ = _walk(d, start, end, big, e64, e32, e16, np.empty(0, np.int32), False)
+    offset, rtype = np.empty(n, np.int64), np.empty(n, np.uint32)
+    misc, size = np.empty(n, np.uint16), np.empty(n, np.int32)
+    _, stop, status = _walk(d, start, end, big, offset, rtype, misc, size, True)
+    return RecordStream(d, offset, rtype, misc, size, np.zeros(n, bool)), stop, status
+
+
+def read_stream(pf: PerfFile, skips: SkipLog, mmap_len: int | None) -> RecordStream:
+    """Walk the data section, inflating COMPRESSED records in place.
+
+    Damage (a record size that breaks the chain) ends the walk: what follows cannot be
+    framed, so it is counted as one skip with the offset, as ``perf report`` stops there too.
+    """
+    r = pf.reader
+    file_bytes = np.frombuffer(r.buf, np.uint8)
+    start, end = pf.data.offset, pf.data.offset + pf.data.size
+    top, stop, status = walk(file_bytes, start, end, pf.big_endian)
+    if status != STREAM_OK:
+        skips.add(
+            f"record stream damaged, rest of the data section skipped: {STREAM_DAMAGE[status]}",
+            [f"file offset {stop:#x}"],
+            count=1,
+        )
+    packed = np.flatnonzero((top.type == COMPRESSED) | (top.type == COMPRESSED2))
+    if not len(packed):
+        return top
+    return _inflate(pf, top, packed, skips, mmap_len)
+
+
+def _inflate(
+    pf: PerfFile,
+    top: RecordStream,
+    packed: NDArray[np.intp],
+    skips: SkipLog,
+    mmap_len: int | None,
+) -> RecordStream:
+    r = pf.reader
+    outputs: list[bytes] = []
+    base = r.size  # inflated bytes are appended after the file in ``data``
+    tail = b""
+    parts: list[RecordStream] = []
+    prev = 0
+    # perf compresses with ZSTD_flushStream, not ZSTD_e_end: one zstd stream runs across all
+    # COMPRESSED records, so one decompressor must see them in order. Its output buffer is
+    # larger than what one record holds (perf's mmap_len), so each write drains completely.
+    sink = _Sink(MAX_INFLATE)
+    chunk = min(MAX_INFLATE, max(mmap_len or 0, 1 << 22)) + 1
+    zstd = zstandard.ZstdDecompressor().stream_writer(sink, write_size=chunk)  # type: ignore[arg-type]
+    inflated = 0
+    broken: list[int] = []
+    for i in packed.tolist():
+        parts.append(_slice(top, prev, i + 1))
+        prev = i + 1
+        off, size = int(top.offset[i]), int(top.size[i])
+        if broken:
+            broken.append(off)
+            continue
+        head = 8 if top.type[i] == COMPRESSED else 16
+        length = size - head
+        if top.type[i] == COMPRESSED2 and size >= 16:
+            length = min(length, r.u64(off + 8))
+        sink.parts.clear()
+        sink.total = 0
+        try:
+            zstd.write(bytes(r.buf[off + head : off + head + max(0, length)]))
+        except (zstandard.ZstdError, ValueError) as exc:
+            skips.add(f"compressed stream does not inflate ({exc})", [f"file offset {off:#x}"])
+            broken.append(off)
+            continue
+        out = b"".join(sink.parts)
+        segment = np.frombuffer(tail + out, np.uint8)
+        seg_base = base + inflated - len(tail)
+        outputs.append(out)
+        inflated += len(out)
+        inner, stop, _ = walk(segment, 0, len(segment), pf.big_endian)
+        inner.offset += seg_base
+        inner.inflated[:] = True
+        parts.append(inner)
+        tail = bytes(segment[stop:])
+    parts.append(_slice(top, prev, len(top)))
+    if len(broken) > 1:
+        skips.add(
+            "COMPRESSED record after a broken compressed stream",
+            [f"file offset {o:#x}" for o in broken[1:6]],
+            count=len(broken) - 1,
+        )
+    if tail:
+        skips.add("compressed stream ends inside a record", ["end of the data section"])
+    data = np.concatenate([top.data, np.frombuffer(b"".join(outputs), np.uint8)])
+    cat = np.concatenate
+    return RecordStream(
+        data,
+        cat([p.offset for p in parts]),
+        cat([p.type for p in parts]),
+        cat([p.misc for p in parts]),
+        cat([p.size for p in parts]),
+        cat([p.inflated for p in parts]),
+    )
+
+
+def _slice(s: RecordStream, a: int, b: int) -> RecordStream:
+    return RecordStream(
+        s.data, s.offset[a:b], s.type[a:b], s.misc[a:b], s.size[a:b], s.inflated[a:b]
+    )
+
+
+class _Sink:
+    """Collects one record's inflated bytes; refuses more than ``cap`` (a zstd bomb)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.parts: list[bytes] = []
+        self.total = 0
+
+    def write(self, data: bytes) -> int:
+        self.total += len(data)
+        if self.total > self.cap:
+            raise ValueError(f"one record inflates past {self.cap} bytes")
+        self.parts.append(bytes(data))
+        return len(data)
+
+
+def delivery_order(stream: RecordStream, ts: NDArray[np.int64]) -> NDArray[np.intp]:
+    """Record indices in the order ``perf script`` / ``perf report`` deliver them.
+
+    perf queues every record that has a timestamp and flushes the queue at each
+    FINISHED_ROUND up to the largest timestamp seen before the *previous* round
+    (``ordered_events__flush`` with ``OE_FLUSH__ROUND``: ``next_flush = max_timestamp``
+    after each flush), then everything at the end; within a flush, records go by timestamp,
+    ties in arrival order. Records without a timestamp (``ts`` 0 or -1: no sample_id_all)
+    are delivered on arrival (``ordered_events__queue`` returns ``-ETIME``).
+    """
+    n = len(stream)
+    rounds = np.cumsum(stream.type == FINISHED_ROUND) - (stream.type == FINISHED_ROUND)
+    timed = ts > 0
+    n_rounds = int(np.count_nonzero(stream.type == FINISHED_ROUND))
+    # threshold used by flush j: max ts of timed records that arrived before round j-1 ended
+    if n_rounds:
+        per_round = np.full(n_rounds + 1, np.iinfo(np.int64).min, np.int64)
+        np.maximum.at(per_round, rounds[timed], ts[timed])
+        seen = np.maximum.accumulate(per_round)
+        threshold = np.concatenate([np.zeros(1, np.int64), seen[: n_rounds - 1]])
+        first_ok = np.searchsorted(threshold, ts, side="left")
+        flush = np.maximum(rounds, first_ok)
+    else:
+        flush = np.zeros(n, np.int64)
+    # slots: immediate records of round r -> 2r, flush j -> 2j+1 (the final flush is 2R+1)
+    slot = np.where(timed, 2 * np.minimum(flush, n_rounds) + 1, 2 * rounds)
+    key_ts = np.where(timed, ts, 0)
+    # by time (stable: arrival order on ties; timsort on nearly sorted input), then by slot
+    # (stable, a radix sort when the slots fit 16 bits)
+    by_ts = np.argsort(key_ts, kind="stable")
+    slots = slot[by_ts]
+    if n_rounds < 1 << 14:
+        slots = slots.astype(np.uint16)
+    order: NDArray[np.intp] = by_ts[np.argsort(slots, kind="stable")]
+    return order

@@ -1,0 +1,290 @@
+"""``perf script`` text into canonical tables (formats.md §4.7); perf stat is in
+:mod:`importers.perf.stat`.
+
+A sample line is ``[comm] [pid/]tid [cpu] time: [period] event: rest``
+(``perf_sample__fprintf_start``): comm is right-aligned and may hold spaces, so a line is
+anchored on the numbers around the timestamp instead of split on whitespace. Tracepoint lines
+(``system:event: fields``) of the modelled events go through the ftrace payload grammars
+(:func:`importers.ftrace.payloads.parse_payloads`) into the typed tables; other tracepoints go
+to ``events``; hardware/software samples go to ``pmu_samples`` (``ip`` is the first hex word of
+the rest). Callchain lines (indented addresses under a sample) and ``perf script`` side-band
+lines are counted in the metadata; ``SWITCH`` lines become ``perf_switches`` rows.
+
+``seq`` is the 0-based line number; times are integers (µs or ns digits, never floats).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from importers.capture import Capture, CaptureMetadata
+from importers.detect import ProgressFn
+from importers.errors import CaptureFormatError
+from importers.ftrace.lines import INVALID_UTF8, known_comm, ts_ns, valid_utf8
+from importers.ftrace.payloads import parse_payloads
+from importers.ftrace.scan import Text, line_bounds, string_column
+from importers.ftrace.source import TextChunk, open_text
+from importers.schema import TYPED_TABLES, conform
+from importers.skips import FIRST_LOCATIONS, SkipLog
+from importers.tasks import name_spans, sightings, typed_sightings
+
+_SAMPLE = (
+    r"^(?P<comm>.*?)\s*(?:(?P<tgid>-?\d+)/)?(?P<pid>-?\d+)\s+(?:\[(?P<cpu>\d+)\]\s+)?"
+    r"(?P<sec>\d+)\.(?P<frac>\d+):\s+(?P<body>.*)$"
+)
+_EVENT = r"^(?:(?P<period>\d+)\s+)?(?P<event>\S+?):(?:\s+(?P<args>.*))?$"
+_SWITCH = (
+    r"^PERF_RECORD_SWITCH(?:_CPU_WIDE)? (?P<dir>IN|OUT)\s*(?P<preempt>preempt)?\s*"
+    r"(?:(?:next|prev) pid/tid:\s*(?P<np>-?\d+)/(?P<nt>-?\d+))?"
+)
+_TRACEPOINT = r"^\w+:\w+$"
+# perf event modifiers (cycles:u, cycles:ppp): not tracepoint names
+_MODIFIERS = r":[ukhHGIpPSDeW]+$"
+_CALLCHAIN = r"^\s+[0-9a-fA-F]+\s"
+_HEADER = re.compile(r"^#\s*(?P<key>[^:]+?)\s*:\s*(?P<value>.*)$")
+
+
+def read_perf_script(
+    path: Path,
+    *,
+    fmt: str = "perf-script",
+    strict: bool = False,
+    progress: ProgressFn | None = None,
+) -> Capture:
+    """Import ``perf script`` text (default fields or common ``-F`` lists, with or without the
+    ``# ========`` header, callchains skipped and counted).
+
+    Raises :class:`CaptureFormatError` when no sample line is found.
+    """
+    source = open_text(path, "ftrace-text", progress)
+    skips = SkipLog(str(path), strict)
+    header: dict[str, Any] = {}
+    parts: dict[str, list[pl.DataFrame]] = {}
+    counts = {"samples": 0, "callchain_lines": 0, "side_band_lines": 0}
+    for chunk in source.chunks:
+        if not header:
+            header = _header(bytes(chunk.data[: 1 << 16]))
+        _chunk(chunk, parts, counts, skips)
+        chunk.release()
+    if counts["samples"] == 0:
+        raise CaptureFormatError(
+            f"{path}: no perf script sample line found (expected 'comm pid/tid [cpu] time: "
+            "event: ...'); is this `perf script` output?"
+        )
+    seen = parts.pop("_sightings", [])
+    frames = {name: pl.concat(chunks, how="diagonal_relaxed") for name, chunks in parts.items()}
+    tables = {name: conform(name, frame.to_arrow()) for name, frame in frames.items()}
+    typed = {name: frame for name, frame in frames.items() if name in TYPED_TABLES}
+    tasks = name_spans(
+        [
+            *typed_sightings(typed),
+            *(sightings(f, "pid", "comm", "perf script", tgid="tgid") for f in seen),
+        ]
+    )
+    if tasks.height:
+        tables["tasks"] = conform("tasks", tasks.to_arrow())
+    tables = {name: t for name, t in tables.items() if t.num_rows}
+    meta = _metadata(path, source.sha256(), tables, header, counts, skips)
+    return Capture(metadata=meta, tables=tables)
+
+
+def _chunk(
+    chunk: TextChunk,
+    parts: dict[str, list[pl.DataFrame]],
+    counts: dict[str, int],
+    skips: SkipLog,
+) -> None:
+    data, clean = valid_utf8(chunk.data)
+    buf = np.frombuffer(data, np.uint8)
+    starts, ends = line_bounds(buf)
+    lines = pl.DataFrame(
+        {
+            "seq": np.arange(len(starts), dtype=np.int64) + chunk.seq_base,
+            "line": string_column(data, starts, ends, "line"),
+            "end": ends,
+        }
+    )
+    if not clean:
+        replaced = lines.filter(pl.col("line").str.contains("\ufffd", literal=True))["seq"]
+        skips.add(
+            INVALID_UTF8, [chunk.line_of(s) for s in replaced.head(FIRST_LOCATIONS)], replaced.len()
+        )
+    parsed = (
+        lines.with_columns(pl.col("line").str.extract_groups(_SAMPLE).alias("g"))
+        .unnest("g")
+        .with_columns(pl.col("body").str.extract_groups(_EVENT).alias("e"))
+        .unnest("e")
+        .with_columns(ts_ns(pl.col("sec"), pl.col("frac")).alias("ts"))
+    )
+    side = parsed["body"].str.starts_with("PERF_RECORD_").fill_null(False)
+    samples = parsed.filter(pl.col("event").is_not_null() & ~side)
+    counts["samples"] += samples.height
+    counts["side_band_lines"] += int(side.sum())
+    blank = lines["line"].str.strip_chars() == ""
+    comment = lines["line"].str.starts_with("#")
+    chain = lines["line"].str.contains(_CALLCHAIN) & parsed["sec"].is_null()
+    counts["callchain_lines"] += int(chain.sum())
+    bad = lines.filter(~blank & ~comment & ~chain & parsed["sec"].is_null())
+    if bad.height:
+        skips.add(
+            "line that is neither a perf script sample, a callchain nor a header",
+            [chunk.line_of(s) for s in bad["seq"].head(FIRST_LOCATIONS).to_list()],
+            count=bad.height,
+        )
+    if samples.is_empty() and not side.any():
+        return
+    base = _context(samples)
+    tp = base["event"].str.contains(_TRACEPOINT) & ~base["event"].str.contains(_MODIFIERS)
+    _tracepoints(data, base.filter(tp), parts, skips, chunk)
+    _pmu_samples(base.filter(~tp), parts)
+    _switches(parsed.filter(side), parts)
+    parts.setdefault("_sightings", []).append(base.select("pid", "tgid", "comm", "ts"))
+
+
+def _context(samples: pl.DataFrame) -> pl.DataFrame:
+    comm = pl.col("comm").str.strip_chars()
+    return samples.select(
+        "seq",
+        "ts",
+        pl.col("cpu").cast(pl.Int16),
+        pl.col("pid").cast(pl.Int32),
+        pl.col("tgid").cast(pl.Int32),
+        known_comm(pl.when(comm != "").then(comm)).alias("comm"),
+        pl.col("period").cast(pl.UInt64, strict=False),
+        "event",
+        pl.col("args").fill_null(""),
+        "end",
+    )  # fmt: skip
+
+
+def _tracepoints(
+    data: Text,
+    rows: pl.DataFrame,
+    parts: dict[str, list[pl.DataFrame]],
+    skips: SkipLog,
+    chunk: TextChunk,
+) -> None:
+    if rows.is_empty():
+        return
+    split = rows["event"].str.split_exact(":", 1).struct.rename_fields(["system", "name"])
+    rows = rows.with_columns(split.struct.field("system"), split.struct.field("name"))
+    events = rows.select(
+        "seq",
+        pl.col("name").alias("event"),
+        "ts",
+        "cpu",
+        pl.col("pid").alias("common_pid"),
+        (pl.col("end") - pl.col("args").str.len_bytes().cast(pl.Int64)).alias("args_s"),
+        pl.col("end").alias("args_e"),
+    )
+    payloads = parse_payloads(data, events)
+    for name, frame in payloads.typed.items():
+        parts.setdefault(name, []).append(frame)
+    for event, seqs in payloads.unparsed.items():
+        skips.add(
+            f"{event} payload not understood (kept in events)",
+            [chunk.line_of(s) for s in seqs[:FIRST_LOCATIONS]],
+            count=len(seqs),
+        )
+    rest = rows.join(payloads.rest.select("seq"), on="seq", how="semi")
+    parts.setdefault("events", []).append(
+        rest.select(
+            "ts",
+            "seq",
+            "cpu",
+            pl.col("pid").alias("common_pid"),
+            "tgid",
+            "comm",
+            pl.col("name").alias("event"),
+            "system",
+            pl.col("args").str.strip_chars_end(),
+        )
+    )
+
+
+def _pmu_samples(rows: pl.DataFrame, parts: dict[str, list[pl.DataFrame]]) -> None:
+    if rows.is_empty():
+        return
+    pmu = rows["event"].str.extract(r"^([\w.-]+)/", 1)
+    ip = rows["args"].str.extract(r"^\s*([0-9a-fA-F]+)\b", 1)
+    parts.setdefault("pmu_samples", []).append(
+        rows.select("ts", "seq", "cpu", "pid", "tgid", "event", "period").with_columns(
+            pmu.alias("pmu"), ip.str.to_integer(base=16, dtype=pl.UInt64, strict=False).alias("ip")
+        )
+    )
+
+
+def _switches(rows: pl.DataFrame, parts: dict[str, list[pl.DataFrame]]) -> None:
+    sw = rows.with_columns(pl.col("body").str.extract_groups(_SWITCH).alias("s")).unnest("s")
+    sw = sw.filter(pl.col("dir").is_not_null())
+    if sw.is_empty():
+        return
+    parts.setdefault("perf_switches", []).append(
+        sw.select(
+            "ts",
+            "seq",
+            pl.col("cpu").cast(pl.Int16),
+            pl.col("tgid").cast(pl.Int32).alias("pid"),
+            pl.col("pid").cast(pl.Int32).alias("tid"),
+            (pl.col("dir") == "OUT").alias("out"),
+            pl.col("preempt").is_not_null().alias("preempt"),
+            pl.col("np").cast(pl.Int32).alias("next_prev_pid"),
+            pl.col("nt").cast(pl.Int32).alias("next_prev_tid"),
+        )
+    )
+
+
+def _header(head: bytes) -> dict[str, Any]:
+    """``# key : value`` lines of the ``# ========`` block (perf report --header / simpleperf)."""
+    out: dict[str, Any] = {}
+    events: list[str] = []
+    for raw in head.decode("utf-8", "replace").splitlines():
+        if not raw.startswith("#"):
+            if raw.strip():
+                break
+            continue
+        m = _HEADER.match(raw)
+        if not m:
+            continue
+        key, value = m["key"].strip(), m["value"].strip()
+        if key == "event":
+            events.append(value)
+        else:
+            out.setdefault(key, value)
+    if events:
+        out["event"] = events
+    return out
+
+
+def _metadata(
+    path: Path,
+    sha256: str,
+    tables: dict[str, pa.Table],
+    header: dict[str, Any],
+    counts: dict[str, int],
+    skips: SkipLog,
+) -> CaptureMetadata:
+    ts = [t.column("ts") for t in tables.values() if "ts" in t.column_names and t.num_rows]
+    first = min(int(pa.compute.min(c).as_py()) for c in ts) if ts else None
+    last = max(int(pa.compute.max(c).as_py()) for c in ts) if ts else None
+    cpus = header.get("nrcpus avail")
+    return CaptureMetadata(
+        source_path=str(path),
+        source_sha256=sha256,
+        format="perf-script",
+        importer="importers.perf.script:read_perf_script",
+        clock="perf",
+        ts_unit="ns",
+        ts_resolution_ns=1000,
+        cpu_count=int(cpus) if isinstance(cpus, str) and cpus.isdigit() else None,
+        first_ts=first,
+        last_ts=last,
+        skipped=skips.to_json(),
+        extra={"perf_header": header, **counts},
+    )
