@@ -57,7 +57,7 @@ def replay_results(events: int, out: Path) -> None:
     """Replay the bench_replay history and save the results to ``out``."""
     from bench_replay import SOURCE, build
 
-    from importers.host.topology import load_topology
+    from importers.host.resolve import load_topology
     from replay.api import what_if
     from replay.engine import prepare
     from replay.profiles import PROFILES

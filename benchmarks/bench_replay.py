@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from importers.capture import Capture
 from importers.detect import load
-from importers.host.topology import load_topology
+from importers.host.resolve import load_topology
 from importers.host.vcpus import discover_vcpus, parse_vcpu_specs
 from replay.compare import scenario_matrix
 from replay.engine import prepare, replay

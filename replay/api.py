@@ -18,7 +18,8 @@ from pathlib import Path
 
 from importers.capture import Capture
 from importers.detect import ProgressFn, load
-from importers.host.topology import Topology, resolve_topology
+from importers.host.resolve import resolve_topology
+from importers.host.topology import Topology
 from importers.host.vcpus import discover_vcpus, parse_vcpu_specs
 from replay import compare
 from replay.engine import Path_, Work, prepare, replay

@@ -18,7 +18,7 @@ from importers.capture import Capture
 from importers.detect import RECORD_META as META
 from importers.detect import ProgressFn, load
 from importers.errors import CaptureFormatError, TopologyError
-from importers.host.topology import load_topology
+from importers.host.resolve import load_topology
 from importers.schema import conform
 from importers.tasks import name_spans
 

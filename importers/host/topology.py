@@ -1,7 +1,7 @@
 """``Topology``: which host PMU covers each CPU, plus clusters, capacities and frequencies.
 
 KVM binds a VM's vPMU to host PMUs by CPU, so every replay needs this map. Sources, strongest
-first (each result records its ``source``):
+first (each result records its ``source``; :mod:`importers.host.resolve` makes the choice):
 
 1. a sysfs snapshot (JSON, written by ``pmu-replay record`` or by hand, format below);
 2. the capture itself (perf.data ``PMU_MAPPINGS`` / ``HYBRID_TOPOLOGY``, ``topology`` table);
@@ -26,7 +26,6 @@ drivers/perf/arm_pmu.c); uncore PMUs expose ``cpumask`` instead and are ignored.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,6 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import yaml
 
 from importers.errors import TopologyError
 from importers.schema import conform
@@ -234,30 +232,6 @@ def _int(path: Path, value: object) -> int | None:
         raise TopologyError(f"{path}: perf type {value!r} is not an integer") from None
 
 
-def load_topology(path: str | Path) -> Topology:
-    """Read a topology file: sysfs snapshot JSON, LISA JSON or LISA ``plat_info.yml``."""
-    # LISA's readers build topologies with this module's classes: imported here, not at the top
-    from importers.host.lisa import from_lisa_json, from_plat_info, load_lisa_yaml, relaxed_json
-
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise TopologyError(f"{p}: cannot read topology file ({exc.strerror})") from None
-    try:
-        yaml_file = p.suffix in (".yml", ".yaml")
-        data = load_lisa_yaml(text) if yaml_file else relaxed_json(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise TopologyError(f"{p}: not valid YAML/JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise TopologyError(f"{p}: expected a mapping at the top level")
-    if data.get("format") == SNAPSHOT_FORMAT or "event_source_devices" in data:
-        return from_snapshot(p, data)
-    if "platform-info" in data:
-        return from_plat_info(p, data)
-    return from_lisa_json(p, data)
-
-
 def infer_from_frequency(cpu_frequency: pl.DataFrame) -> Topology | None:
     """Last resort: CPUs whose frequency always changes together form one cluster.
 
@@ -281,26 +255,3 @@ def infer_from_frequency(cpu_frequency: pl.DataFrame) -> Topology | None:
     pmus = [PmuSpec(f"inferred_cluster{i}_pmu", frozenset(groups[k])) for i, k in enumerate(keys)]
     freqs = {cpu: [tops[k]] for k in keys for cpu in groups[k]}
     return Topology(ordered(pmus), INFERRED_SOURCE, freqs_khz=freqs)
-
-
-def resolve_topology(
-    capture_topology: pa.Table | None,
-    cpu_frequency: pl.DataFrame,
-    *,
-    topology_file: str | Path | None = None,
-    pmu_specs: list[str] | None = None,
-) -> Topology | None:
-    """The topology to use, strongest source first (see module docstring); None if none.
-
-    A topology file and ``--pmu`` options are both explicit statements; giving both is an
-    error rather than a silent choice.
-    """
-    if topology_file is not None and pmu_specs:
-        raise TopologyError("give either --topology FILE or --pmu NAME=CPULIST options, not both")
-    if topology_file is not None:
-        return load_topology(topology_file)
-    if pmu_specs:
-        return from_cli(pmu_specs)
-    if capture_topology is not None and capture_topology.num_rows:
-        return Topology.from_table(capture_topology)
-    return infer_from_frequency(cpu_frequency)

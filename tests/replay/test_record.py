@@ -15,7 +15,7 @@ import pytest
 
 from importers.detect import load
 from importers.host.record_dir import read_record_dir
-from importers.host.topology import load_topology
+from importers.host.resolve import load_topology
 from importers.host.vcpus import discover_vcpus
 from replay.cli import main
 from replay.record import (

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from importers.errors import TopologyError
+from importers.host.resolve import load_topology, resolve_topology
 from importers.host.topology import (
     SNAPSHOT_FORMAT,
     PmuSpec,
@@ -16,9 +17,7 @@ from importers.host.topology import (
     format_cpulist,
     from_cli,
     infer_from_frequency,
-    load_topology,
     parse_cpulist,
-    resolve_topology,
 )
 
 
