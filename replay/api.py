@@ -22,10 +22,11 @@ from importers.host.resolve import resolve_topology
 from importers.host.topology import Topology
 from importers.host.vcpus import discover_vcpus, parse_vcpu_specs
 from replay import compare
-from replay.engine import Path_, Work, prepare, replay
+from replay.engine import Path_, prepare, replay
 from replay.profiles import load_profile
 from replay.results import Results, assemble
 from replay.scenarios import Scenario, parse_scenario
+from replay.work import Work
 
 
 def open_capture(

@@ -3,21 +3,17 @@
 :func:`prepare` turns a capture into the work both paths share: every vCPU's pieces (from
 :mod:`replay.timeline`), guest pieces cut at the guest's counter-reading ticks, with the cycles
 and other PMU events each piece generates (:mod:`replay.profiles`). :func:`replay` then runs
-one scenario either on the *reference* path (:mod:`replay.reference`: the model stepped through
-every ``vcpu_load``/``guest_enter``/``advance``/``guest_exit``/``vcpu_put``) or on the
-*vectorized* path (:mod:`replay.vectorized`: the model asked once per CPU, the history applied
-with polars). Both return the same ``observations`` table (``DESIGN.md`` "Tables"), one row per
-guest piece, counter and scenario; a differential test holds them equal.
-
-In an observation, ``true_events`` is what the guest executed in the piece (the hardware
-ran it, counted or not), ``delta`` is the change of the guest-visible counter over the piece
-(modulo its width, as a guest reading before and after would compute it) and ``value`` the
-counter after the piece. ``counting``/``reason`` say whether and why not the counter counted.
+one scenario either on the *reference* path (:mod:`replay.paths.reference`: the model stepped
+through every ``vcpu_load``/``guest_enter``/``advance``/``guest_exit``/``vcpu_put``) or on the
+*vectorized* path (:mod:`replay.paths.vectorized`: the model asked once per CPU, the history
+applied with polars). Both return the same ``observations`` table (``DESIGN.md`` "Tables"), one
+row per guest piece, counter and scenario; a differential test holds them equal. The types both
+paths share (``Work``, ``ScenarioResult``, the observation schema) are in :mod:`replay.work`,
+which imports neither path nor this dispatcher.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Literal
 
 import polars as pl
@@ -25,55 +21,16 @@ import polars as pl
 from importers.capture import Capture
 from importers.errors import MissingEventsError, TopologyError
 from importers.host.topology import Topology
-from replay.pmu import ENTERED, HostPmu, HostPmus, KvmRefusedError
+from replay.paths.reference import replay_reference
+from replay.paths.vectorized import replay_vectorized
+from replay.pmu import HostPmu, HostPmus
 from replay.pmu_reads import describe_accesses, pmu_accesses
 from replay.profiles import GuestProfile
-from replay.scenarios import ConfiguredVm, Scenario, build_vm
+from replay.scenarios import Scenario
 from replay.timeline import Timeline, build_timeline
+from replay.work import ScenarioResult, Work
 
 Path_ = Literal["vectorized", "reference"]
-
-#: Columns of the observations table, in order, with their types.
-OBSERVATION_SCHEMA: dict[str, pl.DataType] = {
-    "scenario": pl.Utf8(),
-    "vm": pl.Utf8(),
-    "vcpu": pl.Int32(),
-    "vcpu_index": pl.Int32(),
-    "counter": pl.Int8(),
-    "window": pl.Int64(),
-    "tick": pl.Int64(),
-    "start": pl.Int64(),
-    "end": pl.Int64(),
-    "cpu": pl.Int16(),
-    "state": pl.Utf8(),
-    "host_pmu": pl.Utf8(),
-    "counting": pl.Boolean(),
-    "reason": pl.Utf8(),
-    "true_events": pl.Int64(),
-    "delta": pl.Int64(),
-    "value": pl.UInt64(),
-}
-
-
-@dataclass
-class Work:
-    """What every scenario replays: pieces of every vCPU in time order.
-
-    ``pieces`` columns: ``vm, tid, vcpu_index, residency, window, tick, cpu, start, end, state,
-    cause, cycles`` and, for guest pieces, ``el0_<event>``/``el1_<event>`` counts.
-    ``window`` numbers guest windows (one ``guest_enter``/``guest_exit`` each); a window cut
-    at ticks has several pieces. ``accesses`` are the guest PMU register accesses the capture
-    traced (:mod:`replay.pmu_reads`).
-    """
-
-    timeline: Timeline
-    topology: Topology
-    host: HostPmus
-    profile: GuestProfile
-    pieces: pl.DataFrame
-    vms: dict[str, list[int]]
-    accesses: pl.DataFrame
-    notes: list[str] = field(default_factory=list)
 
 
 def host_pmus(topology: Topology, cpus_seen: set[int]) -> HostPmus:
@@ -154,61 +111,8 @@ def _cut_at_ticks(timeline: Timeline, tick_ns: int | None) -> pl.DataFrame:
     )
 
 
-@dataclass
-class ScenarioResult:
-    """Observations of one scenario, plus the counters the guest could not program."""
-
-    scenario: Scenario
-    observations: pl.DataFrame
-    lost_counters: dict[str, list[str]]  # vm -> counter names the guest could not program
-
-
 def replay(work: Work, scenario: Scenario, path: Path_ = "vectorized") -> ScenarioResult:
     """Replay ``work`` under ``scenario`` on the chosen path."""
     if path == "reference":
-        from replay.reference import replay_reference
-
         return replay_reference(work, scenario)
-    from replay.vectorized import replay_vectorized
-
     return replay_vectorized(work, scenario)
-
-
-def finish_observations(rows: pl.DataFrame) -> pl.DataFrame:
-    """Cast to the observation schema.
-
-    ``rows`` come in the observations' order, (vcpu, counter, start): one scenario per call,
-    a vCPU thread belongs to one VM and its pieces do not overlap, so that is a total order.
-    Without a vPMU the guest cannot read any counter (the registers UNDEF): no value.
-    """
-    value = pl.when(pl.col("reason") == "no_vpmu").then(None).otherwise(pl.col("value"))
-    rows = rows.with_columns(value.alias("value"))
-    return rows.select(pl.col(c).cast(t) for c, t in OBSERVATION_SCHEMA.items())
-
-
-def boot_vm(work: Work, scenario: Scenario, nr_vcpus: int) -> tuple[ConfiguredVm, list[str]]:
-    """Configure a VM for ``scenario`` and let each vCPU's guest program its vPMU.
-
-    The guest booted before the capture: each vCPU enters once on the first CPU it can run
-    on (``init_cpu`` first) and runs the profile's ``boot``. Returns the VM and the names of
-    the counters the guest could not program (same for every vCPU of a VM).
-    """
-    vm = build_vm(scenario, work.host, nr_vcpus)
-    lost: list[str] = []
-    candidates = [scenario.init_cpu, *sorted(work.host.possible_cpus)]
-    for vcpu in vm.vcpus:
-        for cpu in candidates:
-            vcpu.vcpu_load(cpu)
-            if vcpu.guest_enter() is ENTERED:
-                requests = work.profile.boot(vcpu) if vcpu.has_pmu else work.profile.counters
-                lost = [r.name for r in requests]
-                vcpu.guest_exit()
-                vcpu.vcpu_put()
-                break
-            vcpu.vcpu_put()
-        else:
-            raise KvmRefusedError(
-                f"scenario {scenario.name}: the vCPU cannot enter the guest on any host CPU",
-                0,
-            )
-    return vm, lost

@@ -20,10 +20,10 @@ from importers.errors import CaptureFormatError
 from replay import __version__
 from replay.compare import Ranking
 from replay.detectors import findings, tick_table
-from replay.engine import ScenarioResult, Work
 from replay.pmu import CYCLE_IDX
 from replay.pmu_reads import read_checks
 from replay.summary import summarize
+from replay.work import ScenarioResult, Work
 
 TABLE_NAMES = ("observations", "findings", "ticks", "reads", "summary", "pieces", "frequency")
 META_FILE = "replay.json"

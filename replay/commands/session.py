@@ -12,10 +12,11 @@ from importers.capture import Capture
 from replay.api import prepare_replay, what_if
 from replay.commands.console import count_progress, stdout
 from replay.commands.import_cmd import add_host_options, open_from_args
-from replay.engine import Path_, Work
+from replay.engine import Path_
 from replay.profiles import PROFILES
 from replay.results import Results
 from replay.scenarios import Scenario
+from replay.work import Work
 
 PROFILE_HELP = (
     "what the guest does with its vPMU: "

@@ -5,8 +5,9 @@ from __future__ import annotations
 from polars.testing import assert_frame_equal
 
 from replay.compare import scenario_matrix
-from replay.engine import Work, replay
+from replay.engine import replay
 from replay.scenarios import Mode, Scenario
+from replay.work import Work
 
 
 def assert_paths_agree(work: Work) -> None:

@@ -18,10 +18,11 @@ import pytest
 from importers.capture import Capture
 from replay.api import what_if
 from replay.compare import scenario_matrix
-from replay.engine import Work, prepare, replay
+from replay.engine import prepare, replay
 from replay.profiles import PROFILES
 from replay.results import assemble
 from replay.scenarios import Mode, Scenario
+from replay.work import Work
 from tests.replay.cases import CASES, Case
 from tests.replay.engine_paths import assert_paths_agree
 

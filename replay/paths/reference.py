@@ -13,17 +13,11 @@ from typing import Any
 
 import polars as pl
 
-from replay.engine import (
-    OBSERVATION_SCHEMA,
-    ScenarioResult,
-    Work,
-    boot_vm,
-    finish_observations,
-)
 from replay.pmu import ENTERED, Vcpu
 from replay.pmu.counters import counter_width_mask
 from replay.profiles import CounterRequest
 from replay.scenarios import Scenario
+from replay.work import OBSERVATION_SCHEMA, ScenarioResult, Work, boot_vm, finish_observations
 
 Row = dict[str, Any]
 

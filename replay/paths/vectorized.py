@@ -16,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from replay.engine import OBSERVATION_SCHEMA, ScenarioResult, Work, boot_vm, finish_observations
 from replay.pmu import ENTERED
 from replay.pmu.counters import counter_width_mask
 from replay.scenarios import Scenario
+from replay.work import OBSERVATION_SCHEMA, ScenarioResult, Work, boot_vm, finish_observations
 
 
 def replay_vectorized(work: Work, scenario: Scenario) -> ScenarioResult:
