@@ -32,6 +32,7 @@ from importers.errors import CaptureFormatError, UsageError
 from replay.api import open_capture, prepare_replay, what_if
 from replay.engine import Path_
 from replay.pmu import CYCLE_IDX, ENTERED, FailEntry, HostPmus
+from replay.pmu_reads import read_checks
 from replay.scenarios import Scenario, build_vm, parse_scenario
 
 CASE_FORMAT = "pmu-replay-validate/1"
@@ -139,6 +140,14 @@ def read_guest_reads(path: Path) -> pl.DataFrame:
     )
     if frame.is_empty():
         raise CaptureFormatError(f"{path}: no reads: nothing to validate")
+    twice = frame.filter(
+        pl.struct(["vcpu", "ts", *(["vm"] if "vm" in frame.columns else [])]).is_duplicated()
+    )
+    if twice.height:
+        raise CaptureFormatError(
+            f"{path}: vCPU {twice['vcpu'][0]} has two reads at ts {twice['ts'][0]}; reads of one "
+            "vCPU need distinct times to be ordered"
+        )
     vm = pl.col("vm") if "vm" in frame.columns else pl.lit(None, pl.Utf8).alias("vm")
     return frame.select(vm, "vcpu", "ts", "pmccntr")
 
@@ -279,86 +288,70 @@ def _with_tid(log: pl.DataFrame, threads: pl.DataFrame, path: Path) -> pl.DataFr
 
 
 def _check_reads(obs: pl.DataFrame, reads: pl.DataFrame) -> pl.DataFrame:
-    """Observed and predicted class of every read (module docstring)."""
-    guest = pl.col("state") == "guest"
+    """Observed and predicted class of every read (module docstring).
 
-    def running(flag: pl.Expr) -> pl.Expr:
-        return flag.cast(pl.Int64).cum_sum().over("tid")
-
-    pieces = obs.select(pl.col("vcpu").alias("tid"), "start", "end", "state", "reason", "delta")
-    cum = pieces.sort("tid", "end").with_columns(
-        running(pl.when(guest).then(pl.col("end") - pl.col("start")).otherwise(0)).alias("cum_ns"),
-        running(pl.col("delta").fill_null(0)).alias("cum_delta"),
-        running(pl.col("state") == "unknown").alias("cum_unknown"),
-        running(guest & (pl.col("reason") != "no_vpmu").fill_null(True)).alias("cum_vpmu"),
+    Guest time and counted cycles since the vCPU's previous read come from
+    :func:`replay.pmu_reads.read_checks`, the check the replay makes at traced PMCCNTR_EL0
+    reads; this adds what a log of its own needs: the guest's side, reads whose time lies
+    inside a guest window, and UNDEF reads without a vPMU (which need no previous read).
+    """
+    accesses = reads.select(
+        "tid", "ts", pl.lit("PMCCNTR_EL0").alias("sysreg"), pl.lit(False).alias("is_write")
+    )
+    checks = read_checks(obs, accesses).select(
+        pl.col("vcpu").alias("tid"), "ts", "since", "guest_ns", "delta", "zero_delta", "unknown"
+    )
+    pieces = obs.select(
+        pl.col("vcpu").alias("tid"), "start", pl.col("end").alias("piece_end"), "state"
+    )
+    vpmu = obs.group_by(pl.col("vcpu").alias("tid")).agg(
+        (pl.col("reason") != "no_vpmu").fill_null(True).any().alias("vpmu")
     )
     at = (
-        reads.sort("ts")
-        .join_asof(
-            cum.select("tid", "end", "cum_ns", "cum_delta", "cum_unknown", "cum_vpmu").sort("end"),
-            left_on="ts",
-            right_on="end",
-            by="tid",
-            strategy="backward",
-            check_sortedness=False,  # sorted by the key above, so within every tid too
-        )
-        .with_columns(pl.col("cum_ns", "cum_delta", "cum_unknown", "cum_vpmu").fill_null(0))
+        reads.with_columns((pl.col("ts") - 1).alias("before"))
+        .sort("before")
         # the piece that began last before the read: a guest piece still running at ts means
         # the log's time is not after the exit of the read's guest window
-        .with_columns((pl.col("ts") - 1).alias("before"))
         .join_asof(
-            pieces.select(
-                "tid", "start", pl.col("end").alias("piece_end"), pl.col("state").alias("piece")
-            ).sort("start"),
+            pieces.sort("start"),
             left_on="before",
             right_on="start",
             by="tid",
             strategy="backward",
             check_sortedness=False,  # sorted by the key above, so within every tid too
         )
-        .with_columns(
-            ((pl.col("piece") == "guest") & (pl.col("piece_end") > pl.col("ts")))
-            .fill_null(False)
-            .alias("inside")
-        )
+        .join(checks, on=["tid", "ts"], how="left")
+        .join(vpmu, on="tid", how="left")
         .sort("tid", "ts")
     )
-
-    def since(column: str) -> pl.Expr:
-        """Change since the vCPU's previous read; for its first read, since the capture began
-        (which only an UNDEF read uses: no vPMU needs no delta)."""
-        return pl.col(column) - pl.col(column).shift(1).over("tid").fill_null(0)
-
+    inside = ((pl.col("state") == "guest") & (pl.col("piece_end") > pl.col("ts"))).fill_null(False)
     prev_value = pl.col("pmccntr").shift(1).over("tid")
-    first = pl.col("prev_ts").is_null() | (pl.col("pmccntr").is_not_null() & prev_value.is_null())
     at = at.with_columns(
         pl.col("ts").shift(1).over("tid").alias("prev_ts"),
-        since("cum_ns").alias("guest_ns"),
-        since("cum_delta").alias("predicted_delta"),
-        (since("cum_unknown") > 0).alias("unknown_time"),
-        (since("cum_vpmu") > 0).alias("vpmu"),
-        (pl.col("inside") | pl.col("inside").shift(1).over("tid").fill_null(False)).alias("inside"),
+        (inside | inside.shift(1).over("tid").fill_null(False)).alias("inside"),
         pl.when(pl.col("pmccntr") >= prev_value)
         .then(pl.col("pmccntr") - prev_value)
         .cast(pl.Int64)
         .alias("observed_delta"),
-        (pl.col("pmccntr") == prev_value).alias("observed_zero"),
+        pl.col("delta").alias("predicted_delta"),
     )
     observed = (
         pl.when(pl.col("pmccntr").is_null())
         .then(pl.lit("undef"))
-        .when(first)
+        .when(pl.col("since").is_null() | prev_value.is_null())
         .then(pl.lit("first"))
-        .when(pl.col("observed_zero"))
+        .when(pl.col("pmccntr") == prev_value)
         .then(pl.lit("zero"))
         .otherwise(pl.lit("counted"))
     )
     predicted = (
-        pl.when(pl.col("inside") | pl.col("unknown_time") | (pl.col("guest_ns") <= 0))
-        .then(pl.lit("unknown"))
-        .when(~pl.col("vpmu"))
+        pl.when(~pl.col("vpmu").fill_null(True))
         .then(pl.lit("no_vpmu"))
-        .when(pl.col("predicted_delta") == 0)
+        .when(pl.col("since").is_null())
+        .then(pl.lit("first"))
+        .when(pl.col("inside") | pl.col("unknown") | (pl.col("guest_ns") <= 0))
+        .then(pl.lit("unknown"))
+        .when(pl.col("zero_delta"))
         .then(pl.lit("zero"))
         .otherwise(pl.lit("counted"))
     )
