@@ -21,6 +21,7 @@ from replay.commands import (
     import_cmd,
     record_cmd,
     replay_cmd,
+    validate_cmd,
     view_cmd,
 )
 from replay.heap import keep_freed_blocks
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     record_cmd.register(sub)
     demo_cmd.register(sub)
     fleet_cmd.register(sub)
+    validate_cmd.register(sub)
     return parser
 
 
