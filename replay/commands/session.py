@@ -88,8 +88,9 @@ def add_verdict_options(p: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_MAX_UNKNOWN * 100,
         metavar="PCT",
-        help="the verdict is inconclusive when any vCPU has more than PCT %% of its time on CPUs "
-        f"unknown (lost, truncated or contradictory records; default {DEFAULT_MAX_UNKNOWN * 100:g}%%)",
+        help="the verdict is inconclusive when any vCPU has more than PCT %% of its time on "
+        "CPUs unknown (lost, truncated or contradictory records; default "
+        f"{DEFAULT_MAX_UNKNOWN * 100:g}%%)",
     )
     p.add_argument(
         "--prefer",
