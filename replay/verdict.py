@@ -138,15 +138,15 @@ def _text(
             f"inconclusive: {len(over)} vCPU(s) have more than {max_unknown:.1%} of their time "
             "unknown (see reasons); the ranking holds only if nothing happened there"
         )
-    lead = "best ranked" if status == "inconclusive" else "deploy"
+    lead = "Best ranked" if status == "inconclusive" else "deploy"
     parts.append(f"{lead} {best['scenario']}, {kernels[best['scenario']]}: {best['assessment']}")
     if fallback is not None and fallback["scenario"] != best["scenario"]:
-        parts.append(f"best on a released kernel: {fallback['scenario']}: {fallback['assessment']}")
+        parts.append(f"Best on a released kernel: {fallback['scenario']}: {fallback['assessment']}")
     worst = table.filter(pl.col("stalled_ns") > 0).sort("stalled_ns", descending=True)
     if not worst.is_empty() and worst["scenario"][0] != best["scenario"]:
         w = worst.row(0, named=True)
         stall = (
-            f"the worst, {w['scenario']}, stalls the guest's counters "
+            f"The worst, {w['scenario']}, stalls the guest's counters "
             f"{w['stalled_ns'] / 1e9:.3f} s ({w['stalled_share'] * 100:.1f}% of guest time)"
         )
         if (w["risky_ticks"] or 0) > 0:
@@ -156,13 +156,13 @@ def _text(
     if loads:
         guest_s = best["guest_ns"] / 1e9
         rate = f", {loads / guest_s:.1f} per guest second" if guest_s else ""
-        parts.append(f"the schedule loaded vCPUs onto another host PMU {loads} times{rate}")
+        parts.append(f"The schedule loaded vCPUs onto another host PMU {loads} times{rate}")
     if best["unknown_ns"]:
         parts.append(
             f"{best['unknown_ns'] / 1e9:.3f} s of vCPU time is unknown (lost, truncated or "
             "contradictory records): not counted as safe"
         )
-    return ". ".join(p[0].upper() + p[1:] for p in parts) + "."
+    return ". ".join(parts) + "."
 
 
 def input_doubts(

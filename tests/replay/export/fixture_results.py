@@ -17,6 +17,7 @@ CAPTURES = {
     "migration-at-overflow": "linux-perf",
     "lost-events-gap": "windows",
     "traced-pmccntr-reads": "windows",
+    "pmu-moves": "windows",
 }
 #: the host every fixture capture is replayed on
 TOPOLOGY = FIXTURES / "topologies" / "two-cluster.json"
