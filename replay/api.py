@@ -135,9 +135,8 @@ def what_if(
         done.append(replay(work, scenario, path))
     results = assemble(work, done, path, source, recreate_cost_us)
     if rank:
-        proposed = {s.name: s.proposed for s in chosen}
         primary = results.meta["primary_counter"]
-        ranking = compare.rank(results.summary, results.findings, primary, proposed, prefer)
+        ranking = compare.rank(results.summary, results.findings, primary, chosen, prefer)
         verdict = decide(
             ranking,
             results.summary,

@@ -13,7 +13,8 @@ and orders the configurations by a stated, guest-aware rule (:func:`ranking_rule
    (zero cycle deltas a Windows guest divides by, spec §6.1), stalled counter time;
 3. then what the host pays: pinning (the share of host capacity on CPUs where guest entries
    fail, then the guest time the schedule put there), the CPU time of perf-event re-creations;
-4. at equal cost a released kernel before a proposed one, then the scenario name.
+4. at equal cost a released kernel before a proposed one, the series' latest revision before
+   an older one, then the scenario name.
 
 ``prefer="capacity"`` puts the pinning cost before the guest's stalls (step 3's first key
 before step 2); the default, ``"counters"``, is the order above. The verdict built on the
@@ -22,12 +23,13 @@ ranking is :mod:`replay.verdict`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import polars as pl
 
-from replay.pmu import HostPmus
+from replay.pmu import HostPmus, KernelSemantics
 from replay.scenarios import Mode, Scenario
 
 NS = 1e9
@@ -56,9 +58,14 @@ _PINNING = [
 ]
 _TAIL = [
     (pl.col("recreate_cpu_ns"), "less CPU time re-creating perf events"),
-    (pl.col("proposed"), "a released (mainline) kernel before a proposed one"),
+    (
+        pl.col("kernel_order"),
+        "a released (mainline) kernel before a proposed one, the latest series revision first",
+    ),
     (pl.col("scenario"), "scenario name"),
 ]
+#: Kernels at equal cost, preferred first: released, then the series' revisions newest first.
+KERNEL_PREFERENCE = [KernelSemantics.MAINLINE, KernelSemantics.V8, KernelSemantics.V4]
 
 
 def _keys(prefer: Prefer) -> list[tuple[pl.Expr, str]]:
@@ -83,7 +90,7 @@ def rank(
     summary: pl.DataFrame,
     findings: pl.DataFrame,
     primary: int,
-    proposed: dict[str, bool],
+    scenarios: Sequence[Scenario],
     prefer: Prefer = "counters",
 ) -> Ranking:
     """Rank the scenarios of a summary table (one row per scenario and vCPU).
@@ -94,8 +101,8 @@ def rank(
         The replay's tables (:mod:`replay.summary`, :mod:`replay.detectors`).
     primary
         The counter that stands for a vCPU: its stall episodes give the distribution.
-    proposed
-        Scenario name -> whether it needs the (unmerged) FIXED_COUNTERS_ONLY series.
+    scenarios
+        The replayed scenarios (their kernels).
     prefer
         ``"counters"`` (the guest's stalls before pinning cost) or ``"capacity"``.
     """
@@ -137,7 +144,15 @@ def rank(
         )
         .join(episodes, on="scenario", how="left")
         .with_columns(
-            pl.col("scenario").replace_strict(proposed, return_dtype=pl.Boolean).alias("proposed"),
+            pl.col("scenario")
+            .replace_strict({s.name: s.proposed for s in scenarios}, return_dtype=pl.Boolean)
+            .alias("proposed"),
+            pl.col("scenario")
+            .replace_strict(
+                {s.name: KERNEL_PREFERENCE.index(s.kernel) for s in scenarios},
+                return_dtype=pl.Int8,
+            )
+            .alias("kernel_order"),
             (pl.col("stalled_ns") / pl.col("guest_ns"))
             .fill_nan(0.0)
             .fill_null(0.0)

@@ -108,7 +108,8 @@ class Scenario:
     """
 
     mode: Mode = Mode.DEFAULT
-    kernel: KernelSemantics | None = None
+    # None asks for the mode's kernel; __post_init__ resolves it, so users see a KernelSemantics
+    kernel: KernelSemantics = None  # type: ignore[assignment]
     init_cpu: int = 0
     set_pmu: str | None = None
     event_filters: tuple[EventFilter, ...] = ()
@@ -247,7 +248,6 @@ def build_vm(scenario: Scenario, host: HostPmus, nr_vcpus: int = 1) -> Configure
             f"(host CPUs: {sorted(host.possible_cpus)})"
         )
     spec = MODES[scenario.mode]
-    assert scenario.kernel is not None, "Scenario.__post_init__ resolves the mode's kernel"
     kvm = Kvm(host, kernel=scenario.kernel, quirks=scenario.quirks)
     vcpus = [create_vcpu(kvm) for _ in range(nr_vcpus)]
     for vcpu in vcpus:
@@ -313,7 +313,7 @@ def parse_scenario(text: str, default_init_cpu: int = 0) -> Scenario:
         mode = Mode(head)
     else:
         raise UsageError(f"scenario {text!r}: write {SCENARIO_SYNTAX}")
-    kernel = None
+    kernel = MODES[mode].kernel
     quirks: dict[str, bool] = {}
     for option in options:
         if option in {k.value for k in KernelSemantics}:
