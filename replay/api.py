@@ -21,13 +21,13 @@ from importers.detect import ProgressFn, load
 from importers.host.resolve import resolve_topology
 from importers.host.topology import Topology
 from importers.host.vcpus import discover_vcpus, parse_vcpu_specs
-from importers.timebase import to_nanoseconds
 from replay import compare
 from replay.costs import DEFAULT_RECREATE_COST_US
 from replay.engine import Path_, prepare, replay
 from replay.profiles import load_profile
 from replay.results import Results, assemble
 from replay.scenarios import Scenario, parse_scenario
+from replay.units import to_nanoseconds
 from replay.verdict import DEFAULT_MAX_UNKNOWN, decide, input_doubts
 from replay.work import Work
 
@@ -56,7 +56,7 @@ def open_capture(
         from VMM thread names and kvm events.
     tsc_khz
         Frequency of the capture's raw clock (``--tsc-khz``), for a capture whose timestamps
-        are clock counts without a recorded conversion (:mod:`importers.timebase`).
+        are clock counts without a recorded conversion (:mod:`replay.units`).
     """
     capture = load(path, strict=strict, progress=progress)
     if tsc_khz is not None:

@@ -21,7 +21,6 @@ import polars as pl
 from importers.capture import Capture
 from importers.errors import MissingEventsError, TopologyError
 from importers.host.topology import Topology
-from importers.timebase import require_nanoseconds
 from replay.loads import vcpu_loads
 from replay.paths.reference import replay_reference
 from replay.paths.vectorized import replay_vectorized
@@ -30,6 +29,7 @@ from replay.pmu_reads import describe_accesses, pmu_accesses
 from replay.profiles import GuestProfile
 from replay.scenarios import Scenario
 from replay.timeline import Timeline, build_timeline
+from replay.units import require_nanoseconds
 from replay.work import ScenarioResult, Work
 
 Path_ = Literal["vectorized", "reference"]
@@ -59,7 +59,7 @@ def prepare(capture: Capture, topology: Topology | None, profile: GuestProfile) 
     Raises
     ------
     UsageError
-        For timestamps in raw clock counts (:func:`importers.timebase.require_nanoseconds`).
+        For timestamps in raw clock counts (:func:`replay.units.require_nanoseconds`).
     """
     require_nanoseconds(capture)
     if topology is None:

@@ -16,9 +16,9 @@ import pytest
 from importers.capture import Capture, CaptureMetadata
 from importers.errors import UsageError
 from importers.schema import conform
-from importers.timebase import cycles_to_ns, to_nanoseconds
 from replay.api import open_capture, what_if
 from replay.cli import main
+from replay.units import cycles_to_ns, to_nanoseconds
 
 RAW = "kvm-x86-host-v7-kvmevents/trace.dat"
 CONVERTED = "kvm-x86-hostguest-v7/trace.dat"
