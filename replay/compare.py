@@ -31,6 +31,7 @@ import polars as pl
 
 from replay.pmu import HostPmus, KernelSemantics
 from replay.scenarios import Mode, Scenario
+from replay.summary import episode_distribution
 
 NS = 1e9
 Prefer = Literal["counters", "capacity"]
@@ -106,15 +107,10 @@ def rank(
     prefer
         ``"counters"`` (the guest's stalls before pinning cost) or ``"capacity"``.
     """
-    episode = pl.col("duration")
     episodes = (
         findings.filter((pl.col("kind") == "stall") & (pl.col("counter") == primary))
         .group_by("scenario")
-        .agg(
-            episode.quantile(0.5, "higher").alias("stall_median_ns"),
-            episode.quantile(0.99, "higher").alias("stall_p99_ns"),
-            episode.max().alias("stall_max_ns"),
-        )
+        .agg(episode_distribution(pl.col("duration")))
     )
     sums = [
         "guest_ns",

@@ -1,14 +1,14 @@
 """One row per scenario and vCPU: what the guest would see, in numbers.
 
 Built from the observations, findings and ticks of every replayed scenario: guest time run,
-time stalled and the distribution of stall episodes (count, median, p99 and longest: each an
-observed episode length, the p50/p99 element counting from the shortest), risky zero-delta
-ticks (count and per guest-hour), zero deltas at the guest's traced PMCCNTR reads, failed
-entries and the guest time they carried, counted vs true cycles, unknown time and its share of
-the vCPU's time on CPUs, the counters the guest programs but could not have
-(FIXED_COUNTERS_ONLY hides the event counters; no-pmu hides everything), and the costs of
-:mod:`replay.costs` (cross-PMU loads, perf-event re-creations, pinning). Every vCPU that ran
-has a row under every scenario, also one that never entered the guest.
+time stalled and the distribution of stall episodes (count, median, p99 and longest,
+:func:`episode_distribution`), risky zero-delta ticks (count and per guest-hour), zero deltas
+at the guest's traced PMCCNTR reads, failed entries and the guest time they carried, counted
+vs true cycles, unknown time and its share of the vCPU's time on CPUs, the counters the guest
+programs but could not have (FIXED_COUNTERS_ONLY hides the event counters; no-pmu hides
+everything), and the costs of :mod:`replay.costs` (cross-PMU loads, perf-event re-creations,
+pinning). Every vCPU that ran has a row under every scenario, also one that never entered the
+guest.
 """
 
 from __future__ import annotations
@@ -52,6 +52,17 @@ SUMMARY_SCHEMA: dict[str, pl.DataType] = {
 _KEY = ["scenario", "vm", "vcpu", "vcpu_index"]
 
 
+def episode_distribution(duration: pl.Expr) -> list[pl.Expr]:
+    """``stall_median_ns``, ``stall_p99_ns``, ``stall_max_ns`` of stall episode lengths: each
+    an observed length, the quantile's element rounded up (polars' ``higher``: of n sorted
+    lengths, index ceil(q * (n - 1)))."""
+    return [
+        duration.quantile(0.5, "higher").alias("stall_median_ns"),
+        duration.quantile(0.99, "higher").alias("stall_p99_ns"),
+        duration.max().alias("stall_max_ns"),
+    ]
+
+
 def summarize(
     observations: pl.DataFrame,
     findings: pl.DataFrame,
@@ -82,9 +93,7 @@ def summarize(
         .agg(
             episode.sum().alias("stalled_ns"),
             pl.len().alias("stall_episodes"),
-            episode.quantile(0.5, "higher").alias("stall_median_ns"),
-            episode.quantile(0.99, "higher").alias("stall_p99_ns"),
-            episode.max().alias("stall_max_ns"),
+            *episode_distribution(episode),
         )
     )
     fails = per_kind.filter(pl.col("kind") == "fail_entry").select(

@@ -21,8 +21,19 @@ def cut_off(stream: CpuStream, file_size: int) -> bool:
     return stream.offset + stream.size > file_size
 
 
+def pages_cut_off(stream: CpuStream, file_size: int, page_size: int) -> bool:
+    """Whole ring-buffer pages of this CPU lie past the end of the file: records are missing.
+
+    A cut inside the CPU's last page may take only its unused tail (the page's commit says
+    how much it holds; a commit past the cut is counted as a damaged page instead).
+    """
+    kept = max(0, file_size - stream.offset)
+    first_missing = stream.offset + -(-kept // page_size) * page_size
+    return first_missing < stream.offset + stream.size
+
+
 def truncation_markers(td: TraceDat, tables: dict[str, pa.Table]) -> pa.Table:
-    """A ``lost_events`` row of kind ``truncated`` per CPU whose data the file cuts off.
+    """A ``lost_events`` row of kind ``truncated`` per CPU whose pages the file cuts off.
 
     It comes after every record (no ``ts``: its gap runs from the CPU's last decoded record
     to the end of the capture), so replay reports that time as unknown, naming the truncation.
@@ -33,7 +44,7 @@ def truncation_markers(td: TraceDat, tables: dict[str, pa.Table]) -> pa.Table:
             for inst in td.instances
             if not inst.compressed  # a cut-off compressed stream fails to inflate instead
             for stream in inst.cpus
-            if cut_off(stream, td.reader.size)
+            if pages_cut_off(stream, td.reader.size, inst.page_size)
         }
     )
     last = [pc.max(t["seq"]).as_py() for t in tables.values() if "seq" in t.column_names]

@@ -18,6 +18,7 @@ two-cluster host (CPUs 0-1 A53, 2-3 A72). Worked out by hand:
 
 from __future__ import annotations
 
+import math
 from itertools import pairwise
 from pathlib import Path
 
@@ -25,10 +26,12 @@ import polars as pl
 import pytest
 
 from importers.capture import Capture
-from replay.api import prepare_replay, what_if
+from replay.api import open_capture, prepare_replay, what_if
 from replay.costs import capacity_weights
 from replay.engine import replay
 from replay.scenarios import parse_scenario
+from replay.summary import episode_distribution
+from tests.conftest import FIXTURES
 from tests.replay.cases import CASES, Case
 from tests.replay.export.fixture_results import fixture_capture
 
@@ -162,3 +165,39 @@ def test_cross_pmu_loads_match_an_independent_count_on_real_captures(
         assert row["cross_pmu_loads"] == _independent_cross_loads(cap, row["vcpu"], pmu_of)
         checked += row["cross_pmu_loads"]
     assert (checked > 0) == (case.name in CROSSING)
+
+
+def test_stall_episode_distribution_is_made_of_observed_lengths() -> None:
+    """Median and p99 are the episodes at index ceil(q * (n - 1)) of the sorted lengths."""
+    lengths = [7 * k * k for k in range(1, 201)]  # 200 distinct, skewed lengths
+    frame = pl.DataFrame({"duration": lengths[::-1]})
+    got = frame.select(episode_distribution(pl.col("duration"))).row(0)
+    ordered = sorted(lengths)
+    assert got == (
+        ordered[math.ceil(0.5 * 199)],
+        ordered[math.ceil(0.99 * 199)],
+        ordered[-1],
+    )
+
+
+def test_demo_stall_distribution_per_vcpu_and_scenario() -> None:
+    """On the embedded capture's real schedule, from the stall episodes in findings."""
+    demo = FIXTURES / "demo"
+    cap = open_capture(demo / "capture", topology=demo / "two-cluster-what-if.json")
+    results = what_if(cap)
+    stalls = results.findings.filter((pl.col("kind") == "stall") & (pl.col("counter") == 31))
+    for row in results.summary.filter(pl.col("stall_episodes") > 0).iter_rows(named=True):
+        mine = stalls.filter(
+            (pl.col("scenario") == row["scenario"]) & (pl.col("vcpu") == row["vcpu"])
+        )
+        ordered = sorted(mine["duration"].to_list())
+        n = len(ordered)
+        assert row["stall_episodes"] == n > 1
+        assert row["stall_median_ns"] == ordered[math.ceil(0.5 * (n - 1))]
+        assert row["stall_p99_ns"] == ordered[math.ceil(0.99 * (n - 1))]
+        assert row["stall_max_ns"] == ordered[-1]
+    assert results.ranking is not None
+    ranked = results.ranking.table.filter(pl.col("scenario") == "default@cpu1").row(0, named=True)
+    every = sorted(stalls.filter(pl.col("scenario") == "default@cpu1")["duration"].to_list())
+    assert ranked["stall_max_ns"] == every[-1]
+    assert ranked["stall_p99_ns"] == every[math.ceil(0.99 * (len(every) - 1))]
