@@ -19,6 +19,7 @@ two-cluster host (CPUs 0-1 A53, 2-3 A72). Worked out by hand:
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -29,11 +30,15 @@ from importers.capture import Capture
 from replay.api import open_capture, prepare_replay, what_if
 from replay.costs import capacity_weights
 from replay.engine import replay
+from replay.paths.reloads import reloads_recreate
+from replay.pmu.kvm import ReloadTrigger
+from replay.profiles import PROFILES
 from replay.scenarios import parse_scenario
 from replay.summary import episode_distribution
 from tests.conftest import FIXTURES
 from tests.replay.cases import CASES, Case
 from tests.replay.export.fixture_results import fixture_capture
+from tests.replay.pmu.helpers import running_vcpu, two_clusters
 
 T = 1_000_000_000  # the fixture's first load, in ns
 RECREATIONS = {
@@ -201,3 +206,31 @@ def test_demo_stall_distribution_per_vcpu_and_scenario() -> None:
     every = sorted(stalls.filter(pl.col("scenario") == "default@cpu1")["duration"].to_list())
     assert ranked["stall_max_ns"] == every[-1]
     assert ranked["stall_p99_ns"] == every[math.ceil(0.99 * (len(every) - 1))]
+
+
+@pytest.mark.parametrize("reload_trigger", list(ReloadTrigger))
+@pytest.mark.parametrize("all_modes", [False, True])
+def test_the_vectorized_reload_rule_agrees_with_the_model_for_any_kernel_rules(
+    reload_trigger: ReloadTrigger, all_modes: bool
+) -> None:
+    """Also for rule combinations no modelled kernel has: a re-creation needs both a reload
+    request at the load and a reload that re-creates in the VM's mode."""
+    for mode in ("default@cpu0+v4", "fixed-counters-only+v4"):
+        vcpu = running_vcpu(parse_scenario(mode), two_clusters(), 0)
+        kvm = vcpu.kvm
+        kvm.rules = replace(
+            kvm.rules,
+            reload_trigger=reload_trigger,
+            recreate_foreign_events_in_all_modes=all_modes,
+            # a change of PMU is seen against last_cpu, which v8 stops clearing at put
+            put_clears_cpu=reload_trigger is not ReloadTrigger.PMU_CHANGE,
+        )
+        PROFILES["windows"].boot(vcpu)
+        vcpu.guest_exit()
+        vcpu.vcpu_put()
+        before = vcpu.backing_event(31)
+        vcpu.vcpu_load(5)  # an A57 CPU: foreign to the event's A53 PMU
+        vcpu.guest_enter()
+        after = vcpu.backing_event(31)
+        assert before is not None and after is not None
+        assert reloads_recreate(kvm) == (after is not before), (mode, reload_trigger, all_modes)
