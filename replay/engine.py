@@ -86,10 +86,6 @@ def prepare(capture: Capture, topology: Topology | None, profile: GuestProfile) 
             f"{capture.metadata.source_path}: the vCPU threads never ran in the capture"
         )
     notes = list(timeline.notes)
-    notes += [
-        f"vCPU {a['vm']}/{a['vcpu_index']} (thread {a['vcpu']}) has no row: {a['reason']}"
-        for a in absent
-    ]
     accesses = pmu_accesses(capture, [t for tids in vms.values() for t in tids])
     if (seen_accesses := describe_accesses(accesses)) is not None:
         notes.append(seen_accesses)

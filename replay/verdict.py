@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from replay.compare import Ranking
+from replay.work import describe_absent
 
 DEFAULT_MAX_UNKNOWN = 0.05
 
@@ -175,8 +176,5 @@ def input_doubts(
         + (f" (first at {', '.join(rec['first'])})" if rec.get("first") else "")
         for reason, rec in sorted(skipped.items())
     ]
-    out += [
-        f"vCPU {a['vm']}/{a['vcpu_index']} (thread {a['vcpu']}) has no row: {a['reason']}"
-        for a in absent
-    ]
+    out += [describe_absent(a) for a in absent]
     return tuple(out)

@@ -107,6 +107,14 @@ def finish_recreations(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.sort("vcpu", "ts", "counter")
 
 
+def describe_absent(vcpu: dict[str, Any]) -> str:
+    """Why a vCPU of the capture has no row (a :attr:`Work.absent_vcpus` entry), in words."""
+    return (
+        f"vCPU {vcpu['vm']}/{vcpu['vcpu_index']} (thread {vcpu['vcpu']}) has no row: "
+        f"{vcpu['reason']}"
+    )
+
+
 def finish_observations(rows: pl.DataFrame) -> pl.DataFrame:
     """Cast to the observation schema.
 

@@ -58,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                {"summary": results.summary.to_dicts(), "notes": results.meta["notes"]},
+                {
+                    "summary": results.summary.to_dicts(),
+                    "notes": results.meta["notes"],
+                    "vcpus_without_rows": results.meta["vcpus_without_rows"],
+                },
                 indent=2,
                 default=str,
             )

@@ -19,7 +19,7 @@ from replay.profiles import PROFILES
 from replay.results import Results
 from replay.scenarios import Scenario
 from replay.verdict import DEFAULT_MAX_UNKNOWN
-from replay.work import Work
+from replay.work import Work, describe_absent
 
 PROFILE_HELP = (
     "what the guest does with its vPMU: "
@@ -143,11 +143,8 @@ def print_report(results: Results, title: str) -> None:
     """Per scenario and vCPU numbers, then the worst stall episodes."""
     for note in results.meta["notes"]:
         stdout.print(f"[yellow]note:[/] {note}")
-    for a in results.meta.get("vcpus_without_rows", []):
-        stdout.print(
-            f"[yellow]note:[/] vCPU {a['vm']}/{a['vcpu_index']} (thread {a['vcpu']}) has no "
-            f"row: {a['reason']}"
-        )
+    for vcpu in results.meta.get("vcpus_without_rows", []):
+        stdout.print(f"[yellow]note:[/] {describe_absent(vcpu)}")
     table = Table(title=title, title_justify="left")
     for col in (
         "scenario",

@@ -109,7 +109,7 @@ def test_explain_prints_the_rule_and_json_carries_the_verdict(
     assert (fixed["event_recreations"], fixed["recreate_cpu_ns"]) == (2, 100_000)
 
 
-def test_a_vcpu_without_a_row_says_why() -> None:
+def test_a_vcpu_without_a_row_says_why(capsys: pytest.CaptureFixture[str]) -> None:
     cap = open_capture(
         FIXTURES / "captures" / "pmu-moves.txt",
         topology=TOPOLOGY,
@@ -127,6 +127,15 @@ def test_a_vcpu_without_a_row_says_why() -> None:
     ]
     assert results.verdict is not None
     assert any("vCPU vm/1 (thread 4999) has no row" in r for r in results.verdict.reasons)
+    capture = str(FIXTURES / "captures" / "pmu-moves.txt")
+    args = [capture, "--topology", str(TOPOLOGY), "--vcpu", "4001=vm:0", "--vcpu", "4999=vm:1"]
+    assert main(["replay", *args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["vcpus_without_rows"] == results.meta["vcpus_without_rows"]
+    assert main(["replay", *args]) == 0
+    assert "note: vCPU vm/1 (thread 4999) has no row: its thread never ran" in (
+        capsys.readouterr().out
+    )
 
 
 @pytest.mark.slow
