@@ -51,6 +51,8 @@ class GuestProfile:
     ``rates`` gives events per guest cycle for every event other than CPU_CYCLES;
     ``el0_share`` is the fraction of guest execution at EL0 (the rest at EL1);
     ``tick_ns`` is the period at which the guest reads its counters (None: never checked).
+    ``programmed``: the guest programs and enables ``counters`` (False: it leaves its vPMU
+    alone, so a configuration without those counters takes nothing from it).
     """
 
     name: str
@@ -60,6 +62,12 @@ class GuestProfile:
     rates: Mapping[int, float] = field(default_factory=dict)
     el0_share: float = 0.5
     tick_ns: int | None = None
+    programmed: bool = True
+
+    @property
+    def programs(self) -> tuple[CounterRequest, ...]:
+        """The counters the guest programs: what it loses where its vPMU lacks them."""
+        return self.counters if self.programmed else ()
 
     def boot(self, vcpu: Vcpu) -> list[CounterRequest]:
         """Program the vPMU of ``vcpu`` (in guest mode); returns the requests it lacks a counter
@@ -136,7 +144,11 @@ PROFILES: dict[str, GuestProfile] = {
         el0_share=0.7,
     ),
     "idle-pmu": GuestProfile(
-        "idle-pmu", "vPMU present, never enabled by the guest", (CYCLES,), _leave_disabled
+        "idle-pmu",
+        "vPMU present, never enabled by the guest",
+        (CYCLES,),
+        _leave_disabled,
+        programmed=False,
     ),
 }
 

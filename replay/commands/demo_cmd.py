@@ -16,7 +16,7 @@ from importers.errors import PmuReplayError
 from replay.api import open_capture, prepare_replay
 from replay.commands.console import stdout
 from replay.commands.export_cmd import export
-from replay.commands.session import print_comparison, run_scenarios
+from replay.commands.session import add_verdict_options, print_comparison, run_scenarios
 from replay.compare import scenario_matrix
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="where to write results (default ./pmu-replay-demo)",
     )
     p.add_argument("--profile", default="windows", help="guest profile (default windows)")
+    add_verdict_options(p)
     p.set_defaults(run=run)
 
 
@@ -58,10 +59,19 @@ def run(args: argparse.Namespace) -> int:
     capture = open_capture(capture_dir, topology=DEMO / "two-cluster-what-if.json")
     work = prepare_replay(capture, args.profile)
     stdout.print(f"what-if host: {work.topology.describe()}")
-    results = run_scenarios(work, capture, scenario_matrix(work.host), "vectorized")
+    results = run_scenarios(
+        work,
+        capture,
+        scenario_matrix(work.host),
+        "vectorized",
+        prefer=args.prefer,
+        max_unknown_pct=args.max_unknown,
+    )
     out = results.save(args.output)
     print_comparison(
-        results, f"every KVM vPMU mode on the demo schedule ({work.profile.name} guest)"
+        results,
+        f"every KVM vPMU mode on the demo schedule ({work.profile.name} guest)",
+        explain=args.explain,
     )
     stdout.print(f"results (Parquet + replay.json): {out}/")
     export(results, str(out / "demo.perfetto-trace"), to_stderr=False)

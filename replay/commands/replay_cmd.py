@@ -14,9 +14,11 @@ EPILOG = f"""\
 scenarios ({SCENARIO_SYNTAX}):
   default@cpu0                  one host PMU, chosen by the CPU of the first KVM_ARM_VCPU_INIT
   set-pmu:armv8_cortex_a57      KVM_ARM_VCPU_PMU_V3_SET_PMU: entries on other CPUs fail
-  fixed-counters-only           KVM_ARM_VCPU_PMU_V3_FIXED_COUNTERS_ONLY (v4 series semantics)
-  fixed-counters-only+v8        the same under the v8+ series semantics
+  fixed-counters-only           the proposed KVM_ARM_VCPU_PMU_V3_FIXED_COUNTERS_ONLY (series v8+)
+  fixed-counters-only+v4        the same under the series' v4 semantics
+  default@cpu0+v4               default mode under v4 (its reloads re-create perf events)
   no-pmu                        no vPMU at all
+every mode but fixed-counters-only runs on a released (mainline) kernel unless +v4/+v8 is given
 
 examples:
   pmu-replay replay trace.dat --topology plat_info.yml --scenario default@cpu0 -o out/
@@ -24,7 +26,9 @@ examples:
       --vcpu 4242=vm0:0 --scenario default --scenario fixed-counters-only --json
 
 outputs (-o DIR): observations.parquet (per guest piece and counter: counting, delta, value),
-findings.parquet (stall episodes, failed entries, unknown time), ticks.parquet, summary.parquet,
+findings.parquet (stall episodes, failed entries, unknown time, perf-event re-creations),
+ticks.parquet, summary.parquet (per scenario and vCPU: stalls, cross-PMU loads, re-creations,
+pinning, unknown share),
 pieces.parquet (where each vCPU ran), frequency.parquet and replay.json.
 """
 
@@ -44,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     capture, work = load_work(args)
     names = args.scenario or ["default", "fixed-counters-only"]
     # Ranking is compare's business: replay's outputs carry none.
-    results = run_scenarios(work, capture, names, args.path, rank=False)
+    results = run_scenarios(
+        work, capture, names, args.path, rank=False, recreate_cost_us=args.recreate_cost_us
+    )
     if args.output:
         results.save(args.output)
     if args.perfetto:
@@ -52,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                {"summary": results.summary.to_dicts(), "notes": results.meta["notes"]},
+                {
+                    "summary": results.summary.to_dicts(),
+                    "notes": results.meta["notes"],
+                    "vcpus_without_rows": results.meta["vcpus_without_rows"],
+                },
                 indent=2,
                 default=str,
             )

@@ -12,11 +12,14 @@ from importers.capture import Capture
 from replay.api import prepare_replay, what_if
 from replay.commands.console import count_progress, stdout
 from replay.commands.import_cmd import add_host_options, open_from_args
+from replay.compare import PREFER_CHOICES, Prefer
+from replay.costs import DEFAULT_RECREATE_COST_US
 from replay.engine import Path_
 from replay.profiles import PROFILES
 from replay.results import Results
 from replay.scenarios import Scenario
-from replay.work import Work
+from replay.verdict import DEFAULT_MAX_UNKNOWN
+from replay.work import Work, describe_absent
 
 PROFILE_HELP = (
     "what the guest does with its vPMU: "
@@ -66,7 +69,37 @@ def add_replay_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--strict", action="store_true", help="fail on undecodable input or lost events")
+    p.add_argument(
+        "--recreate-cost-us",
+        type=float,
+        default=DEFAULT_RECREATE_COST_US,
+        metavar="US",
+        help="host CPU time one perf-event re-creation costs (default "
+        f"{DEFAULT_RECREATE_COST_US:g} us: close + perf_event_open of a task-bound event, "
+        "measured by benchmarks/bench_recreate.py; run it on your host)",
+    )
     add_host_options(p)
+
+
+def add_verdict_options(p: argparse.ArgumentParser) -> None:
+    """--max-unknown / --prefer / --explain, for the commands that rank (compare, demo)."""
+    p.add_argument(
+        "--max-unknown",
+        type=float,
+        default=DEFAULT_MAX_UNKNOWN * 100,
+        metavar="PCT",
+        help="the verdict is inconclusive when any vCPU has more than PCT %% of its time on "
+        "CPUs unknown (lost, truncated or contradictory records; default "
+        f"{DEFAULT_MAX_UNKNOWN * 100:g}%%)",
+    )
+    p.add_argument(
+        "--prefer",
+        choices=PREFER_CHOICES,
+        default="counters",
+        help="after counters the guest programs and would lose: rank the guest's stalls before "
+        "the host capacity pinning takes (counters, default) or the reverse (capacity)",
+    )
+    p.add_argument("--explain", action="store_true", help="print the ranking rule, key by key")
 
 
 def load_work(args: argparse.Namespace) -> tuple[Capture, Work]:
@@ -82,20 +115,36 @@ def run_scenarios(
     path: Path_,
     *,
     rank: bool = True,
+    recreate_cost_us: float = DEFAULT_RECREATE_COST_US,
+    prefer: Prefer = "counters",
+    max_unknown_pct: float = DEFAULT_MAX_UNKNOWN * 100,
 ) -> Results:
-    """Replay the scenarios (objects or names) with a progress bar; rank them unless told not."""
+    """Replay the scenarios (objects or names) with a progress bar; rank them unless told not
+    (the options are :func:`replay.api.what_if`'s, the unknown limit in percent)."""
     with count_progress("replaying scenarios", len(scenarios)) as advance:
 
         def step(scenario: Scenario) -> None:
             advance(f"replaying {scenario.name}")
 
-        return what_if(capture, scenarios, path=path, work=work, on_scenario=step, rank=rank)
+        return what_if(
+            capture,
+            scenarios,
+            path=path,
+            work=work,
+            on_scenario=step,
+            rank=rank,
+            recreate_cost_us=recreate_cost_us,
+            prefer=prefer,
+            max_unknown=max_unknown_pct / 100,
+        )
 
 
 def print_report(results: Results, title: str) -> None:
     """Per scenario and vCPU numbers, then the worst stall episodes."""
     for note in results.meta["notes"]:
         stdout.print(f"[yellow]note:[/] {note}")
+    for vcpu in results.meta.get("vcpus_without_rows", []):
+        stdout.print(f"[yellow]note:[/] {describe_absent(vcpu)}")
     table = Table(title=title, title_justify="left")
     for col in (
         "scenario",
@@ -105,7 +154,9 @@ def print_report(results: Results, title: str) -> None:
         "risky ticks",
         "fail-entries",
         "counted/true cycles",
-        "unknown s",
+        "cross-PMU loads",
+        "re-created events",
+        "unknown s (share)",
         "lost counters",
     ):
         table.add_column(
@@ -124,7 +175,9 @@ def print_report(results: Results, title: str) -> None:
             risky,
             str(r["fail_entries"]),
             cyc,
-            f"{r['unknown_ns'] / 1e9:.3f}",
+            str(r["cross_pmu_loads"]),
+            str(r["event_recreations"]),
+            f"{r['unknown_ns'] / 1e9:.3f} ({r['unknown_share']:.1%})",
             r["lost_counters"] or "-",
         )
     stdout.print(table)
@@ -148,30 +201,44 @@ def print_report(results: Results, title: str) -> None:
         stdout.print(episodes)
 
 
-def print_comparison(results: Results, title: str) -> None:
-    """The report, then the ranked scenarios and the recommendation (ranked results)."""
-    assert results.ranking is not None, "run_scenarios(..., rank=True) ranks the results"
+def print_comparison(results: Results, title: str, *, explain: bool = False) -> None:
+    """The report, then the ranked scenarios and their costs, the ranking rule (``explain``)
+    and the verdict (ranked results)."""
+    ranking, verdict = results.ranking, results.verdict
+    assert ranking is not None and verdict is not None, "run_scenarios(..., rank=True) ranks"
     print_report(results, title)
     table = Table(title="ranking (best first)", title_justify="left")
     for col in (
         "#",
         "scenario",
+        "kernel",
         "stalled",
         "risky ticks",
-        "fail-entries",
+        "pinned off (capacity)",
+        "re-creations (CPU ms)",
         "lost counters",
-        "verdict",
+        "assessment",
     ):
         table.add_column(col)
-    for r in results.ranking.table.iter_rows(named=True):
+    for r in ranking.table.iter_rows(named=True):
+        pinned = r["pinned_off_cpus"]
         table.add_row(
             str(r["rank"]),
             r["scenario"],
+            "proposed" if r["proposed"] else "mainline",
             f"{r['stalled_share']:.1%}",
             str(r["risky_ticks"]),
-            str(r["fail_entries"]),
+            f"CPUs {pinned} ({r['pinned_capacity_share']:.0%})" if pinned else "-",
+            f"{r['event_recreations']} ({r['recreate_cpu_ns'] / 1e6:.3f})",
             r["lost_counters"] or "-",
-            r["verdict"],
+            r["assessment"],
         )
     stdout.print(table)
-    stdout.print(f"[bold]recommendation:[/] {results.ranking.recommendation}")
+    if explain:
+        stdout.print("[bold]ranking rule[/] (each key breaks the ties of the ones before):")
+        for i, key in enumerate(ranking.rule, 1):
+            stdout.print(f"  {i}. {key}")
+    stdout.print(f"[bold]verdict:[/] {verdict.status}")
+    for reason in verdict.reasons:
+        stdout.print(f"  - {reason}")
+    stdout.print(f"[bold]recommendation:[/] {verdict.text}")

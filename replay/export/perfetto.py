@@ -7,8 +7,13 @@ What the trace shows (track layout in :mod:`replay.export.tracks`):
 * under each vCPU, one counter track per scenario and guest counter with the value the guest
   would read (:func:`replay.export.events.counter_samples`);
 * per scenario, a ``stalls: <scenario>`` group with one track per vCPU and counter: stall
-  episodes and unknown time as slices (cause in the args), fail-entries, risky zero-delta
-  ticks and traced zero-delta ``PMCCNTR_EL0`` reads as instants;
+  episodes and unknown time as slices (cause in the args), fail-entries, perf-event
+  re-creations, risky zero-delta ticks and traced zero-delta ``PMCCNTR_EL0`` reads as
+  instants; the group's description names the scenario's kernel and, for ranked results, its
+  costs;
+* for ranked results, a ``verdict`` track first, with one instant at the start whose name is
+  the verdict's status and scenario and whose args hold the rest (kernel, mainline fallback,
+  reasons, text);
 * the host CPU frequency steps, one counter per CPU.
 
 Timestamps are the replay's ns on the capture's clock (:mod:`replay.export.clocks`). The trace
@@ -272,6 +277,17 @@ class _Plan:
             # Counter tracks hold nothing else, so their packets need no merging with slices.
             w.events([events.counter_samples(obs, counters)], interner)
         w.events(self._frequency(w), interner)
+        w.events(self._verdict(w), interner)
+
+    def _verdict(self, w: PacketWriter) -> list[Batch]:
+        """The verdict track and its one instant (ranked results only)."""
+        verdict = self.results.meta.get("verdict")
+        if not verdict:
+            return []
+        uuid = self.ids("verdict")
+        about = "which configuration to deploy, on which kernel, and how sure the replay is"
+        w.raw(descriptor_packet(group_track(uuid, "verdict", rank=-1, description=about)), 1)
+        return [events.verdict_instant(verdict, self.t0, uuid)]
 
     def _write_static_tracks(self, w: PacketWriter) -> None:
         """VM processes, their vCPU threads, the scenarios' stall groups."""
@@ -282,11 +298,20 @@ class _Plan:
             w.raw(descriptor_packet(thread_track(uuid, pid, tid, name)), 1)
         r = self.results
         with_findings = {*r.findings["scenario"].to_list(), *self.zero["scenario"].to_list()}
+        kernels = {
+            s["name"]: f"proposed, series revision {s['kernel']}" if s["proposed"] else "mainline"
+            for s in _meta(r, "scenarios")
+            if "kernel" in s
+        }
+        costs = {row["scenario"]: row["assessment"] for row in r.meta.get("ranking", [])}
         for scenario, rank in self.scenario_rank.items():
             if scenario in with_findings:
                 uuid = self.ids("stalls", scenario)
-                about = f"under {scenario}: stall episodes and unknown time (slices), "
-                about += "failed guest entries, risky ticks and zero-delta reads (instants)"
+                about = f"under {scenario} (kernel: {kernels.get(scenario) or 'unknown'}): "
+                about += "stall episodes and unknown time (slices), failed guest entries, "
+                about += "perf-event re-creations, risky ticks and zero-delta reads (instants)"
+                if scenario in costs:
+                    about += f". Costs: {costs[scenario]}"
                 desc = group_track(uuid, f"stalls: {scenario}", rank=rank, description=about)
                 w.raw(descriptor_packet(desc), 1)
 

@@ -214,6 +214,35 @@ def test_stalls_track_per_scenario(loaded: tuple[Results, TraceProcessor]) -> No
     reads = got.filter(pl.col("name") == "zero-delta read").select("scenario", "ts")
     zero = results.reads.filter(pl.col("zero_delta")).select("scenario", "ts")
     assert reads.sort("scenario", "ts").rows() == zero.sort("scenario", "ts").rows()
+    # perf events the kernel re-created at guest entries, on the PMU they moved to
+    recreated = got.filter(pl.col("name") == "perf event re-created")
+    want = f.filter(pl.col("kind") == "recreation")
+    assert recreated.select("scenario", "ts", "cause").sort("scenario", "ts").rows() == (
+        want.select("scenario", pl.col("start").alias("ts"), "cause").sort("scenario", "ts").rows()
+    )
+
+
+def test_verdict_track(loaded: tuple[Results, TraceProcessor]) -> None:
+    """The verdict of ranked results: one instant at the start on the ``verdict`` track."""
+    results, tp = loaded
+    got = rows(
+        tp,
+        "select s.ts, s.dur, s.name, extract_arg(s.arg_set_id, 'debug.kernel') as kernel, "
+        "extract_arg(s.arg_set_id, 'debug.mainline_fallback') as fallback, "
+        "extract_arg(s.arg_set_id, 'debug.text') as text "
+        "from slice s join track t on s.track_id = t.id where t.name = 'verdict'",
+    )
+    verdict = results.meta["verdict"]
+    assert got == [
+        {
+            "ts": results.meta["start"],
+            "dur": 0,
+            "name": f"{verdict['status']}: {verdict['scenario']}",
+            "kernel": verdict["kernel"],
+            "fallback": verdict["mainline_fallback"],
+            "text": verdict["text"],
+        }
+    ]
 
 
 def test_host_cpu_frequency(loaded: tuple[Results, TraceProcessor]) -> None:

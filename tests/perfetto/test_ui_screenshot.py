@@ -59,7 +59,7 @@ def test_perfetto_ui_shows_vcpu_and_counter_tracks(tmp_path: Path) -> None:
     assert not any("Oops" in line for line in shown), shown
     # the VM's process group, its vCPU thread tracks (name + tid) and their counter tracks
     assert {"qemu:4000 4000", "vCPU 0 4001", "vCPU 1 4002"} <= shown
-    assert {"default@cpu0 cycles (4001)", "fixed-counters-only cycles (4002)"} <= shown
+    assert {"default@cpu0 cycles (4001)", "fixed-counters-only+v8 cycles (4002)"} <= shown
     # the per-scenario stall groups and the host CPU frequencies
     assert {"stalls: default@cpu0", "qemu:4000 vCPU 0 cycles", "CPU 2 frequency"} <= shown
     header = png.read_bytes()[:24]

@@ -100,6 +100,38 @@ def test_stalls_fail_entries_and_risky_ticks_are_all_there(tmp_path: Path) -> No
     }
 
 
+def test_recreations_costs_and_the_verdict_are_in_the_trace(tmp_path: Path) -> None:
+    results = fixture_results("pmu-moves")
+    out = tmp_path / "t.perfetto-trace"
+    write_perfetto(results, out)
+    trace = read_trace(out)
+    evs = events(trace)
+    got = sorted(
+        (e.track, e.ts, dict(e.args)["host_pmu"]) for e in evs if e.name == "perf event re-created"
+    )
+    want = results.findings.filter(pl.col("kind") == "recreation")
+    assert got == sorted(
+        (f"stalls: {s}/qemu:4000 vCPU 0 cycles", t, p)
+        for s, t, p in want.select("scenario", "start", "host_pmu").rows()
+    )
+    assert len(got) == 4  # 2 under each series revision, none on a released kernel
+    (verdict,) = [e for e in evs if e.track == "verdict"]
+    meta = results.meta["verdict"]
+    assert (verdict.ts, verdict.name) == (results.meta["start"], f"conclusive: {meta['scenario']}")
+    assert dict(verdict.args)["text"] == meta["text"]
+    about = {
+        p.track_descriptor.name: p.track_descriptor.description
+        for p in trace.packet
+        if p.HasField("track_descriptor")
+    }
+    costs = {r["scenario"]: r["assessment"] for r in results.meta["ranking"]}
+    assert about["stalls: fixed-counters-only+v8"].endswith(
+        f"Costs: {costs['fixed-counters-only+v8']}"
+    )
+    assert "(kernel: proposed, series revision v8)" in about["stalls: fixed-counters-only+v8"]
+    assert "(kernel: mainline)" in about["stalls: default@cpu0"]
+
+
 def test_traced_zero_delta_reads_are_instants(tmp_path: Path) -> None:
     results = fixture_results("traced-pmccntr-reads")
     zero = results.reads.filter(pl.col("zero_delta"))
