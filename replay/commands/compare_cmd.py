@@ -6,6 +6,7 @@ import argparse
 import json
 
 from replay.commands.export_cmd import export
+from replay.commands.report_cmd import write_html
 from replay.commands.session import load_work, print_comparison, replay_parser, run_scenarios
 from replay.compare import scenario_matrix
 
@@ -40,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         results.save(args.output)
     if args.perfetto:
         export(results, args.perfetto, to_stderr=args.json)
+    if args.html:
+        write_html(results, args.html, to_stderr=args.json)
     if args.json:
         out = {key: results.meta[key] for key in ("ranking", "recommendation", "notes")}
         print(json.dumps(out, indent=2, default=str))

@@ -16,6 +16,7 @@ from importers.errors import PmuReplayError
 from replay.api import open_capture, prepare_replay
 from replay.commands.console import stdout
 from replay.commands.export_cmd import export
+from replay.commands.report_cmd import write_html
 from replay.commands.session import print_comparison, run_scenarios
 from replay.compare import scenario_matrix
 
@@ -65,4 +66,5 @@ def run(args: argparse.Namespace) -> int:
     )
     stdout.print(f"results (Parquet + replay.json): {out}/")
     export(results, str(out / "demo.perfetto-trace"), to_stderr=False)
+    write_html(results, str(out / "report.html"), to_stderr=False)
     return 0

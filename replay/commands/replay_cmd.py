@@ -6,6 +6,7 @@ import argparse
 import json
 
 from replay.commands.export_cmd import export
+from replay.commands.report_cmd import write_html
 from replay.commands.session import load_work, print_report, replay_parser, run_scenarios
 from replay.scenarios import SCENARIO_SYNTAX
 
@@ -49,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         results.save(args.output)
     if args.perfetto:
         export(results, args.perfetto, to_stderr=args.json)
+    if args.html:
+        write_html(results, args.html, to_stderr=args.json)
     if args.json:
         print(
             json.dumps(

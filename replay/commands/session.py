@@ -34,6 +34,7 @@ def replay_parser(
 ) -> argparse.ArgumentParser:
     """The parser of a command that replays a capture (replay, compare)."""
     from replay.commands.export_cmd import add_perfetto_option
+    from replay.commands.report_cmd import add_html_option
 
     p = sub.add_parser(
         name,
@@ -47,6 +48,7 @@ def replay_parser(
         "--scenario", action="append", default=[], metavar="SCENARIO", help=scenario_help
     )
     add_perfetto_option(p)
+    add_html_option(p)
     return p
 
 
