@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2, default=str))
         return 0
     print_comparison(
-        results, f"what-if comparison on {capture.metadata.source_path} ({work.profile.name} guest)"
+        results,
+        f"what-if comparison on {capture.metadata.source_path} ({work.profile.name} guest)",
+        wide=args.wide,
     )
     return 0

@@ -17,7 +17,7 @@ from replay.api import open_capture, prepare_replay
 from replay.commands.console import stdout
 from replay.commands.export_cmd import export
 from replay.commands.report_cmd import write_html
-from replay.commands.session import print_comparison, run_scenarios
+from replay.commands.session import add_wide_option, print_comparison, run_scenarios
 from replay.compare import scenario_matrix
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="where to write results (default ./pmu-replay-demo)",
     )
     p.add_argument("--profile", default="windows", help="guest profile (default windows)")
+    add_wide_option(p)
     p.set_defaults(run=run)
 
 
@@ -62,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     results = run_scenarios(work, capture, scenario_matrix(work.host), "vectorized")
     out = results.save(args.output)
     print_comparison(
-        results, f"every KVM vPMU mode on the demo schedule ({work.profile.name} guest)"
+        results,
+        f"every KVM vPMU mode on the demo schedule ({work.profile.name} guest)",
+        wide=args.wide,
     )
     stdout.print(f"results (Parquet + replay.json): {out}/")
     export(results, str(out / "demo.perfetto-trace"), to_stderr=False)

@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         print_report(
-            results, f"replay of {capture.metadata.source_path} ({work.profile.name} guest)"
+            results,
+            f"replay of {capture.metadata.source_path} ({work.profile.name} guest)",
+            wide=args.wide,
         )
     return 0

@@ -68,8 +68,8 @@ def write_html(results: Results, path: str, *, to_stderr: bool) -> None:
     stats = write_report(results, path)
     took = time.perf_counter() - started
     console = stderr if to_stderr else stdout
+    # one line, never wrapped, so the path can be copied
     console.print(
-        f"wrote {stats.path}: {stats.charts} charts, {stats.bytes / 1e3:.1f} kB in {took:.1f} s; "
-        "open it in any web browser",
+        f"wrote {stats.path} ({stats.charts} charts, {stats.bytes / 1e3:.1f} kB, {took:.1f} s)",
         soft_wrap=True,
     )

@@ -6,12 +6,14 @@ import argparse
 from collections.abc import Sequence
 
 import polars as pl
+from rich.measure import Measurement
 from rich.table import Table
 
 from importers.capture import Capture
 from replay.api import prepare_replay, what_if
 from replay.commands.console import count_progress, stdout
 from replay.commands.import_cmd import add_host_options, open_from_args
+from replay.commands.short_names import ScenarioNames, print_legend
 from replay.engine import Path_
 from replay.profiles import PROFILES
 from replay.results import Results
@@ -67,8 +69,19 @@ def add_replay_options(p: argparse.ArgumentParser) -> None:
         help="engine path: vectorized (fast) or reference (steps the model event by event)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    add_wide_option(p)
     p.add_argument("--strict", action="store_true", help="fail on undecodable input or lost events")
     add_host_options(p)
+
+
+def add_wide_option(p: argparse.ArgumentParser) -> None:
+    """``--wide``: whole scenario names in the tables, whatever the terminal's width."""
+    p.add_argument(
+        "--wide",
+        action="store_true",
+        help="print whole scenario names even where they do not fit the terminal (by default "
+        "narrow terminals get short names and a legend)",
+    )
 
 
 def load_work(args: argparse.Namespace) -> tuple[Capture, Work]:
@@ -94,33 +107,72 @@ def run_scenarios(
         return what_if(capture, scenarios, path=path, work=work, on_scenario=step, rank=rank)
 
 
-def print_report(results: Results, title: str) -> None:
-    """Per scenario and vCPU numbers, then the worst stall episodes."""
+def print_report(results: Results, title: str, *, wide: bool = False) -> ScenarioNames:
+    """Per scenario and vCPU numbers, then the worst stall episodes.
+
+    Scenario names are shortened, with a legend, when the table would not fit the terminal
+    otherwise (:mod:`replay.commands.short_names`); ``wide`` keeps them whole. Returns the
+    names used, for the tables that follow.
+    """
     for note in results.meta["notes"]:
         stdout.print(f"[yellow]note:[/] {note}")
-    table = Table(title=title, title_justify="left")
-    for col in (
-        "scenario",
-        "vCPU",
-        "guest s",
-        "stalled s",
-        "risky ticks",
-        "fail-entries",
-        "counted/true cycles",
-        "unknown s",
-        "lost counters",
-    ):
-        table.add_column(
-            col, justify="left" if col in ("scenario", "vCPU", "lost counters") else "right"
+    names = ScenarioNames.full()
+    table = _vcpu_table(results, title, names)
+    # the width the table needs with nothing wrapped (measured as if the terminal were unbounded)
+    natural = Measurement.get(stdout, stdout.options.update_width(1 << 16), table).maximum
+    if not wide and natural > stdout.width:
+        names = ScenarioNames.shortened(
+            results.summary["scenario"].unique(maintain_order=True).to_list()
         )
+        print_legend(names)
+        table = _vcpu_table(results, title, names)
+    stdout.print(table)
+    worst = (
+        results.findings.filter(pl.col("kind") == "stall").sort("duration", descending=True).head(5)
+    )
+    if worst.height:
+        episodes = names.table("longest stall episodes")
+        for col in ("scenario", "vCPU", "start s", "duration ms", "CPU", "cause"):
+            names.add_column(episodes, col, col)
+        t0 = results.meta["start"]
+        for e in worst.iter_rows(named=True):
+            episodes.add_row(
+                names(e["scenario"]),
+                f"{e['vm']}/{e['vcpu_index']}",
+                f"{(e['start'] - t0) / 1e9:.6f}",
+                f"{e['duration'] / 1e6:.3f}",
+                str(e["cpu"]),
+                e["cause"],
+            )
+        stdout.print(episodes)
+    return names
+
+
+def _vcpu_table(results: Results, title: str, names: ScenarioNames) -> Table:
+    table = names.table(title)
+    for heading, compact in (
+        ("scenario", "scenario"),
+        ("vCPU", "vCPU"),
+        ("guest s", "guest s"),
+        ("stalled s", "stall s"),
+        ("risky ticks", "risky"),
+        ("fail-entries", "fails"),
+        ("counted/true cycles", "cycles"),
+        ("unknown s", "unk. s"),
+        ("lost counters", "lost"),
+    ):
+        left = heading in ("scenario", "vCPU", "lost counters")
+        names.add_column(table, heading, compact, justify="left" if left else "right")
     for r in results.summary.iter_rows(named=True):
         cyc = f"{r['counted_cycles'] / r['true_cycles']:.1%}" if r["true_cycles"] else "-"
         risky = (
             "-" if r["ticks_with_guest"] is None else f"{r['risky_ticks']}/{r['ticks_with_guest']}"
         )
+        vcpu = f"{r['vm']}/{r['vcpu_index'] if r['vcpu_index'] is not None else '?'}"
         table.add_row(
-            r["scenario"],
-            f"{r['vm']}/{r['vcpu_index'] if r['vcpu_index'] is not None else '?'} ({r['vcpu']})",
+            names(r["scenario"]),
+            # short names: as in the episodes table, the thread id stays in --wide and --json
+            vcpu if names.short else f"{vcpu} ({r['vcpu']})",
             f"{r['guest_ns'] / 1e9:.3f}",
             f"{r['stalled_ns'] / 1e9:.3f}",
             risky,
@@ -129,46 +181,28 @@ def print_report(results: Results, title: str) -> None:
             f"{r['unknown_ns'] / 1e9:.3f}",
             r["lost_counters"] or "-",
         )
-    stdout.print(table)
-    worst = (
-        results.findings.filter(pl.col("kind") == "stall").sort("duration", descending=True).head(5)
-    )
-    if worst.height:
-        episodes = Table(title="longest stall episodes", title_justify="left")
-        for col in ("scenario", "vCPU", "start s", "duration ms", "CPU", "cause"):
-            episodes.add_column(col)
-        t0 = results.meta["start"]
-        for e in worst.iter_rows(named=True):
-            episodes.add_row(
-                e["scenario"],
-                f"{e['vm']}/{e['vcpu_index']}",
-                f"{(e['start'] - t0) / 1e9:.6f}",
-                f"{e['duration'] / 1e6:.3f}",
-                str(e["cpu"]),
-                e["cause"],
-            )
-        stdout.print(episodes)
+    return table
 
 
-def print_comparison(results: Results, title: str) -> None:
+def print_comparison(results: Results, title: str, *, wide: bool = False) -> None:
     """The report, then the ranked scenarios and the recommendation (ranked results)."""
     assert results.ranking is not None, "run_scenarios(..., rank=True) ranks the results"
-    print_report(results, title)
-    table = Table(title="ranking (best first)", title_justify="left")
-    for col in (
-        "#",
-        "scenario",
-        "stalled",
-        "risky ticks",
-        "fail-entries",
-        "lost counters",
-        "verdict",
+    names = print_report(results, title, wide=wide)
+    table = names.table("ranking (best first)")
+    for heading, compact in (
+        ("#", "#"),
+        ("scenario", "scenario"),
+        ("stalled", "stalled"),
+        ("risky ticks", "risky"),
+        ("fail-entries", "fails"),
+        ("lost counters", "lost"),
+        ("verdict", "verdict"),
     ):
-        table.add_column(col)
+        names.add_column(table, heading, compact)
     for r in results.ranking.table.iter_rows(named=True):
         table.add_row(
             str(r["rank"]),
-            r["scenario"],
+            names(r["scenario"]),
             f"{r['stalled_share']:.1%}",
             str(r["risky_ticks"]),
             str(r["fail_entries"]),
