@@ -2,8 +2,9 @@
 
 ``cpu_frequency`` events (power.h; ``state`` in kHz, ``cpu_id`` the CPU it applies to) make the
 frequency of each CPU piecewise constant. Before a CPU's first event, and on CPUs without
-events, the topology's highest frequency stands in, and failing that a nominal 1 GHz; both are
-reported, since cycle counts then rest on an assumption.
+events, the topology's highest frequency stands in (for an inferred topology, the highest the
+capture showed), and failing that a nominal 1 GHz; all are reported, since cycle counts then
+rest on an assumption.
 
 Cycles are integers from a cumulative clock ``C(cpu, t)`` (floor of the integral of the
 frequency), so the cycles of adjacent intervals add up exactly to those of their union and
@@ -62,7 +63,7 @@ class FrequencyClock:
             if khz is None:
                 top = topology.max_freq_khz(cpu) if topology else None
                 khz = top or NOMINAL_KHZ
-                label = f"{khz} kHz (topology maximum)" if top else f"{khz} kHz (nominal)"
+                label = f"{khz} kHz ({_source(topology)})" if top else f"{khz} kHz (nominal)"
                 fallback_cpus.setdefault(label, []).append(cpu)
             starts.append({"cpu": cpu, "ts": t0, "khz": khz})
         for label, group in fallback_cpus.items():
@@ -101,6 +102,14 @@ class FrequencyClock:
         ordered = np.empty(len(values), dtype=np.int64)
         ordered[found["row"].to_numpy()] = values
         return pl.Series("c", ordered)
+
+
+def _source(topology: Topology | None) -> str:
+    """Where a stand-in frequency comes from: an inferred topology only knows the highest
+    frequency the capture showed, not the cluster's maximum."""
+    if topology is not None and topology.inferred:
+        return "highest frequency seen in the capture"
+    return "topology maximum"
 
 
 def _cycles(khz: pl.Expr, dt_ns: pl.Expr) -> pl.Expr:

@@ -23,7 +23,8 @@ from replay.compare import scenario_matrix
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "fixtures" / "demo"
 HELP = (
-    "replay the embedded capture under every KVM vPMU mode, recommend one, write a Perfetto trace"
+    "replay the embedded capture under every KVM vPMU mode, recommend one, write a Perfetto "
+    "trace and an HTML report"
 )
 
 
@@ -31,7 +32,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
         help=HELP,
-        description=HELP + ".\n\n" + __doc__.split("\n\n", 1)[1],
+        # the docstring without its reST markup: --help is plain text
+        description=HELP + ".\n\n" + __doc__.split("\n\n", 1)[1].replace("``", "`"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(

@@ -8,6 +8,7 @@ import json
 from replay.commands.export_cmd import export
 from replay.commands.report_cmd import write_html
 from replay.commands.session import load_work, print_report, replay_parser, run_scenarios
+from replay.profiles import PROFILE_FILE_FORMAT
 from replay.scenarios import SCENARIO_SYNTAX
 
 HELP = "replay a capture's real schedule through the KVM vPMU model under chosen scenarios"
@@ -27,7 +28,8 @@ examples:
 outputs (-o DIR): observations.parquet (per guest piece and counter: counting, delta, value),
 findings.parquet (stall episodes, failed entries, unknown time), ticks.parquet, summary.parquet,
 pieces.parquet (where each vCPU ran), frequency.parquet and replay.json.
-"""
+
+{PROFILE_FILE_FORMAT}"""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -23,7 +23,8 @@ from replay.work import Work
 PROFILE_HELP = (
     "what the guest does with its vPMU: "
     + "; ".join(f"{name}: {p.description}" for name, p in PROFILES.items())
-    + "; or a JSON profile file (default: windows)"
+    + "; or a JSON profile file (see 'guest profile file' in `pmu-replay replay --help`) "
+    "(default: windows)"
 )
 
 
