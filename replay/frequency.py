@@ -28,8 +28,9 @@ _NS_PER_MS = 1_000_000  # kHz x ns / 1e6 = cycles
 class FrequencyClock:
     """Cumulative cycle clock per CPU.
 
-    ``steps`` has one row per frequency step: ``cpu, ts, khz, base`` where ``base`` is
-    ``C(cpu, ts)``. ``notes`` explain assumed frequencies.
+    ``steps`` has one row per frequency step: ``cpu, ts, khz, base, assumed`` where ``base``
+    is ``C(cpu, ts)`` and ``assumed`` marks a frequency no event measured (a CPU's first step,
+    when the capture has no ``cpu_frequency`` event before its start). ``notes`` explain them.
     """
 
     steps: pl.DataFrame
@@ -65,13 +66,12 @@ class FrequencyClock:
                 khz = top or NOMINAL_KHZ
                 label = f"{khz} kHz ({_source(topology)})" if top else f"{khz} kHz (nominal)"
                 fallback_cpus.setdefault(label, []).append(cpu)
-            starts.append({"cpu": cpu, "ts": t0, "khz": khz})
+            starts.append({"cpu": cpu, "ts": t0, "khz": khz, "assumed": cpu not in known})
         for label, group in fallback_cpus.items():
             notes.append(f"CPUs {group}: no cpu_frequency event at the start; assumed {label}")
+        measured = events.filter(pl.col("ts") > t0).with_columns(assumed=pl.lit(False))
         steps = (
-            pl.concat(
-                [pl.DataFrame(starts, schema=events.schema), events.filter(pl.col("ts") > t0)]
-            )
+            pl.concat([pl.DataFrame(starts, schema=measured.schema), measured])
             .sort("cpu", "ts")
             .with_columns(
                 _cycles(pl.col("khz"), pl.col("ts").shift(-1).over("cpu") - pl.col("ts"))
@@ -80,7 +80,7 @@ class FrequencyClock:
             )
             .with_columns((pl.col("span").cum_sum().over("cpu") - pl.col("span")).alias("base"))
         )
-        return cls(steps.select("cpu", "ts", "khz", "base"), notes)
+        return cls(steps.select("cpu", "ts", "khz", "base", "assumed"), notes)
 
     def cycles(self, frame: pl.DataFrame, start: str = "start", end: str = "end") -> pl.Series:
         """Cycles run on ``frame["cpu"]`` between ``start`` and ``end`` (int64, per row)."""

@@ -24,9 +24,10 @@ def stand_ins(capture: Capture, topology: Topology | None, limit: int = SHOWN) -
     """The best stand-in threads: ``tid, comm, run_ns, moves``, best first.
 
     ``run_ns`` is the thread's time on any CPU (from each switch-in to the next switch on that
-    CPU, or to the end of the capture); ``moves`` counts switch-ins on a CPU of another cluster (host PMU) than the thread's
-    previous one — or of another CPU when there is no topology. Threads that moved come first,
-    longest-running first; threads that never moved fill the remaining places.
+    CPU, or to the end of the capture); ``moves`` counts switch-ins on a CPU of another
+    cluster (host PMU) than the thread's previous one — or of another CPU when there is no
+    topology. Threads that moved come first, longest-running first; threads that never moved
+    fill the remaining places.
     """
     switches = capture.frame("sched_switch")
     if switches.is_empty():

@@ -62,6 +62,10 @@ def test_perfetto_ui_shows_vcpu_and_counter_tracks(tmp_path: Path) -> None:
     assert {"default@cpu0 cycles (4001)", "fixed-counters-only cycles (4002)"} <= shown
     # the per-scenario stall groups and the host CPU frequencies
     assert {"stalls: default@cpu0", "qemu:4000 vCPU 0 cycles", "CPU 2 frequency"} <= shown
+    # the stall tracks come first, above the host frequencies and the VM
+    order = json.loads(done.stdout)
+    assert order.index("stalls: default@cpu0") < order.index("CPU 2 frequency")
+    assert order.index("stalls: default@cpu0") < order.index("qemu:4000 4000")
     header = png.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", header[16:24]) == (1600, 1600)
