@@ -32,21 +32,13 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = results_parser(
+        sub,
         "export",
-        help=HELP,
-        description=HELP,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "results", metavar="RESULTS", help="results directory of `pmu-replay replay/compare -o`"
-    )
-    p.add_argument(
-        "-o",
-        "--output",
-        metavar="TRACE",
-        help="trace file to write (default: RESULTS/replay.perfetto-trace)",
+        HELP,
+        EPILOG,
+        "TRACE",
+        "trace file to write (default: RESULTS/replay.perfetto-trace)",
     )
     p.add_argument(
         "--scenario",
@@ -56,6 +48,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="export only this scenario (repeat); default: all",
     )
     p.set_defaults(run=run)
+
+
+def results_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help: str,
+    epilog: str,
+    output: str,
+    output_help: str,
+) -> argparse.ArgumentParser:
+    """The parser of a command that turns a results directory into a file (export, report)."""
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "results", metavar="RESULTS", help="results directory of `pmu-replay replay/compare -o`"
+    )
+    p.add_argument("-o", "--output", metavar=output, help=output_help)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

