@@ -40,7 +40,6 @@ class TimeUnit:
 class ReportFrame:
     """The tables and settings the charts and sections of one report read."""
 
-    meta: dict[str, Any]
     summary: pl.DataFrame
     findings: pl.DataFrame
     pieces: pl.DataFrame
@@ -68,7 +67,6 @@ class ReportFrame:
         colour = {s: slots.index(s) % len(SERIES) for s in order}
         ns = (meta.get("capture") or {}).get("ts_unit", "ns") == "ns"
         return cls(
-            meta=meta,
             summary=results.summary,
             findings=results.findings,
             pieces=results.pieces,

@@ -85,8 +85,16 @@ class ReportStats:
     charts: int
 
 
+_CHARTS = (cost_chart, episode_chart, placement_chart, ramp_chart)
+
+
 def render_report(results: Results) -> str:
     """The report of ``results`` as HTML text (see the module docstring)."""
+    return _render(results)[0]
+
+
+def _render(results: Results) -> tuple[str, int]:
+    """The report's HTML and how many charts it draws."""
     # replay.json as it is on disk: results fresh from a replay and results loaded from a
     # directory then render to the same bytes
     meta = json.loads(json.dumps(results.meta, sort_keys=True, default=str))
@@ -100,8 +108,8 @@ def render_report(results: Results) -> str:
         "<head>",
         '<meta charset="utf-8">',
         # nothing in this file may reach the network, whatever a mail client does with it
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "style-src 'unsafe-inline'; img-src data:\">",
+        '<meta http-equiv="Content-Security-Policy" '
+        "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         '<meta name="color-scheme" content="light dark">',
         f"<title>{escape(title)}</title>",
@@ -120,10 +128,7 @@ def render_report(results: Results) -> str:
         "</body>",
         "</html>",
     ]
-    return "\n".join(p for p in parts if p) + "\n"
-
-
-_CHARTS = (cost_chart, episode_chart, placement_chart, ramp_chart)
+    return "\n".join(p for p in parts if p) + "\n", len(drawn)
 
 
 def write_report(results: Results, path: str | Path) -> ReportStats:
@@ -135,7 +140,7 @@ def write_report(results: Results, path: str | Path) -> ReportStats:
     UsageError
         The file cannot be written, or matplotlib is missing.
     """
-    text = render_report(results)
+    text, charts = _render(results)
     out = Path(path)
     tmp = out.with_name(out.name + ".part")
     try:
@@ -144,7 +149,7 @@ def write_report(results: Results, path: str | Path) -> ReportStats:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise UsageError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
-    return ReportStats(out, out.stat().st_size, text.count('<figure class="chart"'))
+    return ReportStats(out, out.stat().st_size, charts)
 
 
 def _subtitle(meta: dict[str, Any], data: ReportFrame) -> str:

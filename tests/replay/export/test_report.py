@@ -218,3 +218,59 @@ def test_write_errors_are_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(UsageError, match="pip install"):
         write_report(fixture_results(NAME), tmp_path / "r.html")
     assert not (tmp_path / "r.html").exists()
+
+
+def test_placement_cells_take_the_cluster_with_the_most_time() -> None:
+    from replay.export.timeline_charts import _dominant_cells
+
+    # CPU 0-1: cluster 0, CPU 2-3: cluster 1; cells of 10 ns from t = 100
+    pieces = pl.DataFrame(
+        {
+            "tid": [7, 7, 7, 7, 8],
+            "cpu": [0, 2, 2, 1, 3],
+            "start": [100, 104, 110, 141, 100],
+            "end": [104, 110, 135, 150, 130],
+            "state": ["guest", "host", "guest", "unknown", "guest"],
+        },
+        schema_overrides={"cpu": pl.Int16},
+    )
+    cells = _dominant_cells(pieces, {0: 0, 1: 0, 2: 1, 3: 1}, 2, 100, 10.0)
+    got = {(tid, cell): cat for tid, cell, cat in cells.rows()}
+    assert got == {
+        (7, 0): 1,  # 4 ns on cluster 0, 6 ns on cluster 1 (host time counts: the CPU ran it)
+        (7, 1): 1,
+        (7, 2): 1,
+        (7, 3): 1,  # 5 ns of a piece spanning three cells
+        (7, 4): -1,  # unknown time
+        (8, 0): 1,
+        (8, 1): 1,
+        (8, 2): 1,
+    }
+
+
+def test_identical_counter_ramps_share_one_line(html: str) -> None:
+    results = fixture_results(NAME)
+    worst = results.summary.sort("stalled_ns", descending=True)["vcpu"][0]
+    obs = results.observations.filter(
+        (pl.col("vcpu") == worst) & (pl.col("state") == "guest") & (pl.col("counter") == 31)
+    )
+    ends = sorted(set(obs["end"].to_list()))
+    # each scenario's counter as a step function, evaluated at every piece end
+    steps: dict[tuple[int, ...], set[str]] = {}
+    for (scenario,), part in obs.group_by("scenario"):
+        counted = tuple(int(part.filter(pl.col("end") <= t)["delta"].sum()) for t in ends)
+        steps.setdefault(counted, set()).add(str(scenario))
+    labels = [
+        t for t in _texts(_chart(html, "ramp")) if any(s in t for s in results.summary["scenario"])
+    ]
+    assert sorted(sorted(label.split(" = ")) for label in labels) == sorted(
+        sorted(group) for group in steps.values()
+    )
+    assert any(len(group) > 1 for group in steps.values())  # the story has such a pair
+
+
+def test_cost_chart_shows_each_scenario_s_stall_share(html: str) -> None:
+    texts = _texts(_chart(html, "costs"))
+    for row in fixture_results(NAME).meta["ranking"]:
+        assert f"{row['stalled_share'] * 100:.1f}%" in texts
+        assert f"{row['risky_ticks']:,}" in texts
