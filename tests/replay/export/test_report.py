@@ -100,6 +100,16 @@ def test_self_contained(html: str) -> None:
     assert set(re.findall(r"https?://[^\s\"'<>)]+", html)) <= namespaces
 
 
+def test_chart_colours_follow_the_page_s_scheme(html: str) -> None:
+    svgs = "".join(re.findall(r"<svg\b.*?</svg>", html, re.S))
+    # no colour baked into a chart: each is a CSS variable, light or dark by the page's scheme
+    assert not re.findall(r"#[0-9a-fA-F]{6}\b", svgs)
+    painted = set(re.findall(r"(?:fill|stroke): ([^;\"]+)", svgs)) - {"none"}
+    assert painted and all(re.fullmatch(r"var\(--[a-z0-9]+\)", p) for p in painted), painted
+    defined = set(re.findall(r"--([a-z0-9]+):", html))
+    assert {p[6:-1] for p in painted} <= defined
+
+
 def test_verdict_falls_back_to_the_recommendation(html: str) -> None:
     results = fixture_results(NAME)
     verdict = _section(html, "verdict")
