@@ -101,9 +101,12 @@ def _value(row: dict[str, Any], cost: Cost, time_scale: float) -> float:
 def _fmt(value: float, cost: Cost) -> str:
     if cost.per:
         return f"{value:.1f}%"
-    if cost.time:
-        return f"{value:.3g}"
-    return f"{value:,.0f}"
+    return _number(value) if cost.time else f"{value:,.0f}"
+
+
+def _number(value: float) -> str:
+    """Three significant digits, without an exponent: ``0.0459``, ``1.29``, ``3,694``."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def episode_chart(data: ReportFrame) -> Chart | None:
@@ -138,8 +141,8 @@ def episode_chart(data: ReportFrame) -> Chart | None:
             ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_ylabel("episodes", fontsize=7.5)
             ax.set_title(
-                f"{name}: {len(lengths)} episodes, median {median:.3g} {unit.unit}, "
-                f"longest {lengths.max():.3g} {unit.unit}",
+                f"{name}: {len(lengths)} episodes, median {_number(median)} {unit.unit}, "
+                f"longest {_number(float(lengths.max()))} {unit.unit}",
                 fontsize=8.5,
                 loc="left",
             )
