@@ -19,27 +19,36 @@ from replay.export.svg import INK, MUTED, SERIES, drawing, new_figure, to_svg
 
 @dataclass(frozen=True)
 class Cost:
-    """One panel of the cost chart: a ``summary`` column summed over a scenario's vCPUs.
+    """One panel of the cost chart: a ``summary`` column over a scenario's vCPUs.
 
-    ``per`` divides the sum by another summed column (a share, shown in %); ``time`` marks
-    columns in the capture's clock units (ns when it converts), shown in seconds.
+    The column is summed, or its largest value taken (``most``: a per-VM figure repeated on
+    every vCPU's row). ``per`` divides the sum by another summed column, and ``share`` marks a
+    column that is a share already: both are shown in %. ``time`` marks a column in the
+    capture's clock units, shown in seconds (``"long"``) or milliseconds (``"short"``) when the
+    clock converts to ns.
     """
 
     column: str
     label: str
     per: str | None = None
-    time: bool = False
+    share: bool = False
+    time: str | None = None
+    most: bool = False
 
 
 #: Panels of the cost chart, in order; those whose column the summary lacks are left out.
 COSTS = (
     Cost("stalled_ns", "cycle counter stalled\n(% of guest time)", per="guest_ns"),
     Cost("risky_ticks", "risky zero-delta ticks"),
-    Cost("fail_entry_ns", "guest time on CPUs\npinning forbids", time=True),
+    Cost("fail_entry_ns", "guest time on CPUs\npinning forbids", time="long"),
     Cost("fail_entries", "failed guest entries"),
+    Cost("pinned_capacity_share", "host capacity\npinning takes", share=True, most=True),
     Cost("cross_pmu_loads", "vCPU loads onto\nanother host PMU"),
     Cost("event_recreations", "perf event\nre-creations"),
+    Cost("recreate_cpu_ns", "CPU time re-creating\nperf events", time="short"),
 )
+#: Panels side by side; more go on further rows.
+PER_ROW = 4
 
 
 def cost_chart(data: ReportFrame) -> Chart | None:
@@ -47,17 +56,18 @@ def cost_chart(data: ReportFrame) -> Chart | None:
     costs = [c for c in COSTS if c.column in data.summary.columns]
     if not costs or data.summary.is_empty():
         return None
-    needed = {c.column for c in costs} | {c.per for c in costs if c.per}
-    totals = data.summary.group_by("scenario").agg(pl.col(sorted(needed)).fill_null(0).sum())
+    total = pl.col([c.column for c in costs if not c.most] + [c.per for c in costs if c.per])
+    most = pl.col([c.column for c in costs if c.most])
+    totals = data.summary.group_by("scenario").agg(total.fill_null(0).sum(), most.max())
     by_name = {row["scenario"]: row for row in totals.iter_rows(named=True)}
     names = [s for s in data.scenarios if s in by_name]
-    rows = max(len(names), 1)
+    rows, columns = -(-len(costs) // PER_ROW), min(len(costs), PER_ROW)
     with drawing("costs"):
-        fig = new_figure(2.1 * len(costs) + 1.6, 0.34 * rows + 1.3)
-        axes = fig.subplots(1, len(costs), sharey=True, squeeze=False)[0]
+        fig = new_figure(2.1 * columns + 1.6, (0.34 * max(len(names), 1) + 1.3) * rows)
+        grid = fig.subplots(rows, columns, sharey=True, squeeze=False)
         y = np.arange(len(names))
-        for ax, cost in zip(axes, costs, strict=True):
-            values = [_value(by_name[n], cost, data.long.scale) for n in names]
+        for ax, cost in zip(grid.flat, costs, strict=False):
+            values = [_value(by_name[n], cost, data) for n in names]
             colours = [SERIES[data.colour[n]] for n in names]
             ax.barh(y, values, color=colours, height=0.7)
             peak = max(values, default=0.0)
@@ -73,33 +83,47 @@ def cost_chart(data: ReportFrame) -> Chart | None:
                 )
             # room for the value labels right of the longest bar
             ax.set_xlim(0, peak * 1.45 if peak > 0 else 1)
-            unit = "%" if cost.per else (data.long.unit if cost.time else "count")
             ax.set_title(cost.label, fontsize=8.5, loc="left")
-            ax.set_xlabel(unit)
+            ax.set_xlabel(_unit(cost, data))
             ax.grid(axis="y", visible=False)
-        axes[0].set_yticks(y, names)
-        axes[0].invert_yaxis()
+        for ax in grid.flat[len(costs) :]:
+            ax.set_visible(False)
+        grid[0, 0].set_yticks(y, names)
+        grid[0, 0].invert_yaxis()
         svg = to_svg(fig, "costs")
     return Chart(
         "costs",
         "What each mode costs",
-        "Per scenario, summed over every vCPU, best-ranked first. Stalls and risky ticks hit "
-        "the guest; time on forbidden CPUs and failed entries are what pinning (set-pmu) "
-        "takes; a missing bar is a zero.",
+        "Per scenario, summed over every vCPU (host capacity: per VM), best-ranked first. "
+        "Stalls and risky ticks hit the guest; time on forbidden CPUs, failed entries and "
+        "capacity are what pinning (set-pmu) takes; perf event re-creations what "
+        "fixed-counters-only costs the host; a missing bar is a zero.",
         svg,
     )
 
 
-def _value(row: dict[str, Any], cost: Cost, time_scale: float) -> float:
+def _value(row: dict[str, Any], cost: Cost, data: ReportFrame) -> float:
     value = float(row[cost.column] or 0)
     if cost.per:
         base = float(row[cost.per] or 0)
         return 100.0 * value / base if base else 0.0
-    return value / time_scale if cost.time else value
+    if cost.share:
+        return 100.0 * value
+    if cost.time:
+        return value / (data.long if cost.time == "long" else data.short).scale
+    return value
+
+
+def _unit(cost: Cost, data: ReportFrame) -> str:
+    if cost.per or cost.share:
+        return "%"
+    if cost.time:
+        return (data.long if cost.time == "long" else data.short).unit
+    return "count"
 
 
 def _fmt(value: float, cost: Cost) -> str:
-    if cost.per:
+    if cost.per or cost.share:
         return f"{value:.1f}%"
     return _number(value) if cost.time else f"{value:,.0f}"
 

@@ -167,9 +167,12 @@ RANKING_COLUMNS = (
     Column("zero_delta_reads", "zero-delta reads", _count, optional=True),
     Column("risky_ticks", "risky ticks", _count),
     Column("fail_entries", "failed entries", _count),
+    Column("pinned_capacity_share", "host capacity pinned off", _share, optional=True),
     Column("cross_pmu_loads", "cross-PMU loads", _count, optional=True),
     Column("event_recreations", "event re-creations", _count, optional=True),
     Column("lost_counters", "lost counters", _text, numeric=False),
+    # the scenario's costs in words: "assessment" since the verdict, "verdict" before
+    Column("assessment", "what it costs", _text, numeric=False),
     Column("verdict", "what it costs", _text, numeric=False),
 )
 
@@ -186,9 +189,11 @@ def ranking_section(meta: dict[str, Any], data: ReportFrame) -> str:
     ]
     head = "".join(f"<th>{c.label}</th>" for c in shown)
     body = "\n".join("<tr>" + "".join(_cell(c, r, data) for c in shown) + "</tr>" for r in rows)
+    keys = (meta.get("ranking_rule") or {}).get("keys") or []
+    rule = f'<p class="sub">ranked by {escape(", then ".join(map(str, keys)))}</p>' if keys else ""
     return (
         '<section id="ranking">\n<h2>Ranking (best first)</h2>\n'
-        f'<table class="ranking">\n<tr>{head}</tr>\n{body}\n</table>\n</section>'
+        f'{rule}<table class="ranking">\n<tr>{head}</tr>\n{body}\n</table>\n</section>'
     )
 
 

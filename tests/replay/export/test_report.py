@@ -166,23 +166,36 @@ def test_host_from_the_topology_or_the_host_block(html: str) -> None:
 
 def test_cost_columns_show_when_the_results_have_them(html: str) -> None:
     results = fixture_results(NAME)
-    assert "re-creations" not in html
+    shown = _texts(_chart(html, "costs"))
+    assert "re-creations" not in shown and "host capacity" not in shown
+    assert "re-creations" not in _section(html, "ranking")
+    fixed, pinned = (
+        pl.col("scenario") == "fixed-counters-only",
+        pl.col("scenario") == "set-pmu:armv8_cortex_a72",
+    )
     summary = results.summary.with_columns(
-        pl.when(pl.col("scenario") == "fixed-counters-only")
-        .then(7)
-        .otherwise(0)
-        .alias("event_recreations")
+        event_recreations=pl.when(fixed).then(7).otherwise(0),
+        # a per-VM figure, on each vCPU's row: shown once, not summed
+        pinned_capacity_share=pl.when(pinned).then(0.25).otherwise(0.0),
     )
     ranking = [
-        {**r, "event_recreations": 14 if r["scenario"] == "fixed-counters-only" else 0}
+        {
+            **{k: v for k, v in r.items() if k != "verdict"},
+            "assessment": f"costs of {r['scenario']}",
+            "event_recreations": 14 if r["scenario"] == "fixed-counters-only" else 0,
+        }
         for r in results.meta["ranking"]
     ]
-    html = render_report(
-        replace(results, summary=summary, meta={**results.meta, "ranking": ranking})
-    )
-    assert "<th>event re-creations</th>" in _section(html, "ranking")
-    texts = _texts(_chart(html, "costs"))
+    rule = {"prefer": "counters", "keys": ["risky ticks", "stalled time"]}
+    meta = {**results.meta, "ranking": ranking, "ranking_rule": rule}
+    more = render_report(replace(results, summary=summary, meta=meta))
+    table = _section(more, "ranking")
+    assert "<th>event re-creations</th>" in table and "<th>what it costs</th>" in table
+    assert "costs of set-pmu:armv8_cortex_a53" in table
+    assert "ranked by risky ticks, then stalled time" in table
+    texts = _texts(_chart(more, "costs"))
     assert "re-creations" in texts and "14" in texts  # 7 on each of the two vCPUs
+    assert "host capacity" in texts and "25.0%" in texts and "50.0%" not in texts
 
 
 def test_ramp_names_every_scenario_once(html: str) -> None:
