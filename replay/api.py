@@ -18,8 +18,9 @@ from pathlib import Path
 
 from importers.capture import Capture
 from importers.detect import ProgressFn, load
+from importers.errors import TopologyError
 from importers.host.resolve import resolve_topology
-from importers.host.topology import Topology
+from importers.host.topology import Topology, format_cpulist
 from importers.host.vcpus import discover_vcpus, parse_vcpu_specs
 from replay import compare
 from replay.costs import DEFAULT_RECREATE_COST_US
@@ -70,12 +71,30 @@ def open_capture(
             pmu_specs=list(pmus),
         )
         if found is not None:
+            if pmus:
+                _check_cpus_exist(found, capture)
             capture.tables["topology"] = found.to_table()
     if vcpus or "vcpus" not in capture.tables:
         table = discover_vcpus(capture, parse_vcpu_specs(list(vcpus)))
         if table.num_rows:
             capture.tables["vcpus"] = table
     return capture
+
+
+def _check_cpus_exist(topology: Topology, capture: Capture) -> None:
+    """``--pmu`` lists only CPUs the capture has: a typo such as ``4-99`` on a 6-CPU capture
+    would otherwise become 94 phantom CPUs with assumed frequencies."""
+    count = capture.metadata.cpu_count
+    if count is None:
+        return
+    for pmu in topology.pmus:
+        phantom = frozenset(c for c in pmu.cpus if c >= count)
+        if phantom:
+            raise TopologyError(
+                f"--pmu {pmu.name}={format_cpulist(pmu.cpus)}: CPUs {format_cpulist(phantom)} "
+                f"are not in {capture.metadata.source_path}, which has {count} CPUs "
+                f"({format_cpulist(frozenset(range(count)))}); list only the capture's CPUs"
+            )
 
 
 def capture_topology(capture: Capture) -> Topology | None:

@@ -30,6 +30,7 @@ from importers.capture import Capture
 from importers.errors import MissingEventsError
 from importers.host.topology import Topology
 from replay.frequency import FrequencyClock
+from replay.standins import stand_in_advice
 from replay.unseen import LOST_CAUSE, TRUNCATED, TRUNCATED_CAUSE, gap_cause, off_cpu_unknown
 
 # Boundary kinds (Int8), numbered in the order they apply at equal timestamps and seq. LEAD is
@@ -63,9 +64,11 @@ def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
     """
     vcpus = capture.frame("vcpus")
     if vcpus.is_empty():
+        advice = stand_in_advice(capture, topology)
         raise MissingEventsError(
             f"{capture.metadata.source_path}: no vCPU threads found; name them with "
             "--vcpu TID=VM:INDEX (host thread id that runs each vCPU)"
+            + (f"; {advice}" if advice else "")
         )
     meta = capture.metadata
     if meta.first_ts is None or meta.last_ts is None:

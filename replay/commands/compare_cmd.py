@@ -6,6 +6,7 @@ import argparse
 import json
 
 from replay.commands.export_cmd import export
+from replay.commands.report_cmd import write_html
 from replay.commands.session import (
     add_verdict_options,
     load_work,
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         results.save(args.output)
     if args.perfetto:
         export(results, args.perfetto, to_stderr=args.json)
+    if args.html:
+        write_html(results, args.html, to_stderr=args.json)
     if args.json:
         keys = ("verdict", "recommendation", "ranking", "ranking_rule", "notes")
         out = {key: results.meta[key] for key in keys}
@@ -74,5 +77,6 @@ def run(args: argparse.Namespace) -> int:
         results,
         f"what-if comparison on {capture.metadata.source_path} ({work.profile.name} guest)",
         explain=args.explain,
+        wide=args.wide,
     )
     return 0

@@ -6,7 +6,9 @@ import argparse
 import json
 
 from replay.commands.export_cmd import export
+from replay.commands.report_cmd import write_html
 from replay.commands.session import load_work, print_report, replay_parser, run_scenarios
+from replay.profiles import PROFILE_FILE_FORMAT
 from replay.scenarios import SCENARIO_SYNTAX
 
 HELP = "replay a capture's real schedule through the KVM vPMU model under chosen scenarios"
@@ -30,7 +32,8 @@ findings.parquet (stall episodes, failed entries, unknown time, perf-event re-cr
 ticks.parquet, summary.parquet (per scenario and vCPU: stalls, cross-PMU loads, re-creations,
 pinning, unknown share),
 pieces.parquet (where each vCPU ran), frequency.parquet and replay.json.
-"""
+
+{PROFILE_FILE_FORMAT}"""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         results.save(args.output)
     if args.perfetto:
         export(results, args.perfetto, to_stderr=args.json)
+    if args.html:
+        write_html(results, args.html, to_stderr=args.json)
     if args.json:
         print(
             json.dumps(
@@ -69,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         print_report(
-            results, f"replay of {capture.metadata.source_path} ({work.profile.name} guest)"
+            results,
+            f"replay of {capture.metadata.source_path} ({work.profile.name} guest)",
+            wide=args.wide,
         )
     return 0
