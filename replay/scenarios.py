@@ -3,7 +3,8 @@
 A :class:`Scenario` names a vPMU mode (``default``, ``set-pmu``, ``fixed-counters-only``,
 ``no-pmu``; spec §8.2-§8.4), the kernel semantics (series v4 or v8+, §8.1), the pCPU of the first
 ``KVM_ARM_VCPU_INIT`` (which picks the default PMU), an optional event filter and
-``SET_NR_COUNTERS``, and the opt-in kernel quirks of §8.7. :func:`build_vm` issues the userspace
+``SET_NR_COUNTERS``, and the options of §8.7 that substitute the architectural result for what
+the kernel code does. :func:`build_vm` issues the userspace
 calls a VMM would, in the order a VMM issues them, and raises :class:`KvmRefusedError` when the
 kernel would refuse.
 """
@@ -92,7 +93,7 @@ class Scenario:
     nr_counters
         ``KVM_ARM_VCPU_PMU_V3_SET_NR_COUNTERS`` value, if any.
     quirks
-        Opt-in kernel quirks (spec §8.7); off by default.
+        Departures from the kernel code (spec §8.7); off by default.
     irq
         PMU overflow interrupt (PPI 23 like the selftests and QEMU).
     """
@@ -121,7 +122,7 @@ class Scenario:
     @property
     def name(self) -> str:
         """Report label, e.g. ``default@cpu0``, ``set-pmu:armv8_cortex_a57``,
-        ``fixed-counters-only+v8+kernel-overflow-arming``."""
+        ``fixed-counters-only+v8+architectural-overflow``."""
         parts = [MODES[self.mode].label.format(init_cpu=self.init_cpu, set_pmu=self.set_pmu)]
         if self.kernel != KernelSemantics.V4:
             parts.append(str(self.kernel))
@@ -134,7 +135,7 @@ class Scenario:
 
     @property
     def quirks_on(self) -> tuple[str, ...]:
-        """Names of the kernel quirks this scenario enables (to record with results)."""
+        """Names of the §8.7 options this scenario turns on (to record with results)."""
         return self.quirks.enabled_names()
 
 
@@ -262,7 +263,7 @@ SCENARIO_SYNTAX = (
 def parse_scenario(text: str, default_init_cpu: int = 0) -> Scenario:
     """A scenario from its command-line spelling (:data:`SCENARIO_SYNTAX`): ``default@cpu1``,
     ``set-pmu:armv8_cortex_a57``, ``fixed-counters-only+v8``, ``no-pmu``,
-    ``default+kernel-overflow-arming`` ...
+    ``default+architectural-overflow`` ...
 
     That is :attr:`Scenario.name` for a scenario without event filters and ``SET_NR_COUNTERS``;
     the ``+filter`` and ``+nN`` those add to the name are not accepted (the filters themselves
@@ -287,6 +288,12 @@ def parse_scenario(text: str, default_init_cpu: int = 0) -> Scenario:
             kernel = KernelSemantics.V8
         elif option in _QUIRK_FLAGS:
             quirks[_QUIRK_FLAGS[option]] = True
+        elif option == "kernel-overflow-arming":
+            raise UsageError(
+                f"scenario {text!r}: kernel overflow arming is the default now (what the kernel "
+                "code does); drop the option, or add +architectural-overflow for the "
+                "architectural result"
+            )
         else:
             raise UsageError(
                 f"scenario {text!r}: unknown option {option!r}; write {SCENARIO_SYNTAX}"

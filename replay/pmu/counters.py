@@ -163,15 +163,19 @@ def set_pmc_value(
     recreate "to reflect the updated sample_period".
 
     An AArch32 write to an event counter (``vcpu_mode_is_32bit()``, not ``force``/PMCR.P) only
-    writes bits [31:0] and keeps [63:32] (1750ad1388e0 and its stable backports); quirk Q3
-    reproduces the earlier code, which stored ``old_high32 << 32`` and lost the value (§8.7).
+    writes bits [31:0]. Since 1750ad1388e0 (and its stable backports) the kernel builds the value
+    as ``(__vcpu_sys_reg(vcpu, reg) & GENMASK(63, 32)) | lower_32_bits(val)`` *after*
+    ``kvm_pmu_release_perf_event()``: the upper half is the saved register's, without what the
+    released event counted since it was created (``kvm_pmu_stop_counter()`` is not called). The
+    ``architectural_aarch32_counter_writes`` option keeps the upper half of the live value
+    instead; quirk Q3 reproduces the earlier code, which stored ``old_high32 << 32`` (§8.7).
     """
-    if aarch32 and idx != CYCLE_IDX and not force:
-        if vcpu.kvm.quirks.prefix_aarch32_counter_writes:
-            val = vcpu.cntr[idx] & HIGH32
-        else:
-            val = (get_pmc_value(vcpu, idx) & HIGH32) | (val & MASK32)
+    live_high = get_pmc_value(vcpu, idx) & HIGH32
     release_backing_event(vcpu, idx)
+    if aarch32 and idx != CYCLE_IDX and not force:
+        quirks = vcpu.kvm.quirks
+        high = live_high if quirks.architectural_aarch32_counter_writes else vcpu.cntr[idx] & HIGH32
+        val = high if quirks.prefix_aarch32_counter_writes else high | (val & MASK32)
     vcpu.cntr[idx] = val & MASK64
     create_backing_event(vcpu, idx)
 
