@@ -29,6 +29,7 @@ from replay.pmu.arch import (
     SW_INCR,
     counter_mask,
 )
+from replay.pmu.contention import sched_in
 from replay.pmu.event import BackingEvent
 from replay.pmu.kvm import ReloadTrigger
 from replay.pmu.state import VcpuState
@@ -144,6 +145,9 @@ def create_backing_event(vcpu: VcpuState, idx: int) -> None:
     # A filtered event gets no perf event at all: the counter silently stalls (spec §1.5).
     if not kvm.event_allowed(eventsel):
         return
+    # kvm_map_pmu_event(): a non-PMUv3 PMU's driver translates the event number or refuses it.
+    if not arm_pmu.maps_event(eventsel):
+        return
     vcpu.events[idx] = BackingEvent(
         pmu=arm_pmu,
         config=eventsel,
@@ -152,8 +156,12 @@ def create_backing_event(vcpu: VcpuState, idx: int) -> None:
         exclude_user=bool(evtreg & EXCLUDE_EL0) != bool(evtreg & EXCLUDE_NS_EL0),
         exclude_kernel=bool(evtreg & EXCLUDE_EL1) != bool(evtreg & EXCLUDE_NS_EL1),
         sample_period=compute_period(vcpu, idx, get_pmc_value(vcpu, idx)),
+        counter_64bit=pmc_is_64bit(vcpu, idx),
+        serial=sum(vcpu.creations),  # events created so far: perf's group_index order
     )
     vcpu.creations[idx] += 1
+    if vcpu.loaded:  # perf_install_in_context() on the running task: ctx_resched()
+        sched_in(vcpu)
 
 
 def set_pmc_value(
@@ -204,7 +212,11 @@ def enable_backing_event(vcpu: VcpuState, idx: int) -> None:
     ):
         create_backing_event(vcpu, idx)
         return
+    # perf_event_enable(): clears PERF_EVENT_STATE_ERROR, then reschedules the running task.
     event.enabled = True
+    event.error = False
+    if vcpu.loaded:
+        sched_in(vcpu)
 
 
 def disable_backing_event(vcpu: VcpuState, idx: int) -> None:

@@ -105,8 +105,9 @@ def count_guest_execution(vcpu: VcpuState, el1: Mapping[int, int], el0: Mapping[
     cpu = vcpu.cpu
     overflowed = False
     for idx, event in enumerate(vcpu.events):
-        # perf schedules the pinned event only where its PMU exists (armpmu_filter()).
-        if event is None or not event.enabled or cpu not in event.pmu.cpus:
+        # perf schedules the pinned event only where its PMU exists (armpmu_filter()), and not
+        # at all once it is in the error state.
+        if event is None or not event.enabled or event.error or cpu not in event.pmu.cpus:
             continue
         delta = 0
         if not event.exclude_kernel:
