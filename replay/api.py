@@ -18,8 +18,9 @@ from pathlib import Path
 
 from importers.capture import Capture
 from importers.detect import ProgressFn, load
+from importers.errors import TopologyError
 from importers.host.resolve import resolve_topology
-from importers.host.topology import Topology
+from importers.host.topology import Topology, parse_reserved_specs
 from importers.host.vcpus import discover_vcpus, parse_vcpu_specs
 from replay import compare
 from replay.engine import Path_, prepare, replay
@@ -35,6 +36,7 @@ def open_capture(
     topology: str | Path | None = None,
     pmus: Sequence[str] = (),
     vcpus: Sequence[str] = (),
+    reserved_counters: Sequence[str] = (),
     strict: bool = False,
     progress: ProgressFn | None = None,
 ) -> Capture:
@@ -50,6 +52,9 @@ def open_capture(
     vcpus
         ``TID=VM:INDEX`` strings (``--vcpu``). Default: what the capture names, else found
         from VMM thread names and kvm events.
+    reserved_counters
+        ``CPUS=N|cycles|cycles+N`` strings (``--host-reserved-counters``): counters the host's
+        own pinned perf events hold, added to the topology's host conditions.
     """
     capture = load(path, strict=strict, progress=progress)
     described = "topology" in capture.tables and "vcpus" in capture.tables
@@ -62,6 +67,14 @@ def open_capture(
         )
         if found is not None:
             capture.tables["topology"] = found.to_table()
+    if reserved_counters:
+        held = capture_topology(capture)
+        if held is None:
+            raise TopologyError(
+                "--host-reserved-counters needs a topology (CPU -> PMU): give --topology or --pmu"
+            )
+        held.reserved.update(parse_reserved_specs(list(reserved_counters)))
+        capture.tables["topology"] = held.to_table()
     if vcpus or "vcpus" not in capture.tables:
         table = discover_vcpus(capture, parse_vcpu_specs(list(vcpus)))
         if table.num_rows:
@@ -121,6 +134,12 @@ def what_if(
     results = assemble(work, done, path, source)
     if rank:
         results.ranking = compare.rank(results.summary)
+        if not work.host.supports_guest_pmuv3():
+            results.ranking.recommendation = (
+                f"This host offers no vPMU ({results.meta['host']['why_not']}): every "
+                "configuration runs the guest without one, so none can give it counters. "
+                + results.ranking.recommendation
+            )
         results.meta["ranking"] = results.ranking.table.to_dicts()
         results.meta["recommendation"] = results.ranking.recommendation
     return results

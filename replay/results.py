@@ -20,6 +20,7 @@ from importers.errors import CaptureFormatError
 from replay import __version__
 from replay.compare import Ranking
 from replay.detectors import findings, tick_table
+from replay.host_report import host_block
 from replay.pmu import CYCLE_IDX
 from replay.pmu_reads import read_checks
 from replay.summary import summarize
@@ -115,6 +116,7 @@ def assemble(
         "end": work.timeline.end,
         "notes": work.notes,
         "vms": work.vms,
+        "host": host_block(work),
     }
     return Results(
         observations=observations,

@@ -240,6 +240,19 @@ def build_vm(scenario: Scenario, host: HostPmus, nr_vcpus: int = 1) -> Configure
     return ConfiguredVm(scenario, kvm, vcpus)
 
 
+def as_offered(scenario: Scenario, host: HostPmus) -> Scenario:
+    """The configuration a VMM ends up with on ``host``: without a vPMU when KVM offers none.
+
+    With ``KVM_CAP_ARM_PMU_V3`` = 0 (CPUs that disagree on PMUVer, an IMPDEF PMU without the trap
+    workaround, spec §1.1) no mode can have a vPMU: ``KVM_ARM_VCPU_INIT`` with the PMU_V3 feature
+    fails, so a VMM that starts the guest at all starts it without one (QEMU drops its PMU by
+    default then). The scenario keeps its name; the counters report ``no_vpmu_offered``.
+    """
+    if host.supports_guest_pmuv3() or not MODES[scenario.mode].pmu_v3:
+        return scenario
+    return Scenario(Mode.NO_PMU, scenario.kernel, scenario.init_cpu, quirks=scenario.quirks)
+
+
 def _set_pmu_type(scenario: Scenario, host: HostPmus) -> int:
     """The perf type of the ``SET_PMU`` target; an unknown name is what the kernel calls ENXIO."""
     pmu = host.by_name(scenario.set_pmu or "")

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from importers.host.pmus import PmuDescription
 from importers.host.topology import Topology
 from replay.pmu import ENTERED, HostPmus, KvmRefusedError
 from replay.profiles import GuestProfile
-from replay.scenarios import ConfiguredVm, Scenario, build_vm
+from replay.scenarios import ConfiguredVm, Scenario, as_offered, build_vm
 from replay.timeline import Timeline
 
 #: Columns of the observations table, in order, with their types.
@@ -52,7 +53,8 @@ class Work:
     cause, cycles`` and, for guest pieces, ``el0_<event>``/``el1_<event>`` counts.
     ``window`` numbers guest windows (one ``guest_enter``/``guest_exit`` each); a window cut
     at ticks has several pieces. ``accesses`` are the guest PMU register accesses the capture
-    traced (:mod:`replay.pmu_reads`).
+    traced (:mod:`replay.pmu_reads`). ``described`` are the host PMUs as they really are, with
+    where each fact came from (:mod:`importers.host.pmus`).
     """
 
     timeline: Timeline
@@ -63,6 +65,7 @@ class Work:
     vms: dict[str, list[int]]
     accesses: pl.DataFrame
     notes: list[str] = field(default_factory=list)
+    described: list[PmuDescription] = field(default_factory=list)
 
 
 @dataclass
@@ -81,7 +84,8 @@ def finish_observations(rows: pl.DataFrame) -> pl.DataFrame:
     a vCPU thread belongs to one VM and its pieces do not overlap, so that is a total order.
     Without a vPMU the guest cannot read any counter (the registers UNDEF): no value.
     """
-    value = pl.when(pl.col("reason") == "no_vpmu").then(None).otherwise(pl.col("value"))
+    no_vpmu = pl.col("reason").is_in(["no_vpmu", "no_vpmu_offered"])
+    value = pl.when(no_vpmu).then(None).otherwise(pl.col("value"))
     rows = rows.with_columns(value.alias("value"))
     return rows.select(pl.col(c).cast(t) for c, t in OBSERVATION_SCHEMA.items())
 
@@ -90,10 +94,11 @@ def boot_vm(work: Work, scenario: Scenario, nr_vcpus: int) -> tuple[ConfiguredVm
     """Configure a VM for ``scenario`` and let each vCPU's guest program its vPMU.
 
     The guest booted before the capture: each vCPU enters once on the first CPU it can run
-    on (``init_cpu`` first) and runs the profile's ``boot``. Returns the VM and the names of
-    the counters the guest could not program (same for every vCPU of a VM).
+    on (``init_cpu`` first) and runs the profile's ``boot``. On a host that offers no vPMU the
+    VM has none, whatever the mode (:func:`~replay.scenarios.as_offered`). Returns the VM and
+    the names of the counters the guest could not program (same for every vCPU of a VM).
     """
-    vm = build_vm(scenario, work.host, nr_vcpus)
+    vm = build_vm(as_offered(scenario, work.host), work.host, nr_vcpus)
     lost: list[str] = []
     candidates = [scenario.init_cpu, *sorted(work.host.possible_cpus)]
     for vcpu in vm.vcpus:

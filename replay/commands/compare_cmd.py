@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if args.perfetto:
         export(results, args.perfetto, to_stderr=args.json)
     if args.json:
-        out = {key: results.meta[key] for key in ("ranking", "recommendation", "notes")}
+        out = {key: results.meta[key] for key in ("ranking", "recommendation", "notes", "host")}
         print(json.dumps(out, indent=2, default=str))
         return 0
     print_comparison(

@@ -13,6 +13,7 @@ from replay.api import prepare_replay, what_if
 from replay.commands.console import count_progress, stdout
 from replay.commands.import_cmd import add_host_options, open_from_args
 from replay.engine import Path_
+from replay.host_report import host_lines
 from replay.profiles import PROFILES
 from replay.results import Results
 from replay.scenarios import Scenario
@@ -93,7 +94,10 @@ def run_scenarios(
 
 
 def print_report(results: Results, title: str) -> None:
-    """Per scenario and vCPU numbers, then the worst stall episodes."""
+    """The host assumed, per scenario and vCPU numbers, then the worst stall episodes."""
+    if "host" in results.meta:  # results saved before the host block existed have none
+        for line in host_lines(results.meta["host"]):
+            stdout.print(line, markup=False)
     for note in results.meta["notes"]:
         stdout.print(f"[yellow]note:[/] {note}")
     table = Table(title=title, title_justify="left")

@@ -44,6 +44,7 @@ from replay.export.tracks import (
     vcpu_label,
     vm_pid,
 )
+from replay.host_report import host_lines
 from replay.results import Results
 
 #: Rows of observations and pieces encoded together at most (one group of vCPUs); bounds memory.
@@ -250,6 +251,7 @@ class _Plan:
         r = self.results
         w.raw(clock_packets(self.clock, self.t0), 2)
         self._write_static_tracks(w)
+        self._host_tracks(w)
         interner = Interner()
         # One filter per table and group rather than one sort by group and a gather per group:
         # polars tests a few million vCPU ids in about a millisecond, and the sort-and-gather
@@ -289,6 +291,19 @@ class _Plan:
                 about += "failed guest entries, risky ticks and zero-delta reads (instants)"
                 desc = group_track(uuid, f"stalls: {scenario}", rank=rank, description=about)
                 w.raw(descriptor_packet(desc), 1)
+
+    def _host_tracks(self, w: PacketWriter) -> None:
+        """The host the replay assumed, as track names: a group headed by whether KVM offers a
+        vPMU, with one track per host PMU (its facts) and per host counter reservation."""
+        block = self.results.meta.get("host")
+        if not block:  # results saved before the host block existed
+            return
+        head, *rest = host_lines(block)
+        group = self.ids("host")
+        w.raw(descriptor_packet(group_track(group, head, rank=-1)), 1)
+        for rank, line in enumerate(rest):
+            desc = group_track(self.ids("host", rank), line.strip(), parent=group, rank=rank)
+            w.raw(descriptor_packet(desc), 1)
 
     def _chunks(self, chunk_rows: int) -> Iterator[list[int]]:
         """vCPU thread ids in export order, grouped so each group has about ``chunk_rows`` rows."""
