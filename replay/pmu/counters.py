@@ -264,7 +264,8 @@ def handle_pmcr(vcpu: VcpuState, val: int) -> None:
     """Mirror ``kvm_pmu_handle_pmcr()`` (spec §2.6).
 
     An E toggle only requests a reload (applied before the next entry); C and P are actions,
-    never stored; LC/LP changes do not recreate events (quirk Q2 makes that observable).
+    never stored; LC/LP changes do not recreate events (Q2, observable unless the
+    ``architectural_overflow`` option is on).
     """
     if not vcpu.kvm.pmuv3p5:
         val &= ~PMCR_LP

@@ -39,7 +39,7 @@ class BackingEvent:
     count
         Events counted since creation (``perf_event_read_value()``).
     next_overflow
-        With quirk Q1 only: the :attr:`count` at which perf next calls
+        Unless ``architectural_overflow`` is on: the :attr:`count` at which perf next calls
         ``kvm_pmu_perf_overflow()``: the ``sample_period`` given at creation (``compute_period()``:
         events until the guest counter wraps at its overflow width), then wherever the last
         overflow re-armed it; ``None`` for a non-sampling event (period 0).

@@ -127,7 +127,7 @@ class Kvm:
     kernel
         Series revision whose semantics to follow.
     quirks
-        Opt-in kernel quirks.
+        Departures from the kernel code (spec §8.7); none by default.
     """
 
     __slots__ = (

@@ -16,7 +16,7 @@ from replay.api import open_capture, prepare_replay, what_if
 from replay.cli import main
 from replay.compare import scenario_matrix
 from replay.engine import replay
-from replay.scenarios import Mode, Scenario
+from replay.scenarios import Mode, Scenario, build_vm
 from tests.conftest import FIXTURES
 from tests.replay.export.decode import read_trace, track_names
 
@@ -119,14 +119,28 @@ def test_on_pmuv3p5_an_event_counter_reads_its_64_bit_value(tmp_path: Path) -> N
     pmus = {"armv8_cortex_a53": "0-1", "armv8_cortex_a72": "2-3"}
     stated = {name: {"pmuver": "3.5"} for name in pmus}
     topo = _topology(tmp_path, pmus, {}, pmus=stated)
-    work = prepare_replay(
-        open_capture(CAPTURES / "migration-at-overflow.txt", topology=topo), "linux-perf"
-    )
+    cap = open_capture(CAPTURES / "migration-at-overflow.txt", topology=topo)
+    work = prepare_replay(cap, "linux-perf")
     for path in ("reference", "vectorized"):
         obs = replay(work, Scenario(Mode.DEFAULT, init_cpu=2), path).observations
         instructions = obs.filter(pl.col("counter") == 0).sort("start")
         assert instructions["value"].to_list() == [(1 << 32) + 704] * 2
         assert instructions["delta"].to_list() == [(1 << 32) + 704, 0]
+    kvm = what_if(cap, ["default@cpu2"], work=work).meta["host"]["kvm"]
+    assert kvm["guest_pmuver"] == "3.5" and kvm["guest_event_counters_64bit"]
+
+
+def test_one_pmu_without_aarch32_el0_makes_pmcr_lc_res1(tmp_path: Path) -> None:
+    """``kvm_supports_32bit_el0()`` needs AArch32 EL0 on every CPU; without it the cycle
+    counter's LC bit is RES1 (``reset_pmcr()``)."""
+    devices = {"armv8_cortex_a53": "0-1", "armv8_cortex_a72": "2-3"}
+    stated = {"armv8_cortex_a72": {"aarch32_el0": False}}
+    topo = _topology(tmp_path, devices, {}, pmus=stated)
+    cap = open_capture(CAPTURES / "cross-cluster-migration.txt", topology=topo)
+    work = prepare_replay(cap, "windows")
+    assert what_if(cap, ["default@cpu0"], work=work).meta["host"]["kvm"]["pmcr_lc_res1"]
+    vcpu = build_vm(Scenario(), work.host).vcpus[0]  # just reset: LC is all that is set
+    assert vcpu.get_one_reg("PMCR_EL0")[1] & 0xFF == 1 << 6
 
 
 @pytest.mark.parametrize(
