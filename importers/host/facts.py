@@ -118,7 +118,10 @@ def parse_reservation(where: str, text: object) -> Reservation:
             f"{where}: reserved counters {text!r}; write N, cycles or cycles+N (e.g. cycles for "
             "the hard-lockup detector's pinned cycles event)"
         )
-    return Reservation(counters=int(numbers[0]) if numbers else 0, cycles=cycles)
+    try:
+        return Reservation(counters=int(numbers[0]) if numbers else 0, cycles=cycles)
+    except TopologyError as exc:
+        raise TopologyError(f"{where}: {exc}") from None
 
 
 def midrs_from_cpuinfo(text: str) -> dict[int, int]:

@@ -177,6 +177,7 @@ def test_host_facts_survive_the_capture_table(tmp_path: Path) -> None:
         ({"pmus": {"armv8_cortex_a55": {"slots": 8}}}, "it takes pmuver, counters"),
         ({"host_reserved_counters": {"0": "two"}}, "write N, cycles or cycles\\+N"),
         ({"host_reserved_counters": ["0=1"]}, "must be an object"),
+        ({"host_reserved_counters": {"0": "32"}}, "0..31 general-purpose counters"),
     ],
 )
 def test_bad_host_facts_name_the_file_and_the_fix(
