@@ -93,7 +93,8 @@ def host_lines(block: dict[str, Any]) -> list[str]:
     if block["vpmu_offered"]:
         width = "64-bit" if kvm["guest_event_counters_64bit"] else "32-bit"
         lc = ", PMCR_EL0.LC RES1" if kvm["pmcr_lc_res1"] else ""
-        head = f"host: vPMU offered, guest PMUVer {kvm['guest_pmuver']}, {width} event counters{lc}"
+        guest = version_text(PMUVER_NAMES[kvm["guest_pmuver"]])
+        head = f"host: vPMU offered, guest {guest}, {width} event counters{lc}"
         if kvm["impdef_traps"]:
             head += ", IMPDEF traps (N = 1)"
     else:

@@ -4,9 +4,9 @@ A :class:`Scenario` names a vPMU mode (``default``, ``set-pmu``, ``fixed-counter
 ``no-pmu``; spec §8.2-§8.4), the kernel semantics (series v4 or v8+, §8.1), the pCPU of the first
 ``KVM_ARM_VCPU_INIT`` (which picks the default PMU), an optional event filter and
 ``SET_NR_COUNTERS``, and the options of §8.7 that substitute the architectural result for what
-the kernel code does. :func:`build_vm` issues the userspace
-calls a VMM would, in the order a VMM issues them, and raises :class:`KvmRefusedError` when the
-kernel would refuse.
+the kernel code does. :func:`build_vm` issues the userspace calls a VMM would, in the order a
+VMM issues them, and raises :class:`KvmRefusedError` when the kernel would refuse;
+:func:`as_offered` is the configuration a VMM ends up with on a host that offers no vPMU.
 """
 
 from __future__ import annotations

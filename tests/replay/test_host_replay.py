@@ -16,6 +16,7 @@ from replay.api import open_capture, prepare_replay, what_if
 from replay.cli import main
 from replay.compare import scenario_matrix
 from replay.engine import replay
+from replay.host_report import host_lines
 from replay.scenarios import Mode, Scenario, build_vm
 from tests.conftest import FIXTURES
 from tests.replay.export.decode import read_trace, track_names
@@ -62,6 +63,13 @@ def test_a55_a76_host_is_described_from_its_midrs(tmp_path: Path) -> None:
     assert rows == [
         ("armv8_cortex_a55", "0-1", "Cortex-A55", "3.1", 6, True),
         ("armv8_cortex_a76", "2-3", "Cortex-A76", "3.1", 6, True),
+    ]
+    assert host_lines(host) == [
+        "host: vPMU offered, guest PMUv3p1, 32-bit event counters",
+        "  armv8_cortex_a55 (CPUs 0-1, Cortex-A55): PMUv3p1, 6 counters, AArch32 EL0 "
+        "(assumed: events)",
+        "  armv8_cortex_a76 (CPUs 2-3, Cortex-A76): PMUv3p1, 6 counters, AArch32 EL0 "
+        "(assumed: events)",
     ]
     for p in host["pmus"]:
         assert "MIDR_EL1" in p["source"]["core"]
@@ -126,8 +134,9 @@ def test_on_pmuv3p5_an_event_counter_reads_its_64_bit_value(tmp_path: Path) -> N
         instructions = obs.filter(pl.col("counter") == 0).sort("start")
         assert instructions["value"].to_list() == [(1 << 32) + 704] * 2
         assert instructions["delta"].to_list() == [(1 << 32) + 704, 0]
-    kvm = what_if(cap, ["default@cpu2"], work=work).meta["host"]["kvm"]
-    assert kvm["guest_pmuver"] == "3.5" and kvm["guest_event_counters_64bit"]
+    host = what_if(cap, ["default@cpu2"], work=work).meta["host"]
+    assert host["kvm"]["guest_pmuver"] == "3.5" and host["kvm"]["guest_event_counters_64bit"]
+    assert host_lines(host)[0] == "host: vPMU offered, guest PMUv3p5, 64-bit event counters"
 
 
 def test_one_pmu_without_aarch32_el0_makes_pmcr_lc_res1(tmp_path: Path) -> None:
@@ -138,7 +147,9 @@ def test_one_pmu_without_aarch32_el0_makes_pmcr_lc_res1(tmp_path: Path) -> None:
     topo = _topology(tmp_path, devices, {}, pmus=stated)
     cap = open_capture(CAPTURES / "cross-cluster-migration.txt", topology=topo)
     work = prepare_replay(cap, "windows")
-    assert what_if(cap, ["default@cpu0"], work=work).meta["host"]["kvm"]["pmcr_lc_res1"]
+    host = what_if(cap, ["default@cpu0"], work=work).meta["host"]
+    assert host["kvm"]["pmcr_lc_res1"]
+    assert host_lines(host)[0].endswith("32-bit event counters, PMCR_EL0.LC RES1")
     vcpu = build_vm(Scenario(), work.host).vcpus[0]  # just reset: LC is all that is set
     assert vcpu.get_one_reg("PMCR_EL0")[1] & 0xFF == 1 << 6
 
@@ -211,6 +222,8 @@ def test_host_facts_show_in_compare_output_and_perfetto_track_names(
         "(assumed: events)" in names
     )
     assert f"{head}/reserved by host pinned events on CPUs 0-3: cycles" in names
-    assert main([*argv, "--json"]) == 0
+    assert main([*argv, "--json", "--host-reserved-counters", "0-1=2"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["host"]["pmus"][1]["pmuver"] == "3.1"
+    # the option states CPUs 0-1 anew; CPUs 2-3 keep what the topology file says
+    assert printed["host"]["reserved_counters"] == {"0-1": "2", "2-3": "cycles"}
