@@ -287,6 +287,14 @@ SIDE_TABLES: dict[str, pa.Schema] = {
                 DICT,
                 "sysfs snapshot, LISA platform file, command line, perf.data, inferred",
             ),
+            _f("midr_el1", pa.uint64(), "MIDR_EL1 of the CPU (sysfs regs/identification)"),
+            _f("pmuver", pa.int8(), "ID_AA64DFR0_EL1.PMUVer a topology file states for the PMU"),
+            _f("counters", pa.int8(), "event counters a topology file states for the PMU"),
+            _f("aarch32_el0", pa.bool_(), "AArch32 EL0 support a topology file states for the PMU"),
+            _f("pmceid0", pa.uint64(), "PMCEID0_EL0 layout of the events the PMU's sysfs lists"),
+            _f("pmceid1", pa.uint64(), "PMCEID1_EL0 layout of the events the PMU's sysfs lists"),
+            _f("reserved_counters", pa.int8(), "counters the host's own pinned events hold"),
+            _f("reserved_cycles", pa.bool_(), "the host's own pinned events hold PMCCNTR"),
         ]
     ),
 }

@@ -20,7 +20,7 @@ from importers.capture import Capture
 from importers.detect import ProgressFn, load
 from importers.errors import TopologyError
 from importers.host.resolve import resolve_topology
-from importers.host.topology import Topology, format_cpulist
+from importers.host.topology import Topology, format_cpulist, parse_reserved_specs
 from importers.host.vcpus import discover_vcpus, parse_vcpu_specs
 from replay import compare
 from replay.costs import DEFAULT_RECREATE_COST_US
@@ -39,6 +39,7 @@ def open_capture(
     topology: str | Path | None = None,
     pmus: Sequence[str] = (),
     vcpus: Sequence[str] = (),
+    reserved_counters: Sequence[str] = (),
     strict: bool = False,
     progress: ProgressFn | None = None,
     tsc_khz: int | None = None,
@@ -58,6 +59,9 @@ def open_capture(
     tsc_khz
         Frequency of the capture's raw clock (``--tsc-khz``), for a capture whose timestamps
         are clock counts without a recorded conversion (:mod:`replay.units`).
+    reserved_counters
+        ``CPUS=N|cycles|cycles+N`` strings (``--host-reserved-counters``): counters the host's
+        own pinned perf events hold, added to the topology's host conditions.
     """
     capture = load(path, strict=strict, progress=progress)
     if tsc_khz is not None:
@@ -74,6 +78,14 @@ def open_capture(
             if pmus:
                 _check_cpus_exist(found, capture)
             capture.tables["topology"] = found.to_table()
+    if reserved_counters:
+        held = capture_topology(capture)
+        if held is None:
+            raise TopologyError(
+                "--host-reserved-counters needs a topology (CPU -> PMU): give --topology or --pmu"
+            )
+        held.reserved.update(parse_reserved_specs(list(reserved_counters)))
+        capture.tables["topology"] = held.to_table()
     if vcpus or "vcpus" not in capture.tables:
         table = discover_vcpus(capture, parse_vcpu_specs(list(vcpus)))
         if table.num_rows:
@@ -163,6 +175,7 @@ def what_if(
             {s.name: s.kernel_label for s in chosen},
             max_unknown=max_unknown,
             doubts=input_doubts(meta.skipped, work.absent_vcpus),
+            no_vpmu=None if work.host.supports_guest_pmuv3() else results.meta["host"]["why_not"],
         )
         results.ranking, results.verdict = ranking, verdict
         results.meta["ranking"] = ranking.table.to_dicts()

@@ -39,9 +39,10 @@ PREFER_CHOICES: tuple[Prefer, ...] = ("counters", "capacity")
 
 
 def scenario_matrix(host: HostPmus) -> list[Scenario]:
-    """The configurations worth comparing on ``host`` (see module docstring)."""
-    matrix = [Scenario(Mode.DEFAULT, init_cpu=min(p.cpus)) for p in host.registered]
-    matrix += [Scenario(Mode.SET_PMU, set_pmu=p.name) for p in host.registered]
+    """The configurations worth comparing on ``host`` (see module docstring); on a host that
+    offers no vPMU they all run without one (:func:`~replay.scenarios.as_offered`)."""
+    matrix = [Scenario(Mode.DEFAULT, init_cpu=min(p.cpus)) for p in host.pmus]
+    matrix += [Scenario(Mode.SET_PMU, set_pmu=p.name) for p in host.pmus]
     matrix += [Scenario(Mode.FIXED_COUNTERS_ONLY), Scenario(Mode.NO_PMU)]
     return matrix
 

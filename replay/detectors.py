@@ -22,7 +22,14 @@ from __future__ import annotations
 import polars as pl
 
 #: Statuses of an enabled counter that does not count (spec §1.5 mechanisms).
-STALL_REASONS = ("foreign_cpu", "no_pmu_cpu", "filtered", "no_event")
+STALL_REASONS = (
+    "foreign_cpu",
+    "no_pmu_cpu",
+    "filtered",
+    "no_event",
+    "counter_contention",
+    "unmappable_event",
+)
 
 FINDING_SCHEMA: dict[str, pl.DataType] = {
     "scenario": pl.Utf8(),
@@ -123,6 +130,18 @@ def _cause() -> pl.Expr:
         .then(pl.lit("the VM's event filter denies the event"))
         .when(pl.col("reason") == "no_event")
         .then(pl.lit("no backing perf event exists"))
+        .when(pl.col("reason") == "counter_contention")
+        .then(
+            pl.format(
+                "host counter contention: the pinned backing event on {} got no hardware counter "
+                "on CPU {} (the host's own pinned events, or this vCPU's earlier ones, hold "
+                "them) and is in the error state",
+                pmu,
+                cpu,
+            )
+        )
+        .when(pl.col("reason") == "unmappable_event")
+        .then(pl.lit("the host PMU cannot count this event (kvm_map_pmu_event() refuses it)"))
         .when(pl.col("reason") == "fail_entry")
         .then(pl.format("CPU {} is outside the VM's supported CPUs (KVM_EXIT_FAIL_ENTRY)", cpu))
         .otherwise(pl.col("reason"))

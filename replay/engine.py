@@ -20,11 +20,12 @@ import polars as pl
 
 from importers.capture import Capture
 from importers.errors import MissingEventsError, TopologyError
+from importers.host.pmus import PmuDescription, describe_pmus
 from importers.host.topology import Topology
 from replay.loads import vcpu_loads
 from replay.paths.reference import replay_reference
 from replay.paths.vectorized import replay_vectorized
-from replay.pmu import HostPmu, HostPmus
+from replay.pmu import DEFAULT_PMCEID, HostPmu, HostPmus
 from replay.pmu_reads import describe_accesses, pmu_accesses
 from replay.profiles import GuestProfile
 from replay.scenarios import Scenario
@@ -36,21 +37,41 @@ Path_ = Literal["vectorized", "reference"]
 NEVER_RAN = "its thread never ran in the capture (no sched_switch or kvm event of it)"
 
 
-def host_pmus(topology: Topology, cpus_seen: set[int]) -> HostPmus:
-    """KVM's PMU list for ``topology``; every CPU the vCPUs ran on must be described."""
+def host_pmus(topology: Topology, cpus_seen: set[int]) -> tuple[HostPmus, list[PmuDescription]]:
+    """KVM's PMU list for ``topology``, built from the PMUs as they really are
+    (:mod:`importers.host.pmus`); every CPU the vCPUs ran on must be described."""
     missing = sorted(cpus_seen - set(topology.cpus))
     if missing:
         raise TopologyError(
             f"vCPU threads ran on CPUs {missing}, which the topology ({topology.source}: "
             f"{topology.describe()}) does not describe; give every CPU with --pmu or --topology"
         )
-    used = {p.perf_type for p in topology.pmus if p.perf_type is not None}
+    described = describe_pmus(topology)
+    used = {p.perf_type for p in described if p.perf_type is not None}
     free = (t for t in range(8, 1 << 16) if t not in used)
     pmus = [
-        HostPmu(p.name, p.perf_type if p.perf_type is not None else next(free), p.cpus)
-        for p in topology.pmus
+        HostPmu(
+            p.name,
+            p.perf_type if p.perf_type is not None else next(free),
+            p.cpus,
+            num_counters=p.counters.value,
+            pmuver=p.pmuver.value,
+            pmceid=p.pmceid.value or DEFAULT_PMCEID,
+            mappable_events=p.mappable_events,
+        )
+        for p in described
     ]
-    return HostPmus(pmus, possible_cpus=topology.cpus)
+    host = HostPmus(
+        pmus,
+        possible_cpus=topology.cpus,
+        # kvm_supports_32bit_el0(): every CPU runs AArch32 EL0 (no mismatched 32-bit EL0).
+        aarch32_el0=all(p.aarch32_el0.value for p in described),
+        # has_impdef_pmuv3(): ARM64_WORKAROUND_PMUV3_IMPDEF_TRAPS needs every CPU to be an
+        # Apple M1/M2 core (the catalogue's "apple" kind); the kernel also requires VHE.
+        impdef_traps=bool(described) and all(p.impdef == "apple" for p in described),
+        reserved=topology.reserved,
+    )
+    return host, described
 
 
 def prepare(capture: Capture, topology: Topology | None, profile: GuestProfile) -> Work:
@@ -68,7 +89,7 @@ def prepare(capture: Capture, topology: Topology | None, profile: GuestProfile) 
             "(sysfs snapshot, LISA platform file) or --pmu NAME=CPUS per host PMU"
         )
     timeline = build_timeline(capture, topology)
-    host = host_pmus(topology, set(timeline.cpus))
+    host, described = host_pmus(topology, set(timeline.cpus))
     pieces = _cut_at_ticks(timeline, profile.tick_ns)
     cycles = pl.when(pl.col("state") == "guest").then(timeline.clock.cycles(pieces))
     pieces = profile.event_counts(pieces.with_columns(cycles.alias("cycles")))
@@ -96,7 +117,9 @@ def prepare(capture: Capture, topology: Topology | None, profile: GuestProfile) 
             "frequency together are taken as one PMU; give --topology or --pmu for the real map",
         )
     loads = vcpu_loads(pieces, host)
-    return Work(timeline, topology, host, profile, pieces, vms, accesses, loads, notes, absent)
+    return Work(
+        timeline, topology, host, profile, pieces, vms, accesses, loads, notes, absent, described
+    )
 
 
 def _cut_at_ticks(timeline: Timeline, tick_ns: int | None) -> pl.DataFrame:
@@ -126,7 +149,20 @@ def _cut_at_ticks(timeline: Timeline, tick_ns: int | None) -> pl.DataFrame:
 
 
 def replay(work: Work, scenario: Scenario, path: Path_ = "vectorized") -> ScenarioResult:
-    """Replay ``work`` under ``scenario`` on the chosen path."""
-    if path == "reference":
-        return replay_reference(work, scenario)
-    return replay_vectorized(work, scenario)
+    """Replay ``work`` under ``scenario`` on the chosen path.
+
+    The vectorized path hands back scenarios whose counting depends on history (host counter
+    contention); those are stepped on the reference path, and a note says so.
+    """
+    if path == "vectorized":
+        result = replay_vectorized(work, scenario)
+        if result is not None:
+            return result
+        note = (
+            f"{scenario.name}: backing events get no hardware counter on some CPUs (host counter "
+            "contention), so counting depends on where the vCPU ran before: stepped on the "
+            "reference path"
+        )
+        if note not in work.notes:
+            work.notes.append(note)
+    return replay_reference(work, scenario)

@@ -7,7 +7,8 @@ everything. It enables ``sched_switch``, ``sched_migrate_task``, ``sched_wakeup`
 ``cpu_frequency``, ``cpu_idle`` and, when the kernel has them, ``kvm_entry``, ``kvm_exit``,
 ``kvm_userspace_exit`` and ``kvm_vcpu_wakeup``; writes the buffer as ``trace.dat`` with
 ``trace-cmd extract`` when trace-cmd is installed, else as tracefs text; and snapshots the
-topology (``/sys/bus/event_source/devices/*/{type,cpus}``, cpufreq, capacities), the threads
+topology (``/sys/bus/event_source/devices/*/{type,cpus,events/}``, cpufreq, capacities, each
+CPU's ``MIDR_EL1``, from ``regs/identification`` or else ``/proc/cpuinfo``), the threads
 (``/proc/*/task/*/comm``) and KVM's debugfs vCPU thread ids.
 
 Directory layout (``pmu-replay-record/1``): ``capture.json``, ``trace.dat`` or ``trace.txt``,
@@ -31,6 +32,7 @@ from typing import Any
 
 from importers.detect import RECORD_META
 from importers.errors import PmuReplayError
+from importers.host.facts import midrs_from_cpuinfo
 from importers.host.record_dir import RECORD_FORMAT
 from importers.host.topology import SNAPSHOT_FORMAT
 
@@ -261,11 +263,17 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def snapshot_topology(sysfs: Path = SYSFS) -> dict[str, Any]:
-    """The host's PMUs, cpufreq policies and capacities, as a ``pmu-replay-topology/1`` dict."""
-    devices: dict[str, dict[str, str]] = {}
+def snapshot_topology(sysfs: Path = SYSFS, proc: Path = PROC) -> dict[str, Any]:
+    """The host's PMUs (with a core PMU's ``events/``), cpufreq policies, capacities and MIDRs,
+    as a ``pmu-replay-topology/1`` dict."""
+    devices: dict[str, dict[str, Any]] = {}
     for dev in sorted((sysfs / "bus/event_source/devices").glob("*")):
-        files = {f: v for f in ("type", "cpus", "cpumask") if (v := _read(dev / f)) is not None}
+        files: dict[str, Any] = {
+            f: v for f in ("type", "cpus", "cpumask") if (v := _read(dev / f)) is not None
+        }
+        if "cpus" in files:  # a core PMU: its events/ are the common events it implements
+            events = {e.name: v for e in sorted(dev.glob("events/*")) if (v := _read(e))}
+            files["events"] = events
         devices[dev.name] = files
     cpufreq = {}
     for policy in sorted((sysfs / "devices/system/cpu/cpufreq").glob("policy*")):
@@ -276,15 +284,22 @@ def snapshot_topology(sysfs: Path = SYSFS) -> dict[str, Any]:
         }
         cpufreq[policy.name] = entry
     capacity = {}
+    midr = {}
     for cpu in sorted((sysfs / "devices/system/cpu").glob("cpu[0-9]*")):
         if (v := _read(cpu / "cpu_capacity")) is not None:
             capacity[cpu.name[3:]] = v
+        if (v := _read(cpu / "regs/identification/midr_el1")) is not None:
+            midr[cpu.name[3:]] = v
+    if not midr:
+        cpuinfo = _read(proc / "cpuinfo") or ""
+        midr = {str(cpu): f"{m:#018x}" for cpu, m in midrs_from_cpuinfo(cpuinfo).items()}
     return {
         "format": SNAPSHOT_FORMAT,
         "cpus_possible": _read(sysfs / "devices/system/cpu/possible"),
         "event_source_devices": devices,
         "cpufreq": cpufreq,
         "cpu_capacity": capacity,
+        "midr_el1": midr,
     }
 
 

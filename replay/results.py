@@ -21,6 +21,7 @@ from replay import __version__
 from replay.compare import Ranking
 from replay.costs import DEFAULT_RECREATE_COST_US, capacity_weights, vcpu_costs
 from replay.detectors import findings, tick_table
+from replay.host_report import host_block
 from replay.pmu import CYCLE_IDX
 from replay.pmu_reads import read_checks
 from replay.summary import summarize
@@ -137,6 +138,7 @@ def assemble(
         "notes": work.notes,
         "vms": work.vms,
         "vcpus_without_rows": work.absent_vcpus,
+        "host": host_block(work),
     }
     return Results(
         observations=observations,

@@ -5,9 +5,10 @@ A :class:`Scenario` names a vPMU mode (``default``, ``set-pmu``, ``fixed-counter
 of every mode a released kernel has; or a revision of the proposed FIXED_COUNTERS_ONLY series,
 ``v8`` by default for that mode, ``v4`` selectable; §8.1), the pCPU of the first
 ``KVM_ARM_VCPU_INIT`` (which picks the default PMU), an optional event filter and
-``SET_NR_COUNTERS``, and the opt-in kernel quirks of §8.7. :func:`build_vm` issues the userspace
-calls a VMM would, in the order a VMM issues them, and raises :class:`KvmRefusedError` when the
-kernel would refuse.
+``SET_NR_COUNTERS``, and the options of §8.7 that substitute the architectural result for what
+the kernel code does. :func:`build_vm` issues the userspace calls a VMM would, in the order a
+VMM issues them, and raises :class:`KvmRefusedError` when the kernel would refuse;
+:func:`as_offered` is the configuration a VMM ends up with on a host that offers no vPMU.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class Scenario:
     nr_counters
         ``KVM_ARM_VCPU_PMU_V3_SET_NR_COUNTERS`` value, if any.
     quirks
-        Opt-in kernel quirks (spec §8.7); off by default.
+        Departures from the kernel code (spec §8.7); off by default.
     irq
         PMU overflow interrupt (PPI 23 like the selftests and QEMU).
     """
@@ -139,7 +140,7 @@ class Scenario:
     @property
     def name(self) -> str:
         """Report label, e.g. ``default@cpu0``, ``set-pmu:armv8_cortex_a57``,
-        ``fixed-counters-only+v8+kernel-overflow-arming``."""
+        ``fixed-counters-only+v8+architectural-overflow``."""
         parts = [MODES[self.mode].label.format(init_cpu=self.init_cpu, set_pmu=self.set_pmu)]
         if self.kernel != _MAINLINE:  # a series revision is always named
             parts.append(str(self.kernel))
@@ -165,7 +166,7 @@ class Scenario:
 
     @property
     def quirks_on(self) -> tuple[str, ...]:
-        """Names of the kernel quirks this scenario enables (to record with results)."""
+        """Names of the §8.7 options this scenario turns on (to record with results)."""
         return self.quirks.enabled_names()
 
 
@@ -270,6 +271,19 @@ def build_vm(scenario: Scenario, host: HostPmus, nr_vcpus: int = 1) -> Configure
     return ConfiguredVm(scenario, kvm, vcpus)
 
 
+def as_offered(scenario: Scenario, host: HostPmus) -> Scenario:
+    """The configuration a VMM ends up with on ``host``: without a vPMU when KVM offers none.
+
+    With ``KVM_CAP_ARM_PMU_V3`` = 0 (CPUs that disagree on PMUVer, an IMPDEF PMU without the trap
+    workaround, spec §1.1) no mode can have a vPMU: ``KVM_ARM_VCPU_INIT`` with the PMU_V3 feature
+    fails, so a VMM that starts the guest at all starts it without one (QEMU drops its PMU by
+    default then). The scenario keeps its name; the counters report ``no_vpmu_offered``.
+    """
+    if host.supports_guest_pmuv3() or not MODES[scenario.mode].pmu_v3:
+        return scenario
+    return Scenario(Mode.NO_PMU, scenario.kernel, scenario.init_cpu, quirks=scenario.quirks)
+
+
 def _set_pmu_type(scenario: Scenario, host: HostPmus) -> int:
     """The perf type of the ``SET_PMU`` target; an unknown name is what the kernel calls ENXIO."""
     pmu = host.by_name(scenario.set_pmu or "")
@@ -295,7 +309,7 @@ SCENARIO_SYNTAX = (
 def parse_scenario(text: str, default_init_cpu: int = 0) -> Scenario:
     """A scenario from its command-line spelling (:data:`SCENARIO_SYNTAX`): ``default@cpu1``,
     ``set-pmu:armv8_cortex_a57``, ``fixed-counters-only+v8``, ``no-pmu``,
-    ``default+kernel-overflow-arming`` ...
+    ``default+architectural-overflow`` ...
 
     That is :attr:`Scenario.name` for a scenario without event filters and ``SET_NR_COUNTERS``;
     the ``+filter`` and ``+nN`` those add to the name are not accepted (the filters themselves
@@ -320,6 +334,12 @@ def parse_scenario(text: str, default_init_cpu: int = 0) -> Scenario:
             kernel = KernelSemantics(option)
         elif option in _QUIRK_FLAGS:
             quirks[_QUIRK_FLAGS[option]] = True
+        elif option == "kernel-overflow-arming":
+            raise UsageError(
+                f"scenario {text!r}: kernel overflow arming is the default now (what the kernel "
+                "code does); drop the option, or add +architectural-overflow for the "
+                "architectural result"
+            )
         else:
             raise UsageError(
                 f"scenario {text!r}: unknown option {option!r}; write {SCENARIO_SYNTAX}"

@@ -50,6 +50,7 @@ def decide(
     *,
     max_unknown: float = DEFAULT_MAX_UNKNOWN,
     doubts: tuple[str, ...] = (),
+    no_vpmu: str | None = None,
 ) -> Verdict:
     """The verdict on a ranking (see module docstring).
 
@@ -65,6 +66,10 @@ def decide(
         The largest share (0-1) of a vCPU's time on CPUs that may be unknown.
     doubts
         Other limits to state (skipped input, vCPUs without a row).
+    no_vpmu
+        Why the host offers no vPMU at all (:meth:`replay.pmu.HostPmus.supports_guest_pmuv3`
+        false), if it does not: every mode then runs the guest without one, and the verdict
+        says so first.
     """
     table = ranking.table
     if table.is_empty():
@@ -78,6 +83,12 @@ def decide(
     reasons = [*over, *within, *doubts]
     status = "inconclusive" if over else "conclusive"
     text = _text(table, best, fallback, kernels, status, over, max_unknown)
+    if no_vpmu is not None:
+        reasons.insert(0, f"this host offers no vPMU: {no_vpmu}")
+        text = (
+            f"This host offers no vPMU ({no_vpmu}): every configuration runs the guest without "
+            f"one, so none can give it counters. {text}"
+        )
     return Verdict(
         status,
         best["scenario"],

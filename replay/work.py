@@ -24,10 +24,11 @@ from typing import Any
 
 import polars as pl
 
+from importers.host.pmus import PmuDescription
 from importers.host.topology import Topology
 from replay.pmu import ENTERED, HostPmus, KvmRefusedError
 from replay.profiles import GuestProfile
-from replay.scenarios import ConfiguredVm, Scenario, build_vm
+from replay.scenarios import ConfiguredVm, Scenario, as_offered, build_vm
 from replay.timeline import Timeline
 
 #: Columns of the observations table, in order, with their types.
@@ -75,6 +76,8 @@ class Work:
     at ticks has several pieces. ``accesses`` are the guest PMU register accesses the capture
     traced (:mod:`replay.pmu_reads`). ``loads`` are the vCPU loads of :mod:`replay.loads`.
     ``absent_vcpus`` are the vCPUs without a row (``vm, vcpu, vcpu_index, reason``).
+    ``described`` are the host PMUs as they really are, with where each fact came from
+    (:mod:`importers.host.pmus`).
     """
 
     timeline: Timeline
@@ -87,6 +90,7 @@ class Work:
     loads: pl.DataFrame
     notes: list[str] = field(default_factory=list)
     absent_vcpus: list[dict[str, Any]] = field(default_factory=list)
+    described: list[PmuDescription] = field(default_factory=list)
 
 
 @dataclass
@@ -122,7 +126,8 @@ def finish_observations(rows: pl.DataFrame) -> pl.DataFrame:
     a vCPU thread belongs to one VM and its pieces do not overlap, so that is a total order.
     Without a vPMU the guest cannot read any counter (the registers UNDEF): no value.
     """
-    value = pl.when(pl.col("reason") == "no_vpmu").then(None).otherwise(pl.col("value"))
+    no_vpmu = pl.col("reason").is_in(["no_vpmu", "no_vpmu_offered"])
+    value = pl.when(no_vpmu).then(None).otherwise(pl.col("value"))
     rows = rows.with_columns(value.alias("value"))
     return rows.select(pl.col(c).cast(t) for c, t in OBSERVATION_SCHEMA.items())
 
@@ -137,9 +142,10 @@ def boot_vm(
     trying first the CPU of its thread's first load in the capture (so that first load
     crosses no PMU the capture does not show), then ``init_cpu``, and runs the profile's
     ``boot``. Returns the VM and the names of the counters the guest could not program (same
-    for every vCPU of a VM): all that the profile programs when the VM has no vPMU.
+    for every vCPU of a VM): all that the profile programs when the VM has no vPMU — as on
+    a host that offers none, whatever the mode (:func:`~replay.scenarios.as_offered`).
     """
-    vm = build_vm(scenario, work.host, len(tids))
+    vm = build_vm(as_offered(scenario, work.host), work.host, len(tids))
     lost: list[str] = []
     first = work.loads.filter(pl.col("load") == 0)
     first_cpu = dict(zip(first["tid"].to_list(), first["cpu"].to_list(), strict=True))

@@ -1,4 +1,5 @@
-"""``Topology``: which host PMU covers each CPU, plus clusters, capacities and frequencies.
+"""``Topology``: which host PMU covers each CPU, plus clusters, capacities and frequencies, and
+what the source says of the PMUs themselves (:mod:`importers.host.facts`).
 
 KVM binds a VM's vPMU to host PMUs by CPU, so every replay needs this map. Sources, strongest
 first (each result records its ``source``; :mod:`importers.host.resolve` makes the choice):
@@ -18,7 +19,10 @@ Sysfs snapshot format (``pmu-replay-topology/1``), every value a sysfs file's te
      "cpufreq": {"policy0": {"related_cpus": "0 3 4 5",
                              "scaling_available_frequencies": "450000 575000 ...",
                              "cpuinfo_max_freq": "850000"}, ...},
-     "cpu_capacity": {"0": "446", ...}}
+     "cpu_capacity": {"0": "446", ...},
+     "midr_el1": {"0": "0x410fd034", ...}, "pmus": {...}, "host_reserved_counters": {...}}
+
+(the last three, and ``events`` per event source, are described in :mod:`importers.host.facts`).
 
 Core PMUs are the event sources with a ``cpus`` file (``/sys/bus/event_source/devices/*/cpus``,
 drivers/perf/arm_pmu.c); uncore PMUs expose ``cpumask`` instead and are ignored.
@@ -35,7 +39,15 @@ import polars as pl
 import pyarrow as pa
 
 from importers.errors import TopologyError
+from importers.host.facts import (
+    PmuOverride,
+    parse_midrs,
+    parse_overrides,
+    parse_reservation,
+    pmceid_from_events,
+)
 from importers.schema import conform
+from replay.pmu.host import Reservation
 
 SNAPSHOT_FORMAT = "pmu-replay-topology/1"
 INFERRED_SOURCE = "inferred from cpu_frequency"
@@ -87,7 +99,9 @@ class Topology:
     """CPU -> host PMU map with clusters, capacities and frequency tables.
 
     ``pmus`` are in registration order (perf type order when known), which decides the default
-    PMU when several could cover a CPU (``kvm_pmu_probe_armpmu`` takes the first).
+    PMU when several could cover a CPU (``kvm_pmu_probe_armpmu`` takes the first). ``midr``
+    (per CPU), ``overrides`` and ``pmceid`` (per PMU name) and ``reserved`` (per CPU) are the
+    host facts of :mod:`importers.host.facts`, as far as the source gives them.
     """
 
     pmus: list[PmuSpec]
@@ -95,6 +109,10 @@ class Topology:
     cluster: dict[int, int] = field(default_factory=dict)
     capacity: dict[int, int] = field(default_factory=dict)
     freqs_khz: dict[int, list[int]] = field(default_factory=dict)
+    midr: dict[int, int] = field(default_factory=dict)
+    overrides: dict[str, PmuOverride] = field(default_factory=dict)
+    pmceid: dict[str, tuple[int, int]] = field(default_factory=dict)
+    reserved: dict[int, Reservation] = field(default_factory=dict)
 
     @property
     def inferred(self) -> bool:
@@ -132,10 +150,13 @@ class Topology:
         return " ".join(f"{p.name}={format_cpulist(p.cpus)}" for p in self.pmus)
 
     def to_table(self) -> pa.Table:
-        """The ``topology`` side table, one row per CPU."""
+        """The ``topology`` side table, one row per CPU (PMU facts repeated on its CPUs)."""
         rows = []
-        for cpu in self.cpus:
+        for cpu in sorted({*self.cpus, *self.midr, *self.reserved}):
             pmu = self.pmu_of(cpu)
+            stated = self.overrides.get(pmu.name, PmuOverride()) if pmu else PmuOverride()
+            events = self.pmceid.get(pmu.name) if pmu else None
+            held = self.reserved.get(cpu)
             rows.append(
                 {
                     "cpu": cpu,
@@ -145,9 +166,17 @@ class Topology:
                     "capacity": self.capacity.get(cpu),
                     "max_freq_khz": self.max_freq_khz(cpu),
                     "source": self.source,
+                    "midr_el1": self.midr.get(cpu),
+                    "pmuver": stated.pmuver,
+                    "counters": stated.counters,
+                    "aarch32_el0": stated.aarch32_el0,
+                    "pmceid0": events[0] if events else None,
+                    "pmceid1": events[1] if events else None,
+                    "reserved_counters": held.counters if held else None,
+                    "reserved_cycles": held.cycles if held else None,
                 }
             )
-        return conform("topology", pl.DataFrame(rows).to_arrow())
+        return conform("topology", pl.DataFrame(rows, infer_schema_length=None).to_arrow())
 
     @classmethod
     def from_table(cls, table: pa.Table, source: str | None = None) -> Topology:
@@ -155,11 +184,21 @@ class Topology:
         df = pl.from_arrow(table)
         assert isinstance(df, pl.DataFrame)
         pmus: list[PmuSpec] = []
+        overrides: dict[str, PmuOverride] = {}
+        pmceid: dict[str, tuple[int, int]] = {}
         for (name, ptype), part in df.filter(pl.col("pmu").is_not_null()).group_by(
             "pmu", "pmu_type", maintain_order=True
         ):
             perf_type = None if ptype is None else int(str(ptype))
             pmus.append(PmuSpec(str(name), frozenset(part["cpu"].to_list()), perf_type))
+            first = part.row(0, named=True)
+            stated = PmuOverride(
+                first.get("pmuver"), first.get("counters"), first.get("aarch32_el0")
+            )
+            if stated != PmuOverride():
+                overrides[str(name)] = stated
+            if first.get("pmceid0") is not None:
+                pmceid[str(name)] = (first["pmceid0"], first["pmceid1"] or 0)
         rows = df.to_dicts()
         origin = source or (str(rows[0]["source"]) if rows else "capture")
         return cls(
@@ -168,6 +207,14 @@ class Topology:
             cluster={r["cpu"]: r["cluster"] for r in rows if r["cluster"] is not None},
             capacity={r["cpu"]: r["capacity"] for r in rows if r["capacity"] is not None},
             freqs_khz={r["cpu"]: [r["max_freq_khz"]] for r in rows if r["max_freq_khz"]},
+            midr={r["cpu"]: r["midr_el1"] for r in rows if r.get("midr_el1") is not None},
+            overrides=overrides,
+            pmceid=pmceid,
+            reserved={
+                r["cpu"]: Reservation(r["reserved_counters"] or 0, bool(r["reserved_cycles"]))
+                for r in rows
+                if r.get("reserved_counters") is not None or r.get("reserved_cycles")
+            },
         )
 
 
@@ -193,17 +240,35 @@ def from_cli(specs: list[str]) -> Topology:
     return Topology(pmus=ordered(pmus), source="command line")
 
 
+def parse_reserved_specs(specs: list[str]) -> dict[int, Reservation]:
+    """``["0-7=cycles", "4=2"]`` (``--host-reserved-counters``) -> CPU -> reservation."""
+    reserved: dict[int, Reservation] = {}
+    for spec in specs:
+        cpus, sep, held = spec.partition("=")
+        if not sep:
+            raise TopologyError(
+                f"--host-reserved-counters {spec!r}: write CPUS=N, CPUS=cycles or CPUS=cycles+N, "
+                "e.g. 0-7=cycles for the hard-lockup detector"
+            )
+        where = f"--host-reserved-counters {spec!r}"
+        reserved.update(dict.fromkeys(parse_cpulist(cpus), parse_reservation(where, held)))
+    return reserved
+
+
 def from_snapshot(path: Path, data: dict[str, Any]) -> Topology:
     """A ``pmu-replay-topology/1`` sysfs snapshot (see module docstring)."""
     devices = data.get("event_source_devices")
     if not isinstance(devices, dict):
         raise TopologyError(f"{path}: no event_source_devices object ({SNAPSHOT_FORMAT})")
     pmus = []
+    pmceid = {}
     for name, files in sorted(devices.items()):
         if not isinstance(files, dict) or "cpus" not in files:
             continue  # not a core PMU (software, tracepoint, uncore with cpumask, ...)
         ptype = files.get("type")
         pmus.append(PmuSpec(name, parse_cpulist(str(files["cpus"])), _int(path, ptype)))
+        if "events" in files:
+            pmceid[name] = pmceid_from_events(f"{path}: {name}", files["events"])
     if not pmus:
         raise TopologyError(
             f"{path}: no core PMU (no event source with a cpus file): this host exposes no "
@@ -220,7 +285,30 @@ def from_snapshot(path: Path, data: dict[str, Any]) -> Topology:
             if values:
                 freqs[cpu] = values
     capacity = {int(c): int(str(v).strip()) for c, v in data.get("cpu_capacity", {}).items()}
-    return Topology(ordered(pmus), "sysfs snapshot", cluster, capacity, freqs)
+    where = str(path)
+    reserved = {
+        cpu: parse_reservation(where, held)
+        for cpus, held in _object(where, data, "host_reserved_counters").items()
+        for cpu in parse_cpulist(str(cpus))
+    }
+    return Topology(
+        ordered(pmus),
+        "sysfs snapshot",
+        cluster,
+        capacity,
+        freqs,
+        midr=parse_midrs(where, data.get("midr_el1", {})),
+        overrides=parse_overrides(where, data.get("pmus", {})),
+        pmceid=pmceid,
+        reserved=reserved,
+    )
+
+
+def _object(where: str, data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise TopologyError(f"{where}: {key} must be an object")
+    return value
 
 
 def _int(path: Path, value: object) -> int | None:

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         write_html(results, args.html, to_stderr=args.json)
     if args.json:
-        keys = ("verdict", "recommendation", "ranking", "ranking_rule", "notes")
+        keys = ("verdict", "recommendation", "ranking", "ranking_rule", "notes", "host")
         out = {key: results.meta[key] for key in keys}
         print(json.dumps(out, indent=2, default=str))
         return 0

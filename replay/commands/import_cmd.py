@@ -63,6 +63,15 @@ def add_host_options(p: argparse.ArgumentParser) -> None:
         "--pmu armv8_cortex_a57=1-2 (repeat per PMU; NAME:TYPE=CPUS sets the perf type)",
     )
     g.add_argument(
+        "--host-reserved-counters",
+        action="append",
+        default=[],
+        metavar="CPUS=N",
+        help="host condition: counters the host's own pinned perf events hold on CPUS, as N "
+        "general-purpose counters, 'cycles' (the cycle counter, e.g. the hard-lockup "
+        "detector's event: --host-reserved-counters 0-7=cycles) or cycles+N (repeatable)",
+    )
+    g.add_argument(
         "--vcpu",
         action="append",
         default=[],
@@ -88,6 +97,7 @@ def open_from_args(args: argparse.Namespace) -> Capture:
             topology=args.topology,
             pmus=args.pmu,
             vcpus=args.vcpu,
+            reserved_counters=args.host_reserved_counters,
             strict=args.strict,
             progress=progress,
             tsc_khz=args.tsc_khz,

@@ -17,6 +17,7 @@ from replay.commands.short_names import ScenarioNames, print_legend
 from replay.compare import PREFER_CHOICES, Prefer
 from replay.costs import DEFAULT_RECREATE_COST_US
 from replay.engine import Path_
+from replay.host_report import host_lines
 from replay.profiles import PROFILES
 from replay.results import Results
 from replay.scenarios import Scenario
@@ -156,12 +157,15 @@ def run_scenarios(
 
 
 def print_report(results: Results, title: str, *, wide: bool = False) -> ScenarioNames:
-    """Per scenario and vCPU numbers, then the worst stall episodes.
+    """The host assumed, per scenario and vCPU numbers, then the worst stall episodes.
 
     Scenario names are shortened, with a legend, when the table would not fit the terminal
     otherwise (:mod:`replay.commands.short_names`); ``wide`` keeps them whole. Returns the
     names used, for the tables that follow.
     """
+    if "host" in results.meta:  # results saved before the host block existed have none
+        for line in host_lines(results.meta["host"]):
+            stdout.print(line, markup=False)
     for note in results.meta["notes"]:
         stdout.print(f"[yellow]note:[/] {note}")
     for vcpu in results.meta.get("vcpus_without_rows", []):

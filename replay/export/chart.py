@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from importers.host.topology import parse_cpulist
 from replay.export.svg import SERIES
 from replay.results import Results
 
@@ -87,7 +88,11 @@ def host_clusters(meta: dict[str, Any]) -> dict[str, list[int]]:
     topology the replay used."""
     host = meta.get("host") or {}
     if host.get("pmus"):
-        return {p["name"]: sorted(p["cpus"]) for p in host["pmus"]}
+        # a kernel cpulist in the host block ("0-1"), a list in results written before it
+        return {
+            p["name"]: sorted(parse_cpulist(p["cpus"]) if isinstance(p["cpus"], str) else p["cpus"])
+            for p in host["pmus"]
+        }
     pmus = (meta.get("topology") or {}).get("pmus") or {}
     return {name: sorted(cpus) for name, cpus in pmus.items()}
 

@@ -52,6 +52,7 @@ from replay.export.tracks import (
     vcpu_label,
     vm_pid,
 )
+from replay.host_report import host_lines
 from replay.results import Results
 
 #: Rows of observations and pieces encoded together at most (one group of vCPUs); bounds memory.
@@ -258,6 +259,7 @@ class _Plan:
         r = self.results
         w.raw(clock_packets(self.clock, self.t0), 2)
         self._write_static_tracks(w)
+        self._host_tracks(w)
         interner = Interner()
         w.events(self._span(), interner)
         # One filter per table and group rather than one sort by group and a gather per group:
@@ -290,7 +292,7 @@ class _Plan:
             return []
         uuid = self.ids("verdict")
         about = "which configuration to deploy, on which kernel, and how sure the replay is"
-        desc = group_track(uuid, "verdict", self.ids("root"), rank=-1, description=about)
+        desc = group_track(uuid, "verdict", self.ids("root"), rank=-2, description=about)
         w.raw(descriptor_packet(desc), 1)
         return [events.verdict_instant(verdict, self.t0, uuid)]
 
@@ -349,6 +351,20 @@ class _Plan:
             schema={"start": pl.Int64, "end": pl.Int64, "uuid": pl.UInt64, "depth": pl.Int64},
         ).with_columns(name=pl.lit("replayed capture"))
         return events.slices(span)
+
+    def _host_tracks(self, w: PacketWriter) -> None:
+        """The host the replay assumed, as track names: a group headed by whether KVM offers a
+        vPMU, with one track per host PMU (its facts) and per host counter reservation."""
+        block = self.results.meta.get("host")
+        if not block:  # results saved before the host block existed
+            return
+        head, *rest = host_lines(block)
+        group = self.ids("host")
+        # under the top-level group, between the verdict and the stall groups
+        w.raw(descriptor_packet(group_track(group, head, self.ids("root"), rank=-1)), 1)
+        for rank, line in enumerate(rest):
+            desc = group_track(self.ids("host", rank), line.strip(), parent=group, rank=rank)
+            w.raw(descriptor_packet(desc), 1)
 
     def _chunks(self, chunk_rows: int) -> Iterator[list[int]]:
         """vCPU thread ids in export order, grouped so each group has about ``chunk_rows`` rows."""

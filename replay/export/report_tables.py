@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from importers.host.topology import format_cpulist
 from replay.export.chart import ReportFrame
 from replay.export.svg import series_var
 
@@ -85,6 +86,7 @@ def _plain(value: Any) -> str:
 HOST_COLUMNS = (
     ("name", "host PMU"),
     ("cpus", "CPUs"),
+    ("core", "core"),
     ("perf_type", "perf type"),
     ("pmuver", "PMUVer"),
     ("counters", "event counters"),
@@ -100,11 +102,19 @@ def host_section(meta: dict[str, Any]) -> str:
     lines: list[str] = []
     if isinstance(host, dict) and host.get("pmus"):
         pmus = [dict(p) for p in host["pmus"]]
-        offered = host.get("vpmu_offered")
-        if offered is False:
+        if host.get("vpmu_offered") is False:
+            why = escape(str(host.get("why_not") or "see the PMUs below"))
             lines.append(
-                '<p class="text"><b>Mainline KVM offers no vPMU on this host</b> (its CPUs do '
-                "not agree on a PMU version): every mode but no-pmu is hypothetical here.</p>"
+                f'<p class="text"><b>Mainline KVM offers no vPMU on this host</b> ({why}): '
+                "every mode runs the guest without one.</p>"
+            )
+        elif kvm := host.get("kvm"):
+            width = "64-bit" if kvm.get("guest_event_counters_64bit") else "32-bit"
+            lines.append(
+                f'<p class="sub">KVM offers the guest PMUv{escape(str(kvm.get("guest_pmuver")))}'
+                f" with {width} event counters"
+                + ("; PMCR_EL0.LC is RES1 (no AArch32 EL0)" if kvm.get("pmcr_lc_res1") else "")
+                + "</p>"
             )
     else:
         types = topology.get("perf_types") or {}
@@ -130,9 +140,13 @@ def _host_value(key: str, value: Any) -> str:
     if value is None:
         return "-"
     if key == "cpus" and isinstance(value, list):
-        from importers.host.topology import format_cpulist
-
         return format_cpulist(frozenset(int(c) for c in value))
+    if key == "source" and isinstance(value, dict):
+        # one source per fact (importers.host.pmus): facts that share a source are named once
+        by_source: dict[str, list[str]] = {}
+        for fact, source in value.items():
+            by_source.setdefault(str(source), []).append(fact)
+        return "; ".join(f"{', '.join(facts)}: {source}" for source, facts in by_source.items())
     return _plain(value)
 
 

@@ -10,6 +10,11 @@ counting and deltas; a cumulative sum per vCPU and counter gives the values. The
 path steps the model through the full history instead; a differential test holds the two
 equal on every shared capture. Perf-event re-creations follow from the loads and the kernel's
 reload rule (:mod:`replay.paths.reloads`).
+
+That premise fails where a backing event gets no hardware counter on some CPU (host counter
+contention, spec §1.5): perf leaves it in the error state, so whether it counts later depends on
+where the vCPU ran before and on what re-enabled it since. When any probe shows that,
+:func:`replay_vectorized` returns ``None`` and the engine steps the scenario instead.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from replay.paths.reloads import SEED_SCHEMA, recreations
-from replay.pmu import ENTERED
+from replay.pmu import ENTERED, StallReason
 from replay.pmu.counters import counter_width_mask
 from replay.scenarios import Scenario
 from replay.work import (
@@ -32,10 +37,13 @@ from replay.work import (
 )
 
 
-def replay_vectorized(work: Work, scenario: Scenario) -> ScenarioResult:
-    """Observations of ``scenario`` (see module docstring)."""
+def replay_vectorized(work: Work, scenario: Scenario) -> ScenarioResult | None:
+    """Observations of ``scenario``, or ``None`` when counting depends on history (see module
+    docstring)."""
     requests = work.profile.counters
     probe = _probe(work, scenario)
+    if probe.select((pl.col("reason") == str(StallReason.CONTENTION)).any()).item():
+        return None
     starts: list[dict[str, object]] = []
     lost: dict[str, list[str]] = {}
     recreated = [pl.DataFrame(schema=RECREATION_SCHEMA)]

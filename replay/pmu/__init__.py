@@ -2,7 +2,8 @@
 
 A pure state machine (no I/O, no clock, no globals) whose names follow the kernel:
 
-- :class:`HostPmus` / :class:`HostPmu`: the host PMUs KVM registered (``arm_pmus``);
+- :class:`HostPmus` / :class:`HostPmu`: the host PMUs KVM registered (``arm_pmus``), and the
+  counters the host's own pinned events hold (:class:`Reservation`);
 - :class:`Kvm`: the VM's PMU binding and VM-wide attributes (``struct kvm`` arch state);
 - :class:`Vcpu`: userspace calls (``vcpu_init``, ``set_attr``, ``set_one_reg`` ...), the run side
   (``vcpu_load``, ``vcpu_put``, ``guest_enter``, ``guest_exit``, ``advance``), guest register
@@ -36,6 +37,7 @@ from replay.pmu.host import (
     DEFAULT_PMUVER,
     HostPmu,
     HostPmus,
+    Reservation,
 )
 from replay.pmu.kvm import KernelSemantics, Kvm, Quirks
 from replay.pmu.status import CounterStatus, StallReason
@@ -75,6 +77,7 @@ __all__ = [
     "PmuAttr",
     "PmuVer",
     "Quirks",
+    "Reservation",
     "StallReason",
     "UndefinedAccess",
     "UnknownRegisterError",

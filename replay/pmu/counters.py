@@ -29,6 +29,7 @@ from replay.pmu.arch import (
     SW_INCR,
     counter_mask,
 )
+from replay.pmu.contention import sched_in
 from replay.pmu.event import BackingEvent
 from replay.pmu.kvm import ReloadTrigger
 from replay.pmu.state import VcpuState
@@ -144,6 +145,9 @@ def create_backing_event(vcpu: VcpuState, idx: int) -> None:
     # A filtered event gets no perf event at all: the counter silently stalls (spec §1.5).
     if not kvm.event_allowed(eventsel):
         return
+    # kvm_map_pmu_event(): a non-PMUv3 PMU's driver translates the event number or refuses it.
+    if not arm_pmu.maps_event(eventsel):
+        return
     vcpu.events[idx] = BackingEvent(
         pmu=arm_pmu,
         config=eventsel,
@@ -152,8 +156,12 @@ def create_backing_event(vcpu: VcpuState, idx: int) -> None:
         exclude_user=bool(evtreg & EXCLUDE_EL0) != bool(evtreg & EXCLUDE_NS_EL0),
         exclude_kernel=bool(evtreg & EXCLUDE_EL1) != bool(evtreg & EXCLUDE_NS_EL1),
         sample_period=compute_period(vcpu, idx, get_pmc_value(vcpu, idx)),
+        counter_64bit=pmc_is_64bit(vcpu, idx),
+        serial=sum(vcpu.creations),  # events created so far: perf's group_index order
     )
     vcpu.creations[idx] += 1
+    if vcpu.loaded:  # perf_install_in_context() on the running task: ctx_resched()
+        sched_in(vcpu)
 
 
 def set_pmc_value(
@@ -163,15 +171,19 @@ def set_pmc_value(
     recreate "to reflect the updated sample_period".
 
     An AArch32 write to an event counter (``vcpu_mode_is_32bit()``, not ``force``/PMCR.P) only
-    writes bits [31:0] and keeps [63:32] (1750ad1388e0 and its stable backports); quirk Q3
-    reproduces the earlier code, which stored ``old_high32 << 32`` and lost the value (§8.7).
+    writes bits [31:0]. Since 1750ad1388e0 (and its stable backports) the kernel builds the value
+    as ``(__vcpu_sys_reg(vcpu, reg) & GENMASK(63, 32)) | lower_32_bits(val)`` *after*
+    ``kvm_pmu_release_perf_event()``: the upper half is the saved register's, without what the
+    released event counted since it was created (``kvm_pmu_stop_counter()`` is not called). The
+    ``architectural_aarch32_counter_writes`` option keeps the upper half of the live value
+    instead; quirk Q3 reproduces the earlier code, which stored ``old_high32 << 32`` (§8.7).
     """
-    if aarch32 and idx != CYCLE_IDX and not force:
-        if vcpu.kvm.quirks.prefix_aarch32_counter_writes:
-            val = vcpu.cntr[idx] & HIGH32
-        else:
-            val = (get_pmc_value(vcpu, idx) & HIGH32) | (val & MASK32)
+    live_high = get_pmc_value(vcpu, idx) & HIGH32
     release_backing_event(vcpu, idx)
+    if aarch32 and idx != CYCLE_IDX and not force:
+        quirks = vcpu.kvm.quirks
+        high = live_high if quirks.architectural_aarch32_counter_writes else vcpu.cntr[idx] & HIGH32
+        val = high if quirks.prefix_aarch32_counter_writes else high | (val & MASK32)
     vcpu.cntr[idx] = val & MASK64
     create_backing_event(vcpu, idx)
 
@@ -200,7 +212,11 @@ def enable_backing_event(vcpu: VcpuState, idx: int) -> None:
     ):
         create_backing_event(vcpu, idx)
         return
+    # perf_event_enable(): clears PERF_EVENT_STATE_ERROR, then reschedules the running task.
     event.enabled = True
+    event.error = False
+    if vcpu.loaded:
+        sched_in(vcpu)
 
 
 def disable_backing_event(vcpu: VcpuState, idx: int) -> None:
@@ -251,7 +267,8 @@ def handle_pmcr(vcpu: VcpuState, val: int) -> None:
     """Mirror ``kvm_pmu_handle_pmcr()`` (spec §2.6).
 
     An E toggle only requests a reload (applied before the next entry); C and P are actions,
-    never stored; LC/LP changes do not recreate events (quirk Q2 makes that observable).
+    never stored; LC/LP changes do not recreate events (Q2, observable unless the
+    ``architectural_overflow`` option is on).
     """
     if not vcpu.kvm.pmuv3p5:
         val &= ~PMCR_LP

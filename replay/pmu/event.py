@@ -26,10 +26,20 @@ class BackingEvent:
         From the counter's U and P filter bits: guest EL0 resp. EL1 not counted.
     exclude_host, exclude_hv
         Always true for KVM's events: host execution and EL2 never count.
+    counter_64bit
+        ``attr.config1`` has ``PERF_ATTR_CFG1_COUNTER_64BIT`` (``kvm_pmc_is_64bit()``): on a PMU
+        without long counters such an event needs a chained pair unless it gets the cycle
+        counter.
+    serial
+        Creation order among the vCPU's events (perf's ``group_index``): the order in which perf
+        schedules them in.
+    error
+        ``PERF_EVENT_STATE_ERROR``: the pinned event got no hardware counter when scheduled in
+        and counts nothing until it is enabled again or recreated.
     count
         Events counted since creation (``perf_event_read_value()``).
     next_overflow
-        With quirk Q1 only: the :attr:`count` at which perf next calls
+        Unless ``architectural_overflow`` is on: the :attr:`count` at which perf next calls
         ``kvm_pmu_perf_overflow()``: the ``sample_period`` given at creation (``compute_period()``:
         events until the guest counter wraps at its overflow width), then wherever the last
         overflow re-armed it; ``None`` for a non-sampling event (period 0).
@@ -38,11 +48,14 @@ class BackingEvent:
     __slots__ = (
         "config",
         "count",
+        "counter_64bit",
         "enabled",
+        "error",
         "exclude_kernel",
         "exclude_user",
         "next_overflow",
         "pmu",
+        "serial",
     )
 
     exclude_host = True
@@ -57,12 +70,17 @@ class BackingEvent:
         exclude_user: bool,
         exclude_kernel: bool,
         sample_period: int,
+        counter_64bit: bool,
+        serial: int,
     ) -> None:
         self.pmu = pmu
         self.config = config
         self.enabled = enabled
         self.exclude_user = exclude_user
         self.exclude_kernel = exclude_kernel
+        self.counter_64bit = counter_64bit
+        self.serial = serial
+        self.error = False
         self.count = 0
         # perf fires the first overflow after sample_period events; 0 = non-sampling event.
         self.next_overflow: int | None = sample_period or None
@@ -70,6 +88,6 @@ class BackingEvent:
     def __repr__(self) -> str:
         return (
             f"BackingEvent(pmu={self.pmu.name}, config={self.config:#x}, "
-            f"enabled={self.enabled}, count={self.count}, "
+            f"enabled={self.enabled}, error={self.error}, count={self.count}, "
             f"exclude_user={self.exclude_user}, exclude_kernel={self.exclude_kernel})"
         )

@@ -2,7 +2,9 @@
 
 A :class:`HostPmu` is one ``struct arm_pmu`` (one per micro-architecture on big.LITTLE);
 :class:`HostPmus` is KVM's ``arm_pmus`` list plus the host facts KVM derives from it: the
-sanitised PMU version, whether a vPMU is offered at all, and which PMU covers a CPU.
+sanitised PMU version, whether a vPMU is offered at all, and which PMU covers a CPU. A
+:class:`Reservation` is a host condition: hardware counters the host's own CPU-pinned perf events
+hold on a CPU (the hard-lockup detector's cycles event, a profiling agent).
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class HostPmu:
     pmceid
         ``(PMCEID0, PMCEID1)`` as 64-bit values: common events and, in the high words, the
         extended events 0x4000+.
+    mappable_events
+        For a non-PMUv3 PMU whose driver provides ``map_pmuv3_event`` (Apple M1/M2): the PMUv3
+        event numbers it translates; ``kvm_map_pmu_event()`` refuses every other. ``None`` for
+        PMUv3 hardware, which counts PMUv3 event numbers as they are.
     """
 
     name: str
@@ -54,6 +60,7 @@ class HostPmu:
     num_counters: int = DEFAULT_NUM_COUNTERS
     pmuver: int = DEFAULT_PMUVER
     pmceid: tuple[int, int] = DEFAULT_PMCEID
+    mappable_events: frozenset[int] | None = None
 
     def __post_init__(self) -> None:
         where = f"host PMU {self.name!r}"
@@ -69,6 +76,38 @@ class HostPmu:
             raise TopologyError(f"{where}: PMUVer {self.pmuver} is not a 4-bit field value")
         if len(self.pmceid) != 2 or any(not 0 <= w <= MASK64 for w in self.pmceid):
             raise TopologyError(f"{where}: pmceid must be two 64-bit values")
+
+    def maps_event(self, eventsel: int) -> bool:
+        """Mirror ``kvm_map_pmu_event() >= 0``: the driver's ``map_pmuv3_event`` translates the
+        event (PMUv3 hardware counts every PMUv3 event number as it is)."""
+        return self.mappable_events is None or eventsel in self.mappable_events
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Hardware counters of one CPU held by the host's own CPU-pinned perf events.
+
+    perf core schedules CPU-pinned events before a task's pinned events
+    (``perf_event_sched_in()``), so these counters are taken before any of the vCPU thread's
+    (spec §1.5). ``counters`` general-purpose counters go to the lowest indices
+    (``armv8pmu_get_single_idx()``); ``cycles`` is a cycles event, which
+    ``armv8pmu_get_event_idx()`` places on the cycle counter, as the hard-lockup detector's.
+    """
+
+    counters: int = 0
+    cycles: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.counters <= MAX_EVENT_COUNTERS:
+            raise TopologyError(
+                f"{self.counters} reserved counters: a CPU has 0..31 general-purpose counters"
+            )
+
+    def __str__(self) -> str:
+        parts = (["cycles"] if self.cycles else []) + (
+            [str(self.counters)] if self.counters else []
+        )
+        return "+".join(parts) or "0"
 
 
 class HostPmus:
@@ -91,6 +130,8 @@ class HostPmus:
     impdef_traps
         Apple-style IMPDEF PMUv3 traps (``ARM64_WORKAROUND_PMUV3_IMPDEF_TRAPS``): the guest sees
         PMUv3 ``IMP`` and one event counter.
+    reserved
+        Per CPU, the counters the host's own pinned events hold (none unless stated).
     """
 
     __slots__ = (
@@ -103,6 +144,7 @@ class HostPmus:
         "pmus",
         "possible_cpus",
         "registered",
+        "reserved",
         "union_cpus",
     )
 
@@ -114,6 +156,7 @@ class HostPmus:
         cpu_pmuver: Mapping[int, int] | None = None,
         aarch32_el0: bool = True,
         impdef_traps: bool = False,
+        reserved: Mapping[int, Reservation] | None = None,
     ) -> None:
         self.pmus: tuple[HostPmu, ...] = tuple(pmus)
         self._by_name = {p.name: p for p in self.pmus}
@@ -129,6 +172,10 @@ class HostPmus:
             raise TopologyError(f"PMU CPUs {extra} are not in the host's possible CPUs")
         self.aarch32_el0 = aarch32_el0
         self.impdef_traps = impdef_traps
+        self.reserved: Mapping[int, Reservation] = dict(reserved or {})
+        if not self.reserved.keys() <= self.possible_cpus:
+            extra = sorted(self.reserved.keys() - self.possible_cpus)
+            raise TopologyError(f"reserved counters on CPUs {extra}, which the host does not have")
         default_ver = self.pmus[0].pmuver if self.pmus else PmuVer.NI
         versions = {cpu: default_ver for cpu in self.possible_cpus}
         for pmu in reversed(self.pmus):  # first PMU in registration order wins on overlap

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from enum import Enum, StrEnum
 
+from importers.errors import UsageError
 from replay.pmu.arch import (
     CHAIN,
     EXCLUDE_EL0,
@@ -105,16 +106,30 @@ KERNEL_RULES: dict[KernelSemantics, KernelRules] = {
 
 @dataclass(frozen=True, slots=True)
 class Quirks:
-    """Opt-in reproductions of suspected kernel deviations from the architecture (spec §8.7).
+    """Departures from the kernel code the model mirrors (spec §8.7), for what-if comparisons.
 
-    All off by default: the model then computes the architectural result.
+    All off by default: the model then does what the kernel code does, suspected deviations from
+    the architecture included. Each option substitutes the architectural result for one of them
+    (or, for ``prefix_aarch32_counter_writes``, reproduces an older kernel).
     """
 
-    #: Q1+Q2: overflow re-armed from the perf event's own count, and not re-armed on LC/LP
-    #: writes (``kvm_pmu_perf_overflow()``, ``kvm_pmu_handle_pmcr()``).
-    kernel_overflow_arming: bool = False
-    #: Q3: an AArch32 write to an event counter stores ``old_high32 << 32`` (before 1750ad1388e0).
+    #: Q1+Q2 off: overflow flagged at each architectural wrap, with the LC/LP in force then,
+    #: instead of where ``kvm_pmu_perf_overflow()`` re-arms perf from the event's own count.
+    architectural_overflow: bool = False
+    #: An AArch32 write to an event counter keeps bits [63:32] of the live counter value
+    #: (architectural) instead of those of the saved register, which ``kvm_pmu_set_pmc_value()``
+    #: reads after ``kvm_pmu_release_perf_event()`` has discarded the event's count.
+    architectural_aarch32_counter_writes: bool = False
+    #: Q3: an AArch32 write to an event counter stores ``old_high32 << 32`` (kernels before
+    #: 1750ad1388e0 and its stable backports).
     prefix_aarch32_counter_writes: bool = False
+
+    def __post_init__(self) -> None:
+        if self.architectural_aarch32_counter_writes and self.prefix_aarch32_counter_writes:
+            raise UsageError(
+                "architectural-aarch32-counter-writes and prefix-aarch32-counter-writes choose "
+                "different results for the same AArch32 write: give one of them"
+            )
 
     def enabled_names(self) -> tuple[str, ...]:
         """Names of the options that are on, for recording next to results."""
@@ -131,7 +146,7 @@ class Kvm:
     kernel
         Series revision whose semantics to follow.
     quirks
-        Opt-in kernel quirks.
+        Departures from the kernel code (spec §8.7); none by default.
     """
 
     __slots__ = (

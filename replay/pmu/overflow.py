@@ -2,8 +2,8 @@
 
 :func:`count_guest_execution` is what the host perf events do while the vCPU runs guest code:
 each enabled event on a PMU that covers the current pCPU counts its event for the guest ELs its
-filter admits. Overflows are flagged at the architectural wraps by default, or where the kernel's
-perf re-arming would flag them with the ``kernel_overflow_arming`` quirk (Q1/Q2, spec §8.7).
+filter admits. Overflows are flagged where the kernel's perf re-arming flags them (Q1/Q2, spec
+§8.7), or at the architectural wraps with the ``architectural_overflow`` option.
 """
 
 from __future__ import annotations
@@ -101,12 +101,13 @@ def count_guest_execution(vcpu: VcpuState, el1: Mapping[int, int], el0: Mapping[
         Event number -> occurrences (>= 0, checked by the caller) during guest EL1 resp. EL0
         execution since the last call.
     """
-    kernel_arming = vcpu.kvm.quirks.kernel_overflow_arming
+    kernel_arming = not vcpu.kvm.quirks.architectural_overflow
     cpu = vcpu.cpu
     overflowed = False
     for idx, event in enumerate(vcpu.events):
-        # perf schedules the pinned event only where its PMU exists (armpmu_filter()).
-        if event is None or not event.enabled or cpu not in event.pmu.cpus:
+        # perf schedules the pinned event only where its PMU exists (armpmu_filter()), and not
+        # at all once it is in the error state.
+        if event is None or not event.enabled or event.error or cpu not in event.pmu.cpus:
             continue
         delta = 0
         if not event.exclude_kernel:

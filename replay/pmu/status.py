@@ -21,6 +21,9 @@ class StallReason(StrEnum):
 
     #: The vCPU has no vPMU (no ``KVM_ARM_VCPU_PMU_V3`` feature).
     NO_VPMU = "no_vpmu"
+    #: The vCPU has no vPMU because the host offers none (``KVM_CAP_ARM_PMU_V3`` reads 0: its CPUs
+    #: disagree on PMUVer, or the PMU is IMPDEF without the trap workaround, spec §1.1).
+    NO_VPMU_OFFERED = "no_vpmu_offered"
     #: The vCPU is not loaded on any pCPU.
     NOT_LOADED = "not_loaded"
     #: The counter index is not implemented (``idx >= PMCR_EL0.N``, not 31).
@@ -31,6 +34,9 @@ class StallReason(StrEnum):
     SOFTWARE = "software"
     #: The VM's event filter denies the event, so no perf event was created.
     FILTERED = "filtered"
+    #: The host PMU is not PMUv3 and its driver cannot translate the event
+    #: (``kvm_map_pmu_event()`` < 0), so no perf event was created.
+    UNMAPPABLE = "unmappable_event"
     #: Enabled, on a pCPU its PMU covers, but the backing event is missing or still disabled:
     #: the ``KVM_REQ_RELOAD_PMU`` pending for the next guest entry recreates or re-enables it.
     NO_EVENT = "no_event"
@@ -40,6 +46,9 @@ class StallReason(StrEnum):
     NO_PMU_CPU = "no_pmu_cpu"
     #: The filter bits exclude both guest EL0 and EL1.
     EXCLUDED = "excluded"
+    #: The pinned backing event got no hardware counter (the host's own pinned events, or the
+    #: vCPU's earlier events, hold them) and is in ``PERF_EVENT_STATE_ERROR``.
+    CONTENTION = "counter_contention"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +69,10 @@ def counter_status(vcpu: VcpuState, idx: int) -> CounterStatus:
     if not 0 <= idx < MAX_COUNTERS:
         raise IndexError(f"counter index {idx} outside 0..31")
     if not vcpu.has_pmu:
-        return CounterStatus(False, None, StallReason.NO_VPMU)
+        offered = vcpu.kvm.host.supports_guest_pmuv3()
+        return CounterStatus(
+            False, None, StallReason.NO_VPMU if offered else StallReason.NO_VPMU_OFFERED
+        )
     event = vcpu.events[idx]
     reason = _stall_reason(vcpu, idx, event)
     return CounterStatus(reason is None, None if event is None else event.pmu.name, reason)
@@ -83,6 +95,9 @@ def _stall_reason(vcpu: VcpuState, idx: int, event: BackingEvent | None) -> Stal
             return StallReason.SOFTWARE
         if not kvm.event_allowed(eventsel):
             return StallReason.FILTERED
+        arm_pmu = kvm.pmu_for_new_event(vcpu.cpu)
+        if arm_pmu is not None and not arm_pmu.maps_event(eventsel):
+            return StallReason.UNMAPPABLE
     # Coverage before the event's own state: FIXED mode under v8 cannot (re)create an event on a
     # pCPU no PMU covers (kvm_pmu_create_perf_event() returns early, leaving any old event
     # attached and disabled), so the pCPU, not the reload, is why the counter stalls there.
@@ -92,6 +107,8 @@ def _stall_reason(vcpu: VcpuState, idx: int, event: BackingEvent | None) -> Stal
         return StallReason.NO_PMU_CPU if no_pmu else StallReason.FOREIGN_CPU
     if event is None or not event.enabled:
         return StallReason.NO_EVENT
+    if event.error:
+        return StallReason.CONTENTION
     if event.exclude_user and event.exclude_kernel:
         return StallReason.EXCLUDED
     return None

@@ -14,6 +14,7 @@ from types import MappingProxyType
 
 from replay.pmu import sysregs, userspace
 from replay.pmu.arch import MAX_COUNTERS
+from replay.pmu.contention import sched_in
 from replay.pmu.counters import get_pmc_value, load_pmu, reload_pmu
 from replay.pmu.errors import KvmRefusedError, VpmuStateError
 from replay.pmu.event import BackingEvent
@@ -77,6 +78,7 @@ class Vcpu(VcpuState):
         self.cpu = cpu
         self.loaded = True
         load_pmu(self, last_cpu)
+        sched_in(self)  # perf_event_task_sched_in() of the vCPU thread on this CPU
         self.on_unsupported_cpu = cpu not in self.kvm.supported_cpus
 
     def vcpu_put(self) -> None:

@@ -20,6 +20,7 @@ from importers.errors import CaptureFormatError, UsageError
 from replay.export import tracks, write_perfetto
 from replay.export.clocks import CAPTURE_CLOCK_ID, trace_clock
 from replay.export.tracks import ROOT_NAME, TrackIds, vm_pid
+from replay.host_report import host_lines
 from replay.results import Results
 from tests.conftest import ROOT
 from tests.replay.export.decode import event_counts, events, read_trace, track_names
@@ -301,7 +302,8 @@ def test_stall_groups_come_first_and_frequencies_last(tmp_path: Path) -> None:
     stalls = [f"stalls: {s['name']}" for s in results.meta["scenarios"]]
     stalls = [s for s in stalls if s.removeprefix("stalls: ") in set(results.findings["scenario"])]
     verdict = ["verdict"] if results.meta.get("verdict") else []
-    assert [name for _, name in children] == [*verdict, *stalls, "host CPU frequency"]
+    host = host_lines(results.meta["host"])[:1]
+    assert [name for _, name in children] == [*verdict, *host, *stalls, "host CPU frequency"]
 
 
 def test_assumed_frequencies_are_left_out(tmp_path: Path) -> None:

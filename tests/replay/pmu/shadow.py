@@ -76,8 +76,9 @@ class Shadow:
             # Invariant 11: 64-bit event counters iff every CPU has PMUv3p5 (the guest's PMUVer is
             # the common host value capped at V3P5); CPUs without a PMU report the first PMU's.
             p5=all(p.pmuver >= PmuVer.V3P5 for p in host.pmus),
-            # Every host the properties draw is PMUv3p1 or later: a 16-bit event space.
-            event_mask=0xFFFF,
+            # PMUv3 (Armv8.0) has a 10-bit event space, PMUv3p1 and later a 16-bit one (Arm ARM
+            # PMEVTYPER<n>_EL0.evtCount); a host offering a vPMU has one version on every CPU.
+            event_mask=0x3FF if host.pmus[0].pmuver == PmuVer.IMP else 0xFFFF,
             allowed=allowed,
         )
         shadow.pmcr = vcpu.get_one_reg("PMCR_EL0")[1] & 0xFF

@@ -1,18 +1,22 @@
-"""Spec §8.7 opt-in kernel quirks: off they give the architectural result, on they reproduce the
-suspected kernel behaviour (Q1/Q2 "kernel overflow arming", Q3 "pre-fix AArch32 counter writes").
+"""Spec §8.7 kernel behaviours and the options that replace them.
+
+By default the model does what the kernel code does (Q1/Q2 overflow arming from the perf event's
+own count, AArch32 counter writes keeping the saved register's upper half); the options give the
+architectural result instead, or reproduce the pre-1750ad1388e0 AArch32 write (Q3).
 """
 
 from __future__ import annotations
 
 import pytest
 
+from importers.errors import UsageError
 from replay.pmu import CPU_CYCLES, CYCLE_IDX, INST_RETIRED, HostPmu, HostPmus, PmuVer, Quirks, Vcpu
 from replay.pmu.arch import CHAIN, PMCR_C, PMCR_E, PMCR_LC, PMCR_P
-from replay.scenarios import Mode, Scenario
+from replay.scenarios import Mode, Scenario, parse_scenario
 from tests.replay.pmu.helpers import running_vcpu, two_clusters
 
-ARCH = Quirks()
-ARMING = Quirks(kernel_overflow_arming=True)
+ARCH = Quirks(architectural_overflow=True, architectural_aarch32_counter_writes=True)
+ARMING = Quirks()  # what the kernel code does
 PREFIX = Quirks(prefix_aarch32_counter_writes=True)
 P5_HOST = HostPmus([HostPmu("a710", 8, frozenset({0, 1}), pmuver=PmuVer.V3P5)])
 
@@ -37,14 +41,24 @@ def _flagged(vcpu: Vcpu, idx: int) -> bool:
     return hit
 
 
-def test_quirks_are_recorded_with_the_scenario() -> None:
+def test_options_are_recorded_with_the_scenario() -> None:
     scenario = Scenario(
-        quirks=Quirks(kernel_overflow_arming=True, prefix_aarch32_counter_writes=True)
+        quirks=Quirks(architectural_overflow=True, prefix_aarch32_counter_writes=True)
     )
-    assert scenario.quirks_on == ("kernel_overflow_arming", "prefix_aarch32_counter_writes")
-    assert scenario.name == "default@cpu0+kernel-overflow-arming+prefix-aarch32-counter-writes"
+    assert scenario.quirks_on == ("architectural_overflow", "prefix_aarch32_counter_writes")
+    assert scenario.name == "default@cpu0+architectural-overflow+prefix-aarch32-counter-writes"
     assert Scenario().quirks_on == ()
     assert Scenario().name == "default@cpu0"
+
+
+def test_the_two_aarch32_write_options_exclude_each_other() -> None:
+    with pytest.raises(UsageError, match="give one of them"):
+        Quirks(architectural_aarch32_counter_writes=True, prefix_aarch32_counter_writes=True)
+
+
+def test_the_former_opt_in_flag_says_what_became_of_it() -> None:
+    with pytest.raises(UsageError, match=r"default now.*\+architectural-overflow"):
+        parse_scenario("default@cpu0+kernel-overflow-arming")
 
 
 @pytest.mark.parametrize("quirks", [ARCH, ARMING])
@@ -135,9 +149,10 @@ def test_q2_lc_write_does_not_rearm(quirks: Quirks) -> None:
 @pytest.mark.parametrize(
     ("host", "quirks", "expected"),
     [
-        (P5_HOST, ARCH, 0xAAAA_BBBB_0000_1234),  # 1750ad1388e0: low half written, high kept
+        (P5_HOST, ARMING, 0xAAAA_BBBB_0000_1234),  # 1750ad1388e0: low half written, high kept
+        (P5_HOST, ARCH, 0xAAAA_BBBB_0000_1234),
         (P5_HOST, PREFIX, 0xAAAA_BBBB_0000_0000),  # before it: old_high32 << 32
-        (None, ARCH, 0x1234),  # 32-bit event counters
+        (None, ARMING, 0x1234),  # 32-bit event counters
         (None, PREFIX, 0),
     ],
 )
@@ -153,3 +168,27 @@ def test_q3_aarch32_event_counter_write(
     assert vcpu.read_sysreg("PMCCNTR_EL0") == 0x5678
     vcpu.write_sysreg("PMCR_EL0", PMCR_E | PMCR_P, aarch32=True)
     assert vcpu.read_sysreg("PMEVCNTR0_EL0") == 0
+
+
+@pytest.mark.parametrize(
+    ("quirks", "expected"),
+    [
+        # kvm_pmu_set_pmc_value() releases the event (its count is discarded, not folded) and
+        # then reads __vcpu_sys_reg(): the saved 0xFFFF_FFF0 has upper half 0.
+        (ARMING, 0x0000_0000_0000_0005),
+        # Architecturally the write keeps bits [63:32] of the counter as it is: 0x1_0000_0010.
+        (ARCH, 0x0000_0001_0000_0005),
+        (PREFIX, 0),
+    ],
+)
+def test_aarch32_write_takes_its_upper_half_from_the_saved_register(
+    quirks: Quirks, expected: int
+) -> None:
+    """The counter passed 2^32 since its event was created: the live value's upper half (1)
+    differs from the saved register's (0), and the kernel code keeps the latter."""
+    vcpu = _counters(quirks, P5_HOST)
+    vcpu.write_sysreg("PMEVCNTR0_EL0", 0xFFFF_FFF0)  # the event is created at this value
+    vcpu.advance({INST_RETIRED: 0x20})
+    assert vcpu.read_sysreg("PMEVCNTR0_EL0") == 0x1_0000_0010  # 64-bit event counter (v3p5)
+    vcpu.write_sysreg("PMEVCNTR0_EL0", 5, aarch32=True)
+    assert vcpu.read_sysreg("PMEVCNTR0_EL0") == expected

@@ -26,6 +26,8 @@ from replay.pmu.arch import (
     CHAIN,
     EXCLUDE_EL0,
     EXCLUDE_EL1,
+    EXCLUDE_NS_EL0,
+    EXCLUDE_NS_EL1,
     PMCR_C,
     PMCR_D,
     PMCR_DP,
@@ -123,8 +125,9 @@ def test_pmuserenr_gates_el0_accesses(reg: str, write: bool, needs: int) -> None
 
 def test_counter_writes_from_el0_need_en_besides_cr_or_er() -> None:
     v = running_vcpu(Scenario(), two_clusters(), 0)
+    v.write_sysreg("PMCCNTR_EL0", 0x1234_5678_9ABC)  # from EL1; the counter is not enabled
     v.write_sysreg("PMUSERENR_EL0", USERENR_CR | USERENR_ER)
-    assert v.read_sysreg("PMCCNTR_EL0", el0=True) >= 0
+    assert v.read_sysreg("PMCCNTR_EL0", el0=True) == 0x1234_5678_9ABC
     with pytest.raises(UndefinedAccess):
         v.write_sysreg("PMCCNTR_EL0", 1, el0=True)
 
@@ -350,6 +353,69 @@ def test_set_nr_counters_after_the_vm_ran_changes_n_vm_wide() -> None:
     assert late.set_attr(PmuAttr.SET_NR_COUNTERS, 2) == 0
     assert v0.guest_enter().entered
     assert v0.read_sysreg("PMCR_EL0") >> PMCR_N_SHIFT & 0x1F == 2
+
+
+def test_userspace_pmcr_n_write_is_ignored_once_the_vm_ran() -> None:
+    """``set_pmcr()``: the legacy N write takes effect only while ``!kvm_vm_has_ran_once()``
+    (and ``new_n <= kvm_arm_pmu_get_max_counters()``); afterwards it is silently ignored."""
+    cfg = build_vm(Scenario(), two_clusters())
+    (v,) = cfg.vcpus
+    assert v.set_one_reg("PMCR_EL0", 7 << PMCR_N_SHIFT) == 0  # more than the A53's 6: ignored
+    assert v.pmcr_n == 6
+    assert v.set_one_reg("PMCR_EL0", 4 << PMCR_N_SHIFT) == 0
+    assert v.pmcr_n == 4
+    v.vcpu_load(0)
+    assert v.guest_enter().entered
+    v.guest_exit()
+    assert v.set_one_reg("PMCR_EL0", 2 << PMCR_N_SHIFT) == 0
+    assert v.pmcr_n == 4
+    assert v.get_one_reg("PMCR_EL0")[1] >> PMCR_N_SHIFT & 0x1F == 4
+
+
+@pytest.mark.parametrize(
+    ("evtyper", "counted"),
+    [
+        (EXCLUDE_NS_EL0, 10),  # U=0, NSU=1: U != NSU, so EL0 is not counted
+        (EXCLUDE_EL0 | EXCLUDE_NS_EL0, 17),  # U=1, NSU=1: U == NSU, EL0 counted
+        (EXCLUDE_NS_EL1, 7),  # P=0, NSK=1: EL1 not counted
+    ],
+)
+def test_userspace_written_ns_bits_reach_the_backing_event(evtyper: int, counted: int) -> None:
+    """A guest write masks NSK/NSU away (no EL3), but ``KVM_SET_ONE_REG`` stores PMEVTYPER raw,
+    and ``kvm_pmc_counts_at_el0()``/``_el1()`` compare U with NSU and P with NSK."""
+    (v,) = build_vm(Scenario(), two_clusters()).vcpus
+    assert v.set_one_reg("PMEVTYPER<n>_EL0", evtyper | INST_RETIRED, 0) == 0
+    v.vcpu_load(0)
+    assert v.guest_enter().entered
+    v.write_sysreg("PMCNTENSET_EL0", 1)
+    v.write_sysreg("PMCR_EL0", PMCR_E | PMCR_P)  # PMCR.P recreates the event from the raw type
+    v.advance({INST_RETIRED: 10}, {INST_RETIRED: 7})
+    assert v.read_sysreg("PMEVCNTR0_EL0") == counted
+
+
+def test_pmswinc_touches_only_counters_below_n() -> None:
+    """``access_pmswinc()`` masks the written value with the accessible counters before
+    ``kvm_pmu_software_increment()``: once N shrinks (SET_NR_COUNTERS from a vCPU without PMU
+    INIT, spec §2.6), a counter above N that is still enabled in PMCNTENSET is left alone."""
+    cfg = build_vm(Scenario(), two_clusters())
+    (v,) = cfg.vcpus
+    v.vcpu_load(0)
+    assert v.guest_enter().entered
+    v.write_sysreg("PMEVTYPER5_EL0", SW_INCR)
+    v.write_sysreg("PMEVTYPER0_EL0", SW_INCR)
+    v.write_sysreg("PMCNTENSET_EL0", 1 << 5 | 1)
+    v.write_sysreg("PMCR_EL0", PMCR_E | PMCR_P)
+    v.write_sysreg("PMSWINC_EL0", 1 << 5 | 1)
+    assert v.counter_value(5) == v.counter_value(0) == 1
+    v.guest_exit()
+    late = create_vcpu(cfg.kvm)
+    assert late.vcpu_init(0) == 0
+    assert late.set_attr(PmuAttr.SET_NR_COUNTERS, 2) == 0
+    assert v.guest_enter().entered
+    assert v.pmcntenset >> 5 & 1  # no reload since: the shadow register keeps bit 5
+    v.write_sysreg("PMSWINC_EL0", 1 << 5 | 1)
+    assert v.counter_value(0) == 2
+    assert v.counter_value(5) == 1
 
 
 def test_run_side_misuse_is_a_state_error() -> None:

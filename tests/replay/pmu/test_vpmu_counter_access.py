@@ -44,7 +44,7 @@ from replay.pmu.uapi import EBUSY, EINVAL, ENXIO
 from tests.replay.pmu.helpers import BITMAP_REGS, two_clusters
 
 KERNELS = [KernelSemantics.V4, KernelSemantics.V8]
-QUIRKS = [Quirks(), Quirks(kernel_overflow_arming=True, prefix_aarch32_counter_writes=True)]
+QUIRKS = [Quirks(), Quirks(architectural_overflow=True, prefix_aarch32_counter_writes=True)]
 #: (VMM pCPU, expected PMCR.N limit): the default PMU is the one of the VMM thread's pCPU.
 HOSTS = [(0, 6), (4, 4)]
 
