@@ -1,0 +1,232 @@
+"""Perfetto protobuf traces (Android, ChromeOS, Linux ``perfetto``/``tracebox``) into tables.
+
+Pipeline: :mod:`~importers.perfetto.packets` (packets, compressed ones inflated),
+:mod:`~importers.perfetto.sequences` (incremental state), :mod:`~importers.perfetto.clocks`
+(BOOTTIME), :mod:`~importers.perfetto.bundles` (ftrace bundles, per CPU), then per group of
+bundles :mod:`~importers.perfetto.decode` (typed tables, ``events``, compact rows), and at
+the end :mod:`~importers.perfetto.running` (what compact events leave out),
+:mod:`~importers.perfetto.losses` and :mod:`~importers.perfetto.processes` (task names),
+with :mod:`~importers.perfetto.system` for the machine.
+
+``ts`` is BOOTTIME ns (the clock Perfetto records ftrace in by default); ``seq`` is the
+position in the trace (:mod:`~importers.perfetto.decode`). Packets the importer does not
+model (track events, battery counters, logs, ...) are counted by kind in the metadata.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from importers.capture import Capture, CaptureMetadata, sha256_of
+from importers.detect import ProgressFn
+from importers.errors import DroppedEventsError
+from importers.perfetto.bundles import (
+    FTRACE_CLOCK_NAMES,
+    UNCONVERTIBLE,
+    bundle_index,
+    count_events,
+    groups,
+)
+from importers.perfetto.clocks import clock_snapshots
+from importers.perfetto.decode import Context, Parts, decode_group
+from importers.perfetto.losses import loss_markers, lost_events_table
+from importers.perfetto.packets import map_file, read_packets
+from importers.perfetto.processes import stats_membership, tree_sightings
+from importers.perfetto.running import running_before, switch_table, waking_table
+from importers.perfetto.sequences import kernel_symbols, sequences
+from importers.perfetto.system import (
+    cpu_info,
+    ftrace_overruns,
+    kernel_version,
+    system_info,
+    topology,
+    trace_stats,
+)
+from importers.schema import TYPED_TABLES, conform
+from importers.skips import SkipLog
+from importers.tasks import name_spans, table_spans
+
+IMPORTER = "importers.perfetto.read:read_perfetto"
+
+
+def read_perfetto(
+    path: Path, *, fmt: str = "perfetto", strict: bool = False, progress: ProgressFn | None = None
+) -> Capture:
+    """Import a Perfetto protobuf trace.
+
+    Parameters
+    ----------
+    path
+        The trace file (``.perfetto-trace``, ``.pftrace``, ...; compressed files are
+        inflated by :func:`importers.detect.load` first).
+    fmt
+        Format name recorded in the metadata.
+    strict
+        Raise on the first damaged packet, bundle or event (and on lost events) instead of
+        counting it.
+    progress
+        Optional ``(done, total)`` callback, called per group of bundles.
+
+    Returns
+    -------
+    Capture
+        Typed tables (``sched_switch``, ``sched_waking``, ``cpu_frequency``, ``cpu_idle``,
+        kvm events, ...), ``events``, ``tasks``, ``lost_events`` and, when ``cpu_info``
+        identifies the cores, ``topology``.
+
+    Raises
+    ------
+    CaptureFormatError
+        When the file holds no readable packet (message names the file and offset).
+    """
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+        digest = hasher.submit(sha256_of, path)
+        capture = _read(path, fmt, strict, progress)
+        capture.metadata.source_sha256 = digest.result()
+    return capture
+
+
+def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Capture:
+    skips = SkipLog(str(path), strict)
+    p = read_packets(map_file(path), skips)
+    seqs = sequences(p)
+    clocks = clock_snapshots(p)
+    info = system_info(p)
+    b, ftrace_errors = bundle_index(p, seqs, clocks, skips)
+    count_events(p, b, skips)
+    ctx = Context(p, b, seqs, clocks, kernel_version(info), kernel_symbols(p, seqs), skips)
+    parts = Parts(
+        first_seq=np.zeros(b.count, np.int64),
+        first_ts=np.full(b.count, -1, np.int64),
+        last_raw=np.full(b.count, -1, np.int64),
+    )
+    seq = 0
+    total = max(1, int(b.events.sum()))
+    for chosen in groups(b):
+        seq = decode_group(ctx, chosen, seq, parts)
+        if progress:
+            progress(int(b.events[: chosen[-1] + 1].sum()), total)
+    tables = {name: pa.concat_tables(t) for name, t in parts.typed.items()}
+    markers = loss_markers(b, seqs, parts.first_seq, parts.last_raw)
+    unknown = _compact_tables(parts, tables, markers, ctx.kernel)
+    if parts.events:
+        tables["events"] = pa.concat_tables(parts.events)
+    lost = lost_events_table(markers, b, parts.first_seq, parts.first_ts)
+    if lost.num_rows:
+        if strict:
+            raise DroppedEventsError(
+                f"{path}: {lost.num_rows} ftrace loss markers (first on CPU "
+                f"{lost.column('cpu')[0]}); drop --strict to import with the losses recorded "
+                "in lost_events"
+            )
+        tables["lost_events"] = lost
+    tables["tasks"] = _tasks(p, seqs, clocks, tables, parts)
+    cpus = cpu_info(p)
+    found = topology(cpus)
+    if found is not None:
+        tables["topology"] = found.to_table()
+    extra: dict[str, Any] = {
+        "packets": p.tally(),
+        "system_info": info or None,
+        "cpu_info": cpus or None,
+        "ftrace_bundles": b.count,
+        "ftrace_clocks": sorted(
+            {FTRACE_CLOCK_NAMES.get(c, str(c)) for c in b.ftrace_clock.tolist()}
+        ),
+        "ftrace_errors": ftrace_errors or None,
+        "ftrace_overrun": ftrace_overruns(p) or None,
+        "trace_stats": trace_stats(p) or None,
+        "compact_unknown": unknown or None,
+    }
+    unconverted = int(np.count_nonzero(b.clock_key == UNCONVERTIBLE))
+    if unconverted:
+        skips.add(
+            "ftrace bundle in a clock without a BOOTTIME pair (timestamps left in that clock)",
+            [p.where(int(k)) for k in b.packet[b.clock_key == UNCONVERTIBLE][:5]],
+            count=unconverted,
+        )
+    return Capture(
+        metadata=_metadata(path, fmt, tables, skips, extra),
+        tables={k: v for k, v in tables.items() if v.num_rows},
+    )
+
+
+def _compact_tables(
+    parts: Parts, tables: dict[str, pa.Table], markers: pl.DataFrame, kernel: tuple[int, int] | None
+) -> dict[str, int]:
+    """Add the compact switches and wakings to ``sched_switch``/``sched_waking``; returns
+    how many have fields that stay unknown (see :mod:`importers.perfetto.running`)."""
+    switch = pl.concat(parts.compact_switch) if parts.compact_switch else pl.DataFrame()
+    if switch.is_empty():
+        return {}
+    waking = pl.concat(parts.compact_waking)
+    marks = markers.select(pl.col("cpu").cast(pl.Int16), "seq")
+    plain = (
+        pl.concat(
+            [
+                pl.from_arrow(t.select(["cpu", "ts", "seq", "common_pid"])).lazy()  # type: ignore[union-attr]
+                for t in [*tables.values(), *parts.events]
+            ],
+            how="vertical_relaxed",
+        )
+        if tables or parts.events
+        else pl.LazyFrame(
+            schema={"cpu": pl.Int16, "ts": pl.Int64, "seq": pl.Int64, "common_pid": pl.Int32}
+        )
+    )
+    before = running_before(plain, switch, marks)
+    switches, no_prev = switch_table(switch, marks, before, kernel)
+    wakings, no_logger = waking_table(waking, switch, marks, before)
+    for name, table in (("sched_switch", switches), ("sched_waking", wakings)):
+        parts_of = [tables[name], table] if name in tables else [table]
+        merged = pa.concat_tables(parts_of)
+        tables[name] = merged.take(pa.compute.sort_indices(merged, [("seq", "ascending")]))
+    return {"sched_switch without previous task": no_prev, "sched_waking without logger": no_logger}
+
+
+def _tasks(p: Any, seqs: Any, clocks: Any, tables: dict[str, pa.Table], parts: Parts) -> pa.Table:
+    """Names from the typed tables, task-naming events and ``process_tree``; ``tgid`` filled
+    in from ``process_stats`` where no source gave one."""
+    spans = name_spans([*table_spans(tables), *parts.sightings, tree_sightings(p, seqs, clocks)])
+    members = stats_membership(p).unique("pid", keep="first")
+    filled = spans.join(members.rename({"tgid": "member_of"}), on="pid", how="left").select(
+        "pid",
+        pl.coalesce("tgid", "member_of").alias("tgid"),
+        "comm",
+        "first_ts",
+        "last_ts",
+        "source",
+    )
+    return conform("tasks", filled.to_arrow())
+
+
+def _metadata(
+    path: Path, fmt: str, tables: dict[str, pa.Table], skips: SkipLog, extra: dict[str, Any]
+) -> CaptureMetadata:
+    timed = [
+        t.column("ts") for name, t in tables.items() if name in TYPED_TABLES or name == "events"
+    ]
+    lows = [pa.compute.min(c).as_py() for c in timed if len(c)]
+    highs = [pa.compute.max(c).as_py() for c in timed if len(c)]
+    cpus = [pa.compute.max(t.column("cpu")).as_py() for t in tables.values()
+            if "cpu" in t.column_names and t.num_rows]  # fmt: skip
+    return CaptureMetadata(
+        source_path=str(path),
+        source_sha256="",
+        format=fmt,
+        importer=IMPORTER,
+        clock="boot",
+        ts_unit="ns",
+        ts_resolution_ns=1,
+        cpu_count=max(cpus) + 1 if cpus else None,
+        first_ts=min(lows) if lows else None,
+        last_ts=max(highs) if highs else None,
+        skipped=skips.to_json(),
+        extra={k: v for k, v in extra.items() if v is not None},
+    )
