@@ -38,6 +38,9 @@ MAX_CPU = 1024
 CHUNK_EVENTS = 1 << 21
 #: clock key of bundles whose timestamps stay in their own clock
 UNCONVERTIBLE = -1
+#: a row's ``seq`` is its bundle's index shifted by this, plus its rank in the bundle: unique,
+#: in trace order, and known without decoding earlier bundles
+RANK_BITS = 24
 
 
 @dataclass
@@ -169,9 +172,11 @@ def _clock_keys(
 @dataclass
 class PlainEvents:
     """The plain ``FtraceEvent``s of a group of bundles (see
-    :func:`~importers.perfetto.wire.ftrace_events`); ``bundle`` indexes the group."""
+    :func:`~importers.perfetto.wire.ftrace_events`); ``bundle`` indexes the index, and
+    ``per_bundle`` counts each chosen bundle's events."""
 
     bundle: I64
+    per_bundle: I64
     ts: I64
     pid: NDArray[np.int32]
     flags: NDArray[np.uint8]
@@ -184,16 +189,21 @@ class PlainEvents:
         return int(self.ts.shape[0])
 
 
-def count_events(p: Packets, b: BundleIndex, skips: SkipLog) -> None:
-    """Fill ``b.events`` (a first pass of the event decoder; damage is counted here)."""
+def count_events(p: Packets, b: BundleIndex, skips: SkipLog) -> BundleIndex:
+    """Fill ``b.events``: the bundles' ``event`` fields, counted without decoding them.
+
+    A bundle whose rows could not be ranked in :data:`RANK_BITS` (more events and compact
+    bytes than any ring-buffer read holds) is left out and counted.
+    """
     damage = np.empty(b.count, np.int64)
     none = np.empty(0, np.int64)
     ftrace_events(p.data, b.start, b.end, False, b.events, none, none.astype(np.int32),
                   none.astype(np.uint8), none.astype(np.int32), none, none.astype(np.int32),
                   damage)  # fmt: skip
-    damaged = damage != INTACT
-    _count(skips, "damaged FtraceEvent (it and the rest of its bundle dropped)",
-           [f"offset {int(a):#x}" for a in damage[damaged][:5]], damaged)  # fmt: skip
+    huge = b.events + np.maximum(b.compact_len, 0) >= 1 << RANK_BITS
+    _count(skips, "ftrace bundle with more events than a ring-buffer read holds (dropped)",
+           [p.where(int(k)) for k in b.packet[huge][:5]], huge)  # fmt: skip
+    return b.subset(~huge)
 
 
 def groups(b: BundleIndex) -> Iterator[I64]:
@@ -205,20 +215,22 @@ def groups(b: BundleIndex) -> Iterator[I64]:
         yield np.arange(lo, hi)
 
 
-def plain_events(p: Packets, b: BundleIndex, chosen: I64) -> PlainEvents:
-    """The events of bundles ``chosen`` (their counts are in ``b.events``)."""
+def plain_events(p: Packets, b: BundleIndex, chosen: I64, skips: SkipLog) -> PlainEvents:
+    """The events of bundles ``chosen``; events past damage inside an event are dropped and
+    counted."""
     n = int(b.events[chosen].sum())
-    out = PlainEvents(
-        bundle=np.repeat(chosen, b.events[chosen]),
-        ts=np.empty(n, np.int64),
-        pid=np.empty(n, np.int32),
-        flags=np.empty(n, np.uint8),
-        kind=np.empty(n, np.int32),
-        body=np.empty(n, np.int64),
-        body_len=np.empty(n, np.int32),
-    )
     per_bundle = np.empty(chosen.shape[0], np.int64)
     damage = np.empty(chosen.shape[0], np.int64)
-    ftrace_events(p.data, b.start[chosen], b.end[chosen], True, per_bundle, out.ts, out.pid,
-                  out.flags, out.kind, out.body, out.body_len, damage)  # fmt: skip
-    return out
+    ts, body = np.empty(n, np.int64), np.empty(n, np.int64)
+    pid, kind, body_len = np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.int32)
+    flags = np.empty(n, np.uint8)
+    kept = ftrace_events(p.data, b.start[chosen], b.end[chosen], True, per_bundle, ts, pid,
+                         flags, kind, body, body_len, damage)  # fmt: skip
+    lost = int((b.events[chosen] - per_bundle).sum())
+    if lost:
+        where = [f"offset {int(a):#x}" for a in damage[damage != INTACT][:5]]
+        skips.add("damaged FtraceEvent (it and the rest of its bundle dropped)", where, lost)
+    return PlainEvents(
+        np.repeat(chosen, per_bundle), per_bundle, ts[:kept], pid[:kept], flags[:kept],
+        kind[:kept], body[:kept], body_len[:kept],
+    )  # fmt: skip

@@ -18,13 +18,14 @@ the order of the CPU's switches, and are filled in once the whole trace is read
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from importers.perfetto.wire import I64, LEN, U8, scan_fields, text_column, varints_of
+from importers.perfetto.wire import I64, LEN, U8, repeated, scan_fields, text_column
 from importers.skips import SkipLog
 
 INTERN_TABLE = 5
@@ -37,20 +38,33 @@ WAKING = {"ts": 7, "pid": 8, "target_cpu": 9, "prio": 10, "comm": 11}
 class CompactRows:
     """One kind of compact event of a group of bundles: the bundle of each row (an index
     into the group's bundle list), its absolute timestamp in the bundle's clock, its
-    integer columns by name and its task name."""
+    integer columns by name and its task name (a code of :class:`Names`)."""
 
     bundle: I64
     ts: I64
     columns: dict[str, I64]
-    comm: pa.DictionaryArray
+    comm: NDArray[np.int32]
 
-    @property
-    def count(self) -> int:
-        return int(self.ts.shape[0])
+
+class Names:
+    """The task names of every compact event of a trace, each with one code: intern tables
+    are per bundle, but a trace's tasks are few."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+        self._lock = threading.Lock()  # groups of bundles are decoded side by side
+
+    def of(self, texts: list[str]) -> NDArray[np.int32]:
+        """The codes of ``texts`` (new names get new codes)."""
+        with self._lock:
+            return np.array([self.codes.setdefault(t, len(self.codes)) for t in texts], np.int32)
+
+    def dictionary(self) -> pa.Array:
+        return pa.array(list(self.codes), pa.string())
 
 
 def decode_compact(
-    data: U8, starts: I64, ends: I64, where: list[str], skips: SkipLog
+    data: U8, starts: I64, ends: I64, where: list[str], names: Names, skips: SkipLog
 ) -> tuple[CompactRows, CompactRows]:
     """Switches and wakings of the ``CompactSched`` messages at ``[starts, ends)``.
 
@@ -65,7 +79,11 @@ def decode_compact(
             bad = decoded.inconsistent()
             if not bad.any():
                 kept = np.flatnonzero(ok)
-                return decoded.rows(decoded.switch, kept), decoded.rows(decoded.waking, kept)
+                codes = names.of(decoded.text.dictionary.to_pylist())
+                return (
+                    decoded.rows(decoded.switch, kept, codes),
+                    decoded.rows(decoded.waking, kept, codes),
+                )
             places = np.flatnonzero(ok)[bad]
             reason = (
                 "compact_sched arrays of unequal length or comm index past the intern table "
@@ -107,8 +125,9 @@ class _Decoded:
             bad[who[outside]] = True
         return bad
 
-    def rows(self, arrays: _Columns, kept: I64) -> CompactRows:
-        """Rows of one kind, with absolute timestamps and names looked up."""
+    def rows(self, arrays: _Columns, kept: I64, codes: NDArray[np.int32]) -> CompactRows:
+        """Rows of one kind, with absolute timestamps; ``codes`` are the :class:`Names` codes
+        of the intern tables' distinct texts."""
         who, deltas = arrays["ts"]
         # a running sum restarted at each message's first row
         running = np.cumsum(deltas)
@@ -116,8 +135,8 @@ class _Decoded:
         sizes = np.diff(np.append(firsts, who.size))
         ts = running - np.repeat(running[firsts] - deltas[firsts], sizes)
         comm_who, index = arrays["comm"]
-        names = self.text.indices.take(pa.array(self.first[comm_who] + index))
-        comm = pa.DictionaryArray.from_arrays(names, self.text.dictionary)
+        local = self.text.indices.to_numpy(zero_copy_only=False)[self.first[comm_who] + index]
+        comm = codes[local] if local.size else np.zeros(0, np.int32)
         columns = {k: v for k, (_, v) in arrays.items() if k not in ("ts", "comm")}
         return CompactRows(kept[who], ts, columns, comm)
 
@@ -132,15 +151,13 @@ def _decode(data: U8, starts: I64, ends: I64) -> _Decoded | int:
     names = f.of(INTERN_TABLE, LEN)
     owner = f.msg[names]
     text = text_column(data, f.at[names], f.value[names].astype(np.int64))
-    layouts: list[_Columns] = []
-    for layout in (SWITCH, WAKING):
-        arrays: _Columns = {}
-        for name, number in layout.items():
-            who, value, bad = varints_of(data, starts, ends, number)
-            if bad >= 0:
-                return bad
-            arrays[name] = (who, value.view(np.int64))
-        layouts.append(arrays)
+    found = repeated(data, f, [*SWITCH.values(), *WAKING.values()])
+    if isinstance(found, int):
+        return found
+    layouts = [
+        {name: (found[number][0], found[number][1].view(np.int64)) for name, number in kind.items()}
+        for kind in (SWITCH, WAKING)
+    ]
     first = np.searchsorted(owner, np.arange(n))
     count = np.bincount(owner, minlength=n)
     return _Decoded(n, first, count, text, layouts[0], layouts[1])

@@ -14,11 +14,12 @@ import polars as pl
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from importers.perfetto.bundles import BundleIndex, PlainEvents, plain_events
+from importers.perfetto.bundles import RANK_BITS, BundleIndex, PlainEvents, plain_events
 from importers.perfetto.clocks import Clocks
-from importers.perfetto.compact import CompactRows, decode_compact
+from importers.perfetto.compact import CompactRows, Names, decode_compact
 from importers.perfetto.generic import Symbols, events_rows
 from importers.perfetto.packets import Packets
+from importers.perfetto.running import CompactColumns
 from importers.perfetto.sequences import Sequences
 from importers.perfetto.typed import TABLE_OF, typed_table
 from importers.perfetto.wire import I64, pick_fields, text_column
@@ -32,19 +33,58 @@ NAMING = {235: ("task_newtask", 1, (2,)), 236: ("task_rename", 1, (2, 3)),
 
 
 @dataclass
-class Parts:
-    """What groups of bundles contribute, gathered over the whole trace; per bundle, its
-    first ``seq``, its earliest event's BOOTTIME and its last event's time in its own clock
-    (both -1 when it has no event)."""
+class Group:
+    """What one group of bundles contributes (see :class:`Parts`); ``first_ts`` and
+    ``last_raw`` are per bundle of ``chosen``, ``last_plain`` maps each CPU to ``(seq, pid)``
+    of its last plain event before its first compact switch in the group (or its last one,
+    if it has none), ``switched`` the CPUs with compact switches."""
 
-    first_seq: I64
+    chosen: I64
+    first_ts: I64
+    last_raw: I64
+    switches: CompactColumns
+    wakings: CompactColumns
+    last_plain: dict[int, tuple[int, int]]
+    switched: set[int]
+    typed: dict[str, list[pa.Table]] = field(default_factory=dict)
+    events: list[pa.Table] = field(default_factory=list)
+    sightings: list[pl.DataFrame] = field(default_factory=list)
+
+
+@dataclass
+class Parts:
+    """What the groups of bundles contribute, gathered in trace order.
+
+    Per bundle: its earliest event's BOOTTIME and its last event's time in its own clock
+    (both -1 when it has no event). ``before`` holds, per CPU, ``(seq, pid)`` of its last plain
+    event before its first compact switch (see
+    :func:`~importers.perfetto.running.running_before`).
+    """
+
     first_ts: I64
     last_raw: I64
     typed: dict[str, list[pa.Table]] = field(default_factory=dict)
     events: list[pa.Table] = field(default_factory=list)
-    compact_switch: list[pl.DataFrame] = field(default_factory=list)
-    compact_waking: list[pl.DataFrame] = field(default_factory=list)
+    compact_switch: list[CompactColumns] = field(default_factory=list)
+    compact_waking: list[CompactColumns] = field(default_factory=list)
     sightings: list[pl.DataFrame] = field(default_factory=list)
+    switched: set[int] = field(default_factory=set)
+    before: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def add(self, g: Group) -> None:
+        """Append group ``g`` (groups arrive in trace order)."""
+        self.first_ts[g.chosen] = g.first_ts
+        self.last_raw[g.chosen] = g.last_raw
+        for name, tables in g.typed.items():
+            self.typed.setdefault(name, []).extend(tables)
+        self.events.extend(g.events)
+        self.compact_switch.append(g.switches)
+        self.compact_waking.append(g.wakings)
+        self.sightings.extend(g.sightings)
+        for cpu, last in g.last_plain.items():
+            if cpu not in self.switched:
+                self.before[cpu] = last
+        self.switched |= g.switched
 
 
 @dataclass
@@ -57,96 +97,121 @@ class Context:
     clocks: Clocks
     kernel: tuple[int, int] | None
     interned: pl.DataFrame
-    skips: SkipLog
+    names: Names
 
 
-def decode_group(ctx: Context, chosen: I64, seq_base: int, parts: Parts) -> int:
-    """Decode bundles ``chosen`` into ``parts``; returns the next free ``seq``."""
-    p, b = ctx.p, ctx.b
-    ev = plain_events(p, b, chosen)
-    switch, waking = _compact(ctx, chosen)
+def decode_group(ctx: Context, chosen: I64, skips: SkipLog) -> Group:
+    """Decode bundles ``chosen`` (several groups may be decoded at once, each with its own
+    ``skips``)."""
+    b = ctx.b
+    ev = plain_events(ctx.p, b, chosen, skips)
+    switch, waking = _compact(ctx, chosen, skips)
     local = np.full(b.count, -1, np.int64)
     local[chosen] = np.arange(chosen.shape[0])
-    counts = [np.bincount(local[rows.bundle], minlength=chosen.shape[0])
-              for rows in (switch, waking)]  # fmt: skip
-    counts.append(b.events[chosen])
-    sizes = counts[0] + counts[1] + counts[2]
-    base = seq_base + np.cumsum(sizes) - sizes
-    parts.first_seq[chosen] = base
-    offsets = [base, base + counts[0], base + counts[0] + counts[1]]
-    seq = [_ranked(local[bundle], offset) for bundle, offset in
-           zip((switch.bundle, waking.bundle, ev.bundle), offsets, strict=True)]  # fmt: skip
-    ts = [b.to_boot(ctx.clocks, bundle, raw) for bundle, raw in
-          ((switch.bundle, switch.ts), (waking.bundle, waking.ts), (ev.bundle, ev.ts))]  # fmt: skip
-    for (bundle, raw), t in zip(
-        ((switch.bundle, switch.ts), (waking.bundle, waking.ts), (ev.bundle, ev.ts)),
-        ts,
-        strict=True,
-    ):
-        np.maximum.at(parts.last_raw, bundle, raw)
-        earliest = np.full(b.count, np.iinfo(np.int64).max)
-        np.minimum.at(earliest, bundle, t)
-        parts.first_ts[:] = np.where(
-            (earliest < np.iinfo(np.int64).max)
-            & ((parts.first_ts < 0) | (earliest < parts.first_ts)),
-            earliest,
-            parts.first_ts,
-        )
-    parts.compact_switch.append(_compact_frame(switch, ts[0], seq[0], b))
-    parts.compact_waking.append(_compact_frame(waking, ts[1], seq[1], b))
-    _plain(ctx, ev, ts[2], seq[2], parts)
-    return int(seq_base + sizes.sum())
+    n = chosen.shape[0]
+    before_switch = np.bincount(local[switch.bundle], minlength=n)
+    before_plain = before_switch + np.bincount(local[waking.bundle], minlength=n)
+    first_ts = np.full(n, -1, np.int64)
+    last_raw = np.full(n, -1, np.int64)
+    seq, ts = [], []
+    kinds = (
+        (switch.bundle, switch.ts, np.zeros(n, np.int64)),
+        (waking.bundle, waking.ts, before_switch),
+        (ev.bundle, ev.ts, before_plain),
+    )
+    for bundle, raw, skip in kinds:
+        seq.append(_ranked(bundle, local[bundle], skip))
+        ts.append(b.to_boot(ctx.clocks, bundle, raw))
+        _bundle_times(local[bundle], raw, ts[-1], first_ts, last_raw)
+    switches = CompactColumns(ts[0], seq[0], b.cpu[switch.bundle], switch.columns, switch.comm)
+    wakings = CompactColumns(ts[1], seq[1], b.cpu[waking.bundle], waking.columns, waking.comm)
+    cpu = b.cpu[ev.bundle]
+    last_plain, switched = _last_plain(switches, cpu, ts[2], seq[2], ev.pid)
+    group = Group(chosen, first_ts, last_raw, switches, wakings, last_plain, switched)
+    _plain(ctx, ev, cpu, ts[2], seq[2], group)
+    return group
 
 
-def _ranked(bundle: I64, offset: I64) -> I64:
-    """Each row's seq: its bundle's ``offset`` plus its place among that bundle's rows."""
+def _ranked(bundle: I64, local: I64, skip: I64) -> I64:
+    """Each row's seq: its bundle's index shifted by ``RANK_BITS``, plus ``skip`` (the
+    bundle's rows of the kinds numbered before) and its place among the bundle's rows of its
+    kind (rows grouped by ascending bundle)."""
     if not bundle.size:
         return np.zeros(0, np.int64)
     starts = np.flatnonzero(np.diff(bundle, prepend=-1))
     sizes = np.diff(np.append(starts, bundle.size))
     rank = np.arange(bundle.size) - np.repeat(starts, sizes)
-    ranked: I64 = offset[bundle] + rank
+    ranked: I64 = (bundle << RANK_BITS) + skip[local] + rank
     return ranked
 
 
-def _compact(ctx: Context, chosen: I64) -> tuple[CompactRows, CompactRows]:
+def _bundle_times(local: I64, raw: I64, ts: I64, first_ts: I64, last_raw: I64) -> None:
+    """Fold rows (grouped by ascending bundle, ``local`` to the group) into the per-bundle
+    first BOOTTIME and last own-clock time."""
+    if not local.size:
+        return
+    starts = np.flatnonzero(np.diff(local, prepend=-1))
+    which = local[starts]
+    last_raw[which] = np.maximum(last_raw[which], np.maximum.reduceat(raw, starts))
+    first = np.minimum.reduceat(ts, starts)
+    now = first_ts[which]
+    first_ts[which] = np.where((now < 0) | (first < now), first, now)
+
+
+def _last_plain(
+    switches: CompactColumns, cpu: NDArray[np.int16], ts: I64, seq: I64, pid: NDArray[np.int32]
+) -> tuple[dict[int, tuple[int, int]], set[int]]:
+    """Per CPU: ``(seq, pid)`` of its last plain event before its first compact switch of the
+    group (or its last one); and the CPUs with switches. Rows are in seq order, so a CPU's
+    last row is its latest."""
+    present = np.flatnonzero(np.bincount(switches.cpu.astype(np.int64), minlength=1))
+    first_ts = {int(c): int(switches.ts[np.argmax(switches.cpu == c)]) for c in present}
+    out: dict[int, tuple[int, int]] = {}
+    for c in np.flatnonzero(np.bincount(cpu.astype(np.int64), minlength=1)).tolist():
+        mine = np.flatnonzero(cpu == c)
+        if c in first_ts:
+            mine = mine[ts[mine] < first_ts[c]]
+        if mine.size:
+            out[c] = (int(seq[mine[-1]]), int(pid[mine[-1]]))
+    return out, set(first_ts)
+
+
+def _compact(ctx: Context, chosen: I64, skips: SkipLog) -> tuple[CompactRows, CompactRows]:
     """Compact switches and wakings of the chosen bundles (``bundle`` indexes the index)."""
     b = ctx.b
     with_compact = chosen[b.compact_len[chosen] >= 0]
     start = b.compact_at[with_compact]
     where = [ctx.p.where(int(k)) for k in b.packet[with_compact]]
     switch, waking = decode_compact(ctx.p.data, start, start + b.compact_len[with_compact],
-                                    where, ctx.skips)  # fmt: skip
+                                    where, ctx.names, skips)  # fmt: skip
     switch.bundle = with_compact[switch.bundle]
     waking.bundle = with_compact[waking.bundle]
     return switch, waking
 
 
-def _compact_frame(rows: CompactRows, ts: I64, seq: I64, b: BundleIndex) -> pl.DataFrame:
-    columns = {"ts": ts, "seq": seq, "cpu": b.cpu[rows.bundle], **rows.columns}
-    frame = pl.DataFrame(columns)
-    return frame.with_columns(pl.Series("comm", rows.comm.dictionary_decode(), pl.Utf8))
-
-
-def _plain(ctx: Context, ev: PlainEvents, ts: I64, seq: I64, parts: Parts) -> None:
+def _plain(
+    ctx: Context, ev: PlainEvents, cpu: NDArray[np.int16], ts: I64, seq: I64, group: Group
+) -> None:
     """Typed tables, ``events`` rows and task sightings of the plain events."""
     b, data = ctx.b, ctx.p.data
-    order = np.argsort(ev.kind, kind="stable")
-    kinds, firsts = np.unique(ev.kind[order], return_index=True)
-    bounds = np.append(firsts, order.size)
-    for k, kind in enumerate(kinds.tolist()):
-        rows = order[bounds[k] : bounds[k + 1]]
+    # oneof numbers are below 2**16 (ftrace_event.proto): a radix sort
+    order = np.argsort(ev.kind.astype(np.uint16), kind="stable")
+    sorted_kinds = ev.kind[order]
+    bounds = np.flatnonzero(np.diff(sorted_kinds, prepend=-1, append=-1))
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        kind = int(sorted_kinds[lo])
+        rows = order[lo:hi]
         body, body_len = ev.body[rows], ev.body_len[rows].astype(np.int64)
         prefix: dict[str, pa.Array] = {
             "ts": pa.array(ts[rows]),
             "seq": pa.array(seq[rows]),
-            "cpu": pa.array(b.cpu[ev.bundle[rows]]),
+            "cpu": pa.array(cpu[rows]),
             "common_pid": pa.array(ev.pid[rows]),
         }
         table = TABLE_OF.get(kind)
         if table is not None:
             part = typed_table(table, data, body, body_len, prefix, ctx.kernel)
-            parts.typed.setdefault(table, []).append(part)
+            group.typed.setdefault(table, []).append(part)
             continue
         symbols = None
         if ctx.interned.height:
@@ -155,9 +220,9 @@ def _plain(ctx: Context, ev: PlainEvents, ts: I64, seq: I64, parts: Parts) -> No
                                  "generation": ctx.seqs.generation[packets]})  # fmt: skip
             symbols = Symbols(ctx.interned, keys)
         prefix["flags"] = pa.array(ev.flags[rows])
-        parts.events.append(events_rows(data, kind, body, body_len, prefix, symbols))
+        group.events.append(events_rows(data, kind, body, body_len, prefix, symbols))
         if kind in NAMING:
-            parts.sightings.extend(_named(data, kind, body, body + body_len, ts[rows]))
+            group.sightings.extend(_named(data, kind, body, body + body_len, ts[rows]))
 
 
 def _named(data: NDArray[np.uint8], kind: int, start: I64, end: I64, ts: I64) -> list[pl.DataFrame]:

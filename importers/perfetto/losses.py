@@ -17,22 +17,24 @@ Three signals place a loss on a CPU, each as a marker at the first row of a bund
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from importers.perfetto.bundles import BundleIndex
+from importers.perfetto.bundles import RANK_BITS, BundleIndex
 from importers.perfetto.sequences import Sequences
 from importers.perfetto.wire import I64
 from importers.schema import conform
 
 
-def loss_markers(b: BundleIndex, seqs: Sequences, first_seq: I64, last_raw: I64) -> pl.DataFrame:
-    """``cpu, seq, kind`` of every loss (see module docstring); ``last_raw`` is each
-    bundle's last event time in its own clock (-1 when it has none)."""
+def loss_markers(b: BundleIndex, seqs: Sequences, last_raw: I64) -> pl.DataFrame:
+    """``cpu, bundle, seq, kind`` of every loss (see module docstring), ``seq`` just before
+    the bundle's first row; ``last_raw`` is each bundle's last event time in its own clock
+    (-1 when it has none)."""
     bundles = pl.DataFrame(
         {
             "cpu": b.cpu,
-            "seq": first_seq,
+            "bundle": np.arange(b.count),
             "lost": b.lost,
             "has_end": b.has_previous_end,
             "previous_end": b.previous_end,
@@ -49,34 +51,36 @@ def loss_markers(b: BundleIndex, seqs: Sequences, first_seq: I64, last_raw: I64)
         .fill_null(0)
     )
     cpus = bundles.select(pl.col("cpu").unique().sort())
-    flagged = bundles.filter("lost").select("cpu", "seq", pl.lit("lost").alias("kind"))
+    flagged = bundles.filter("lost").select("cpu", "bundle", pl.lit("lost").alias("kind"))
     missing = (
         bundles.with_columns(expected.alias("expected"))
         .filter(pl.col("has_end") & (pl.col("previous_end") != pl.col("expected")))
-        .select("cpu", "seq", pl.lit("missing bundle").alias("kind"))
+        .select("cpu", "bundle", pl.lit("missing bundle").alias("kind"))
     )
     dropped = (
         bundles.filter(pl.col("dropped") & ~pl.col("has_end"))
-        .select("seq")
+        .select("bundle")
         .join(cpus, how="cross")
-        .select("cpu", "seq", pl.lit("dropped packets").alias("kind"))
+        .select("cpu", "bundle", pl.lit("dropped packets").alias("kind"))
     )
     return (
         pl.concat([flagged, missing, dropped])
-        .unique(["cpu", "seq"], keep="first", maintain_order=True)
-        .sort("seq", "cpu")
+        .unique(["cpu", "bundle"], keep="first", maintain_order=True)
+        .sort("bundle", "cpu")
+        .with_columns((pl.col("bundle").cast(pl.Int64) * (1 << RANK_BITS) - 1).alias("seq"))
     )
 
 
-def lost_events_table(
-    markers: pl.DataFrame, b: BundleIndex, first_seq: I64, first_ts: I64
-) -> pa.Table:
-    """The ``lost_events`` table: each marker with the time of its CPU's next event."""
-    events = pl.DataFrame({"cpu": b.cpu, "seq": first_seq, "ts": first_ts}).filter(
-        pl.col("ts") >= 0
-    )
-    found = markers.sort("seq").join_asof(
-        events.sort("seq"), on="seq", by="cpu", strategy="forward", check_sortedness=False
+def lost_events_table(markers: pl.DataFrame, b: BundleIndex, first_ts: I64) -> pa.Table:
+    """The ``lost_events`` table: each marker with the time of its CPU's next event (the
+    earliest of the first bundle at or after it that has events)."""
+    events = pl.DataFrame({"cpu": b.cpu, "bundle": np.arange(b.count), "ts": first_ts})
+    found = markers.join_asof(
+        events.filter(pl.col("ts") >= 0),
+        on="bundle",
+        by="cpu",
+        strategy="forward",
+        check_sortedness=False,
     )
     table = found.select(
         "ts", "seq", pl.col("cpu").cast(pl.Int16), pl.lit(None, pl.Int64).alias("count"), "kind"

@@ -15,7 +15,9 @@ model (track events, battery counters, logs, ...) are counted by kind in the met
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +36,18 @@ from importers.perfetto.bundles import (
     groups,
 )
 from importers.perfetto.clocks import clock_snapshots
-from importers.perfetto.decode import Context, Parts, decode_group
+from importers.perfetto.compact import Names
+from importers.perfetto.decode import Context, Group, Parts, decode_group
 from importers.perfetto.losses import loss_markers, lost_events_table
 from importers.perfetto.packets import map_file, read_packets
 from importers.perfetto.processes import stats_membership, tree_sightings
-from importers.perfetto.running import running_before, switch_table, waking_table
+from importers.perfetto.running import (
+    CompactColumns,
+    Markers,
+    running_before,
+    switch_table,
+    waking_table,
+)
 from importers.perfetto.sequences import kernel_symbols, sequences
 from importers.perfetto.system import (
     cpu_info,
@@ -48,6 +57,7 @@ from importers.perfetto.system import (
     topology,
     trace_stats,
 )
+from importers.perfetto.wire import I64
 from importers.schema import TYPED_TABLES, conform
 from importers.skips import SkipLog
 from importers.tasks import name_spans, table_spans
@@ -99,25 +109,24 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
     clocks = clock_snapshots(p)
     info = system_info(p)
     b, ftrace_errors = bundle_index(p, seqs, clocks, skips)
-    count_events(p, b, skips)
-    ctx = Context(p, b, seqs, clocks, kernel_version(info), kernel_symbols(p, seqs), skips)
-    parts = Parts(
-        first_seq=np.zeros(b.count, np.int64),
-        first_ts=np.full(b.count, -1, np.int64),
-        last_raw=np.full(b.count, -1, np.int64),
-    )
-    seq = 0
+    b = count_events(p, b, skips)
+    names = Names()
+    kernel = kernel_version(info)
+    ctx = Context(p, b, seqs, clocks, kernel, kernel_symbols(p, seqs), names)
+    parts = Parts(first_ts=np.full(b.count, -1, np.int64), last_raw=np.full(b.count, -1, np.int64))
     total = max(1, int(b.events.sum()))
-    for chosen in groups(b):
-        seq = decode_group(ctx, chosen, seq, parts)
+    for group, group_skips in _decoded(ctx, skips):
+        parts.add(group)
+        for reason, record in group_skips.reasons.items():
+            skips.add(reason, record.first, record.count)
         if progress:
-            progress(int(b.events[: chosen[-1] + 1].sum()), total)
+            progress(int(b.events[: group.chosen[-1] + 1].sum()), total)
     tables = {name: pa.concat_tables(t) for name, t in parts.typed.items()}
-    markers = loss_markers(b, seqs, parts.first_seq, parts.last_raw)
-    unknown = _compact_tables(parts, tables, markers, ctx.kernel)
+    markers = loss_markers(b, seqs, parts.last_raw)
+    unknown = _compact_tables(parts, tables, markers, names, kernel)
     if parts.events:
         tables["events"] = pa.concat_tables(parts.events)
-    lost = lost_events_table(markers, b, parts.first_seq, parts.first_ts)
+    lost = lost_events_table(markers, b, parts.first_ts)
     if lost.num_rows:
         if strict:
             raise DroppedEventsError(
@@ -157,37 +166,62 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
     )
 
 
+def _decoded(ctx: Context, skips: SkipLog) -> Iterator[tuple[Group, SkipLog]]:
+    """Groups of bundles decoded on a small thread pool (the kernels and Arrow release the
+    GIL), yielded in trace order with their skips; at most two groups per worker are in
+    flight, which bounds memory for any trace size."""
+    workers = max(1, min(4, os.cpu_count() or 1))
+    pending: list[tuple[Future[Group], SkipLog]] = []
+
+    def submit(pool: ThreadPoolExecutor, chosen: I64) -> tuple[Future[Group], SkipLog]:
+        group_skips = SkipLog(skips.path, skips.strict)
+        return pool.submit(decode_group, ctx, chosen, group_skips), group_skips
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for chosen in groups(ctx.b):
+            pending.append(submit(pool, chosen))
+            if len(pending) >= 2 * workers:
+                future, group_skips = pending.pop(0)
+                yield future.result(), group_skips
+        for future, group_skips in pending:
+            yield future.result(), group_skips
+
+
 def _compact_tables(
-    parts: Parts, tables: dict[str, pa.Table], markers: pl.DataFrame, kernel: tuple[int, int] | None
+    parts: Parts,
+    tables: dict[str, pa.Table],
+    markers: pl.DataFrame,
+    names: Names,
+    kernel: tuple[int, int] | None,
 ) -> dict[str, int]:
     """Add the compact switches and wakings to ``sched_switch``/``sched_waking``; returns
     how many have fields that stay unknown (see :mod:`importers.perfetto.running`)."""
-    switch = pl.concat(parts.compact_switch) if parts.compact_switch else pl.DataFrame()
-    if switch.is_empty():
+    if not sum(p.ts.size for p in [*parts.compact_switch, *parts.compact_waking]):
         return {}
-    waking = pl.concat(parts.compact_waking)
-    marks = markers.select(pl.col("cpu").cast(pl.Int16), "seq")
-    plain = (
-        pl.concat(
-            [
-                pl.from_arrow(t.select(["cpu", "ts", "seq", "common_pid"])).lazy()  # type: ignore[union-attr]
-                for t in [*tables.values(), *parts.events]
-            ],
-            how="vertical_relaxed",
-        )
-        if tables or parts.events
-        else pl.LazyFrame(
-            schema={"cpu": pl.Int16, "ts": pl.Int64, "seq": pl.Int64, "common_pid": pl.Int32}
-        )
-    )
-    before = running_before(plain, switch, marks)
-    switches, no_prev = switch_table(switch, marks, before, kernel)
-    wakings, no_logger = waking_table(waking, switch, marks, before)
-    for name, table in (("sched_switch", switches), ("sched_waking", wakings)):
-        parts_of = [tables[name], table] if name in tables else [table]
-        merged = pa.concat_tables(parts_of)
-        tables[name] = merged.take(pa.compute.sort_indices(merged, [("seq", "ascending")]))
+    switches, wakings = _joined(parts.compact_switch), _joined(parts.compact_waking)
+    marks = Markers.of(markers["cpu"].to_numpy().astype(np.int16), markers["seq"].to_numpy())
+    before = running_before(parts.before, switches, marks)
+    dictionary = names.dictionary()
+    switch, no_prev = switch_table(switches, marks, before, dictionary, kernel)
+    waking, no_logger = waking_table(wakings, switches, marks, before, dictionary)
+    for name, table in (("sched_switch", switch), ("sched_waking", waking)):
+        if name in tables:  # plain and compact events of one kind: one table in seq order
+            merged = pa.concat_tables([tables[name], table])
+            table = merged.take(np.argsort(merged.column("seq").to_numpy(), kind="stable"))
+        tables[name] = table
     return {"sched_switch without previous task": no_prev, "sched_waking without logger": no_logger}
+
+
+def _joined(parts: list[CompactColumns]) -> CompactColumns:
+    """The groups' compact rows of one kind as one (groups are in seq order)."""
+    columns = {k: np.concatenate([p.columns[k] for p in parts]) for k in parts[0].columns}
+    return CompactColumns(
+        np.concatenate([p.ts for p in parts]),
+        np.concatenate([p.seq for p in parts]),
+        np.concatenate([p.cpu for p in parts]),
+        columns,
+        np.concatenate([p.comm for p in parts]),
+    )
 
 
 def _tasks(p: Any, seqs: Any, clocks: Any, tables: dict[str, pa.Table], parts: Parts) -> pa.Table:

@@ -28,9 +28,9 @@ from importers.perfetto.wire import (
     U8,
     VARINT,
     Fields,
+    repeated,
     scan_fields,
     text_column,
-    varints_of,
 )
 
 # SystemInfo and Utsname fields (strings, then integers)
@@ -103,7 +103,8 @@ def cpu_info(p: Packets) -> list[dict[str, Any]]:
     top = scan_fields(p.data, start[-1:], end[-1:])
     s, e = _messages(p.data, top, np.flatnonzero(top.of(_CPUS, LEN)))
     f = scan_fields(p.data, s, e)
-    owner, freqs, _ = varints_of(p.data, s, e, _FREQUENCIES)
+    found = repeated(p.data, f, [_FREQUENCIES])
+    owner, freqs = found[_FREQUENCIES] if isinstance(found, dict) else (np.zeros(0), np.zeros(0))
     cpus: list[dict[str, Any]] = [
         {"cpu": k, "frequencies_khz": sorted(freqs[owner == k].tolist())} for k in range(len(s))
     ]

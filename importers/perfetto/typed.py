@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from importers.perfetto.wire import I64, U8, pick_fields, text_column
@@ -113,12 +114,12 @@ def _derived(
 
 def prev_state_text(state: I64, kernel: tuple[int, int] | None) -> pa.DictionaryArray:
     """``prev_state`` as the kernel prints it (see module docstring); null when unknown."""
-    distinct, inverse = np.unique(state, return_inverse=True)
+    encoded = pc.dictionary_encode(pa.array(state))  # a hash: few distinct states
     texts: list[str | None] = []
-    for value in distinct.tolist():
+    for value in encoded.dictionary.to_pylist():
         if kernel is None or kernel < (4, 14) or value & ~(_REPORT_MAX * 2 - 1) or value < 0:
             texts.append(None)
             continue
         letters = "|".join(c for bit, c in _REPORT_LETTERS if value & bit)
         texts.append((letters or "R") + ("+" if value & _REPORT_MAX else ""))
-    return dictionary_column(texts, inverse.reshape(-1))
+    return dictionary_column(texts, encoded.indices.to_numpy())

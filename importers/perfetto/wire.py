@@ -167,37 +167,25 @@ def pick(d: U8, starts: I64, ends: I64, wanted: NDArray[np.int32], value: U64, l
 
 
 @njit(cache=True, nogil=True)
-def repeated_varints(
-    d: U8, starts: I64, ends: I64, field: int, fill: bool, owner: I64, value: U64
+def unpack(
+    d: U8, starts: I64, ends: I64, single: NDArray[np.bool_], fill: bool, counts: I64, out: U64
 ) -> int:
-    """Every element of repeated varint field ``field``, packed or not, in order.
-
-    ``owner[i]`` is the message element ``i`` belongs to. Returns the count, or -1 - m when
-    message ``m`` is damaged (a packed run cut short).
-    """
+    """The varints of each piece: one at ``starts[i]`` when ``single[i]``, else all of
+    ``d[starts[i]:ends[i]]`` (a packed run); ``counts[i]`` says how many. Returns the count,
+    or -1 - i when piece ``i`` is damaged."""
     n = 0
-    for m in range(starts.shape[0]):
-        pos, end = starts[m], ends[m]
-        while pos < end:
-            f, w, v, s, nxt = _field(d, pos, end)
-            if nxt < 0:
-                return -1 - m
-            if f == field and w == VARINT:
-                if fill:
-                    owner[n] = m
-                    value[n] = v
-                n += 1
-            elif f == field and w == LEN:
-                p = s
-                while p < nxt:
-                    x, p = _varint(d, p, nxt)
-                    if p < 0:
-                        return -1 - m
-                    if fill:
-                        owner[n] = m
-                        value[n] = x
-                    n += 1
-            pos = nxt
+    for i in range(starts.shape[0]):
+        pos = Int(starts[i])
+        c = 0
+        while pos < ends[i] and (c == 0 or not single[i]):
+            value, pos = _varint(d, pos, ends[i])
+            if pos < 0:
+                return -1 - i
+            if fill:
+                out[n] = value
+            n += 1
+            c += 1
+        counts[i] = c
     return n
 
 
@@ -223,7 +211,8 @@ def ftrace_events(
     member's bytes (``kind`` 0 when it has none) [protos/perfetto/trace/ftrace/
     ftrace_event.proto ``FtraceEvent``]. ``per_bundle[b]`` counts bundle ``b``'s events.
     ``damage[b]`` as in :func:`scan`, for a bundle or any of its events; the events before
-    the damage are kept.
+    the damage are kept. Counting (``fill`` false) only walks the bundles' own fields, so it
+    cannot see damage inside an event: filling may then keep fewer events than it counted.
     """
     n = 0
     for b in range(starts.shape[0]):
@@ -237,6 +226,10 @@ def ftrace_events(
                 break
             pos = nxt
             if f != 2 or w != LEN:
+                continue
+            if not fill:
+                per_bundle[b] += 1
+                n += 1
                 continue
             e_ts = np.uint64(0)
             e_pid = np.uint64(0)
@@ -263,13 +256,12 @@ def ftrace_events(
                 p = after
             if damage[b] != INTACT:
                 break
-            if fill:
-                ts[n] = np.int64(e_ts)
-                pid[n] = np.int32(np.int64(e_pid & np.uint64(0xFFFFFFFF)))
-                flags[n] = np.uint8(e_flags & np.uint64(0xFF))
-                kind[n] = e_kind
-                body[n] = e_body
-                body_len[n] = e_len
+            ts[n] = np.int64(e_ts)
+            pid[n] = np.int32(np.int64(e_pid & np.uint64(0xFFFFFFFF)))
+            flags[n] = np.uint8(e_flags & np.uint64(0xFF))
+            kind[n] = e_kind
+            body[n] = e_body
+            body_len[n] = e_len
             per_bundle[b] += 1
             n += 1
     return n
@@ -342,41 +334,65 @@ def pick_fields(data: U8, starts: I64, ends: I64, wanted: list[int]) -> tuple[U6
     return value, length, damaged
 
 
-def varints_of(data: U8, starts: I64, ends: I64, field: int) -> tuple[I64, U64, int]:
-    """:func:`repeated_varints` run twice; ``(owner, value, damaged message or -1)``."""
-    none = np.empty(0, np.int64)
-    n = repeated_varints(data, starts, ends, field, False, none, none.astype(np.uint64))
+def repeated(data: U8, f: Fields, numbers: list[int]) -> dict[int, tuple[I64, U64]] | int:
+    """Every element of repeated varint fields ``numbers`` of the messages of ``f``, packed
+    or not, in order: ``{number: (message, value)}``; or the index of a damaged message."""
+    rows = np.flatnonzero(np.isin(f.number, numbers) & np.isin(f.wire, [VARINT, LEN]))
+    rows = rows[np.argsort(f.number[rows], kind="stable")]  # by field, then in order
+    single = f.wire[rows] == VARINT
+    starts = f.at[rows]
+    # a single varint stops itself (the scan checked it): at most ten bytes
+    ends = np.where(
+        single, np.minimum(starts + 10, data.shape[0]), starts + f.value[rows].astype(np.int64)
+    )
+    counts = np.empty(rows.shape[0], np.int64)
+    n = unpack(data, starts, ends, single, False, counts, np.empty(0, np.uint64))
     if n < 0:
-        return none, none.astype(np.uint64), -1 - n
-    owner = np.empty(n, np.int64)
-    value = np.empty(n, np.uint64)
-    repeated_varints(data, starts, ends, field, True, owner, value)
-    return owner, value, -1
+        return int(f.msg[rows[-1 - n]])
+    values = np.empty(n, np.uint64)
+    unpack(data, starts, ends, single, True, counts, values)
+    owner = np.repeat(f.msg[rows], counts)
+    # rows are grouped by field number: each field's elements are one slice
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    firsts = np.searchsorted(f.number[rows], numbers, side="left")
+    lasts = np.searchsorted(f.number[rows], numbers, side="right")
+    return {k: (owner[bounds[a] : bounds[z]], values[bounds[a] : bounds[z]])
+            for k, a, z in zip(numbers, firsts, lasts, strict=True)}  # fmt: skip
+
+
+def _binary(data: U8, at: I64, length: I64) -> pa.LargeBinaryArray:
+    """Bytes at ``data[at:at+length]`` per row; null where ``length`` is negative."""
+    absent = length < 0
+    buf, offsets = gather_bytes(data, np.where(absent, 0, at), np.where(absent, 0, length))
+    mask = pa.py_buffer(np.packbits(~absent, bitorder="little")) if absent.any() else None
+    binary: pa.LargeBinaryArray = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(at), [mask, pa.py_buffer(offsets), pa.py_buffer(buf)]
+    )
+    return binary
+
+
+def _utf8(binary: pa.Array) -> pa.Array:
+    """Binary values as strings: UTF-8 as protobuf requires; others decoded with
+    replacement (kernel comms are bytes)."""
+    try:
+        return binary.cast(pa.large_string())
+    except pa.ArrowInvalid:
+        texts = [None if v is None else v.decode("utf-8", "replace") for v in binary.to_pylist()]
+        return pa.array(texts, pa.large_string())
 
 
 def text_column(data: U8, at: I64, length: I64) -> pa.DictionaryArray:
     """Strings at ``data[at:at+length]`` as a :data:`~importers.schema.DICT` column; null
-    where ``length`` is negative (field absent).
-
-    Arrow hashes the raw bytes; only the distinct values are checked as UTF-8 (protobuf
-    strings must be UTF-8, kernel comms usually are; others are decoded with replacement).
-    """
-    absent = length < 0
-    size = np.where(absent, 0, length)
-    buf, offsets = gather_bytes(data, np.where(absent, 0, at), size)
-    mask = pa.py_buffer(np.packbits(~absent, bitorder="little")) if absent.any() else None
-    binary = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), len(at), [mask, pa.py_buffer(offsets), pa.py_buffer(buf)]
-    )
-    encoded = pc.dictionary_encode(binary)
-    try:
-        words = encoded.dictionary.cast(pa.large_string()).cast(pa.string())
-    except pa.ArrowInvalid:
-        words = pa.array(
-            [bytes(v).decode("utf-8", "replace") for v in encoded.dictionary.to_pylist()],
-            pa.string(),
-        )
+    where ``length`` is negative (field absent). Arrow hashes the raw bytes; only the
+    distinct values are decoded."""
+    encoded = pc.dictionary_encode(_binary(data, at, length))
+    words = _utf8(encoded.dictionary).cast(pa.string())
     column: pa.DictionaryArray = pa.DictionaryArray.from_arrays(
         encoded.indices.cast(pa.int32()), words
     )
     return column
+
+
+def text_array(data: U8, at: I64, length: I64) -> pa.Array:
+    """Strings at ``data[at:at+length]`` (mostly distinct ones: no dictionary)."""
+    return _utf8(_binary(data, at, length))
