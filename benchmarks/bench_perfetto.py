@@ -33,11 +33,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.perfetto.trace_processor import SHIM, WasmTraceProcessor, rows, ui_dist
 
+ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out"
 SOURCE = ROOT.parent / "shared" / "traces" / "perfetto-pixel6a-startup"
 SOURCE_FILE = SOURCE / "api32_startup_warm.perfetto-trace"
