@@ -49,6 +49,7 @@ _MIDR = {1: "implementer", 2: "architecture", 3: "variant", 4: "part", 5: "revis
 # FtraceStats {phase 1, cpu_stats 2}: the first packet is START_OF_TRACE, the last END_OF_TRACE;
 # FtraceCpuStats {cpu 1, entries 2, overrun 3, commit_overrun 4, ..., dropped_events 8}
 _CPU_STATS = 2
+_STAT_CPU, _OVERRUN, _DROPPED = 1, 3, 8
 # TraceStats counters of data the tracing service itself lost
 _TRACE_STAT_NAMES = {8: "chunks_discarded", 9: "patches_discarded", 10: "invalid_packets"}
 
@@ -159,7 +160,7 @@ def ftrace_overruns(p: Packets) -> dict[int, int]:
         for m in range(len(s)):
             mine = (f.msg == m) & (f.wire == VARINT)
             stats = {int(n): int(v) for n, v in zip(f.number[mine], f.value[mine], strict=True)}
-            per_cpu[stats.get(1, m)] = stats.get(3, 0) + stats.get(8, 0)
+            per_cpu[stats.get(_STAT_CPU, m)] = stats.get(_OVERRUN, 0) + stats.get(_DROPPED, 0)
         totals.append(per_cpu)
     first, last = totals
     grown = {cpu: n - first.get(cpu, 0) for cpu, n in last.items()}
