@@ -10,8 +10,18 @@ from typing import Any
 import pytest
 from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
 
-from importers.perfetto import bundles, clocks, compact, decode, generic, packets, typed
-from importers.perfetto import processes, sequences, system
+from importers.perfetto import (
+    bundles,
+    clocks,
+    compact,
+    decode,
+    generic,
+    packets,
+    processes,
+    sequences,
+    system,
+    typed,
+)
 from importers.schema import TYPED_TABLES
 
 
@@ -78,7 +88,7 @@ def test_bundle_and_compact_fields() -> None:
         3: "FTRACE_CLOCK_LOCAL", 4: "FTRACE_CLOCK_MONO_RAW",
     }  # fmt: skip
     c = pb.FtraceEventBundle.CompactSched
-    assert compact.INTERN_TABLE == number(c, "intern_table")
+    assert number(c, "intern_table") == compact.INTERN_TABLE
     for prefix, layout in (("switch_", compact.SWITCH), ("waking_", compact.WAKING)):
         for column, n in layout.items():
             name = {
@@ -124,51 +134,51 @@ def test_task_naming_events_and_kernel_function_fields() -> None:
 
 
 def test_side_messages() -> None:
-    assert sequences.KERNEL_SYMBOLS == number(pb.InternedData, "kernel_symbols")
+    assert number(pb.InternedData, "kernel_symbols") == sequences.KERNEL_SYMBOLS
     assert sequences.SEQ_INCREMENTAL_STATE_CLEARED == pb.TracePacket.SEQ_INCREMENTAL_STATE_CLEARED
     assert sequences.SEQ_NEEDS_INCREMENTAL_STATE == pb.TracePacket.SEQ_NEEDS_INCREMENTAL_STATE
     assert clocks.BOOTTIME == pb.BuiltinClock.BUILTIN_CLOCK_BOOTTIME
-    assert clocks.BUILTIN_CLOCKS == {
+    assert {
         v.number: v.name.removeprefix("BUILTIN_CLOCK_").lower()
         for v in pb.BuiltinClock.DESCRIPTOR.values
         if 1 <= v.number <= 6
-    }
+    } == clocks.BUILTIN_CLOCKS
     snap = pb.ClockSnapshot
-    assert (clocks._CLOCKS, clocks._CLOCK_ID, clocks._CLOCK_TS) == (
+    assert (
         number(snap, "clocks"),
         number(snap.Clock, "clock_id"),
         number(snap.Clock, "timestamp"),
-    )
+    ) == (clocks._CLOCKS, clocks._CLOCK_ID, clocks._CLOCK_TS)
     tree = pb.ProcessTree
-    assert (processes._PROCESSES, processes._THREADS) == (
-        number(tree, "processes"), number(tree, "threads"))  # fmt: skip
-    assert (processes._PID, processes._CMDLINE) == (
-        number(tree.Process, "pid"), number(tree.Process, "cmdline"))  # fmt: skip
-    assert (processes._TID, processes._NAME, processes._TGID) == (
+    assert (
+        number(tree, "processes"), number(tree, "threads")) == (processes._PROCESSES, processes._THREADS)  # fmt: skip
+    assert (
+        number(tree.Process, "pid"), number(tree.Process, "cmdline")) == (processes._PID, processes._CMDLINE)  # fmt: skip
+    assert (
         number(tree.Thread, "tid"),
         number(tree.Thread, "name"),
         number(tree.Thread, "tgid"),
-    )
-    assert processes._STATS_THREADS == number(pb.ProcessStats.Process, "threads")
+    ) == (processes._TID, processes._NAME, processes._TGID)
+    assert number(pb.ProcessStats.Process, "threads") == processes._STATS_THREADS
     info = pb.SystemInfo.DESCRIPTOR.fields_by_number
     for n, name in {**system._SYSTEM_STRINGS, **system._SYSTEM_INTEGERS}.items():
         assert info[n].name == name
-    assert system._UTSNAME == number(pb.SystemInfo, "utsname")
+    assert number(pb.SystemInfo, "utsname") == system._UTSNAME
     for n, name in system._UTSNAME_FIELDS.items():
         assert pb.Utsname.DESCRIPTOR.fields_by_number[n].name == name
     cpu = pb.CpuInfo.Cpu
-    assert (system._CPUS, system._PROCESSOR, system._FREQUENCIES, system._CAPACITY,
-            system._ARM_ID) == (number(pb.CpuInfo, "cpus"), number(cpu, "processor"),
+    assert (number(pb.CpuInfo, "cpus"), number(cpu, "processor"),
                                 number(cpu, "frequencies"), number(cpu, "capacity"),
-                                number(cpu, "arm_identifier"))  # fmt: skip
+                                number(cpu, "arm_identifier")) == (system._CPUS, system._PROCESSOR, system._FREQUENCIES, system._CAPACITY,
+            system._ARM_ID)  # fmt: skip
     for n, name in system._MIDR.items():
         assert pb.CpuInfo.ArmCpuIdentifier.DESCRIPTOR.fields_by_number[n].name == name
-    assert system._CPU_STATS == number(pb.FtraceStats, "cpu_stats")
+    assert number(pb.FtraceStats, "cpu_stats") == system._CPU_STATS
     stats = pb.FtraceCpuStats
-    assert (system._STAT_CPU, system._OVERRUN, system._DROPPED) == (
+    assert (
         number(stats, "cpu"),
         number(stats, "overrun"),
         number(stats, "dropped_events"),
-    )
+    ) == (system._STAT_CPU, system._OVERRUN, system._DROPPED)
     for n, name in system._TRACE_STAT_NAMES.items():
         assert pb.TraceStats.DESCRIPTOR.fields_by_number[n].name == name
