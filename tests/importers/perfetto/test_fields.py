@@ -90,12 +90,12 @@ def test_bundle_and_compact_fields() -> None:
     c = pb.FtraceEventBundle.CompactSched
     assert number(c, "intern_table") == compact.INTERN_TABLE
     for prefix, layout in (("switch_", compact.SWITCH), ("waking_", compact.WAKING)):
+        renamed = {
+            "ts": "timestamp",
+            "comm": f"{'next_' if prefix == 'switch_' else ''}comm_index",
+        }
         for column, n in layout.items():
-            name = {
-                "ts": "timestamp",
-                "comm": f"{'next_' if prefix == 'switch_' else ''}comm_index",
-            }
-            assert n == number(c, prefix + name.get(column, column))
+            assert n == number(c, prefix + renamed.get(column, column))
 
 
 def test_typed_tables_map_event_fields_by_name() -> None:
