@@ -141,11 +141,13 @@ def test_zip_members_are_read_under_a_running_limit(tmp_path: Path) -> None:
     # a systrace zip whose member inflates to 200 MiB: it used to be read whole (the central
     # directory's size was trusted); now reading stops at the in-memory limit
     archive = tmp_path / "systrace.zip"
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
-        with z.open("trace.html", "w", force_zip64=True) as member:
-            member.write(b"<html>\n")
-            for _ in range(200):
-                member.write(bytes(1 << 20))
+    with (
+        zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z,
+        z.open("trace.html", "w", force_zip64=True) as member,
+    ):
+        member.write(b"<html>\n")
+        for _ in range(200):
+            member.write(bytes(1 << 20))
     assert archive.stat().st_size * IN_MEMORY_RATIO < MIN_LIMIT
     scratch = tmp_path / "tmp"
     scratch.mkdir()
