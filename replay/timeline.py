@@ -136,11 +136,20 @@ def _perf_switches(perf: pl.DataFrame, tids: list[int], notes: list[str]) -> pl.
     its arrival on the record's CPU, a switch-out record its departure.
 
     Each record carries the thread it concerns (sample_id TID: the task switched in or out,
-    for CPU-wide and per-thread records alike) and, with sample_id CPU, the CPU; records of
-    the vCPU threads without a CPU cannot place them and are left out, with a note
-    (kernel/events/core.c ``perf_event_switch_output``).
+    for CPU-wide and per-thread records alike) and, with sample_id CPU, the CPU
+    (kernel/events/core.c ``perf_event_switch_output``). An exiting thread is switched out
+    after its pid is gone, so that record's TID reads -1 (``perf_event_pid_type``): it is
+    the thread the CPU's last switch-in brought. Records of the vCPU threads without a CPU
+    cannot place them and are left out, with a note.
     """
-    mine = perf.filter(pl.col("tid").is_in(tids))
+    running = pl.when(~pl.col("out")).then("tid").forward_fill().over("cpu", order_by="seq")
+    resolved = perf.with_columns(
+        pl.when(pl.col("out") & (pl.col("tid") < 0) & pl.col("cpu").is_not_null())
+        .then(running)
+        .otherwise("tid")
+        .alias("tid")
+    )
+    mine = resolved.filter(pl.col("tid").is_in(tids))
     unplaced = mine.filter(pl.col("cpu").is_null()).height
     if unplaced:
         notes.append(
