@@ -47,7 +47,8 @@ RANK_BITS = 24
 class BundleIndex:
     """Every usable bundle, in trace order: its packet, CPU, span, ``compact_sched`` span
     (length -1 when absent), flags, event count and clock (``clock_key``: 0 when BOOTTIME,
-    a clock of :attr:`clocks`, or :data:`UNCONVERTIBLE`)."""
+    a clock of the trace's :class:`~importers.perfetto.clocks.Clocks`, or
+    :data:`UNCONVERTIBLE`)."""
 
     packet: I64
     cpu: NDArray[np.int16]
@@ -183,10 +184,6 @@ class PlainEvents:
     kind: NDArray[np.int32]
     body: I64
     body_len: NDArray[np.int32]
-
-    @property
-    def count(self) -> int:
-        return int(self.ts.shape[0])
 
 
 def count_events(p: Packets, b: BundleIndex, skips: SkipLog) -> BundleIndex:

@@ -23,11 +23,8 @@ import polars as pl
 from importers.perfetto.packets import CLOCK_SNAPSHOT, Packets
 from importers.perfetto.wire import I64, LEN, pick_fields, scan_fields
 
-# BuiltinClock [protos/perfetto/common/builtin_clock.proto]
-BUILTIN_CLOCKS = {
-    1: "realtime", 2: "realtime_coarse", 3: "monotonic", 4: "monotonic_coarse",
-    5: "monotonic_raw", 6: "boottime",
-}  # fmt: skip
+#: BuiltinClock BOOTTIME [protos/perfetto/common/builtin_clock.proto]; the others are
+#: REALTIME 1, REALTIME_COARSE 2, MONOTONIC 3, MONOTONIC_COARSE 4, MONOTONIC_RAW 5
 BOOTTIME = 6
 #: ClockSnapshot.clocks; Clock {clock_id = 1, timestamp = 2}
 _CLOCKS, _CLOCK_ID, _CLOCK_TS = 1, 1, 2

@@ -42,13 +42,13 @@ KERNEL_SYMBOLS = 26
 
 @dataclass
 class Sequences:
-    """Per packet: its sequence, generation, whether its incremental state is usable, the
-    clock its timestamp is in (0: the trace's default), and whether packets were lost just
-    before it on its sequence (not counting the loss every sequence's first packet reports)."""
+    """Per packet: its sequence, generation, the clock its timestamp is in (0: the trace's
+    default), whether packets were lost just before it on its sequence (not counting the loss
+    every sequence's first packet reports), and whether it needs incremental state its
+    sequence no longer has."""
 
     sequence: NDArray[np.int64]
     generation: NDArray[np.int64]
-    valid: NDArray[np.bool_]
     clock: NDArray[np.int64]
     loss_before: NDArray[np.bool_]
     unusable: NDArray[np.bool_]
@@ -97,7 +97,6 @@ def sequences(p: Packets) -> Sequences:
     return Sequences(
         sequence=state["sequence"].to_numpy(),
         generation=state["generation"].cast(pl.Int64).to_numpy(),
-        valid=valid,
         clock=np.where(has_clock, own_clock.astype(np.int64), state["defaults"].to_numpy()),
         loss_before=(state["dropped"] & ~state["opens"] & ~state["first"]).to_numpy(),
         unusable=needs & ~valid,

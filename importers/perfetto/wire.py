@@ -4,8 +4,8 @@ A message is a sequence of fields, each a varint key ``field_number << 3 | wire_
 value: wire type 0 a varint, 1 eight little-endian bytes, 2 a varint length and that many
 bytes (strings, nested messages, packed repeated scalars), 5 four bytes. Types 3 and 4
 (groups) are deprecated and never written by Perfetto, so they count as damage here, as do
-varints longer than ten bytes and lengths past the end of the message
-(protobuf.dev/programming-guides/encoding).
+field numbers 0 and above 2**29 - 1, varints longer than ten bytes and lengths past the end of
+the message (protobuf.dev/programming-guides/encoding).
 
 Every kernel takes the bytes and the ``[start, end)`` spans of a batch of messages and returns
 flat arrays; nothing in Python runs per field. Counting kernels and filling kernels are the
@@ -29,6 +29,8 @@ I64 = NDArray[np.int64]
 U64 = NDArray[np.uint64]
 
 VARINT, I64_WIRE, LEN, I32_WIRE = 0, 1, 2, 5
+#: the largest field number protobuf allows (2**29 - 1): a larger key is damage
+MAX_FIELD = (1 << 29) - 1
 #: a message with no damage
 INTACT = -1
 
@@ -69,7 +71,7 @@ def _field(d: U8, at: Pos, end: Pos) -> tuple[Int, Int, np.uint64, Int, Int]:
         return Int(0), Int(0), _NONE, Int(0), Int(-1)
     number = Int(key >> np.uint64(3))
     wire = Int(key & np.uint64(7))
-    if number == 0:
+    if number == 0 or number > MAX_FIELD:
         return number, wire, _NONE, Int(0), Int(-1)
     if wire == VARINT:
         value, after = _varint(d, pos, end)
@@ -360,6 +362,10 @@ def repeated(data: U8, f: Fields, numbers: list[int]) -> dict[int, tuple[I64, U6
             for k, a, z in zip(numbers, firsts, lasts, strict=True)}  # fmt: skip
 
 
+#: rows checked as UTF-8 at once (a stretch with a bad row is decoded in Python)
+_UTF8_STRETCH = 1 << 16
+
+
 def _binary(data: U8, at: I64, length: I64) -> pa.LargeBinaryArray:
     """Bytes at ``data[at:at+length]`` per row; null where ``length`` is negative."""
     absent = length < 0
@@ -372,13 +378,19 @@ def _binary(data: U8, at: I64, length: I64) -> pa.LargeBinaryArray:
 
 
 def _utf8(binary: pa.Array) -> pa.Array:
-    """Binary values as strings: UTF-8 as protobuf requires; others decoded with
-    replacement (kernel comms are bytes)."""
-    try:
-        return binary.cast(pa.large_string())
-    except pa.ArrowInvalid:
-        texts = [None if v is None else v.decode("utf-8", "replace") for v in binary.to_pylist()]
-        return pa.array(texts, pa.large_string())
+    """Binary values as strings: UTF-8 as protobuf requires; a stretch of rows that is not
+    (kernel comms and trace_marker texts are bytes) is decoded row by row with
+    replacement."""
+    pieces = []
+    for start in range(0, max(len(binary), 1), _UTF8_STRETCH):
+        stretch = binary.slice(start, _UTF8_STRETCH)
+        try:
+            pieces.append(stretch.cast(pa.large_string()))
+        except pa.ArrowInvalid:
+            texts = [None if v is None else v.decode("utf-8", "replace")
+                     for v in stretch.to_pylist()]  # fmt: skip
+            pieces.append(pa.array(texts, pa.large_string()))
+    return pa.concat_arrays(pieces)
 
 
 def text_column(data: U8, at: I64, length: I64) -> pa.DictionaryArray:
