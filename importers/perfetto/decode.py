@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from importers.perfetto.bundles import RANK_BITS, BundleIndex, PlainEvents, plain_events
 from importers.perfetto.clocks import Clocks
 from importers.perfetto.compact import CompactRows, Names, decode_compact
-from importers.perfetto.generic import Symbols, events_rows
+from importers.perfetto.generic import Symbols, events_table
 from importers.perfetto.packets import Packets
 from importers.perfetto.running import CompactColumns
 from importers.perfetto.sequences import Sequences
@@ -192,37 +192,49 @@ def _compact(ctx: Context, chosen: I64, skips: SkipLog) -> tuple[CompactRows, Co
 def _plain(
     ctx: Context, ev: PlainEvents, cpu: NDArray[np.int16], ts: I64, seq: I64, group: Group
 ) -> None:
-    """Typed tables, ``events`` rows and task sightings of the plain events."""
+    """Typed tables, ``events`` rows (in seq order) and task sightings of the plain events."""
     b, data = ctx.b, ctx.p.data
     # oneof numbers are below 2**16 (ftrace_event.proto): a radix sort
     order = np.argsort(ev.kind.astype(np.uint16), kind="stable")
     sorted_kinds = ev.kind[order]
     bounds = np.flatnonzero(np.diff(sorted_kinds, prepend=-1, append=-1))
+    other = np.ones(ev.kind.shape[0], np.bool_)
     for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         kind = int(sorted_kinds[lo])
         rows = order[lo:hi]
-        body, body_len = ev.body[rows], ev.body_len[rows].astype(np.int64)
-        prefix: dict[str, pa.Array] = {
-            "ts": pa.array(ts[rows]),
-            "seq": pa.array(seq[rows]),
-            "cpu": pa.array(cpu[rows]),
-            "common_pid": pa.array(ev.pid[rows]),
-        }
+        body, end = ev.body[rows], ev.body[rows] + ev.body_len[rows]
+        if kind in NAMING:
+            group.sightings.extend(_named(data, kind, body, end, ts[rows]))
         table = TABLE_OF.get(kind)
         if table is not None:
-            part = typed_table(table, data, body, body_len, prefix, ctx.kernel)
+            other[rows] = False
+            part = typed_table(table, data, body, end - body, _prefix(rows, ts, seq, cpu, ev),
+                               ctx.kernel)  # fmt: skip
             group.typed.setdefault(table, []).append(part)
-            continue
-        symbols = None
-        if ctx.interned.height:
-            packets = b.packet[ev.bundle[rows]]
-            keys = pl.DataFrame({"sequence": ctx.seqs.sequence[packets],
-                                 "generation": ctx.seqs.generation[packets]})  # fmt: skip
-            symbols = Symbols(ctx.interned, keys)
-        prefix["flags"] = pa.array(ev.flags[rows])
-        group.events.append(events_rows(data, kind, body, body_len, prefix, symbols))
-        if kind in NAMING:
-            group.sightings.extend(_named(data, kind, body, body + body_len, ts[rows]))
+    rows = np.flatnonzero(other)
+    if not rows.size:
+        return
+    symbols = None
+    if ctx.interned.height:
+        packets = b.packet[ev.bundle[rows]]
+        keys = pl.DataFrame({"sequence": ctx.seqs.sequence[packets],
+                             "generation": ctx.seqs.generation[packets]})  # fmt: skip
+        symbols = Symbols(ctx.interned, keys)
+    prefix = {**_prefix(rows, ts, seq, cpu, ev), "flags": pa.array(ev.flags[rows])}
+    body, body_len = ev.body[rows], ev.body_len[rows].astype(np.int64)
+    group.events.append(events_table(data, ev.kind[rows], body, body_len, prefix, symbols))
+
+
+def _prefix(
+    rows: I64, ts: I64, seq: I64, cpu: NDArray[np.int16], ev: PlainEvents
+) -> dict[str, pa.Array]:
+    """``ts, seq, cpu, common_pid`` of ``rows``."""
+    return {
+        "ts": pa.array(ts[rows]),
+        "seq": pa.array(seq[rows]),
+        "cpu": pa.array(cpu[rows]),
+        "common_pid": pa.array(ev.pid[rows]),
+    }
 
 
 def _named(data: NDArray[np.uint8], kind: int, start: I64, end: I64, ts: I64) -> list[pl.DataFrame]:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from importers.perfetto.wire import (
@@ -83,6 +84,10 @@ class Symbols:
     interned: pl.DataFrame
     keys: pl.DataFrame
 
+    def rows(self, rows: I64) -> Symbols:
+        """The same symbols for a subset of the rows."""
+        return Symbols(self.interned, self.keys[rows])
+
     def lookup(self, values: NDArray[np.uint64]) -> pl.DataFrame:
         """``row, symbol`` of the rows whose value is an iid interned on their sequence."""
         probe = self.keys.with_columns(pl.Series("iid", values)).with_row_index("row")
@@ -90,46 +95,65 @@ class Symbols:
         return found.select("row", "symbol")
 
 
-def events_rows(
-    data: U8,
-    kind: int,
-    body: I64,
-    body_len: I64,
-    prefix: dict[str, Any],
+def events_table(
+    data: U8, kind: NDArray[np.int32], body: I64, body_len: I64, prefix: dict[str, Any],
     symbols: Symbols | None,
-) -> pa.Table:
-    """``events`` rows of the events of oneof member ``kind``.
+) -> pa.Table:  # fmt: skip
+    """``events`` rows of events without a typed table, in the order given.
 
-    ``prefix`` holds ``ts, seq, cpu, common_pid, flags``; ``symbols`` the trace's interned
-    kernel symbols and each row's sequence state, when it has any.
+    ``kind`` is each event's oneof member; ``prefix`` holds ``ts, seq, cpu, common_pid,
+    flags``; ``symbols`` the trace's interned kernel symbols and each row's sequence state,
+    when it has any. Names and texts are built per kind, the payloads in one gather.
     """
-    end = body + body_len
     n = len(body)
-    system: pa.Array = pa.nulls(n, pa.string())
-    args: pa.Array = pa.nulls(n, pa.string())
-    if kind == PRINT:
-        value, length, _ = pick_fields(data, body, end, [2])  # PrintFtraceEvent.buf
-        at, size = value[:, 0].view(np.int64), length[:, 0]
-        # ftrace prints the text without the newline trace_marker writers end it with
-        newline = (size > 0) & (data[np.maximum(at + size - 1, 0)] == ord("\n"))
-        args = text_array(data, at, size - newline)
-        names: pa.Array = _constant("print", n)
-        system = _constant("ftrace", n)
-    elif kind == GENERIC:
-        names, args = _generic(data, body, end)
-    else:
-        names = _constant(event_names().get(kind, f"ftrace_event_{kind}"), n)
-        if symbols is not None and kind in KERNEL_FUNCTIONS:
-            args = _symbolized(data, kind, body, end, symbols)
+    end = body + body_len
+    kinds, code = np.unique(kind, return_inverse=True)  # a handful of kinds
+    names: list[str] = []
+    name_code = np.empty(n, np.int32)
+    args = pl.Series("args", [None] * n, pl.Utf8)
+    for k, member in enumerate(kinds.tolist()):
+        rows = np.flatnonzero(code == k)
+        text: pa.Array | None = None
+        if member == GENERIC:  # named by the event itself
+            own, text = _generic(data, body[rows], end[rows])
+            name_code[rows] = own.indices.to_numpy(zero_copy_only=False) + len(names)
+            names += own.dictionary.to_pylist()
+        else:
+            name_code[rows] = len(names)
+            names.append(event_names().get(member, f"ftrace_event_{member}"))
+        if member == PRINT:
+            text = _printed(data, body[rows], end[rows])
+        elif symbols is not None and member in KERNEL_FUNCTIONS:
+            text = _symbolized(data, member, body[rows], end[rows], symbols.rows(rows))
+        if text is not None:
+            args = args.scatter(rows, pl.Series(text))
+    printed = kind == PRINT
     buf, offsets = gather_bytes(data, body, body_len)
     payload = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)]
     )
-    columns = {**prefix, "event": names, "system": system, "args": args, "payload": payload}
+    columns = {
+        **prefix,
+        "event": pa.DictionaryArray.from_arrays(pa.array(name_code), pa.array(names, pa.string())),
+        "system": pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(n, np.int32), mask=~printed), pa.array(["ftrace"])
+        ),
+        "args": args.to_arrow(),
+        "payload": payload,
+    }
     return conform("events", pa.table(columns))
 
 
-def _symbolized(data: U8, kind: int, body: I64, end: I64, symbols: Symbols) -> pa.Array:
+def _printed(data: U8, body: I64, end: I64) -> pa.Array:
+    """What ``print`` events wrote (``PrintFtraceEvent.buf``), as ftrace prints it: without
+    the newline trace_marker writers end their text with."""
+    value, length, _ = pick_fields(data, body, end, [2])
+    at, size = value[:, 0].view(np.int64), length[:, 0]
+    newline = (size > 0) & (data[np.maximum(at + size - 1, 0)] == ord("\n"))
+    return text_array(data, at, size - newline)
+
+
+def _symbolized(data: U8, kind: int, body: I64, end: I64, symbols: Symbols) -> pa.Series:
     """``field=function`` of the kernel function fields whose iid the trace interned."""
     fields = KERNEL_FUNCTIONS[kind]
     value, _, _ = pick_fields(data, body, end, list(fields))
@@ -142,7 +166,7 @@ def _symbolized(data: U8, kind: int, body: I64, end: I64, symbols: Symbols) -> p
     frame = pl.DataFrame(parts).select(
         pl.concat_str(pl.all(), separator=" ", ignore_nulls=True).alias("args")
     )
-    return frame.to_series().to_arrow()
+    return frame.to_series()
 
 
 @functools.cache
@@ -152,10 +176,6 @@ def event_fields_names(kind: int) -> dict[int, str]:
 
     message = perfetto_trace_pb2.FtraceEvent.DESCRIPTOR.fields_by_number[kind].message_type
     return {f.number: f.name for f in message.fields}
-
-
-def _constant(text: str, n: int) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([text]))
 
 
 def _strings(data: U8, value: NDArray[np.uint64], length: I64) -> pl.Series:
@@ -168,10 +188,13 @@ def _integers(value: NDArray[np.generic], length: I64) -> pl.Series:
     return pl.Series(value).cast(pl.Utf8).scatter(np.flatnonzero(length < 0), None)
 
 
-def _generic(data: U8, body: I64, end: I64) -> tuple[pa.Array, pa.Array]:
-    """Names and ``name=value`` fields of ``GenericFtraceEvent``s."""
+def _generic(data: U8, body: I64, end: I64) -> tuple[pa.DictionaryArray, pa.Array]:
+    """Names (``generic`` for one without) and ``name=value`` fields of
+    ``GenericFtraceEvent``s."""
     value, length, _ = pick_fields(data, body, end, [_GENERIC_NAME])
     names = text_column(data, value[:, 0].view(np.int64), length[:, 0])
+    if names.null_count:
+        names = pc.fill_null(names.dictionary_decode(), "generic").dictionary_encode()
     f = scan_fields(data, body, end)
     rows = np.flatnonzero(f.of(_GENERIC_FIELD, LEN))
     at = f.at[rows]
@@ -181,7 +204,7 @@ def _generic(data: U8, body: I64, end: I64) -> tuple[pa.Array, pa.Array]:
             _strings(data, fv[:, 1], fl[:, 1]),
             _integers(fv[:, 2].view(np.int64), fl[:, 2]),
             _integers(fv[:, 3], fl[:, 3]),
-        )
+        ).fill_null("")  # a field without a value
     ).to_series()
     pairs = pl.DataFrame(
         {"row": f.msg[rows], "pair": _strings(data, fv[:, 0], fl[:, 0]) + "=" + shown}

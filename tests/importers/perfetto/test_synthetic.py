@@ -254,6 +254,9 @@ def test_other_events_keep_their_fields(tmp_path: Path) -> None:
         f = e.generic.field.add()
         f.name = name
         setattr(f, kind, value)
+    e = b.event.add()  # a generic event without a name
+    e.timestamp, e.pid = 23 * S, 101
+    e.generic.field.add().name = "bare"
     # an event number this pmu-replay's schema does not know: field 9999 of FtraceEvent
     b.event.add().ParseFromString(bytes.fromhex("08e807") + b"\xfa\xf0\x04\x02\x08\x07")
     cap = imported(tmp_path, t.bytes())
@@ -262,11 +265,12 @@ def test_other_events_keep_their_fields(tmp_path: Path) -> None:
         ("sched_blocked_reason", "caller=do_sys_poll"),
         ("print", "B|101|guest work"),
         ("vendor_thing", "level=-3 label=hot"),
+        ("generic", "bare="),
         ("ftrace_event_9999", None),
     ]
     blocked = ev.row(0, named=True)
     assert event_fields("sched_blocked_reason", blocked["payload"]) == {"pid": 101, "caller": 5}
-    assert ev["payload"][3] == b"\x08\x07"
+    assert ev["payload"][4] == b"\x08\x07"
 
 
 def test_damage_is_counted_and_the_rest_kept(tmp_path: Path) -> None:
