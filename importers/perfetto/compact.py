@@ -60,7 +60,9 @@ class Names:
             return np.array([self.codes.setdefault(t, len(self.codes)) for t in texts], np.int32)
 
     def dictionary(self) -> pa.Array:
-        return pa.array(list(self.codes), pa.string())
+        """Every name so far, at its code."""
+        with self._lock:
+            return pa.array(list(self.codes), pa.string())
 
 
 def decode_compact(

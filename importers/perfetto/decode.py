@@ -18,8 +18,9 @@ from importers.perfetto.bundles import RANK_BITS, BundleIndex, PlainEvents, plai
 from importers.perfetto.clocks import Clocks
 from importers.perfetto.compact import CompactRows, Names, decode_compact
 from importers.perfetto.generic import Symbols, events_table
+from importers.perfetto.losses import Losses
 from importers.perfetto.packets import Packets
-from importers.perfetto.running import CompactColumns
+from importers.perfetto.running import CompactColumns, Running
 from importers.perfetto.sequences import Sequences
 from importers.perfetto.typed import TABLE_OF, typed_table
 from importers.perfetto.wire import I64, pick_fields, text_column
@@ -37,7 +38,7 @@ class Group:
     """What one group of bundles contributes (see :class:`Parts`); ``first_ts`` and
     ``last_raw`` are per bundle of ``chosen``, ``last_plain`` maps each CPU to ``(seq, pid)``
     of its last plain event before its first compact switch in the group (or its last one,
-    if it has none), ``switched`` the CPUs with compact switches."""
+    if it has none)."""
 
     chosen: I64
     first_ts: I64
@@ -45,7 +46,6 @@ class Group:
     switches: CompactColumns
     wakings: CompactColumns
     last_plain: dict[int, tuple[int, int]]
-    switched: set[int]
     typed: dict[str, list[pa.Table]] = field(default_factory=dict)
     events: list[pa.Table] = field(default_factory=list)
     sightings: list[pl.DataFrame] = field(default_factory=list)
@@ -53,23 +53,22 @@ class Group:
 
 @dataclass
 class Parts:
-    """What the groups of bundles contribute, gathered in trace order.
+    """What the groups of bundles contribute, gathered in trace order: their tables, the
+    compact events' (:class:`~importers.perfetto.running.Running`) and their losses
+    (:class:`~importers.perfetto.losses.Losses`) included.
 
     Per bundle: its earliest event's BOOTTIME and its last event's time in its own clock
-    (both -1 when it has no event). ``before`` holds, per CPU, ``(seq, pid)`` of its last plain
-    event before its first compact switch (see
-    :func:`~importers.perfetto.running.running_before`).
+    (both -1 when it has no event).
     """
 
+    ctx: Context
+    running: Running
+    losses: Losses
     first_ts: I64
     last_raw: I64
     typed: dict[str, list[pa.Table]] = field(default_factory=dict)
     events: list[pa.Table] = field(default_factory=list)
-    compact_switch: list[CompactColumns] = field(default_factory=list)
-    compact_waking: list[CompactColumns] = field(default_factory=list)
     sightings: list[pl.DataFrame] = field(default_factory=list)
-    switched: set[int] = field(default_factory=set)
-    before: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def add(self, g: Group) -> None:
         """Append group ``g`` (groups arrive in trace order)."""
@@ -78,13 +77,15 @@ class Parts:
         for name, tables in g.typed.items():
             self.typed.setdefault(name, []).extend(tables)
         self.events.extend(g.events)
-        self.compact_switch.append(g.switches)
-        self.compact_waking.append(g.wakings)
         self.sightings.extend(g.sightings)
-        for cpu, last in g.last_plain.items():
-            if cpu not in self.switched:
-                self.before[cpu] = last
-        self.switched |= g.switched
+        markers = self.losses.add(self.ctx.b, self.ctx.seqs, g.chosen, g.last_raw)
+        if g.switches.ts.size or g.wakings.ts.size:
+            where = (markers["cpu"].to_numpy().astype(np.int16), markers["seq"].to_numpy())
+            compact = self.running.add(g.switches, g.wakings, g.last_plain, where,
+                                       self.ctx.names.dictionary())  # fmt: skip
+            for name, table in zip(("sched_switch", "sched_waking"), compact, strict=True):
+                if table.num_rows:
+                    self.typed.setdefault(name, []).append(table)
 
 
 @dataclass
@@ -126,8 +127,8 @@ def decode_group(ctx: Context, chosen: I64, skips: SkipLog) -> Group:
     switches = CompactColumns(ts[0], seq[0], b.cpu[switch.bundle], switch.columns, switch.comm)
     wakings = CompactColumns(ts[1], seq[1], b.cpu[waking.bundle], waking.columns, waking.comm)
     cpu = b.cpu[ev.bundle]
-    last_plain, switched = _last_plain(switches, cpu, ts[2], seq[2], ev.pid)
-    group = Group(chosen, first_ts, last_raw, switches, wakings, last_plain, switched)
+    last_plain = _last_plain(switches, cpu, ts[2], seq[2], ev.pid)
+    group = Group(chosen, first_ts, last_raw, switches, wakings, last_plain)
     _plain(ctx, ev, cpu, ts[2], seq[2], group)
     return group
 
@@ -160,10 +161,9 @@ def _bundle_times(local: I64, raw: I64, ts: I64, first_ts: I64, last_raw: I64) -
 
 def _last_plain(
     switches: CompactColumns, cpu: NDArray[np.int16], ts: I64, seq: I64, pid: NDArray[np.int32]
-) -> tuple[dict[int, tuple[int, int]], set[int]]:
+) -> dict[int, tuple[int, int]]:
     """Per CPU: ``(seq, pid)`` of its last plain event before its first compact switch of the
-    group (or its last one); and the CPUs with switches. Rows are in seq order, so a CPU's
-    last row is its latest."""
+    group (or its last one). Rows are in seq order, so a CPU's last row is its latest."""
     present = np.flatnonzero(np.bincount(switches.cpu.astype(np.int64), minlength=1))
     first_ts = {int(c): int(switches.ts[np.argmax(switches.cpu == c)]) for c in present}
     out: dict[int, tuple[int, int]] = {}
@@ -173,7 +173,7 @@ def _last_plain(
             mine = mine[ts[mine] < first_ts[c]]
         if mine.size:
             out[c] = (int(seq[mine[-1]]), int(pid[mine[-1]]))
-    return out, set(first_ts)
+    return out
 
 
 def _compact(ctx: Context, chosen: I64, skips: SkipLog) -> tuple[CompactRows, CompactRows]:
@@ -199,6 +199,7 @@ def _plain(
     sorted_kinds = ev.kind[order]
     bounds = np.flatnonzero(np.diff(sorted_kinds, prepend=-1, append=-1))
     other = np.ones(ev.kind.shape[0], np.bool_)
+    others: dict[int, I64] = {}
     for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         kind = int(sorted_kinds[lo])
         rows = order[lo:hi]
@@ -206,14 +207,17 @@ def _plain(
         if kind in NAMING:
             group.sightings.extend(_named(data, kind, body, end, ts[rows]))
         table = TABLE_OF.get(kind)
-        if table is not None:
-            other[rows] = False
-            part = typed_table(table, data, body, end - body, _prefix(rows, ts, seq, cpu, ev),
-                               ctx.kernel)  # fmt: skip
-            group.typed.setdefault(table, []).append(part)
+        if table is None:
+            others[kind] = rows
+            continue
+        other[rows] = False
+        part = typed_table(table, data, body, end - body, _prefix(rows, ts, seq, cpu, ev),
+                           ctx.kernel)  # fmt: skip
+        group.typed.setdefault(table, []).append(part)
     rows = np.flatnonzero(other)
     if not rows.size:
         return
+    place = np.cumsum(other) - 1  # each event's row among the others (kept in seq order)
     symbols = None
     if ctx.interned.height:
         packets = b.packet[ev.bundle[rows]]
@@ -222,7 +226,8 @@ def _plain(
         symbols = Symbols(ctx.interned, keys)
     prefix = {**_prefix(rows, ts, seq, cpu, ev), "flags": pa.array(ev.flags[rows])}
     body, body_len = ev.body[rows], ev.body_len[rows].astype(np.int64)
-    group.events.append(events_table(data, ev.kind[rows], body, body_len, prefix, symbols))
+    by_kind = {kind: place[r] for kind, r in others.items()}  # ascending: a stable sort
+    group.events.append(events_table(data, by_kind, body, body_len, prefix, symbols))
 
 
 def _prefix(

@@ -96,24 +96,24 @@ class Symbols:
 
 
 def events_table(
-    data: U8, kind: NDArray[np.int32], body: I64, body_len: I64, prefix: dict[str, Any],
+    data: U8, by_kind: dict[int, I64], body: I64, body_len: I64, prefix: dict[str, Any],
     symbols: Symbols | None,
 ) -> pa.Table:  # fmt: skip
     """``events`` rows of events without a typed table, in the order given.
 
-    ``kind`` is each event's oneof member; ``prefix`` holds ``ts, seq, cpu, common_pid,
-    flags``; ``symbols`` the trace's interned kernel symbols and each row's sequence state,
-    when it has any. Names and texts are built per kind, the payloads in one gather.
+    ``by_kind`` maps each oneof member to its rows; ``prefix`` holds ``ts, seq, cpu,
+    common_pid, flags``; ``symbols`` the trace's interned kernel symbols and each row's
+    sequence state, when it has any. Names and texts are built per kind, the payloads in one
+    gather.
     """
     n = len(body)
     end = body + body_len
-    kinds, code = np.unique(kind, return_inverse=True)  # a handful of kinds
     names: list[str] = []
     name_code = np.empty(n, np.int32)
-    args = pl.Series("args", [None] * n, pl.Utf8)
-    for k, member in enumerate(kinds.tolist()):
-        rows = np.flatnonzero(code == k)
-        text: pa.Array | None = None
+    args = pl.repeat(None, n, dtype=pl.Utf8, eager=True).alias("args")
+    printed = np.zeros(n, np.bool_)
+    for member, rows in by_kind.items():
+        text: pa.Array | pl.Series | None = None
         if member == GENERIC:  # named by the event itself
             own, text = _generic(data, body[rows], end[rows])
             name_code[rows] = own.indices.to_numpy(zero_copy_only=False) + len(names)
@@ -123,11 +123,11 @@ def events_table(
             names.append(event_names().get(member, f"ftrace_event_{member}"))
         if member == PRINT:
             text = _printed(data, body[rows], end[rows])
+            printed[rows] = True
         elif symbols is not None and member in KERNEL_FUNCTIONS:
             text = _symbolized(data, member, body[rows], end[rows], symbols.rows(rows))
         if text is not None:
             args = args.scatter(rows, pl.Series(text))
-    printed = kind == PRINT
     buf, offsets = gather_bytes(data, body, body_len)
     payload = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)]

@@ -17,6 +17,8 @@ Three signals place a loss on a CPU, each as a marker at the first row of a bund
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -27,48 +29,68 @@ from importers.perfetto.wire import I64
 from importers.schema import conform
 
 
-def loss_markers(b: BundleIndex, seqs: Sequences, last_raw: I64) -> pl.DataFrame:
-    """``cpu, bundle, seq, kind`` of every loss (see module docstring), ``seq`` just before
-    the bundle's first row; ``last_raw`` is each bundle's last event time in its own clock
-    (-1 when it has none)."""
-    bundles = pl.DataFrame(
-        {
-            "cpu": b.cpu,
-            "bundle": np.arange(b.count),
-            "lost": b.lost,
-            "has_end": b.has_previous_end,
-            "previous_end": b.previous_end,
-            "last_raw": last_raw,
-            "dropped": seqs.loss_before[b.packet],
-        }
-    )
-    expected = (
-        pl.when(pl.col("last_raw") >= 0)
-        .then("last_raw")
-        .shift(1)
-        .forward_fill()
-        .over("cpu")
-        .fill_null(0)
-    )
-    cpus = bundles.select(pl.col("cpu").unique().sort())
-    flagged = bundles.filter("lost").select("cpu", "bundle", pl.lit("lost").alias("kind"))
-    missing = (
-        bundles.with_columns(expected.alias("expected"))
-        .filter(pl.col("has_end") & (pl.col("previous_end") != pl.col("expected")))
-        .select("cpu", "bundle", pl.lit("missing bundle").alias("kind"))
-    )
-    dropped = (
-        bundles.filter(pl.col("dropped") & ~pl.col("has_end"))
-        .select("bundle")
-        .join(cpus, how="cross")
-        .select("cpu", "bundle", pl.lit("dropped packets").alias("kind"))
-    )
-    return (
-        pl.concat([flagged, missing, dropped])
-        .unique(["cpu", "bundle"], keep="first", maintain_order=True)
-        .sort("bundle", "cpu")
-        .with_columns((pl.col("bundle").cast(pl.Int64) * (1 << RANK_BITS) - 1).alias("seq"))
-    )
+@dataclass
+class Losses:
+    """The loss markers of the groups of bundles seen so far (groups arrive in trace order);
+    ``last_raw`` carries each CPU's last event time in its own clock."""
+
+    cpus: list[int]
+    last_raw: dict[int, int] = field(default_factory=dict)
+    markers: list[pl.DataFrame] = field(default_factory=list)
+
+    def add(self, b: BundleIndex, seqs: Sequences, chosen: I64, last_raw: I64) -> pl.DataFrame:
+        """``cpu, bundle, seq, kind`` of the losses of bundles ``chosen`` (see module
+        docstring), ``seq`` just before the bundle's first row; ``last_raw``: each chosen
+        bundle's last event time in its own clock (-1 when it has none)."""
+        bundles = pl.DataFrame(
+            {
+                "cpu": b.cpu[chosen],
+                "bundle": chosen,
+                "lost": b.lost[chosen],
+                "has_end": b.has_previous_end[chosen],
+                "previous_end": b.previous_end[chosen],
+                "last_raw": last_raw,
+                "dropped": seqs.loss_before[b.packet[chosen]],
+            }
+        )
+        carried = pl.DataFrame(
+            {"cpu": list(self.last_raw), "carried": list(self.last_raw.values())},
+            schema={"cpu": pl.Int16, "carried": pl.Int64},
+        )
+        # the last event of the CPU's previous bundle with events, in this group or before
+        expected = (
+            pl.when(pl.col("last_raw") >= 0)
+            .then("last_raw")
+            .shift(1)
+            .forward_fill()
+            .over("cpu")
+            .fill_null(pl.col("carried"))
+            .fill_null(0)
+        )
+        flagged = bundles.filter("lost").select("cpu", "bundle", pl.lit("lost").alias("kind"))
+        missing = (
+            bundles.join(carried, on="cpu", how="left", maintain_order="left")
+            .with_columns(expected.alias("expected"))
+            .filter(pl.col("has_end") & (pl.col("previous_end") != pl.col("expected")))
+            .select("cpu", "bundle", pl.lit("missing bundle").alias("kind"))
+        )
+        dropped = (
+            bundles.filter(pl.col("dropped") & ~pl.col("has_end"))
+            .select("bundle")
+            .join(pl.DataFrame({"cpu": self.cpus}, schema={"cpu": pl.Int16}), how="cross")
+            .select("cpu", "bundle", pl.lit("dropped packets").alias("kind"))
+        )
+        for cpu, raw in zip(b.cpu[chosen].tolist(), last_raw.tolist(), strict=True):
+            if raw >= 0:
+                self.last_raw[cpu] = raw
+        found = (
+            pl.concat([flagged, missing, dropped])
+            .unique(["cpu", "bundle"], keep="first", maintain_order=True)
+            .sort("bundle", "cpu")
+            .with_columns((pl.col("bundle").cast(pl.Int64) * (1 << RANK_BITS) - 1).alias("seq"))
+        )
+        self.markers.append(found)
+        return found
 
 
 def lost_events_table(markers: pl.DataFrame, b: BundleIndex, first_ts: I64) -> pa.Table:

@@ -38,16 +38,10 @@ from importers.perfetto.bundles import (
 from importers.perfetto.clocks import clock_snapshots
 from importers.perfetto.compact import Names
 from importers.perfetto.decode import Context, Group, Parts, decode_group
-from importers.perfetto.losses import loss_markers, lost_events_table
+from importers.perfetto.losses import Losses, lost_events_table
 from importers.perfetto.packets import map_file, read_packets
 from importers.perfetto.processes import stats_membership, tree_sightings
-from importers.perfetto.running import (
-    CompactColumns,
-    Markers,
-    running_before,
-    switch_table,
-    waking_table,
-)
+from importers.perfetto.running import Running
 from importers.perfetto.sequences import kernel_symbols, sequences
 from importers.perfetto.system import (
     cpu_info,
@@ -113,7 +107,13 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
     names = Names()
     kernel = kernel_version(info)
     ctx = Context(p, b, seqs, clocks, kernel, kernel_symbols(p, seqs), names)
-    parts = Parts(first_ts=np.full(b.count, -1, np.int64), last_raw=np.full(b.count, -1, np.int64))
+    parts = Parts(
+        ctx,
+        Running(kernel),
+        Losses(np.unique(b.cpu).tolist()),
+        first_ts=np.full(b.count, -1, np.int64),
+        last_raw=np.full(b.count, -1, np.int64),
+    )
     total = max(1, int(b.events.sum()))
     for group, group_skips in _decoded(ctx, skips):
         parts.add(group)
@@ -121,9 +121,12 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
             skips.add(reason, record.first, record.count)
         if progress:
             progress(int(b.events[: group.chosen[-1] + 1].sum()), total)
-    tables = {name: pa.concat_tables(t) for name, t in parts.typed.items()}
-    markers = loss_markers(b, seqs, parts.last_raw)
-    unknown = _compact_tables(parts, tables, markers, names, kernel)
+    tables = {name: _in_seq_order(pa.concat_tables(t)) for name, t in parts.typed.items()}
+    markers = pl.concat(parts.losses.markers) if parts.losses.markers else _NO_MARKERS
+    unknown = {
+        "sched_switch without previous task": parts.running.no_prev,
+        "sched_waking without logger": parts.running.no_logger,
+    }
     if parts.events:
         tables["events"] = pa.concat_tables(parts.events)
     lost = lost_events_table(markers, b, parts.first_ts)
@@ -151,7 +154,7 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
         "ftrace_errors": ftrace_errors or None,
         "ftrace_overrun": ftrace_overruns(p) or None,
         "trace_stats": trace_stats(p) or None,
-        "compact_unknown": unknown or None,
+        "compact_unknown": unknown if any(unknown.values()) else None,
     }
     unconverted = int(np.count_nonzero(b.clock_key == UNCONVERTIBLE))
     if unconverted:
@@ -187,41 +190,17 @@ def _decoded(ctx: Context, skips: SkipLog) -> Iterator[tuple[Group, SkipLog]]:
             yield future.result(), group_skips
 
 
-def _compact_tables(
-    parts: Parts,
-    tables: dict[str, pa.Table],
-    markers: pl.DataFrame,
-    names: Names,
-    kernel: tuple[int, int] | None,
-) -> dict[str, int]:
-    """Add the compact switches and wakings to ``sched_switch``/``sched_waking``; returns
-    how many have fields that stay unknown (see :mod:`importers.perfetto.running`)."""
-    if not sum(p.ts.size for p in [*parts.compact_switch, *parts.compact_waking]):
-        return {}
-    switches, wakings = _joined(parts.compact_switch), _joined(parts.compact_waking)
-    marks = Markers.of(markers["cpu"].to_numpy().astype(np.int16), markers["seq"].to_numpy())
-    before = running_before(parts.before, switches, marks)
-    dictionary = names.dictionary()
-    switch, no_prev = switch_table(switches, marks, before, dictionary, kernel)
-    waking, no_logger = waking_table(wakings, switches, marks, before, dictionary)
-    for name, table in (("sched_switch", switch), ("sched_waking", waking)):
-        if name in tables:  # plain and compact events of one kind: one table in seq order
-            merged = pa.concat_tables([tables[name], table])
-            table = merged.take(np.argsort(merged.column("seq").to_numpy(), kind="stable"))
-        tables[name] = table
-    return {"sched_switch without previous task": no_prev, "sched_waking without logger": no_logger}
+def _in_seq_order(table: pa.Table) -> pa.Table:
+    """``table`` sorted by ``seq`` (a kind with plain and compact rows in one group is not)."""
+    seq = table.column("seq").to_numpy()
+    if (np.diff(seq) >= 0).all():
+        return table
+    return table.take(np.argsort(seq, kind="stable"))
 
 
-def _joined(parts: list[CompactColumns]) -> CompactColumns:
-    """The groups' compact rows of one kind as one (groups are in seq order)."""
-    columns = {k: np.concatenate([p.columns[k] for p in parts]) for k in parts[0].columns}
-    return CompactColumns(
-        np.concatenate([p.ts for p in parts]),
-        np.concatenate([p.seq for p in parts]),
-        np.concatenate([p.cpu for p in parts]),
-        columns,
-        np.concatenate([p.comm for p in parts]),
-    )
+_NO_MARKERS = pl.DataFrame(
+    schema={"cpu": pl.Int16, "bundle": pl.Int64, "kind": pl.Utf8, "seq": pl.Int64}
+)
 
 
 def _tasks(p: Any, seqs: Any, clocks: Any, tables: dict[str, pa.Table], parts: Parts) -> pa.Table:
