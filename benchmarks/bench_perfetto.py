@@ -35,6 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_text_import import run_measured
+
 from tests.perfetto.trace_processor import SHIM, WasmTraceProcessor, rows, ui_dist
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,23 +93,10 @@ def _shift(trace: object, delta: int) -> None:
             compact.waking_timestamp[0] += delta
 
 
-def measured(cmd: list[str]) -> tuple[float, int, bytes]:
-    """Wall seconds, peak RSS in bytes and stdout of ``cmd`` (its own rusage, via wait4)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if status != 0:
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        raise SystemExit(f"{cmd[0]} failed ({status}): {err[-2000:]}")
-    return wall, usage.ru_maxrss * 1024, out
-
-
 def ours(big: Path, dest: Path) -> tuple[float, int, dict[str, int]]:
     shutil.rmtree(dest, ignore_errors=True)
     env_cmd = [sys.executable, "-m", "replay.cli", "import", str(big), "-o", str(dest), "--json"]
-    wall, rss, out = measured(env_cmd)
+    wall, _, rss, out = run_measured(env_cmd)
     return wall, rss, json.loads(out)["events"]
 
 

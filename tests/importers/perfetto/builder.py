@@ -68,38 +68,33 @@ def switch(b: FtraceEventBundle, ts: int, prev: tuple[str, int], nxt: tuple[str,
     s.next_comm, s.next_pid, s.next_prio = nxt[0], nxt[1], prio
 
 
-def compact_switches(b: FtraceEventBundle, rows: list[tuple[int, str, int, int]]) -> None:
-    """Compact switches ``(ts, next_comm, next_pid, prev_state)`` (absolute times)."""
+def _compact(b: FtraceEventBundle, kind: str, rows: list[tuple[int, str, int, int]],
+             columns: tuple[str, str], comm: str) -> None:  # fmt: skip
+    """Compact rows ``(ts, comm, a, b)`` of ``kind`` (``switch``/``waking``): absolute
+    times, delta-encoded; ``a`` and ``b`` go to ``columns``; prio 120."""
     c = b.compact_sched
     names = list(c.intern_table)
     last = 0
-    for ts, comm, pid, state in rows:
-        if comm not in names:
-            names.append(comm)
-            c.intern_table.append(comm)
-        c.switch_timestamp.append(ts - last)
+    for ts, name, first, second in rows:
+        if name not in names:
+            names.append(name)
+            c.intern_table.append(name)
+        getattr(c, f"{kind}_timestamp").append(ts - last)
         last = ts
-        c.switch_prev_state.append(state)
-        c.switch_next_pid.append(pid)
-        c.switch_next_prio.append(120)
-        c.switch_next_comm_index.append(names.index(comm))
+        getattr(c, f"{kind}_{columns[0]}").append(first)
+        getattr(c, f"{kind}_{columns[1]}").append(second)
+        getattr(c, f"{kind}_{'next_' if kind == 'switch' else ''}prio").append(120)
+        getattr(c, f"{kind}_{comm}").append(names.index(name))
+
+
+def compact_switches(b: FtraceEventBundle, rows: list[tuple[int, str, int, int]]) -> None:
+    """Compact switches ``(ts, next_comm, next_pid, prev_state)``."""
+    _compact(b, "switch", rows, ("next_pid", "prev_state"), "next_comm_index")
 
 
 def compact_wakings(b: FtraceEventBundle, rows: list[tuple[int, str, int, int]]) -> None:
-    """Compact wakings ``(ts, comm, pid, target_cpu)`` (absolute times)."""
-    c = b.compact_sched
-    names = list(c.intern_table)
-    last = 0
-    for ts, comm, pid, target in rows:
-        if comm not in names:
-            names.append(comm)
-            c.intern_table.append(comm)
-        c.waking_timestamp.append(ts - last)
-        last = ts
-        c.waking_pid.append(pid)
-        c.waking_target_cpu.append(target)
-        c.waking_prio.append(120)
-        c.waking_comm_index.append(names.index(comm))
+    """Compact wakings ``(ts, comm, pid, target_cpu)``."""
+    _compact(b, "waking", rows, ("pid", "target_cpu"), "comm_index")
 
 
 def idle(b: FtraceEventBundle, ts: int, pid: int, state: int, cpu: int) -> None:
