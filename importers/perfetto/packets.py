@@ -124,6 +124,19 @@ def map_file(path: Path) -> U8:
     return np.frombuffer(mapping, np.uint8)
 
 
+def release(data: U8, start: int, end: int) -> None:
+    """Give back the memory of ``data[start:end]`` (whole pages inside it) when ``data`` maps
+    a file: the pages are read again from the page cache if touched, so this is always
+    safe, and the bytes of a large trace are not all resident at once."""
+    mapping = getattr(data.base, "obj", None)
+    if not isinstance(mapping, mmap.mmap):
+        return  # inflated packets: the bytes are a copy in memory
+    first = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE
+    last = end // mmap.PAGESIZE * mmap.PAGESIZE
+    if last > first:
+        mapping.madvise(mmap.MADV_DONTNEED, first, last - first)
+
+
 def read_packets(data: U8, skips: SkipLog) -> Packets:
     """The packets of the trace in ``data``, compressed ones inflated (see module docstring).
 

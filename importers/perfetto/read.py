@@ -39,7 +39,7 @@ from importers.perfetto.clocks import clock_snapshots
 from importers.perfetto.compact import Names
 from importers.perfetto.decode import Context, Group, Parts, decode_group
 from importers.perfetto.losses import Losses, lost_events_table
-from importers.perfetto.packets import map_file, read_packets
+from importers.perfetto.packets import map_file, read_packets, release
 from importers.perfetto.processes import stats_membership, tree_sightings
 from importers.perfetto.running import Running
 from importers.perfetto.sequences import kernel_symbols, sequences
@@ -104,6 +104,7 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
     info = system_info(p)
     b, ftrace_errors = bundle_index(p, seqs, clocks, skips)
     b = count_events(p, b, skips)
+    release(p.data, 0, p.data.shape[0])  # read again a group at a time
     names = Names()
     kernel = kernel_version(info)
     ctx = Context(p, b, seqs, clocks, kernel, kernel_symbols(p, seqs), names)
@@ -117,6 +118,7 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
     total = max(1, int(b.events.sum()))
     for group, group_skips in _decoded(ctx, skips):
         parts.add(group)
+        release(p.data, int(b.start[group.chosen[0]]), int(b.end[group.chosen[-1]]))
         for reason, record in group_skips.reasons.items():
             skips.add(reason, record.first, record.count)
         if progress:
