@@ -155,6 +155,7 @@ def test_compact_sched_fields_follow_from_the_cpus_switches(tmp_path: Path) -> N
     t = Builder()
     b = t.bundle(0)
     idle(b, 1 * S, 50, 1, 0)  # logged by 50, who runs before the CPU's first switch
+    idle(b, 4 * S, 100, 1, 0)  # logged by 100, after that switch: not who ran before it
     compact_wakings(b, [(2 * S, "a", 100, 0), (4 * S, "b", 200, 0)])
     compact_switches(b, [(3 * S, "a", 100, 1), (5 * S, "b", 200, 0x100)])
     b = t.bundle(0, lost_events=True)
@@ -179,7 +180,9 @@ def test_compact_sched_fields_follow_from_the_cpus_switches(tmp_path: Path) -> N
         "sched_switch without previous task": 1,
         "sched_waking without logger": 1,
     }
-    assert sw["seq"].n_unique() == 4 and sw["seq"].is_sorted()
+    assert sw["seq"].is_sorted()
+    every = [cap.frame(t)["seq"] for t in ("sched_switch", "sched_waking", "cpu_idle")]
+    assert pl.concat(every).n_unique() == 4 + 3 + 2  # seq is unique in the whole capture
 
 
 def test_compact_arrays_of_unequal_length_are_dropped_and_counted(tmp_path: Path) -> None:
@@ -302,4 +305,8 @@ def test_sniffed_from_the_bytes_not_the_name(tmp_path: Path) -> None:
     # text that happens to start with a newline (0x0a) is not a Perfetto trace
     text = b"\n# tracer: nop\n#\n  sh-5 [001] 1.000001: cpu_idle: state=1 cpu_id=1\n"
     assert not looks_like_perfetto(text)
+    # keys of the deprecated group wire types (3, 4) or none (6, 7) are not protobuf's
+    for key in (0x0B, 0x0C, 0x0E, 0x0F):
+        assert not looks_like_perfetto(b"\n\x05" + bytes([key]) + b"abcd\n")
+    assert looks_like_perfetto(b"\n\x05\x0dabcd\n")  # wire type 5: four bytes
     assert sniff(write(tmp_path, text, "t.txt")) == "ftrace-text"
