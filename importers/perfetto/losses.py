@@ -1,6 +1,6 @@
 """Where a Perfetto trace lost ftrace data: ``lost_events`` rows.
 
-Three signals place a loss on a CPU, each as a marker at the first row of a bundle
+Three signals place a loss on a CPU, each as a marker just before the first row of a bundle
 (``ts``: the CPU's next event at or after it, as for the other formats):
 
 * the bundle's ``lost_events`` flag: the kernel overwrote events of that CPU since the last

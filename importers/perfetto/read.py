@@ -2,11 +2,12 @@
 
 Pipeline: :mod:`~importers.perfetto.packets` (packets, compressed ones inflated),
 :mod:`~importers.perfetto.sequences` (incremental state), :mod:`~importers.perfetto.clocks`
-(BOOTTIME), :mod:`~importers.perfetto.bundles` (ftrace bundles, per CPU), then per group of
-bundles :mod:`~importers.perfetto.decode` (typed tables, ``events``, compact rows), and at
-the end :mod:`~importers.perfetto.running` (what compact events leave out),
-:mod:`~importers.perfetto.losses` and :mod:`~importers.perfetto.processes` (task names),
-with :mod:`~importers.perfetto.system` for the machine.
+(BOOTTIME), :mod:`~importers.perfetto.bundles` (ftrace bundles, per CPU), then groups of
+bundles decoded side by side by :mod:`~importers.perfetto.decode` (typed tables, ``events``,
+compact rows) and taken in trace order by :mod:`~importers.perfetto.running` (what compact
+events leave out) and :mod:`~importers.perfetto.losses`; at the end
+:mod:`~importers.perfetto.processes` (task names) and :mod:`~importers.perfetto.system` (the
+machine).
 
 ``ts`` is BOOTTIME ns (the clock Perfetto records ftrace in by default); ``seq`` is the
 position in the trace (:mod:`~importers.perfetto.decode`). Packets the importer does not

@@ -63,6 +63,9 @@ def test_machine_facts_go_to_the_metadata(shared_traces: Path) -> None:
     assert extra["packets"]["ftrace_events"] == 162
     assert sum(extra["packets"].values()) == 269
     assert extra["ftrace_clocks"] == ["boot"]
+    trace = pb.Trace.FromString((shared_traces / PIXEL6A).read_bytes())
+    (stats,) = [p.trace_stats for p in trace.packet if p.HasField("trace_stats")]
+    assert extra["trace_stats"] == {"chunks_discarded": stats.chunks_discarded}
     # Galaxy J5: ftrace in the global clock, converted with the bundles' own pairs
     assert imported(GALAXY).metadata.extra["ftrace_clocks"] == ["global"]
 

@@ -311,3 +311,20 @@ def test_sniffed_from_the_bytes_not_the_name(tmp_path: Path) -> None:
         assert not looks_like_perfetto(b"\n\x05" + bytes([key]) + b"abcd\n")
     assert looks_like_perfetto(b"\n\x05\x0dabcd\n")  # wire type 5: four bytes
     assert sniff(write(tmp_path, text, "t.txt")) == "ftrace-text"
+
+
+def test_process_stats_and_the_services_own_counters(tmp_path: Path) -> None:
+    t = two_cpus()
+    stats = t.packet(seq=2).process_stats.processes.add()
+    stats.pid = 100
+    stats.threads.add().tid = 101  # vcpu (101) belongs to process 100
+    for phase, overrun in ((1, 3), (2, 10)):  # START_OF_TRACE, END_OF_TRACE
+        fs = t.packet(seq=1).ftrace_stats
+        fs.phase = phase
+        cpu = fs.cpu_stats.add()
+        cpu.cpu, cpu.overrun, cpu.dropped_events = 1, overrun, 1
+    t.packet(seq=1).trace_stats.chunks_discarded = 4
+    extra = (cap := imported(tmp_path, t.bytes())).metadata.extra
+    assert cap.frame("tasks").filter(pl.col("pid") == 101)["tgid"].to_list() == [100]
+    assert extra["ftrace_overrun"] == {1: 7}  # (10 + 1) - (3 + 1): overrun and dropped
+    assert extra["trace_stats"] == {"chunks_discarded": 4}
