@@ -322,9 +322,9 @@ def test_process_stats_and_the_services_own_counters(tmp_path: Path) -> None:
         fs = t.packet(seq=1).ftrace_stats
         fs.phase = phase
         cpu = fs.cpu_stats.add()
-        cpu.cpu, cpu.overrun, cpu.dropped_events = 1, overrun, 1
+        cpu.cpu, cpu.overrun, cpu.dropped_events = 1, overrun, phase
     t.packet(seq=1).trace_stats.chunks_discarded = 4
     extra = (cap := imported(tmp_path, t.bytes())).metadata.extra
     assert cap.frame("tasks").filter(pl.col("pid") == 101)["tgid"].to_list() == [100]
-    assert extra["ftrace_overrun"] == {1: 7}  # (10 + 1) - (3 + 1): overrun and dropped
+    assert extra["ftrace_overrun"] == {1: 8}  # (10 + 2) - (3 + 1): overrun and dropped
     assert extra["trace_stats"] == {"chunks_discarded": 4}
