@@ -68,10 +68,13 @@ def event_names() -> dict[int, str]:
 
 
 def event_fields(event: str, payload: bytes) -> dict[str, Any]:
-    """The fields of an ``events`` row's ``payload`` by name (decoded with the ``perfetto``
-    package's message class of ``event``)."""
+    """The fields of an ``events`` row's ``payload`` by name, decoded with the ``perfetto``
+    package's message class of ``event`` (generic events and events newer than that schema
+    have none: their ``args`` or field numbers say what they hold)."""
     from perfetto.protos.perfetto.trace import perfetto_trace_pb2
 
+    if event not in perfetto_trace_pb2.FtraceEvent.DESCRIPTOR.fields_by_name:
+        raise ValueError(f"{event!r} is not an FtraceEvent of the perfetto package's schema")
     message = type(getattr(perfetto_trace_pb2.FtraceEvent(), event)).FromString(payload)
     return {f.name: value for f, value in message.ListFields()}
 

@@ -275,6 +275,8 @@ def test_other_events_keep_their_fields(tmp_path: Path) -> None:
     blocked = ev.row(0, named=True)
     assert event_fields("sched_blocked_reason", blocked["payload"]) == {"pid": 101, "caller": 5}
     assert ev["payload"][4] == b"\x08\x07"
+    with pytest.raises(ValueError, match="not an FtraceEvent"):
+        event_fields("vendor_thing", ev["payload"][2])
 
 
 def test_damage_is_counted_and_the_rest_kept(tmp_path: Path) -> None:
