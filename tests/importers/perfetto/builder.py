@@ -9,6 +9,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import zstandard
 from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import (
     FtraceEventBundle,
     Trace,
@@ -44,16 +45,21 @@ class Builder:
         t.packet.extend(self.packets)
         return t.SerializeToString()
 
-    def compressed(self, keep_first: int = 0) -> bytes:
+    def compressed(self, keep_first: int = 0, zstd: bool = False) -> bytes:
         """The trace with every packet after the first ``keep_first`` deflated into one
-        ``compressed_packets`` packet (as traced does with compression_type DEFLATE)."""
+        ``compressed_packets`` packet (as traced does with compression_type DEFLATE), or
+        compressed with zstd into ``zstd_compressed_packets``."""
         inner = Trace()
         inner.packet.extend(self.packets[keep_first:])
         outer = Trace()
         outer.packet.extend(self.packets[:keep_first])
         wrapper = outer.packet.add()
         wrapper.trusted_packet_sequence_id = 1
-        wrapper.compressed_packets = zlib.compress(inner.SerializeToString())
+        raw = inner.SerializeToString()
+        if zstd:
+            wrapper.zstd_compressed_packets = zstandard.ZstdCompressor().compress(raw)
+        else:
+            wrapper.compressed_packets = zlib.compress(raw)
         return outer.SerializeToString()
 
 

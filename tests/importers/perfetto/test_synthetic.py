@@ -50,11 +50,12 @@ def two_cpus() -> Builder:
     return t
 
 
-def test_compressed_packets_read_like_plain_ones(tmp_path: Path) -> None:
+@pytest.mark.parametrize("zstd", [False, True])
+def test_compressed_packets_read_like_plain_ones(tmp_path: Path, zstd: bool) -> None:
     t = two_cpus()
     plain = imported(tmp_path, t.bytes())
     # the first packet stays plain: inflated packets take the compressed one's place
-    deflated = load(write(tmp_path, t.compressed(keep_first=1), "z.perfetto-trace"))
+    deflated = load(write(tmp_path, t.compressed(keep_first=1, zstd=zstd), "z.perfetto-trace"))
     for name in ("sched_switch", "cpu_idle", "tasks"):
         assert deflated.table(name).equals(plain.table(name)), name
     assert deflated.metadata.extra["packets"]["ftrace_events"] == 2
