@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from importers.capture import METADATA_FILE, Capture
-from importers.errors import CaptureFormatError
+from importers.capture import METADATA_FILE, Capture, sha256_of
+from importers.decompress import MAGIC, compression_of, decompressed, renamed
+from importers.errors import CaptureFormatError, PmuReplayError
 
 SNIFF_BYTES = 1 << 16
 #: the file that makes a directory a ``pmu-replay record`` capture
@@ -33,7 +34,10 @@ IMPORTERS: dict[str, str] = {
     "perf-stat-csv": "importers.perf.stat:read_perf_stat",
     "perf-stat-json": "importers.perf.stat:read_perf_stat",
     "record-dir": "importers.host.record_dir:read_record_dir",
+    "perfetto": "importers.perfetto.read:read_perfetto",
 }
+#: formats that are a compression of another (importers.decompress)
+COMPRESSIONS = frozenset(name for _, name in MAGIC)
 
 # Lines of kernel / trace-cmd ftrace text: "comm-pid [cpu]" somewhere before a "ts: event:".
 _FTRACE_LINE = re.compile(rb"-\d+\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\].{0,40}?\d+(?:\.\d+)?: ")
@@ -124,15 +128,9 @@ def sniff_bytes(head: bytes, name: str) -> str:
         return "perf.data"
     if head.startswith(b"PK\x03\x04"):
         return "systrace-zip"
-    if head.startswith(b"\x1f\x8b"):
-        raise CaptureFormatError(f"{name}: gzip-compressed; decompress it first (gunzip)")
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        raise CaptureFormatError(f"{name}: zstd-compressed; decompress it first (unzstd)")
-    if head[:1] == b"\x0a" and b"\x00" in head[:64]:
-        raise CaptureFormatError(
-            f"{name}: looks like a Perfetto protobuf trace; pmu-replay does not read Perfetto "
-            "traces. Record with `pmu-replay record`, trace-cmd or perf instead"
-        )
+    wrapped = sniff_wrapped(head)
+    if wrapped is not None:
+        return wrapped
     if b"\x00" in head:
         raise CaptureFormatError(
             f"{name}: binary data that is neither trace.dat nor perf.data "
@@ -164,6 +162,61 @@ def sniff_bytes(head: bytes, name: str) -> str:
     )
 
 
+def sniff_wrapped(head: bytes) -> str | None:
+    """Captures recognised by their framing rather than their text: a compression (a key of
+    :data:`COMPRESSIONS`, read through :mod:`importers.decompress`) or a Perfetto trace."""
+    compression = compression_of(head)
+    if compression is not None:
+        return compression
+    return "perfetto" if looks_like_perfetto(head) else None
+
+
+def looks_like_perfetto(head: bytes) -> bool:
+    """A Perfetto ``Trace``: ``TracePacket``s as field 1 (key ``0x0a``) with a varint length,
+    the first packet made of well-formed protobuf fields and followed by the next packet
+    (or the end of ``head``) [protos/perfetto/trace/trace.proto ``Trace.packet``].
+
+    Text that begins with a newline (also ``0x0a``) fails within a few bytes: half of all
+    bytes read as keys carry a deprecated group or invalid wire type.
+    """
+    if head[:1] != b"\x0a":
+        return False
+    length, pos = _varint(head, 1)
+    if length is None or length == 0:
+        return False
+    end = pos + length
+    while pos < min(end, len(head)):
+        key, pos = _varint(head, pos)
+        if key is None:
+            return pos >= len(head)  # cut off by the end of the sniffed bytes
+        wire = key & 7
+        if key >> 3 == 0 or wire not in (0, 1, 2, 5):
+            return False
+        if wire in (0, 2):
+            value, pos = _varint(head, pos)
+            if value is None:
+                return pos >= len(head)
+            pos += value if wire == 2 else 0
+        else:
+            pos += 8 if wire == 1 else 4
+    if pos > end:
+        return False
+    return end >= len(head) or head[end : end + 1] == b"\x0a"
+
+
+def _varint(data: bytes, pos: int) -> tuple[int | None, int]:
+    """The varint at ``pos`` and the position after it; None if cut off or over 10 bytes."""
+    value = 0
+    for k in range(10):
+        if pos + k >= len(data):
+            return None, len(data)
+        byte = data[pos + k]
+        value |= (byte & 0x7F) << (7 * k)
+        if byte < 0x80:
+            return value, pos + k + 1
+    return None, pos + 10
+
+
 def importer_for(fmt: str) -> Importer:
     """The importer function registered for ``fmt``."""
     module_name, func = IMPORTERS[fmt].split(":")
@@ -190,4 +243,28 @@ def load(path: str | Path, *, strict: bool = False, progress: ProgressFn | None 
     fmt = sniff(path)
     if fmt == "capture-dir":
         return Capture.load(path)
+    if fmt in COMPRESSIONS:
+        return _load_decompressed(Path(path), fmt, strict, progress)
     return importer_for(fmt)(Path(path), fmt=fmt, strict=strict, progress=progress)
+
+
+def _load_decompressed(
+    path: Path, compression: str, strict: bool, progress: ProgressFn | None
+) -> Capture:
+    """Import the capture inside a compressed file; the metadata names the original file
+    (path and sha256) and its compression, and so do error messages."""
+    with decompressed(path, compression) as inner:
+        try:
+            fmt = sniff(inner)
+            if fmt in COMPRESSIONS:
+                raise CaptureFormatError(
+                    f"{inner}: compressed twice ({compression}, then {fmt}); decompress it "
+                    "yourself first"
+                )
+            capture = importer_for(fmt)(inner, fmt=fmt, strict=strict, progress=progress)
+        except PmuReplayError as exc:
+            raise renamed(exc, inner, path) from None
+    capture.metadata.source_path = str(path)
+    capture.metadata.source_sha256 = sha256_of(path)
+    capture.metadata.extra["compression"] = compression
+    return capture

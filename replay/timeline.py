@@ -75,7 +75,7 @@ def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
         raise MissingEventsError(f"{meta.source_path}: the capture has no timed events")
     tids = vcpus["tid"].to_list()
     notes: list[str] = []
-    switches = _switches(capture.frame("sched_switch"), tids)
+    switches = _scheduling(capture, tids, notes)
     kvm = _kvm_events(capture, tids)
     if switches.is_empty() and kvm.is_empty():
         raise MissingEventsError(
@@ -130,6 +130,58 @@ def _switches(sched_switch: pl.DataFrame, tids: list[int]) -> pl.DataFrame:
         pl.col("prev_pid").cast(pl.Int32).alias("tid"), *cols, pl.lit(OUT, pl.Int8).alias("kind")
     )
     return pl.concat([ins, outs])
+
+
+def _scheduling(capture: Capture, tids: list[int], notes: list[str]) -> pl.DataFrame:
+    """Switch boundaries of the vCPU threads from ``sched_switch``; in a capture without any,
+    from perf's switch records (``perf record --switch-events``, simpleperf
+    ``--trace-offcpu``), and the notes say so."""
+    sched_switch = capture.frame("sched_switch")
+    perf = capture.frame("perf_switches")
+    if not sched_switch.is_empty() or perf.is_empty():
+        return _switches(sched_switch, tids)
+    wide = perf["next_prev_tid"].is_not_null().any()
+    kind = "PERF_RECORD_SWITCH_CPU_WIDE" if wide else "PERF_RECORD_SWITCH"
+    notes.append(f"no sched_switch events: residency is taken from perf's {kind} records")
+    return _perf_switches(perf, tids, notes)
+
+
+def _perf_switches(perf: pl.DataFrame, tids: list[int], notes: list[str]) -> pl.DataFrame:
+    """Boundaries from switch records (``perf_switches``): a switch-in record of a thread is
+    its arrival on the record's CPU, a switch-out record its departure.
+
+    Each record carries the thread it concerns (sample_id TID: the task switched in or out,
+    for CPU-wide and per-thread records alike) and, with sample_id CPU, the CPU
+    (kernel/events/core.c ``perf_event_switch_output``). An exiting thread is switched out
+    after its pid is gone, so that record's TID reads -1 (``perf_event_pid_type``): it is
+    the thread the CPU's last switch-in brought. Records of the vCPU threads without a CPU
+    cannot place them and are left out, with a note.
+    """
+    running = pl.when(~pl.col("out")).then("tid").forward_fill().over("cpu", order_by="seq")
+    resolved = perf.with_columns(
+        pl.when(pl.col("out") & (pl.col("tid") < 0) & pl.col("cpu").is_not_null())
+        .then(running)
+        .otherwise("tid")
+        .alias("tid")
+    )
+    mine = resolved.filter(pl.col("tid").is_in(tids))
+    unplaced = mine.filter(pl.col("cpu").is_null()).height
+    if unplaced:
+        notes.append(
+            f"{unplaced} switch records of the vCPU threads carry no CPU (recorded without "
+            "sample CPU) and cannot say where they ran: left out"
+        )
+    return (
+        mine.filter(pl.col("cpu").is_not_null())
+        .select(
+            pl.col("tid").cast(pl.Int32),
+            "ts",
+            "seq",
+            pl.col("cpu").cast(pl.Int16),
+            pl.when("out").then(pl.lit(OUT, pl.Int8)).otherwise(pl.lit(IN, pl.Int8)).alias("kind"),
+        )
+        .unique(["tid", "ts", "cpu", "kind"], keep="first", maintain_order=True)
+    )
 
 
 def _kvm_events(capture: Capture, tids: list[int]) -> pl.DataFrame:

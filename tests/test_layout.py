@@ -15,8 +15,8 @@ import pytest
 from tests.conftest import ROOT
 
 PACKAGES = ("importers", "replay")
-FAMILIES = ("tracefs", "ftrace", "tracedat", "perf", "host")
-CORE = ("__init__", "capture", "detect", "errors", "schema", "skips", "tasks")
+FAMILIES = ("tracefs", "ftrace", "tracedat", "perf", "perfetto", "host")
+CORE = ("__init__", "capture", "decompress", "detect", "errors", "schema", "skips", "tasks")
 FAMILY_PREFIXES = ("tracedat_", "perf_data_", "perf_text", "ftrace_")
 
 

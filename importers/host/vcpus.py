@@ -5,8 +5,9 @@ Methods, strongest first; each row of the result says which one found it:
 * ``explicit``: ``--vcpu TID=VM:INDEX`` options (then nothing else is guessed);
 * ``x86-vcpu-id``: threads logging x86 ``kvm_entry`` events, which carry the vCPU id;
 * ``thread-name``: VMM thread names — QEMU ``CPU n/KVM`` (accel/kvm/kvm-accel-ops.c), crosvm
-  ``crosvm_vcpun``, kvmtool ``kvm-vcpu-n``, Firecracker ``fc_vcpu n``, Cloud Hypervisor
-  ``vcpun``;
+  ``crosvm_vcpun`` with no space (src/crosvm/sys/linux/vcpu.rs: the VMM of Android's and
+  ChromeOS's VMs, named so since 2017), kvmtool ``kvm-vcpu-n``, Firecracker ``fc_vcpu n``,
+  Cloud Hypervisor ``vcpun``;
 * ``kvm-events``: any other thread that logs ``kvm_entry``/``kvm_exit`` (arm64 events carry
   no vCPU id, so the index stays unknown).
 

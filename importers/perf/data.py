@@ -55,7 +55,7 @@ from importers.perf.tables import (
     tracepoint_samples,
 )
 from importers.perf.tracing import read_tracing_data, tracepoint_names, tracepoint_tables
-from importers.schema import conform
+from importers.schema import TYPED_TABLES, conform
 from importers.skips import SkipLog
 from importers.tasks import cmdline_spans, name_spans, sightings, table_spans
 from importers.tracedat.file import TraceDat
@@ -288,7 +288,7 @@ def _metadata(
     pairs = [(k, int(c)) for k, c in enumerate(tally.tolist()) if c]
     pairs += [(int(k), int(c)) for k, c in zip(kinds, counts, strict=True)]
     records = {RECORD_NAMES.get(k, f"type {k}"): c for k, c in pairs}
-    timed = d.ts[d.ts > 0]
+    first_ts, last_ts, outliers = _time_range(d, tables)
     attr0 = pf.attrs[0] if pf.attrs else None
     clock = "perf"
     if attr0 is not None and attr0.flag("use_clockid"):
@@ -306,6 +306,7 @@ def _metadata(
         else {"long_size": td.long_size, "page_size": td.page_size, "formats": len(td.formats)},
         "lost_without_cpu": unplaced or None,
         "samples_without_time": int(np.count_nonzero(d.ts[stream.type == 9] <= 0)) or None,
+        "time_outliers": outliers,
         **features.to_json(),
     }
     return CaptureMetadata(
@@ -317,11 +318,48 @@ def _metadata(
         ts_unit="ns",
         ts_resolution_ns=1,
         cpu_count=features.nr_cpus_available,
-        first_ts=int(timed.min()) if len(timed) else None,
-        last_ts=int(timed.max()) if len(timed) else None,
+        first_ts=first_ts,
+        last_ts=last_ts,
         skipped=skips.to_json(),
         extra={k: v for k, v in extra.items() if v is not None},
     )
+
+
+def _time_range(
+    d: Decoded, tables: dict[str, pa.Table]
+) -> tuple[int | None, int | None, dict[str, Any] | None]:
+    """The capture's time range, from the records it replays (samples and switch records),
+    and the records timed far outside it.
+
+    Side records (MMAP, COMM, ...) do not set the range: simpleperf has written an MMAP2 whose
+    time made a 0.1 s recording span 682,717 s. A record more than the range's own length,
+    and at least an hour, outside it is an outlier, counted per record type with the extreme
+    times; records merely outside it (the EXITs when a recording ends a second after its
+    last sample) are not.
+    """
+    timed = d.ts > 0
+    replayed = [
+        t.column("ts").drop_null().to_numpy()
+        for name, t in tables.items()
+        if t.num_rows and (name in TYPED_TABLES or name == "perf_switches")
+    ]
+    values = np.concatenate(replayed) if replayed else np.zeros(0, np.int64)
+    values = values[values > 0]
+    if not values.size:
+        all_ts = d.ts[timed]
+        return (int(all_ts.min()), int(all_ts.max()), None) if all_ts.size else (None, None, None)
+    first, last = int(values.min()), int(values.max())
+    margin = max(last - first, 3600 * 1_000_000_000)
+    far = timed & ((d.ts < first - margin) | (d.ts > last + margin))
+    if not far.any():
+        return first, last, None
+    kinds, counts = np.unique(d.stream.type[far], return_counts=True)
+    return first, last, {
+        "records": {RECORD_NAMES.get(int(k), f"type {k}"): int(c)
+                    for k, c in zip(kinds, counts, strict=True)},
+        "earliest": int(d.ts[far].min()),
+        "latest": int(d.ts[far].max()),
+    }  # fmt: skip
 
 
 def _embedded_tracing(pf: PerfFile) -> bool:

@@ -133,6 +133,7 @@ def summarize(capture: Capture) -> dict[str, Any]:
         "first_ts": meta.first_ts,
         "last_ts": meta.last_ts,
         "duration": duration,
+        "time_outliers": meta.extra.get("time_outliers"),
         "events": capture.event_counts(),
         "lost_event_markers": lost.height,
         "lost_events": int(lost["count"].sum()) if lost.height else 0,
@@ -172,6 +173,10 @@ def print_summary(summary: dict[str, Any], output: str | None) -> None:
             else f"{summary['duration']} {unit} units"
         )
         head.add_row("duration", span)
+    outliers = summary["time_outliers"]
+    if outliers:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in outliers["records"].items())
+        head.add_row("time outliers", f"{kinds} timed far outside that range (not in it)")
     lost = summary["lost_events"]
     if summary["lost_event_markers"]:
         unknown = summary["lost_events_unknown_count"]

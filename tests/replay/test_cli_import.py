@@ -71,7 +71,7 @@ def test_import_table_output(shared_traces: Path, capsys: pytest.CaptureFixture[
         (b"\x7fELF\x02\x01\x01\x00" + bytes(100), "binary data that is neither", 3),
         (b"hello world\nthis is not a trace\n", "not a capture format", 3),
         (b"# tracer: nop\n#\n", "no ftrace event lines", 3),
-        (b"\x1f\x8b\x08\x00", "gzip-compressed", 3),
+        (b"\x1f\x8b\x08\x00", "damaged gzip data after 0 decompressed bytes", 3),
     ],
 )
 def test_bad_inputs_are_one_line_errors(
@@ -90,11 +90,17 @@ def test_bad_inputs_are_one_line_errors(
     assert "Traceback" not in err and str(path) in err
 
 
-def test_perfetto_trace_is_refused_clearly(
+def test_perfetto_trace_without_scheduling_imports_but_replay_refuses_it(
     shared_traces: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["import", str(shared_traces / "perfetto-pixel7-app/trace.perfetto-trace")]) == 3
-    assert "Perfetto protobuf trace" in capsys.readouterr().err
+    trace = str(shared_traces / "perfetto-pixel7-app/trace.perfetto-trace")
+    assert main(["import", trace, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["format"] == "perfetto" and summary["events"] == {"print": 6246}
+    assert main(["replay", trace, "--pmu", "a=0-3", "--pmu", "b=4-7", "--vcpu", "1=vm:0"]) == 4
+    err = capsys.readouterr().err
+    assert "no sched_switch and no kvm_entry/kvm_exit events of the vCPU threads [1]" in err
+    assert "Traceback" not in err
 
 
 def test_strict_turns_skips_into_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

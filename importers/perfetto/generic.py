@@ -1,0 +1,217 @@
+"""Every other ``FtraceEvent`` into the long ``events`` table, with all its fields.
+
+As for trace.dat, an event without a typed table keeps its raw record: ``payload`` holds the
+bytes of its ``FtraceEvent`` member message, every field it was recorded with, and ``event``
+names it, so :func:`event_fields` (or the ``perfetto`` package's classes) decode any row.
+Rendering millions of payloads as text would cost more than the rest of the import. ``args``
+is text where the message alone does not tell a reader what it says:
+
+* ``print`` (trace_marker writes): the written text, as ftrace prints it;
+* ``generic`` events (kernel events Perfetto has no message for): ``name=value`` of their
+  ``{name, str_value | int_value | uint_value}`` fields, and ``event`` is the event's own name
+  [protos/perfetto/trace/ftrace/generic.proto];
+* kernel function addresses that the trace symbolized (``symbolize_ksyms``) are interned
+  ids in the message: ``args`` names the functions, for the fields Perfetto's trace processor
+  treats so (``kKernelFunctionFields`` in src/trace_processor/importers/ftrace/
+  ftrace_parser.cc).
+
+Event names come from the ``perfetto`` package's ``FtraceEvent`` schema (its generated
+descriptors, loaded only when a trace has such events); an event newer than that schema is
+``ftrace_event_<n>``, ``n`` its number in the oneof.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+
+from importers.perfetto.wire import (
+    I64,
+    LEN,
+    U8,
+    pick_fields,
+    scan_fields,
+    text_array,
+    text_column,
+)
+from importers.schema import conform
+from importers.tracefs.fields import gather_bytes
+
+PRINT, GENERIC = 3, 327
+#: GenericFtraceEvent {event_name = 1, field = 2}; Field {name 1, str 3, int 4, uint 5}
+_GENERIC_NAME, _GENERIC_FIELD = 1, 2
+_FIELD_PARTS = [1, 3, 4, 5]
+#: (event, field) numbers of kernel function addresses (see module docstring):
+#: sched_blocked_reason.caller, workqueue_{queue,activate,execute_start,execute_end}.function,
+#: funcgraph_{entry,exit}.func, mm_shrink_slab_start.shrink, hrtimer_expire_entry.function
+KERNEL_FUNCTIONS = {18: (2,), 59: (2,), 56: (2,), 58: (2,), 57: (2,), 437: (2,), 438: (3,),
+                    443: (8,), 553: (3,)}  # fmt: skip
+
+
+@functools.cache
+def event_names() -> dict[int, str]:
+    """The ``perfetto`` package's ``FtraceEvent`` members: oneof number -> event name."""
+    from perfetto.protos.perfetto.trace import perfetto_trace_pb2
+
+    return {
+        f.number: f.name
+        for f in perfetto_trace_pb2.FtraceEvent.DESCRIPTOR.fields
+        if f.message_type is not None
+    }
+
+
+def event_fields(event: str, payload: bytes) -> dict[str, Any]:
+    """The fields of an ``events`` row's ``payload`` by name, decoded with the ``perfetto``
+    package's message class of ``event`` (generic events and events newer than that schema
+    have none: their ``args`` or field numbers say what they hold)."""
+    from perfetto.protos.perfetto.trace import perfetto_trace_pb2
+
+    if event not in perfetto_trace_pb2.FtraceEvent.DESCRIPTOR.fields_by_name:
+        raise ValueError(f"{event!r} is not an FtraceEvent of the perfetto package's schema")
+    message = type(getattr(perfetto_trace_pb2.FtraceEvent(), event)).FromString(payload)
+    return {f.name: value for f, value in message.ListFields()}
+
+
+@dataclass
+class Symbols:
+    """Interned kernel symbols (``sequence, generation, iid, symbol``) and the ``sequence,
+    generation`` of each row being rendered."""
+
+    interned: pl.DataFrame
+    keys: pl.DataFrame
+
+    def rows(self, rows: I64) -> Symbols:
+        """The same symbols for a subset of the rows."""
+        return Symbols(self.interned, self.keys[rows])
+
+    def lookup(self, values: NDArray[np.uint64]) -> pl.DataFrame:
+        """``row, symbol`` of the rows whose value is an iid interned on their sequence."""
+        probe = self.keys.with_columns(pl.Series("iid", values)).with_row_index("row")
+        found = probe.join(self.interned, on=["sequence", "generation", "iid"])
+        return found.select("row", "symbol")
+
+
+def events_table(
+    data: U8, by_kind: dict[int, I64], body: I64, body_len: I64, prefix: dict[str, Any],
+    symbols: Symbols | None,
+) -> pa.Table:  # fmt: skip
+    """``events`` rows of events without a typed table, in the order given.
+
+    ``by_kind`` maps each oneof member to its rows; ``prefix`` holds ``ts, seq, cpu,
+    common_pid, flags``; ``symbols`` the trace's interned kernel symbols and each row's
+    sequence state, when it has any. Names and texts are built per kind, the payloads in one
+    gather.
+    """
+    n = len(body)
+    end = body + body_len
+    names: list[str] = []
+    name_code = np.empty(n, np.int32)
+    args = pl.repeat(None, n, dtype=pl.Utf8, eager=True).alias("args")
+    printed = np.zeros(n, np.bool_)
+    for member, rows in by_kind.items():
+        text: pa.Array | pl.Series | None = None
+        if member == GENERIC:  # named by the event itself
+            own, text = _generic(data, body[rows], end[rows])
+            name_code[rows] = own.indices.to_numpy(zero_copy_only=False) + len(names)
+            names += own.dictionary.to_pylist()
+        else:
+            name_code[rows] = len(names)
+            names.append(event_names().get(member, f"ftrace_event_{member}"))
+        if member == PRINT:
+            text = _printed(data, body[rows], end[rows])
+            printed[rows] = True
+        elif symbols is not None and member in KERNEL_FUNCTIONS:
+            text = _symbolized(data, member, body[rows], end[rows], symbols.rows(rows))
+        if text is not None:
+            args = args.scatter(rows, pl.Series(text))
+    buf, offsets = gather_bytes(data, body, body_len)
+    payload = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)]
+    )
+    columns = {
+        **prefix,
+        "event": pa.DictionaryArray.from_arrays(pa.array(name_code), pa.array(names, pa.string())),
+        "system": pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(n, np.int32), mask=~printed), pa.array(["ftrace"])
+        ),
+        "args": args.to_arrow(),
+        "payload": payload,
+    }
+    return conform("events", pa.table(columns))
+
+
+def _printed(data: U8, body: I64, end: I64) -> pa.Array:
+    """What ``print`` events wrote (``PrintFtraceEvent.buf``), as ftrace prints it: without
+    the newline trace_marker writers end their text with."""
+    value, length, _ = pick_fields(data, body, end, [2])
+    at, size = value[:, 0].view(np.int64), length[:, 0]
+    newline = (size > 0) & (data[np.maximum(at + size - 1, 0)] == ord("\n"))
+    return text_array(data, at, size - newline)
+
+
+def _symbolized(data: U8, kind: int, body: I64, end: I64, symbols: Symbols) -> pa.Series:
+    """``field=function`` of the kernel function fields whose iid the trace interned."""
+    fields = KERNEL_FUNCTIONS[kind]
+    value, _, _ = pick_fields(data, body, end, list(fields))
+    names = event_fields_names(kind)
+    parts = []
+    for k, number in enumerate(fields):
+        found = symbols.lookup(value[:, k])
+        column = pl.Series(f"f{k}", [None] * len(body), pl.Utf8)
+        parts.append(column.scatter(found["row"], f"{names[number]}=" + found["symbol"]))
+    frame = pl.DataFrame(parts).select(
+        pl.concat_str(pl.all(), separator=" ", ignore_nulls=True).alias("args")
+    )
+    return frame.to_series()
+
+
+@functools.cache
+def event_fields_names(kind: int) -> dict[int, str]:
+    """Field number -> field name of the ``FtraceEvent`` member ``kind``."""
+    from perfetto.protos.perfetto.trace import perfetto_trace_pb2
+
+    message = perfetto_trace_pb2.FtraceEvent.DESCRIPTOR.fields_by_number[kind].message_type
+    return {f.number: f.name for f in message.fields}
+
+
+def _strings(data: U8, value: NDArray[np.uint64], length: I64) -> pl.Series:
+    """A string field of every row (null where the row lacks it)."""
+    return pl.Series(text_column(data, value.view(np.int64), length).dictionary_decode())
+
+
+def _integers(value: NDArray[np.generic], length: I64) -> pl.Series:
+    """An integer field of every row as text (null where the row lacks it)."""
+    return pl.Series(value).cast(pl.Utf8).scatter(np.flatnonzero(length < 0), None)
+
+
+def _generic(data: U8, body: I64, end: I64) -> tuple[pa.DictionaryArray, pa.Array]:
+    """Names (``generic`` for one without) and ``name=value`` fields of
+    ``GenericFtraceEvent``s."""
+    value, length, _ = pick_fields(data, body, end, [_GENERIC_NAME])
+    names = text_column(data, value[:, 0].view(np.int64), length[:, 0])
+    if names.null_count:
+        names = pc.fill_null(names.dictionary_decode(), "generic").dictionary_encode()
+    f = scan_fields(data, body, end)
+    rows = np.flatnonzero(f.of(_GENERIC_FIELD, LEN))
+    at = f.at[rows]
+    fv, fl, _ = pick_fields(data, at, at + f.value[rows].astype(np.int64), _FIELD_PARTS)
+    shown = pl.select(
+        pl.coalesce(
+            _strings(data, fv[:, 1], fl[:, 1]),
+            _integers(fv[:, 2].view(np.int64), fl[:, 2]),
+            _integers(fv[:, 3], fl[:, 3]),
+        ).fill_null("")  # a field without a value
+    ).to_series()
+    pairs = pl.DataFrame(
+        {"row": f.msg[rows], "pair": _strings(data, fv[:, 0], fl[:, 0]) + "=" + shown}
+    )
+    joined = pairs.group_by("row", maintain_order=True).agg(pl.col("pair").str.join(" "))
+    full = pl.DataFrame({"row": np.arange(len(body))}).join(joined, on="row", how="left")
+    return names, full.sort("row")["pair"].fill_null("").to_arrow()

@@ -1,0 +1,248 @@
+"""Perfetto protobuf traces (Android, ChromeOS, Linux ``perfetto``/``tracebox``) into tables.
+
+Pipeline: :mod:`~importers.perfetto.packets` (packets, compressed ones inflated),
+:mod:`~importers.perfetto.sequences` (incremental state), :mod:`~importers.perfetto.clocks`
+(BOOTTIME), :mod:`~importers.perfetto.bundles` (ftrace bundles, per CPU), then groups of
+bundles decoded side by side by :mod:`~importers.perfetto.decode` (typed tables, ``events``,
+compact rows) and taken in trace order by :mod:`~importers.perfetto.running` (what compact
+events leave out) and :mod:`~importers.perfetto.losses`; at the end
+:mod:`~importers.perfetto.processes` (task names) and :mod:`~importers.perfetto.system` (the
+machine).
+
+``ts`` is BOOTTIME ns (the clock Perfetto records ftrace in by default); ``seq`` is the
+position in the trace (:mod:`~importers.perfetto.decode`). Packets the importer does not
+model (track events, battery counters, logs, ...) are counted by kind in the metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from importers.capture import Capture, CaptureMetadata, sha256_of
+from importers.detect import ProgressFn
+from importers.errors import DroppedEventsError
+from importers.perfetto.bundles import (
+    FTRACE_CLOCK_NAMES,
+    UNCONVERTIBLE,
+    bundle_index,
+    count_events,
+    groups,
+)
+from importers.perfetto.clocks import clock_snapshots
+from importers.perfetto.compact import Names
+from importers.perfetto.decode import Context, Group, Parts, decode_group
+from importers.perfetto.losses import Losses, lost_events_table
+from importers.perfetto.packets import map_file, read_packets, release
+from importers.perfetto.processes import stats_membership, tree_sightings
+from importers.perfetto.running import Running
+from importers.perfetto.sequences import kernel_symbols, sequences
+from importers.perfetto.system import (
+    cpu_info,
+    ftrace_overruns,
+    kernel_version,
+    system_info,
+    topology,
+    trace_stats,
+)
+from importers.perfetto.wire import I64
+from importers.schema import TYPED_TABLES, conform
+from importers.skips import SkipLog
+from importers.tasks import name_spans, table_spans
+
+IMPORTER = "importers.perfetto.read:read_perfetto"
+
+
+def read_perfetto(
+    path: Path, *, fmt: str = "perfetto", strict: bool = False, progress: ProgressFn | None = None
+) -> Capture:
+    """Import a Perfetto protobuf trace.
+
+    Parameters
+    ----------
+    path
+        The trace file (``.perfetto-trace``, ``.pftrace``, ...; compressed files are
+        inflated by :func:`importers.detect.load` first).
+    fmt
+        Format name recorded in the metadata.
+    strict
+        Raise on the first damaged packet, bundle or event (and on lost events) instead of
+        counting it.
+    progress
+        Optional ``(done, total)`` callback, called per group of bundles.
+
+    Returns
+    -------
+    Capture
+        Typed tables (``sched_switch``, ``sched_waking``, ``cpu_frequency``, ``cpu_idle``,
+        kvm events, ...), ``events``, ``tasks``, ``lost_events`` and, when ``cpu_info``
+        identifies the cores, ``topology``.
+
+    Raises
+    ------
+    CaptureFormatError
+        When the file holds no readable packet (message names the file and offset).
+    """
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+        digest = hasher.submit(sha256_of, path)
+        capture = _read(path, fmt, strict, progress)
+        capture.metadata.source_sha256 = digest.result()
+    return capture
+
+
+def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Capture:
+    skips = SkipLog(str(path), strict)
+    p = read_packets(map_file(path), skips)
+    seqs = sequences(p)
+    clocks = clock_snapshots(p)
+    info = system_info(p)
+    b, ftrace_errors = bundle_index(p, seqs, clocks, skips)
+    b = count_events(p, b, skips)
+    release(p.data, 0, p.data.shape[0])  # read again a group at a time
+    names = Names()
+    kernel = kernel_version(info)
+    ctx = Context(p, b, seqs, clocks, kernel, kernel_symbols(p, seqs), names)
+    parts = Parts(
+        ctx,
+        Running(kernel),
+        Losses(np.unique(b.cpu).tolist()),
+        first_ts=np.full(b.count, -1, np.int64),
+        last_raw=np.full(b.count, -1, np.int64),
+    )
+    total = max(1, int(b.events.sum()))
+    for group, group_skips in _decoded(ctx, skips):
+        parts.add(group)
+        release(p.data, int(b.start[group.chosen[0]]), int(b.end[group.chosen[-1]]))
+        for reason, record in group_skips.reasons.items():
+            skips.add(reason, record.first, record.count)
+        if progress:
+            progress(int(b.events[: group.chosen[-1] + 1].sum()), total)
+    tables = {name: _in_seq_order(pa.concat_tables(t)) for name, t in parts.typed.items()}
+    markers = pl.concat(parts.losses.markers) if parts.losses.markers else _NO_MARKERS
+    unknown = {
+        "sched_switch without previous task": parts.running.no_prev,
+        "sched_waking without logger": parts.running.no_logger,
+    }
+    if parts.events:
+        tables["events"] = pa.concat_tables(parts.events)
+    lost = lost_events_table(markers, b, parts.first_ts)
+    if lost.num_rows:
+        if strict:
+            raise DroppedEventsError(
+                f"{path}: {lost.num_rows} ftrace loss markers (first on CPU "
+                f"{lost.column('cpu')[0]}); drop --strict to import with the losses recorded "
+                "in lost_events"
+            )
+        tables["lost_events"] = lost
+    tables["tasks"] = _tasks(p, seqs, clocks, tables, parts)
+    cpus = cpu_info(p)
+    found = topology(cpus)
+    if found is not None:
+        tables["topology"] = found.to_table()
+    extra: dict[str, Any] = {
+        "packets": p.tally(),
+        "system_info": info or None,
+        "cpu_info": cpus or None,
+        "ftrace_bundles": b.count,
+        "ftrace_clocks": sorted(
+            {FTRACE_CLOCK_NAMES.get(c, str(c)) for c in b.ftrace_clock.tolist()}
+        ),
+        "ftrace_errors": ftrace_errors or None,
+        "ftrace_overrun": ftrace_overruns(p) or None,
+        "trace_stats": trace_stats(p) or None,
+        "compact_unknown": unknown if any(unknown.values()) else None,
+    }
+    unconverted = int(np.count_nonzero(b.clock_key == UNCONVERTIBLE))
+    if unconverted:
+        skips.add(
+            "ftrace bundle in a clock without a BOOTTIME pair (timestamps left in that clock)",
+            [p.where(int(k)) for k in b.packet[b.clock_key == UNCONVERTIBLE][:5]],
+            count=unconverted,
+        )
+    return Capture(
+        metadata=_metadata(path, fmt, tables, skips, extra),
+        tables={k: v for k, v in tables.items() if v.num_rows},
+    )
+
+
+def _decoded(ctx: Context, skips: SkipLog) -> Iterator[tuple[Group, SkipLog]]:
+    """Groups of bundles decoded on a small thread pool (the kernels and Arrow release the
+    GIL), yielded in trace order with their skips; at most two groups per worker are in
+    flight, which bounds memory for any trace size."""
+    workers = max(1, min(4, os.cpu_count() or 1))
+    pending: list[tuple[Future[Group], SkipLog]] = []
+
+    def submit(pool: ThreadPoolExecutor, chosen: I64) -> tuple[Future[Group], SkipLog]:
+        group_skips = SkipLog(skips.path, skips.strict)
+        return pool.submit(decode_group, ctx, chosen, group_skips), group_skips
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for chosen in groups(ctx.b):
+            pending.append(submit(pool, chosen))
+            if len(pending) >= 2 * workers:
+                future, group_skips = pending.pop(0)
+                yield future.result(), group_skips
+        for future, group_skips in pending:
+            yield future.result(), group_skips
+
+
+def _in_seq_order(table: pa.Table) -> pa.Table:
+    """``table`` sorted by ``seq`` (a kind with plain and compact rows in one group is not)."""
+    seq = table.column("seq").to_numpy()
+    if (np.diff(seq) >= 0).all():
+        return table
+    return table.take(np.argsort(seq, kind="stable"))
+
+
+_NO_MARKERS = pl.DataFrame(
+    schema={"cpu": pl.Int16, "bundle": pl.Int64, "kind": pl.Utf8, "seq": pl.Int64}
+)
+
+
+def _tasks(p: Any, seqs: Any, clocks: Any, tables: dict[str, pa.Table], parts: Parts) -> pa.Table:
+    """Names from the typed tables, task-naming events and ``process_tree``; ``tgid`` filled
+    in from ``process_stats`` where no source gave one."""
+    spans = name_spans([*table_spans(tables), *parts.sightings, tree_sightings(p, seqs, clocks)])
+    members = stats_membership(p).unique("pid", keep="first")
+    filled = spans.join(members.rename({"tgid": "member_of"}), on="pid", how="left").select(
+        "pid",
+        pl.coalesce("tgid", "member_of").alias("tgid"),
+        "comm",
+        "first_ts",
+        "last_ts",
+        "source",
+    )
+    return conform("tasks", filled.to_arrow())
+
+
+def _metadata(
+    path: Path, fmt: str, tables: dict[str, pa.Table], skips: SkipLog, extra: dict[str, Any]
+) -> CaptureMetadata:
+    timed = [
+        t.column("ts") for name, t in tables.items() if name in TYPED_TABLES or name == "events"
+    ]
+    lows = [pa.compute.min(c).as_py() for c in timed if len(c)]
+    highs = [pa.compute.max(c).as_py() for c in timed if len(c)]
+    cpus = [pa.compute.max(t.column("cpu")).as_py() for t in tables.values()
+            if "cpu" in t.column_names and t.num_rows]  # fmt: skip
+    return CaptureMetadata(
+        source_path=str(path),
+        source_sha256="",
+        format=fmt,
+        importer=IMPORTER,
+        clock="boot",
+        ts_unit="ns",
+        ts_resolution_ns=1,
+        cpu_count=max(cpus) + 1 if cpus else None,
+        first_ts=min(lows) if lows else None,
+        last_ts=max(highs) if highs else None,
+        skipped=skips.to_json(),
+        extra={k: v for k, v in extra.items() if v is not None},
+    )
