@@ -35,7 +35,7 @@ from importers.errors import CaptureFormatError, DroppedEventsError
 from importers.schema import conform
 from importers.skips import SkipLog
 from importers.tasks import cmdline_spans, name_spans, table_spans
-from importers.tracedat.events import records_to_tables
+from importers.tracedat.events import records_to_tables, with_unreadable
 from importers.tracedat.file import TraceDat, cpu_chunks, read_container
 from importers.tracedat.pages import (
     MISSED_NONE,
@@ -92,6 +92,8 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
         )
     skips = SkipLog(str(path), strict)
     data, starts, ends, page_cpu, page_inst = _pages(td, skips)
+    for unread in td.unread:
+        skips.add(unread.reason, [unread.where])
     if progress:
         progress(1, 4)
     records, status, missed = _walk(td, data, starts, ends, page_inst)
@@ -110,7 +112,9 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
     if td.cmdlines:
         spans.append(cmdline_spans(td.cmdlines))
     tables["tasks"] = conform("tasks", name_spans(spans).to_arrow())
-    lost = tables.pop("lost_events")
+    lost = with_unreadable(
+        tables.pop("lost_events"), tables, [u.cpu for u in td.unread if u.cpu is not None]
+    )
     if lost.num_rows:
         if strict:
             raise DroppedEventsError(
