@@ -23,6 +23,7 @@ from importers.ftrace.scan import (
     VIEWED_FIELDS,
     Text,
     line_bounds,
+    repeated_lines,
     scan_event_lines,
     string_column,
     view_column,
@@ -144,6 +145,7 @@ def tokenize(
     data, clean = valid_utf8(data)
     buf = np.frombuffer(data, dtype=np.uint8)
     starts, ends = line_bounds(buf)
+    whole = starts  # repeats compare whole lines, instance prefix included
     for prefix in instances:  # "inst: " prefixes of multi-buffer trace-cmd report
         starts = _strip_prefix(buf, starts, ends, (prefix + ": ").encode())
     ok, f, views = scan_event_lines(buf, starts, ends)
@@ -166,7 +168,7 @@ def tokenize(
         empty = pl.DataFrame(
             schema={"seq": pl.Int64, "cpu": pl.Int16, "count": pl.Int64, "kind": pl.Utf8}
         )
-        return ChunkLines(data, fast, empty, {}, 0)
+        return ChunkLines(data, fast, empty, _repeats(buf, whole, ends, fast, seq_base), 0)
     lines = pl.DataFrame(
         {
             "seq": seq[~ok],
@@ -179,7 +181,22 @@ def tokenize(
         bad = pl.Series(string_column(data, starts, ends, "l")).str.contains("\ufffd", literal=True)
         skipped[INVALID_UTF8] = seq[bad.to_numpy()].tolist()
     events = pl.concat([fast, slow]).sort("seq") if slow.height else fast
+    skipped.update(_repeats(buf, whole, ends, events, seq_base))
     return ChunkLines(data, events, lost, skipped, info_lines)
+
+
+#: skip reason of an event line printed twice (kept: which copy is the real one is unknown)
+REPEATED = "exact repeat of an event line with the same timestamp (imported)"
+
+
+def _repeats(
+    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, events: pl.DataFrame, seq_base: int
+) -> dict[str, list[int]]:
+    """``{REPEATED: seqs}`` of the event lines that repeat an earlier one (or nothing)."""
+    seq = events["seq"].to_numpy()
+    rows = seq - seq_base
+    again = repeated_lines(buf, starts[rows], ends[rows], events["ts"].to_numpy())
+    return {REPEATED: seq[again].tolist()} if again.any() else {}
 
 
 def _strip_prefix(

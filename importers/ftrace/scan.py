@@ -545,3 +545,34 @@ def string_column(data: Text, starts: Offsets, ends: Offsets, name: str) -> pl.S
     """
     views = _views(np.frombuffer(data, dtype=np.uint8), starts, ends)
     return view_column(data, views, starts >= 0, name)
+
+
+#: how many earlier lines with the same timestamp :func:`repeated_lines` compares a line with
+REPEAT_WINDOW = 64
+
+
+@njit(cache=True, nogil=True)
+def repeated_lines(buf: U8, starts: Offsets, ends: Offsets, ts: I64) -> Bools:
+    """Which lines repeat, byte for byte, one of the REPEAT_WINDOW lines before them that
+    have the same timestamp (``ts``; the rows are event lines in file order).
+
+    Text is merged by time, so an event printed twice sits among the lines of its own
+    timestamp; the window bounds the work when very many lines share one.
+    """
+    n = starts.size
+    out = np.zeros(n, np.bool_)
+    for i in range(1, n):
+        width = ends[i] - starts[i]
+        j = i - 1
+        while j >= 0 and i - j <= REPEAT_WINDOW and ts[j] == ts[i]:
+            if ends[j] - starts[j] == width:
+                same = True
+                for t in range(width):
+                    if buf[starts[i] + t] != buf[starts[j] + t]:
+                        same = False
+                        break
+                if same:
+                    out[i] = True
+                    break
+            j -= 1
+    return out

@@ -26,9 +26,9 @@ import pyarrow as pa
 from importers.capture import Capture, CaptureMetadata
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError
-from importers.ftrace.lines import INVALID_UTF8, known_comm, valid_utf8
+from importers.ftrace.lines import INVALID_UTF8, REPEATED, known_comm, valid_utf8
 from importers.ftrace.payloads import parse_payloads
-from importers.ftrace.scan import Text, line_bounds, string_column
+from importers.ftrace.scan import Text, line_bounds, repeated_lines, string_column
 from importers.ftrace.source import TextChunk, open_text
 from importers.ranges import OUTSIDE, out_of_range, parse_columns, split_outside, ts_ns
 from importers.schema import TYPED_TABLES, conform
@@ -128,6 +128,11 @@ def _chunk(
     samples = parsed.filter(pl.col("event").is_not_null() & ~side)
     counts["samples"] += samples.height
     counts["side_band_lines"] += int(side.sum())
+    rows = samples["seq"].to_numpy() - chunk.seq_base
+    again = repeated_lines(buf, starts[rows], ends[rows], samples["ts"].fill_null(-1).to_numpy())
+    if again.any():
+        seqs = samples["seq"].filter(again)
+        skips.add(REPEATED, [chunk.line_of(q) for q in seqs.head(FIRST_LOCATIONS)], seqs.len())
     blank = lines["line"].str.strip_chars() == ""
     comment = lines["line"].str.starts_with("#")
     chain = lines["line"].str.contains(_CALLCHAIN) & parsed["sec"].is_null()

@@ -27,6 +27,7 @@ import polars as pl
 from importers.capture import Capture, CaptureMetadata
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError
+from importers.ftrace.lines import INVALID_UTF8
 from importers.ranges import (
     OUTSIDE,
     out_of_range,
@@ -60,6 +61,13 @@ def read_perf_stat(
     found: list[tuple[str, pl.Series]] = []  # (skip reason, seqs of the lines)
     parse = _json_fields if fmt == "perf-stat-json" else _csv_fields
     fields = _numbers(parse(lines, found), found)
+    counters = lines.join(fields.filter(pl.col("event").is_not_null()), on="seq", how="semi")
+    for reason, bad in (
+        (INVALID_UTF8, counters["line"].str.contains("\ufffd", literal=True)),
+        (REPEATED_LINE, ~counters["line"].is_first_distinct()),
+    ):
+        if bad.any():
+            found.append((reason, counters["seq"].filter(bad)))
     metric_lines = fields.filter(pl.col("event").is_null()).height
     frame = _values(fields.filter(pl.col("event").is_not_null()), found)
     skips = SkipLog(str(path), strict)
@@ -113,6 +121,8 @@ _STATUS = {"<not counted>": "not counted", "<not supported>": "not supported"}
 #: CPU count (perf-stat.txt "CSV FORMAT"); one spare.
 _MAX_PREFIX = 4
 _U64_MAX = (1 << 64) - 1
+#: perf stat prints each counter once per interval, CPU or aggregate: a second copy is a repeat
+REPEATED_LINE = "exact repeat of an earlier perf stat counter line (imported)"
 _BAD_TS = out_of_range("interval in ns", pl.Int64(), "line skipped") + " or not a time"
 _BAD_RUNTIME = out_of_range("run time in ns", pl.UInt64(), "row kept, run time unknown")
 
