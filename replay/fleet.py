@@ -25,8 +25,10 @@ import glob
 import hashlib
 import json
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ import yaml
 
 from importers.capture import sha256_of
 from importers.errors import PmuReplayError, UsageError
+from importers.output import whole_file
 from replay.summary import NS_PER_HOUR
 
 PARTITIONS = ("scenario", "host")
@@ -272,34 +275,60 @@ def dask_client(client: Any, scheduler: str | None, workers: int | None) -> Iter
     # our own workers get the environment external ones are told to start with (see the file)
     section = "distributed.nanny.pre-spawn-environ"
     environ = yaml.safe_load(WORKER_CONFIG.read_text())["distributed"]["nanny"]["pre-spawn-environ"]
-    with dask.config.set({f"{section}.{name}": value for name, value in environ.items()}):
-        cluster = LocalCluster(
-            n_workers=workers or os.cpu_count() or 1,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-        )
-    with cluster, Client(cluster) as local:
-        yield local
+    with ExitStack() as stack:
+        with dask.config.set({f"{section}.{k}": v for k, v in environ.items()}), _interrupts_held():
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=workers or os.cpu_count() or 1,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                )
+            )
+        yield stack.enter_context(Client(cluster))
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Worker processes started meanwhile ignore SIGINT, and a Ctrl-C comes after, not lost.
+
+    Ctrl-C signals the whole foreground process group: workers that took it would die with
+    tracebacks of their own while the driver stops them. An ignored disposition is inherited
+    by the processes spawned meanwhile; SIGINT stays blocked (pending, not discarded) until
+    the driver's handler is back, which then unwinds and closes the cluster.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may change signal handling
+        return
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _write_member(output: Path, result: MemberResult, settings: Settings) -> None:
+    """The member's partition files, then its ``done`` record: each file appears whole
+    (:func:`importers.output.whole_file`), and :func:`read_dataset` reads a member's files
+    only once its record is there, so a member is in the dataset whole or not at all."""
     key = member_key(result.member, settings)
     if result.error is None:
         for name in ("findings", "summary"):
             table: pl.DataFrame = getattr(result, name)
             for (scenario, host), part in table.group_by(*PARTITIONS, maintain_order=True):
                 folder = output / name / f"scenario={_safe(scenario)}" / f"host={_safe(host)}"
-                folder.mkdir(parents=True, exist_ok=True)
-                part.drop(*PARTITIONS).write_parquet(folder / f"{key}.parquet", compression="zstd")
+                with whole_file(folder / f"{key}.parquet") as tmp:
+                    part.drop(*PARTITIONS).write_parquet(tmp, compression="zstd")
     record = {
         "member": asdict(result.member),
         "events": result.events,
         "error": result.error,
         "error_type": result.error_type,
     }
-    (output / "done").mkdir(exist_ok=True)
-    (output / "done" / f"{key}.json").write_text(json.dumps(record, sort_keys=True) + "\n")
+    with whole_file(output / "done" / f"{key}.json") as tmp:
+        tmp.write_text(json.dumps(record, sort_keys=True) + "\n")
 
 
 def _safe(value: object) -> str:
@@ -323,19 +352,22 @@ def _write_index(output: Path, members: list[Member], settings: Settings) -> Non
             }
         )
     members_table = pl.DataFrame(rows, infer_schema_length=None)
-    members_table.write_parquet(output / "members.parquet")
-    members_table.filter(pl.col("status") == "failed").write_parquet(output / "failures.parquet")
-    (output / "fleet.json").write_text(
-        json.dumps(asdict(settings), indent=2, sort_keys=True) + "\n"
-    )
+    with whole_file(output / "members.parquet") as tmp:
+        members_table.write_parquet(tmp)
+    with whole_file(output / "failures.parquet") as tmp:
+        members_table.filter(pl.col("status") == "failed").write_parquet(tmp)
+    with whole_file(output / "fleet.json") as tmp:
+        tmp.write_text(json.dumps(asdict(settings), indent=2, sort_keys=True) + "\n")
 
 
 def read_dataset(output: Path, name: str) -> pl.DataFrame:
-    """One of the partitioned tables (``findings`` or ``summary``) of a fleet run."""
-    folder = output / name
-    if not folder.exists() or not any(folder.rglob("*.parquet")):
+    """One of the partitioned tables (``findings`` or ``summary``) of a fleet run: the files
+    of members whose ``done`` record is written (a run killed mid-member left the others)."""
+    done = {p.stem for p in (output / "done").glob("*.json")}
+    files = sorted(p for p in (output / name).rglob("*.parquet") if p.stem in done)
+    if not files:
         return pl.DataFrame()
-    return pl.read_parquet(folder / "**" / "*.parquet", hive_partitioning=True)
+    return pl.read_parquet(files, hive_partitioning=True)
 
 
 def read_failures(output: Path) -> pl.DataFrame:
