@@ -104,19 +104,20 @@ def outside_np(values: NDArray[np.int64], dtype: pl.DataType) -> NDArray[np.bool
 
 
 def ts_ns(sec: pl.Expr, frac: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """Integer ns of a printed ``sec.frac`` timestamp (``frac`` of 1 to 9 digits), exactly.
+    """Integer ns of a printed ``sec.frac`` timestamp, exactly (never through a float).
 
     Without a fraction the value is a raw clock count (``trace_clock`` counter, x86-tsc) and is
-    kept as it is. Returns the value (null when absent or past int64 ns) and whether it was
-    out of range.
+    kept as it is. Returns the value (null when absent, past int64 ns, or with a fraction of
+    more than 9 digits, which no ns clock prints) and whether it was out of range.
     """
     width = frac.str.len_bytes().fill_null(0).cast(pl.Int64)
-    scaled = frac.cast(pl.Int64, strict=False) * pl.lit(10, pl.Int64).pow(
-        pl.lit(9, pl.Int64) - width
-    )
+    scale = pl.lit(10, pl.Int64).pow((pl.lit(9, pl.Int64) - width).clip(0, 9))
+    scaled = frac.str.to_integer(dtype=pl.Int64, strict=False) * scale
     seconds = sec.str.to_integer(dtype=pl.Int64, strict=False)
     limit = _INT64_MAX // _NS_PER_S
-    fits_ns = (seconds < limit) | ((seconds == limit) & (scaled <= _INT64_MAX % _NS_PER_S))
+    fits_ns = (width <= 9) & (
+        (seconds < limit) | ((seconds == limit) & (scaled <= _INT64_MAX % _NS_PER_S))
+    )
     value = (
         pl.when(width == 0)
         .then(seconds)

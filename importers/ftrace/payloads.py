@@ -288,7 +288,7 @@ def _key_values(
     )
     columns: dict[str, pl.Series] = {}
     outside: dict[str, np.ndarray] = {}
-    for k, (_, column) in enumerate(grammar.fields):
+    for k, (key, column) in enumerate(grammar.fields):
         int_type = _int_type(event, column)
         if int_type is None:
             columns[column] = view_column(data, views[view_of[k]], vs[k] >= 0, column)
@@ -297,8 +297,8 @@ def _key_values(
         ok &= (how[k] != ABSENT) | ~present  # a field that is there must be a number
         dtype, limits = int_type
         columns[column], bad = fit_scanned(ints[k], how[k], dtype, column, limits)
-        if bad.any():
-            outside[out_of_range(f"{event} {column}", dtype, KEPT, limits)] = bad
+        if bad.any():  # named by the key the payload printed
+            outside[out_of_range(f"{event} {key}", dtype, KEPT, limits)] = bad
     return ok, pl.DataFrame(columns), outside
 
 
@@ -322,7 +322,7 @@ def _pattern(
             base = 16 if column in grammar.hex else 10
             value, bad = parse_text(col, dtype, base, limits)
             exprs.append(value.alias(column))
-            reason = out_of_range(f"{event} {column}", dtype, KEPT, limits)
+            reason = out_of_range(f"{event} {column.lstrip('_')}", dtype, KEPT, limits)
             checks.append(bad.alias(reason))
     outside = (
         {str(s.name): s.to_numpy() for s in groups.select(checks) if s.any()} if checks else {}
