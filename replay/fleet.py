@@ -25,10 +25,8 @@ import glob
 import hashlib
 import json
 import os
-import signal
-import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +43,7 @@ PARTITIONS = ("scenario", "host")
 #: Dask configuration of replay workers: point ``DASK_CONFIG`` at its folder for ``dask worker``.
 WORKER_CONFIG = Path(__file__).parent / "dask_config" / "pmu-replay.yml"
 MANIFEST_COLUMNS = ("path", "host", "topology", "pmus", "vcpus")
+WORKER_PRELOAD = "replay.fleet_worker"
 
 
 @dataclass(frozen=True)
@@ -275,38 +274,16 @@ def dask_client(client: Any, scheduler: str | None, workers: int | None) -> Iter
     # our own workers get the environment external ones are told to start with (see the file)
     section = "distributed.nanny.pre-spawn-environ"
     environ = yaml.safe_load(WORKER_CONFIG.read_text())["distributed"]["nanny"]["pre-spawn-environ"]
-    with ExitStack() as stack:
-        with dask.config.set({f"{section}.{k}": v for k, v in environ.items()}), _interrupts_held():
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=workers or os.cpu_count() or 1,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                )
-            )
-        yield stack.enter_context(Client(cluster))
-
-
-@contextmanager
-def _interrupts_held() -> Iterator[None]:
-    """Worker processes started meanwhile ignore SIGINT, and a Ctrl-C comes after, not lost.
-
-    Ctrl-C signals the whole foreground process group: workers that took it would die with
-    tracebacks of their own while the driver stops them. An ignored disposition is inherited
-    by the processes spawned meanwhile; SIGINT stays blocked (pending, not discarded) until
-    the driver's handler is back, which then unwinds and closes the cluster.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may change signal handling
-        return
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    with dask.config.set({f"{section}.{name}": value for name, value in environ.items()}):
+        cluster = LocalCluster(
+            n_workers=workers or os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            preload=[WORKER_PRELOAD],  # workers leave Ctrl-C to this driver
+        )
+    with cluster, Client(cluster) as local:
+        yield local
 
 
 def _write_member(output: Path, result: MemberResult, settings: Settings) -> None:
