@@ -23,6 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from importers.capture import Capture
+from importers.detect import load
 from importers.errors import PmuReplayError
 
 HUGE = (b"\xff" * 8, b"\xff\xff\xff\x7f" * 2, b"\x00\x00\x00\x80" * 2, b"\xff\xff" * 4)
@@ -267,3 +268,30 @@ def mutation_outcomes(
     finally:
         tracemalloc.stop()
     return seen
+
+
+def text_mutation_outcomes(
+    original: bytes,
+    target: Path,
+    seed: str,
+    check: Callable[[Capture, bytes, Mutation | None], None],
+    *,
+    seconds: float,
+    peak_limit: int,
+) -> Counter[str]:
+    """:func:`mutation_outcomes` of :data:`TEXT_MUTATIONS` (in turn, up to 40 runs, every
+    fourth strict) imported through ``load``, thread ids checked too."""
+    return mutation_outcomes(
+        load,
+        original,
+        (),
+        target,
+        seed,
+        runs=40,
+        seconds=seconds,
+        strict_every=4,
+        peak_limit=peak_limit,
+        mutations=TEXT_MUTATIONS,
+        check=check,
+        ids=True,
+    )

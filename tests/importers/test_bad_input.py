@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
@@ -66,6 +67,9 @@ CONTEXT_CASES = [
     (f"   <...>-1701  [65536]    76.211513: {WAKEUP}", f"cpu outside {I16} (line skipped)"),
     (f"   <...>-1701  [99999]    76.211513: {WAKEUP}", f"cpu outside {I16} (line skipped)"),
     (f"   <...>-1701  [4294967295]    76.211513: {WAKEUP}", f"cpu outside {I16} (line skipped)"),
+    (f"   <...>-1701  [32768]    76.211513: {WAKEUP}", f"cpu outside {I16} (line skipped)"),
+    # 2^64 + 1 digits: a 64-bit accumulator wraps them to pid 1
+    (f"   <...>-18446744073709551617  [001]    76.211513: {WAKEUP}", f"common_pid outside {I32} (line skipped)"),
     # a huge task pid became a negative pid
     (f"   <...>-99999999999  [001]    76.211513: {WAKEUP}", f"common_pid outside {I32} (line skipped)"),
     (f"   <...>-1701  [001]    99999999999.211513: {WAKEUP}", f"timestamp in ns outside {I64} (line skipped)"),
@@ -93,6 +97,15 @@ def test_context_numbers_out_of_range_skip_the_line(
     assert strict == 3 and f"{bad}: {reason} at line 4 (1 in all)" in err
 
 
+def test_the_largest_cpu_number_a_column_holds_is_a_row(
+    shared_traces: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, bad = juno_with(shared_traces, tmp_path, f"   <...>-1701  [32767]    76.211513: {WAKEUP}")
+    summary, _ = run_import(capsys, bad)
+    assert summary["skipped"] == {}
+    assert load(bad).frame("sched_wakeup").filter(pl.col("seq") == 3)["cpu"].to_list() == [32767]
+
+
 def test_lost_count_past_int64_keeps_the_marker_with_an_unknown_count(
     shared_traces: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -109,6 +122,7 @@ def test_lost_count_past_int64_keeps_the_marker_with_an_unknown_count(
         # a too-large next_pid became null, then broke the Parquet write (non-nullable)
         (SWITCH.format(s="64", n="99999999999"), f"sched_switch next_pid outside {I32}"),
         (SWITCH.format(s="64", n="-2147483649"), f"sched_switch next_pid outside {I32}"),
+        (SWITCH.format(s="64", n="18446744073709551617"), f"sched_switch next_pid outside {I32}"),
         ("cpu_idle: state=4294967296 cpu_id=2", "cpu_idle state outside -2147483648..4294967295"),
         ("cpu_frequency: state=4294967296 cpu_id=2", "cpu_frequency state outside 0..4294967295"),
         ("kvm_entry: vcpu_pc=18446744073709551616", f"kvm_entry vcpu_pc outside {U64}"),
@@ -294,21 +308,27 @@ def test_perf_records_of_unknown_type_are_counted_by_kind_and_offset(
     path = shared_traces / "quipper-perfdata/perf.data.armv7-3.4"
     stream = read_stream(open_perf(path), SkipLog(str(path)), None)
     samples = [int(o) for o, t in zip(stream.offset, stream.type, strict=True) if t == SAMPLE]
-    data = bytearray(path.read_bytes())
-    for rtype, at in zip((0, 0x8000, 0xFFFFFFFF), samples[:3], strict=True):
-        struct.pack_into("<I", data, at, rtype)
-    bad = tmp_path / "types.data"
-    bad.write_bytes(data)
+    types = (0, 0x8000, 0xFFFFFFFF)
+    bad = with_u32s(path, tmp_path / "types.data", zip(samples[:3], types, strict=True))
     summary, _ = run_import(capsys, bad)
     assert summary["skipped"] == {
         f"record of unknown type {t} ({t:#x}), not decoded": {
             "count": 1,
             "first": [f"file offset {at:#x}"],
         }
-        for t, at in zip((0, 0x8000, 0xFFFFFFFF), samples[:3], strict=True)
+        for t, at in zip(types, samples[:3], strict=True)
     }
     samples_seen = sum(v for k, v in summary["events"].items() if k.startswith("pmu_samples"))  # type: ignore[union-attr]
     assert samples_seen == 3893 - 3  # README: 3893 samples
+
+
+def with_u32s(source: Path, target: Path, writes: Iterable[tuple[int, int]]) -> Path:
+    """``source`` copied to ``target`` with little-endian u32 ``(offset, value)`` written."""
+    data = bytearray(source.read_bytes())
+    for at, value in writes:
+        struct.pack_into("<I", data, at, value)
+    target.write_bytes(data)
+    return target
 
 
 def v7_cpu_streams(path: Path) -> list[tuple[int, int, int]]:
@@ -330,10 +350,7 @@ def test_trace_dat_cpu_id_past_int16_is_counted_not_a_traceback(
 ) -> None:
     path = shared_traces / V7
     cpu, offset, entry = v7_cpu_streams(path)[0]
-    data = bytearray(path.read_bytes())
-    struct.pack_into("<I", data, entry, 0x80000000)
-    bad = tmp_path / "cpuid.dat"
-    bad.write_bytes(data)
+    bad = with_u32s(path, tmp_path / "cpuid.dat", [(entry, 0x80000000)])
     summary, _ = run_import(capsys, bad)
     ((reason, record),) = summary["skipped"].items()  # type: ignore[union-attr]
     assert reason == "BUFFER option CPU id above 32767 (that CPU's data not read)"
@@ -348,10 +365,7 @@ def test_trace_dat_cpu_without_chunks_is_lost_data_with_cpu_and_start(
 ) -> None:
     path = shared_traces / V7
     cpu, offset, _ = v7_cpu_streams(path)[1]
-    data = bytearray(path.read_bytes())
-    struct.pack_into("<I", data, offset, 0)
-    bad = tmp_path / "zero.dat"
-    bad.write_bytes(data)
+    bad = with_u32s(path, tmp_path / "zero.dat", [(offset, 0)])
     summary, _ = run_import(capsys, bad)
     size = read_container(open_reader(path)).instances[0].cpus[1].size
     assert summary["skipped"] == {

@@ -20,9 +20,9 @@ from tests.importers.mutations import (
     Mutation,
     cpu_past_65535,
     mutated_line,
-    mutation_outcomes,
     rows_at,
     text_lines_accounted,
+    text_mutation_outcomes,
 )
 
 # (capture, whether its line numbers are the file's: plain text, not inside a container)
@@ -34,7 +34,6 @@ FILES = [
     ("catapult-android-systrace/android_systrace.txt", False),  # JS-escaped systrace
 ]
 TIME_BUDGET_S = 30.0
-PER_FILE = 40
 
 
 @pytest.mark.slow
@@ -54,19 +53,13 @@ def test_damaged_lines_give_captures_that_account_for_every_line(
             assert rows_at(cap, seq) == [], f"line {seq + 1} with a CPU past 65535 is a row"
             assert any(k.startswith("cpu outside") for k in cap.metadata.skipped), cap.metadata
 
-    seen = mutation_outcomes(
-        load,
+    seen = text_mutation_outcomes(
         original,
-        (),
         target,
         f"text-mutations-{rel}",
-        runs=PER_FILE,
+        check,
         seconds=TIME_BUDGET_S / len(FILES),
-        strict_every=4,
         peak_limit=64 * len(original) + (32 << 20),
-        mutations=TEXT_MUTATIONS,
-        check=check,
-        ids=True,
     )
     assert seen["capture"] >= 5, seen
 

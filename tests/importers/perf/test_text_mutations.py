@@ -16,17 +16,15 @@ from importers.capture import Capture
 from importers.detect import load
 from tests.conftest import FIXTURES
 from tests.importers.mutations import (
-    TEXT_MUTATIONS,
     Mutation,
     cpu_past_65535,
     dropped,
     mutated_line,
-    mutation_outcomes,
     rows_at,
+    text_mutation_outcomes,
 )
 
 TIME_BUDGET_S = 6.0
-PER_FILE = 40
 NEITHER = "line that is neither a perf script sample, a callchain nor a header"
 
 
@@ -74,19 +72,13 @@ def test_damaged_perf_script_lines(shared_traces: Path, tmp_path: Path, rel: str
         assert extra["samples"] == len(sample_rows) + line_skips, skipped
         _wide_cpu_is_no_row(cap, original, data, mutation)
 
-    seen = mutation_outcomes(
-        load,
+    seen = text_mutation_outcomes(
         original,
-        (),
         tmp_path / Path(rel).name,
         f"perf-script-mutations-{rel}",
-        runs=PER_FILE,
+        check,
         seconds=TIME_BUDGET_S,
-        strict_every=4,
         peak_limit=64 * len(original) + (32 << 20),
-        mutations=TEXT_MUTATIONS,
-        check=check,
-        ids=True,
     )
     assert seen["capture"] >= 5, seen
 
@@ -102,18 +94,8 @@ def test_damaged_perf_stat_lines(tmp_path: Path, name: str) -> None:
         assert len(_body_lines(data)) == rows + metric + dropped(cap), cap.metadata.skipped
         _wide_cpu_is_no_row(cap, original, data, mutation)
 
-    seen = mutation_outcomes(
-        load,
-        original,
-        (),
-        tmp_path / name,
-        f"perf-stat-mutations-{name}",
-        runs=PER_FILE,
-        seconds=TIME_BUDGET_S,
-        strict_every=4,
-        peak_limit=16 << 20,
-        mutations=TEXT_MUTATIONS,
-        check=check,
-        ids=True,
-    )
+    seen = text_mutation_outcomes(
+        original, tmp_path / name, f"perf-stat-mutations-{name}", check,
+        seconds=TIME_BUDGET_S, peak_limit=16 << 20,
+    )  # fmt: skip
     assert seen["capture"] >= 5, seen
