@@ -269,6 +269,18 @@ def test_perf_script_context_out_of_range(
     assert sum(summary["events"].values()) == sum(before.values()) - 1  # type: ignore[union-attr]
 
 
+def test_perf_script_sample_ip_past_64_bits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the default fields of a hardware event (formats.md §4.7); an ip of 17 hex digits was null
+    line = "perf  9622 [000]    89.50234{n}:    1426884     instructions:          {ip} [unknown] (/lib/libc-2.15.so)\n"
+    path = tmp_path / "ip.txt"
+    path.write_text(line.format(n=3, ip="769eaa68") + line.format(n=4, ip="1769eaa68769eaa68"))
+    summary, _ = run_import(capsys, path)
+    assert summary["skipped"] == skip(f"ip outside {U64} (line skipped)", 2)
+    assert load(path).frame("pmu_samples")["ip"].to_list() == [0x769EAA68]
+
+
 @pytest.mark.parametrize(
     ("name", "old", "new", "reason"),
     [

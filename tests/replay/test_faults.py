@@ -35,7 +35,9 @@ from tests.conftest import FIXTURES, ROOT
 CAPTURE = FIXTURES / "captures" / "cross-cluster-migration.txt"
 OTHER = FIXTURES / "captures" / "lost-events-gap.txt"
 TOPOLOGY = FIXTURES / "topologies" / "two-cluster.json"
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+# as a user runs it: stdout block-buffered to a pipe (no PYTHONUNBUFFERED), this checkout first
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+ENV["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
 
 
 CONSOLE = "import sys; from replay.cli import console_main; sys.exit(console_main())"
@@ -116,12 +118,32 @@ def test_json_into_a_closed_pipe(tmp_path: Path) -> None:
     # 0 when the JSON fit in the pipe before `true` was gone
     assert done.stdout.strip() in (str(EXIT_BROKEN_PIPE), "0"), done.stdout
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
-    with cli("import", CAPTURE, "--json") as proc:
-        assert proc.stdout is not None and proc.stderr is not None
-        proc.stdout.close()  # the reader is gone before any output
-        err = proc.stderr.read().decode()
-        assert proc.wait(timeout=60) == EXIT_BROKEN_PIPE
-    one_line_error(err, "standard output closed")
+    for argv in (["import", CAPTURE, "--json"], ["--version"]):  # written at once / at exit
+        with cli(*argv) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            proc.stdout.close()  # the reader is gone before any output
+            err = proc.stderr.read().decode()
+            assert proc.wait(timeout=60) == EXIT_BROKEN_PIPE
+        one_line_error(err, "standard output closed")
+
+
+def test_an_interrupt_that_surfaces_as_another_exception(tmp_path: Path) -> None:
+    # Ctrl-C during a large import once gave "RuntimeError: cannot release un-acquired lock":
+    # the KeyboardInterrupt hit inside a lock's release, which raised another exception
+    script = (
+        "import os, signal, sys\n"
+        "import replay.cli as cli\n"
+        "def main(argv=None):\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    except KeyboardInterrupt:\n"
+        "        raise RuntimeError('cannot release un-acquired lock') from None\n"
+        "cli.main = main\n"
+        "sys.exit(cli.console_main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, env=ENV)
+    assert done.returncode == EXIT_INTERRUPTED
+    one_line_error(done.stderr.decode(), "pmu-replay: interrupted")
 
 
 def _loading(pid: int) -> bool:
@@ -181,34 +203,39 @@ COMMANDS = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-def test_killed_runs_leave_the_previous_output_or_none(
-    tmp_path: Path, command: str, sig: signal.Signals
-) -> None:
+def test_killed_runs_leave_the_previous_output_or_none(tmp_path: Path, command: str) -> None:
     argv, read_back, extra = COMMANDS[command]
     target = tmp_path / "out"
+    first = cli(*argv, CAPTURE, "-o", tmp_path / "new", *extra)
+    assert first.communicate(timeout=120) and first.returncode == 0
+    new = listing(tmp_path / "new")  # what a complete run of the killed command writes
     started = time.monotonic()
     first = cli(*argv, OTHER, "-o", target, *extra)
     assert first.communicate(timeout=120) and first.returncode == 0
     took = time.monotonic() - started
     previous = listing(target)
     assert read_back(target) == str(OTHER)
-    rng = random.Random(f"kill-{command}-{sig.name}")
-    for _ in range(3):
-        # most kills land late in the run, where the output is written
+    rng = random.Random(f"kill-{command}")
+    for attempt, sig in enumerate([signal.SIGKILL, signal.SIGINT] * 3):
+        left = set(tmp_path.glob(".out.*"))  # what earlier SIGKILLs left beside the name
         proc = cli(*argv, CAPTURE, "-o", target, *extra)
-        time.sleep(took * rng.uniform(0.4, 1.1))
+        if attempt % 4 >= 2:  # at a random moment, most of them late in the run
+            time.sleep(took * rng.uniform(0.4, 1.1))
+        else:  # while the output is being written: once its partial copy appears
+            while proc.poll() is None and not set(tmp_path.glob(".out.*.partial")) - left:
+                time.sleep(0.001)
+            time.sleep(rng.uniform(0, 0.005))
         proc.send_signal(sig)
         proc.communicate(timeout=120)
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith("out")] in (["out"], [])
         if sig == signal.SIGINT:  # unwound: its partial copy is gone too
-            assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+            assert set(tmp_path.glob(".out.*")) == left
         if not target.exists():
             continue  # killed between the two renames of the swap
         if read_back(target) == str(OTHER):
             assert listing(target) == previous
-        else:  # done before the signal: the new output, complete
-            assert read_back(target) == str(CAPTURE)
+        else:  # done before the signal: the new output, complete and nothing else
+            assert read_back(target) == str(CAPTURE) and listing(target) == new
             done = cli(*argv, OTHER, "-o", target, *extra)  # back to the previous output
             assert done.communicate(timeout=120) and done.returncode == 0
             previous = listing(target)
