@@ -24,6 +24,7 @@ from replay import __version__
 EXIT_OS_ERROR = 8
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a process killed by it
+CLOSED_PIPE = "pmu-replay: standard output closed before all output was written"
 EXIT_CODES = """\
 exit codes:
   0    done
@@ -102,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("pmu-replay: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        print("pmu-replay: standard output closed before all output was written", file=sys.stderr)
+        print(CLOSED_PIPE, file=sys.stderr)
         return EXIT_BROKEN_PIPE
     except OSError as exc:
         print(f"pmu-replay: error: {os_error_message(exc)}", file=sys.stderr)
@@ -156,13 +157,21 @@ def console_main() -> int:
     collection; atexit handlers and stream flushes still run.
     """
     signal.signal(signal.SIGINT, _on_interrupt)
+    code: int | None = None
     try:
-        from replay.heap import keep_freed_blocks
+        try:
+            from replay.heap import keep_freed_blocks
 
-        keep_freed_blocks()
-        code = main()
-        sys.stdout.flush()
+            keep_freed_blocks()
+            code = main()
+        except SystemExit as exc:  # argparse's --help, --version and usage errors
+            if not isinstance(exc.code, int | None):
+                raise
+            code = exc.code or 0
+        sys.stdout.flush()  # what is buffered for a closed pipe fails here, not at exit
     except BrokenPipeError:
+        if code != EXIT_BROKEN_PIPE:  # else main said it already
+            print(CLOSED_PIPE, file=sys.stderr)
         code = EXIT_BROKEN_PIPE
     except BaseException:
         if not _interrupted:
