@@ -226,13 +226,13 @@ def parse_payloads(data: Text, events: pl.DataFrame) -> Payloads:
                 break
             starts, ends = args_s[rows], args_e[rows]
             if isinstance(grammar, KeyValue):
-                hit, values, wide = _key_values(data, buf, event, starts, ends, grammar)
+                hit, values, outside = _key_values(data, buf, event, starts, ends, grammar)
             else:
-                hit, values, wide = _pattern(data, event, starts, ends, grammar)
+                hit, values, outside = _pattern(data, event, starts, ends, grammar)
             # a row the grammar matched with a number its column cannot hold: not a row of
             # the typed table, but counted under the first such field and kept in events
             bad = np.zeros(rows.size, bool)
-            for reason, mask in wide.items():
+            for reason, mask in outside.items():
                 new = mask & hit & ~bad
                 if new.any():
                     counted.setdefault(reason, []).extend(seqs[rows[new]].tolist())

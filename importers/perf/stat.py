@@ -123,7 +123,8 @@ _MAX_PREFIX = 4
 _U64_MAX = (1 << 64) - 1
 #: perf stat prints each counter once per interval, CPU or aggregate: a second copy is a repeat
 REPEATED_LINE = "exact repeat of an earlier perf stat counter line (imported)"
-_BAD_TS = out_of_range("interval in ns", pl.Int64(), "line skipped") + " or not a time"
+_BAD_TS = out_of_range("interval in ns", pl.Int64(), "line skipped")
+_NOT_A_TIME = "perf stat interval that is not a time (line skipped)"
 _BAD_RUNTIME = out_of_range("run time in ns", pl.UInt64(), "row kept, run time unknown")
 
 
@@ -135,15 +136,19 @@ def _numbers(fields: pl.DataFrame, found: list[tuple[str, pl.Series]]) -> pl.Dat
     2^64 leaves it unknown. Both are counted.
     """
     parts = pl.col("ts").str.extract_groups(r"^(\d+)(?:\.(\d{1,9})\d*)?$")
-    ts, _ = ts_ns(parts.struct.field("1"), parts.struct.field("2").fill_null("0"))
-    bad_ts = pl.col("ts").is_not_null() & ts.is_null()  # past int64 ns, or not a time
+    ts, bad_ts = ts_ns(parts.struct.field("1"), parts.struct.field("2").fill_null("0"))
+    not_a_time = pl.col("ts").is_not_null() & parts.struct.field("1").is_null()
     values, outside = parse_columns({"cpu": (pl.col("cpu"), pl.Int16(), 10)}, "line skipped")
     runtime, bad_runtime = parse_text(pl.col("time_running_ns"), pl.UInt64())
     fields = fields.with_columns(
         ts.alias("ts"),
         values["cpu"],
         runtime.alias("time_running_ns"),
-        pl.coalesce(outside, pl.when(bad_ts).then(pl.lit(_BAD_TS))).alias(OUTSIDE),
+        pl.coalesce(
+            outside,
+            pl.when(bad_ts).then(pl.lit(_BAD_TS)),
+            pl.when(not_a_time).then(pl.lit(_NOT_A_TIME)),
+        ).alias(OUTSIDE),
         bad_runtime.alias("bad_runtime"),
     )
     unknown_runtime = fields.filter("bad_runtime")["seq"]
