@@ -16,12 +16,13 @@ import polars as pl
 import pyarrow as pa
 from numpy.typing import NDArray
 
-#: how a byte scanner read an integer (``importers.ftrace.scan._parse_int``)
+#: how a byte scanner read an integer (``importers.ftrace.scan._parse_int``): ``ABSENT`` not a
+#: number; ``SIGNED`` the int64 value; ``UNSIGNED`` at least 2^63 and below 2^64, the int64
+#: holds its bit pattern; ``OVERFLOW`` 2^64 or more (or below -2^63), the value is lost
 ABSENT, SIGNED, UNSIGNED, OVERFLOW = 0, 1, 2, 3
-#: ``SIGNED``: the int64 value; ``UNSIGNED``: at least 2^63 and below 2^64, the int64 holds its
-#: bit pattern; ``OVERFLOW``: 2^64 or more (or below -2^63), the value is lost
 
-_BOUNDS: dict[pl.DataType, tuple[int, int]] = {
+Limits = tuple[int, int]
+_BOUNDS: dict[pl.DataType, Limits] = {
     pl.Int8(): (-(1 << 7), (1 << 7) - 1),
     pl.Int16(): (-(1 << 15), (1 << 15) - 1),
     pl.Int32(): (-(1 << 31), (1 << 31) - 1),
@@ -33,9 +34,6 @@ _BOUNDS: dict[pl.DataType, tuple[int, int]] = {
 }
 _NS_PER_S = 1_000_000_000
 _INT64_MAX = (1 << 63) - 1
-
-
-Limits = tuple[int, int]
 
 
 def bounds(dtype: pl.DataType, limits: Limits | None = None) -> Limits:
@@ -65,14 +63,6 @@ def parse_text(
     fits = wide.is_between(lo, hi)
     outside = text.is_not_null() & ~fits.fill_null(False)
     return pl.when(fits).then(wide).cast(dtype), outside
-
-
-def fit_wide(values: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
-    """An already wide integer column (Int64, UInt64) narrowed to ``dtype``: the value (null
-    where absent or out of range) and whether it was out of range."""
-    lo, hi = bounds(dtype)
-    fits = values.is_between(lo, hi)
-    return pl.when(fits).then(values).cast(dtype), values.is_not_null() & ~fits
 
 
 def fit_scanned(
