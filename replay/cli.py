@@ -51,6 +51,7 @@ typical session:
   pmu-replay replay cap/ --scenario fixed-counters-only    # one mode, stall episodes
   pmu-replay export cmp/ -o cmp.perfetto-trace             # results -> Perfetto trace
   pmu-replay view cmp.perfetto-trace                       # ... in the Perfetto UI
+  pmu-replay report cmp/ -o cmp.html                       # results -> one HTML file
 
 captures read: ftrace text (kernel trace / trace_pipe), trace-cmd report text, Android systrace
 HTML (plain or zipped), trace-cmd trace.dat v6/v7, perf.data, perf script, perf stat -x, / -j.
@@ -69,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         import_cmd,
         record_cmd,
         replay_cmd,
+        report_cmd,
+        validate_cmd,
         view_cmd,
     )
 
@@ -83,10 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay_cmd.register(sub)
     compare_cmd.register(sub)
     export_cmd.register(sub)
+    report_cmd.register(sub)
     view_cmd.register(sub)
     record_cmd.register(sub)
     demo_cmd.register(sub)
     fleet_cmd.register(sub)
+    validate_cmd.register(sub)
     return parser
 
 

@@ -8,7 +8,11 @@
   ``supported_cpus`` (``set-pmu``, and ``fixed-counters-only`` under v4 on CPUs without a
   PMU): ``KVM_EXIT_FAIL_ENTRY``. ``duration`` is the guest time that CPU carried in the real
   schedule, the capacity pinning would take away.
-* ``unknown``: time whose outcome cannot be known (lost events, contradictory records).
+* ``unknown``: time whose outcome cannot be known (lost events, truncated input,
+  contradictory records).
+* ``recreation``: a perf event the kernel re-created at a guest entry after a load
+  (:mod:`replay.work`); an instant (``start`` = ``end``, no duration) on the event's counter,
+  on the PMU it now lives on.
 * Risky ticks (:func:`tick_table`): guest ticks in which the vCPU ran guest code but the
   counter the guest reads did not move, the zero delta a Windows guest divides by (spec §6.1).
 """
@@ -46,8 +50,9 @@ _EPISODE = [
 ]
 
 
-def findings(observations: pl.DataFrame, primary: int) -> pl.DataFrame:
-    """Stall episodes of every counter, plus fail-entries and unknown time of each vCPU.
+def findings(observations: pl.DataFrame, primary: int, recreations: pl.DataFrame) -> pl.DataFrame:
+    """Stall episodes of every counter, fail-entries and unknown time of each vCPU, and the
+    perf-event re-creations (:data:`replay.work.RECREATION_SCHEMA` rows).
 
     ``primary`` is the counter whose rows stand for the vCPU in per-vCPU findings (each
     fail-entry or unknown interval appears once, not once per counter).
@@ -82,6 +87,21 @@ def findings(observations: pl.DataFrame, primary: int) -> pl.DataFrame:
         frame.with_columns(pl.lit(None, pl.Int8).alias("counter")) if kind != "stall" else frame
         for kind, frame in (("stall", stalls), ("fail_entry", fails), ("unknown", unknown))
     ]
+    parts.append(
+        recreations.select(
+            pl.exclude("ts"),
+            pl.col("ts").alias("start"),
+            pl.col("ts").alias("end"),
+            pl.lit(0).alias("duration"),
+            pl.lit("recreation").alias("kind"),
+            pl.format(
+                "perf event re-created on {} at the guest entry on CPU {} (KVM_REQ_RELOAD_PMU "
+                "after a vcpu_load)",
+                "host_pmu",
+                "cpu",
+            ).alias("cause"),
+        )
+    )
     return pl.concat(
         [p.select(pl.col(c).cast(t) for c, t in FINDING_SCHEMA.items()) for p in parts]
     ).sort("scenario", "vm", "vcpu", "kind", "counter", "start", nulls_last=True)

@@ -14,13 +14,14 @@ which imports neither path nor this dispatcher.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 
 from importers.capture import Capture
 from importers.errors import MissingEventsError, TopologyError
 from importers.host.topology import Topology
+from replay.loads import vcpu_loads
 from replay.paths.reference import replay_reference
 from replay.paths.vectorized import replay_vectorized
 from replay.pmu import HostPmu, HostPmus
@@ -28,9 +29,11 @@ from replay.pmu_reads import describe_accesses, pmu_accesses
 from replay.profiles import GuestProfile
 from replay.scenarios import Scenario
 from replay.timeline import Timeline, build_timeline
+from replay.units import require_nanoseconds
 from replay.work import ScenarioResult, Work
 
 Path_ = Literal["vectorized", "reference"]
+NEVER_RAN = "its thread never ran in the capture (no sched_switch or kvm event of it)"
 
 
 def host_pmus(topology: Topology, cpus_seen: set[int]) -> HostPmus:
@@ -51,7 +54,14 @@ def host_pmus(topology: Topology, cpus_seen: set[int]) -> HostPmus:
 
 
 def prepare(capture: Capture, topology: Topology | None, profile: GuestProfile) -> Work:
-    """Build the shared work of a replay (see module docstring)."""
+    """Build the shared work of a replay (see module docstring).
+
+    Raises
+    ------
+    UsageError
+        For timestamps in raw clock counts (:func:`replay.units.require_nanoseconds`).
+    """
+    require_nanoseconds(capture)
     if topology is None:
         raise TopologyError(
             f"{capture.metadata.source_path}: no CPU -> PMU topology; give --topology FILE "
@@ -63,11 +73,14 @@ def prepare(capture: Capture, topology: Topology | None, profile: GuestProfile) 
     cycles = pl.when(pl.col("state") == "guest").then(timeline.clock.cycles(pieces))
     pieces = profile.event_counts(pieces.with_columns(cycles.alias("cycles")))
     vms: dict[str, list[int]] = {}
+    absent: list[dict[str, Any]] = []
     ran = set(pieces["tid"].unique().to_list())
     order = capture.frame("vcpus").sort("vm", "vcpu_index", "tid", nulls_last=True)
-    for vm, tid in order.select(pl.col("vm").cast(pl.Utf8), "tid").iter_rows():
+    for vm, tid, index in order.select(pl.col("vm").cast(pl.Utf8), "tid", "vcpu_index").rows():
         if tid in ran:
             vms.setdefault(vm, []).append(tid)
+        else:
+            absent.append({"vm": vm, "vcpu": tid, "vcpu_index": index, "reason": NEVER_RAN})
     if not vms:
         raise MissingEventsError(
             f"{capture.metadata.source_path}: the vCPU threads never ran in the capture"
@@ -82,7 +95,8 @@ def prepare(capture: Capture, topology: Topology | None, profile: GuestProfile) 
             f"topology inferred from cpu_frequency ({topology.describe()}): CPUs that change "
             "frequency together are taken as one PMU; give --topology or --pmu for the real map",
         )
-    return Work(timeline, topology, host, profile, pieces, vms, accesses, notes)
+    loads = vcpu_loads(pieces, host)
+    return Work(timeline, topology, host, profile, pieces, vms, accesses, loads, notes, absent)
 
 
 def _cut_at_ticks(timeline: Timeline, tick_ns: int | None) -> pl.DataFrame:

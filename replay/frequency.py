@@ -2,8 +2,9 @@
 
 ``cpu_frequency`` events (power.h; ``state`` in kHz, ``cpu_id`` the CPU it applies to) make the
 frequency of each CPU piecewise constant. Before a CPU's first event, and on CPUs without
-events, the topology's highest frequency stands in, and failing that a nominal 1 GHz; both are
-reported, since cycle counts then rest on an assumption.
+events, the topology's highest frequency stands in (for an inferred topology, the highest the
+capture showed), and failing that a nominal 1 GHz; all are reported, since cycle counts then
+rest on an assumption.
 
 Cycles are integers from a cumulative clock ``C(cpu, t)`` (floor of the integral of the
 frequency), so the cycles of adjacent intervals add up exactly to those of their union and
@@ -27,8 +28,9 @@ _NS_PER_MS = 1_000_000  # kHz x ns / 1e6 = cycles
 class FrequencyClock:
     """Cumulative cycle clock per CPU.
 
-    ``steps`` has one row per frequency step: ``cpu, ts, khz, base`` where ``base`` is
-    ``C(cpu, ts)``. ``notes`` explain assumed frequencies.
+    ``steps`` has one row per frequency step: ``cpu, ts, khz, base, assumed`` where ``base``
+    is ``C(cpu, ts)`` and ``assumed`` marks a frequency no event measured (a CPU's first step,
+    when the capture has no ``cpu_frequency`` event before its start). ``notes`` explain them.
     """
 
     steps: pl.DataFrame
@@ -62,15 +64,14 @@ class FrequencyClock:
             if khz is None:
                 top = topology.max_freq_khz(cpu) if topology else None
                 khz = top or NOMINAL_KHZ
-                label = f"{khz} kHz (topology maximum)" if top else f"{khz} kHz (nominal)"
+                label = f"{khz} kHz ({_source(topology)})" if top else f"{khz} kHz (nominal)"
                 fallback_cpus.setdefault(label, []).append(cpu)
-            starts.append({"cpu": cpu, "ts": t0, "khz": khz})
+            starts.append({"cpu": cpu, "ts": t0, "khz": khz, "assumed": cpu not in known})
         for label, group in fallback_cpus.items():
             notes.append(f"CPUs {group}: no cpu_frequency event at the start; assumed {label}")
+        measured = events.filter(pl.col("ts") > t0).with_columns(assumed=pl.lit(False))
         steps = (
-            pl.concat(
-                [pl.DataFrame(starts, schema=events.schema), events.filter(pl.col("ts") > t0)]
-            )
+            pl.concat([pl.DataFrame(starts, schema=measured.schema), measured])
             .sort("cpu", "ts")
             .with_columns(
                 _cycles(pl.col("khz"), pl.col("ts").shift(-1).over("cpu") - pl.col("ts"))
@@ -79,7 +80,7 @@ class FrequencyClock:
             )
             .with_columns((pl.col("span").cum_sum().over("cpu") - pl.col("span")).alias("base"))
         )
-        return cls(steps.select("cpu", "ts", "khz", "base"), notes)
+        return cls(steps.select("cpu", "ts", "khz", "base", "assumed"), notes)
 
     def cycles(self, frame: pl.DataFrame, start: str = "start", end: str = "end") -> pl.Series:
         """Cycles run on ``frame["cpu"]`` between ``start`` and ``end`` (int64, per row)."""
@@ -101,6 +102,14 @@ class FrequencyClock:
         ordered = np.empty(len(values), dtype=np.int64)
         ordered[found["row"].to_numpy()] = values
         return pl.Series("c", ordered)
+
+
+def _source(topology: Topology | None) -> str:
+    """Where a stand-in frequency comes from: an inferred topology only knows the highest
+    frequency the capture showed, not the cluster's maximum."""
+    if topology is not None and topology.inferred:
+        return "highest frequency seen in the capture"
+    return "topology maximum"
 
 
 def _cycles(khz: pl.Expr, dt_ns: pl.Expr) -> pl.Expr:

@@ -51,6 +51,8 @@ class GuestProfile:
     ``rates`` gives events per guest cycle for every event other than CPU_CYCLES;
     ``el0_share`` is the fraction of guest execution at EL0 (the rest at EL1);
     ``tick_ns`` is the period at which the guest reads its counters (None: never checked).
+    ``programmed``: the guest programs and enables ``counters`` (False: it leaves its vPMU
+    alone, so a configuration without those counters takes nothing from it).
     """
 
     name: str
@@ -60,6 +62,12 @@ class GuestProfile:
     rates: Mapping[int, float] = field(default_factory=dict)
     el0_share: float = 0.5
     tick_ns: int | None = None
+    programmed: bool = True
+
+    @property
+    def programs(self) -> tuple[CounterRequest, ...]:
+        """The counters the guest programs: what it loses where its vPMU lacks them."""
+        return self.counters if self.programmed else ()
 
     def boot(self, vcpu: Vcpu) -> list[CounterRequest]:
         """Program the vPMU of ``vcpu`` (in guest mode); returns the requests it lacks a counter
@@ -136,17 +144,34 @@ PROFILES: dict[str, GuestProfile] = {
         el0_share=0.7,
     ),
     "idle-pmu": GuestProfile(
-        "idle-pmu", "vPMU present, never enabled by the guest", (CYCLES,), _leave_disabled
+        "idle-pmu",
+        "vPMU present, never enabled by the guest",
+        (CYCLES,),
+        _leave_disabled,
+        programmed=False,
     ),
 }
 
 
-def load_profile(name_or_path: str) -> GuestProfile:
-    """A built-in profile by name, or a JSON file::
+#: The guest profile file format, as ``replay --help`` and ``compare --help`` print it.
+PROFILE_FILE_FORMAT = """\
+guest profile file (--profile FILE), JSON:
+  {"name": "my-guest", "description": "what it runs",
+   "counters": [{"idx": 31, "event": "0x11", "name": "cycles"},
+                {"idx": 0, "event": "0x08", "name": "instructions"}],
+   "rates": {"0x08": 1.4}, "el0_share": 0.6, "tick_ns": 15625000}
+  counters    required: the counters the guest programs, like `perf stat` does (reset, then
+              enabled); idx 31 is PMCCNTR_EL0 (event 0x11 only), 0-30 are PMEVCNTR<n>_EL0;
+              event is a PMU event number, decimal or 0x hex
+  rates       events per guest cycle of each event other than 0x11 (default 0)
+  el0_share   share of guest execution at EL0, 0 to 1 (default 0.5; the rest is EL1)
+  tick_ns     period at which the guest reads its counters (default: never checked)
+  name, description   labels for reports (default: the file name)
+"""
 
-        {"name": "my-guest", "counters": [{"idx": 31, "event": "0x11", "name": "cycles"},
-                                          {"idx": 0, "event": "0x08", "name": "inst"}],
-         "rates": {"0x08": 1.4}, "el0_share": 0.6, "tick_ns": 15625000}
+
+def load_profile(name_or_path: str) -> GuestProfile:
+    """A built-in profile by name, or a JSON file (:data:`PROFILE_FILE_FORMAT`).
 
     Counters are programmed like ``linux-perf`` (disabled and reset first, then enabled).
     """
@@ -163,7 +188,8 @@ def load_profile(name_or_path: str) -> GuestProfile:
         return _from_json(data, path)
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(
-            f"{path}: not a valid guest profile ({exc}); see pmu-replay replay --help"
+            f"{path}: not a valid guest profile ({exc}); the format is under "
+            "'guest profile file' in `pmu-replay replay --help`"
         ) from None
 
 

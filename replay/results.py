@@ -20,10 +20,12 @@ from importers.errors import CaptureFormatError
 from importers.output import whole_directory
 from replay import __version__
 from replay.compare import Ranking
+from replay.costs import DEFAULT_RECREATE_COST_US, capacity_weights, vcpu_costs
 from replay.detectors import findings, tick_table
 from replay.pmu import CYCLE_IDX
 from replay.pmu_reads import read_checks
 from replay.summary import summarize
+from replay.verdict import Verdict
 from replay.work import ScenarioResult, Work
 
 TABLE_NAMES = ("observations", "findings", "ticks", "reads", "summary", "pieces", "frequency")
@@ -33,7 +35,7 @@ META_FILE = "replay.json"
 @dataclass
 class Results:
     """Tables of a replay (see module docstring), its description ``meta`` and, from
-    :func:`replay.api.what_if`, the ranking of its scenarios."""
+    :func:`replay.api.what_if`, the ranking of its scenarios and the verdict."""
 
     observations: pl.DataFrame
     findings: pl.DataFrame
@@ -43,8 +45,9 @@ class Results:
     pieces: pl.DataFrame
     frequency: pl.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
-    # Not saved as a table: replay.json keeps the ranking's rows and recommendation.
+    # Not saved as tables: replay.json keeps the ranking's rows and rule, and the verdict.
     ranking: Ranking | None = None
+    verdict: Verdict | None = None
 
     def save(self, directory: str | Path) -> Path:
         """Write the tables and ``replay.json`` (last) as ``directory``, whole or absent
@@ -67,8 +70,9 @@ class Results:
                 f"{src}: not a replay results directory ({exc}); create one with "
                 "`pmu-replay replay CAPTURE -o DIR`"
             ) from None
-        # ranking named: the saved form has only its rows (meta), and mypy sees **tables skip it
-        return cls(meta=meta, ranking=None, **tables)
+        # ranking and verdict named: the saved form has only their JSON (meta), and mypy sees
+        # **tables skip them
+        return cls(meta=meta, ranking=None, verdict=None, **tables)
 
 
 def primary_counter(work: Work) -> int:
@@ -78,12 +82,17 @@ def primary_counter(work: Work) -> int:
 
 
 def assemble(
-    work: Work, results: list[ScenarioResult], path: str, source: dict[str, Any]
+    work: Work,
+    results: list[ScenarioResult],
+    path: str,
+    source: dict[str, Any],
+    recreate_cost_us: float = DEFAULT_RECREATE_COST_US,
 ) -> Results:
-    """Observations of every scenario -> findings, ticks, summary and metadata."""
+    """Observations of every scenario -> findings, ticks, summary and metadata; perf-event
+    re-creations are costed at ``recreate_cost_us`` each (:mod:`replay.costs`)."""
     observations = pl.concat([r.observations for r in results])
     primary = primary_counter(work)
-    found = findings(observations, primary)
+    found = findings(observations, primary, pl.concat([r.recreations for r in results]))
     tick_ns = work.profile.tick_ns
     ticks = (
         tick_table(observations, primary, work.timeline.start, tick_ns)
@@ -92,7 +101,11 @@ def assemble(
     )
     lost = {r.scenario.name: r.lost_counters for r in results}
     reads = read_checks(observations, work.accesses)
-    summary = summarize(observations, found, ticks if tick_ns else None, reads, primary, lost)
+    costs = vcpu_costs(work, results, recreate_cost_us)
+    summary = summarize(
+        observations, found, ticks if tick_ns else None, reads, primary, lost, costs
+    )
+    _, capacity_basis = capacity_weights(work.topology, work.host)
     meta = {
         "pmu_replay": __version__,
         "engine_path": path,
@@ -111,13 +124,22 @@ def assemble(
             "tick_ns": tick_ns,
         },
         "scenarios": [
-            {"name": r.scenario.name, "quirks": list(r.scenario.quirks_on)} for r in results
+            {
+                "name": r.scenario.name,
+                "mode": str(r.scenario.mode),
+                "kernel": str(r.scenario.kernel),
+                "proposed": r.scenario.proposed,
+                "quirks": list(r.scenario.quirks_on),
+            }
+            for r in results
         ],
+        "costs": {"recreate_cost_us": recreate_cost_us, "capacity_basis": capacity_basis},
         "primary_counter": primary,
         "start": work.timeline.start,
         "end": work.timeline.end,
         "notes": work.notes,
         "vms": work.vms,
+        "vcpus_without_rows": work.absent_vcpus,
     }
     return Results(
         observations=observations,

@@ -1,7 +1,9 @@
 """KVM vPMU configurations to replay, as data, and the VMM sequence that sets one up.
 
 A :class:`Scenario` names a vPMU mode (``default``, ``set-pmu``, ``fixed-counters-only``,
-``no-pmu``; spec §8.2-§8.4), the kernel semantics (series v4 or v8+, §8.1), the pCPU of the first
+``no-pmu``; spec §8.2-§8.4), the kernel it assumes (``mainline``: a released kernel, the default
+of every mode a released kernel has; or a revision of the proposed FIXED_COUNTERS_ONLY series,
+``v8`` by default for that mode, ``v4`` selectable; §8.1), the pCPU of the first
 ``KVM_ARM_VCPU_INIT`` (which picks the default PMU), an optional event filter and
 ``SET_NR_COUNTERS``, and the opt-in kernel quirks of §8.7. :func:`build_vm` issues the userspace
 calls a VMM would, in the order a VMM issues them, and raises :class:`KvmRefusedError` when the
@@ -29,6 +31,7 @@ from replay.pmu import (
     Vcpu,
     create_vcpu,
 )
+from replay.pmu.kvm import KERNEL_RULES
 
 
 class Mode(StrEnum):
@@ -54,21 +57,26 @@ class ModeSpec:
         The mode needs a ``SET_PMU`` target PMU name.
     label
         ``str.format`` template of the scenario name (fields of :class:`Scenario`).
+    kernel
+        The kernel a scenario of this mode assumes unless told otherwise: mainline where a
+        released kernel has the mode, else the latest series revision the model knows.
     """
 
     pmu_v3: bool
     vm_attrs: tuple[PmuAttr, ...]
     takes_target: bool
     label: str
+    kernel: KernelSemantics
 
 
+_MAINLINE = KernelSemantics.MAINLINE
 MODES: dict[Mode, ModeSpec] = {
-    Mode.DEFAULT: ModeSpec(True, (), False, "default@cpu{init_cpu}"),
-    Mode.SET_PMU: ModeSpec(True, (PmuAttr.SET_PMU,), True, "set-pmu:{set_pmu}"),
+    Mode.DEFAULT: ModeSpec(True, (), False, "default@cpu{init_cpu}", _MAINLINE),
+    Mode.SET_PMU: ModeSpec(True, (PmuAttr.SET_PMU,), True, "set-pmu:{set_pmu}", _MAINLINE),
     Mode.FIXED_COUNTERS_ONLY: ModeSpec(
-        True, (PmuAttr.FIXED_COUNTERS_ONLY,), False, "fixed-counters-only"
+        True, (PmuAttr.FIXED_COUNTERS_ONLY,), False, "fixed-counters-only", KernelSemantics.V8
     ),
-    Mode.NO_PMU: ModeSpec(False, (), False, "no-pmu"),
+    Mode.NO_PMU: ModeSpec(False, (), False, "no-pmu", _MAINLINE),
 }
 
 
@@ -81,7 +89,9 @@ class Scenario:
     mode
         The vPMU mode.
     kernel
-        Series semantics: ``v4`` (default) or ``v8`` (v8 07-10 respin and later).
+        The kernel: ``mainline`` (released kernels), or the FIXED_COUNTERS_ONLY series at
+        ``v4`` or ``v8`` (v8 07-10 respin and later). Default (None): the mode's
+        :attr:`ModeSpec.kernel`. ``mainline`` has no FIXED_COUNTERS_ONLY.
     init_cpu
         pCPU on which the VMM thread runs the first ``KVM_ARM_VCPU_INIT``: the default PMU is the
         first registered PMU covering it (every mode, spec §8.2).
@@ -98,7 +108,8 @@ class Scenario:
     """
 
     mode: Mode = Mode.DEFAULT
-    kernel: KernelSemantics = KernelSemantics.V4
+    # None asks for the mode's kernel; __post_init__ resolves it, so users see a KernelSemantics
+    kernel: KernelSemantics = None  # type: ignore[assignment]
     init_cpu: int = 0
     set_pmu: str | None = None
     event_filters: tuple[EventFilter, ...] = ()
@@ -108,8 +119,15 @@ class Scenario:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode(self.mode))
-        object.__setattr__(self, "kernel", KernelSemantics(self.kernel))
         spec = MODES[self.mode]
+        kernel = spec.kernel if self.kernel is None else KernelSemantics(self.kernel)
+        object.__setattr__(self, "kernel", kernel)
+        needs_series = PmuAttr.FIXED_COUNTERS_ONLY in spec.vm_attrs
+        if needs_series and not KERNEL_RULES[kernel].fixed_counters_only_attr:
+            raise UsageError(
+                f"scenario mode {self.mode} is proposed (the FIXED_COUNTERS_ONLY series), not in "
+                "a released kernel: choose its series revision with +v8 or +v4"
+            )
         if spec.takes_target != (self.set_pmu is not None):
             need = "needs" if spec.takes_target else "does not take"
             raise UsageError(f"scenario mode {self.mode} {need} a set_pmu target PMU name")
@@ -123,7 +141,7 @@ class Scenario:
         """Report label, e.g. ``default@cpu0``, ``set-pmu:armv8_cortex_a57``,
         ``fixed-counters-only+v8+kernel-overflow-arming``."""
         parts = [MODES[self.mode].label.format(init_cpu=self.init_cpu, set_pmu=self.set_pmu)]
-        if self.kernel != KernelSemantics.V4:
+        if self.kernel != _MAINLINE:  # a series revision is always named
             parts.append(str(self.kernel))
         if self.event_filters:
             parts.append("filter")
@@ -131,6 +149,19 @@ class Scenario:
             parts.append(f"n{self.nr_counters}")
         parts.extend(q.replace("_", "-") for q in self.quirks.enabled_names())
         return "+".join(parts)
+
+    @property
+    def proposed(self) -> bool:
+        """The scenario needs a kernel with the (unmerged) FIXED_COUNTERS_ONLY series."""
+        return self.kernel != _MAINLINE
+
+    @property
+    def kernel_label(self) -> str:
+        """The kernel in words, e.g. ``mainline`` or ``proposed (series revision v8), not in a
+        released kernel``."""
+        if not self.proposed:
+            return "mainline"
+        return f"proposed (series revision {self.kernel}), not in a released kernel"
 
     @property
     def quirks_on(self) -> tuple[str, ...]:
@@ -255,7 +286,9 @@ def _set_pmu_type(scenario: Scenario, host: HostPmus) -> int:
 _QUIRK_FLAGS = {name.replace("_", "-"): name for name in Quirks.__dataclass_fields__}
 SCENARIO_SYNTAX = (
     "MODE[+OPTION...]: default[@cpuN] | set-pmu:PMU_NAME | fixed-counters-only | no-pmu; "
-    "options: v8 (kernel semantics of the v8+ series), " + ", ".join(sorted(_QUIRK_FLAGS))
+    "options: mainline (a released kernel: the default, except for fixed-counters-only), v8 "
+    "(FIXED_COUNTERS_ONLY series v8+: fixed-counters-only's default), v4 (series v4), "
+    + ", ".join(sorted(_QUIRK_FLAGS))
 )
 
 
@@ -280,11 +313,11 @@ def parse_scenario(text: str, default_init_cpu: int = 0) -> Scenario:
         mode = Mode(head)
     else:
         raise UsageError(f"scenario {text!r}: write {SCENARIO_SYNTAX}")
-    kernel = KernelSemantics.V4
+    kernel = MODES[mode].kernel
     quirks: dict[str, bool] = {}
     for option in options:
-        if option == "v8":
-            kernel = KernelSemantics.V8
+        if option in {k.value for k in KernelSemantics}:
+            kernel = KernelSemantics(option)
         elif option in _QUIRK_FLAGS:
             quirks[_QUIRK_FLAGS[option]] = True
         else:

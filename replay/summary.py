@@ -1,10 +1,14 @@
 """One row per scenario and vCPU: what the guest would see, in numbers.
 
 Built from the observations, findings and ticks of every replayed scenario: guest time run,
-time stalled, risky zero-delta ticks (count and per guest-hour), zero deltas at the guest's
-traced PMCCNTR reads, failed entries and the guest
-time they carried, counted vs true cycles, unknown time, and the counters the guest could not
-program (FIXED_COUNTERS_ONLY hides the event counters; no-pmu hides everything).
+time stalled and the distribution of stall episodes (count, median, p99 and longest,
+:func:`episode_distribution`), risky zero-delta ticks (count and per guest-hour), zero deltas
+at the guest's traced PMCCNTR reads, failed entries and the guest time they carried, counted
+vs true cycles, unknown time and its share of the vCPU's time on CPUs, the counters the guest
+programs but could not have (FIXED_COUNTERS_ONLY hides the event counters; no-pmu hides
+everything), and the costs of :mod:`replay.costs` (cross-PMU loads, perf-event re-creations,
+pinning). Every vCPU that ran has a row under every scenario, also one that never entered the
+guest.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import polars as pl
 
 NS_PER_HOUR = 3_600 * 1_000_000_000
+NS_PER_S = 1_000_000_000
 SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "scenario": pl.Utf8(),
     "vm": pl.Utf8(),
@@ -20,6 +25,9 @@ SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "guest_ns": pl.Int64(),
     "stalled_ns": pl.Int64(),
     "stall_episodes": pl.UInt32(),
+    "stall_median_ns": pl.Int64(),
+    "stall_p99_ns": pl.Int64(),
+    "stall_max_ns": pl.Int64(),
     "ticks_with_guest": pl.UInt32(),
     "risky_ticks": pl.UInt32(),
     "unknown_ticks": pl.UInt32(),
@@ -29,11 +37,30 @@ SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "fail_entries": pl.UInt32(),
     "fail_entry_ns": pl.Int64(),
     "unknown_ns": pl.Int64(),
+    "on_cpu_ns": pl.Int64(),
+    "unknown_share": pl.Float64(),
     "true_cycles": pl.Int64(),
     "counted_cycles": pl.Int64(),
     "lost_counters": pl.Utf8(),
+    "cross_pmu_loads": pl.UInt32(),
+    "cross_pmu_loads_per_guest_s": pl.Float64(),
+    "event_recreations": pl.UInt32(),
+    "recreate_cpu_ns": pl.Int64(),
+    "pinned_off_cpus": pl.Utf8(),
+    "pinned_capacity_share": pl.Float64(),
 }
 _KEY = ["scenario", "vm", "vcpu", "vcpu_index"]
+
+
+def episode_distribution(duration: pl.Expr) -> list[pl.Expr]:
+    """``stall_median_ns``, ``stall_p99_ns``, ``stall_max_ns`` of stall episode lengths: each
+    an observed length, the quantile's element rounded up (polars' ``higher``: of n sorted
+    lengths, index ceil(q * (n - 1)))."""
+    return [
+        duration.quantile(0.5, "higher").alias("stall_median_ns"),
+        duration.quantile(0.99, "higher").alias("stall_p99_ns"),
+        duration.max().alias("stall_max_ns"),
+    ]
 
 
 def summarize(
@@ -43,8 +70,10 @@ def summarize(
     reads: pl.DataFrame,
     primary: int,
     lost: dict[str, dict[str, list[str]]],
+    costs: pl.DataFrame,
 ) -> pl.DataFrame:
-    """The summary table (``lost``: scenario -> vm -> counter names the guest lost)."""
+    """The summary table (``lost``: scenario -> vm -> counter names the guest lost; ``costs``:
+    :func:`replay.costs.vcpu_costs`, one row per scenario and vCPU)."""
     obs = observations.filter(pl.col("counter") == primary)
     length = pl.col("end") - pl.col("start")
     state = pl.col("state")
@@ -57,22 +86,31 @@ def summarize(
     per_kind = findings.group_by(*_KEY, "kind").agg(
         pl.col("duration").sum().alias("ns"), pl.len().alias("n")
     )
+    episode = pl.col("duration")
     stalls = (
         findings.filter((pl.col("kind") == "stall") & (pl.col("counter") == primary))
         .group_by(_KEY)
-        .agg(pl.col("duration").sum().alias("stalled_ns"), pl.len().alias("stall_episodes"))
+        .agg(
+            episode.sum().alias("stalled_ns"),
+            pl.len().alias("stall_episodes"),
+            *episode_distribution(episode),
+        )
     )
     fails = per_kind.filter(pl.col("kind") == "fail_entry").select(
         *_KEY, pl.col("n").alias("fail_entries"), pl.col("ns").alias("fail_entry_ns")
     )
-    table = base.join(stalls, on=_KEY, how="left").join(fails, on=_KEY, how="left")
+    table = (
+        costs.join(base, on=_KEY, how="left", nulls_equal=True)
+        .join(stalls, on=_KEY, how="left", nulls_equal=True)
+        .join(fails, on=_KEY, how="left", nulls_equal=True)
+    )
     if ticks is not None and not ticks.is_empty():
         risky = ticks.group_by(_KEY).agg(
             pl.len().alias("ticks_with_guest"),
             pl.col("risky").sum().alias("risky_ticks"),
             pl.col("unknown").sum().alias("unknown_ticks"),
         )
-        table = table.join(risky, on=_KEY, how="left")
+        table = table.join(risky, on=_KEY, how="left", nulls_equal=True)
     if not reads.is_empty():
         table = table.join(
             reads.group_by(_KEY).agg(
@@ -81,6 +119,7 @@ def summarize(
             ),
             on=_KEY,
             how="left",
+            nulls_equal=True,
         )
     lost_names = pl.DataFrame(
         [
@@ -95,6 +134,18 @@ def summarize(
         hours = pl.col("guest_ns") / NS_PER_HOUR
         rate = pl.when(hours > 0).then(pl.col("risky_ticks").fill_null(0) / hours).otherwise(0.0)
         table = table.with_columns(rate.alias("risky_ticks_per_guest_hour"))
+    guest_s = pl.col("guest_ns").fill_null(0) / NS_PER_S
+    on_cpu = pl.col("on_cpu_ns")
+    table = table.with_columns(
+        pl.when(guest_s > 0)
+        .then(pl.col("cross_pmu_loads") / guest_s)
+        .otherwise(0.0)
+        .alias("cross_pmu_loads_per_guest_s"),
+        pl.when(on_cpu > 0)
+        .then(pl.col("unknown_ns").fill_null(0) / on_cpu)
+        .otherwise(0.0)
+        .alias("unknown_share"),
+    )
     counts = [
         "guest_ns",
         "stalled_ns",

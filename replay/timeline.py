@@ -7,9 +7,11 @@ thread (guest mode; arm64 events carry no vCPU id, so they are matched by thread
     vm, tid, vcpu_index, residency, cpu, start, end, state, cause
 
 ``state`` is ``guest`` (guest mode on ``cpu``), ``host`` (the thread runs on ``cpu`` outside
-guest mode: KVM exit handling, the VMM) or ``unknown`` (lost events or contradictory records:
-the outcome cannot be known, and is reported as such, never as "no stall"). Time off any CPU
-is not a piece. ``residency`` numbers the stretches the thread spends on one CPU between a
+guest mode: KVM exit handling, the VMM) or ``unknown`` (lost events, truncated CPU data or
+contradictory records: the outcome cannot be known, and is reported as such, never as "no
+stall"). Time off any CPU is not a piece, unless a gap in some CPU's records may hide the
+thread there (:mod:`replay.unseen`): then it is unknown, on that CPU, without a residency.
+``residency`` numbers the stretches the thread spends on one CPU between a
 switch-in and a switch-out (``vcpu_load`` ... ``vcpu_put``).
 
 Everything is computed with vectorized forward fills over the merged, time-ordered boundary
@@ -28,6 +30,8 @@ from importers.capture import Capture
 from importers.errors import MissingEventsError
 from importers.host.topology import Topology
 from replay.frequency import FrequencyClock
+from replay.standins import stand_in_advice
+from replay.unseen import LOST_CAUSE, TRUNCATED, TRUNCATED_CAUSE, gap_cause, off_cpu_unknown
 
 # Boundary kinds (Int8), numbered in the order they apply at equal timestamps and seq. LEAD is
 # the row each thread gets at the capture's start, carrying its state before its first record.
@@ -60,9 +64,11 @@ def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
     """
     vcpus = capture.frame("vcpus")
     if vcpus.is_empty():
+        advice = stand_in_advice(capture, topology)
         raise MissingEventsError(
             f"{capture.metadata.source_path}: no vCPU threads found; name them with "
             "--vcpu TID=VM:INDEX (host thread id that runs each vCPU)"
+            + (f"; {advice}" if advice else "")
         )
     meta = capture.metadata
     if meta.first_ts is None or meta.last_ts is None:
@@ -89,8 +95,17 @@ def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
     pieces = _pieces(switches, kvm, from_runtime, meta.first_ts, meta.last_ts)
     gaps = _loss_gaps(capture, meta.last_ts)
     if not gaps.is_empty():
-        notes.append(f"{gaps.height} lost-event gaps: time there is reported as unknown")
-        pieces = _mark_gaps(pieces, gaps).sort("tid", "start")
+        cut = gaps.filter(pl.col("kind") == TRUNCATED)
+        seen = [f"{gaps.height - cut.height} lost-event gaps"] if gaps.height > cut.height else []
+        seen += [f"the truncated data of CPUs {sorted(cut['cpu'].to_list())}"] if cut.height else []
+        notes.append(
+            f"{' and '.join(seen)}: time there, and time the vCPU threads were on no CPU then, "
+            "is reported as unknown"
+        )
+        pieces = _mark_gaps(pieces, gaps.filter(pl.col("kind") != TRUNCATED))
+        pieces = _mark_gaps(pieces, cut, TRUNCATED_CAUSE)
+        hidden = off_cpu_unknown(pieces, gaps, tids, meta.first_ts, meta.last_ts)
+        pieces = pl.concat([pieces, hidden]).sort("tid", "start")
     pieces = pieces.join(
         vcpus.select(
             pl.col("tid").cast(pl.Int32), pl.col("vm").cast(pl.Utf8), pl.col("vcpu_index")
@@ -271,22 +286,36 @@ def _merge_runs(seg: pl.DataFrame) -> pl.DataFrame:
 
 
 def _loss_gaps(capture: Capture, t1: int) -> pl.DataFrame:
-    """``cpu, gap_start, gap_end`` for every lost-event marker.
+    """``cpu, gap_start, gap_end, kind, cause`` for every lost-event marker.
 
     Events were lost on ``cpu`` between its last recorded event before the marker and the
-    marker's time (the next record of that CPU), or the end of the capture.
+    marker's time (the next record of that CPU), or the end of the capture; ``kind`` is the
+    marker's (``truncated``: the file ends before the CPU's data does), ``cause`` its words.
     """
     lost = capture.frame("lost_events")
     if lost.is_empty():
-        return pl.DataFrame(schema={"cpu": pl.Int16, "gap_start": pl.Int64, "gap_end": pl.Int64})
+        return pl.DataFrame(
+            schema={
+                "cpu": pl.Int16,
+                "gap_start": pl.Int64,
+                "gap_end": pl.Int64,
+                "kind": pl.Utf8,
+                "cause": pl.Utf8,
+            }
+        )
     seen = pl.concat(
         [
             capture.frame(t).select(pl.col("cpu").cast(pl.Int16), "ts", "seq")
             for t in ("sched_switch", "kvm_entry", "kvm_exit", "events")
         ]
     ).sort("seq")
+    kind = pl.col("kind").cast(pl.Utf8)
     gaps = lost.select(
-        pl.col("cpu").cast(pl.Int16), "seq", pl.col("ts").fill_null(t1).alias("gap_end")
+        pl.col("cpu").cast(pl.Int16),
+        "seq",
+        pl.col("ts").fill_null(t1).alias("gap_end"),
+        kind.alias("kind"),
+        gap_cause(kind).alias("cause"),
     )
     found = gaps.sort("seq").join_asof(
         seen.rename({"ts": "gap_start"}),
@@ -295,11 +324,13 @@ def _loss_gaps(capture: Capture, t1: int) -> pl.DataFrame:
         strategy="backward",
         check_sortedness=False,
     )
-    return found.select("cpu", pl.col("gap_start").fill_null(capture.metadata.first_ts), "gap_end")
+    first = pl.col("gap_start").fill_null(capture.metadata.first_ts)
+    return found.select("cpu", first, "gap_end", "kind", "cause")
 
 
-def _mark_gaps(pieces: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
-    """Cut pieces at the lost-event gap boundaries of their CPU and mark the covered parts unknown.
+def _mark_gaps(pieces: pl.DataFrame, gaps: pl.DataFrame, cause: str = LOST_CAUSE) -> pl.DataFrame:
+    """Cut pieces at the gap boundaries of their CPU and mark the covered parts unknown (for
+    ``cause``).
 
     A CPU's gap boundaries split its time into stretches, each covered by a gap or not; a piece
     is cut at the boundaries strictly inside it and each part takes its stretch's flag. Two
@@ -367,5 +398,5 @@ def _mark_gaps(pieces: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
     )
     return parts.with_columns(
         pl.when("lost").then(pl.lit("unknown")).otherwise("state").alias("state"),
-        pl.when("lost").then(pl.lit("events lost on this CPU")).otherwise("cause").alias("cause"),
+        pl.when("lost").then(pl.lit(cause)).otherwise("cause").alias("cause"),
     ).select(pieces.columns)

@@ -8,11 +8,19 @@ In an observation, ``true_events`` is what the guest executed in the piece (the 
 ran it, counted or not), ``delta`` is the change of the guest-visible counter over the piece
 (modulo its width, as a guest reading before and after would compute it) and ``value`` the
 counter after the piece. ``counting``/``reason`` say whether and why not the counter counted.
+
+A re-creation is a perf event the kernel releases and creates anew for a counter at a guest
+entry (``kvm_vcpu_reload_pmu()`` -> ``kvm_pmu_create_perf_event()``), one row per event: the
+FIXED_COUNTERS_ONLY series does it after a load onto another PMU (spec §3.4), v4 also for the
+default PMU's events after every load onto a CPU that PMU does not cover; a released kernel
+never does it on a load.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
@@ -44,6 +52,19 @@ OBSERVATION_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+#: Columns of the re-creations table, in order, with their types.
+RECREATION_SCHEMA: dict[str, pl.DataType] = {
+    "scenario": pl.Utf8(),
+    "vm": pl.Utf8(),
+    "vcpu": pl.Int32(),
+    "vcpu_index": pl.Int32(),
+    "counter": pl.Int8(),
+    "ts": pl.Int64(),
+    "cpu": pl.Int16(),
+    "host_pmu": pl.Utf8(),
+}
+
+
 @dataclass
 class Work:
     """What every scenario replays: pieces of every vCPU in time order.
@@ -52,7 +73,8 @@ class Work:
     cause, cycles`` and, for guest pieces, ``el0_<event>``/``el1_<event>`` counts.
     ``window`` numbers guest windows (one ``guest_enter``/``guest_exit`` each); a window cut
     at ticks has several pieces. ``accesses`` are the guest PMU register accesses the capture
-    traced (:mod:`replay.pmu_reads`).
+    traced (:mod:`replay.pmu_reads`). ``loads`` are the vCPU loads of :mod:`replay.loads`.
+    ``absent_vcpus`` are the vCPUs without a row (``vm, vcpu, vcpu_index, reason``).
     """
 
     timeline: Timeline
@@ -62,16 +84,35 @@ class Work:
     pieces: pl.DataFrame
     vms: dict[str, list[int]]
     accesses: pl.DataFrame
+    loads: pl.DataFrame
     notes: list[str] = field(default_factory=list)
+    absent_vcpus: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
 class ScenarioResult:
-    """Observations of one scenario, plus the counters the guest could not program."""
+    """Observations and perf-event re-creations of one scenario, plus the counters the guest
+    could not program."""
 
     scenario: Scenario
     observations: pl.DataFrame
     lost_counters: dict[str, list[str]]  # vm -> counter names the guest could not program
+    recreations: pl.DataFrame
+    supported_cpus: frozenset[int]  # where guest entry can succeed (kvm->arch.supported_cpus)
+
+
+def finish_recreations(rows: pl.DataFrame) -> pl.DataFrame:
+    """Cast to the re-creation schema, in (vcpu, ts, counter) order."""
+    rows = rows.select(pl.col(c).cast(t) for c, t in RECREATION_SCHEMA.items())
+    return rows.sort("vcpu", "ts", "counter")
+
+
+def describe_absent(vcpu: dict[str, Any]) -> str:
+    """Why a vCPU of the capture has no row (a :attr:`Work.absent_vcpus` entry), in words."""
+    return (
+        f"vCPU {vcpu['vm']}/{vcpu['vcpu_index']} (thread {vcpu['vcpu']}) has no row: "
+        f"{vcpu['reason']}"
+    )
 
 
 def finish_observations(rows: pl.DataFrame) -> pl.DataFrame:
@@ -86,21 +127,28 @@ def finish_observations(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.select(pl.col(c).cast(t) for c, t in OBSERVATION_SCHEMA.items())
 
 
-def boot_vm(work: Work, scenario: Scenario, nr_vcpus: int) -> tuple[ConfiguredVm, list[str]]:
+def boot_vm(
+    work: Work, scenario: Scenario, tids: Sequence[int | None]
+) -> tuple[ConfiguredVm, list[str]]:
     """Configure a VM for ``scenario`` and let each vCPU's guest program its vPMU.
 
-    The guest booted before the capture: each vCPU enters once on the first CPU it can run
-    on (``init_cpu`` first) and runs the profile's ``boot``. Returns the VM and the names of
-    the counters the guest could not program (same for every vCPU of a VM).
+    ``tids`` are the threads of the VM's vCPUs (None: a vCPU that stands for no thread). The
+    guest booted before the capture: each vCPU enters once on the first CPU it can run on,
+    trying first the CPU of its thread's first load in the capture (so that first load
+    crosses no PMU the capture does not show), then ``init_cpu``, and runs the profile's
+    ``boot``. Returns the VM and the names of the counters the guest could not program (same
+    for every vCPU of a VM): all that the profile programs when the VM has no vPMU.
     """
-    vm = build_vm(scenario, work.host, nr_vcpus)
+    vm = build_vm(scenario, work.host, len(tids))
     lost: list[str] = []
-    candidates = [scenario.init_cpu, *sorted(work.host.possible_cpus)]
-    for vcpu in vm.vcpus:
-        for cpu in candidates:
+    first = work.loads.filter(pl.col("load") == 0)
+    first_cpu = dict(zip(first["tid"].to_list(), first["cpu"].to_list(), strict=True))
+    for vcpu, tid in zip(vm.vcpus, tids, strict=True):
+        own = [first_cpu[tid]] if tid in first_cpu else []
+        for cpu in [*own, scenario.init_cpu, *sorted(work.host.possible_cpus)]:
             vcpu.vcpu_load(cpu)
             if vcpu.guest_enter() is ENTERED:
-                requests = work.profile.boot(vcpu) if vcpu.has_pmu else work.profile.counters
+                requests = work.profile.boot(vcpu) if vcpu.has_pmu else work.profile.programs
                 lost = [r.name for r in requests]
                 vcpu.guest_exit()
                 vcpu.vcpu_put()

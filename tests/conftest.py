@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -39,3 +42,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """``pmu-replay demo`` run once per session on an 80-column console."""
+
+    results: Path
+    stdout: str
+
+
+@pytest.fixture(scope="session")
+def demo_at_80_columns(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The demo's results directory (with its report.html) and what it printed at 80 columns."""
+    from replay.cli import main
+    from replay.commands.console import stdout as console
+
+    out = tmp_path_factory.mktemp("demo") / "results"
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setattr(console, "width", 80)
+        assert main(["demo", "-o", str(out)]) == 0
+    return DemoRun(out, printed.getvalue())

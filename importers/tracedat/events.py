@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from importers.schema import SIDE_TABLES, conform, constant_column
@@ -188,32 +187,6 @@ def _sequence(
         schema=SIDE_TABLES["lost_events"],
     )
     return seq, lost
-
-
-def with_unreadable(lost: pa.Table, tables: dict[str, pa.Table], cpus: list[int]) -> pa.Table:
-    """``lost_events`` plus a row per CPU whose data could not be read at all: an unknown
-    count over the whole capture (null ``ts``), numbered after every other ``seq``."""
-    if not cpus:
-        return lost
-    last = max(
-        (
-            int(pc.max(t.column("seq")).as_py())
-            for t in (lost, *tables.values())
-            if t.num_rows and "seq" in t.column_names
-        ),
-        default=-1,
-    )
-    rows = pa.Table.from_arrays(
-        [
-            pa.nulls(len(cpus), pa.int64()),
-            pa.array(np.arange(last + 1, last + 1 + len(cpus)), pa.int64()),
-            pa.array(cpus, pa.int16()),
-            pa.nulls(len(cpus), pa.int64()),
-            constant_column("unreadable", len(cpus)),
-        ],
-        schema=SIDE_TABLES["lost_events"],
-    )
-    return pa.concat_tables([lost, rows])
 
 
 def _common(fmt: EventFormat, g: FieldGather, name: str, type_: pa.DataType) -> pa.Array:

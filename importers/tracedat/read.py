@@ -27,15 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from numpy.typing import NDArray
 
 from importers.capture import Capture, CaptureMetadata, sha256_of
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError, DroppedEventsError
-from importers.schema import conform
+from importers.schema import conform, empty_table
 from importers.skips import SkipLog
 from importers.tasks import cmdline_spans, name_spans, table_spans
-from importers.tracedat.events import records_to_tables, with_unreadable
+from importers.tracedat.events import records_to_tables
 from importers.tracedat.file import TraceDat, cpu_chunks, read_container
 from importers.tracedat.pages import (
     MISSED_NONE,
@@ -46,6 +47,7 @@ from importers.tracedat.pages import (
     walk_pages,
 )
 from importers.tracedat.reader import Reader, decompress, open_reader
+from importers.tracedat.truncation import cut_off, markers_after, truncation_markers
 from importers.tracefs.event_format import EventFormatError, parse_fields
 
 
@@ -112,9 +114,7 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
     if td.cmdlines:
         spans.append(cmdline_spans(td.cmdlines))
     tables["tasks"] = conform("tasks", name_spans(spans).to_arrow())
-    lost = with_unreadable(
-        tables.pop("lost_events"), tables, [u.cpu for u in td.unread if u.cpu is not None]
-    )
+    lost = tables.pop("lost_events")
     if lost.num_rows:
         if strict:
             raise DroppedEventsError(
@@ -123,6 +123,16 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
                 "drop --strict to import with the losses recorded in lost_events"
             )
         tables["lost_events"] = lost
+    # CPUs whose data could not be read at all, then those the end of the file cuts off: each
+    # set of markers is numbered after every row before it
+    unreadable = markers_after(
+        tables, {u.cpu for u in td.unread if u.cpu is not None}, "unreadable"
+    )
+    lost = tables.get("lost_events", empty_table("lost_events"))
+    tables["lost_events"] = pa.concat_tables([lost, unreadable])
+    tables["lost_events"] = pa.concat_tables(
+        [tables["lost_events"], truncation_markers(td, tables)]
+    )
     if progress:
         progress(4, 4)
     meta = _metadata(path, fmt, td, ts, skips)
@@ -191,7 +201,7 @@ def _pages(
                 plan.append((i, stream, cpu_chunks(td, stream)))
                 continue
             limit = min(r.size, stream.offset + stream.size)
-            if stream.offset + stream.size > r.size:
+            if cut_off(stream, r.size):
                 skips.add(  # pages cut short are still walked; their commit decides
                     "CPU data past the end of the file (truncated file)",
                     [f"CPU {stream.cpu} data at offset {stream.offset:#x}, {stream.size} bytes"],

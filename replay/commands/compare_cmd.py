@@ -6,18 +6,35 @@ import argparse
 import json
 
 from replay.commands.export_cmd import export
-from replay.commands.session import load_work, print_comparison, replay_parser, run_scenarios
+from replay.commands.report_cmd import write_html
+from replay.commands.session import (
+    add_verdict_options,
+    load_work,
+    print_comparison,
+    replay_parser,
+    run_scenarios,
+)
 from replay.compare import scenario_matrix
 
 HELP = "compare default, set-pmu per host PMU, fixed-counters-only and no-pmu on one capture"
 EPILOG = """\
 The matrix: default with the first KVM_ARM_VCPU_INIT on a CPU of each cluster, set-pmu for each
-host PMU, fixed-counters-only and no-pmu (add more with --scenario). Configurations are ranked
-by risky zero-delta ticks, then stalled counter time, then guest time on CPUs the configuration
-forbids (failed entries), then counters the guest cannot program.
+host PMU and no-pmu, on a released (mainline) kernel, and the proposed fixed-counters-only at
+series revision v8 (add more with --scenario, e.g. fixed-counters-only+v4).
+
+Ranking (--explain prints it): a configuration that takes away a counter the guest profile
+programs ranks below every one that keeps them all; then zero cycle deltas the guest read, risky
+zero-delta ticks, stalled counter time (the guest's stalls); then the host capacity pinning
+takes (share of capacity on CPUs where entries fail, then the guest time the schedule ran
+there) and the CPU time of perf-event re-creations; then a released kernel before a proposed
+one. --prefer capacity ranks the pinning cost before the guest's stalls.
+
+The verdict names the kernel: a fixed-counters-only recommendation is "proposed (series
+revision ...), not in a released kernel", with the best configuration of a released kernel
+beside it. It is "inconclusive" when a vCPU has more than --max-unknown of its time unknown.
 
 example:
-  pmu-replay compare trace.dat --topology plat_info.yml -o compare/
+  pmu-replay compare trace.dat --topology plat_info.yml -o compare/ --explain
 """
 
 
@@ -29,22 +46,37 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         EPILOG,
         "extra scenario to include",
     )
+    add_verdict_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     capture, work = load_work(args)
     scenarios = [*scenario_matrix(work.host), *args.scenario]
-    results = run_scenarios(work, capture, scenarios, args.path)
+    results = run_scenarios(
+        work,
+        capture,
+        scenarios,
+        args.path,
+        recreate_cost_us=args.recreate_cost_us,
+        prefer=args.prefer,
+        max_unknown_pct=args.max_unknown,
+    )
     if args.output:
         results.save(args.output)
     if args.perfetto:
         export(results, args.perfetto, to_stderr=args.json)
+    if args.html:
+        write_html(results, args.html, to_stderr=args.json)
     if args.json:
-        out = {key: results.meta[key] for key in ("ranking", "recommendation", "notes")}
+        keys = ("verdict", "recommendation", "ranking", "ranking_rule", "notes")
+        out = {key: results.meta[key] for key in keys}
         print(json.dumps(out, indent=2, default=str))
         return 0
     print_comparison(
-        results, f"what-if comparison on {capture.metadata.source_path} ({work.profile.name} guest)"
+        results,
+        f"what-if comparison on {capture.metadata.source_path} ({work.profile.name} guest)",
+        explain=args.explain,
+        wide=args.wide,
     )
     return 0

@@ -6,6 +6,7 @@ clean and tests see no control characters.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,8 +26,11 @@ from rich.progress import (
 
 from importers.detect import ProgressFn
 
-# Piped output (files, CI logs) gets wide tables instead of rich's 80-column default.
-stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+# Piped output (files, CI logs) gets wide tables instead of rich's 80-column default, unless
+# COLUMNS says how wide (rich reads it when the width is left to it).
+stdout = Console(
+    highlight=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+)
 stderr = Console(stderr=True, highlight=False)
 
 

@@ -16,13 +16,20 @@ from importers.errors import PmuReplayError
 from replay.api import open_capture, prepare_replay
 from replay.commands.console import stdout
 from replay.commands.export_cmd import export
-from replay.commands.session import print_comparison, run_scenarios
+from replay.commands.report_cmd import write_html
+from replay.commands.session import (
+    add_verdict_options,
+    add_wide_option,
+    print_comparison,
+    run_scenarios,
+)
 from replay.compare import scenario_matrix
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "fixtures" / "demo"
 HELP = (
-    "replay the embedded capture under every KVM vPMU mode, recommend one, write a Perfetto trace"
+    "replay the embedded capture under every KVM vPMU mode, recommend one, write a Perfetto "
+    "trace and an HTML report"
 )
 
 
@@ -30,7 +37,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
         help=HELP,
-        description=HELP + ".\n\n" + __doc__.split("\n\n", 1)[1],
+        # the docstring without its reST markup: --help is plain text
+        description=HELP + ".\n\n" + __doc__.split("\n\n", 1)[1].replace("``", "`"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -41,6 +49,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="where to write results (default ./pmu-replay-demo)",
     )
     p.add_argument("--profile", default="windows", help="guest profile (default windows)")
+    add_verdict_options(p)
+    add_wide_option(p)
     p.set_defaults(run=run)
 
 
@@ -58,11 +68,22 @@ def run(args: argparse.Namespace) -> int:
     capture = open_capture(capture_dir, topology=DEMO / "two-cluster-what-if.json")
     work = prepare_replay(capture, args.profile)
     stdout.print(f"what-if host: {work.topology.describe()}")
-    results = run_scenarios(work, capture, scenario_matrix(work.host), "vectorized")
+    results = run_scenarios(
+        work,
+        capture,
+        scenario_matrix(work.host),
+        "vectorized",
+        prefer=args.prefer,
+        max_unknown_pct=args.max_unknown,
+    )
     out = results.save(args.output)
     print_comparison(
-        results, f"every KVM vPMU mode on the demo schedule ({work.profile.name} guest)"
+        results,
+        f"every KVM vPMU mode on the demo schedule ({work.profile.name} guest)",
+        explain=args.explain,
+        wide=args.wide,
     )
     stdout.print(f"results (Parquet + replay.json): {out}/")
     export(results, str(out / "demo.perfetto-trace"), to_stderr=False)
+    write_html(results, str(out / "report.html"), to_stderr=False)
     return 0

@@ -14,12 +14,14 @@ if TYPE_CHECKING:
 
 HELP = "write replay results as a Perfetto trace (open it with `pmu-replay view`)"
 EPILOG = """\
-The trace (Perfetto protobuf, timestamps in ns on the capture's clock) has one process per VM
-and one thread per vCPU with slices for where it ran (CPU and host PMU; guest, host and
-unknown time), one counter track per vCPU, counter and scenario with the value the guest
-reads, a "stalls: SCENARIO" group per scenario with stall episodes (cause in the args),
-fail-entries and risky zero-delta ticks, and the host CPU frequencies. The same results
-always give the same bytes. A name ending in .gz writes a gzipped trace.
+The trace (Perfetto protobuf, timestamps in ns on the capture's clock) opens on a "pmu-replay"
+group: a "stalls: SCENARIO" group per scenario first, with stall episodes (cause in the args),
+fail-entries and risky zero-delta ticks, then the host CPU frequencies the capture measured
+(assumed ones are left out; the notes say what was assumed). Each VM is a process (a group,
+when the capture does not give its VMM's pid) with one thread per vCPU: slices for where it
+ran (CPU and host PMU; guest, host and unknown time) and one counter track per counter and
+scenario with the value the guest reads. The same results always give the same bytes. A name
+ending in .gz writes a gzipped trace.
 
 examples:
   pmu-replay compare trace.dat --topology plat_info.yml -o cmp/
@@ -30,21 +32,13 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = results_parser(
+        sub,
         "export",
-        help=HELP,
-        description=HELP,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "results", metavar="RESULTS", help="results directory of `pmu-replay replay/compare -o`"
-    )
-    p.add_argument(
-        "-o",
-        "--output",
-        metavar="TRACE",
-        help="trace file to write (default: RESULTS/replay.perfetto-trace)",
+        HELP,
+        EPILOG,
+        "TRACE",
+        "trace file to write (default: RESULTS/replay.perfetto-trace)",
     )
     p.add_argument(
         "--scenario",
@@ -54,6 +48,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="export only this scenario (repeat); default: all",
     )
     p.set_defaults(run=run)
+
+
+def results_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help: str,
+    epilog: str,
+    output: str,
+    output_help: str,
+) -> argparse.ArgumentParser:
+    """The parser of a command that turns a results directory into a file (export, report)."""
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "results", metavar="RESULTS", help="results directory of `pmu-replay replay/compare -o`"
+    )
+    p.add_argument("-o", "--output", metavar=output, help=output_help)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

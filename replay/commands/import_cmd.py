@@ -71,6 +71,13 @@ def add_host_options(p: argparse.ArgumentParser) -> None:
         "thread names (QEMU 'CPU n/KVM', crosvm, kvmtool, Firecracker, cloud-hypervisor) and "
         "kvm events",
     )
+    g.add_argument(
+        "--tsc-khz",
+        type=int,
+        metavar="N",
+        help="the capture's raw clock (trace_clock x86-tsc or counter, no conversion recorded) "
+        "ticks at N kHz: convert its timestamps to ns (replay refuses raw clock counts)",
+    )
 
 
 def open_from_args(args: argparse.Namespace) -> Capture:
@@ -83,6 +90,7 @@ def open_from_args(args: argparse.Namespace) -> Capture:
             vcpus=args.vcpu,
             strict=args.strict,
             progress=progress,
+            tsc_khz=args.tsc_khz,
         )
 
 

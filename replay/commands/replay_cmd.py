@@ -6,7 +6,9 @@ import argparse
 import json
 
 from replay.commands.export_cmd import export
+from replay.commands.report_cmd import write_html
 from replay.commands.session import load_work, print_report, replay_parser, run_scenarios
+from replay.profiles import PROFILE_FILE_FORMAT
 from replay.scenarios import SCENARIO_SYNTAX
 
 HELP = "replay a capture's real schedule through the KVM vPMU model under chosen scenarios"
@@ -14,9 +16,11 @@ EPILOG = f"""\
 scenarios ({SCENARIO_SYNTAX}):
   default@cpu0                  one host PMU, chosen by the CPU of the first KVM_ARM_VCPU_INIT
   set-pmu:armv8_cortex_a57      KVM_ARM_VCPU_PMU_V3_SET_PMU: entries on other CPUs fail
-  fixed-counters-only           KVM_ARM_VCPU_PMU_V3_FIXED_COUNTERS_ONLY (v4 series semantics)
-  fixed-counters-only+v8        the same under the v8+ series semantics
+  fixed-counters-only           the proposed KVM_ARM_VCPU_PMU_V3_FIXED_COUNTERS_ONLY (series v8+)
+  fixed-counters-only+v4        the same under the series' v4 semantics
+  default@cpu0+v4               default mode under v4 (its reloads re-create perf events)
   no-pmu                        no vPMU at all
+every mode but fixed-counters-only runs on a released (mainline) kernel unless +v4/+v8 is given
 
 examples:
   pmu-replay replay trace.dat --topology plat_info.yml --scenario default@cpu0 -o out/
@@ -24,9 +28,12 @@ examples:
       --vcpu 4242=vm0:0 --scenario default --scenario fixed-counters-only --json
 
 outputs (-o DIR): observations.parquet (per guest piece and counter: counting, delta, value),
-findings.parquet (stall episodes, failed entries, unknown time), ticks.parquet, summary.parquet,
+findings.parquet (stall episodes, failed entries, unknown time, perf-event re-creations),
+ticks.parquet, summary.parquet (per scenario and vCPU: stalls, cross-PMU loads, re-creations,
+pinning, unknown share),
 pieces.parquet (where each vCPU ran), frequency.parquet and replay.json.
-"""
+
+{PROFILE_FILE_FORMAT}"""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,21 +51,31 @@ def run(args: argparse.Namespace) -> int:
     capture, work = load_work(args)
     names = args.scenario or ["default", "fixed-counters-only"]
     # Ranking is compare's business: replay's outputs carry none.
-    results = run_scenarios(work, capture, names, args.path, rank=False)
+    results = run_scenarios(
+        work, capture, names, args.path, rank=False, recreate_cost_us=args.recreate_cost_us
+    )
     if args.output:
         results.save(args.output)
     if args.perfetto:
         export(results, args.perfetto, to_stderr=args.json)
+    if args.html:
+        write_html(results, args.html, to_stderr=args.json)
     if args.json:
         print(
             json.dumps(
-                {"summary": results.summary.to_dicts(), "notes": results.meta["notes"]},
+                {
+                    "summary": results.summary.to_dicts(),
+                    "notes": results.meta["notes"],
+                    "vcpus_without_rows": results.meta["vcpus_without_rows"],
+                },
                 indent=2,
                 default=str,
             )
         )
     else:
         print_report(
-            results, f"replay of {capture.metadata.source_path} ({work.profile.name} guest)"
+            results,
+            f"replay of {capture.metadata.source_path} ({work.profile.name} guest)",
+            wide=args.wide,
         )
     return 0

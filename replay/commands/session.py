@@ -6,22 +6,28 @@ import argparse
 from collections.abc import Sequence
 
 import polars as pl
+from rich.measure import Measurement
 from rich.table import Table
 
 from importers.capture import Capture
 from replay.api import prepare_replay, what_if
 from replay.commands.console import count_progress, stdout
 from replay.commands.import_cmd import add_host_options, open_from_args
+from replay.commands.short_names import ScenarioNames, print_legend
+from replay.compare import PREFER_CHOICES, Prefer
+from replay.costs import DEFAULT_RECREATE_COST_US
 from replay.engine import Path_
 from replay.profiles import PROFILES
 from replay.results import Results
 from replay.scenarios import Scenario
-from replay.work import Work
+from replay.verdict import DEFAULT_MAX_UNKNOWN
+from replay.work import Work, describe_absent
 
 PROFILE_HELP = (
     "what the guest does with its vPMU: "
     + "; ".join(f"{name}: {p.description}" for name, p in PROFILES.items())
-    + "; or a JSON profile file (default: windows)"
+    + "; or a JSON profile file (see 'guest profile file' in `pmu-replay replay --help`) "
+    "(default: windows)"
 )
 
 
@@ -34,6 +40,7 @@ def replay_parser(
 ) -> argparse.ArgumentParser:
     """The parser of a command that replays a capture (replay, compare)."""
     from replay.commands.export_cmd import add_perfetto_option
+    from replay.commands.report_cmd import add_html_option
 
     p = sub.add_parser(
         name,
@@ -47,6 +54,7 @@ def replay_parser(
         "--scenario", action="append", default=[], metavar="SCENARIO", help=scenario_help
     )
     add_perfetto_option(p)
+    add_html_option(p)
     return p
 
 
@@ -65,8 +73,49 @@ def add_replay_options(p: argparse.ArgumentParser) -> None:
         help="engine path: vectorized (fast) or reference (steps the model event by event)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    add_wide_option(p)
     p.add_argument("--strict", action="store_true", help="fail on undecodable input or lost events")
+    p.add_argument(
+        "--recreate-cost-us",
+        type=float,
+        default=DEFAULT_RECREATE_COST_US,
+        metavar="US",
+        help="host CPU time one perf-event re-creation costs (default "
+        f"{DEFAULT_RECREATE_COST_US:g} us: close + perf_event_open of a task-bound event, "
+        "measured by benchmarks/bench_recreate.py; run it on your host)",
+    )
     add_host_options(p)
+
+
+def add_verdict_options(p: argparse.ArgumentParser) -> None:
+    """--max-unknown / --prefer / --explain, for the commands that rank (compare, demo)."""
+    p.add_argument(
+        "--max-unknown",
+        type=float,
+        default=DEFAULT_MAX_UNKNOWN * 100,
+        metavar="PCT",
+        help="the verdict is inconclusive when any vCPU has more than PCT %% of its time on "
+        "CPUs unknown (lost, truncated or contradictory records; default "
+        f"{DEFAULT_MAX_UNKNOWN * 100:g}%%)",
+    )
+    p.add_argument(
+        "--prefer",
+        choices=PREFER_CHOICES,
+        default="counters",
+        help="after counters the guest programs and would lose: rank the guest's stalls before "
+        "the host capacity pinning takes (counters, default) or the reverse (capacity)",
+    )
+    p.add_argument("--explain", action="store_true", help="print the ranking rule, key by key")
+
+
+def add_wide_option(p: argparse.ArgumentParser) -> None:
+    """``--wide``: whole scenario names in the tables, whatever the terminal's width."""
+    p.add_argument(
+        "--wide",
+        action="store_true",
+        help="print whole scenario names even where they do not fit the terminal (by default "
+        "narrow terminals get short names and a legend)",
+    )
 
 
 def load_work(args: argparse.Namespace) -> tuple[Capture, Work]:
@@ -82,63 +131,63 @@ def run_scenarios(
     path: Path_,
     *,
     rank: bool = True,
+    recreate_cost_us: float = DEFAULT_RECREATE_COST_US,
+    prefer: Prefer = "counters",
+    max_unknown_pct: float = DEFAULT_MAX_UNKNOWN * 100,
 ) -> Results:
-    """Replay the scenarios (objects or names) with a progress bar; rank them unless told not."""
+    """Replay the scenarios (objects or names) with a progress bar; rank them unless told not
+    (the options are :func:`replay.api.what_if`'s, the unknown limit in percent)."""
     with count_progress("replaying scenarios", len(scenarios)) as advance:
 
         def step(scenario: Scenario) -> None:
             advance(f"replaying {scenario.name}")
 
-        return what_if(capture, scenarios, path=path, work=work, on_scenario=step, rank=rank)
+        return what_if(
+            capture,
+            scenarios,
+            path=path,
+            work=work,
+            on_scenario=step,
+            rank=rank,
+            recreate_cost_us=recreate_cost_us,
+            prefer=prefer,
+            max_unknown=max_unknown_pct / 100,
+        )
 
 
-def print_report(results: Results, title: str) -> None:
-    """Per scenario and vCPU numbers, then the worst stall episodes."""
+def print_report(results: Results, title: str, *, wide: bool = False) -> ScenarioNames:
+    """Per scenario and vCPU numbers, then the worst stall episodes.
+
+    Scenario names are shortened, with a legend, when the table would not fit the terminal
+    otherwise (:mod:`replay.commands.short_names`); ``wide`` keeps them whole. Returns the
+    names used, for the tables that follow.
+    """
     for note in results.meta["notes"]:
         stdout.print(f"[yellow]note:[/] {note}")
-    table = Table(title=title, title_justify="left")
-    for col in (
-        "scenario",
-        "vCPU",
-        "guest s",
-        "stalled s",
-        "risky ticks",
-        "fail-entries",
-        "counted/true cycles",
-        "unknown s",
-        "lost counters",
-    ):
-        table.add_column(
-            col, justify="left" if col in ("scenario", "vCPU", "lost counters") else "right"
+    for vcpu in results.meta.get("vcpus_without_rows", []):
+        stdout.print(f"[yellow]note:[/] {describe_absent(vcpu)}")
+    names = ScenarioNames.full()
+    table = _vcpu_table(results, title, names)
+    # the width the table needs with nothing wrapped (measured as if the terminal were unbounded)
+    natural = Measurement.get(stdout, stdout.options.update_width(1 << 16), table).maximum
+    if not wide and natural > stdout.width:
+        names = ScenarioNames.shortened(
+            results.summary["scenario"].unique(maintain_order=True).to_list()
         )
-    for r in results.summary.iter_rows(named=True):
-        cyc = f"{r['counted_cycles'] / r['true_cycles']:.1%}" if r["true_cycles"] else "-"
-        risky = (
-            "-" if r["ticks_with_guest"] is None else f"{r['risky_ticks']}/{r['ticks_with_guest']}"
-        )
-        table.add_row(
-            r["scenario"],
-            f"{r['vm']}/{r['vcpu_index'] if r['vcpu_index'] is not None else '?'} ({r['vcpu']})",
-            f"{r['guest_ns'] / 1e9:.3f}",
-            f"{r['stalled_ns'] / 1e9:.3f}",
-            risky,
-            str(r["fail_entries"]),
-            cyc,
-            f"{r['unknown_ns'] / 1e9:.3f}",
-            r["lost_counters"] or "-",
-        )
+        print_legend(names)
+        table = _vcpu_table(results, title, names)
     stdout.print(table)
     worst = (
         results.findings.filter(pl.col("kind") == "stall").sort("duration", descending=True).head(5)
     )
     if worst.height:
-        episodes = Table(title="longest stall episodes", title_justify="left")
+        episodes = names.table("longest stall episodes")
         for col in ("scenario", "vCPU", "start s", "duration ms", "CPU", "cause"):
-            episodes.add_column(col)
+            names.add_column(episodes, col, col)
         t0 = results.meta["start"]
         for e in worst.iter_rows(named=True):
             episodes.add_row(
-                e["scenario"],
+                names(e["scenario"]),
                 f"{e['vm']}/{e['vcpu_index']}",
                 f"{(e['start'] - t0) / 1e9:.6f}",
                 f"{e['duration'] / 1e6:.3f}",
@@ -146,32 +195,97 @@ def print_report(results: Results, title: str) -> None:
                 e["cause"],
             )
         stdout.print(episodes)
+    return names
 
 
-def print_comparison(results: Results, title: str) -> None:
-    """The report, then the ranked scenarios and the recommendation (ranked results)."""
-    assert results.ranking is not None, "run_scenarios(..., rank=True) ranks the results"
-    print_report(results, title)
-    table = Table(title="ranking (best first)", title_justify="left")
-    for col in (
-        "#",
-        "scenario",
-        "stalled",
-        "risky ticks",
-        "fail-entries",
-        "lost counters",
-        "verdict",
+def _vcpu_table(results: Results, title: str, names: ScenarioNames) -> Table:
+    table = names.table(title)
+    for heading, compact in (
+        ("scenario", "scenario"),
+        ("vCPU", "vCPU"),
+        ("guest s", "guest s"),
+        ("stalled s", "stall s"),
+        ("risky ticks", "risky"),
+        ("fail-entries", "fails"),
+        ("counted/true cycles", "cycles"),
+        ("cross-PMU loads", "x-PMU"),
+        ("re-created events", "re-cr."),
+        ("unknown s (share)", "unk. s"),
+        ("lost counters", "lost"),
     ):
-        table.add_column(col)
-    for r in results.ranking.table.iter_rows(named=True):
+        left = heading in ("scenario", "vCPU", "lost counters")
+        names.add_column(table, heading, compact, justify="left" if left else "right")
+    for r in results.summary.iter_rows(named=True):
+        cyc = f"{r['counted_cycles'] / r['true_cycles']:.1%}" if r["true_cycles"] else "-"
+        risky = (
+            "-" if r["ticks_with_guest"] is None else f"{r['risky_ticks']}/{r['ticks_with_guest']}"
+        )
+        vcpu = f"{r['vm']}/{r['vcpu_index'] if r['vcpu_index'] is not None else '?'}"
         table.add_row(
+            names(r["scenario"]),
+            # short names: as in the episodes table, the thread id stays in --wide and --json
+            vcpu if names.short else f"{vcpu} ({r['vcpu']})",
+            f"{r['guest_ns'] / 1e9:.3f}",
+            f"{r['stalled_ns'] / 1e9:.3f}",
+            risky,
+            str(r["fail_entries"]),
+            cyc,
+            str(r["cross_pmu_loads"]),
+            str(r["event_recreations"]),
+            f"{r['unknown_ns'] / 1e9:.3f} ({r['unknown_share']:.1%})",
+            r["lost_counters"] or "-",
+        )
+    return table
+
+
+def print_comparison(
+    results: Results, title: str, *, explain: bool = False, wide: bool = False
+) -> None:
+    """The report, then the ranked scenarios and their costs, the ranking rule (``explain``)
+    and the verdict (ranked results)."""
+    ranking, verdict = results.ranking, results.verdict
+    assert ranking is not None and verdict is not None, "run_scenarios(..., rank=True) ranks"
+    names = print_report(results, title, wide=wide)
+    table = names.table("ranking (best first)")
+    columns = [
+        ("#", "#"),
+        ("scenario", "scenario"),
+        ("kernel", "kernel"),
+        ("stalled", "stalled"),
+        ("risky ticks", "risky"),
+        ("pinned off (capacity)", "pinned off"),
+        ("re-creations (CPU ms)", "re-created"),
+        ("lost counters", "lost"),
+    ]
+    # a sentence per row: a column of its own when there is room, else listed under the table
+    # (a narrow column would stack it a word per line)
+    inline = not names.short
+    if inline:
+        columns.append(("assessment", "assessment"))
+    for heading, compact in columns:
+        names.add_column(table, heading, compact)
+    for r in ranking.table.iter_rows(named=True):
+        pinned = r["pinned_off_cpus"]
+        cells = [
             str(r["rank"]),
-            r["scenario"],
+            names(r["scenario"]),
+            "proposed" if r["proposed"] else "mainline",
             f"{r['stalled_share']:.1%}",
             str(r["risky_ticks"]),
-            str(r["fail_entries"]),
+            f"CPUs {pinned} ({r['pinned_capacity_share']:.0%})" if pinned else "-",
+            f"{r['event_recreations']} ({r['recreate_cpu_ns'] / 1e6:.3f})",
             r["lost_counters"] or "-",
-            r["verdict"],
-        )
+        ]
+        table.add_row(*cells, *([r["assessment"]] if inline else []))
     stdout.print(table)
-    stdout.print(f"[bold]recommendation:[/] {results.ranking.recommendation}")
+    if not inline:
+        for r in ranking.table.iter_rows(named=True):
+            stdout.print(f"{r['rank']}. {names(r['scenario'])}: {r['assessment']}")
+    if explain:
+        stdout.print("[bold]ranking rule[/] (each key breaks the ties of the ones before):")
+        for i, key in enumerate(ranking.rule, 1):
+            stdout.print(f"  {i}. {key}")
+    stdout.print(f"[bold]verdict:[/] {verdict.status}")
+    for reason in verdict.reasons:
+        stdout.print(f"  - {reason}")
+    stdout.print(f"[bold]recommendation:[/] {verdict.text}")

@@ -8,6 +8,8 @@ up as exactly one slice (the trace processor stores instants as slices of durati
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 from replay.export.packets import Batch, Kind
@@ -186,11 +188,11 @@ def zero_deltas(
 def findings_events(
     findings: pl.DataFrame, zero: pl.DataFrame, tracks: pl.DataFrame, primary: int
 ) -> list[Batch]:
-    """Stall episodes and unknown time as slices; fail-entries and zero deltas
-    (:func:`zero_deltas`) as instants.
+    """Stall episodes and unknown time as slices; fail-entries, perf-event re-creations and
+    zero deltas (:func:`zero_deltas`) as instants.
 
-    Stalls go on the track of their counter, everything per-vCPU on the track of the
-    ``primary`` counter.
+    Stalls and re-creations go on the track of their counter, everything per-vCPU on the
+    track of the ``primary`` counter.
     """
     f = findings.with_columns(pl.col("counter").fill_null(primary).cast(pl.Int8)).join(
         tracks, on=COUNTER_KEY, how="left"
@@ -209,6 +211,14 @@ def findings_events(
         pl.col("duration").alias("guest_ns"),
         "cause",
     )
+    recreated = f.filter(pl.col("kind") == "recreation").select(
+        pl.col("start").alias("ts"),
+        "uuid",
+        pl.lit("perf event re-created").alias("name"),
+        "cpu",
+        "host_pmu",
+        "cause",
+    )
     zeros = zero.with_columns(pl.lit(primary, pl.Int8).alias("counter")).join(
         tracks, on=COUNTER_KEY, how="left"
     )
@@ -220,6 +230,7 @@ def findings_events(
         ),
         *slices(unknown, ("duration",), ("cause",)),
         Batch(Kind.INSTANT, fails, ("cpu", "guest_ns"), ("cause",)),
+        Batch(Kind.INSTANT, recreated, ("cpu",), ("host_pmu", "cause")),
         Batch(
             Kind.INSTANT,
             zeros.select("ts", "uuid", "name", "tick", "guest_ns"),
@@ -233,3 +244,18 @@ def frequency_samples(frequency: pl.DataFrame, tracks: pl.DataFrame) -> Batch:
     ``tracks`` maps ``cpu`` to ``uuid``."""
     steps = frequency.sort("cpu", "ts").join(tracks, on="cpu", how="left")
     return Batch(Kind.COUNTER, steps.select("ts", "uuid", pl.col("khz").alias("value")))
+
+
+def verdict_instant(verdict: dict[str, Any], ts: int, uuid: int) -> Batch:
+    """The verdict (``replay.json``'s ``"verdict"``) as one instant on track ``uuid`` at ``ts``:
+    named by its status and scenario, the rest in string args (reasons one per line)."""
+    args = ("kernel", "mainline_fallback", "reasons", "text")
+    row = {
+        "ts": ts,
+        "uuid": uuid,
+        "name": f"{verdict['status']}: {verdict['scenario']}",
+        **{a: verdict[a] for a in args if a != "reasons"},
+        "reasons": "\n".join(verdict["reasons"]) or None,
+    }
+    schema = {"ts": pl.Int64, "uuid": pl.UInt64, **{k: pl.Utf8 for k in ("name", *args)}}
+    return Batch(Kind.INSTANT, pl.DataFrame([row], schema=schema), (), args)

@@ -2,14 +2,21 @@
 
 What the trace shows (track layout in :mod:`replay.export.tracks`):
 
-* one process per VM, one thread per vCPU, with slices for where the vCPU ran (CPU and host
-  PMU) and, inside them, its guest, host and unknown time;
+* first, for ranked results, a ``verdict`` track, with one instant at the start whose name is
+  the verdict's status and scenario and whose args hold the rest (kernel, mainline fallback,
+  reasons, text);
+* then, per scenario, a ``stalls: <scenario>`` group with one track per vCPU and counter: stall
+  episodes and unknown time as slices (cause in the args), fail-entries, perf-event
+  re-creations, risky zero-delta ticks and traced zero-delta ``PMCCNTR_EL0`` reads as
+  instants; the group's description names the scenario's kernel and, for ranked results, its
+  costs;
+* one process per VM (a plain group when the VMM's pid is unknown: no made-up pid), one thread
+  per vCPU, with slices for where the vCPU ran (CPU and host PMU) and, inside them, its guest,
+  host and unknown time;
 * under each vCPU, one counter track per scenario and guest counter with the value the guest
   would read (:func:`replay.export.events.counter_samples`);
-* per scenario, a ``stalls: <scenario>`` group with one track per vCPU and counter: stall
-  episodes and unknown time as slices (cause in the args), fail-entries, risky zero-delta
-  ticks and traced zero-delta ``PMCCNTR_EL0`` reads as instants;
-* the host CPU frequency steps, one counter per CPU.
+* the host CPU frequency steps the capture measured, one counter per CPU (assumed frequencies
+  are left out).
 
 Timestamps are the replay's ns on the capture's clock (:mod:`replay.export.clocks`). The trace
 is streamed: vCPUs are taken a few at a time, their events built and encoded column-wise
@@ -35,6 +42,7 @@ from replay.export import events
 from replay.export.clocks import TraceClock, clock_packets, trace_clock
 from replay.export.packets import Batch, Interner, PacketWriter, descriptor_packet
 from replay.export.tracks import (
+    ROOT_NAME,
     TrackIds,
     counter_track,
     group_track,
@@ -221,7 +229,7 @@ class _Plan:
             )
             .sort("vm_order", "vm", "vcpu_index", "vcpu", nulls_last=True)
         )
-        pids = {vm: vm_pid(vm, i) for i, vm in enumerate(dict.fromkeys([*vms, *vcpus["vm"]]))}
+        pids = {vm: vm_pid(vm) for vm in dict.fromkeys([*vms, *vcpus["vm"]])}
         rows = vcpus.select("vm", "vcpu", "vcpu_index").rows()
         vcpus = vcpus.with_columns(
             pl.Series("pid", [pids[vm] for vm, _, _ in rows], pl.Int64),
@@ -251,6 +259,7 @@ class _Plan:
         w.raw(clock_packets(self.clock, self.t0), 2)
         self._write_static_tracks(w)
         interner = Interner()
+        w.events(self._span(), interner)
         # One filter per table and group rather than one sort by group and a gather per group:
         # polars tests a few million vCPU ids in about a millisecond, and the sort-and-gather
         # variant measured slower and 0.6-0.8 GB heavier at peak (bench_export.py, 3M events).
@@ -272,23 +281,74 @@ class _Plan:
             # Counter tracks hold nothing else, so their packets need no merging with slices.
             w.events([events.counter_samples(obs, counters)], interner)
         w.events(self._frequency(w), interner)
+        w.events(self._verdict(w), interner)
+
+    def _verdict(self, w: PacketWriter) -> list[Batch]:
+        """The verdict track and its one instant (ranked results only)."""
+        verdict = self.results.meta.get("verdict")
+        if not verdict:
+            return []
+        uuid = self.ids("verdict")
+        about = "which configuration to deploy, on which kernel, and how sure the replay is"
+        desc = group_track(uuid, "verdict", self.ids("root"), rank=-1, description=about)
+        w.raw(descriptor_packet(desc), 1)
+        return [events.verdict_instant(verdict, self.t0, uuid)]
 
     def _write_static_tracks(self, w: PacketWriter) -> None:
-        """VM processes, their vCPU threads, the scenarios' stall groups."""
-        for vm, pid in self.vcpus.group_by("vm", "pid", maintain_order=True).agg().rows():
-            w.raw(descriptor_packet(process_track(self.ids("vm", vm), pid, vm)), 1)
-        for tid, index, pid, uuid in self.vcpus.select("vcpu", "vcpu_index", "pid", "uuid").rows():
-            name = f"vCPU {index}" if index is not None else f"vCPU tid {tid}"
-            w.raw(descriptor_packet(thread_track(uuid, pid, tid, name)), 1)
+        """The top-level group with the scenarios' stall groups first, VM processes (or groups,
+        without a known pid) and their vCPU threads (or tracks)."""
+        root = self.ids("root")
+        about = "the verdict and the stall episodes per scenario first, then VMs whose VMM pid "
+        about += "is unknown, then the host CPU frequencies the capture measured"
+        w.raw(descriptor_packet(group_track(root, ROOT_NAME, description=about)), 1)
         r = self.results
         with_findings = {*r.findings["scenario"].to_list(), *self.zero["scenario"].to_list()}
+        kernels = {
+            s["name"]: f"proposed, series revision {s['kernel']}" if s["proposed"] else "mainline"
+            for s in _meta(r, "scenarios")
+            if "kernel" in s
+        }
+        costs = {row["scenario"]: row["assessment"] for row in r.meta.get("ranking", [])}
         for scenario, rank in self.scenario_rank.items():
             if scenario in with_findings:
                 uuid = self.ids("stalls", scenario)
-                about = f"under {scenario}: stall episodes and unknown time (slices), "
-                about += "failed guest entries, risky ticks and zero-delta reads (instants)"
-                desc = group_track(uuid, f"stalls: {scenario}", rank=rank, description=about)
+                about = f"under {scenario} (kernel: {kernels.get(scenario) or 'unknown'}): "
+                about += "stall episodes and unknown time (slices), failed guest entries, "
+                about += "perf-event re-creations, risky ticks and zero-delta reads (instants)"
+                if scenario in costs:
+                    about += f". Costs: {costs[scenario]}"
+                desc = group_track(
+                    uuid, f"stalls: {scenario}", parent=root, rank=rank, description=about
+                )
                 w.raw(descriptor_packet(desc), 1)
+        vms = self.vcpus.group_by("vm", "pid", maintain_order=True).agg().rows()
+        for rank, (vm, pid) in enumerate(vms, start=len(self.scenario_rank)):
+            if pid is not None:
+                w.raw(descriptor_packet(process_track(self.ids("vm", vm), pid, vm)), 1)
+                continue
+            about = f"{vm}: the capture does not say which process runs this VM"
+            desc = group_track(self.ids("vm", vm), f"{vm} (VMM process unknown)", root, rank, about)
+            w.raw(descriptor_packet(desc), 1)
+        for vm, tid, index, pid, uuid in self.vcpus.select(
+            "vm", "vcpu", "vcpu_index", "pid", "uuid"
+        ).rows():
+            name = f"vCPU {index}" if index is not None else f"vCPU tid {tid}"
+            if pid is not None:
+                desc = thread_track(uuid, pid, tid, name)
+            else:
+                rank = index if index is not None else tid
+                desc = group_track(uuid, f"{name} (tid {tid})", self.ids("vm", vm), rank)
+            w.raw(descriptor_packet(desc), 1)
+
+    def _span(self) -> list[Batch]:
+        """The replayed stretch of the capture, one slice on the top-level group: the trace
+        spans the capture, whether or not anything happens at its edges."""
+        end = int(self.results.meta.get("end") or self.t0)
+        span = pl.DataFrame(
+            {"start": [self.t0], "end": [end], "uuid": [self.ids("root")], "depth": [0]},
+            schema={"start": pl.Int64, "end": pl.Int64, "uuid": pl.UInt64, "depth": pl.Int64},
+        ).with_columns(name=pl.lit("replayed capture"))
+        return events.slices(span)
 
     def _chunks(self, chunk_rows: int) -> Iterator[list[int]]:
         """vCPU thread ids in export order, grouped so each group has about ``chunk_rows`` rows."""
@@ -370,12 +430,21 @@ class _Plan:
         return order.index(counter) if counter in order else len(order)
 
     def _frequency(self, w: PacketWriter) -> list[Batch]:
-        """The host CPU frequency group, one counter track per CPU, and their samples."""
+        """The host CPU frequency group, one counter track per CPU, and their samples.
+
+        Only what the capture measured: the frequencies assumed where it has no
+        ``cpu_frequency`` event (``frequency.assumed``) would fill the screen with flat tracks
+        that look like data; the replay's notes say what was assumed.
+        """
         freq = self.results.frequency
+        if "assumed" in freq.columns:
+            freq = freq.filter(~pl.col("assumed"))
         if not freq.height:
             return []
         group = self.ids("cpu-frequency")
-        w.raw(descriptor_packet(group_track(group, "host CPU frequency")), 1)
+        last = len(self.scenario_rank) + self.vcpus["vm"].n_unique()
+        desc = group_track(group, "host CPU frequency", self.ids("root"), last)
+        w.raw(descriptor_packet(desc), 1)
         cpus = sorted(set(freq["cpu"].to_list()))
         uuids = [self.ids("cpu-frequency", cpu) for cpu in cpus]
         for cpu, uuid in zip(cpus, uuids, strict=True):

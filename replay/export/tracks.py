@@ -2,14 +2,20 @@
 
 Layout in the Perfetto UI::
 
-    <vm> (process)                      one per VM
+    pmu-replay                          group, first: what the replay found
+      stalls: <scenario>                one group per scenario with stall episodes
+        <vm> vCPU <n> <counter>         slices: stall episodes, unknown time; instants:
+                                        fail-entries, risky zero-delta ticks
+      <vm> (VMM process unknown)        a VM whose VMM pid the capture does not give
+        vCPU <n> (tid <t>)              as below, without a made-up pid
+      host CPU frequency                group, last
+        CPU <n> frequency               counter, Hz; only frequencies the capture measured
+    <vm> (process, pid = VMM tgid)      one per VM whose VMM pid is known
       vCPU <n> (thread, tid = vCPU thread)  slices: where it ran, guest/host/unknown time
         <scenario> <counter>            counter: the guest-visible value, per scenario
-    stalls: <scenario>                  one group per scenario with stall episodes
-      <vm> vCPU <n> <counter>           slices: stall episodes, unknown time; instants:
-                                        fail-entries, risky zero-delta ticks
-    host CPU frequency                  group
-      CPU <n> frequency                 counter, Hz
+
+The UI orders top-level tracks by name, and puts processes after them: the one top-level
+group, ordered explicitly, keeps the stall tracks first whatever the scenarios are called.
 
 A track's uuid is a hash of its path (the names above), so the same results always give the same
 uuids and the same file, whatever order Python iterates in; Python's ``hash()`` of strings is
@@ -29,9 +35,10 @@ from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import (
 
 from replay.pmu import CYCLE_IDX
 
-#: Linux never hands out pids at or above PID_MAX_LIMIT (2^22, include/linux/threads.h), so VM
-#: processes whose pid is unknown get pids from here on without clashing with a real thread.
-SYNTHETIC_PID_BASE = 1 << 22
+#: Linux never hands out pids at or above PID_MAX_LIMIT (2^22, include/linux/threads.h).
+PID_MAX_LIMIT = 1 << 22
+#: The top-level group holding the stall groups, VMs without a known pid and the frequencies.
+ROOT_NAME = "pmu-replay"
 #: uuids keep 48 bits: 7-byte varints on every event, and collisions are resolved below.
 UUID_BITS = 48
 
@@ -79,13 +86,13 @@ class TrackIds:
         return len(self._by_path)
 
 
-def vm_pid(vm: str, ordinal: int) -> int:
-    """The pid shown for a VM: the VMM's tgid that ``importers.host.vcpus`` puts in names such as
-    ``qemu:4000``, else a synthetic pid (see :data:`SYNTHETIC_PID_BASE`)."""
+def vm_pid(vm: str) -> int | None:
+    """The VMM's tgid that ``importers.host.vcpus`` puts in names such as ``qemu:4000``, or
+    None: a VM without one is not shown as a process (a made-up pid would read as real)."""
     m = re.search(r":(\d+)$", vm)
-    if m and 0 < int(m.group(1)) < SYNTHETIC_PID_BASE:
+    if m and 0 < int(m.group(1)) < PID_MAX_LIMIT:
         return int(m.group(1))
-    return SYNTHETIC_PID_BASE + ordinal
+    return None
 
 
 def process_track(uuid: int, pid: int, name: str) -> TrackDescriptor:

@@ -49,11 +49,20 @@ def check_trace(path: str | Path) -> Path:
     Raises
     ------
     UsageError
-        The file does not exist or cannot be read.
+        The file does not exist or cannot be read, or is a directory (a results directory
+        gets the ``export`` command that makes its trace).
     CaptureFormatError
         It is not a Perfetto protobuf trace.
     """
     trace = Path(path)
+    if trace.is_dir():
+        if (trace / "replay.json").is_file():
+            raise UsageError(
+                f"{trace} is a results directory, not a trace: write its trace with "
+                f"`pmu-replay export {trace} -o trace.perfetto-trace` and view that (or "
+                f"`pmu-replay report {trace}` for an HTML report)"
+            )
+        raise UsageError(f"{trace} is a directory: give a Perfetto trace file")
     try:
         with open(trace, "rb") as f:
             head = f.read(2)

@@ -3,8 +3,9 @@
 For each vCPU, in time order: ``vcpu_load`` when a residency starts, ``guest_enter``,
 ``advance`` by each piece's events and ``guest_exit`` for each guest window, ``vcpu_put`` when
 the residency ends (or before time that is unknown). Counter values and statuses are read from
-the model around every guest piece. It costs microseconds per piece and is obviously faithful;
-the vectorized path must reproduce its observations exactly.
+the model around every guest piece, and the backing perf events around every entry: an event
+replaced by another is a re-creation. It costs microseconds per piece and is obviously
+faithful; the vectorized path must reproduce its observations and re-creations exactly.
 """
 
 from __future__ import annotations
@@ -13,11 +14,19 @@ from typing import Any
 
 import polars as pl
 
-from replay.pmu import ENTERED, Vcpu
+from replay.pmu import ENTERED, BackingEvent, Vcpu
 from replay.pmu.counters import counter_width_mask
 from replay.profiles import CounterRequest
 from replay.scenarios import Scenario
-from replay.work import OBSERVATION_SCHEMA, ScenarioResult, Work, boot_vm, finish_observations
+from replay.work import (
+    OBSERVATION_SCHEMA,
+    RECREATION_SCHEMA,
+    ScenarioResult,
+    Work,
+    boot_vm,
+    finish_observations,
+    finish_recreations,
+)
 
 Row = dict[str, Any]
 
@@ -25,14 +34,22 @@ Row = dict[str, Any]
 def replay_reference(work: Work, scenario: Scenario) -> ScenarioResult:
     """Observations of ``scenario`` by stepping the model (see module docstring)."""
     rows: list[Row] = []
+    recreated: list[Row] = []
     lost: dict[str, list[str]] = {}
+    supported = work.host.possible_cpus
     for vm_name, tids in work.vms.items():
-        vm, lost[vm_name] = boot_vm(work, scenario, len(tids))
+        vm, lost[vm_name] = boot_vm(work, scenario, tids)
+        supported = vm.kvm.supported_cpus
         for vcpu, tid in zip(vm.vcpus, tids, strict=True):
             pieces = work.pieces.filter(pl.col("tid") == tid).sort("start", "end")
-            rows.extend(_Stepper(vcpu, work.profile.counters, scenario.name).run(pieces))
+            stepper = _Stepper(vcpu, work.profile.counters, scenario.name)
+            rows.extend(stepper.run(pieces))
+            recreated.extend(stepper.recreated)
     frame = pl.from_dicts(rows, schema=OBSERVATION_SCHEMA).sort("vcpu", "counter", "start")
-    return ScenarioResult(scenario, finish_observations(frame), lost)
+    recreations = pl.from_dicts(recreated, schema=RECREATION_SCHEMA)
+    return ScenarioResult(
+        scenario, finish_observations(frame), lost, finish_recreations(recreations), supported
+    )
 
 
 class _Stepper:
@@ -46,6 +63,7 @@ class _Stepper:
         self.residency: int | None = None
         self.window: int | None = None
         self.rows: list[Row] = []
+        self.recreated: list[Row] = []
 
     def run(self, pieces: pl.DataFrame) -> list[Row]:
         for p in pieces.iter_rows(named=True):
@@ -68,7 +86,10 @@ class _Stepper:
     def _guest(self, p: Row) -> None:
         vcpu = self.vcpu
         if self.window is None:
-            if vcpu.guest_enter() is not ENTERED:  # KVM_EXIT_FAIL_ENTRY: the guest never runs
+            events = {r.idx: vcpu.backing_event(r.idx) for r in self.requests}
+            outcome = vcpu.guest_enter()  # a pending KVM_REQ_RELOAD_PMU is served here
+            self._recreations(p, events)
+            if outcome is not ENTERED:  # KVM_EXIT_FAIL_ENTRY: the guest never runs
                 for r in self.requests:
                     self._row(p, r, "fail_entry", False, "fail_entry", None, 0)
                 return
@@ -83,6 +104,24 @@ class _Stepper:
             st = status[r.idx]
             delta = (vcpu.counter_value(r.idx) - before[r.idx]) & self.masks[r.idx]
             self._row(p, r, "guest", st.counting, st.reason, st.host_pmu, delta)
+
+    def _recreations(self, p: Row, before: dict[int, BackingEvent | None]) -> None:
+        """A row per counter whose perf event the entry replaced by a new one."""
+        for idx, old in before.items():
+            new = self.vcpu.backing_event(idx)
+            if old is not None and new is not None and new is not old:
+                self.recreated.append(
+                    {
+                        "scenario": self.scenario,
+                        "vm": p["vm"],
+                        "vcpu": p["tid"],
+                        "vcpu_index": p["vcpu_index"],
+                        "counter": idx,
+                        "ts": p["start"],
+                        "cpu": p["cpu"],
+                        "host_pmu": new.pmu.name,
+                    }
+                )
 
     def _row(
         self,

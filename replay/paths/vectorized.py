@@ -8,7 +8,8 @@ booted VM is loaded there and entered, and its counter statuses (and which excep
 the backing events count) are read. Joining every guest piece with the probe of its CPU gives
 counting and deltas; a cumulative sum per vCPU and counter gives the values. The reference
 path steps the model through the full history instead; a differential test holds the two
-equal on every shared capture.
+equal on every shared capture. Perf-event re-creations follow from the loads and the kernel's
+reload rule (:mod:`replay.paths.reloads`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,19 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from replay.paths.reloads import SEED_SCHEMA, recreations
 from replay.pmu import ENTERED
 from replay.pmu.counters import counter_width_mask
 from replay.scenarios import Scenario
-from replay.work import OBSERVATION_SCHEMA, ScenarioResult, Work, boot_vm, finish_observations
+from replay.work import (
+    OBSERVATION_SCHEMA,
+    RECREATION_SCHEMA,
+    ScenarioResult,
+    Work,
+    boot_vm,
+    finish_observations,
+    finish_recreations,
+)
 
 
 def replay_vectorized(work: Work, scenario: Scenario) -> ScenarioResult:
@@ -28,8 +38,12 @@ def replay_vectorized(work: Work, scenario: Scenario) -> ScenarioResult:
     probe = _probe(work, scenario)
     starts: list[dict[str, object]] = []
     lost: dict[str, list[str]] = {}
+    recreated = [pl.DataFrame(schema=RECREATION_SCHEMA)]
+    supported = work.host.possible_cpus
     for vm_name, tids in work.vms.items():
-        vm, lost[vm_name] = boot_vm(work, scenario, len(tids))
+        vm, lost[vm_name] = boot_vm(work, scenario, tids)
+        supported = vm.kvm.supported_cpus
+        seeds = []
         for vcpu, tid in zip(vm.vcpus, tids, strict=True):
             for r in requests:
                 mask = counter_width_mask(vcpu, r.idx)
@@ -41,6 +55,12 @@ def replay_vectorized(work: Work, scenario: Scenario) -> ScenarioResult:
                         "mask": mask,
                     }
                 )
+                event = vcpu.backing_event(r.idx)
+                if event is not None and event.enabled:
+                    seeds.append((tid, r.idx, event.pmu.name))
+        loads = work.loads.filter(pl.col("tid").is_in(tids))
+        seeded = pl.DataFrame(seeds, schema=SEED_SCHEMA, orient="row")
+        recreated.append(recreations(loads, seeded, vm.kvm, scenario.name))
     initial = pl.DataFrame(
         starts,
         schema={"tid": pl.Int32, "counter": pl.Int8, "initial": pl.UInt64, "mask": pl.UInt64},
@@ -120,7 +140,11 @@ def replay_vectorized(work: Work, scenario: Scenario) -> ScenarioResult:
         keys = rows.select("counter", "tid")
         rows = rows[np.lexsort([keys["counter"].to_numpy(), keys["tid"].to_numpy()])]
     return ScenarioResult(
-        scenario, finish_observations(rows.select(list(OBSERVATION_SCHEMA))), lost
+        scenario,
+        finish_observations(rows.select(list(OBSERVATION_SCHEMA))),
+        lost,
+        finish_recreations(pl.concat(recreated)),
+        supported,
     )
 
 
@@ -128,7 +152,7 @@ def _probe(work: Work, scenario: Scenario) -> pl.DataFrame:
     """Per CPU and counter: entry possible, counting, host PMU, reason, ELs counted."""
     rows = []
     for cpu in sorted(work.host.possible_cpus):
-        vm, _ = boot_vm(work, scenario, 1)
+        vm, _ = boot_vm(work, scenario, [None])
         vcpu = vm.vcpus[0]
         vcpu.vcpu_load(cpu)
         entered = vcpu.guest_enter() is ENTERED

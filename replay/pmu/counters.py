@@ -229,8 +229,11 @@ def reload_pmu(vcpu: VcpuState) -> None:
 
 
 def load_pmu(vcpu: VcpuState, last_cpu: int) -> None:
-    """Mirror the series' ``kvm_vcpu_load_pmu()`` called from ``kvm_arch_vcpu_load()`` (§3.4)."""
+    """Mirror the series' ``kvm_vcpu_load_pmu()`` called from ``kvm_arch_vcpu_load()`` (§3.4);
+    a released kernel has no such call."""
     kvm = vcpu.kvm
+    if kvm.rules.reload_trigger is ReloadTrigger.NEVER:
+        return
     if kvm.rules.reload_trigger is ReloadTrigger.FOREIGN_EVENT:
         for idx in set_bits(enabled_counter_mask(vcpu)):
             event = vcpu.events[idx]

@@ -27,8 +27,10 @@ from replay.pmu.uapi import EBUSY, EINVAL, ENODEV, ENXIO, EventFilter, FilterAct
 
 
 class KernelSemantics(StrEnum):
-    """Which revision of the FIXED_COUNTERS_ONLY series the model implements (spec §8.1)."""
+    """Which kernel the model implements: a released (mainline) kernel, or a revision of the
+    FIXED_COUNTERS_ONLY series (spec §8.1, §3.8)."""
 
+    MAINLINE = "mainline"
     V4 = "v4"
     V8 = "v8"
 
@@ -36,6 +38,8 @@ class KernelSemantics(StrEnum):
 class ReloadTrigger(Enum):
     """When ``kvm_vcpu_load_pmu()`` requests ``KVM_REQ_RELOAD_PMU`` (spec §3.4)."""
 
+    #: mainline: ``kvm_arch_vcpu_load()`` has no ``kvm_vcpu_load_pmu()``; a load never reloads.
+    NEVER = "never"
     #: v4: in every mode, when an enabled counter's event lives on a PMU not covering the CPU.
     FOREIGN_EVENT = "foreign-event"
     #: v8: FIXED mode only, when ``probe_armpmu(cpu) != probe_armpmu(last_cpu)``.
@@ -46,6 +50,8 @@ class ReloadTrigger(Enum):
 class KernelRules:
     """The behaviours that differ between series revisions, as data (spec §3.8, §8.1)."""
 
+    #: ``KVM_ARM_VCPU_PMU_V3_FIXED_COUNTERS_ONLY`` exists (the series); mainline answers -ENXIO.
+    fixed_counters_only_attr: bool
     #: FIXED sets ``supported_cpus`` to the union of the registered PMUs (v4) or leaves it.
     fixed_supported_cpus_union: bool
     #: SET_PMU and FIXED_COUNTERS_ONLY refuse each other with -EBUSY (v8, via PMU_V3_EXPLICIT).
@@ -63,7 +69,19 @@ class KernelRules:
 
 
 KERNEL_RULES: dict[KernelSemantics, KernelRules] = {
+    # Released kernels: the series' rows of spec §3.8 do not exist, the mainline column holds.
+    KernelSemantics.MAINLINE: KernelRules(
+        fixed_counters_only_attr=False,
+        fixed_supported_cpus_union=False,
+        set_pmu_fixed_exclusive=False,
+        filter_fixed_exclusive=False,
+        set_pmu_clears_fixed_late=False,
+        reload_trigger=ReloadTrigger.NEVER,
+        recreate_foreign_events_in_all_modes=False,
+        put_clears_cpu=True,
+    ),
     KernelSemantics.V4: KernelRules(
+        fixed_counters_only_attr=True,
         fixed_supported_cpus_union=True,
         set_pmu_fixed_exclusive=False,
         filter_fixed_exclusive=False,
@@ -73,6 +91,7 @@ KERNEL_RULES: dict[KernelSemantics, KernelRules] = {
         put_clears_cpu=True,
     ),
     KernelSemantics.V8: KernelRules(
+        fixed_counters_only_attr=True,
         fixed_supported_cpus_union=False,
         set_pmu_fixed_exclusive=True,
         filter_fixed_exclusive=True,
@@ -216,7 +235,10 @@ class Kvm:
         return 0
 
     def pmu_v3_set_fixed_counters_only(self) -> int:
-        """Mirror ``kvm_arm_pmu_v3_set_pmu_fixed_counters_only()`` (spec §3.1, §8.1 items 2-4)."""
+        """Mirror ``kvm_arm_pmu_v3_set_pmu_fixed_counters_only()`` (spec §3.1, §8.1 items 2-4);
+        a released kernel does not know the attribute (``kvm_arm_pmu_v3_set_attr()``: -ENXIO)."""
+        if not self.rules.fixed_counters_only_attr:
+            return -ENXIO
         if self.has_ran_once:
             return -EBUSY
         if self.pmu_filter is not None and (

@@ -133,6 +133,8 @@ def get_attr(vcpu: VcpuState, attr: PmuAttr) -> tuple[int, int | None]:
 
 def has_attr(vcpu: VcpuState, attr: int) -> int:
     """Mirror ``kvm_arm_pmu_v3_has_attr()``: 0 for a known attribute of a vCPU with a PMU."""
+    if attr == PmuAttr.FIXED_COUNTERS_ONLY and not vcpu.kvm.rules.fixed_counters_only_attr:
+        return -ENXIO  # a released kernel does not know the series' attribute
     if attr in tuple(PmuAttr) and vcpu.has_pmu:
         return 0
     return -ENXIO

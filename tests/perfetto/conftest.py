@@ -12,6 +12,20 @@ from perfetto.trace_processor import TraceProcessor
 
 from tests.perfetto.trace_processor import native_shell, open_trace, ui_dist
 
+HERE = Path(__file__).parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def browser_missing() -> str | None:
+    """Why headless Chromium cannot be driven here (playwright-core under node), or None."""
+    if not Path(CHROMIUM).exists():
+        return "chromium not installed (.ci/run installs it)"
+    if shutil.which("node") is None:
+        return "node not installed"
+    if not (HERE / "node_modules" / "playwright-core").is_dir():
+        return "playwright-core not installed (npm ci --prefix tests/perfetto, see .ci/run)"
+    return None
+
 
 def trace_processor_missing() -> str | None:
     """Why no trace processor can run here, or None."""

@@ -15,7 +15,7 @@ from perfetto.trace_processor import TraceProcessor
 
 from replay.api import what_if
 from replay.export import write_perfetto
-from replay.export.tracks import SYNTHETIC_PID_BASE
+from replay.export.tracks import vm_pid
 from replay.results import Results
 from tests.perfetto.conftest import LoadTrace
 from tests.perfetto.trace_processor import rows
@@ -31,6 +31,16 @@ CASES = [
     ("juno-sched-load", "windows"),  # trace-cmd trace.dat
     ("kvm-x86-hostguest-v7", "linux-perf"),  # trace.dat with kvm_entry/kvm_exit
 ]
+
+
+#: Every vCPU's track and thread id: thread tracks, or the plain "vCPU n (tid t)" tracks of a
+#: VM whose VMM pid is unknown.
+VCPU_TRACKS = (
+    "select tt.id, t.tid from thread_track tt join thread t using (utid) union all "
+    "select t.id, cast(rtrim(substr(t.name, instr(t.name, '(tid ') + 5), ')') as int) as tid "
+    "from track t join track g on t.parent_id = g.id "
+    "where g.name like '% (VMM process unknown)'"
+)
 
 
 def real_results(shared: Path, name: str, profile: str) -> Results:
@@ -73,29 +83,34 @@ def test_no_import_errors_and_bounds_on_the_capture_clock(
 
 def test_one_process_per_vm_one_thread_per_vcpu(loaded: tuple[Results, TraceProcessor]) -> None:
     results, tp = loaded
-    got = rows(
+    threads = rows(
         tp,
         "select p.pid, p.name as vm, t.tid, t.name from thread t join process p using (upid) "
         "where t.name like 'vCPU%' order by t.tid",
     )
-    want = (
-        results.pieces.select("vm", "tid", "vcpu_index")
-        .unique()
-        .sort("tid")
-        .select(
-            "vm",
-            "tid",
-            pl.when(pl.col("vcpu_index").is_not_null())
-            .then(pl.format("vCPU {}", "vcpu_index"))
-            .otherwise(pl.format("vCPU tid {}", "tid"))
-            .alias("name"),
-        )
+    # VMs whose VMM pid the capture does not give: no process (no made-up pid), plain tracks
+    plain = rows(
+        tp,
+        "select g.name as vm, t.name from track t join track g on t.parent_id = g.id "
+        "where g.name like '% (VMM process unknown)' order by t.name",
     )
-    assert [{k: r[k] for k in ("vm", "tid", "name")} for r in got] == want.to_dicts()
-    # the VMM's tgid when the VM name carries it (importers.host.vcpus), else synthetic
-    for r in got:
-        assert r["pid"] == 4000 if r["vm"] == "qemu:4000" else r["pid"] >= SYNTHETIC_PID_BASE
-    assert len({r["pid"] for r in got}) == len(results.meta["vms"])
+    vcpus = results.pieces.select("vm", "tid", "vcpu_index").unique().sort("tid")
+    name = (
+        pl.when(pl.col("vcpu_index").is_not_null())
+        .then(pl.format("vCPU {}", "vcpu_index"))
+        .otherwise(pl.format("vCPU tid {}", "tid"))
+    )
+    known = pl.col("vm").map_elements(vm_pid, return_dtype=pl.Int64).is_not_null()
+    want_threads = vcpus.filter(known).select("vm", "tid", name.alias("name"))
+    assert [{k: r[k] for k in ("vm", "tid", "name")} for r in threads] == want_threads.to_dicts()
+    want_plain = vcpus.filter(~known).select(
+        pl.format("{} (VMM process unknown)", "vm").alias("vm"),
+        pl.format("{} (tid {})", name, "tid").alias("name"),
+    )
+    assert plain == want_plain.sort("name").to_dicts()
+    # the VMM's tgid when the VM name carries it (importers.host.vcpus), nothing made up
+    assert all(r["pid"] == vm_pid(r["vm"]) for r in threads)
+    assert len({r["pid"] for r in threads}) == want_threads["vm"].n_unique()
 
 
 def test_where_each_vcpu_ran(loaded: tuple[Results, TraceProcessor]) -> None:
@@ -105,11 +120,11 @@ def test_where_each_vcpu_ran(loaded: tuple[Results, TraceProcessor]) -> None:
     slices = pl.DataFrame(
         rows(
             tp,
-            "select t.tid, s.name, s.depth, s.dur, "
+            "select v.tid, s.name, s.depth, s.dur, "
             "extract_arg(s.arg_set_id, 'debug.host_pmu') as host_pmu, "
             "extract_arg(s.arg_set_id, 'debug.cpu') as cpu, "
             "extract_arg(s.arg_set_id, 'debug.cycles') as cycles "
-            "from slice s join thread_track tt on s.track_id = tt.id join thread t using (utid)",
+            f"from slice s join ({VCPU_TRACKS}) v on s.track_id = v.id",
         )
     )
     pieces = results.pieces.with_columns((pl.col("end") - pl.col("start")).alias("dur"))
@@ -137,9 +152,11 @@ def test_every_guest_counter_value(loaded: tuple[Results, TraceProcessor]) -> No
     results, tp = loaded
     samples = rows(
         tp,
-        "select t.tid, ct.name, c.ts, c.value from counter c "
-        "join thread_counter_track ct on c.track_id = ct.id join thread t using (utid) "
-        "order by c.track_id, c.ts, c.id",
+        "select coalesce(t.tid, v.tid) as tid, ct.name, c.ts, c.value from counter c "
+        "join track ct on c.track_id = ct.id "
+        "left join thread_counter_track tc on tc.id = ct.id left join thread t using (utid) "
+        f"left join ({VCPU_TRACKS}) v on ct.parent_id = v.id "
+        "where coalesce(t.tid, v.tid) is not null order by c.track_id, c.ts, c.id",
     )
     series: dict[tuple[int, str], tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
     for s in samples:
@@ -214,6 +231,35 @@ def test_stalls_track_per_scenario(loaded: tuple[Results, TraceProcessor]) -> No
     reads = got.filter(pl.col("name") == "zero-delta read").select("scenario", "ts")
     zero = results.reads.filter(pl.col("zero_delta")).select("scenario", "ts")
     assert reads.sort("scenario", "ts").rows() == zero.sort("scenario", "ts").rows()
+    # perf events the kernel re-created at guest entries, on the PMU they moved to
+    recreated = got.filter(pl.col("name") == "perf event re-created")
+    want = f.filter(pl.col("kind") == "recreation")
+    assert recreated.select("scenario", "ts", "cause").sort("scenario", "ts").rows() == (
+        want.select("scenario", pl.col("start").alias("ts"), "cause").sort("scenario", "ts").rows()
+    )
+
+
+def test_verdict_track(loaded: tuple[Results, TraceProcessor]) -> None:
+    """The verdict of ranked results: one instant at the start on the ``verdict`` track."""
+    results, tp = loaded
+    got = rows(
+        tp,
+        "select s.ts, s.dur, s.name, extract_arg(s.arg_set_id, 'debug.kernel') as kernel, "
+        "extract_arg(s.arg_set_id, 'debug.mainline_fallback') as fallback, "
+        "extract_arg(s.arg_set_id, 'debug.text') as text "
+        "from slice s join track t on s.track_id = t.id where t.name = 'verdict'",
+    )
+    verdict = results.meta["verdict"]
+    assert got == [
+        {
+            "ts": results.meta["start"],
+            "dur": 0,
+            "name": f"{verdict['status']}: {verdict['scenario']}",
+            "kernel": verdict["kernel"],
+            "fallback": verdict["mainline_fallback"],
+            "text": verdict["text"],
+        }
+    ]
 
 
 def test_host_cpu_frequency(loaded: tuple[Results, TraceProcessor]) -> None:
@@ -223,7 +269,9 @@ def test_host_cpu_frequency(loaded: tuple[Results, TraceProcessor]) -> None:
         "select ct.name, c.ts, c.value from counter c join counter_track ct on c.track_id = ct.id "
         "where ct.name like 'CPU % frequency' order by ct.name, c.ts",
     )
-    want = results.frequency.sort(pl.format("CPU {} frequency", "cpu"), "ts").select(
+    # only what the capture measured: assumed frequencies are left out
+    measured = results.frequency.filter(~pl.col("assumed"))
+    want = measured.sort(pl.format("CPU {} frequency", "cpu"), "ts").select(
         pl.format("CPU {} frequency", "cpu").alias("name"),
         "ts",
         (pl.col("khz") * 1000).cast(pl.Float64).alias("value"),

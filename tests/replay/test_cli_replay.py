@@ -53,7 +53,7 @@ def test_compare_writes_results_and_recommends(
         capsys, "compare", CAPTURE, "--topology", TOPOLOGY, "-o", str(tmp_path), "--json"
     )
     ranking = out["ranking"]
-    assert ranking[0]["scenario"] == "fixed-counters-only"  # type: ignore[index]
+    assert ranking[0]["scenario"] == "fixed-counters-only+v8"  # type: ignore[index]
     assert str(out["recommendation"]).startswith("deploy fixed-counters-only")
     results = Results.load(tmp_path)
     assert set(results.summary["scenario"].unique()) == {
@@ -61,7 +61,7 @@ def test_compare_writes_results_and_recommends(
         "default@cpu2",
         "set-pmu:armv8_cortex_a53",
         "set-pmu:armv8_cortex_a72",
-        "fixed-counters-only",
+        "fixed-counters-only+v8",
         "no-pmu",
     }
     assert results.meta["recommendation"] == out["recommendation"]

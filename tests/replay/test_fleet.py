@@ -35,7 +35,7 @@ from replay.fleet import (
 from tests.conftest import FIXTURES
 from tests.importers.textcap import shift_text
 
-SCENARIOS = ("default@cpu0", "fixed-counters-only", "no-pmu")
+SCENARIOS = ("default@cpu0", "fixed-counters-only+v8", "no-pmu")
 
 
 def shifted(src: Path, dst: Path, seconds: int) -> None:

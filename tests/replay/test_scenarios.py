@@ -33,14 +33,16 @@ def test_every_mode_is_described_by_data() -> None:
         (Scenario(), "default@cpu0"),
         (Scenario(init_cpu=5), "default@cpu5"),
         (Scenario(mode=Mode.SET_PMU, set_pmu=A57), "set-pmu:armv8_cortex_a57"),
-        (Scenario(mode=Mode.FIXED_COUNTERS_ONLY), "fixed-counters-only"),
+        (Scenario(mode=Mode.FIXED_COUNTERS_ONLY), "fixed-counters-only+v8"),
         (
-            Scenario(mode=Mode.FIXED_COUNTERS_ONLY, kernel=KernelSemantics.V8),
-            "fixed-counters-only+v8",
+            Scenario(mode=Mode.FIXED_COUNTERS_ONLY, kernel=KernelSemantics.V4),
+            "fixed-counters-only+v4",
         ),
+        (Scenario(kernel=KernelSemantics.V4), "default@cpu0+v4"),
+        (Scenario(kernel=KernelSemantics.MAINLINE), "default@cpu0"),
         (Scenario(mode=Mode.NO_PMU), "no-pmu"),
         (Scenario(nr_counters=2, event_filters=(EventFilter(0x11, 1),)), "default@cpu0+filter+n2"),
-        (Scenario(mode="fixed-counters-only", kernel="v8"), "fixed-counters-only+v8"),  # type: ignore[arg-type]
+        (Scenario(mode="fixed-counters-only", kernel="v4"), "fixed-counters-only+v4"),  # type: ignore[arg-type]
     ],
 )
 def test_scenario_names(scenario: Scenario, name: str) -> None:
@@ -52,11 +54,44 @@ def test_scenario_names(scenario: Scenario, name: str) -> None:
     [
         Scenario(mode, kernel, 3, A57 if mode == Mode.SET_PMU else None, quirks=Quirks(*quirks))
         for mode, kernel, quirks in product(Mode, KernelSemantics, product((False, True), repeat=2))
+        if (mode, kernel) != (Mode.FIXED_COUNTERS_ONLY, KernelSemantics.MAINLINE)
     ],
     ids=lambda s: s.name,
 )
 def test_parse_scenario_reads_back_every_name_without_filter_or_n(scenario: Scenario) -> None:
     assert parse_scenario(scenario.name, default_init_cpu=scenario.init_cpu) == scenario
+
+
+@pytest.mark.parametrize(
+    ("text", "kernel"),
+    [
+        ("default", KernelSemantics.MAINLINE),
+        ("set-pmu:x", KernelSemantics.MAINLINE),
+        ("no-pmu", KernelSemantics.MAINLINE),
+        ("fixed-counters-only", KernelSemantics.V8),
+        ("fixed-counters-only+v4", KernelSemantics.V4),
+        ("default+v4", KernelSemantics.V4),
+        ("default+v8+mainline", KernelSemantics.MAINLINE),
+    ],
+)
+def test_every_mode_assumes_a_released_kernel_except_the_proposed_one(
+    text: str, kernel: KernelSemantics
+) -> None:
+    scenario = parse_scenario(text)
+    assert scenario.kernel == kernel
+    assert scenario.proposed == (kernel != KernelSemantics.MAINLINE)
+    label = scenario.kernel_label
+    if scenario.proposed:
+        assert label == f"proposed (series revision {kernel}), not in a released kernel"
+    else:
+        assert label == "mainline"
+
+
+def test_fixed_counters_only_on_a_released_kernel_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match=r"proposed .* \+v8 or \+v4"):
+        parse_scenario("fixed-counters-only+mainline")
+    with pytest.raises(UsageError, match="not in a released kernel"):
+        Scenario(Mode.FIXED_COUNTERS_ONLY, KernelSemantics.MAINLINE)
 
 
 @pytest.mark.parametrize(
@@ -178,7 +213,10 @@ def test_configurations_the_kernel_refuses(
 def test_v4_allows_a_filter_after_fixed_counters_only() -> None:
     deny_cycles = (EventFilter(0x11, 1, FilterAction.DENY),)
     cfg = build_vm(
-        Scenario(mode=Mode.FIXED_COUNTERS_ONLY, event_filters=deny_cycles), two_clusters()
+        Scenario(
+            mode=Mode.FIXED_COUNTERS_ONLY, kernel=KernelSemantics.V4, event_filters=deny_cycles
+        ),
+        two_clusters(),
     )
     assert cfg.kvm.pmu_filter is not None and not cfg.kvm.event_allowed(0x11)
 

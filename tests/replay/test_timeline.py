@@ -7,13 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pytest
 from polars.testing import assert_frame_equal
 
 from importers.errors import MissingEventsError
 from importers.host.topology import from_cli
 from importers.host.vcpus import discover_vcpus, parse_vcpu_specs
+from importers.schema import conform
 from replay.timeline import _mark_gaps, build_timeline
+from replay.unseen import TRUNCATED_CAUSE
 from tests.importers.textcap import import_text
 
 TOPO = from_cli(["little=0-1", "big=2-3"])
@@ -335,3 +338,65 @@ def test_gap_marking_scales_with_many_gaps() -> None:
     began = time.perf_counter()
     _mark_gaps(pieces, gaps)
     assert time.perf_counter() - began < 2.0
+
+
+def test_a_lost_event_gap_hides_the_vcpus_that_were_on_no_cpu(tmp_path: Path) -> None:
+    """Events lost on CPU 2 between its last record (1.000000) and the marker's next record
+    (1.000900): vCPU 100, running there, is unknown over that stretch (as before); vCPU 101,
+    on no CPU before 1.000050 and after 1.000100, may have run on CPU 2 unseen then, so that
+    time is unknown too, on CPU 2; vCPU 102 visibly ran on CPU 1 all along: known."""
+    other, third = ("CPU 1/KVM", 101), ("CPU 2/KVM", 102)
+    text = (
+        sw("1.000000", 2, IDLE, VCPU)
+        + sw("1.000000", 1, IDLE, third)
+        + sw("1.000050", 0, IDLE, other)
+        + sw("1.000100", 0, other, IDLE)
+        + "CPU:2 [LOST 7 EVENTS]\n"
+        + sw("1.000900", 2, VCPU, IDLE)
+        + sw("1.001000", 0, IDLE, other)
+        + sw("1.001000", 1, third, IDLE)
+        + sw("1.002000", 0, other, IDLE)
+    )
+    cap = import_text(tmp_path, text)
+    cap.tables["vcpus"] = discover_vcpus(
+        cap, parse_vcpu_specs(["100=vm:0", "101=vm:1", "102=vm:2"])
+    )
+    pieces = build_timeline(cap, TOPO).pieces
+    us = 1_000_000_000
+    unknown = pieces.filter(pl.col("state") == "unknown").sort("tid", "start")
+    lost = "events lost on this CPU"
+    assert unknown.select("tid", "residency", "cpu", "start", "end", "cause").rows() == [
+        (100, 1, 2, us, us + 900_000, lost),
+        (101, None, 2, us, us + 50_000, lost),  # no switch-in was seen: no residency
+        (101, None, 2, us + 100_000, us + 900_000, lost),
+    ]
+    assert pieces.filter(pl.col("tid") == 102)["state"].to_list() == ["guest"]  # no kvm events
+
+
+def test_time_on_a_cpu_whose_data_the_file_cuts_off_is_unknown_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """A ``truncated`` lost_events row (trace.dat cut short): from the CPU's last record to the
+    end of the capture, the vCPU resident there is unknown, for that cause."""
+    text = (
+        sw("1.000000", 2, IDLE, VCPU) + kvm("1.000100", 2, "entry") + sw("1.002000", 0, IDLE, IDLE)
+    )
+    cap = import_text(tmp_path, text)
+    cap.tables["lost_events"] = conform(
+        "lost_events",
+        pa.table(
+            {
+                "ts": pa.nulls(1, pa.int64()),
+                "seq": [99],
+                "cpu": pa.array([2], pa.int16()),
+                "kind": ["truncated"],
+            }
+        ),
+    )
+    cap.tables["vcpus"] = discover_vcpus(cap, parse_vcpu_specs([]))
+    pieces = build_timeline(cap, TOPO).pieces
+    us = 1_000_000_000
+    assert pieces.select("cpu", "start", "end", "state", "cause").rows() == [
+        (2, us, us + 100_000, "host", None),  # up to CPU 2's last record, the kvm_entry
+        (2, us + 100_000, us + 2_000_000, "unknown", TRUNCATED_CAUSE),
+    ]

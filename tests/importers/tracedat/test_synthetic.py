@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -200,6 +201,10 @@ def test_truncated_file_keeps_whole_pages(tmp_path: Path) -> None:
     ]
     with pytest.raises(CaptureFormatError, match="truncated"):
         read_tracedat(path, strict=True)
+    # only CPU 3 lost records: its gap runs from its last record (none) to the end
+    lost = cap.frame("lost_events").filter(pl.col("kind") == "truncated")
+    assert lost.select("cpu", "ts", "count").rows() == [(3, None, None)]
+    assert lost["seq"][0] > max(cap.frame(t)["seq"].max() for t in ("sched_switch", "events"))  # type: ignore[type-var]
 
 
 @pytest.mark.parametrize("oracle", [False, pytest.param(True, marks=pytest.mark.oracle)])

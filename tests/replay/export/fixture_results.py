@@ -17,6 +17,7 @@ CAPTURES = {
     "migration-at-overflow": "linux-perf",
     "lost-events-gap": "windows",
     "traced-pmccntr-reads": "windows",
+    "pmu-moves": "windows",
 }
 #: the host every fixture capture is replayed on
 TOPOLOGY = FIXTURES / "topologies" / "two-cluster.json"
@@ -29,11 +30,11 @@ def fixture_capture(name: str) -> Capture:
 
 @cache
 def fixture_results(name: str, profile: str | None = None) -> Results:
-    """Every compare scenario (plus fixed-counters-only+v8) on ``fixtures/captures/<name>.txt``.
+    """Every compare scenario (plus fixed-counters-only+v4) on ``fixtures/captures/<name>.txt``.
 
     Cached: callers must not modify the returned tables.
     """
     cap = fixture_capture(name)
     work = prepare_replay(cap, profile or CAPTURES[name])
-    scenarios = [*scenario_matrix(work.host), Scenario(Mode.FIXED_COUNTERS_ONLY, kernel="v8")]
+    scenarios = [*scenario_matrix(work.host), Scenario(Mode.FIXED_COUNTERS_ONLY, kernel="v4")]
     return what_if(cap, scenarios, work=work)

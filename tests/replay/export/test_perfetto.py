@@ -11,6 +11,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -18,13 +19,20 @@ import pytest
 from importers.errors import CaptureFormatError, UsageError
 from replay.export import tracks, write_perfetto
 from replay.export.clocks import CAPTURE_CLOCK_ID, trace_clock
-from replay.export.tracks import SYNTHETIC_PID_BASE, TrackIds, vm_pid
+from replay.export.tracks import ROOT_NAME, TrackIds, vm_pid
 from replay.results import Results
 from tests.conftest import ROOT
 from tests.replay.export.decode import event_counts, events, read_trace, track_names
 from tests.replay.export.fixture_results import fixture_results
 
 NAME = "cross-cluster-migration"
+
+
+def stall_group(track: str) -> str:
+    """``stalls: SCENARIO`` of a track path under the top-level group."""
+    root, group, *_ = track.split("/")
+    assert root == ROOT_NAME and group.startswith("stalls: "), track
+    return group
 
 
 def _copy(results: Results, **changes: object) -> Results:
@@ -82,13 +90,13 @@ def test_stalls_fail_entries_and_risky_ticks_are_all_there(tmp_path: Path) -> No
     write_perfetto(results, out)
     evs = events(read_trace(out))
     stalls = sorted(
-        (e.track.split("/")[0].removeprefix("stalls: "), e.ts, dict(e.args)["stalled_ns"])
+        (stall_group(e.track).removeprefix("stalls: "), e.ts, dict(e.args)["stalled_ns"])
         for e in evs
         if e.name == "stall"
     )
     f = results.findings.filter(pl.col("kind") == "stall")
     assert stalls == sorted(f.select("scenario", "start", "duration").rows())
-    fails = sorted((e.track.split("/")[0], e.ts) for e in evs if e.name == "fail-entry")
+    fails = sorted((stall_group(e.track), e.ts) for e in evs if e.name == "fail-entry")
     f = results.findings.filter(pl.col("kind") == "fail_entry")
     assert fails == sorted(("stalls: " + s, t) for s, t in f.select("scenario", "start").rows())
     risky = [e for e in evs if e.name == "risky tick"]
@@ -100,6 +108,38 @@ def test_stalls_fail_entries_and_risky_ticks_are_all_there(tmp_path: Path) -> No
     }
 
 
+def test_recreations_costs_and_the_verdict_are_in_the_trace(tmp_path: Path) -> None:
+    results = fixture_results("pmu-moves")
+    out = tmp_path / "t.perfetto-trace"
+    write_perfetto(results, out)
+    trace = read_trace(out)
+    evs = events(trace)
+    got = sorted(
+        (e.track, e.ts, dict(e.args)["host_pmu"]) for e in evs if e.name == "perf event re-created"
+    )
+    want = results.findings.filter(pl.col("kind") == "recreation")
+    assert got == sorted(
+        (f"{ROOT_NAME}/stalls: {s}/qemu:4000 vCPU 0 cycles", t, p)
+        for s, t, p in want.select("scenario", "start", "host_pmu").rows()
+    )
+    assert len(got) == 4  # 2 under each series revision, none on a released kernel
+    (verdict,) = [e for e in evs if e.track == f"{ROOT_NAME}/verdict"]
+    meta = results.meta["verdict"]
+    assert (verdict.ts, verdict.name) == (results.meta["start"], f"conclusive: {meta['scenario']}")
+    assert dict(verdict.args)["text"] == meta["text"]
+    about = {
+        p.track_descriptor.name: p.track_descriptor.description
+        for p in trace.packet
+        if p.HasField("track_descriptor")
+    }
+    costs = {r["scenario"]: r["assessment"] for r in results.meta["ranking"]}
+    assert about["stalls: fixed-counters-only+v8"].endswith(
+        f"Costs: {costs['fixed-counters-only+v8']}"
+    )
+    assert "(kernel: proposed, series revision v8)" in about["stalls: fixed-counters-only+v8"]
+    assert "(kernel: mainline)" in about["stalls: default@cpu0"]
+
+
 def test_traced_zero_delta_reads_are_instants(tmp_path: Path) -> None:
     results = fixture_results("traced-pmccntr-reads")
     zero = results.reads.filter(pl.col("zero_delta"))
@@ -107,7 +147,7 @@ def test_traced_zero_delta_reads_are_instants(tmp_path: Path) -> None:
     out = tmp_path / "t.perfetto-trace"
     write_perfetto(results, out)
     got = sorted(
-        (e.track.split("/")[0], e.ts, dict(e.args)["guest_ns"])
+        (stall_group(e.track), e.ts, dict(e.args)["guest_ns"])
         for e in events(read_trace(out))
         if e.name == "zero-delta read"
     )
@@ -233,6 +273,77 @@ def test_track_uuids_are_path_hashes_and_stay_unique(monkeypatch: pytest.MonkeyP
 
 
 def test_vm_pids() -> None:
-    assert vm_pid("qemu:4000", 0) == 4000
-    assert vm_pid("vm0", 2) == SYNTHETIC_PID_BASE + 2
-    assert vm_pid("crosvm:9999999", 1) == SYNTHETIC_PID_BASE + 1  # not a Linux pid
+    assert vm_pid("qemu:4000") == 4000
+    assert vm_pid("vm0") is None
+    assert vm_pid("crosvm:9999999") is None  # not a Linux pid
+
+
+def _descriptors(path: Path) -> list[Any]:
+    return [p.track_descriptor for p in read_trace(path).packet if p.HasField("track_descriptor")]
+
+
+def test_stall_groups_come_first_and_frequencies_last(tmp_path: Path) -> None:
+    results = fixture_results(NAME)
+    out = tmp_path / "t.perfetto-trace"
+    write_perfetto(results, out)
+    descriptors = _descriptors(out)
+    # the UI sorts top-level tracks by name: one top-level group, explicitly ordered
+    top = [
+        d
+        for d in descriptors
+        if not (d.parent_uuid or d.HasField("process") or d.HasField("thread"))
+    ]
+    (root,) = top
+    assert root.name == ROOT_NAME and root.child_ordering == root.EXPLICIT
+    children = sorted(
+        (d.sibling_order_rank, d.name) for d in descriptors if d.parent_uuid == root.uuid
+    )
+    stalls = [f"stalls: {s['name']}" for s in results.meta["scenarios"]]
+    stalls = [s for s in stalls if s.removeprefix("stalls: ") in set(results.findings["scenario"])]
+    verdict = ["verdict"] if results.meta.get("verdict") else []
+    assert [name for _, name in children] == [*verdict, *stalls, "host CPU frequency"]
+
+
+def test_assumed_frequencies_are_left_out(tmp_path: Path) -> None:
+    results = fixture_results(NAME)
+    # the story's CPUs 0-1 start at 1 GHz by an event; make CPU 0's first step an assumption
+    freq = results.frequency.with_columns(
+        assumed=(pl.col("cpu") == 0) | ((pl.col("cpu") == 2) & (pl.col("ts") == pl.col("ts").min()))
+    )
+    out = tmp_path / "t.perfetto-trace"
+    write_perfetto(_copy(results, frequency=freq), out)
+    samples = sorted(
+        (e.track.rsplit("/", 1)[1], e.ts, e.value)
+        for e in events(read_trace(out))
+        if e.type == "TYPE_COUNTER" and e.track.endswith("frequency")
+    )
+    measured = freq.filter(~pl.col("assumed")).sort("cpu", "ts")
+    assert samples == [
+        (f"CPU {cpu} frequency", ts, float(khz))
+        for cpu, ts, khz in measured.select("cpu", "ts", "khz").rows()
+    ]
+    assert "CPU 0 frequency" not in {d.name for d in _descriptors(out)}
+    # nothing measured at all: no frequency group
+    out2 = tmp_path / "none.perfetto-trace"
+    write_perfetto(_copy(results, frequency=freq.with_columns(assumed=pl.lit(True))), out2)
+    assert "host CPU frequency" not in {d.name for d in _descriptors(out2)}
+
+
+def test_a_vm_without_a_known_pid_is_no_process(tmp_path: Path) -> None:
+    results = fixture_results(NAME)
+    renamed = {
+        name: getattr(results, name).with_columns(pl.col("vm").replace("qemu:4000", "vm0"))
+        for name in ("observations", "findings", "summary", "pieces", "ticks")
+    }
+    out = tmp_path / "t.perfetto-trace"
+    write_perfetto(_copy(results, meta={"vms": {"vm0": [4001, 4002]}}, **renamed), out)
+    descriptors = _descriptors(out)
+    assert not [d for d in descriptors if d.HasField("process") or d.HasField("thread")]
+    names = track_names(read_trace(out))
+    vm = f"{ROOT_NAME}/vm0 (VMM process unknown)"
+    vcpus = sorted(path for path in names.values() if path.count("/") == 2 and path.startswith(vm))
+    assert vcpus == [f"{vm}/vCPU 0 (tid 4001)", f"{vm}/vCPU 1 (tid 4002)"]
+    # their placement slices and counters are still there, under those tracks
+    evs = events(read_trace(out))
+    assert {e.track for e in evs if e.track.startswith(vcpus[0]) and e.type == "TYPE_COUNTER"}
+    assert any(e.track == vcpus[1] for e in evs)

@@ -142,6 +142,8 @@ class Expected:
         if attr == PmuAttr.SET_PMU:
             return self.set_pmu(payload)
         if attr == PmuAttr.FIXED_COUNTERS_ONLY:
+            if self.kernel == KernelSemantics.MAINLINE:
+                return -ENXIO  # a released kernel does not know the series' attribute
             if self.ran or (self.filtered and (self.v8 or not self.fixed)):
                 return -EBUSY
             if self.v8 and self.explicit:
@@ -300,6 +302,7 @@ INIT0 = [("init", 0, 0, True), ("init", 1, 0, True)]
     KernelSemantics.V8,
     [*INIT0, ("attr", 0, (PmuAttr.FIXED_COUNTERS_ONLY, None)), ("attr", 0, (PmuAttr.SET_PMU, 11))],
 )
+@example(TWO, KernelSemantics.MAINLINE, [*INIT0, ("attr", 0, (PmuAttr.FIXED_COUNTERS_ONLY, None))])
 # SET_PMU then FIXED; FILTER/FIXED orders; re-INIT keeps N; SET_NR_COUNTERS after the VM ran.
 @example(
     TWO,

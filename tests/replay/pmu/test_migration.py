@@ -29,7 +29,7 @@ from tests.replay.pmu.helpers import A53, A57, two_clusters
 CYCLES_PER_MS = {cpu: 1_000_000 if cpu < 4 else 2_000_000 for cpu in range(10)}
 #: The vCPU thread's pCPU for successive 1 ms guest intervals.
 SCHEDULE = [0, 1, 5, 6, 2, 7, 3, 4, 0]
-KERNELS = [KernelSemantics.V4, KernelSemantics.V8]
+KERNELS = [KernelSemantics.V4, KernelSemantics.V8]  # the FIXED_COUNTERS_ONLY series
 
 
 def _windows_guest(vcpu: Vcpu) -> None:
@@ -86,7 +86,24 @@ def test_fixed_counters_only_cycle_counter_advances_across_clusters(
     assert vcpu.creations[CYCLE_IDX] - booted.creations[CYCLE_IDX] == changes
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize(
+    ("kernel", "per_foreign_load"),
+    [(KernelSemantics.MAINLINE, 0), (KernelSemantics.V4, 1), (KernelSemantics.V8, 0)],
+)
+def test_only_v4_recreates_the_default_pmu_event_on_every_foreign_load(
+    kernel: KernelSemantics, per_foreign_load: int
+) -> None:
+    """Spec §3.4/§8.1 item 5: v4's kvm_vcpu_load_pmu() reloads in every mode when the event's
+    PMU does not cover the new CPU (re-creating it on the same default PMU); a released kernel
+    has no such reload, and v8 reloads only in FIXED mode."""
+    vcpu = _booted(Scenario(init_cpu=0, kernel=kernel), two_clusters())
+    before = vcpu.creations[CYCLE_IDX]
+    _replay(vcpu, SCHEDULE)
+    foreign_loads = sum(1 for cpu in SCHEDULE if cpu >= 4)
+    assert vcpu.creations[CYCLE_IDX] - before == per_foreign_load * foreign_loads
+
+
+@pytest.mark.parametrize("kernel", list(KernelSemantics))
 @pytest.mark.parametrize(("init_cpu", "bound"), [(0, A53), (6, A57)])
 def test_default_mode_cycle_counter_freezes_on_the_foreign_cluster(
     kernel: KernelSemantics, init_cpu: int, bound: str
@@ -101,7 +118,7 @@ def test_default_mode_cycle_counter_freezes_on_the_foreign_cluster(
     assert vcpu.counter_value(CYCLE_IDX) == sum(CYCLES_PER_MS[c] for c in SCHEDULE if c in home)
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("kernel", list(KernelSemantics))
 def test_default_mode_reports_why_the_counter_is_frozen(kernel: KernelSemantics) -> None:
     vcpu = _booted(Scenario(kernel=kernel), two_clusters(no_pmu_cpus=1))
     for cpu, reason in [(5, StallReason.FOREIGN_CPU), (8, StallReason.NO_PMU_CPU), (2, None)]:
@@ -113,7 +130,7 @@ def test_default_mode_reports_why_the_counter_is_frozen(kernel: KernelSemantics)
         vcpu.vcpu_put()
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("kernel", list(KernelSemantics))
 def test_set_pmu_refuses_entry_on_the_other_cluster(kernel: KernelSemantics) -> None:
     vcpu = _booted(
         Scenario(mode=Mode.SET_PMU, set_pmu=A57, init_cpu=4, kernel=kernel), two_clusters()
@@ -129,7 +146,7 @@ def test_fixed_counters_only_on_a_cpu_without_a_registered_pmu() -> None:
     """v4: outside the union of PMU CPUs, entry fails; v8: the vCPU runs with the cycle counter
     frozen until it is loaded on a covered CPU again (spec §8.1 item 1, invariant 8)."""
     host = two_clusters(no_pmu_cpus=2)  # CPUs 8 and 9
-    v4 = _booted(Scenario(mode=Mode.FIXED_COUNTERS_ONLY), host)
+    v4 = _booted(Scenario(mode=Mode.FIXED_COUNTERS_ONLY, kernel=KernelSemantics.V4), host)
     assert [w[3] for w in _replay(v4, [0, 8, 9, 5])] == [True, False, False, True]
     assert v4.counter_value(CYCLE_IDX) == 3_000_000
     v8 = _booted(Scenario(mode=Mode.FIXED_COUNTERS_ONLY, kernel=KernelSemantics.V8), host)

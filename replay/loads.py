@@ -1,0 +1,82 @@
+"""Every ``vcpu_load`` the replay performs, and which of them cross host PMUs.
+
+``kvm_arch_vcpu_load()`` runs when a vCPU thread is switched in while inside ``KVM_RUN``. The
+engine loads a vCPU at the first known piece of each residency, and again after time whose
+outcome is unknown (the reference path puts the vCPU before unknown time,
+:mod:`replay.paths.reference`). A load is *cross-PMU* when the host PMU covering its CPU
+(``kvm_pmu_probe_armpmu()``: the first registered PMU containing it; none for a CPU no
+registered PMU covers) differs from that of the vCPU's previous load. That is a property of the
+schedule, the same under every scenario: it is what the FIXED_COUNTERS_ONLY series pays for
+with perf-event re-creations (spec §3.4), and what freezes a default-mode vPMU (§1.5).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from replay.pmu import HostPmus
+
+#: Columns of the loads table, in order, with their types.
+LOAD_SCHEMA: dict[str, pl.DataType] = {
+    "vm": pl.Utf8(),
+    "tid": pl.Int32(),
+    "vcpu_index": pl.Int32(),
+    "load": pl.UInt32(),
+    "cpu": pl.Int16(),
+    "start": pl.Int64(),
+    "host_pmu": pl.Utf8(),
+    "cross_pmu": pl.Boolean(),
+    "entry": pl.Int64(),
+}
+
+
+def cpu_pmus(host: HostPmus) -> pl.DataFrame:
+    """``cpu, host_pmu`` for every possible CPU: the PMU ``kvm_pmu_probe_armpmu()`` finds
+    (null where no registered PMU covers the CPU)."""
+    rows = []
+    for cpu in sorted(host.possible_cpus):
+        pmu = host.probe_armpmu(cpu)
+        rows.append((cpu, None if pmu is None else pmu.name))
+    return pl.DataFrame(rows, schema={"cpu": pl.Int16, "host_pmu": pl.Utf8}, orient="row")
+
+
+def vcpu_loads(pieces: pl.DataFrame, host: HostPmus) -> pl.DataFrame:
+    """One row per ``vcpu_load`` (see module docstring), in thread and time order.
+
+    ``pieces`` are the engine's (:class:`replay.work.Work`), in thread and time order.
+    ``load`` numbers a thread's loads from 0; ``entry`` is the start of the load's first guest
+    piece (its first ``kvm_entry``; null when the vCPU did not enter the guest there).
+    """
+    tid, state = pl.col("tid"), pl.col("state")
+    same_thread = tid == tid.shift(1)
+    known = state != "unknown"
+    starts = known & ~(
+        same_thread
+        & (state.shift(1) != "unknown")
+        & (pl.col("residency") == pl.col("residency").shift(1))
+    ).fill_null(False)
+    columns = ["vm", "tid", "vcpu_index", "cpu", "start", "state"]
+    marked = pieces.select(*columns, starts.alias("starts"), known.alias("known"))
+    # every known piece belongs to the load its thread last started
+    marked = marked.with_columns(
+        pl.col("starts").cast(pl.UInt32).cum_sum().over("tid").alias("load")
+    ).filter("known")
+    entries = (
+        marked.filter(state == "guest")
+        .group_by("tid", "load")
+        .agg(pl.col("start").min().alias("entry"))
+    )
+    loads = (
+        marked.filter("starts")
+        .with_columns(pl.col("load") - 1)
+        .join(cpu_pmus(host), on="cpu", how="left")
+        .join(entries.with_columns(pl.col("load") - 1), on=["tid", "load"], how="left")
+    )
+    previous = pl.col("host_pmu").shift(1).over("tid")
+    first = pl.col("load") == 0
+    cross = pl.when(first).then(False).otherwise(pl.col("host_pmu").ne_missing(previous))
+    return (
+        loads.sort("tid", "load")
+        .with_columns(cross.alias("cross_pmu"))
+        .select(pl.col(c).cast(t) for c, t in LOAD_SCHEMA.items())
+    )

@@ -1,0 +1,180 @@
+"""The verdict: which configuration to deploy, on which kernel, and how sure the replay is.
+
+Built on a :class:`~replay.compare.Ranking` (``DESIGN.md``, "What a verdict must say"):
+
+* ``scenario``: the best-ranked configuration, and ``kernel``: ``mainline`` or, for the
+  proposed FIXED_COUNTERS_ONLY, "proposed (series revision v8), not in a released kernel";
+  ``mainline_fallback``: the best-ranked configuration a released kernel has (the same
+  scenario when that is the best);
+* ``status``: ``inconclusive`` when any vCPU's unknown time (lost events, truncated input,
+  contradictory records) exceeds ``max_unknown`` of its time on CPUs, else ``conclusive``;
+* ``reasons``: everything that limits the verdict, the causes of inconclusiveness first:
+  vCPUs over the limit (with the causes of their unknown time), then vCPUs with unknown time
+  within it, input the importer skipped, vCPUs without a row and why;
+* ``text``: the recommendation in words (``recommendation`` in ``replay.json``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import polars as pl
+
+from replay.compare import Ranking
+from replay.work import describe_absent
+
+DEFAULT_MAX_UNKNOWN = 0.05
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The machine-readable verdict (``"verdict"`` in ``replay.json`` and ``--json``)."""
+
+    status: str
+    scenario: str | None
+    kernel: str | None
+    mainline_fallback: str | None
+    reasons: list[str] = field(default_factory=list)
+    text: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide(
+    ranking: Ranking,
+    summary: pl.DataFrame,
+    findings: pl.DataFrame,
+    kernels: dict[str, str],
+    *,
+    max_unknown: float = DEFAULT_MAX_UNKNOWN,
+    doubts: tuple[str, ...] = (),
+) -> Verdict:
+    """The verdict on a ranking (see module docstring).
+
+    Parameters
+    ----------
+    ranking
+        :func:`replay.compare.rank` of the replay.
+    summary, findings
+        The replay's tables; the unknown time is the same under every scenario.
+    kernels
+        Scenario name -> :attr:`replay.scenarios.Scenario.kernel_label`.
+    max_unknown
+        The largest share (0-1) of a vCPU's time on CPUs that may be unknown.
+    doubts
+        Other limits to state (skipped input, vCPUs without a row).
+    """
+    table = ranking.table
+    if table.is_empty():
+        return Verdict(
+            "inconclusive", None, None, None, ["nothing was replayed"], "nothing to compare"
+        )
+    best = table.row(0, named=True)
+    mainline = table.filter(~pl.col("proposed"))
+    fallback = mainline.row(0, named=True) if mainline.height else None
+    over, within = _unknown(summary, findings, max_unknown)
+    reasons = [*over, *within, *doubts]
+    status = "inconclusive" if over else "conclusive"
+    text = _text(table, best, fallback, kernels, status, over, max_unknown)
+    return Verdict(
+        status,
+        best["scenario"],
+        kernels[best["scenario"]],
+        None if fallback is None else fallback["scenario"],
+        reasons,
+        text,
+    )
+
+
+def _unknown(
+    summary: pl.DataFrame, findings: pl.DataFrame, max_unknown: float
+) -> tuple[list[str], list[str]]:
+    """Statements about the vCPUs with unknown time: over the limit, within it."""
+    first = summary["scenario"][0]
+    causes = (
+        findings.filter((pl.col("kind") == "unknown") & (pl.col("scenario") == first))
+        .group_by("vcpu", "cause")
+        .agg(pl.col("duration").sum(), pl.col("cpu").unique().sort())
+        .sort("vcpu", "duration", descending=[False, True])
+    )
+    over: list[str] = []
+    within: list[str] = []
+    doubtful = summary.filter((pl.col("scenario") == first) & (pl.col("unknown_ns") > 0))
+    for row in doubtful.sort("vm", "vcpu_index", "vcpu").iter_rows(named=True):
+        why = [
+            f"{c['cause']}{_on_cpus(c['cpu'])}: {c['duration'] / 1e9:.3f} s"
+            for c in causes.filter(pl.col("vcpu") == row["vcpu"]).iter_rows(named=True)
+        ]
+        share = row["unknown_share"]
+        limit = "above" if share > max_unknown else "within"
+        statement = (
+            f"vCPU {row['vm']}/{row['vcpu_index']} (thread {row['vcpu']}): "
+            f"{row['unknown_ns'] / 1e9:.3f} s unknown, {share:.1%} of its "
+            f"{row['on_cpu_ns'] / 1e9:.3f} s on CPUs, {limit} the {max_unknown:.1%} limit "
+            f"({'; '.join(why)})"
+        )
+        (over if share > max_unknown else within).append(statement)
+    return over, within
+
+
+def _on_cpus(cpus: list[int | None]) -> str:
+    known = [str(c) for c in cpus if c is not None]
+    return f" on CPU {','.join(known)}" if known else ""
+
+
+def _text(
+    table: pl.DataFrame,
+    best: dict[str, Any],
+    fallback: dict[str, Any] | None,
+    kernels: dict[str, str],
+    status: str,
+    over: list[str],
+    max_unknown: float,
+) -> str:
+    parts = []
+    if status == "inconclusive":
+        parts.append(
+            f"inconclusive: {len(over)} vCPU(s) have more than {max_unknown:.1%} of their time "
+            "unknown (see reasons); the ranking holds only if nothing happened there"
+        )
+    lead = "Best ranked" if status == "inconclusive" else "deploy"
+    parts.append(f"{lead} {best['scenario']}, {kernels[best['scenario']]}: {best['assessment']}")
+    if fallback is not None and fallback["scenario"] != best["scenario"]:
+        parts.append(f"Best on a released kernel: {fallback['scenario']}: {fallback['assessment']}")
+    worst = table.filter(pl.col("stalled_ns") > 0).sort("stalled_ns", descending=True)
+    if not worst.is_empty() and worst["scenario"][0] != best["scenario"]:
+        w = worst.row(0, named=True)
+        stall = (
+            f"The worst, {w['scenario']}, stalls the guest's counters "
+            f"{w['stalled_ns'] / 1e9:.3f} s ({w['stalled_share'] * 100:.1f}% of guest time)"
+        )
+        if (w["risky_ticks"] or 0) > 0:
+            stall += f" with {w['risky_ticks']} risky ticks"
+        parts.append(stall)
+    loads = best["cross_pmu_loads"]
+    if loads:
+        guest_s = best["guest_ns"] / 1e9
+        rate = f", {loads / guest_s:.1f} per guest second" if guest_s else ""
+        parts.append(f"The schedule loaded vCPUs onto another host PMU {loads} times{rate}")
+    if best["unknown_ns"]:
+        parts.append(
+            f"{best['unknown_ns'] / 1e9:.3f} s of vCPU time is unknown (lost, truncated or "
+            "contradictory records): not counted as safe"
+        )
+    return ". ".join(parts) + "."
+
+
+def input_doubts(
+    skipped: dict[str, dict[str, Any]], absent: list[dict[str, Any]]
+) -> tuple[str, ...]:
+    """Statements about what the replay could not see: input the importer skipped (reason,
+    count, first locations; ``CaptureMetadata.skipped``) and vCPUs without a row."""
+    out = [
+        f"the import skipped {rec['count']} input item(s): {reason}"
+        + (f" (first at {', '.join(rec['first'])})" if rec.get("first") else "")
+        for reason, rec in sorted(skipped.items())
+    ]
+    out += [describe_absent(a) for a in absent]
+    return tuple(out)

@@ -1,0 +1,91 @@
+"""Stand-in vCPUs: a capture without VMs names the threads worth replaying as if they were."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from replay.api import capture_topology, open_capture
+from replay.cli import main
+from replay.standins import stand_ins
+from tests.conftest import FIXTURES
+
+TOPOLOGY = FIXTURES / "topologies" / "two-cluster.json"  # CPUs 0-1 little, 2-3 big
+HEADER = "# tracer: nop\n#\n# entries-in-buffer/entries-written: 16/16   #P:4\n#\n"
+
+#: (cpu, seconds, prev comm, prev pid, next comm, next pid): who runs where, and when.
+SWITCHES = [
+    (0, "1.000000", "swapper/0", 0, "worker", 100),
+    (3, "1.000000", "swapper/3", 0, "hog", 200),
+    (0, "1.010000", "worker", 100, "hopper", 300),
+    (0, "1.015000", "hopper", 300, "swapper/0", 0),
+    (1, "1.020000", "swapper/1", 0, "hopper", 300),
+    (2, "1.020000", "swapper/2", 0, "worker", 100),
+    (1, "1.025000", "hopper", 300, "swapper/1", 0),
+    (2, "1.050000", "worker", 100, "blip", 400),
+    (2, "1.052000", "blip", 400, "swapper/2", 0),
+    (1, "1.060000", "swapper/1", 0, "worker", 100),
+    (1, "1.070000", "worker", 100, "swapper/1", 0),
+    (0, "1.070000", "swapper/0", 0, "blip", 400),
+    (0, "1.071000", "blip", 400, "swapper/0", 0),
+    (3, "1.090000", "hog", 200, "swapper/3", 0),
+]
+
+
+@pytest.fixture
+def no_vms(tmp_path: Path) -> Path:
+    """A workload capture without any VMM thread (kernel trace text, 4 CPUs)."""
+    lines = [
+        f"{prev}-{pid:<5} [{cpu:03d}] d..2. {ts}: sched_switch: prev_comm={prev} prev_pid={pid} "
+        f"prev_prio=120 prev_state=S ==> next_comm={nxt} next_pid={npid} next_prio=120"
+        for cpu, ts, prev, pid, nxt, npid in SWITCHES
+    ]
+    path = tmp_path / "workload.txt"
+    path.write_text(HEADER + "\n".join(lines) + "\n")
+    return path
+
+
+def test_threads_that_cross_clusters_come_first(no_vms: Path) -> None:
+    cap = open_capture(no_vms, topology=TOPOLOGY)
+    best = stand_ins(cap, capture_topology(cap))
+    # worker: 10 + 30 + 10 ms, little -> big -> little; blip: 2 + 1 ms, big -> little;
+    # then, never across clusters, hog (90 ms) and hopper (5 + 5 ms on CPUs 0 and 1, both little)
+    assert best.rows() == [
+        (100, "worker", 50_000_000, 2),
+        (400, "blip", 3_000_000, 1),
+        (200, "hog", 90_000_000, 0),
+        (300, "hopper", 10_000_000, 0),
+    ]
+    # without a topology, a move is a change of CPU
+    assert dict(stand_ins(cap, None).select("tid", "moves").rows()) == {
+        100: 2,
+        400: 1,
+        300: 1,
+        200: 0,
+    }
+    assert stand_ins(cap, capture_topology(cap), limit=1)["tid"].to_list() == [100]
+
+
+def test_the_error_lists_them_with_a_line_to_copy(
+    no_vms: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", str(no_vms), "--topology", str(TOPOLOGY)]) == 4
+    err = capsys.readouterr().err
+    assert "no vCPU threads found" in err and "--vcpu TID=VM:INDEX" in err
+    rows = [line.split() for line in err.splitlines() if line.strip()[:3].isdigit()]
+    assert rows == [
+        ["100", "0.050", "2", "worker"],
+        ["400", "0.003", "1", "blip"],
+        ["200", "0.090", "0", "hog"],
+        ["300", "0.010", "0", "hopper"],
+    ]
+    line = err.strip().splitlines()[-1].split()
+    assert line == [
+        "--vcpu", "100=standin:0", "--vcpu", "400=standin:1",
+        "--vcpu", "200=standin:2", "--vcpu", "300=standin:3",
+    ]  # fmt: skip
+    # ...and the line does what it says
+    assert main(["replay", str(no_vms), "--topology", str(TOPOLOGY), *line, "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"vm": "standin"' in out
