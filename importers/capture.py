@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from importers.errors import CaptureFormatError
+from importers.output import whole_directory
 from importers.schema import (
     FEW_VALUES,
     SCHEMA_VERSION,
@@ -108,27 +109,25 @@ class Capture:
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def save(self, directory: str | Path) -> Path:
-        """Write one Parquet file per non-empty table plus ``metadata.json`` into ``directory``.
+        """Write one Parquet file per non-empty table plus ``metadata.json`` as ``directory``.
 
-        Files of tables that this capture does not have are removed, so a directory always
-        describes exactly one capture.
+        The directory is whole or absent (:func:`importers.output.whole_directory`): it is
+        written beside its name and renamed into place, replacing an earlier saved capture as
+        a whole, so it always describes exactly one capture, even after a failed or
+        interrupted save. Metadata is written last.
         """
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        writes = []
-        for name in TABLES:
-            path = out / f"{name}.parquet"
-            table = self.tables.get(name)
-            if table is None or table.num_rows == 0:
-                path.unlink(missing_ok=True)
-            else:
-                writes.append((path, conform(name, table)))
-        # pyarrow releases the GIL while encoding: tables are written side by side.
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            list(pool.map(lambda job: _write_parquet(job[1], job[0]), writes))
-        meta = json.dumps(self.metadata.to_json(), indent=2, sort_keys=True)
-        (out / METADATA_FILE).write_text(meta + "\n")
-        return out
+        with whole_directory(directory, METADATA_FILE) as out:
+            writes = [
+                (out / f"{name}.parquet", conform(name, table))
+                for name in TABLES
+                if (table := self.tables.get(name)) is not None and table.num_rows
+            ]
+            # pyarrow releases the GIL while encoding: tables are written side by side.
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+                list(pool.map(lambda job: _write_parquet(job[1], job[0]), writes))
+            meta = json.dumps(self.metadata.to_json(), indent=2, sort_keys=True)
+            (out / METADATA_FILE).write_text(meta + "\n")
+        return Path(directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> Capture:

@@ -132,14 +132,11 @@ def sniff_bytes(head: bytes, name: str) -> str:
     if wrapped is not None:
         return wrapped
     if b"\x00" in head:
-        raise CaptureFormatError(
-            f"{name}: binary data that is neither trace.dat nor perf.data "
-            f"(first bytes {head[:8].hex(' ')}); check the file is a capture"
-        )
+        raise _binary_data(head, name)
     if looks_like_html(head):
         return "systrace-html"
     text_lines = [ln for ln in head.splitlines()[:200] if ln.strip()]
-    if any(ln.lstrip().startswith(b'{"') and b"counter-value" in ln for ln in text_lines[:20]):
+    if _perf_stat_json(text_lines[:20]):
         return "perf-stat-json"
     if any(ln.startswith(b"# tracer:") for ln in text_lines[:5]):
         return "ftrace-text"
@@ -215,6 +212,37 @@ def _varint(data: bytes, pos: int) -> tuple[int | None, int]:
         if byte < 0x80:
             return value, pos + k + 1
     return None, pos + 10
+
+
+def _binary_data(head: bytes, name: str) -> CaptureFormatError:
+    """The error for a file with a NUL byte and no binary format's magic. Lines of text up to
+    the NUL make it damaged text: say where the NUL is (text captures have none), so it can be
+    cut off."""
+    at = head.index(b"\x00")
+    try:
+        before = head[:at].decode("utf-8")
+    except UnicodeDecodeError:
+        before = "\x00"
+    lines = before.split("\n")
+    if len(lines) > 1 and all(ln.replace("\t", "").rstrip("\r").isprintable() for ln in lines):
+        line = head.count(b"\n", 0, at) + 1
+        return CaptureFormatError(
+            f"{name}: text with a NUL byte at offset {at:#x} (line {line}), which no text "
+            f"capture contains; if the rest is damage, cut the file before it "
+            f"(head -c {at} {name} > fixed.txt)"
+        )
+    return CaptureFormatError(
+        f"{name}: binary data that is neither trace.dat nor perf.data (first bytes "
+        f"{head[:8].hex(' ')}, a NUL byte at offset {at:#x}); check the file is a capture"
+    )
+
+
+def _perf_stat_json(lines: list[bytes]) -> bool:
+    """``perf stat -j`` output: most non-comment lines are JSON objects, one with a
+    ``counter-value`` (one stray JSON-looking line in other text decides nothing)."""
+    body = [ln.lstrip() for ln in lines if not ln.startswith(b"#")]
+    objects = [ln for ln in body if ln.startswith(b'{"')]
+    return 2 * len(objects) > len(body) and any(b"counter-value" in ln for ln in objects)
 
 
 def importer_for(fmt: str) -> Importer:

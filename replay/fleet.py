@@ -36,12 +36,14 @@ import yaml
 
 from importers.capture import sha256_of
 from importers.errors import PmuReplayError, UsageError
+from importers.output import whole_file
 from replay.summary import NS_PER_HOUR
 
 PARTITIONS = ("scenario", "host")
 #: Dask configuration of replay workers: point ``DASK_CONFIG`` at its folder for ``dask worker``.
 WORKER_CONFIG = Path(__file__).parent / "dask_config" / "pmu-replay.yml"
 MANIFEST_COLUMNS = ("path", "host", "topology", "pmus", "vcpus")
+WORKER_PRELOAD = "replay.fleet_worker"
 
 
 @dataclass(frozen=True)
@@ -278,28 +280,32 @@ def dask_client(client: Any, scheduler: str | None, workers: int | None) -> Iter
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            preload=[WORKER_PRELOAD],  # workers leave Ctrl-C to this driver
         )
     with cluster, Client(cluster) as local:
         yield local
 
 
 def _write_member(output: Path, result: MemberResult, settings: Settings) -> None:
+    """The member's partition files, then its ``done`` record: each file appears whole
+    (:func:`importers.output.whole_file`), and :func:`read_dataset` reads a member's files
+    only once its record is there, so a member is in the dataset whole or not at all."""
     key = member_key(result.member, settings)
     if result.error is None:
         for name in ("findings", "summary"):
             table: pl.DataFrame = getattr(result, name)
             for (scenario, host), part in table.group_by(*PARTITIONS, maintain_order=True):
                 folder = output / name / f"scenario={_safe(scenario)}" / f"host={_safe(host)}"
-                folder.mkdir(parents=True, exist_ok=True)
-                part.drop(*PARTITIONS).write_parquet(folder / f"{key}.parquet", compression="zstd")
+                with whole_file(folder / f"{key}.parquet") as tmp:
+                    part.drop(*PARTITIONS).write_parquet(tmp, compression="zstd")
     record = {
         "member": asdict(result.member),
         "events": result.events,
         "error": result.error,
         "error_type": result.error_type,
     }
-    (output / "done").mkdir(exist_ok=True)
-    (output / "done" / f"{key}.json").write_text(json.dumps(record, sort_keys=True) + "\n")
+    with whole_file(output / "done" / f"{key}.json") as tmp:
+        tmp.write_text(json.dumps(record, sort_keys=True) + "\n")
 
 
 def _safe(value: object) -> str:
@@ -323,19 +329,22 @@ def _write_index(output: Path, members: list[Member], settings: Settings) -> Non
             }
         )
     members_table = pl.DataFrame(rows, infer_schema_length=None)
-    members_table.write_parquet(output / "members.parquet")
-    members_table.filter(pl.col("status") == "failed").write_parquet(output / "failures.parquet")
-    (output / "fleet.json").write_text(
-        json.dumps(asdict(settings), indent=2, sort_keys=True) + "\n"
-    )
+    with whole_file(output / "members.parquet") as tmp:
+        members_table.write_parquet(tmp)
+    with whole_file(output / "failures.parquet") as tmp:
+        members_table.filter(pl.col("status") == "failed").write_parquet(tmp)
+    with whole_file(output / "fleet.json") as tmp:
+        tmp.write_text(json.dumps(asdict(settings), indent=2, sort_keys=True) + "\n")
 
 
 def read_dataset(output: Path, name: str) -> pl.DataFrame:
-    """One of the partitioned tables (``findings`` or ``summary``) of a fleet run."""
-    folder = output / name
-    if not folder.exists() or not any(folder.rglob("*.parquet")):
+    """One of the partitioned tables (``findings`` or ``summary``) of a fleet run: the files
+    of members whose ``done`` record is written (a run killed mid-member left the others)."""
+    done = {p.stem for p in (output / "done").glob("*.json")}
+    files = sorted(p for p in (output / name).rglob("*.parquet") if p.stem in done)
+    if not files:
         return pl.DataFrame()
-    return pl.read_parquet(folder / "**" / "*.parquet", hive_partitioning=True)
+    return pl.read_parquet(files, hive_partitioning=True)
 
 
 def read_failures(output: Path) -> pl.DataFrame:

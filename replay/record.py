@@ -91,24 +91,41 @@ def find_tracefs() -> tuple[Path, bool]:
 
 @contextmanager
 def tracefs_instance(root: Path, name: str) -> Iterator[Path]:
-    """A private tracefs instance, removed on exit whatever happens."""
+    """A private tracefs instance, removed on exit whatever happens.
+
+    The instance is created inside the cleanup scope: a Ctrl-C or SIGTERM that lands just
+    after ``mkdir`` still removes it. The removal itself runs with both signals blocked (they
+    are handled once it is done), so a second Ctrl-C cannot cut it short.
+    """
     inst = root / "instances" / name
+    if inst.exists():
+        raise RecordError(f"the tracefs instance {inst} already exists; remove it (rmdir {inst})")
     try:
-        inst.mkdir()
-    except OSError as exc:
-        raise RecordError(f"cannot create the tracefs instance {inst}: {exc.strerror}") from None
-    try:
+        try:
+            inst.mkdir()
+        except OSError as exc:
+            raise RecordError(
+                f"cannot create the tracefs instance {inst}: {exc.strerror}"
+            ) from None
         yield inst
     finally:
-        _write(inst / "tracing_on", "0", missing_ok=True)
-        for _ in range(50):  # the kernel refuses rmdir while a reader still holds the buffer
-            try:
-                inst.rmdir()
-                break
-            except FileNotFoundError:
-                break  # `trace-cmd extract -B` removes the instance itself
-            except OSError:
-                time.sleep(0.1)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            _remove_instance(inst)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _remove_instance(inst: Path) -> None:
+    _write(inst / "tracing_on", "0", missing_ok=True)
+    for _ in range(50):  # the kernel refuses rmdir while a reader still holds the buffer
+        try:
+            inst.rmdir()
+            break
+        except FileNotFoundError:
+            break  # never created, or `trace-cmd extract -B` removed it itself
+        except OSError:
+            time.sleep(0.1)
 
 
 def _write(path: Path, value: str, *, missing_ok: bool = False) -> None:

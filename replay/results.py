@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 
 from importers.errors import CaptureFormatError
+from importers.output import whole_directory
 from replay import __version__
 from replay.compare import Ranking
 from replay.costs import DEFAULT_RECREATE_COST_US, capacity_weights, vcpu_costs
@@ -50,12 +51,14 @@ class Results:
     verdict: Verdict | None = None
 
     def save(self, directory: str | Path) -> Path:
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        for name in TABLE_NAMES:
-            getattr(self, name).write_parquet(out / f"{name}.parquet", compression="zstd")
-        (out / META_FILE).write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
-        return out
+        """Write the tables and ``replay.json`` (last) as ``directory``, whole or absent
+        (:func:`importers.output.whole_directory`: an earlier results directory there is
+        replaced as a whole, and left as it was if this save fails or is interrupted)."""
+        with whole_directory(directory, META_FILE) as out:
+            for name in TABLE_NAMES:
+                getattr(self, name).write_parquet(out / f"{name}.parquet", compression="zstd")
+            (out / META_FILE).write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
+        return Path(directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> Results:

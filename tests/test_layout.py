@@ -16,7 +16,18 @@ from tests.conftest import ROOT
 
 PACKAGES = ("importers", "replay")
 FAMILIES = ("tracefs", "ftrace", "tracedat", "perf", "perfetto", "host")
-CORE = ("__init__", "capture", "decompress", "detect", "errors", "schema", "skips", "tasks")
+CORE = (
+    "__init__",
+    "capture",
+    "decompress",
+    "detect",
+    "errors",
+    "output",
+    "ranges",
+    "schema",
+    "skips",
+    "tasks",
+)
 FAMILY_PREFIXES = ("tracedat_", "perf_data_", "perf_text", "ftrace_")
 
 

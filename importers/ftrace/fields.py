@@ -1,7 +1,8 @@
 """Fields of text payloads that need more than a cast: task states, idle exits, kvm words.
 
 Each ``_finish_*`` turns the intermediate ``_``-prefixed columns captured by the grammars of
-:mod:`importers.ftrace.payloads` into the kernel fields of ``importers.schema``.
+:mod:`importers.ftrace.payloads` into the kernel fields of ``importers.schema``, and names the
+rows it had to leave a field unknown in (counted by the importer, never silently null).
 """
 
 from __future__ import annotations
@@ -11,7 +12,17 @@ from collections.abc import Callable
 
 import polars as pl
 
+from importers.ranges import Limits, out_of_range
 from importers.tracefs.sysregs import with_pmu_sysreg
+
+#: Intermediate integer columns of the grammars: the type they are read into and the values
+#: they may hold. cpu_idle's state is a u32 that the kernel prints unsigned (4294967295 for
+#: PWR_EVENT_EXIT) and some printers signed (-1); kvm_userspace_exit prints "(%d)".
+WORD32: Limits = (-(1 << 31), (1 << 32) - 1)
+INTERMEDIATE: dict[str, tuple[pl.DataType, Limits | None]] = {
+    "_idle": (pl.Int64(), WORD32),
+    "_value": (pl.Int32(), None),
+}
 
 # Task state letters of sched_switch's __print_flags table on current kernels (>= 4.14, the
 # TASK_REPORT set) and, for letters those kernels no longer print, the 4.2-4.13 table
@@ -46,7 +57,13 @@ def _raw_state(text: str) -> int | None:
     return value if value is not None and value <= _INT64_MAX else None
 
 
-def _finish_sched_switch(df: pl.DataFrame) -> pl.DataFrame:
+#: skip reasons of prev_state values that give no bits (the row is kept, prev_state null)
+UNKNOWN_STATE = "sched_switch prev_state letter the kernel never prints (row kept, prev_state null)"
+HUGE_STATE = out_of_range("sched_switch prev_state", pl.Int64(), "row kept, prev_state null")
+Finished = tuple[pl.DataFrame, dict[str, list[int]]]
+
+
+def _finish_sched_switch(df: pl.DataFrame) -> Finished:
     # Decided once per distinct printed state (a handful per capture), not per row. -R prints
     # the raw integer, whose letters depend on the kernel's own table: keep the bits only.
     bits: dict[str, int | None] = {}
@@ -55,6 +72,11 @@ def _finish_sched_switch(df: pl.DataFrame) -> pl.DataFrame:
         raw = _RAW_STATE.fullmatch(text) is not None
         bits[text] = _raw_state(text) if raw else state_bits(text)
         printed[text] = None if raw else text
+    noted: dict[str, list[int]] = {}
+    for text, value in bits.items():
+        if value is None:
+            reason = HUGE_STATE if printed[text] is None else UNKNOWN_STATE
+            noted.setdefault(reason, []).extend(df.filter(pl.col("_state") == text)["seq"])
     state = pl.col("_state")
     if all(v is None for v in printed.values()):  # all raw (-R): nothing printed as letters
         as_printed = pl.lit(None, pl.Utf8)
@@ -62,19 +84,24 @@ def _finish_sched_switch(df: pl.DataFrame) -> pl.DataFrame:
         as_printed = state
     else:
         as_printed = state.replace_strict(printed, default=None, return_dtype=pl.Utf8)
-    return df.with_columns(
+    finished = df.with_columns(
         state.replace_strict(bits, default=None, return_dtype=pl.Int64).alias("prev_state"),
         as_printed.alias("prev_state_str"),
     )
+    return finished, {reason: sorted(seqs) for reason, seqs in noted.items()}
 
 
 def _finish_cpu_idle(df: pl.DataFrame) -> pl.DataFrame:
-    # PWR_EVENT_EXIT is -1 stored in a u32; some printers show it signed [power.h].
-    raw = pl.col("_idle").cast(pl.Int64, strict=False)
-    exit_ = (raw == -1) | (raw == 0xFFFFFFFF)
+    # PWR_EVENT_EXIT is -1 stored in a u32; some printers show it signed [power.h]. The signed
+    # idle_state is the u32 read as s32, as the binary importer reads it (-1 = exit).
+    state = pl.col("_idle") % (1 << 32)
     return df.with_columns(
-        (raw % (1 << 32)).cast(pl.UInt32).alias("state"),
-        pl.when(exit_).then(-1).otherwise(raw).cast(pl.Int32).alias("idle_state"),
+        state.cast(pl.UInt32).alias("state"),
+        pl.when(state >= 1 << 31)
+        .then(state - (1 << 32))
+        .otherwise(state)
+        .cast(pl.Int32)
+        .alias("idle_state"),
     )
 
 
@@ -83,9 +110,9 @@ def _finish_userspace_exit(df: pl.DataFrame) -> pl.DataFrame:
         return df
     # "reason %s (%d)": restart/error print errno, every other name prints the KVM_EXIT code.
     failed = pl.col("reason_name").is_in(["restart", "error"])
-    value = pl.col("_value").cast(pl.Int64)
+    value = pl.col("_value").cast(pl.Int64)  # an int32 (importers.ranges checked it)
     return df.with_columns(
-        pl.when(failed).then(None).otherwise(value).cast(pl.UInt32, strict=False).alias("reason"),
+        pl.when(failed).then(None).otherwise(value % (1 << 32)).cast(pl.UInt32).alias("reason"),
         pl.when(failed).then(value).otherwise(0).cast(pl.Int32).alias("errno"),
     )
 
@@ -101,7 +128,6 @@ def _finish_sys_access(df: pl.DataFrame) -> pl.DataFrame:
     df = df.with_columns(
         (pl.col("_rw") == "write").alias("is_write"),
         pl.when(pl.col("name") == "UNKN").then(None).otherwise(pl.col("name")).alias("name"),
-        *(pl.col(c).cast(pl.UInt8, strict=False) for c in ("Op0", "Op1", "CRn", "CRm", "Op2")),
     )
     return with_pmu_sysreg(df)
 
@@ -112,8 +138,10 @@ def _finish_process_exit(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(pl.col("_group_dead").is_in(["true", "1"]).alias("group_dead"))
 
 
-_FINISH: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = {
+_FINISH_COUNTING: dict[str, Callable[[pl.DataFrame], Finished]] = {
     "sched_switch": _finish_sched_switch,
+}
+_FINISH: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = {
     "sched_process_exit": _finish_process_exit,
     "cpu_idle": _finish_cpu_idle,
     "kvm_userspace_exit": _finish_userspace_exit,
@@ -122,7 +150,10 @@ _FINISH: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = {
 }
 
 
-def finish(event: str, frame: pl.DataFrame) -> pl.DataFrame:
-    """Derived fields of ``event`` from the intermediate columns of its grammars."""
+def finish(event: str, frame: pl.DataFrame) -> Finished:
+    """Derived fields of ``event`` from the intermediate columns of its grammars, and per skip
+    reason the seqs of rows left with a field unknown."""
+    if event in _FINISH_COUNTING:
+        return _FINISH_COUNTING[event](frame)
     step = _FINISH.get(event)
-    return step(frame) if step else frame
+    return (step(frame) if step else frame), {}

@@ -23,9 +23,19 @@ from importers.ftrace.scan import (
     VIEWED_FIELDS,
     Text,
     line_bounds,
+    repeated_lines,
     scan_event_lines,
     string_column,
     view_column,
+)
+from importers.ranges import (
+    OUTSIDE,
+    out_of_range,
+    outside_np,
+    parse_columns,
+    parse_text,
+    split_outside,
+    ts_ns,
 )
 
 # One pattern for every event-line variant. The lazy comm makes the *last* "-digits" before
@@ -135,9 +145,16 @@ def tokenize(
     data, clean = valid_utf8(data)
     buf = np.frombuffer(data, dtype=np.uint8)
     starts, ends = line_bounds(buf)
+    whole = starts  # repeats compare whole lines, instance prefix included
     for prefix in instances:  # "inst: " prefixes of multi-buffer trace-cmd report
         starts = _strip_prefix(buf, starts, ends, (prefix + ": ").encode())
     ok, f, views = scan_event_lines(buf, starts, ends)
+    # numbers the context columns cannot hold go to the regex path, which counts them
+    ok &= ~(
+        outside_np(f[4], CONTEXT["cpu"])
+        | outside_np(f[2], CONTEXT["common_pid"])
+        | outside_np(f[3], CONTEXT["tgid"])
+    )
     if not scanner:
         ok[:] = False
     seq = np.arange(seq_base, seq_base + starts.size, dtype=np.int64)
@@ -151,7 +168,7 @@ def tokenize(
         empty = pl.DataFrame(
             schema={"seq": pl.Int64, "cpu": pl.Int16, "count": pl.Int64, "kind": pl.Utf8}
         )
-        return ChunkLines(data, fast, empty, {}, 0)
+        return ChunkLines(data, fast, empty, _repeats(buf, whole, ends, fast, seq_base), 0)
     lines = pl.DataFrame(
         {
             "seq": seq[~ok],
@@ -164,7 +181,22 @@ def tokenize(
         bad = pl.Series(string_column(data, starts, ends, "l")).str.contains("\ufffd", literal=True)
         skipped[INVALID_UTF8] = seq[bad.to_numpy()].tolist()
     events = pl.concat([fast, slow]).sort("seq") if slow.height else fast
+    skipped.update(_repeats(buf, whole, ends, events, seq_base))
     return ChunkLines(data, events, lost, skipped, info_lines)
+
+
+#: skip reason of an event line printed twice (kept: which copy is the real one is unknown)
+REPEATED = "exact repeat of an event line with the same timestamp (imported)"
+
+
+def _repeats(
+    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, events: pl.DataFrame, seq_base: int
+) -> dict[str, list[int]]:
+    """``{REPEATED: seqs}`` of the event lines that repeat an earlier one (or nothing)."""
+    seq = events["seq"].to_numpy()
+    rows = seq - seq_base
+    again = repeated_lines(buf, starts[rows], ends[rows], events["ts"].to_numpy())
+    return {REPEATED: seq[again].tolist()} if again.any() else {}
 
 
 def _strip_prefix(
@@ -224,18 +256,29 @@ def _classify(
     rest = other.join(regular.select("seq"), on="seq", how="anti")
     latency = _regex_rows(rest, LATENCY_LINE)
     malformed = rest.join(latency.select("seq"), on="seq", how="anti")
+    parsed = pl.concat([regular, latency])
     skipped = {
         "malformed line": malformed["seq"].to_list(),
         "stack trace line (callchains are not imported)": kinds.filter(pl.col("kind") == "stack")[
             "seq"
         ].to_list(),
     }
-    lost = _markers(kinds.filter(pl.col("kind") == "marker"))
+    lost = _markers(kinds.filter(pl.col("kind") == "marker"), skipped)
     info = int((kinds["kind"] == "info").sum())
-    return pl.concat([regular, latency]), lost, {k: v for k, v in skipped.items() if v}, info
+    events, outside = split_outside(parsed)
+    for reason, seqs in outside.items():
+        skipped.setdefault(reason, []).extend(seqs)
+    return events, lost, {k: v for k, v in skipped.items() if v}, info
+
+
+#: the context columns of an event line that are read from its digits, in the order checked
+CONTEXT: dict[str, pl.DataType] = {"cpu": pl.Int16(), "common_pid": pl.Int32(), "tgid": pl.Int32()}
+_SKIPPED = "line skipped"
 
 
 def _regex_rows(lines: pl.DataFrame, pattern: str) -> pl.DataFrame:
+    """Event rows of the lines ``pattern`` matches; ``outside`` names the skip reason of a
+    line whose CPU, pid, TGID or timestamp its column cannot hold (null for the others)."""
     parsed = lines.with_columns(pl.col("line").str.extract_groups(pattern).alias("g")).unnest("g")
     parsed = parsed.filter(pl.col("pid").is_not_null())
     if "tgid" not in parsed.columns:
@@ -244,23 +287,30 @@ def _regex_rows(lines: pl.DataFrame, pattern: str) -> pl.DataFrame:
         parsed = parsed.with_columns(pl.lit(None, pl.Utf8).alias("tgid_after"))
     comm = pl.col("comm").str.strip_chars()
     tgid = pl.coalesce("tgid", "tgid_after")
+    digits = {
+        "cpu": pl.col("cpu"),
+        "common_pid": pl.col("pid"),
+        "tgid": pl.when(tgid.str.contains(r"^\d+$")).then(tgid),
+    }
+    values, outside = parse_columns(
+        {column: (text, CONTEXT[column], 10) for column, text in digits.items()}, _SKIPPED
+    )
+    ts, bad_ts = ts_ns(pl.col("sec"), pl.col("frac"))
+    ts_reason = pl.when(bad_ts).then(pl.lit(out_of_range("timestamp in ns", pl.Int64(), _SKIPPED)))
     width = pl.col("frac").str.len_bytes().fill_null(0).cast(pl.Int64)
     return parsed.select(
         pl.col("seq"),
         known_comm(comm).alias("common_comm"),
-        pl.col("pid").cast(pl.Int32).alias("common_pid"),
-        pl.when(tgid.str.contains(r"^\d+$"))
-        .then(tgid)
-        .otherwise(None)
-        .cast(pl.Int32)
-        .alias("tgid"),
-        pl.col("cpu").cast(pl.Int16),
+        values["common_pid"],
+        values["tgid"],
+        values["cpu"],
         pl.col("flags").alias("flags_str"),
-        ts_ns(pl.col("sec"), pl.col("frac")).alias("ts"),
+        ts.alias("ts"),
         width.cast(pl.Int8).alias("frac_width"),
         pl.col("event"),
         (pl.col("end") - pl.col("args").str.len_bytes().cast(pl.Int64)).alias("args_s"),
         pl.col("end").alias("args_e"),
+        pl.coalesce(outside, ts_reason).alias(OUTSIDE),
     )
 
 
@@ -270,20 +320,12 @@ def known_comm(comm: pl.Expr) -> pl.Expr:
     return pl.when(comm.str.contains(PLACEHOLDER_COMM)).then(None).otherwise(comm)
 
 
-def ts_ns(sec: pl.Expr, frac: pl.Expr) -> pl.Expr:
-    """Integer ns of a printed ``sec.frac`` timestamp (``frac`` of 1 to 9 digits), exactly.
+def _markers(rest: pl.DataFrame, skipped: dict[str, list[int]]) -> pl.DataFrame:
+    """``CPU:n [LOST n EVENTS]`` (kernel) and ``CPU:n [n EVENTS DROPPED]`` (trace-cmd).
 
-    Without a fraction the value is a raw clock count (``trace_clock`` counter, x86-tsc) and is
-    kept as it is.
+    A marker whose CPU number no CPU column holds is skipped and counted; one whose count does
+    not fit keeps its place with an unknown count (the loss itself is certain), also counted.
     """
-    width = frac.str.len_bytes().fill_null(0).cast(pl.Int64)
-    scaled = frac.cast(pl.Int64) * pl.lit(10, pl.Int64).pow(pl.lit(9, pl.Int64) - width)
-    seconds = sec.cast(pl.Int64)
-    return pl.when(width > 0).then(seconds * 1_000_000_000 + scaled).otherwise(seconds)
-
-
-def _markers(rest: pl.DataFrame) -> pl.DataFrame:
-    """``CPU:n [LOST n EVENTS]`` (kernel) and ``CPU:n [n EVENTS DROPPED]`` (trace-cmd)."""
     stripped = pl.col("line").str.strip_chars()
     found = rest.with_columns(
         stripped.str.extract_groups(_LOST).alias("lost"),
@@ -292,12 +334,24 @@ def _markers(rest: pl.DataFrame) -> pl.DataFrame:
     parts = []
     for kind in ("lost", "dropped"):
         fields = pl.col(kind).struct
+        cpu, bad_cpu = parse_text(fields.field("cpu"), pl.Int16())
+        count, bad_count = parse_text(fields.field("count"), pl.Int64())
         parts.append(
             found.filter(fields.field("cpu").is_not_null()).select(
                 "seq",
-                fields.field("cpu").cast(pl.Int16).alias("cpu"),
-                fields.field("count").cast(pl.Int64).alias("count"),
+                cpu.alias("cpu"),
+                count.alias("count"),
                 pl.lit(kind).alias("kind"),
+                bad_cpu.alias("bad_cpu"),
+                bad_count.alias("bad_count"),
             )
         )
-    return pl.concat(parts)
+    markers = pl.concat(parts)
+    for flag, reason in (
+        ("bad_cpu", out_of_range("lost-events marker CPU", pl.Int16(), "marker skipped")),
+        ("bad_count", out_of_range("lost-events count", pl.Int64(), "marker kept, count unknown")),
+    ):
+        seqs = markers.filter(flag)["seq"].to_list()
+        if seqs:
+            skipped.setdefault(reason, []).extend(seqs)
+    return markers.filter(~pl.col("bad_cpu")).drop("bad_cpu", "bad_count")

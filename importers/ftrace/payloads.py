@@ -12,13 +12,13 @@ that no grammar matches are not lost: they go to the ``events`` table and are co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from importers.ftrace.fields import finish
+from importers.ftrace.fields import INTERMEDIATE, finish
 from importers.ftrace.lines import known_comm
 from importers.ftrace.scan import (
     COMM,
@@ -30,9 +30,12 @@ from importers.ftrace.scan import (
     string_column,
     view_column,
 )
+from importers.ranges import ABSENT, Limits, fit_scanned, out_of_range, parse_text
 from importers.schema import TYPED_TABLES
 
 HEX = r"[0-9a-fA-F]+"
+#: what becomes of a row with a field outside its column's range
+KEPT = "kept in events"
 
 
 @dataclass(frozen=True)
@@ -167,13 +170,18 @@ _POLARS_INT: dict[pa.DataType, pl.DataType] = {
     pa.uint32(): pl.UInt32(),
     pa.uint64(): pl.UInt64(),
 }
+IntType = tuple[pl.DataType, Limits | None]
 
 
-def _int_type(event: str, column: str) -> pl.DataType | None:
+def _int_type(event: str, column: str) -> IntType | None:
+    """The integer type (and narrower limits) a grammar column is read into; None: text."""
+    if column in INTERMEDIATE:
+        return INTERMEDIATE[column]
     schema = TYPED_TABLES[event]
     if column not in schema.names:
         return None
-    return _POLARS_INT.get(schema.field(column).type)
+    dtype = _POLARS_INT.get(schema.field(column).type)
+    return None if dtype is None else (dtype, None)
 
 
 @dataclass
@@ -183,6 +191,9 @@ class Payloads:
     typed: dict[str, pl.DataFrame]  # the columns of the event's typed table, nothing else
     rest: pl.DataFrame
     unparsed: dict[str, list[int]]
+    # skip reason -> seqs of the rows it counts: a field outside its column's range (the row
+    # is in rest), a value the kernel never prints (the row is typed, that field null)
+    counted: dict[str, list[int]] = field(default_factory=dict)
 
 
 def parse_payloads(data: Text, events: pl.DataFrame) -> Payloads:
@@ -190,11 +201,13 @@ def parse_payloads(data: Text, events: pl.DataFrame) -> Payloads:
 
     ``events`` has the tokenizer's columns (``seq, event, ts, cpu, common_pid, args_s,
     args_e, ...``) with payload offsets into ``data``. Returns typed frames (schema column
-    names, polars dtypes), the rows of events without a grammar, and per event the seqs of rows
-    whose payload no grammar matched (those rows are in ``rest`` too, so nothing is lost).
+    names, polars dtypes), the rows of events without a grammar, per event the seqs of rows
+    whose payload no grammar matched (also in ``rest``, so nothing is lost), and the rows to
+    count under other skip reasons (:attr:`Payloads.counted`).
     """
     typed: dict[str, pl.DataFrame] = {}
     unparsed: dict[str, list[int]] = {}
+    counted: dict[str, list[int]] = {}
     buf = np.frombuffer(data, dtype=np.uint8)
     known = list(GRAMMARS)
     leftovers = [events.filter(~pl.col("event").is_in(known) | pl.col("event").is_null())]
@@ -203,35 +216,52 @@ def parse_payloads(data: Text, events: pl.DataFrame) -> Payloads:
     # the rows a grammar matched, not the whole tokenized line.
     context = events.select(c for c in ("seq", "ts", "cpu", "common_pid") if c in events.columns)
     args_s, args_e = events["args_s"].to_numpy(), events["args_e"].to_numpy()
+    seqs = events["seq"].to_numpy()
     for event in sorted(present):
         rows = np.flatnonzero((events["event"] == event).to_numpy())
         parts: list[pl.DataFrame] = []
+        rejected: list[np.ndarray] = []
         for grammar in GRAMMARS[event]:
             if rows.size == 0:
                 break
             starts, ends = args_s[rows], args_e[rows]
             if isinstance(grammar, KeyValue):
-                hit, values = _key_values(data, buf, event, starts, ends, grammar)
+                hit, values, outside = _key_values(data, buf, event, starts, ends, grammar)
             else:
-                hit, values = _pattern(data, event, starts, ends, grammar)
-            if hit.any():
-                found = pl.concat([context[rows[hit]], values.filter(hit)], how="horizontal")
+                hit, values, outside = _pattern(data, event, starts, ends, grammar)
+            # a row the grammar matched with a number its column cannot hold: not a row of
+            # the typed table, but counted under the first such field and kept in events
+            bad = np.zeros(rows.size, bool)
+            for reason, mask in outside.items():
+                new = mask & hit & ~bad
+                if new.any():
+                    counted.setdefault(reason, []).extend(seqs[rows[new]].tolist())
+                    bad |= new
+            keep = hit & ~bad
+            if keep.any():
+                found = pl.concat([context[rows[keep]], values.filter(keep)], how="horizontal")
                 if grammar.constants:
                     found = found.with_columns(pl.lit(v).alias(c) for c, v in grammar.constants)
                 parts.append(found)
+            rejected.append(rows[bad])
             rows = rows[~hit]
         if parts:
             merged = (
                 pl.concat(parts, how="diagonal_relaxed").sort("seq") if len(parts) > 1 else parts[0]
             )
-            finished = finish(event, merged)
+            finished, noted = finish(event, merged)
+            for reason, noted_seqs in noted.items():
+                counted.setdefault(reason, []).extend(noted_seqs)
             names = TYPED_TABLES[event].names
             typed[event] = finished.select(c for c in names if c in finished.columns)
         if rows.size:
             missed = events[rows]
             unparsed[event] = missed["seq"].to_list()
             leftovers.append(missed)
-    return Payloads(typed, pl.concat(leftovers), unparsed)
+        out = np.concatenate(rejected) if rejected else rows[:0]
+        if out.size:
+            leftovers.append(events[np.sort(out)])
+    return Payloads(typed, pl.concat(leftovers), unparsed, counted)
 
 
 def _kind(key: str, column: str, grammar: KeyValue) -> int:
@@ -242,11 +272,11 @@ def _kind(key: str, column: str, grammar: KeyValue) -> int:
 
 def _key_values(
     data: Text, buf: np.ndarray, event: str, starts: I64, ends: I64, grammar: KeyValue
-) -> tuple[np.ndarray, pl.DataFrame]:
+) -> tuple[np.ndarray, pl.DataFrame, dict[str, np.ndarray]]:
     keys = [k.encode() + b"=" for k, _ in grammar.fields]
     strings = [_int_type(event, column) is None for _, column in grammar.fields]
     view_of = np.cumsum(strings, dtype=np.int8) - 1
-    ok, vs, ints, int_ok, views = find_keys(
+    ok, vs, ints, how, views = find_keys(
         buf,
         starts,
         ends,
@@ -257,40 +287,44 @@ def _key_values(
         np.where(strings, view_of, -1).astype(np.int8),
     )
     columns: dict[str, pl.Series] = {}
-    for k, (_, column) in enumerate(grammar.fields):
-        dtype = _int_type(event, column)
-        if dtype is None:
+    outside: dict[str, np.ndarray] = {}
+    for k, (key, column) in enumerate(grammar.fields):
+        int_type = _int_type(event, column)
+        if int_type is None:
             columns[column] = view_column(data, views[view_of[k]], vs[k] >= 0, column)
             continue
         present = vs[k] >= 0
-        ok &= int_ok[k] | ~present  # a field that is there must be a number
-        raw = ints[k].view(np.uint64) if dtype == pl.UInt64() else ints[k]
-        values = pl.from_arrow(pa.array(raw, mask=~int_ok[k]))
-        assert isinstance(values, pl.Series)
-        columns[column] = values.cast(dtype, strict=False).alias(column)
-    return ok, pl.DataFrame(columns)
+        ok &= (how[k] != ABSENT) | ~present  # a field that is there must be a number
+        dtype, limits = int_type
+        columns[column], bad = fit_scanned(ints[k], how[k], dtype, column, limits)
+        if bad.any():  # named by the key the payload printed
+            outside[out_of_range(f"{event} {key}", dtype, KEPT, limits)] = bad
+    return ok, pl.DataFrame(columns), outside
 
 
 def _pattern(
     data: Text, event: str, starts: I64, ends: I64, grammar: Pattern
-) -> tuple[np.ndarray, pl.DataFrame]:
+) -> tuple[np.ndarray, pl.DataFrame, dict[str, np.ndarray]]:
     args = string_column(data, starts, ends, "args")
     groups = args.str.extract_groups(grammar.regex).struct.unnest()
     hit = groups.select(pl.any_horizontal(pl.all().is_not_null())).to_series().to_numpy()
     exprs = []
+    checks = []
     for column in groups.columns:
-        dtype = _int_type(event, column)
+        int_type = _int_type(event, column)
         col = pl.col(column)
-        if dtype is None and column.endswith("comm"):  # <...> / <pid>: name unknown
+        if int_type is None and column.endswith("comm"):  # <...> / <pid>: name unknown
             exprs.append(known_comm(col).alias(column))
-        elif dtype is None:
+        elif int_type is None:
             exprs.append(col)
-        elif column in grammar.hex:
-            exprs.append(
-                col.str.to_integer(base=16, dtype=pl.UInt64, strict=False).cast(dtype, strict=False)
-            )
         else:
-            exprs.append(
-                col.str.to_integer(base=10, dtype=pl.Int64, strict=False).cast(dtype, strict=False)
-            )
-    return hit, groups.select(exprs)
+            dtype, limits = int_type
+            base = 16 if column in grammar.hex else 10
+            value, bad = parse_text(col, dtype, base, limits)
+            exprs.append(value.alias(column))
+            reason = out_of_range(f"{event} {column.lstrip('_')}", dtype, KEPT, limits)
+            checks.append(bad.alias(reason))
+    outside = (
+        {str(s.name): s.to_numpy() for s in groups.select(checks) if s.any()} if checks else {}
+    )
+    return hit, groups.select(exprs), outside

@@ -17,6 +17,8 @@ import polars as pl
 import pyarrow as pa
 from numba import njit
 
+from importers.ranges import ABSENT, OVERFLOW, SIGNED, UNSIGNED
+
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
 I32 = npt.NDArray[np.int32]
@@ -45,6 +47,19 @@ def _isdigit(c: int) -> bool:
 def _isflag(c: int) -> bool:
     # [.a-zA-Z0-9]: the latency flag alphabet of trace_print_lat_fmt()
     return c == DOT or _isdigit(c) or 0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A
+
+
+#: context numbers (pid, TGID, CPU) saturate here instead of wrapping: far beyond every column
+#: type, so importers.ranges rejects them
+SATURATED = 1 << 40
+#: seconds of a "sec.frac" timestamp whose ns still fit in int64 (the regex path reports more)
+MAX_SECONDS = (2**63 - 1) // 1_000_000_000 - 1
+
+
+@njit(cache=True, inline="always")
+def _digit(v: int, c: int) -> int:
+    """``v`` with decimal digit ``c`` appended, saturating at SATURATED."""
+    return v * 10 + c - 0x30 if v < SATURATED else SATURATED
 
 
 @njit(cache=True, inline="always")
@@ -148,7 +163,7 @@ def _context_end(buf: U8, s: int, e: int, out: I64) -> int:
             if q < b and _isdigit(buf[q]):
                 tgid = 0
                 while q < b and _isdigit(buf[q]):
-                    tgid = tgid * 10 + buf[q] - 0x30
+                    tgid = _digit(tgid, buf[q])
                     q += 1
             elif q < b and buf[q] == DASH:
                 while q < b and buf[q] == DASH:
@@ -171,10 +186,10 @@ def _context_end(buf: U8, s: int, e: int, out: I64) -> int:
             continue
         pid = 0
         for q in range(d + 1, b + 1):
-            pid = pid * 10 + buf[q] - 0x30
+            pid = _digit(pid, buf[q])
         cpu = 0
         for q in range(j + 1, k):
-            cpu = cpu * 10 + buf[q] - 0x30
+            cpu = _digit(cpu, buf[q])
         out[0] = cs
         out[1] = d
         if _placeholder(buf, cs, d):
@@ -198,7 +213,7 @@ def _after_cpu(buf: U8, i: int, e: int, out: I64) -> int:
         digits = 0
         while q < e and (_isdigit(buf[q]) or buf[q] == DASH):
             if _isdigit(buf[q]):
-                tg = tg * 10 + buf[q] - 0x30
+                tg = _digit(tg, buf[q])
                 digits += 1
             q += 1
         if q >= e or buf[q] != RPAREN:
@@ -249,6 +264,8 @@ def _after_cpu(buf: U8, i: int, e: int, out: I64) -> int:
             return 0
     if q + 1 >= e or buf[q] != COLON or not _isspace(buf[q + 1]):
         return 0
+    if width and sec > MAX_SECONDS:
+        return 0  # past int64 ns: the regex path counts it
     # "%5lu.%06lu" µs or 9-digit ns -> exact ns; no decimal point -> raw clock counts
     out[7] = sec * 1_000_000_000 + frac * 10 ** (9 - width) if width else sec
     out[8] = frac
@@ -305,16 +322,22 @@ def scan_event_lines(buf: U8, starts: I64, ends: I64) -> tuple[Bools, I64, Views
     return ok, fields, views
 
 
+_U64_TOP_DIGIT = np.uint64(0xFFFFFFFFFFFFFFFF // 10)
+_INT64_MAX = np.uint64(2**63 - 1)
+
+
 @njit(cache=True, inline="always")
-def _parse_int(buf: U8, s: int, e: int, out: I64, k: int) -> bool:
+def _parse_int(buf: U8, s: int, e: int, out: I64, k: int) -> int:
     """Integer at ``buf[s:e]`` into ``out[k]``: optional sign, then ``0x`` hex or decimal.
 
     Parsing stops at the first space (``target_cpu=001 state=W``); anything else after the
-    digits makes the value invalid. Hex values wrap modulo 2^64 like the kernel's u64 fields
-    (read the result as uint64).
+    digits makes the value invalid. Returns how it was read (``importers.ranges``): ABSENT (not
+    a number), SIGNED (``out[k]`` is the value), UNSIGNED (2^63 to 2^64 - 1: ``out[k]`` holds
+    the bit pattern, as the kernel's u64 fields print in hex) or OVERFLOW (64 bits do not hold
+    it): the digits are never wrapped into a value.
     """
     if s < 0 or s >= e:
-        return False
+        return ABSENT
     neg = buf[s] == DASH
     if neg:
         s += 1
@@ -322,26 +345,38 @@ def _parse_int(buf: U8, s: int, e: int, out: I64, k: int) -> bool:
     if s + 1 < e and buf[s] == 0x30 and (buf[s + 1] | 0x20) == 0x78:
         is_hex = True
         s += 2
-    v = 0
+    v = np.uint64(0)
+    over = False
     p = s
     if is_hex:
         while p < e:
             c = buf[p] | 0x20  # lower-case letters; digits are unchanged
             if 0x30 <= c <= 0x39:
-                v = (v << 4) | (c - 0x30)
+                d = c - 0x30
             elif 0x61 <= c <= 0x66:
-                v = (v << 4) | (c - 0x57)
+                d = c - 0x57
             else:
                 break
+            if v >> np.uint64(60) != np.uint64(0):
+                over = True
+            v = (v << np.uint64(4)) | np.uint64(d)
             p += 1
     else:
         while p < e and 0x30 <= buf[p] <= 0x39:
-            v = v * 10 + (buf[p] - 0x30)
+            d = buf[p] - 0x30
+            if v > _U64_TOP_DIGIT or (v == _U64_TOP_DIGIT and d > 5):
+                over = True
+            v = v * np.uint64(10) + np.uint64(d)
             p += 1
     if p == s or (p < e and not _isspace(buf[p])):
-        return False
-    out[k] = -v if neg else v
-    return True
+        return ABSENT
+    if over or (neg and v > _INT64_MAX + np.uint64(1)):
+        return OVERFLOW
+    if neg:
+        out[k] = -np.int64(v - np.uint64(1)) - 1  # -2^63 without overflowing on the way
+        return SIGNED
+    out[k] = np.int64(v)  # bit pattern when v >= 2^63
+    return SIGNED if v <= _INT64_MAX else UNSIGNED
 
 
 @njit(cache=True, nogil=True)
@@ -354,7 +389,7 @@ def find_keys(
     required: npt.NDArray[np.bool_],
     kind: npt.NDArray[np.int8],
     view_of: npt.NDArray[np.int8],
-) -> tuple[Bools, I32, I64, Bools, Views]:
+) -> tuple[Bools, I32, I64, I8, Views]:
     """Cut ``key=value`` payloads, keys searched in order, and read each value as an integer.
 
     The first key must start the payload; each later key is searched as `` key=`` after the
@@ -364,7 +399,8 @@ def find_keys(
     first space: ``prev_state=S ==> next_comm=``) or COMM (placeholders such as ``<...>`` read
     as missing). Integers are parsed, and string values turned into string_view structs, in
     the same pass, while the line is in cache. Returns ok (all required keys found), value
-    starts (-1 when missing) and integer value/validity, each of shape (keys, rows), and for
+    starts (-1 when missing) and integer values and how each was read (:func:`_parse_int`),
+    each of shape (keys, rows), and for
     each key with ``view_of[k] = j >= 0`` the string_view structs ``views[j]`` (rows, 16).
     """
     n = starts.size
@@ -373,7 +409,7 @@ def find_keys(
     # costs a third of the kernel's time. Offsets are int32 (chunks are far below 2 GiB).
     vs = np.empty((m, n), np.int32)
     ints = np.empty((m, n), np.int64)
-    int_ok = np.empty((m, n), np.bool_)
+    int_how = np.empty((m, n), np.int8)
     ok = np.empty(n, np.bool_)
     views = np.empty((max(int(view_of.max()) + 1, 0), n, 16), np.uint8)
     kstart = np.full(m, -1, np.int64)
@@ -418,12 +454,12 @@ def find_keys(
         ok[i] = good
         if not good:
             for k in range(m):  # no half-cut values: a start without an end is no range
-                _missing(vs, ints, int_ok, views, view_of, k, i)
+                _missing(vs, ints, int_how, views, view_of, k, i)
             continue
         last = -1
         for k in range(m - 1, -1, -1):
             if kstart[k] < 0:
-                _missing(vs, ints, int_ok, views, view_of, k, i)
+                _missing(vs, ints, int_how, views, view_of, k, i)
                 continue
             v0 = vs[k, i]
             end = e if last < 0 else last - 1
@@ -438,17 +474,17 @@ def find_keys(
                 vs[k, i] = -1
             if view_of[k] >= 0:
                 _put_view(views[view_of[k], i], buf, vs[k, i], end)
-            int_ok[k, i] = _parse_int(buf, v0, end, ints[k], i)
-            if not int_ok[k, i]:
+            int_how[k, i] = _parse_int(buf, v0, end, ints[k], i)
+            if int_how[k, i] == ABSENT or int_how[k, i] == OVERFLOW:
                 ints[k, i] = 0
-    return ok, vs, ints, int_ok, views
+    return ok, vs, ints, int_how, views
 
 
 @njit(cache=True, inline="always")
-def _missing(vs: I32, ints: I64, int_ok: Bools, views: Views, view_of: I8, k: int, i: int) -> None:
+def _missing(vs: I32, ints: I64, int_how: I8, views: Views, view_of: I8, k: int, i: int) -> None:
     vs[k, i] = -1
     ints[k, i] = 0
-    int_ok[k, i] = False
+    int_how[k, i] = ABSENT
     if view_of[k] >= 0:
         views[view_of[k], i, :] = 0  # a null string_view
 
@@ -509,3 +545,34 @@ def string_column(data: Text, starts: Offsets, ends: Offsets, name: str) -> pl.S
     """
     views = _views(np.frombuffer(data, dtype=np.uint8), starts, ends)
     return view_column(data, views, starts >= 0, name)
+
+
+#: how many earlier lines with the same timestamp :func:`repeated_lines` compares a line with
+REPEAT_WINDOW = 64
+
+
+@njit(cache=True, nogil=True)
+def repeated_lines(buf: U8, starts: Offsets, ends: Offsets, ts: I64) -> Bools:
+    """Which lines repeat, byte for byte, one of the REPEAT_WINDOW lines before them that
+    have the same timestamp (``ts``; the rows are event lines in file order).
+
+    Text is merged by time, so an event printed twice sits among the lines of its own
+    timestamp; the window bounds the work when very many lines share one.
+    """
+    n = starts.size
+    out = np.zeros(n, np.bool_)
+    for i in range(1, n):
+        width = ends[i] - starts[i]
+        j = i - 1
+        while j >= 0 and i - j <= REPEAT_WINDOW and ts[j] == ts[i]:
+            if ends[j] - starts[j] == width:
+                same = True
+                for t in range(width):
+                    if buf[starts[i] + t] != buf[starts[j] + t]:
+                        same = False
+                        break
+                if same:
+                    out[i] = True
+                    break
+            j -= 1
+    return out

@@ -153,7 +153,7 @@ def _process(chunk: TextChunk, preamble: Preamble) -> ChunkResult:
         lost=lost,
         first_per_cpu=seen.group_by("cpu").agg(pl.col("seq").first(), pl.col("ts").first()),
         tasks=tasks,
-        skipped=lines.skipped,
+        skipped={**lines.skipped, **payloads.counted},
         frac_widths=set(events["frac_width"].unique().to_list()),
         info_lines=lines.info_lines,
         events_seen=events.height,

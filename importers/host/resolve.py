@@ -34,6 +34,11 @@ def load_topology(path: str | Path) -> Topology:
         text = p.read_text()
     except OSError as exc:
         raise TopologyError(f"{p}: cannot read topology file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise TopologyError(
+            f"{p}: not a text file (byte {exc.start:#x} is not UTF-8); give a sysfs snapshot "
+            "JSON, a LISA platform JSON or a plat_info.yml"
+        ) from None
     try:
         yaml_file = p.suffix in (".yml", ".yaml")
         data = load_lisa_yaml(text) if yaml_file else relaxed_json(text)

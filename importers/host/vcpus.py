@@ -25,7 +25,9 @@ import pyarrow as pa
 
 from importers.capture import Capture
 from importers.errors import UsageError
+from importers.ranges import bounds, out_of_range, parse_text
 from importers.schema import conform
+from importers.skips import SkipLog
 
 VMM_THREAD_NAMES: tuple[tuple[str, str], ...] = (
     ("qemu", r"^CPU (\d+)/KVM$"),
@@ -55,7 +57,11 @@ def parse_vcpu_specs(specs: list[str]) -> list[VcpuSpec]:
                 f"--vcpu {spec!r}: write TID=VM:INDEX, e.g. --vcpu 4242=vm0:0 (the host thread id "
                 "that runs vCPU 0 of vm0)"
             )
-        out.append(VcpuSpec(int(m.group(1)), m.group(2), int(m.group(3)) if m.group(3) else None))
+        tid, index = int(m.group(1)), int(m.group(3)) if m.group(3) else None
+        lo, hi = bounds(pl.Int32())
+        if not all(lo <= n <= hi for n in (tid, index) if n is not None):
+            raise UsageError(f"--vcpu {spec!r}: thread ids and vCPU indexes go up to {hi}")
+        out.append(VcpuSpec(tid, m.group(2), index))
     tids = [s.tid for s in out]
     if len(set(tids)) != len(tids):
         raise UsageError("--vcpu names the same thread id twice")
@@ -90,7 +96,7 @@ def discover_vcpus(capture: Capture, explicit: list[VcpuSpec] | None = None) -> 
         .agg(pl.col("vcpu_id").first().alias("vcpu_index"))
         .with_columns(pl.lit("x86-vcpu-id").alias("method"))
     )
-    named = _vmm_names(tasks)
+    named = _vmm_names(tasks, capture)
     found.append(named.drop("vmm").with_columns(pl.lit("thread-name").alias("method")))
     kvm_threads = pl.concat(
         [
@@ -121,18 +127,36 @@ def discover_vcpus(capture: Capture, explicit: list[VcpuSpec] | None = None) -> 
     return _table(_group_into_vms(rows, capture.frame("sched_process_fork")))
 
 
-def _vmm_names(tasks: pl.DataFrame) -> pl.DataFrame:
-    """``tid, vcpu_index, vmm`` of every thread ever named like a VMM's vCPU thread."""
+#: skip reason of a VMM-style thread name whose index no vCPU can have
+HUGE_INDEX = out_of_range("vCPU index in a thread name", pl.Int32(), "not taken as a vCPU")
+
+
+def _vmm_names(tasks: pl.DataFrame, capture: Capture) -> pl.DataFrame:
+    """``tid, vcpu_index, vmm`` of every thread ever named like a VMM's vCPU thread.
+
+    A name whose index does not fit ``vcpu_index`` names no vCPU; it is counted in the
+    capture's skips (with the thread and name), not read as a wrapped or unknown index.
+    """
     comms = tasks.select(pl.col("pid").cast(pl.Int32).alias("tid"), pl.col("comm").cast(pl.Utf8))
-    parts = [
-        comms.filter(pl.col("comm").str.contains(pattern)).select(
-            "tid",
-            pl.col("comm").str.extract(pattern, 1).cast(pl.Int32).alias("vcpu_index"),
-            pl.lit(vmm).alias("vmm"),
+    parts = []
+    for vmm, pattern in VMM_THREAD_NAMES:
+        index, bad = parse_text(pl.col("comm").str.extract(pattern, 1), pl.Int32())
+        parts.append(
+            comms.filter(pl.col("comm").str.contains(pattern)).select(
+                "tid", "comm", index.alias("vcpu_index"), pl.lit(vmm).alias("vmm"), bad.alias("bad")
+            )
         )
-        for vmm, pattern in VMM_THREAD_NAMES
-    ]
-    return pl.concat(parts).unique("tid", keep="first", maintain_order=True)
+    named = pl.concat(parts)
+    huge = named.filter("bad").unique("tid", maintain_order=True)
+    if huge.height:
+        log = SkipLog(capture.metadata.source_path)
+        log.add(HUGE_INDEX, [f"thread {t} {c!r}" for t, c in huge.select("tid", "comm").rows()])
+        capture.metadata.skipped.update(log.to_json())
+    return (
+        named.filter(~pl.col("bad"))
+        .drop("comm", "bad")
+        .unique("tid", keep="first", maintain_order=True)
+    )
 
 
 def _group_into_vms(rows: pl.DataFrame, forks: pl.DataFrame) -> pl.DataFrame:

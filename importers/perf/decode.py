@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from importers.perf.attr import TYPE_TRACEPOINT, PerfAttr
 from importers.perf.records import (
+    KNOWN_TYPES,
     READ,
     SAMPLE,
     USER_TYPE_START,
@@ -169,6 +170,16 @@ def _trailers(
 
 def _report(d: Decoded, kernel: NDArray[np.bool_], skips: SkipLog) -> None:
     stream = d.stream
+    strange = ~np.isin(stream.type, KNOWN_TYPES)
+    for rtype in np.unique(stream.type[strange]).tolist():
+        bad = np.flatnonzero(stream.type == rtype)
+        skips.add(
+            f"record of unknown type {rtype} ({rtype:#x}), not decoded",
+            [_where(stream, i) for i in bad[:5]],
+            count=len(bad),
+        )
+    d.valid &= ~strange
+    kernel = kernel & ~strange
     unknown = kernel & (d.attr == NO_ATTR)
     if unknown.any() and d.attrs:
         bad = np.flatnonzero(unknown)

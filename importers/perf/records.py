@@ -38,6 +38,15 @@ RECORD_NAMES = {
     77: "STAT_ROUND", 78: "EVENT_UPDATE", 79: "TIME_CONV", 80: "FEATURE",
     81: "COMPRESSED", 82: "FINISHED_INIT", 83: "COMPRESSED2",
 }  # fmt: skip
+# simpleperf's own record types (system/extras simpleperf/record.h: after
+# SIMPLE_PERF_RECORD_TYPE_START = 32768, which is no record itself)
+SIMPLEPERF_RECORD_NAMES = {
+    32769: "KERNEL_SYMBOL", 32770: "DSO", 32771: "SYMBOL", 32772: "SPLIT", 32773: "SPLIT_END",
+    32774: "EVENT_ID", 32775: "CALLCHAIN", 32776: "UNWINDING_RESULT", 32777: "TRACING_DATA",
+    32778: "DEBUG",
+}  # fmt: skip
+#: every record type perf or simpleperf writes; any other is counted, never silently ignored
+KNOWN_TYPES = np.array(sorted({*RECORD_NAMES, *SIMPLEPERF_RECORD_NAMES}), np.uint32)
 LOST, COMM, EXIT, FORK, READ, SAMPLE = 2, 3, 4, 7, 8, 9
 LOST_SAMPLES, SWITCH, SWITCH_CPU_WIDE = 13, 14, 15
 HEADER_ATTR, TRACING_DATA, FINISHED_ROUND, EVENT_UPDATE, HEADER_FEATURE = 64, 66, 68, 78, 80

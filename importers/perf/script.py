@@ -26,10 +26,11 @@ import pyarrow as pa
 from importers.capture import Capture, CaptureMetadata
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError
-from importers.ftrace.lines import INVALID_UTF8, known_comm, ts_ns, valid_utf8
+from importers.ftrace.lines import INVALID_UTF8, REPEATED, known_comm, valid_utf8
 from importers.ftrace.payloads import parse_payloads
-from importers.ftrace.scan import Text, line_bounds, string_column
+from importers.ftrace.scan import Text, line_bounds, repeated_lines, string_column
 from importers.ftrace.source import TextChunk, open_text
+from importers.ranges import OUTSIDE, out_of_range, parse_columns, split_outside, ts_ns
 from importers.schema import TYPED_TABLES, conform
 from importers.skips import FIRST_LOCATIONS, SkipLog
 from importers.tasks import name_spans, sightings, typed_sightings
@@ -115,17 +116,23 @@ def _chunk(
         skips.add(
             INVALID_UTF8, [chunk.line_of(s) for s in replaced.head(FIRST_LOCATIONS)], replaced.len()
         )
+    ts, bad_ts = ts_ns(pl.col("sec"), pl.col("frac"))
     parsed = (
         lines.with_columns(pl.col("line").str.extract_groups(_SAMPLE).alias("g"))
         .unnest("g")
         .with_columns(pl.col("body").str.extract_groups(_EVENT).alias("e"))
         .unnest("e")
-        .with_columns(ts_ns(pl.col("sec"), pl.col("frac")).alias("ts"))
+        .with_columns(ts.alias("ts"), pl.when(bad_ts).then(pl.lit(_BAD_TS)).alias(OUTSIDE))
     )
     side = parsed["body"].str.starts_with("PERF_RECORD_").fill_null(False)
     samples = parsed.filter(pl.col("event").is_not_null() & ~side)
     counts["samples"] += samples.height
     counts["side_band_lines"] += int(side.sum())
+    rows = samples["seq"].to_numpy() - chunk.seq_base
+    again = repeated_lines(buf, starts[rows], ends[rows], samples["ts"].fill_null(-1).to_numpy())
+    if again.any():
+        seqs = samples["seq"].filter(again)
+        skips.add(REPEATED, [chunk.line_of(q) for q in seqs.head(FIRST_LOCATIONS)], seqs.len())
     blank = lines["line"].str.strip_chars() == ""
     comment = lines["line"].str.starts_with("#")
     chain = lines["line"].str.contains(_CALLCHAIN) & parsed["sec"].is_null()
@@ -139,28 +146,51 @@ def _chunk(
         )
     if samples.is_empty() and not side.any():
         return
-    base = _context(samples)
+    base = _fitted(_context(samples), skips, chunk)
     tp = base["event"].str.contains(_TRACEPOINT) & ~base["event"].str.contains(_MODIFIERS)
     _tracepoints(data, base.filter(tp), parts, skips, chunk)
-    _pmu_samples(base.filter(~tp), parts)
-    _switches(parsed.filter(side), parts)
+    _pmu_samples(base.filter(~tp), parts, skips, chunk)
+    _switches(parsed.filter(side), parts, skips, chunk)
     parts.setdefault("_sightings", []).append(base.select("pid", "tgid", "comm", "ts"))
+
+
+_SKIPPED = "line skipped"
+_BAD_TS = out_of_range("timestamp in ns", pl.Int64(), _SKIPPED)
+
+
+def _fitted(rows: pl.DataFrame, skips: SkipLog, chunk: TextChunk) -> pl.DataFrame:
+    """``rows`` without the lines whose numbers their columns cannot hold, which are counted
+    (:mod:`importers.ranges`)."""
+    rows, outside = split_outside(rows)
+    for reason, seqs in outside.items():
+        skips.add(reason, [chunk.line_of(q) for q in seqs[:FIRST_LOCATIONS]], len(seqs))
+    return rows
 
 
 def _context(samples: pl.DataFrame) -> pl.DataFrame:
     comm = pl.col("comm").str.strip_chars()
+    values, outside = parse_columns(
+        {
+            "cpu": (pl.col("cpu"), pl.Int16(), 10),
+            "pid": (pl.col("pid"), pl.Int32(), 10),
+            "tgid": (pl.col("tgid"), pl.Int32(), 10),
+            "period": (pl.col("period"), pl.UInt64(), 10),
+        },
+        _SKIPPED,
+    )
     return samples.select(
         "seq",
         "ts",
-        pl.col("cpu").cast(pl.Int16),
-        pl.col("pid").cast(pl.Int32),
-        pl.col("tgid").cast(pl.Int32),
+        values["cpu"],
+        values["pid"],
+        values["tgid"],
         known_comm(pl.when(comm != "").then(comm)).alias("comm"),
-        pl.col("period").cast(pl.UInt64, strict=False),
+        values["period"],
         "event",
         pl.col("args").fill_null(""),
         "end",
-    )  # fmt: skip
+        pl.coalesce(OUTSIDE, outside).alias(OUTSIDE),
+    )
 
 
 def _tracepoints(
@@ -186,12 +216,11 @@ def _tracepoints(
     payloads = parse_payloads(data, events)
     for name, frame in payloads.typed.items():
         parts.setdefault(name, []).append(frame)
-    for event, seqs in payloads.unparsed.items():
-        skips.add(
-            f"{event} payload not understood (kept in events)",
-            [chunk.line_of(s) for s in seqs[:FIRST_LOCATIONS]],
-            count=len(seqs),
-        )
+    reasons = {
+        f"{e} payload not understood (kept in events)": q for e, q in payloads.unparsed.items()
+    }
+    for reason, seqs in {**reasons, **payloads.counted}.items():
+        skips.add(reason, [chunk.line_of(s) for s in seqs[:FIRST_LOCATIONS]], count=len(seqs))
     rest = rows.join(payloads.rest.select("seq"), on="seq", how="semi")
     parts.setdefault("events", []).append(
         rest.select(
@@ -208,36 +237,60 @@ def _tracepoints(
     )
 
 
-def _pmu_samples(rows: pl.DataFrame, parts: dict[str, list[pl.DataFrame]]) -> None:
+def _pmu_samples(
+    rows: pl.DataFrame, parts: dict[str, list[pl.DataFrame]], skips: SkipLog, chunk: TextChunk
+) -> None:
     if rows.is_empty():
         return
-    pmu = rows["event"].str.extract(r"^([\w.-]+)/", 1)
-    ip = rows["args"].str.extract(r"^\s*([0-9a-fA-F]+)\b", 1)
-    parts.setdefault("pmu_samples", []).append(
-        rows.select("ts", "seq", "cpu", "pid", "tgid", "event", "period").with_columns(
-            pmu.alias("pmu"), ip.str.to_integer(base=16, dtype=pl.UInt64, strict=False).alias("ip")
-        )
+    ip, outside = parse_columns(
+        {"ip": (pl.col("args").str.extract(r"^\s*([0-9a-fA-F]+)\b", 1), pl.UInt64(), 16)},
+        _SKIPPED,
     )
+    samples = rows.select(
+        "ts",
+        "seq",
+        "cpu",
+        "pid",
+        "tgid",
+        "event",
+        "period",
+        pl.col("event").str.extract(r"^([\w.-]+)/", 1).alias("pmu"),
+        ip["ip"],
+        outside,
+    )
+    parts.setdefault("pmu_samples", []).append(_fitted(samples, skips, chunk))
 
 
-def _switches(rows: pl.DataFrame, parts: dict[str, list[pl.DataFrame]]) -> None:
+def _switches(
+    rows: pl.DataFrame, parts: dict[str, list[pl.DataFrame]], skips: SkipLog, chunk: TextChunk
+) -> None:
     sw = rows.with_columns(pl.col("body").str.extract_groups(_SWITCH).alias("s")).unnest("s")
     sw = sw.filter(pl.col("dir").is_not_null())
     if sw.is_empty():
         return
-    parts.setdefault("perf_switches", []).append(
-        sw.select(
-            "ts",
-            "seq",
-            pl.col("cpu").cast(pl.Int16),
-            pl.col("tgid").cast(pl.Int32).alias("pid"),
-            pl.col("pid").cast(pl.Int32).alias("tid"),
-            (pl.col("dir") == "OUT").alias("out"),
-            pl.col("preempt").is_not_null().alias("preempt"),
-            pl.col("np").cast(pl.Int32).alias("next_prev_pid"),
-            pl.col("nt").cast(pl.Int32).alias("next_prev_tid"),
-        )
+    values, outside = parse_columns(
+        {
+            "cpu": (pl.col("cpu"), pl.Int16(), 10),
+            "pid": (pl.col("tgid"), pl.Int32(), 10),
+            "tid": (pl.col("pid"), pl.Int32(), 10),
+            "next_prev_pid": (pl.col("np"), pl.Int32(), 10),
+            "next_prev_tid": (pl.col("nt"), pl.Int32(), 10),
+        },
+        _SKIPPED,
     )
+    switches = sw.select(
+        "ts",
+        "seq",
+        values["cpu"],
+        values["pid"],
+        values["tid"],
+        (pl.col("dir") == "OUT").alias("out"),
+        pl.col("preempt").is_not_null().alias("preempt"),
+        values["next_prev_pid"],
+        values["next_prev_tid"],
+        pl.coalesce(OUTSIDE, outside).alias(OUTSIDE),
+    )
+    parts.setdefault("perf_switches", []).append(_fitted(switches, skips, chunk))
 
 
 def _header(head: bytes) -> dict[str, Any]:

@@ -27,6 +27,15 @@ import polars as pl
 from importers.capture import Capture, CaptureMetadata
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError
+from importers.ftrace.lines import INVALID_UTF8
+from importers.ranges import (
+    OUTSIDE,
+    out_of_range,
+    parse_columns,
+    parse_text,
+    split_outside,
+    ts_ns,
+)
 from importers.schema import conform
 from importers.skips import FIRST_LOCATIONS, SkipLog
 
@@ -51,7 +60,14 @@ def read_perf_stat(
     lines = lines.filter((pl.col("line") != "") & ~pl.col("line").str.starts_with("#"))
     found: list[tuple[str, pl.Series]] = []  # (skip reason, seqs of the lines)
     parse = _json_fields if fmt == "perf-stat-json" else _csv_fields
-    fields = parse(lines, found)
+    fields = _numbers(parse(lines, found), found)
+    counters = lines.join(fields.filter(pl.col("event").is_not_null()), on="seq", how="semi")
+    for reason, bad in (
+        (INVALID_UTF8, counters["line"].str.contains("\ufffd", literal=True)),
+        (REPEATED_LINE, ~counters["line"].is_first_distinct()),
+    ):
+        if bad.any():
+            found.append((reason, counters["seq"].filter(bad)))
     metric_lines = fields.filter(pl.col("event").is_null()).height
     frame = _values(fields.filter(pl.col("event").is_not_null()), found)
     skips = SkipLog(str(path), strict)
@@ -83,17 +99,18 @@ def read_perf_stat(
     return Capture(metadata=meta, tables={"pmu_counts": table})
 
 
-#: Columns both parsers produce: the printed fields, with ``value`` still text. A null
-#: ``event`` marks a metric-only continuation line.
+#: Columns both parsers produce: the printed fields as text (``ts`` the interval in seconds,
+#: ``cpu`` its digits), read by :func:`_numbers` and :func:`_values`. A null ``event`` marks a
+#: metric-only continuation line.
 _FIELDS = {
     "seq": pl.Int64,
-    "ts": pl.Int64,
-    "cpu": pl.Int16,
+    "ts": pl.Utf8,
+    "cpu": pl.Utf8,
     "aggregate": pl.Utf8,
     "value": pl.Utf8,
     "unit": pl.Utf8,
     "event": pl.Utf8,
-    "time_running_ns": pl.UInt64,
+    "time_running_ns": pl.Utf8,
 }
 _NUMBER = r"^-?\d+(?:\.\d+)?$"
 _DIGITS = r"^\d+$"
@@ -104,13 +121,42 @@ _STATUS = {"<not counted>": "not counted", "<not supported>": "not supported"}
 #: CPU count (perf-stat.txt "CSV FORMAT"); one spare.
 _MAX_PREFIX = 4
 _U64_MAX = (1 << 64) - 1
+#: perf stat prints each counter once per interval, CPU or aggregate: a second copy is a repeat
+REPEATED_LINE = "exact repeat of an earlier perf stat counter line (imported)"
+_BAD_TS = out_of_range("interval in ns", pl.Int64(), "line skipped")
+_NOT_A_TIME = "perf stat interval that is not a time (line skipped)"
+_BAD_RUNTIME = out_of_range("run time in ns", pl.UInt64(), "row kept, run time unknown")
 
 
-def _seconds_to_ns(text: pl.Expr) -> pl.Expr:
-    """``"1.000417893"`` s -> ns, by digits (never through a float); null if not a time."""
-    parts = text.str.extract_groups(r"^(\d+)(?:\.(\d{1,9})\d*)?$")
-    frac = parts.struct.field("2").fill_null("").str.pad_end(9, "0")
-    return parts.struct.field("1").cast(pl.Int64) * 1_000_000_000 + frac.cast(pl.Int64)
+def _numbers(fields: pl.DataFrame, found: list[tuple[str, pl.Series]]) -> pl.DataFrame:
+    """``ts``, ``cpu`` and ``time_running_ns`` read from their text (:mod:`importers.ranges`).
+
+    ``"1.000417893"`` s becomes ns by digits (never through a float; digits past ns dropped). A
+    line whose interval or CPU number does not fit its column is skipped; a run time past
+    2^64 leaves it unknown. Both are counted.
+    """
+    parts = pl.col("ts").str.extract_groups(r"^(\d+)(?:\.(\d{1,9})\d*)?$")
+    ts, bad_ts = ts_ns(parts.struct.field("1"), parts.struct.field("2").fill_null("0"))
+    not_a_time = pl.col("ts").is_not_null() & parts.struct.field("1").is_null()
+    values, outside = parse_columns({"cpu": (pl.col("cpu"), pl.Int16(), 10)}, "line skipped")
+    runtime, bad_runtime = parse_text(pl.col("time_running_ns"), pl.UInt64())
+    fields = fields.with_columns(
+        ts.alias("ts"),
+        values["cpu"],
+        runtime.alias("time_running_ns"),
+        pl.coalesce(
+            outside,
+            pl.when(bad_ts).then(pl.lit(_BAD_TS)),
+            pl.when(not_a_time).then(pl.lit(_NOT_A_TIME)),
+        ).alias(OUTSIDE),
+        bad_runtime.alias("bad_runtime"),
+    )
+    unknown_runtime = fields.filter("bad_runtime")["seq"]
+    if unknown_runtime.len():
+        found.append((_BAD_RUNTIME, unknown_runtime))
+    fields, skipped = split_outside(fields.drop("bad_runtime"))
+    found.extend((reason, pl.Series(seqs, dtype=pl.Int64)) for reason, seqs in skipped.items())
+    return fields
 
 
 def _csv_fields(lines: pl.DataFrame, found: list[tuple[str, pl.Series]]) -> pl.DataFrame:
@@ -154,20 +200,19 @@ def _csv_fields(lines: pl.DataFrame, found: list[tuple[str, pl.Series]]) -> pl.D
     for i in reversed(range(_MAX_PREFIX)):
         item = field(i)
         in_prefix = (start > i) & ~((i == 0) & has_ts)
-        cpus.append(pl.when(in_prefix).then(item.str.extract(_CPU, 1).cast(pl.Int16)))
+        cpus.append(pl.when(in_prefix).then(item.str.extract(_CPU, 1)))
         aggregate = in_prefix & item.str.contains(_AGGREGATE) & ~item.str.contains(_DIGITS)
         aggregates.append(pl.when(aggregate).then(item))
     run = field(start + 3)
     fields = rows.select(
         "seq",
-        pl.when(has_ts).then(_seconds_to_ns(first)).alias("ts"),
+        pl.when(has_ts).then(first).alias("ts"),
         pl.coalesce(cpus).alias("cpu"),
         pl.coalesce(aggregates).alias("aggregate"),
         field(start).alias("value"),
         field(start + 1).fill_null("").alias("unit"),
         field(start + 2).alias("event"),
-        pl.when(run.str.contains(_DIGITS)).then(run.str.to_integer(dtype=pl.UInt64, strict=False))
-        .alias("time_running_ns"),
+        pl.when(run.str.contains(_DIGITS)).then(run).alias("time_running_ns"),
     )  # fmt: skip
     metrics = split.filter(pl.col("k").is_null() & metric).select("seq")
     return pl.concat([fields, metrics], how="diagonal_relaxed").sort("seq")
@@ -178,6 +223,7 @@ def _json_fields(lines: pl.DataFrame, found: list[tuple[str, pl.Series]]) -> pl.
     rows: list[dict[str, Any]] = []
     undecodable: list[int] = []
     not_object: list[int] = []
+    half: list[int] = []
     for seq, line in lines.iter_rows():
         try:
             obj = json.loads(line, parse_float=str)
@@ -189,6 +235,10 @@ def _json_fields(lines: pl.DataFrame, found: list[tuple[str, pl.Series]]) -> pl.
                 continue
         if not isinstance(obj, dict):
             not_object.append(seq)
+            continue
+        # a metric-only line has neither; one without the other lost a key (or its value)
+        if ("counter-value" in obj) != bool(obj.get("event")):
+            half.append(seq)
             continue
         if "counter-value" not in obj:
             rows.append({"seq": seq})  # metric only
@@ -207,23 +257,19 @@ def _json_fields(lines: pl.DataFrame, found: list[tuple[str, pl.Series]]) -> pl.
                 "aggregate": aggregate,
                 "value": str(obj["counter-value"]).strip(),
                 "unit": str(obj.get("unit") or ""),
-                "event": str(obj.get("event") or "") or None,
-                "time_running_ns": runtime
-                if isinstance(runtime, int) and 0 <= runtime <= _U64_MAX
-                else None,
+                "event": str(obj["event"]),
+                "time_running_ns": str(runtime) if isinstance(runtime, int) else None,
             }
         )
     for reason, seqs in (
         ("perf stat JSON line that does not decode", undecodable),
         ("perf stat JSON line that is not an object", not_object),
+        ("perf stat JSON line with a counter-value or an event, not both", half),
     ):
         if seqs:
             found.append((reason, pl.Series(seqs, dtype=pl.Int64)))
-    frame = pl.DataFrame(rows, schema={**_FIELDS, "ts": pl.Utf8, "cpu": pl.Utf8})
-    return frame.with_columns(
-        _seconds_to_ns(pl.col("ts")).alias("ts"),
-        pl.when(pl.col("cpu").str.contains(_DIGITS)).then(pl.col("cpu").cast(pl.Int16)),
-    )
+    frame = pl.DataFrame(rows, schema=_FIELDS)
+    return frame.with_columns(pl.when(pl.col("cpu").str.contains(_DIGITS)).then(pl.col("cpu")))
 
 
 def _values(rows: pl.DataFrame, found: list[tuple[str, pl.Series]]) -> pl.DataFrame:

@@ -31,6 +31,8 @@ MAGIC = b"\x17\x08\x44tracing"
 SECTION_STRINGS = 15
 SECTION_FLAG_COMPRESSED = 1
 _MAX_SECTIONS = 1 << 16
+#: CPU columns are int16
+MAX_CPU = (1 << 15) - 1
 
 
 @dataclass
@@ -51,6 +53,16 @@ class Instance:
     page_size: int
     cpus: list[CpuStream]
     compressed: bool = False
+
+
+@dataclass(frozen=True)
+class Unread:
+    """Ring-buffer data the file points at but that cannot be read: why, where, and the CPU
+    whose events are lost with it (None when the CPU cannot be named)."""
+
+    reason: str
+    where: str
+    cpu: int | None = None
 
 
 @dataclass
@@ -100,6 +112,8 @@ class TraceDat:
     latency: bool = False
     strings: bytes = b""
     sections: list[dict[str, object]] = field(default_factory=list)
+    #: data the file points at that cannot be read, for the importer to count
+    unread: list[Unread] = field(default_factory=list)
 
     def describe(self, string_id: int) -> str | None:
         """A v7 section's description: a NUL-terminated string in the STRINGS concatenation."""
@@ -440,7 +454,15 @@ def _v7_buffer(td: TraceDat, r: Reader, pos: int, size: int) -> Instance:
     for i in range(ncpus):
         q = p + 20 * i
         cpu, offset, nbytes = r.u32(q), r.u64(q + 4), r.u64(q + 12)
-        if nbytes:
+        if nbytes and cpu > MAX_CPU:  # no CPU column holds it: the data cannot be placed
+            td.unread.append(
+                Unread(
+                    f"BUFFER option CPU id above {MAX_CPU} (that CPU's data not read)",
+                    f"CPU id {cpu} at byte {q:#x} of the {r.section} "
+                    f"({nbytes} bytes of data at file offset {offset:#x})",
+                )
+            )
+        elif nbytes:
             cpus.append(CpuStream(cpu, offset, nbytes))
     head = td.reader
     saved = head.section
@@ -472,6 +494,15 @@ def cpu_chunks(td: TraceDat, stream: CpuStream) -> list[tuple[int, int, int]]:
     end = min(stream.offset + stream.size + 4, r.size)
     count = r.u32(stream.offset)
     pos = stream.offset + 4
+    if count == 0 and stream.size > 4:  # an empty CPU has 4 bytes (3.2) or none (3.1.6)
+        td.unread.append(
+            Unread(
+                "compressed CPU data with a chunk count of 0 (its events are lost)",
+                f"CPU {stream.cpu} data at offset {stream.offset:#x}, {stream.size} bytes, "
+                "from the start of the capture",
+                stream.cpu,
+            )
+        )
     if count * 8 > end - pos:
         raise r.fail(stream.offset, f"claims {count} compressed chunks in {stream.size} bytes")
     chunks = []

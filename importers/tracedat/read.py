@@ -47,7 +47,7 @@ from importers.tracedat.pages import (
     walk_pages,
 )
 from importers.tracedat.reader import Reader, decompress, open_reader
-from importers.tracedat.truncation import cut_off, truncation_markers
+from importers.tracedat.truncation import cut_off, markers_after, truncation_markers
 from importers.tracefs.event_format import EventFormatError, parse_fields
 
 
@@ -94,6 +94,8 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
         )
     skips = SkipLog(str(path), strict)
     data, starts, ends, page_cpu, page_inst = _pages(td, skips)
+    for unread in td.unread:
+        skips.add(unread.reason, [unread.where])
     if progress:
         progress(1, 4)
     records, status, missed = _walk(td, data, starts, ends, page_inst)
@@ -121,8 +123,15 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
                 "drop --strict to import with the losses recorded in lost_events"
             )
         tables["lost_events"] = lost
+    # CPUs whose data could not be read at all, then those the end of the file cuts off: each
+    # set of markers is numbered after every row before it
+    unreadable = markers_after(
+        tables, {u.cpu for u in td.unread if u.cpu is not None}, "unreadable"
+    )
+    lost = tables.get("lost_events", empty_table("lost_events"))
+    tables["lost_events"] = pa.concat_tables([lost, unreadable])
     tables["lost_events"] = pa.concat_tables(
-        [tables.get("lost_events", empty_table("lost_events")), truncation_markers(td, tables)]
+        [tables["lost_events"], truncation_markers(td, tables)]
     )
     if progress:
         progress(4, 4)

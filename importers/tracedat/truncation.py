@@ -38,15 +38,21 @@ def truncation_markers(td: TraceDat, tables: dict[str, pa.Table]) -> pa.Table:
     It comes after every record (no ``ts``: its gap runs from the CPU's last decoded record
     to the end of the capture), so replay reports that time as unknown, naming the truncation.
     """
-    cpus = sorted(
-        {
-            stream.cpu
-            for inst in td.instances
-            if not inst.compressed  # a cut-off compressed stream fails to inflate instead
-            for stream in inst.cpus
-            if pages_cut_off(stream, td.reader.size, inst.page_size)
-        }
-    )
+    cpus = {
+        stream.cpu
+        for inst in td.instances
+        if not inst.compressed  # a cut-off compressed stream fails to inflate instead
+        for stream in inst.cpus
+        if pages_cut_off(stream, td.reader.size, inst.page_size)
+    }
+    return markers_after(tables, cpus, "truncated")
+
+
+def markers_after(tables: dict[str, pa.Table], cpu_set: set[int], kind: str) -> pa.Table:
+    """``lost_events`` rows of ``kind``, one per CPU of ``cpu_set``, numbered after every
+    ``seq`` of ``tables`` and with no ``ts`` (no record follows them): each CPU's time from
+    its last decoded record (or the start) to the end of the capture is unknown."""
+    cpus = sorted(cpu_set)
     last = [pc.max(t["seq"]).as_py() for t in tables.values() if "seq" in t.column_names]
     after = max((s for s in last if s is not None), default=-1) + 1
     return pa.table(
@@ -55,7 +61,7 @@ def truncation_markers(td: TraceDat, tables: dict[str, pa.Table]) -> pa.Table:
             "seq": pa.array(range(after, after + len(cpus)), pa.int64()),
             "cpu": pa.array(cpus, pa.int16()),
             "count": pa.nulls(len(cpus), pa.int64()),
-            "kind": constant_column("truncated", len(cpus)),
+            "kind": constant_column(kind, len(cpus)),
         },
         schema=SIDE_TABLES["lost_events"],
     )

@@ -137,7 +137,8 @@ def test_live_perf_stat_output(tmp_path: Path, mode: list[str]) -> None:
 
 
 def test_values_beyond_uint64_are_null_and_counted(tmp_path: Path) -> None:
-    # a run time past 2^64 once crashed the import; a count past it cannot be a uint64
+    # a run time past 2^64 once crashed the import, then became null uncounted; a count past
+    # it cannot be a uint64
     path = write(
         tmp_path,
         "big.csv",
@@ -152,5 +153,9 @@ def test_values_beyond_uint64_are_null_and_counted(tmp_path: Path) -> None:
         (None, None, None, "branches", 2**64 - 1, "counted", "", 1000, None),
     ]
     assert cap.metadata.skipped == {
-        "perf stat counter value outside 0..2^64": {"count": 1, "first": ["line 2"]}
+        "perf stat counter value outside 0..2^64": {"count": 1, "first": ["line 2"]},
+        "run time in ns outside 0..18446744073709551615 (row kept, run time unknown)": {
+            "count": 1,
+            "first": ["line 1"],
+        },
     }
