@@ -16,6 +16,7 @@ from replay.api import open_capture, prepare_replay, what_if
 from replay.cli import main
 from replay.compare import scenario_matrix
 from replay.engine import replay
+from replay.export.tracks import ROOT_NAME
 from replay.host_report import host_lines
 from replay.scenarios import Mode, Scenario, build_vm
 from tests.conftest import FIXTURES
@@ -216,7 +217,9 @@ def test_host_facts_show_in_compare_output_and_perfetto_track_names(
     assert "armv8_cortex_a55 (CPUs 2-3, Cortex-A55): PMUv3p1, 6 counters, AArch32 EL0" in out
     assert "reserved by host pinned events on CPUs 0-3: cycles" in out
     names = set(track_names(read_trace(trace)).values())
-    (head,) = [n for n in names if n.startswith("host: no vPMU offered") and "/" not in n]
+    # the host group sits under the trace's one top-level group
+    top = f"{ROOT_NAME}/host: no vPMU offered"
+    (head,) = [n for n in names if n.startswith(top) and n.count("/") == 1]
     assert (
         f"{head}/armv8_cortex_a55 (CPUs 2-3, Cortex-A55): PMUv3p1, 6 counters, AArch32 EL0 "
         "(assumed: events)" in names
