@@ -97,6 +97,26 @@ def test_lost_records_with_and_without_cpu(tmp_path: Path) -> None:
         load(tmp_path, w.file(), strict=True)
 
 
+def test_sample_id_trailer_with_stream_id_finds_its_event(tmp_path: Path) -> None:
+    """Without IDENTIFIER the trailer's id sits before STREAM_ID and CPU (perf's
+    ``__perf_evsel__calc_is_pos``): reading one word too far back gives the stream id."""
+    w = Writer()
+    st = bits("TID", "TIME", "ID", "STREAM_ID", "CPU", "PERIOD")
+    w.attrs = [Attr(1, 0, st, [101]), Attr(1, 1, st, [201])]
+    w.sample(w.attrs[1], id=201, stream_id=555, pid=1, tid=1, time=1999, cpu=0, period=1)
+    for k, (attr, cpu) in enumerate([(0, 1), (1, 3)]):
+        a = w.attrs[attr]
+        trailer = w.sample_id(a, pid=1, tid=1, time=2000 + k, cpu=cpu, id=a.ids[0], stream_id=555)
+        w.record(2, w.p("QQ", a.ids[0], 17 + k) + trailer)
+    cap = load(tmp_path, w.file())
+    assert cap.metadata.skipped == {}
+    assert cap.frame("pmu_samples").select("ts", "cpu", "attr_id").rows() == [(1999, 0, 201)]
+    assert cap.frame("lost_events").select("ts", "cpu", "count").rows() == [
+        (2000, 1, 17),
+        (2001, 3, 18),
+    ]
+
+
 def test_lost_without_cpu_is_reported_not_placed(tmp_path: Path) -> None:
     w = Writer()
     a = Attr(1, 0, bits("IP", "TID", "TIME", "PERIOD"), [])
