@@ -62,7 +62,8 @@ def test_save_load_round_trip_is_exact(tmp_path: Path) -> None:
     encodings = {
         group.column(i).path_in_schema: group.column(i).encodings for i in range(group.num_columns)
     }
-    assert "DELTA_BINARY_PACKED" in encodings["ts"]
+    for column in ("ts", "seq"):
+        assert "DELTA_BINARY_PACKED" in encodings[column], column
     for column in ("prev_comm", "prev_state"):
         assert "RLE_DICTIONARY" in encodings[column], column
     assert "RLE_DICTIONARY" not in encodings["prev_pid"]
