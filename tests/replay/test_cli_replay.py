@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from replay.cli import main
@@ -65,6 +66,26 @@ def test_compare_writes_results_and_recommends(
         "no-pmu",
     }
     assert results.meta["recommendation"] == out["recommendation"]
+    assert [r["rank"] for r in ranking] == list(range(1, 7))  # type: ignore[index]
+    assert [r["scenario"] for r in ranking] == ranked_by_current_rule(results.summary)  # type: ignore[index]
+
+
+def ranked_by_current_rule(summary: pl.DataFrame) -> list[str]:
+    """Scenarios best first by today's rule (replay/compare.py docstring), from the summary:
+    traced zero-delta reads, risky ticks, stalled time, fail-entry time, lost counters, name."""
+    per = summary.group_by("scenario").agg(
+        pl.col("zero_delta_reads").fill_null(0).sum(),
+        pl.col("risky_ticks").fill_null(0).sum(),
+        pl.col("stalled_ns").sum(),
+        pl.col("fail_entry_ns").sum(),
+        pl.col("lost_counters")
+        .str.split(",")
+        .list.eval(pl.element().filter(pl.element() != ""))
+        .list.len()
+        .max()
+        .alias("lost"),
+    )
+    return [row[0] for row in sorted(per.rows(), key=lambda r: (*r[1:], r[0]))]
 
 
 def test_compare_table_report(capsys: pytest.CaptureFixture[str]) -> None:
