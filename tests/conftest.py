@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,11 @@ settings.register_profile("explore", derandomize=False, max_examples=2000)
 settings.load_profile("default")
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_TRACES = ROOT.parent / "shared" / "traces"
+# PMU_REPLAY_SHARED_TRACES: for runs from a copy of the tree elsewhere (mutmut runs the tests
+# in ./mutants, docs/mutation.md)
+SHARED_TRACES = Path(
+    os.environ.get("PMU_REPLAY_SHARED_TRACES") or ROOT.parent / "shared" / "traces"
+)
 FIXTURES = ROOT / "fixtures"
 
 
