@@ -2,8 +2,8 @@
 
 * reference and vectorized paths give identical observations on every shared capture with
   scheduling events, for every scenario of the compare matrix and two guest profiles;
-* under ``default``, the stalled time of each vCPU equals its guest time on CPUs outside the
-  default PMU, computed here independently with plain polars from the capture tables;
+* under ``default``, the guest, unknown and stalled time of each vCPU equal, to the
+  nanosecond, a record-by-record walk of its thread written here in plain Python;
 * under ``fixed-counters-only`` the cycle counter never stalls;
 * under ``set-pmu`` the failed entries are exactly the guest entries on unsupported CPUs.
 """
