@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+# Skip reasons that mean "this machine lacks a tool, a permission or the shared captures" (which
+# .ci/run provides), as opposed to "this case has no such data". They are counted apart at the
+# end of the run, so that a test CI could not run is never lost among the case skips.
+_ENVIRONMENT_SKIP = re.compile(
+    r"not installed|cannot record|needs root|no tracefs|failed here|perf record .* failed"
+    r"|real captures not found|trace_processor|playwright|viztracer|dask CLI"
+)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons = [str(r.longrepr[2] if isinstance(r.longrepr, tuple) else r.longrepr) for r in skipped]
+    missing = Counter(r for r in reasons if _ENVIRONMENT_SKIP.search(r))
+    terminalreporter.section("skips by cause")
+    terminalreporter.write_line(
+        f"{len(reasons) - missing.total()} skipped: the case has no such data (listed above)"
+    )
+    terminalreporter.write_line(
+        f"{missing.total()} skipped: a tool, permission or capture this machine lacks"
+        + (" (.ci/run provides them all; in CI this is a set-up bug):" if missing else "")
+    )
+    for reason, n in sorted(missing.items()):
+        terminalreporter.write_line(f"  {n} x {reason}")
