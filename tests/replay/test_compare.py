@@ -73,3 +73,33 @@ def test_per_scenario_totals_add_up_over_vcpus() -> None:
     assert (row["fail_entry_ns"], row["guest_ns"], row["vcpus"], row["n_lost"]) == (40, 2000, 2, 2)
     assert row["stalled_share"] == 35 / 2000
     assert row["counted_share"] == 1.0
+
+
+def test_verdicts_and_recommendation_say_what_decided() -> None:
+    """Each scenario's verdict names its numbers; the recommendation names the best, the worst
+    staller and the unknown time of the best (replay/compare.py ``_verdict``/``_recommend``)."""
+    rows = [
+        ("fixed", 0, 0, 0, 0, "counter0,counter1"),
+        ("default", 2, 4, 1_500_000_000, 0, ""),
+        ("pinned", 0, 0, 0, 2_000_000_000, ""),
+        ("quiet", 0, 0, 0, 0, ""),
+    ]
+    frame = summary(rows).with_columns(
+        guest_ns=pl.lit(3_000_000_000, pl.Int64),
+        unknown_ns=pl.when(pl.col("scenario") == "quiet").then(250_000_000).otherwise(0),
+    )
+    ranking = rank(frame)
+    verdicts = dict(ranking.table.select("scenario", "verdict").rows())
+    assert verdicts == {
+        "quiet": "no stall, no failed entry, nothing lost",
+        "fixed": "guest cannot program: counter0,counter1",
+        "pinned": "1 guest entries fail; pinning takes 2.0 s of guest time off those CPUs",
+        "default": "2 traced PMCCNTR reads saw a zero delta; 4 risky zero-delta ticks; "
+        "counters stalled 1.5 s (50.0% of guest time)",
+    }
+    assert ranking.recommendation == (
+        "deploy quiet: no stall, no failed entry, nothing lost. The worst, default, stalls the "
+        "guest's counters 1.500 s (50.0% of guest time) with 4 risky ticks. 0.250 s of vCPU "
+        "time is unknown (lost or contradictory records): not counted as safe."
+    )
+    assert rank(frame.clear()).recommendation == "nothing to compare"
