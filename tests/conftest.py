@@ -20,7 +20,7 @@ settings.load_profile("default")
 
 ROOT = Path(__file__).resolve().parent.parent
 # PMU_REPLAY_SHARED_TRACES: for runs from a copy of the tree elsewhere (mutmut runs the tests
-# in ./mutants, docs/mutation.md)
+# in ./mutants, benchmarks/README.md, "Mutation score")
 SHARED_TRACES = Path(
     os.environ.get("PMU_REPLAY_SHARED_TRACES") or ROOT.parent / "shared" / "traces"
 )
