@@ -72,3 +72,38 @@ def test_save_load_round_trip_is_exact(tmp_path: Path) -> None:
 def test_load_of_a_plain_directory_is_a_clean_error(tmp_path: Path) -> None:
     with pytest.raises(CaptureFormatError, match="not a saved capture"):
         Capture.load(tmp_path)
+
+
+def test_event_counts_per_table_and_per_event_name() -> None:
+    """Typed tables count by table; ``events`` and PMU samples by event name (samples prefixed
+    ``pmu_samples:``); perf stat values are no events. Most frequent first, then by name."""
+
+    def table(name: str, n: int, **columns: list[object]) -> pa.Table:
+        base = {"ts": list(range(n)), "seq": list(range(n)), "cpu": [0] * n}
+        return conform(name, pa.table({**base, **columns}))
+
+    def names(values: list[str]) -> pa.Array:
+        return pa.array(values).cast(DICT)
+
+    cap = Capture(
+        metadata=_meta(),
+        tables={
+            "sched_switch": table("sched_switch", 2, common_pid=[1, 2]),
+            "cpu_idle": table("cpu_idle", 3, common_pid=[0, 0, 0]),
+            "events": table(
+                "events", 3, common_pid=[1, 1, 1], event=names(["print", "bputs", "print"])
+            ),
+            "pmu_samples": table(
+                "pmu_samples", 3, event=names(["cycles", "cycles", "instructions"])
+            ),
+            "pmu_counts": table("pmu_counts", 4, event=names(["cycles"] * 4)),
+        },
+    )
+    assert list(cap.event_counts().items()) == [
+        ("cpu_idle", 3),
+        ("pmu_samples:cycles", 2),
+        ("print", 2),
+        ("sched_switch", 2),
+        ("bputs", 1),
+        ("pmu_samples:instructions", 1),
+    ]
