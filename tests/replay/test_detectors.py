@@ -82,21 +82,29 @@ def test_stall_episodes_break_at_a_cpu_change_and_at_a_counting_piece() -> None:
             (35, 50, 3, "guest", False, "foreign_cpu", None, 2, 0),  # new CPU: new episode
             (50, 60, 0, "guest", True, None, None, 3, 10),
             (60, 64, 3, "guest", False, "no_pmu_cpu", None, 4, 0),
+            (70, 75, 0, "guest", False, "filtered", None, 5, 0),
+            (80, 85, 1, "guest", False, "no_event", None, 6, 0),
         ]
+    ).with_columns(  # a CPU no host PMU covers has none
+        pl.when(pl.col("start") == 60).then(None).otherwise(pl.col("host_pmu")).alias("host_pmu")
     )
     found = findings(obs, CYCLES)
     stalls = found.filter(pl.col("kind") == "stall")
     assert stalls.select("start", "end", "duration", "cpu", "host_pmu").rows() == [
         (0, 35, 35, 2, "big"),
         (35, 50, 15, 3, "big"),
-        (60, 64, 4, 3, "big"),
+        (60, 64, 4, 3, None),
+        (70, 75, 5, 0, "little"),
+        (80, 85, 5, 1, "little"),
     ]
     assert stalls["cause"].to_list() == [
         "the counter's backing event lives on big, which cannot count on CPU 2",
         "the counter's backing event lives on big, which cannot count on CPU 3",
         "no registered host PMU covers CPU 3",
+        "the VM's event filter denies the event",
+        "no backing perf event exists",
     ]
-    assert stalls["counter"].to_list() == [CYCLES] * 3
+    assert stalls["counter"].to_list() == [CYCLES] * 5
 
 
 def test_fail_entries_per_window_and_unknown_time_once_per_vcpu() -> None:
