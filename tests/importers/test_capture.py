@@ -50,15 +50,16 @@ def test_save_load_round_trip_is_exact(tmp_path: Path) -> None:
         ),
     )
     cap = Capture(metadata=_meta(), tables={"sched_switch": switch})
-    cap.save(tmp_path)
-    back = Capture.load(tmp_path)
+    out = tmp_path / "new" / "capture"  # parents are made
+    assert cap.save(out) == out
+    back = Capture.load(out)
     assert back.metadata == cap.metadata
     assert back.tables["sched_switch"].equals(switch)
     assert back.event_counts() == {"sched_switch": 2}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["metadata.json", "sched_switch.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "sched_switch.parquet"]
     # Encodings chosen per column: deltas for ts/seq, dictionaries for strings and for the
     # few-valued integers the schema marks (prev_state), plain for the other integers.
-    group = pq.ParquetFile(tmp_path / "sched_switch.parquet").metadata.row_group(0)
+    group = pq.ParquetFile(out / "sched_switch.parquet").metadata.row_group(0)
     encodings = {
         group.column(i).path_in_schema: group.column(i).encodings for i in range(group.num_columns)
     }
@@ -90,8 +91,12 @@ def test_event_counts_per_table_and_per_event_name() -> None:
         tables={
             "sched_switch": table("sched_switch", 2, common_pid=[1, 2]),
             "cpu_idle": table("cpu_idle", 3, common_pid=[0, 0, 0]),
+            # a sched_switch line whose payload was not understood is kept in events: it counts
             "events": table(
-                "events", 3, common_pid=[1, 1, 1], event=names(["print", "bputs", "print"])
+                "events",
+                4,
+                common_pid=[1] * 4,
+                event=names(["print", "bputs", "print", "sched_switch"]),
             ),
             "pmu_samples": table(
                 "pmu_samples", 3, event=names(["cycles", "cycles", "instructions"])
@@ -101,9 +106,9 @@ def test_event_counts_per_table_and_per_event_name() -> None:
     )
     assert list(cap.event_counts().items()) == [
         ("cpu_idle", 3),
+        ("sched_switch", 3),
         ("pmu_samples:cycles", 2),
         ("print", 2),
-        ("sched_switch", 2),
         ("bputs", 1),
         ("pmu_samples:instructions", 1),
     ]
