@@ -68,10 +68,37 @@ def test_save_load_round_trip_is_exact(tmp_path: Path) -> None:
     for column in ("prev_comm", "prev_state"):
         assert "RLE_DICTIONARY" in encodings[column], column
     assert "RLE_DICTIONARY" not in encodings["prev_pid"]
+    # zstd everywhere; min/max statistics on the numeric columns readers filter on, none on
+    # the strings
+    for i in range(group.num_columns):
+        column = group.column(i)
+        assert column.compression == "ZSTD", column.path_in_schema
+        string = pa.types.is_dictionary(switch.schema.field(column.path_in_schema).type)
+        assert column.is_stats_set != string, column.path_in_schema
 
 
 def test_load_of_a_plain_directory_is_a_clean_error(tmp_path: Path) -> None:
-    with pytest.raises(CaptureFormatError, match="not a saved capture"):
+    with pytest.raises(CaptureFormatError, match="not a saved capture") as err:
+        Capture.load(tmp_path)
+    assert str(err.value).endswith("create one with `pmu-replay import CAPTURE -o DIR`")
+
+
+def test_damaged_saved_captures_are_clean_errors(tmp_path: Path) -> None:
+    Capture(metadata=_meta()).save(tmp_path)
+    meta = tmp_path / "metadata.json"
+    good = meta.read_text()
+    meta.write_text("{not json")
+    with pytest.raises(CaptureFormatError, match=r"metadata\.json: unreadable capture metadata \("):
+        Capture.load(tmp_path)
+    meta.write_text(good.replace('"schema_version": ', '"schema_version": 1000'))
+    with pytest.raises(
+        CaptureFormatError,
+        match=r"schema version 1000\d+, this pmu-replay reads \d+; import the original",
+    ):
+        Capture.load(tmp_path)
+    meta.write_text(good)
+    (tmp_path / "sched_switch.parquet").write_bytes(b"PAR1 not parquet")
+    with pytest.raises(CaptureFormatError, match=r"sched_switch\.parquet: unreadable table \("):
         Capture.load(tmp_path)
 
 
