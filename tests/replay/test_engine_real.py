@@ -50,7 +50,8 @@ Stretch = tuple[str, int | None, int, int]
 
 def _stretches(cap: Capture, tid: int, t0: int, t1: int) -> list[Stretch]:
     """``(state, cpu, start, end)`` of a thread from ``t0`` to ``t1``, by walking its records
-    one by one (DESIGN.md "Unknown is not no stall"; the rules of spec §2 in plain Python).
+    one by one: the rules replay/timeline.py states, with DESIGN.md's "Unknown is not no
+    stall", written again in plain Python.
 
     A thread is on a CPU after its switch-in, off after its switch-out, and in guest mode after
     a kvm_entry until its next record; a thread without kvm events runs guest code whenever it
