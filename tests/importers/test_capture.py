@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -57,6 +58,11 @@ def test_save_load_round_trip_is_exact(tmp_path: Path) -> None:
     assert back.tables["sched_switch"].equals(switch)
     assert back.event_counts() == {"sched_switch": 2}
     assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "sched_switch.parquet"]
+    # metadata.json in one canonical form (sorted keys, indented): byte-identical for equal
+    # captures, readable diffs
+    text = (out / "metadata.json").read_text()
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+    assert list(json.loads(text)) == sorted(cap.metadata.to_json())
     # Encodings chosen per column: deltas for ts/seq, dictionaries for strings and for the
     # few-valued integers the schema marks (prev_state), plain for the other integers.
     group = pq.ParquetFile(out / "sched_switch.parquet").metadata.row_group(0)
