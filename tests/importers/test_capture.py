@@ -11,7 +11,7 @@ import pytest
 
 from importers.capture import Capture, CaptureMetadata
 from importers.errors import CaptureFormatError
-from importers.schema import DICT, TABLES, conform
+from importers.schema import DICT, TABLES, conform, empty_table
 
 
 def _meta() -> CaptureMetadata:
@@ -50,8 +50,14 @@ def test_save_load_round_trip_is_exact(tmp_path: Path) -> None:
             }
         ),
     )
-    cap = Capture(metadata=_meta(), tables={"sched_switch": switch})
+    # an empty table is not written, and a file of a table the capture lacks is removed
+    cap = Capture(
+        metadata=_meta(),
+        tables={"sched_switch": switch, "cpu_idle": empty_table("cpu_idle")},
+    )
     out = tmp_path / "new" / "capture"  # parents are made
+    out.mkdir(parents=True)
+    (out / "kvm_entry.parquet").write_bytes(b"from an earlier capture")
     assert cap.save(out) == out
     back = Capture.load(out)
     assert back.metadata == cap.metadata
