@@ -44,6 +44,8 @@ def test_unknown_ending_on_a_tick_boundary_leaves_the_next_tick_risky() -> None:
             (T0 + 2 * TICK, T0 + 2 * TICK + 5, 2, "guest", False, "foreign_cpu", 2, 2, 0),
             (T0 + 3 * TICK, T0 + 3 * TICK + 1, 2, "unknown", False, "x", None, None, 0),
             (T0 + 3 * TICK + 1, T0 + 3 * TICK + 9, 2, "guest", False, "foreign_cpu", 3, 3, 0),
+            # one nanosecond of guest time is enough to read a zero delta
+            (T0 + 4 * TICK, T0 + 4 * TICK + 1, 2, "guest", False, "foreign_cpu", 4, 4, 0),
         ]
     )
     ticks = tick_table(obs, CYCLES, T0, TICK)
@@ -52,6 +54,7 @@ def test_unknown_ending_on_a_tick_boundary_leaves_the_next_tick_risky() -> None:
         (1, 80, True, False),
         (2, 5, True, False),
         (3, 8, False, True),
+        (4, 1, True, False),
     ]
 
 
