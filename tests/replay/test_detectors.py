@@ -137,3 +137,19 @@ def test_fail_entries_per_window_and_unknown_time_once_per_vcpu() -> None:
         ),
         ("unknown", None, 40, 45, 5, "events lost on this CPU"),
     ]
+
+
+def test_ticks_are_ordered_by_vcpu_then_tick() -> None:
+    """Deterministic output: rows by scenario, VM and vCPU, then tick."""
+    rows: list[Row] = [
+        (T0 + TICK, T0 + TICK + 5, 2, "guest", False, "foreign_cpu", 1, 1, 0),
+        (T0, T0 + 5, 2, "guest", False, "foreign_cpu", 0, 0, 0),
+    ]
+    two = pl.concat(
+        [
+            observations(rows).with_columns(pl.lit(8, pl.Int32).alias("vcpu")),
+            observations(rows[::-1]),
+        ]
+    )
+    ticks = tick_table(two, CYCLES, T0, TICK)
+    assert ticks.select("vcpu", "tick").rows() == [(7, 0), (7, 1), (8, 0), (8, 1)]
