@@ -153,3 +153,34 @@ def test_ticks_are_ordered_by_vcpu_then_tick() -> None:
     )
     ticks = tick_table(two, CYCLES, T0, TICK)
     assert ticks.select("vcpu", "tick").rows() == [(7, 0), (7, 1), (8, 0), (8, 1)]
+
+
+def test_findings_are_ordered_by_vm_vcpu_kind_counter_then_start() -> None:
+    """Deterministic output: one order whatever the input order (VM ``a`` before ``b`` though
+    its vCPU's tid is larger; kinds by name; counters by index; episodes by start)."""
+    stall: list[Row] = [
+        (50, 60, 2, "guest", False, "foreign_cpu", None, 1, 0),
+        (0, 10, 3, "guest", False, "foreign_cpu", None, 0, 0),
+        (20, 30, 0, "fail_entry", False, "fail_entry", None, 2, 0),
+        (30, 40, 0, "unknown", False, "x", None, None, 0),
+    ]
+    parts = [
+        observations(stall, counter).with_columns(
+            pl.lit(vm).alias("vm"), pl.lit(vcpu, pl.Int32).alias("vcpu")
+        )
+        for vm, vcpu in (("b", 7), ("a", 9))
+        for counter in (CYCLES, 0)
+    ]
+    found = findings(pl.concat(parts[::-1]), CYCLES)
+    assert found.select("vm", "kind", "counter", "start").rows() == [
+        (vm, kind, counter, start)
+        for vm in ("a", "b")
+        for kind, counter, start in (
+            ("fail_entry", None, 20),
+            ("stall", 0, 0),
+            ("stall", 0, 50),
+            ("stall", CYCLES, 0),
+            ("stall", CYCLES, 50),
+            ("unknown", None, 30),
+        )
+    ]
