@@ -47,6 +47,9 @@ from replay.pmu.uapi import KVM_EXIT_FAIL_ENTRY
 if TYPE_CHECKING:
     from importers.capture import Capture
 
+#: Observation ``reason`` of the unknown stretch after a refused entry that a scenario's
+#: kernel would have let in.
+UNSEEN_GUEST = "refused_in_capture"
 #: Columns of the attempts table, in order, with their types.
 ATTEMPT_SCHEMA: dict[str, pl.DataType] = {
     "tid": pl.Int32(),
