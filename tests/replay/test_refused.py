@@ -127,6 +127,19 @@ def test_without_sched_switch_the_refusals_place_the_thread() -> None:
     assert work.attempts.select("tid", "start", "cpu").rows() == expected
 
 
+def test_a_thread_only_ever_refused_has_no_guest_time() -> None:
+    """Its refusals are kvm records: its run time is not taken as guest time."""
+    cap = fixture_capture("refused-entries")
+    for table in ("kvm_entry", "kvm_exit"):
+        rows = cap.frame(table).filter(pl.col("common_pid") != 4001)
+        cap.tables[table] = conform(table, rows.to_arrow())
+    work = prepare_replay(cap)
+    assert work.attempts.height == 3
+    mine = work.pieces.filter(pl.col("tid") == 4001)
+    assert mine.height and (mine["state"] == "host").all()
+    assert not any("4001" in n and "guest time" in n for n in work.notes)
+
+
 def test_set_pmu_fails_each_refused_entry_without_guest_time() -> None:
     results = what_if(fixture_capture("refused-entries"), [SET_PMU])
     refused = refusals(records(CAPTURE))
@@ -170,6 +183,19 @@ def test_a_mode_that_lets_them_in_cannot_know_what_followed(scenario: str) -> No
     assert results.verdict is not None and results.verdict.status == "inconclusive"
     assert results.ranking is not None
     assert "s unknown, not counted as safe" in results.ranking.table["assessment"][0]
+
+
+def test_the_verdict_weighs_the_scenario_with_the_most_unknown_time() -> None:
+    """Pinned to the Cortex-A53 PMU, as recorded, nothing is unknown; pinned to the Cortex-A72
+    one, the refusals on CPUs 2-3 would run: the comparison cannot be conclusive."""
+    both = ["set-pmu:armv8_cortex_a53", "set-pmu:armv8_cortex_a72"]
+    results = what_if(fixture_capture("refused-entries"), both)
+    unknown = dict(
+        results.summary.filter(pl.col("vcpu") == 4001).select("scenario", "unknown_ns").rows()
+    )
+    assert unknown[both[0]] == 0 and unknown[both[1]] > 0
+    assert results.verdict is not None and results.verdict.status == "inconclusive"
+    assert f"unknown under {both[1]}" in results.verdict.reasons[0]
 
 
 def test_fixed_counters_only_recreates_its_event_at_a_refused_entry() -> None:
