@@ -53,6 +53,13 @@ def test_committed_case_agrees(case: Path, capsys: pytest.CaptureFixture[str]) -
     code, out = run_validate(capsys, str(case))
     assert code == 0, out["disagreements"]
     assert out["agrees"] is True
+    # every entry was checked: each kvm_entry of the trace, each failure of the VMM's log
+    matrix = {(m["observed"], m["predicted"]): m["count"] for m in out["entries"]["matrix"]}  # type: ignore[index]
+    entries = (case / "trace.txt").read_text().count(": kvm_entry: ")
+    logged = pl.read_csv(case / "exits.csv").filter(pl.col("exit_reason") == 9).height
+    assert matrix == {("entered", "entered"): entries} | (
+        {("failed", "failed"): logged} if logged else {}
+    )
     reads = read_guest_reads(case / "guest-reads.csv")
     assert reads.height >= 100
     # what the guest saw, from its own log: the case shows what its scenario is about
