@@ -32,7 +32,7 @@ from tests.replay.export.fixture_results import fixture_capture
 
 CAPTURE = FIXTURES / "captures" / "refused-entries.txt"
 SET_PMU = "set-pmu:armv8_cortex_a53"
-A53_CPUS = (0, 1)  # fixtures/topologies/two-cluster.json
+A53_CPUS = {0, 1}  # fixtures/topologies/two-cluster.json
 KERNEL_CASES = [FIXTURES / "kernel" / "set-pmu-a53", FIXTURES / "kernel" / "set-pmu-a72"]
 LINE = re.compile(
     r"^\s*(?P<comm>.+?)-(?P<pid>\d+)\s+\(\s*\S+\)\s+\[(?P<cpu>\d+)\]\s+\S+\s+"
@@ -113,7 +113,7 @@ def test_the_capture_tells_the_story() -> None:
     fails = [r for r in recs if "KVM_EXIT_FAIL_ENTRY (9)" in r.text]
     refused = refusals(recs)
     assert len(fails) == 4 and len(refused) == 3  # one follows a HYP_GONE exit
-    assert {r.cpu for r in refused} == {2, 3}  # outside the PMU's CPUs, as SET_PMU refuses
+    assert not {r.cpu for r in refused} & A53_CPUS  # outside the PMU's CPUs, as SET_PMU refuses
 
 
 def test_refused_entries_are_found_and_placed() -> None:
