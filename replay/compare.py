@@ -224,6 +224,12 @@ def assessment() -> pl.Expr:
         pl.when(pl.col("n_lost") > 0)
         .then(pl.format("guest cannot program: {}; ", pl.col("lost_counters")))
         .otherwise(pl.lit("")),
+        # unknown is never "no stall" (after refused entries it depends on the scenario)
+        pl.when(pl.col("unknown_ns") > 0)
+        .then(
+            pl.format("{} s unknown, not counted as safe; ", (pl.col("unknown_ns") / NS).round(3))
+        )
+        .otherwise(pl.lit("")),
     ]
     text = pl.concat_str(parts).str.strip_chars_end("; ")
     return (
