@@ -31,7 +31,6 @@ from replay.pmu import HostPmus
 from replay.work import ScenarioResult, Work
 
 DEFAULT_RECREATE_COST_US = 10.0
-NS_PER_S = 1_000_000_000
 
 COST_SCHEMA: dict[str, pl.DataType] = {
     "scenario": pl.Utf8(),
