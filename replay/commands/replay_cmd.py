@@ -6,9 +6,13 @@ import argparse
 import json
 from textwrap import fill
 
-from replay.commands.export_cmd import export
-from replay.commands.report_cmd import write_html
-from replay.commands.session import load_work, print_report, replay_parser, run_scenarios
+from replay.commands.session import (
+    load_work,
+    print_report,
+    replay_parser,
+    run_scenarios,
+    write_outputs,
+)
 from replay.profiles import PROFILE_FILE_FORMAT
 from replay.scenarios import SCENARIO_SYNTAX
 
@@ -55,12 +59,7 @@ def run(args: argparse.Namespace) -> int:
     results = run_scenarios(
         work, capture, names, args.path, rank=False, recreate_cost_us=args.recreate_cost_us
     )
-    if args.output:
-        results.save(args.output)
-    if args.perfetto:
-        export(results, args.perfetto, to_stderr=args.json)
-    if args.html:
-        write_html(results, args.html, to_stderr=args.json)
+    write_outputs(results, args)
     if args.json:
         print(
             json.dumps(
