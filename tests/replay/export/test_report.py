@@ -21,6 +21,7 @@ import pytest
 from importers.errors import UsageError
 from replay.cli import EXIT_OS_ERROR, main
 from replay.export.report import render_report, write_report
+from replay.host_report import host_lines
 from replay.results import Results
 from tests.conftest import FIXTURES, ROOT
 from tests.replay.export.fixture_results import fixture_results
@@ -152,6 +153,10 @@ def test_host_from_the_topology_or_the_host_block(html: str) -> None:
         assert f"<td>{p['name']}</td><td>{p['cpus']}</td><td>{p['core']}</td>" in host
         for source in p["source"].values():
             assert escape(source) in host
+    # PMU versions in the Arm ARM's words, as the terminal prints them (PMUv3p1, not 3.1)
+    guest = host_lines(results.meta["host"])[0].split(" guest ", 1)[1].split(",")[0]
+    assert guest.startswith("PMUv3") and f"KVM offers the guest {guest} with" in host
+    assert not re.search(r"<td>\d\.\d</td>|PMUv\d\.", host)
     # results written before the host block: the topology the replay used
     older = {k: v for k, v in results.meta.items() if k != "host"}
     host = _section(render_report(replace(results, meta=older)), "host")
