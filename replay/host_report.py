@@ -87,6 +87,16 @@ def _why_not(host: HostPmus, described: list[PmuDescription]) -> str:
     return "no PMU registered with KVM"
 
 
+#: The facts of a host block's PMU (its ``assumed`` keys) in words.
+_FACT_WORDS = {
+    "core": "core",
+    "pmuver": "PMU version",
+    "counters": "counter count",
+    "aarch32_el0": "AArch32 EL0",
+    "events": "common events",
+}
+
+
 def pmuver_text(name: str) -> str:
     """``PMUv3p1`` for the host block's ``"3.1"`` (:func:`~importers.host.pmus.version_text`);
     a spelling the catalogue does not know, as it is."""
@@ -108,7 +118,8 @@ def host_lines(block: dict[str, Any]) -> list[str]:
         head = f"host: no vPMU offered: {block['why_not']}"
     lines = [head]
     for p in block["pmus"]:
-        assumed = f" (assumed: {', '.join(p['assumed'])})" if p["assumed"] else ""
+        guessed = [_FACT_WORDS.get(key, key) for key in p["assumed"]]
+        assumed = f" (assumed: {', '.join(guessed)})" if guessed else ""
         core = p["core"] or "unknown core"
         version = pmuver_text(p["pmuver"])
         a32 = "AArch32 EL0" if p["aarch32_el0"] else "no AArch32 EL0"
