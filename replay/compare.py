@@ -170,7 +170,7 @@ def rank(
         .with_row_index("rank", offset=1)
         .with_columns(assessment().alias("assessment"))
     )
-    return Ranking(ranked, [words for _, words in keys])
+    return Ranking(ranked, ranking_rule(prefer))
 
 
 def _ms(ns: pl.Expr) -> pl.Expr:

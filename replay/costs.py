@@ -34,7 +34,6 @@ from replay.refused import UNSEEN_GUEST
 from replay.work import ScenarioResult, Work
 
 DEFAULT_RECREATE_COST_US = 10.0
-NS_PER_S = 1_000_000_000
 
 COST_SCHEMA: dict[str, pl.DataType] = {
     "scenario": pl.Utf8(),
