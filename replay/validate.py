@@ -37,8 +37,9 @@ from replay.pmu_reads import read_checks
 
 CASE_FORMAT = "pmu-replay-validate/1"
 CASE_FILE = "case.json"
-#: Exit code of ``pmu-replay validate`` when a prediction disagrees or cannot be made.
-DISAGREE_EXIT = 8
+#: Exit code of ``pmu-replay validate`` when a prediction disagrees or cannot be made; its own
+#: code, listed in ``replay.cli.EXIT_CODES`` (8 is a file that cannot be read or written).
+DISAGREE_EXIT = 9
 
 FORMAT_HELP = f"""\
 case directory: {CASE_FILE} (JSON) names the files, relative to the directory:

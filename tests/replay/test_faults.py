@@ -30,6 +30,7 @@ from importers.errors import (
 from replay.cli import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OS_ERROR, build_parser, main
 from replay.record import RecordError
 from replay.results import Results
+from replay.validate import DISAGREE_EXIT
 from tests.conftest import FIXTURES, ROOT
 
 CAPTURE = FIXTURES / "captures" / "cross-cluster-migration.txt"
@@ -63,10 +64,14 @@ def one_line_error(err: str, *words: str) -> None:
 def test_help_documents_every_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     text = build_parser().format_help()
     table = text.split("exit codes:\n")[1].split("\n\n")[0]
-    documented = {int(line.split()[0]) for line in table.splitlines()}
+    listed = [int(line.split()[0]) for line in table.splitlines()]
+    documented = set(listed)
+    assert len(listed) == len(documented), "one meaning per code"
     classes = (UsageError, CaptureFormatError, MissingEventsError, DroppedEventsError)
-    expected = {0, 1, EXIT_OS_ERROR, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, RecordError.exit_code}
-    assert documented == expected | {c.exit_code for c in (*classes, TopologyError)}
+    errors = [c.exit_code for c in (*classes, TopologyError, RecordError)]
+    codes = [0, 1, *errors, EXIT_OS_ERROR, DISAGREE_EXIT, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE]
+    assert len(codes) == len(set(codes)), "no two outcomes share a code"
+    assert documented == set(codes)
     readme = (ROOT / "README.md").read_text()
     assert all(f"`{code}`" in readme for code in documented), "README lists the same codes"
 
