@@ -46,8 +46,8 @@ from importers.host.facts import (
     parse_reservation,
     pmceid_from_events,
 )
+from importers.host.pmuv3 import Reservation
 from importers.schema import conform
-from replay.pmu.host import Reservation
 
 SNAPSHOT_FORMAT = "pmu-replay-topology/1"
 INFERRED_SOURCE = "inferred from cpu_frequency"
