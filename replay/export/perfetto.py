@@ -52,7 +52,7 @@ from replay.export.tracks import (
     vcpu_label,
     vm_pid,
 )
-from replay.host_report import host_lines
+from replay.host_report import host_clusters, host_lines
 from replay.results import Results
 
 #: Rows of observations and pieces encoded together at most (one group of vCPUs); bounds memory.
@@ -469,9 +469,8 @@ class _Plan:
 
 
 def _pmus(results: Results) -> pl.DataFrame:
-    pmus = (results.meta.get("topology") or {}).get("pmus", {})
     return pl.DataFrame(
-        [(cpu, name) for name, cpus in pmus.items() for cpu in cpus],
+        [(cpu, name) for name, cpus in host_clusters(results.meta).items() for cpu in cpus],
         schema={"cpu": pl.Int16, "host_pmu": pl.Utf8},
         orient="row",
     )
