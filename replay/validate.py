@@ -21,6 +21,7 @@ The case directory and the two logs are specified in :data:`FORMAT_HELP`.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -83,9 +84,21 @@ class Case:
     profile: str = "windows"
 
 
+#: The case's fields that name files: relative to the case directory in ``case.json``.
+_FILE_FIELDS = ("capture", "reads", "exits", "topology")
+
+
 def load_case(directory: str | Path, **overrides: Any) -> Case:
-    """Read ``directory/case.json``; ``overrides`` (non-None values) replace its fields."""
+    """Read ``directory/case.json``; ``overrides`` (non-None values) replace its fields.
+
+    Files named in ``case.json`` are relative to ``directory``; files given as ``overrides``
+    (``--reads``, ``--exits``) are relative to the current directory, as a user types them.
+    """
     root = Path(directory)
+    overrides = {
+        key: os.path.abspath(value) if key in _FILE_FIELDS and value is not None else value
+        for key, value in overrides.items()
+    }
     spec_file = root / CASE_FILE
     try:
         spec = json.loads(spec_file.read_text())

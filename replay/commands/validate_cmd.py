@@ -45,8 +45,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("case", metavar="CASE_DIR", help=f"directory with a {CASE_FILE}")
     p.add_argument("--scenario", metavar="SCENARIO", help="override the case's scenario")
-    p.add_argument("--reads", metavar="CSV", help="override the case's read log")
-    p.add_argument("--exits", metavar="CSV", help="override the case's exit log")
+    p.add_argument(
+        "--reads",
+        metavar="CSV",
+        help="override the case's read log (a path from the current directory, not the case's)",
+    )
+    p.add_argument(
+        "--exits",
+        metavar="CSV",
+        help="override the case's exit log (a path from the current directory, not the case's)",
+    )
     p.add_argument(
         "--path",
         choices=["vectorized", "reference"],
