@@ -318,6 +318,11 @@ def test_fleet_stops_its_workers_on_ctrl_c(tmp_path: Path) -> None:
     while not list((tmp_path / "f" / "done").glob("*.json")):  # workers are up and busy
         assert time.monotonic() < deadline and proc.poll() is None, "no member was replayed"
         time.sleep(0.1)
+    # the state Ctrl-C must find, whatever the workers are doing when it lands (it used to
+    # land in a polars query now and then, under load, and end in a worker's traceback)
+    others = [int(line.split()[0]) for line in _group(proc.pid) if int(line.split()[0]) != proc.pid]
+    status = [Path(f"/proc/{pid}/status").read_text() for pid in others]
+    assert others and all(_ignores_sigint(text) for text in status), others
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
     _, raw = proc.communicate(timeout=90)
     assert proc.returncode == EXIT_INTERRUPTED
@@ -327,6 +332,21 @@ def test_fleet_stops_its_workers_on_ctrl_c(tmp_path: Path) -> None:
     while _group(proc.pid):
         assert time.monotonic() < deadline, f"left behind: {_group(proc.pid)}"
         time.sleep(0.2)
+
+
+def _ignores_sigint(status: str) -> bool:
+    """The kernel discards SIGINT for the process of this ``/proc/PID/status`` text (its
+    ``SigIgn`` mask), whatever the process's Python believes."""
+    mask = next(line for line in status.splitlines() if line.startswith("SigIgn:")).split()[1]
+    return bool(int(mask, 16) >> (signal.SIGINT - 1) & 1)
+
+
+def test_fleet_workers_ignore_ctrl_c_after_loading_polars() -> None:
+    # a worker runs the preload, then the replay imports polars, which installs its own SIGINT
+    # handler (over SIG_IGN) and raises KeyboardInterrupt in the query it runs at a Ctrl-C
+    probe = "import os, replay.fleet_worker, polars; print(open('/proc/self/status').read())"
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, env=ENV, check=True)
+    assert _ignores_sigint(run.stdout.decode())
 
 
 def _group(pgid: int) -> list[str]:
