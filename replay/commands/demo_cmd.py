@@ -32,6 +32,14 @@ HELP = (
     "trace and an HTML report"
 )
 
+EPILOG = """\
+examples:
+  pmu-replay demo                                  # results in ./pmu-replay-demo/
+  pmu-replay demo -o /tmp/demo --prefer capacity   # rank by pinned-off capacity first
+  pmu-replay view pmu-replay-demo/demo.perfetto-trace   # then look at the trace
+  pmu-replay report pmu-replay-demo/ -o demo.html       # or write the report elsewhere
+"""
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -39,6 +47,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=HELP,
         # the docstring without its reST markup: --help is plain text
         description=HELP + ".\n\n" + __doc__.split("\n\n", 1)[1].replace("``", "`"),
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(

@@ -59,6 +59,18 @@ def replay_parser(
     return p
 
 
+def add_path_option(p: argparse.ArgumentParser) -> None:
+    """``--path``: which engine path replays the capture (:mod:`replay.paths`)."""
+    p.add_argument(
+        "--path",
+        choices=["vectorized", "reference"],
+        default="vectorized",
+        help="engine path: vectorized (fast: probes the vPMU model once per CPU, then applies "
+        "the schedule with polars) or reference (steps the model through every event: slow, "
+        "the oracle the vectorized path is held equal to)",
+    )
+
+
 def add_replay_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "capture", metavar="CAPTURE", help="capture file or `pmu-replay import` directory"
@@ -67,12 +79,7 @@ def add_replay_options(p: argparse.ArgumentParser) -> None:
         "-o", "--output", metavar="DIR", help="write Parquet tables and replay.json to DIR"
     )
     p.add_argument("--profile", default="windows", metavar="PROFILE", help=PROFILE_HELP)
-    p.add_argument(
-        "--path",
-        choices=["vectorized", "reference"],
-        default="vectorized",
-        help="engine path: vectorized (fast) or reference (steps the model event by event)",
-    )
+    add_path_option(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     add_wide_option(p)
     p.add_argument("--strict", action="store_true", help="fail on undecodable input or lost events")
