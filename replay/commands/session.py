@@ -164,17 +164,17 @@ def run_scenarios(
 
 
 def write_outputs(results: Results, args: argparse.Namespace) -> None:
-    """What ``-o``, ``--perfetto`` and ``--html`` ask for; what was written is said on stderr
-    when stdout carries ``--json``."""
-    from replay.commands.export_cmd import export
-    from replay.commands.report_cmd import write_html
+    """What ``-o``, ``--perfetto`` and ``--html`` ask for (:mod:`replay.commands.outputs`: a
+    trace or report inside the ``-o`` directory is part of it); what was written is said on
+    stderr when stdout carries ``--json``."""
+    from replay.commands.outputs import report_writer, save_all, trace_writer
 
-    if args.output:
-        results.save(args.output)
-    if args.perfetto:
-        export(results, args.perfetto, to_stderr=args.json)
-    if args.html:
-        write_html(results, args.html, to_stderr=args.json)
+    files = [
+        (path, writer(args.json))
+        for path, writer in ((args.perfetto, trace_writer), (args.html, report_writer))
+        if path
+    ]
+    save_all(results, args.output, files)
 
 
 def print_report(results: Results, title: str, *, wide: bool = False) -> ScenarioNames:
