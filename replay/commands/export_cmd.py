@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from replay.commands.console import stderr, stdout
+from replay.commands.console import say, stderr, stdout
 from replay.results import Results
 
 if TYPE_CHECKING:
@@ -107,12 +107,11 @@ def write_trace(results: Results, path: str, scenarios: list[str] | None = None)
 
 def say_exported(stats: ExportStats, name: str, *, to_stderr: bool) -> None:
     """Say that the trace ``stats`` describe was written, as ``name``."""
-    console = stderr if to_stderr else stdout
-    console.print(
+    say(
+        stderr if to_stderr else stdout,
         f"wrote {name}: {stats.packets:,} packets on {stats.tracks:,} tracks, "
-        f"{_size(stats.bytes)} (capture clock: {stats.clock}); "
-        f"open it with `pmu-replay view {name}`",
-        soft_wrap=True,
+        f"{_size(stats.bytes)} (capture clock: {stats.clock}); open it with:",
+        f"pmu-replay view {name}",
     )
 
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from replay.commands.console import stderr, stdout
+from replay.commands.console import say, stderr, stdout
 from replay.commands.export_cmd import results_parser
 from replay.results import Results
 
@@ -69,9 +69,7 @@ def write_report_timed(results: Results, path: str) -> tuple[ReportStats, float]
 
 def say_reported(stats: ReportStats, took: float, name: str, *, to_stderr: bool) -> None:
     """Say that the report ``stats`` describe was written, as ``name``."""
-    console = stderr if to_stderr else stdout
-    # one line, never wrapped, so the path can be copied
-    console.print(
+    say(
+        stderr if to_stderr else stdout,
         f"wrote {name} ({stats.charts} charts, {stats.bytes / 1e3:.1f} kB, {took:.1f} s)",
-        soft_wrap=True,
     )

@@ -224,6 +224,14 @@ def print_report(results: Results, title: str, *, wide: bool = False) -> Scenari
 
 
 def _vcpu_table(results: Results, title: str, names: ScenarioNames) -> Table:
+    summary = results.summary
+    index = [str(i) if i is not None else "?" for i in summary["vcpu_index"]]
+    vms = summary["vm"].unique().to_list()
+    if names.short and len(vms) == 1:
+        # narrow: the one VM in the title, so that a vCPU is a short cell that never folds
+        title, vcpus = f"{title}, VM {vms[0]}", index
+    else:
+        vcpus = [f"{vm}/{i}" for vm, i in zip(summary["vm"], index, strict=True)]
     table = names.table(title)
     for heading, compact in (
         ("scenario", "scenario"),
@@ -239,13 +247,13 @@ def _vcpu_table(results: Results, title: str, names: ScenarioNames) -> Table:
         ("lost counters", "lost"),
     ):
         left = heading in ("scenario", "vCPU", "lost counters")
-        names.add_column(table, heading, compact, justify="left" if left else "right")
-    for r in results.summary.iter_rows(named=True):
+        whole = max(map(len, vcpus), default=0) if heading == "vCPU" else None
+        names.add_column(table, heading, compact, "left" if left else "right", whole)
+    for r, vcpu in zip(results.summary.iter_rows(named=True), vcpus, strict=True):
         cyc = f"{r['counted_cycles'] / r['true_cycles']:.1%}" if r["true_cycles"] else "-"
         risky = (
             "-" if r["ticks_with_guest"] is None else f"{r['risky_ticks']}/{r['ticks_with_guest']}"
         )
-        vcpu = f"{r['vm']}/{r['vcpu_index'] if r['vcpu_index'] is not None else '?'}"
         table.add_row(
             names(r["scenario"]),
             # short names: as in the episodes table, the thread id stays in --wide and --json
