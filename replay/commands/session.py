@@ -249,7 +249,7 @@ def _vcpu_table(results: Results, title: str, names: ScenarioNames) -> Table:
         left = heading in ("scenario", "vCPU", "lost counters")
         whole = max(map(len, vcpus), default=0) if heading == "vCPU" else None
         names.add_column(table, heading, compact, "left" if left else "right", whole)
-    for r, vcpu in zip(results.summary.iter_rows(named=True), vcpus, strict=True):
+    for r, vcpu in zip(summary.iter_rows(named=True), vcpus, strict=True):
         cyc = f"{r['counted_cycles'] / r['true_cycles']:.1%}" if r["true_cycles"] else "-"
         risky = (
             "-" if r["ticks_with_guest"] is None else f"{r['risky_ticks']}/{r['ticks_with_guest']}"
