@@ -103,11 +103,16 @@ def test_compare_and_replay_fit_80_columns(
     assert_whole_vcpus(rows)
 
 
+#: The first line of a per-vCPU row, cell by cell, none folded (a cell cut in two reads as two):
+#: vCPU (an index, or VM/index), guest s, stalled s, risky ticks, fail-entries, counted share,
+#: cross-PMU loads, re-created events, unknown s.
+WHOLE_CELLS = r"(\S+/)?\d+ \d+\.\d{3} \d+\.\d{3} (\d+/\d+|-) \d+ (\d+\.\d%|-) \d+ \d+ \d+\.\d{3}"
+
+
 def assert_whole_vcpus(rows: list[list[str]]) -> None:
-    """Each row's vCPU cell is a whole vCPU (an index, or VM/index), not the first part of one
-    folded onto the next line, and guest seconds follow it."""
+    """Each row's cells on its first line are whole (:data:`WHOLE_CELLS`)."""
     for row in rows:
-        assert re.fullmatch(r"(\S+/)?\d+", row[1]) and float(row[2]) >= 0, row
+        assert re.fullmatch(WHOLE_CELLS, " ".join(row[1:10])), row
 
 
 def test_wide_keeps_whole_names(
