@@ -46,8 +46,8 @@ from importers.host.facts import (
     parse_reservation,
     pmceid_from_events,
 )
+from importers.host.pmuv3 import Reservation
 from importers.schema import conform
-from replay.pmu.host import Reservation
 
 SNAPSHOT_FORMAT = "pmu-replay-topology/1"
 INFERRED_SOURCE = "inferred from cpu_frequency"
@@ -179,10 +179,20 @@ class Topology:
         return conform("topology", pl.DataFrame(rows, infer_schema_length=None).to_arrow())
 
     @classmethod
-    def from_table(cls, table: pa.Table, source: str | None = None) -> Topology:
-        """Rebuild from a ``topology`` table (as carried by a capture)."""
+    def from_table(
+        cls, table: pa.Table, source: str | None = None, where: str = "topology table"
+    ) -> Topology:
+        """Rebuild from a ``topology`` table (as carried by a capture).
+
+        Raises
+        ------
+        TopologyError
+            When rows disagree about a CPU (:func:`check_one_row_per_cpu`; ``where`` names
+            the table in the message).
+        """
         df = pl.from_arrow(table)
         assert isinstance(df, pl.DataFrame)
+        check_one_row_per_cpu(table, where)
         pmus: list[PmuSpec] = []
         overrides: dict[str, PmuOverride] = {}
         pmceid: dict[str, tuple[int, int]] = {}
@@ -216,6 +226,37 @@ class Topology:
                 if r.get("reserved_counters") is not None or r.get("reserved_cycles")
             },
         )
+
+
+def check_one_row_per_cpu(table: pa.Table, where: str) -> None:
+    """Raise when two rows of a ``topology`` table state different facts of one CPU.
+
+    :meth:`Topology.to_table` writes one row per CPU; a table edited or written by another
+    tool may repeat a CPU, and taking either row would be a silent guess about the host (which
+    PMU covers the CPU decides every stall). Repeated rows that agree are harmless.
+
+    Raises
+    ------
+    TopologyError
+        Naming ``where``, the CPU, its rows (0-based) and the columns that differ.
+    """
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    facts = [c for c in df.columns if c != "cpu"]
+    rows = df.with_row_index("row")
+    repeated = rows.filter(pl.len().over("cpu") > 1)
+    for (cpu,), part in repeated.group_by("cpu", maintain_order=True):
+        differ = [c for c in facts if part[c].n_unique() > 1]
+        if differ:
+            values = "; ".join(
+                f"row {r['row']}: " + ", ".join(f"{c}={r[c]}" for c in differ)
+                for r in part.iter_rows(named=True)
+            )
+            raise TopologyError(
+                f"{where}: rows {', '.join(map(str, part['row']))} give CPU {cpu} different "
+                f"{', '.join(differ)} ({values}); keep one row per CPU (re-import the capture "
+                "or correct the table)"
+            )
 
 
 def ordered(pmus: list[PmuSpec]) -> list[PmuSpec]:

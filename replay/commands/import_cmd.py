@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ from rich.table import Table
 
 from importers.capture import Capture
 from importers.host.topology import Topology, format_cpulist
-from replay.api import open_capture
+from replay.api import capture_topology, open_capture
 from replay.commands.console import byte_progress, stdout
+from replay.standins import stand_in_advice
 
 HELP = "import a capture into Parquet tables and print what it contains"
 EPILOG = """\
@@ -111,8 +113,14 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(capture)
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
-    else:
-        print_summary(summary, args.output)
+        return 0
+    print_summary(summary, args.output)
+    if not summary["vms"]:
+        # what to replay instead, as a command to run on what was just imported
+        command = f"pmu-replay compare {shlex.quote(args.output or args.capture)}"
+        advice = stand_in_advice(capture, capture_topology(capture), command)
+        if advice:
+            stdout.print(advice, markup=False, highlight=False, soft_wrap=True)  # copyable
     return 0
 
 

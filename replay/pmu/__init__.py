@@ -23,7 +23,8 @@ Typical use::
     assert vcpu.read_sysreg("PMCCNTR_EL0") == 0
 """
 
-from replay.pmu.arch import CPU_CYCLES, CYCLE_IDX, INST_RETIRED, PmuVer
+from importers.host.pmuv3 import CPU_CYCLES, INST_RETIRED, PmuVer, Reservation
+from replay.pmu.arch import CYCLE_IDX
 from replay.pmu.errors import (
     KvmRefusedError,
     UndefinedAccess,
@@ -37,7 +38,6 @@ from replay.pmu.host import (
     DEFAULT_PMUVER,
     HostPmu,
     HostPmus,
-    Reservation,
 )
 from replay.pmu.kvm import KernelSemantics, Kvm, Quirks
 from replay.pmu.status import CounterStatus, StallReason
