@@ -7,27 +7,38 @@ match there, or the vCPU keeps its costs and loses its guest time, stalls and fa
 
 from __future__ import annotations
 
+import pytest
 from polars.testing import assert_frame_equal
 
 from replay.api import open_capture, what_if
 from tests.conftest import FIXTURES
 from tests.replay.export.fixture_results import TOPOLOGY
 
-CAPTURE = FIXTURES / "captures" / "cross-cluster-migration.txt"
 SCENARIOS = ["default@cpu0", "set-pmu:armv8_cortex_a53", "fixed-counters-only+v8", "no-pmu"]
 
 
-def test_a_vcpu_without_an_index_keeps_its_whole_summary() -> None:
-    named = {"4001": "0", "4002": "1"}  # the fixture's vCPU threads and their indexes
+# each fixture's vCPU threads and their indexes, and the summary columns it must fill
+CASES = {
+    "cross-cluster-migration": (
+        {"4001": "0", "4002": "1"},
+        ["stalled_ns", "fail_entries", "risky_ticks"],
+    ),
+    "traced-pmccntr-reads": ({"4001": "0"}, ["pmccntr_reads", "zero_delta_reads"]),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_vcpu_without_an_index_keeps_its_whole_summary(name: str) -> None:
+    named, exercised = CASES[name]
+    capture = FIXTURES / "captures" / f"{name}.txt"
     with_index = [f"{tid}=vm0:{i}" for tid, i in named.items()]
     without_index = [f"{tid}=vm0" for tid in named]
-    known = what_if(open_capture(CAPTURE, topology=TOPOLOGY, vcpus=with_index), SCENARIOS)
-    unknown = what_if(open_capture(CAPTURE, topology=TOPOLOGY, vcpus=without_index), SCENARIOS)
+    known = what_if(open_capture(capture, topology=TOPOLOGY, vcpus=with_index), SCENARIOS)
+    unknown = what_if(open_capture(capture, topology=TOPOLOGY, vcpus=without_index), SCENARIOS)
     assert unknown.summary["vcpu_index"].null_count() == unknown.summary.height
     # the parts this capture exercises, so that a lost join shows
-    assert known.summary["stalled_ns"].sum() > 0
-    assert known.summary["fail_entries"].sum() > 0
-    assert known.summary["risky_ticks"].sum() > 0
+    for column in exercised:
+        assert known.summary[column].sum() > 0, column
     assert_frame_equal(
         unknown.summary.drop("vcpu_index"),
         known.summary.drop("vcpu_index"),
