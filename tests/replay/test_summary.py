@@ -24,6 +24,7 @@ CASES = {
         ["stalled_ns", "fail_entries", "risky_ticks"],
     ),
     "traced-pmccntr-reads": ({"4001": "0"}, ["pmccntr_reads", "zero_delta_reads"]),
+    "lost-events-gap": ({"4001": "0"}, ["unknown_ticks", "unknown_ns"]),
 }
 
 
