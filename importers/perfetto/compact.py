@@ -14,34 +14,47 @@ ftrace_event_bundle.proto ``FtraceEventBundle.CompactSched``]:
 Nothing of the task switched *out* is recorded, nor who logged a waking: those follow from
 the order of the CPU's switches, and are filled in once the whole trace is read
 (:mod:`importers.perfetto.running`).
+
+The messages of a group of bundles are decoded by one compiled loop
+(:func:`~importers.perfetto.kernels.compact_sched`), run to count and then to fill.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from importers.perfetto.wire import I64, LEN, U8, repeated, scan_fields, text_column
+from importers.perfetto.wire import I64, U8, text_column
 from importers.skips import SkipLog
 
 INTERN_TABLE = 5
 SWITCH = {"ts": 1, "prev_state": 2, "next_pid": 3, "next_prio": 4, "comm": 6}
 #: (``waking_common_flags``, 12, is optional and has no column in ``sched_waking``)
 WAKING = {"ts": 7, "pid": 8, "target_cpu": 9, "prio": 10, "comm": 11}
+_KINDS = (SWITCH, WAKING)
+#: arrays per kind (timestamps first, as the kernel wants them; comm last)
+_WIDTH = len(SWITCH)
+#: field number -> kernel column: the switches' arrays, then the wakings'
+_COLUMN = np.full(max(WAKING.values()) + 1, -1, np.int64)
+for _k, _kind in enumerate(_KINDS):
+    _COLUMN[list(_kind.values())] = np.arange(_WIDTH) + _k * _WIDTH
+_COMM = _WIDTH - 1
 
 
 @dataclass
 class CompactRows:
     """One kind of compact event of a group of bundles: the bundle of each row (an index
-    into the group's bundle list), its absolute timestamp in the bundle's clock, its
-    integer columns by name and its task name (a code of :class:`Names`)."""
+    into the group's bundle list), its absolute timestamp in the bundle's clock, its ``seq``,
+    its integer columns by name and its task name (a code of :class:`Names`)."""
 
     bundle: I64
     ts: I64
+    seq: I64
     columns: dict[str, I64]
     comm: NDArray[np.int32]
 
@@ -66,100 +79,87 @@ class Names:
 
 
 def decode_compact(
-    data: U8, starts: I64, ends: I64, where: list[str], names: Names, skips: SkipLog
+    data: U8,
+    starts: I64,
+    ends: I64,
+    base: I64,
+    where: Callable[[I64], list[str]],
+    names: Names,
+    skips: SkipLog,
 ) -> tuple[CompactRows, CompactRows]:
-    """Switches and wakings of the ``CompactSched`` messages at ``[starts, ends)``.
+    """Switches and wakings of the ``CompactSched`` messages at ``[starts, ends)``; message
+    ``m``'s rows are numbered from ``base[m]`` on in ``seq``, its switches first.
 
     A message whose bytes are damaged, whose arrays disagree in length or whose comm index
-    points past its intern table contributes nothing, and is counted (``where`` names each
-    message's place for that).
+    points past its intern table contributes nothing, and is counted (``where`` names the
+    places of messages for that).
     """
-    ok = np.ones(starts.shape[0], np.bool_)
-    while True:
-        decoded = _decode(data, starts[ok], ends[ok])
-        if isinstance(decoded, _Decoded):
-            bad = decoded.inconsistent()
-            if not bad.any():
-                kept = np.flatnonzero(ok)
-                codes = names.of(decoded.text.dictionary.to_pylist())
-                return (
-                    decoded.rows(decoded.switch, kept, codes),
-                    decoded.rows(decoded.waking, kept, codes),
-                )
-            places = np.flatnonzero(ok)[bad]
-            reason = (
-                "compact_sched arrays of unequal length or comm index past the intern table "
-                "(its events dropped)"
-            )
-        else:  # the index of a damaged message
-            places = np.flatnonzero(ok)[decoded : decoded + 1]
-            reason = "damaged compact_sched (its events dropped)"
-        skips.add(reason, [where[k] for k in places[:5]], count=int(places.size))
-        ok[places] = False
+    from importers.perfetto.bundle_kernels import compact_sched
 
-
-#: per array name: (message of each element, element value)
-_Columns = dict[str, tuple[I64, I64]]
-
-
-@dataclass
-class _Decoded:
-    """The arrays of a batch of messages, and their intern tables: message ``m``'s string
-    ``k`` is row ``first[m] + k`` of ``text`` (``count[m]`` rows)."""
-
-    messages: int
-    first: I64
-    count: I64
-    text: pa.DictionaryArray
-    switch: _Columns
-    waking: _Columns
-
-    def inconsistent(self) -> NDArray[np.bool_]:
-        """Messages with arrays of one kind of unequal length, or a comm index out of range."""
-        bad = np.zeros(self.messages, np.bool_)
-        for arrays in (self.switch, self.waking):
-            lengths = np.stack(
-                [np.bincount(who, minlength=self.messages) for who, _ in arrays.values()]
-            )
-            bad |= (lengths != lengths[0]).any(axis=0)
-            who, index = arrays["comm"]
-            outside = (index < 0) | (index >= self.count[who])
-            bad[who[outside]] = True
-        return bad
-
-    def rows(self, arrays: _Columns, kept: I64, codes: NDArray[np.int32]) -> CompactRows:
-        """Rows of one kind, with absolute timestamps; ``codes`` are the :class:`Names` codes
-        of the intern tables' distinct texts."""
-        who, deltas = arrays["ts"]
-        # a running sum restarted at each message's first row
-        running = np.cumsum(deltas)
-        firsts = np.flatnonzero(np.diff(who, prepend=-1))
-        sizes = np.diff(np.append(firsts, who.size))
-        ts = running - np.repeat(running[firsts] - deltas[firsts], sizes)
-        comm_who, index = arrays["comm"]
-        local = self.text.indices.to_numpy(zero_copy_only=False)[self.first[comm_who] + index]
-        comm = codes[local] if local.size else np.zeros(0, np.int32)
-        columns = {k: v for k, (_, v) in arrays.items() if k not in ("ts", "comm")}
-        return CompactRows(kept[who], ts, columns, comm)
-
-
-def _decode(data: U8, starts: I64, ends: I64) -> _Decoded | int:
-    """Every array of every message, or the index of the first damaged message."""
-    f = scan_fields(data, starts, ends)
-    damaged = np.flatnonzero(f.damage != -1)
-    if damaged.size:
-        return int(damaged[0])
     n = starts.shape[0]
-    names = f.of(INTERN_TABLE, LEN)
-    owner = f.msg[names]
-    text = text_column(data, f.at[names], f.value[names].astype(np.int64))
-    found = repeated(data, f, [*SWITCH.values(), *WAKING.values()])
-    if isinstance(found, int):
-        return found
-    layouts = [
-        {name: (found[number][0], found[number][1].view(np.int64)) for name, number in kind.items()}
-        for kind in (SWITCH, WAKING)
-    ]
-    first = np.searchsorted(owner, np.arange(n))
-    count = np.bincount(owner, minlength=n)
-    return _Decoded(n, first, count, text, layouts[0], layouts[1])
+    counts = np.empty((n, len(_KINDS) * _WIDTH + 1), np.int64)
+    damaged = np.empty(n, np.bool_)
+    none = np.empty(0, np.int64)
+    compact_sched(data, starts, ends, _COLUMN, INTERN_TABLE, False, counts, damaged,
+                  none.reshape(0, 2), none.reshape(0, 2), none.reshape(0, 0), none, none, none,
+                  none)  # fmt: skip
+    _count(skips, "damaged compact_sched (its events dropped)", where, np.flatnonzero(damaged))
+    unequal = np.zeros(n, np.bool_)
+    for k in range(len(_KINDS)):
+        arrays = counts[:, k * _WIDTH : (k + 1) * _WIDTH]
+        unequal |= (arrays != arrays[:, :1]).any(axis=1)
+    kept = np.flatnonzero(~damaged & ~unequal)
+    rows = counts[kept][:, 0 : len(_KINDS) * _WIDTH : _WIDTH]  # events per message and kind
+    first_row = np.cumsum(rows, axis=0) - rows
+    first_row[:, 1] += rows[:, 0].sum()  # the wakings after every switch
+    strings = counts[kept, -1]
+    first_string = np.cumsum(strings) - strings
+    values = np.empty((_WIDTH, int(rows.sum())), np.int64)
+    seq = np.empty(values.shape[1], np.int64)
+    intern_at, intern_len = np.empty((2, int(strings.sum())), np.int64)
+    bases = np.stack([base[kept], base[kept] + rows[:, 0]], axis=1)
+    compact_sched(data, starts[kept], ends[kept], _COLUMN, INTERN_TABLE, True, counts[kept],
+                  np.zeros(kept.shape[0], np.bool_), first_row, bases, values, seq,
+                  first_string, intern_at, intern_len)  # fmt: skip
+    who = [np.repeat(np.arange(kept.shape[0]), rows[:, k]) for k in range(len(_KINDS))]
+    # a comm index past its message's intern table spoils the message
+    index = np.split(values[_COMM], [int(rows[:, 0].sum())])
+    outside = np.zeros(kept.shape[0], np.bool_)
+    for k in range(len(_KINDS)):
+        bad = (index[k] < 0) | (index[k] >= strings[who[k]])
+        outside[who[k][bad]] = True
+    inconsistent = unequal.copy()
+    inconsistent[kept[outside]] = True
+    _count(skips, "compact_sched arrays of unequal length or comm index past the intern "
+           "table (its events dropped)", where, np.flatnonzero(inconsistent))  # fmt: skip
+    text = text_column(data, intern_at, intern_len)
+    codes = names.of(text.dictionary.to_pylist())
+    local = text.indices.to_numpy(zero_copy_only=False)
+    switches = int(rows[:, 0].sum())
+    out = []
+    for k, kind in enumerate(_KINDS):
+        mine: slice | I64 = slice(0, switches) if k == 0 else slice(switches, values.shape[1])
+        message = who[k]
+        if outside.any():
+            good = ~outside[message]
+            mine, message = np.flatnonzero(good) + (0 if k == 0 else switches), message[good]
+        comm = codes[local[first_string[message] + values[_COMM, mine]]] if message.size else None
+        out.append(
+            CompactRows(
+                bundle=kept[message],
+                ts=values[0, mine],
+                seq=seq[mine],
+                columns={
+                    name: values[c, mine]
+                    for c, name in enumerate(kind)
+                    if name not in ("ts", "comm")
+                },
+                comm=np.zeros(0, np.int32) if comm is None else comm,
+            )
+        )
+    return out[0], out[1]
+
+
+def _count(skips: SkipLog, reason: str, where: Callable[[I64], list[str]], bad: I64) -> None:
+    if bad.size:
+        skips.add(reason, where(bad[:5]), count=int(bad.size))
