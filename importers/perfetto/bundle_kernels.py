@@ -113,8 +113,8 @@ def ftrace_events(
     return n
 
 
-#: columns of each kind of event in :func:`compact_sched`'s output
-COMPACT_WIDTH = 5
+#: what :func:`compact_sched` did with a message
+KEPT, DAMAGED, INCONSISTENT = 0, 1, 2
 
 
 @njit(cache=True, nogil=True)
@@ -122,63 +122,58 @@ def compact_sched(
     d: U8,
     starts: I64,
     ends: I64,
+    base: I64,
     column: I64,
     intern_field: int,
-    fill: bool,
-    counts: I64,
-    damaged: NDArray[np.bool_],
-    first_row: I64,
-    base: I64,
+    status: NDArray[np.int8],
     values: I64,
     seq: I64,
-    first_string: I64,
+    owner: I64,
     intern_at: I64,
     intern_len: I64,
+    placed: I64,
 ) -> None:
-    """The arrays and intern tables of ``CompactSched`` messages: two kinds of events
-    (switches, wakings) of :data:`COMPACT_WIDTH` arrays each.
+    """The events of ``CompactSched`` messages, two kinds (switches, wakings) of ``width =
+    values.shape[1]`` parallel arrays each, and their intern tables, in one pass.
 
-    ``column[f]`` places repeated varint field ``f``: kind ``c // COMPACT_WIDTH``, column
-    ``c % COMPACT_WIDTH`` (-1: none), its elements packed or not, in the order they come.
-    Column 0 of a kind holds its timestamps, delta-encoded (each relative to the one before
-    it in the message, the first absolute), which are written absolute. Field
-    ``intern_field`` is the intern table (strings).
+    ``column[f]`` places repeated varint field ``f``: kind ``c // width``, array
+    ``c % width`` (-1: none), its elements packed or not, in the order they come.
+    Array 0 of a kind holds its timestamps, delta-encoded (each relative to the one before it
+    in the message, the first absolute), which are written absolute; the last holds indices
+    into the message's intern table (field ``intern_field``, strings), written as indices
+    into ``intern_at``/``intern_len``, where every kept message's strings go.
 
-    Counting (``fill`` false) sets ``counts[m, c]``, the elements of column ``c`` of message
-    ``m`` (the last column: its intern strings), and ``damaged[m]`` (bytes that do not
-    decode; its counts are then meaningless). Filling takes messages whose columns of a kind
-    have equal lengths: message ``m``'s events of kind ``k`` are the rows from
-    ``first_row[m, k]`` of ``values`` (one row per array), numbered ``base[m, k]`` on in
-    ``seq``, and its strings start at ``first_string[m]`` of ``intern_at``/``intern_len``.
+    Row ``i`` of kind ``k`` is ``values[k, :, i]``, from message ``owner[k, i]``, numbered
+    ``seq[k, i]``: ``base[m]`` plus its rank among the message's rows, the switches first.
+    ``placed`` counts the rows of each kind and the strings. A message whose bytes do not
+    decode (:data:`DAMAGED`), whose arrays of a kind differ in length or whose comm index
+    is past its intern table (:data:`INCONSISTENT`) leaves nothing; ``status`` says which.
+    Each output must have room for one row (string) per byte of the messages.
     """
     top = column.shape[0] - 1
-    strings_column = counts.shape[1] - 1
+    width = values.shape[1]
     for m in range(starts.shape[0]):
         pos, end = starts[m], ends[m]
-        if not fill:
-            counts[m, :] = 0
-            damaged[m] = False
-        placed = np.zeros(strings_column, np.int64)
+        first = placed[:2].copy()
+        strings = placed[2]
+        count = np.zeros(2 * width, np.int64)
         stamp = np.zeros(2, np.int64)
-        strings = 0
-        while pos < end and not damaged[m]:
+        status[m] = KEPT
+        while pos < end and status[m] == KEPT:
             f, w, v, s, nxt = read_field(d, pos, end)
             if nxt < 0:
-                damaged[m] = True
+                status[m] = DAMAGED
                 break
             pos = nxt
             if f == intern_field and w == LEN:
-                if fill:
-                    intern_at[first_string[m] + strings] = s
-                    intern_len[first_string[m] + strings] = Int(v)
-                else:
-                    counts[m, strings_column] += 1
-                strings += 1
+                intern_at[placed[2]] = s
+                intern_len[placed[2]] = Int(v)
+                placed[2] += 1
                 continue
             c = column[f] if f <= top else -1
             if c < 0 or (w != VARINT and w != LEN):
                 continue
-            kind, col = c // COMPACT_WIDTH, c % COMPACT_WIDTH
+            kind, array = c // width, c % width
             at = s
             while True:
                 if w == LEN:
@@ -186,21 +181,36 @@ def compact_sched(
                         break
                     v, at = read_varint(d, at, nxt)
                     if at < 0:
-                        damaged[m] = True
+                        status[m] = DAMAGED
                         break
-                if fill:
-                    rank = placed[c]
-                    x = np.int64(v)
-                    if col == 0:
-                        stamp[kind] += x
-                        x = stamp[kind]
-                        seq[first_row[m, kind] + rank] = base[m, kind] + rank
-                    values[col, first_row[m, kind] + rank] = x
-                else:
-                    counts[m, c] += 1
-                placed[c] += 1
+                x = np.int64(v)
+                if array == 0:
+                    stamp[kind] += x
+                    x = stamp[kind]
+                values[kind, array, first[kind] + count[c]] = x
+                count[c] += 1
                 if w != LEN:
                     break
+        for kind in range(2):
+            rows = count[kind * width]
+            if status[m] == KEPT and (count[kind * width : (kind + 1) * width] != rows).any():
+                status[m] = INCONSISTENT
+            for i in range(first[kind], first[kind] + rows):
+                if status[m] != KEPT:
+                    break
+                index = values[kind, width - 1, i]
+                if index < 0 or index >= placed[2] - strings:
+                    status[m] = INCONSISTENT
+        if status[m] != KEPT:
+            placed[2] = strings
+            continue
+        for kind in range(2):
+            rank = base[m] + (count[0] if kind == 1 else 0) - first[kind]
+            for i in range(first[kind], first[kind] + count[kind * width]):
+                seq[kind, i] = rank + i
+                owner[kind, i] = m
+                values[kind, width - 1, i] += strings
+            placed[kind] += count[kind * width]
 
 
 @njit(cache=True, nogil=True)

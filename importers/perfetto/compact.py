@@ -15,8 +15,8 @@ Nothing of the task switched *out* is recorded, nor who logged a waking: those f
 the order of the CPU's switches, and are filled in once the whole trace is read
 (:mod:`importers.perfetto.running`).
 
-The messages of a group of bundles are decoded by one compiled loop
-(:func:`~importers.perfetto.kernels.compact_sched`), run to count and then to fill.
+The messages of a group of bundles are decoded in one compiled pass
+(:func:`~importers.perfetto.bundle_kernels.compact_sched`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ SWITCH = {"ts": 1, "prev_state": 2, "next_pid": 3, "next_prio": 4, "comm": 6}
 #: (``waking_common_flags``, 12, is optional and has no column in ``sched_waking``)
 WAKING = {"ts": 7, "pid": 8, "target_cpu": 9, "prio": 10, "comm": 11}
 _KINDS = (SWITCH, WAKING)
-#: arrays per kind (timestamps first, as the kernel wants them; comm last)
+#: arrays per kind (timestamps first, comm last, as the kernel wants them)
 _WIDTH = len(SWITCH)
 #: field number -> kernel column: the switches' arrays, then the wakings'
 _COLUMN = np.full(max(WAKING.values()) + 1, -1, np.int64)
@@ -94,67 +94,39 @@ def decode_compact(
     points past its intern table contributes nothing, and is counted (``where`` names the
     places of messages for that).
     """
-    from importers.perfetto.bundle_kernels import compact_sched
+    from importers.perfetto import bundle_kernels as k
 
-    n = starts.shape[0]
-    counts = np.empty((n, len(_KINDS) * _WIDTH + 1), np.int64)
-    damaged = np.empty(n, np.bool_)
-    none = np.empty(0, np.int64)
-    compact_sched(data, starts, ends, _COLUMN, INTERN_TABLE, False, counts, damaged,
-                  none.reshape(0, 2), none.reshape(0, 2), none.reshape(0, 0), none, none, none,
-                  none)  # fmt: skip
-    _count(skips, "damaged compact_sched (its events dropped)", where, np.flatnonzero(damaged))
-    unequal = np.zeros(n, np.bool_)
-    for k in range(len(_KINDS)):
-        arrays = counts[:, k * _WIDTH : (k + 1) * _WIDTH]
-        unequal |= (arrays != arrays[:, :1]).any(axis=1)
-    kept = np.flatnonzero(~damaged & ~unequal)
-    rows = counts[kept][:, 0 : len(_KINDS) * _WIDTH : _WIDTH]  # events per message and kind
-    first_row = np.cumsum(rows, axis=0) - rows
-    first_row[:, 1] += rows[:, 0].sum()  # the wakings after every switch
-    strings = counts[kept, -1]
-    first_string = np.cumsum(strings) - strings
-    values = np.empty((_WIDTH, int(rows.sum())), np.int64)
-    seq = np.empty(values.shape[1], np.int64)
-    intern_at, intern_len = np.empty((2, int(strings.sum())), np.int64)
-    bases = np.stack([base[kept], base[kept] + rows[:, 0]], axis=1)
-    compact_sched(data, starts[kept], ends[kept], _COLUMN, INTERN_TABLE, True, counts[kept],
-                  np.zeros(kept.shape[0], np.bool_), first_row, bases, values, seq,
-                  first_string, intern_at, intern_len)  # fmt: skip
-    who = [np.repeat(np.arange(kept.shape[0]), rows[:, k]) for k in range(len(_KINDS))]
-    # a comm index past its message's intern table spoils the message
-    index = np.split(values[_COMM], [int(rows[:, 0].sum())])
-    outside = np.zeros(kept.shape[0], np.bool_)
-    for k in range(len(_KINDS)):
-        bad = (index[k] < 0) | (index[k] >= strings[who[k]])
-        outside[who[k][bad]] = True
-    inconsistent = unequal.copy()
-    inconsistent[kept[outside]] = True
-    _count(skips, "compact_sched arrays of unequal length or comm index past the intern "
-           "table (its events dropped)", where, np.flatnonzero(inconsistent))  # fmt: skip
-    text = text_column(data, intern_at, intern_len)
+    room = int((ends - starts).sum())  # at least a byte per element and per string
+    status = np.empty(starts.shape[0], np.int8)
+    values = np.empty((len(_KINDS), _WIDTH, room), np.int64)
+    seq, owner = np.empty((2, len(_KINDS), room), np.int64)
+    intern_at, intern_len = np.empty((2, room), np.int64)
+    placed = np.zeros(len(_KINDS) + 1, np.int64)
+    k.compact_sched(data, starts, ends, base, _COLUMN, INTERN_TABLE, status, values, seq, owner,
+                    intern_at, intern_len, placed)  # fmt: skip
+    for fate, reason in ((k.DAMAGED, "damaged compact_sched"),
+                         (k.INCONSISTENT, "compact_sched arrays of unequal length or comm "
+                          "index past the intern table")):  # fmt: skip
+        _count(skips, f"{reason} (its events dropped)", where, np.flatnonzero(status == fate))
+    strings = int(placed[-1])
+    text = text_column(data, intern_at[:strings], intern_len[:strings])
     codes = names.of(text.dictionary.to_pylist())
     local = text.indices.to_numpy(zero_copy_only=False)
-    switches = int(rows[:, 0].sum())
     out = []
-    for k, kind in enumerate(_KINDS):
-        mine: slice | I64 = slice(0, switches) if k == 0 else slice(switches, values.shape[1])
-        message = who[k]
-        if outside.any():
-            good = ~outside[message]
-            mine, message = np.flatnonzero(good) + (0 if k == 0 else switches), message[good]
-        comm = codes[local[first_string[message] + values[_COMM, mine]]] if message.size else None
+    for kind, arrays in enumerate(_KINDS):
+        rows = int(placed[kind])
+        index = values[kind, _COMM, :rows]
         out.append(
             CompactRows(
-                bundle=kept[message],
-                ts=values[0, mine],
-                seq=seq[mine],
+                bundle=owner[kind, :rows],
+                ts=values[kind, 0, :rows],
+                seq=seq[kind, :rows],
                 columns={
-                    name: values[c, mine]
-                    for c, name in enumerate(kind)
+                    name: values[kind, c, :rows]
+                    for c, name in enumerate(arrays)
                     if name not in ("ts", "comm")
                 },
-                comm=np.zeros(0, np.int32) if comm is None else comm,
+                comm=codes[local[index]] if rows else np.zeros(0, np.int32),
             )
         )
     return out[0], out[1]
