@@ -21,7 +21,6 @@ The messages of a group of bundles are decoded in one compiled pass
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,7 +49,8 @@ _COMM = _WIDTH - 1
 class CompactRows:
     """One kind of compact event of a group of bundles: the bundle of each row (an index
     into the group's bundle list), its absolute timestamp in the bundle's clock, its ``seq``,
-    its integer columns by name and its task name (a code of :class:`Names`)."""
+    its integer columns by name and its task name (an index into the group's names, which
+    :class:`Names` codes once the groups are in trace order)."""
 
     bundle: I64
     ts: I64
@@ -61,21 +61,20 @@ class CompactRows:
 
 class Names:
     """The task names of every compact event of a trace, each with one code: intern tables
-    are per bundle, but a trace's tasks are few."""
+    are per bundle, but a trace's tasks are few. Groups are decoded side by side, in no
+    fixed order; their names are coded as the groups are taken in trace order, so the codes
+    (and the dictionaries written) are the same on every run."""
 
     def __init__(self) -> None:
         self.codes: dict[str, int] = {}
-        self._lock = threading.Lock()  # groups of bundles are decoded side by side
 
     def of(self, texts: list[str]) -> NDArray[np.int32]:
         """The codes of ``texts`` (new names get new codes)."""
-        with self._lock:
-            return np.array([self.codes.setdefault(t, len(self.codes)) for t in texts], np.int32)
+        return np.array([self.codes.setdefault(t, len(self.codes)) for t in texts], np.int32)
 
     def dictionary(self) -> pa.Array:
         """Every name so far, at its code."""
-        with self._lock:
-            return pa.array(list(self.codes), pa.string())
+        return pa.array(list(self.codes), pa.string())
 
 
 def decode_compact(
@@ -84,11 +83,11 @@ def decode_compact(
     ends: I64,
     base: I64,
     where: Callable[[I64], list[str]],
-    names: Names,
     skips: SkipLog,
-) -> tuple[CompactRows, CompactRows]:
-    """Switches and wakings of the ``CompactSched`` messages at ``[starts, ends)``; message
-    ``m``'s rows are numbered from ``base[m]`` on in ``seq``, its switches first.
+) -> tuple[CompactRows, CompactRows, list[str]]:
+    """Switches and wakings of the ``CompactSched`` messages at ``[starts, ends)``, and the
+    task names their ``comm`` indexes; message ``m``'s rows are numbered from ``base[m]`` on
+    in ``seq``, its switches first.
 
     A message whose bytes are damaged, whose arrays disagree in length or whose comm index
     points past its intern table contributes nothing, and is counted (``where`` names the
@@ -110,7 +109,6 @@ def decode_compact(
         _count(skips, f"{reason} (its events dropped)", where, np.flatnonzero(status == fate))
     strings = int(placed[-1])
     text = text_column(data, intern_at[:strings], intern_len[:strings])
-    codes = names.of(text.dictionary.to_pylist())
     local = text.indices.to_numpy(zero_copy_only=False)
     out = []
     for kind, arrays in enumerate(_KINDS):
@@ -126,10 +124,10 @@ def decode_compact(
                     for c, name in enumerate(arrays)
                     if name not in ("ts", "comm")
                 },
-                comm=codes[local[index]] if rows else np.zeros(0, np.int32),
+                comm=local[index] if rows else np.zeros(0, np.int32),
             )
         )
-    return out[0], out[1]
+    return out[0], out[1], text.dictionary.to_pylist()
 
 
 def _count(skips: SkipLog, reason: str, where: Callable[[I64], list[str]], bad: I64) -> None:

@@ -39,13 +39,14 @@ class Group:
     """What one group of bundles contributes (see :class:`Parts`); ``first_ts`` and
     ``last_raw`` are per bundle of ``chosen``, ``last_plain`` maps each CPU to ``(seq, pid)``
     of its last plain event before its first compact switch in the group (or its last one,
-    if it has none)."""
+    if it has none); the compact events' ``comm`` index ``comm_names``."""
 
     chosen: I64
     first_ts: I64
     last_raw: I64
     switches: CompactColumns
     wakings: CompactColumns
+    comm_names: list[str]
     last_plain: dict[int, tuple[int, int]]
     typed: dict[str, list[pa.Table]] = field(default_factory=dict)
     events: list[pa.Table] = field(default_factory=list)
@@ -59,7 +60,7 @@ class Parts:
     (:class:`~importers.perfetto.losses.Losses`) included.
 
     Per bundle: its earliest event's BOOTTIME and its last event's time in its own clock
-    (both -1 when it has no event).
+    (both -1 when it has no event). ``names`` codes the compact events' task names.
     """
 
     ctx: Context
@@ -70,6 +71,7 @@ class Parts:
     typed: dict[str, list[pa.Table]] = field(default_factory=dict)
     events: list[pa.Table] = field(default_factory=list)
     sightings: list[pl.DataFrame] = field(default_factory=list)
+    names: Names = field(default_factory=Names)
 
     def add(self, g: Group) -> None:
         """Append group ``g`` (groups arrive in trace order)."""
@@ -82,8 +84,10 @@ class Parts:
         markers = self.losses.add(self.ctx.b, self.ctx.seqs, g.chosen, g.last_raw)
         if g.switches.ts.size or g.wakings.ts.size:
             where = (markers["cpu"].to_numpy().astype(np.int16), markers["seq"].to_numpy())
+            codes = self.names.of(g.comm_names)
+            g.switches.comm, g.wakings.comm = codes[g.switches.comm], codes[g.wakings.comm]
             compact = self.running.add(g.switches, g.wakings, g.last_plain, where,
-                                       self.ctx.names.dictionary())  # fmt: skip
+                                       self.names.dictionary())  # fmt: skip
             for name, table in zip(("sched_switch", "sched_waking"), compact, strict=True):
                 if table.num_rows:
                     self.typed.setdefault(name, []).append(table)
@@ -99,7 +103,6 @@ class Context:
     clocks: Clocks
     kernel: tuple[int, int] | None
     interned: pl.DataFrame
-    names: Names
 
 
 def decode_group(ctx: Context, chosen: I64, skips: SkipLog) -> Group:
@@ -111,7 +114,7 @@ def decode_group(ctx: Context, chosen: I64, skips: SkipLog) -> Group:
     n = chosen.shape[0]
     local = np.full(b.count, -1, np.int64)
     local[chosen] = np.arange(n)
-    switch, waking = _compact(ctx, chosen, skips)
+    switch, waking, comm_names = _compact(ctx, chosen, skips)
     compact = np.bincount(local[switch.bundle], minlength=n)
     compact += np.bincount(local[waking.bundle], minlength=n)
     typed, other = plain_events(ctx.p, b, chosen, (chosen << RANK_BITS) + compact, skips)
@@ -128,7 +131,9 @@ def decode_group(ctx: Context, chosen: I64, skips: SkipLog) -> Group:
                              waking.comm)  # fmt: skip
     cpus = b.cpu[chosen]
     plain = [Plain(ev, cpus[ev.local], boot) for ev, boot in ((typed, ts[2]), (other, ts[3]))]
-    group = Group(chosen, first_ts, last_raw, switches, wakings, _last_plain(switches, plain))
+    group = Group(
+        chosen, first_ts, last_raw, switches, wakings, comm_names, _last_plain(switches, plain)
+    )
     _typed(ctx, plain[0], group)
     _others(ctx, chosen, plain[1], group)
     return group
@@ -174,8 +179,11 @@ def _last_plain(switches: CompactColumns, plain: list[Plain]) -> dict[int, tuple
     return out
 
 
-def _compact(ctx: Context, chosen: I64, skips: SkipLog) -> tuple[CompactRows, CompactRows]:
-    """Compact switches and wakings of the chosen bundles (``bundle`` indexes the index)."""
+def _compact(
+    ctx: Context, chosen: I64, skips: SkipLog
+) -> tuple[CompactRows, CompactRows, list[str]]:
+    """Compact switches and wakings of the chosen bundles (``bundle`` indexes the index), and
+    the task names their ``comm`` indexes."""
     b = ctx.b
     with_compact = chosen[b.compact_len[chosen] >= 0]
     start = b.compact_at[with_compact]
@@ -183,12 +191,12 @@ def _compact(ctx: Context, chosen: I64, skips: SkipLog) -> tuple[CompactRows, Co
     def where(messages: I64) -> list[str]:
         return [ctx.p.where(int(k)) for k in b.packet[with_compact[messages]]]
 
-    switch, waking = decode_compact(ctx.p.data, start, start + b.compact_len[with_compact],
-                                    with_compact << RANK_BITS, where, ctx.names,
-                                    skips)  # fmt: skip
+    switch, waking, names = decode_compact(ctx.p.data, start,
+                                           start + b.compact_len[with_compact],
+                                           with_compact << RANK_BITS, where, skips)  # fmt: skip
     switch.bundle = with_compact[switch.bundle]
     waking.bundle = with_compact[waking.bundle]
-    return switch, waking
+    return switch, waking, names
 
 
 def _typed(ctx: Context, plain: Plain, group: Group) -> None:

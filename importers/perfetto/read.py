@@ -40,7 +40,6 @@ from importers.perfetto.bundles import (
     groups,
 )
 from importers.perfetto.clocks import clock_snapshots
-from importers.perfetto.compact import Names
 from importers.perfetto.decode import Context, Group, Parts, decode_group
 from importers.perfetto.losses import Losses, lost_events_table
 from importers.perfetto.packets import map_file, read_packets, release
@@ -140,9 +139,8 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
     b, ftrace_errors = bundle_index(p, seqs, clocks, skips)
     b = count_events(p, b, skips)
     release(p.data, 0, p.data.shape[0])  # read again a group at a time
-    names = Names()
     kernel = kernel_version(info)
-    ctx = Context(p, b, seqs, clocks, kernel, kernel_symbols(p, seqs), names)
+    ctx = Context(p, b, seqs, clocks, kernel, kernel_symbols(p, seqs))
     parts = Parts(
         ctx,
         Running(kernel),
