@@ -239,9 +239,8 @@ def _generic(data: U8, body: I64, end: I64) -> tuple[pa.DictionaryArray, pa.Arra
             _integers(fv[:, 3], fl[:, 3]),
         ).fill_null("")  # a field without a value
     ).to_series()
-    pairs = pl.DataFrame(
-        {"row": f.msg[rows], "pair": _strings(data, fv[:, 0], fl[:, 0]) + "=" + shown}
-    )
-    joined = pairs.group_by("row", maintain_order=True).agg(pl.col("pair").str.join(" "))
-    full = pl.DataFrame({"row": np.arange(len(body))}).join(joined, on="row", how="left")
-    return names, full.sort("row")["pair"].fill_null("").to_arrow()
+    pairs = (_strings(data, fv[:, 0], fl[:, 0]) + "=" + shown).to_arrow()
+    # the scan lists fields message by message: each row's pairs are one run of ``pairs``
+    offsets = np.searchsorted(f.msg[rows], np.arange(len(body) + 1)).astype(np.int32)
+    listed = pl.Series(pa.ListArray.from_arrays(pa.array(offsets), pairs))
+    return names, listed.list.join(" ").to_arrow()
