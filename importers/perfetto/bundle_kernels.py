@@ -12,8 +12,8 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from importers.perfetto.encoding import I64, INTACT, LEN, U8, VARINT
 from importers.perfetto.kernels import Int, read_field, read_varint
-from importers.perfetto.wire import I64, INTACT, LEN, U8, VARINT
 
 #: the two sets :func:`ftrace_events` puts events in: those of a typed table, the others
 TYPED, OTHER = 0, 1

@@ -16,7 +16,17 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from importers.perfetto.wire import I32_WIRE, I64, I64_WIRE, INTACT, LEN, MAX_FIELD, U8, U64, VARINT
+from importers.perfetto.encoding import (
+    I32_WIRE,
+    I64,
+    I64_WIRE,
+    INTACT,
+    LEN,
+    MAX_FIELD,
+    U8,
+    U64,
+    VARINT,
+)
 
 Int = np.int64
 #: a position in the bytes: Python int outside the compiled code, int64 inside it

@@ -21,15 +21,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-U8 = NDArray[np.uint8]
-I64 = NDArray[np.int64]
-U64 = NDArray[np.uint64]
-
-VARINT, I64_WIRE, LEN, I32_WIRE = 0, 1, 2, 5
-#: the largest field number protobuf allows (2**29 - 1): a larger key is damage
-MAX_FIELD = (1 << 29) - 1
-#: a message with no damage
-INTACT = -1
+# the decoders import these from here, with the functions that use them
+from importers.perfetto.encoding import I64 as I64
+from importers.perfetto.encoding import INTACT as INTACT
+from importers.perfetto.encoding import LEN as LEN
+from importers.perfetto.encoding import U8 as U8
+from importers.perfetto.encoding import U64 as U64
+from importers.perfetto.encoding import VARINT as VARINT
 
 
 @dataclass
