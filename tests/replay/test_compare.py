@@ -6,6 +6,7 @@ key after it (and by name), so dropping or reordering any key of the ranking reo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -16,6 +17,7 @@ from replay.compare import Prefer, rank, ranking_rule
 from replay.pmu import KernelSemantics
 from replay.scenarios import Scenario
 from replay.summary import SUMMARY_SCHEMA
+from tests.replay.export.fixture_results import fixture_results
 
 MAINLINE, V8, V4 = KernelSemantics.MAINLINE, KernelSemantics.V8, KernelSemantics.V4
 
@@ -136,3 +138,33 @@ def test_per_scenario_totals_add_up_over_vcpus() -> None:
     assert row["stalled_share"] == 35 / 2000
     assert row["counted_share"] == 1.0
     assert row["proposed"] is False
+
+
+def _higher(values: list[int], q: float) -> int:
+    """The ``q`` quantile that is one of the values (the next above when between two)."""
+    ordered = sorted(values)
+    return ordered[math.ceil(q * (len(ordered) - 1))]
+
+
+@pytest.mark.parametrize("name", ["cross-cluster-migration", "migration-at-overflow"])
+def test_episode_distribution_is_that_of_the_primary_counter_s_stalls(name: str) -> None:
+    # cross-cluster-migration re-creates perf events (findings of another kind, on the cycle
+    # counter), migration-at-overflow stalls a second counter (instructions): neither may enter
+    results = fixture_results(name)
+    primary = results.meta["primary_counter"]
+    stalls: dict[str, list[int]] = {}
+    for f in results.findings.iter_rows(named=True):
+        if f["kind"] == "stall" and f["counter"] == primary:
+            stalls.setdefault(f["scenario"], []).append(f["duration"])
+    assert stalls, "the fixture must stall"
+    assert results.ranking is not None
+    table = results.ranking.table
+    for row in table.iter_rows(named=True):
+        durations = stalls.get(row["scenario"])
+        expected = (
+            (_higher(durations, 0.5), _higher(durations, 0.99), max(durations))
+            if durations
+            else (None, None, None)
+        )
+        got = (row["stall_median_ns"], row["stall_p99_ns"], row["stall_max_ns"])
+        assert got == expected, row["scenario"]
