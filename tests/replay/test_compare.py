@@ -168,3 +168,19 @@ def test_episode_distribution_is_that_of_the_primary_counter_s_stalls(name: str)
         )
         got = (row["stall_median_ns"], row["stall_p99_ns"], row["stall_max_ns"])
         assert got == expected, row["scenario"]
+
+
+def test_a_scenario_without_guest_time_has_stalled_none_of_it() -> None:
+    # A scenario whose every entry fails (or whose vCPU never entered) ran no guest time and
+    # stalled none: its share is 0, not NaN or null, so it ranks as the numbers say.
+    rows = summary([Row("a"), Row("b", fail_ns=10)])
+    rows = rows.with_columns(
+        pl.when(pl.col("scenario") == "b").then(0).otherwise(pl.col("guest_ns")).alias("guest_ns")
+    )
+    rows = pl.concat(
+        [rows, summary([Row("c")]).with_columns(pl.lit(None, pl.Int64).alias("guest_ns"))]
+    )
+    scenarios = cast(list[Scenario], [Kernel(n, MAINLINE) for n in "abc"])
+    table = rank(rows, NO_FINDINGS, 31, scenarios).table
+    assert dict(table.select("scenario", "stalled_share").rows()) == {"a": 0.0, "b": 0.0, "c": 0.0}
+    assert table["scenario"].to_list() == ["a", "c", "b"]
