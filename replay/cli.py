@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import errno
 import gc
+import importlib
 import os
 import signal
 import sys
@@ -20,6 +21,7 @@ from types import FrameType
 
 from importers.errors import PmuReplayError
 from replay import __version__
+from replay.commands import COMMANDS
 
 EXIT_OS_ERROR = 8
 EXIT_INTERRUPTED = 130
@@ -61,20 +63,13 @@ HTML (plain or zipped), trace-cmd trace.dat v6/v7, perf.data, perf script, perf 
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from replay.commands import (
-        compare_cmd,
-        demo_cmd,
-        export_cmd,
-        fleet_cmd,
-        import_cmd,
-        record_cmd,
-        replay_cmd,
-        report_cmd,
-        validate_cmd,
-        view_cmd,
-    )
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command-line parser, with every subcommand listed.
 
+    Only the subcommand ``argv`` runs is loaded with its options (every one when ``argv`` is
+    None): a command's module imports what the command needs (``import`` does not load the
+    replay engine), and ``--help`` or a mistyped command loads none of them.
+    """
     parser = argparse.ArgumentParser(
         prog="pmu-replay",
         description=DESCRIPTION,
@@ -82,24 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pmu-replay {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    import_cmd.register(sub)
-    replay_cmd.register(sub)
-    compare_cmd.register(sub)
-    export_cmd.register(sub)
-    report_cmd.register(sub)
-    view_cmd.register(sub)
-    record_cmd.register(sub)
-    demo_cmd.register(sub)
-    fleet_cmd.register(sub)
-    validate_cmd.register(sub)
+    chosen = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
+    for name, (module, summary) in COMMANDS.items():
+        if chosen is None or chosen == name:
+            importlib.import_module(f"replay.commands.{module}").register(sub)
+        else:
+            sub.add_parser(name, help=summary)  # listed; loaded when it is the one run
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (see :data:`EXIT_CODES`)."""
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
+        argv = sys.argv[1:] if argv is None else argv
+        args = build_parser(argv).parse_args(argv)
         code: int = args.run(args)
     except PmuReplayError as exc:
         print(f"pmu-replay: error: {exc}", file=sys.stderr)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from importers.errors import PmuReplayError
 from replay.api import open_capture, prepare_replay
+from replay.commands import summary
 from replay.commands.console import stdout
 from replay.commands.export_cmd import export
 from replay.commands.report_cmd import write_html
@@ -27,10 +28,7 @@ from replay.compare import scenario_matrix
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "fixtures" / "demo"
-HELP = (
-    "replay the embedded capture under every KVM vPMU mode, recommend one, write a Perfetto "
-    "trace and an HTML report"
-)
+HELP = summary("demo")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

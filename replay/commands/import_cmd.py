@@ -13,9 +13,10 @@ from rich.table import Table
 from importers.capture import Capture
 from importers.host.topology import Topology, format_cpulist
 from replay.api import open_capture
+from replay.commands import summary
 from replay.commands.console import byte_progress, stdout
 
-HELP = "import a capture into Parquet tables and print what it contains"
+HELP = summary("import")
 EPILOG = """\
 examples:
   pmu-replay import trace.dat -o cap/

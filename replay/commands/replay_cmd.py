@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from replay.commands import summary
 from replay.commands.export_cmd import export
 from replay.commands.report_cmd import write_html
 from replay.commands.session import load_work, print_report, replay_parser, run_scenarios
 from replay.profiles import PROFILE_FILE_FORMAT
 from replay.scenarios import SCENARIO_SYNTAX
 
-HELP = "replay a capture's real schedule through the KVM vPMU model under chosen scenarios"
+HELP = summary("replay")
 EPILOG = f"""\
 scenarios ({SCENARIO_SYNTAX}):
   default@cpu0                  one host PMU, chosen by the CPU of the first KVM_ARM_VCPU_INIT

@@ -6,11 +6,12 @@ import argparse
 import time
 from pathlib import Path
 
+from replay.commands import summary
 from replay.commands.console import stderr, stdout
 from replay.commands.export_cmd import results_parser
 from replay.results import Results
 
-HELP = "write replay results as one self-contained HTML report (verdict, host, ranking, charts)"
+HELP = summary("report")
 EPILOG = """\
 The report is one HTML file with everything inline: the verdict with its status and reasons,
 the host PMUs, the ranking, and SVG charts of what each mode costs, how long stall episodes
