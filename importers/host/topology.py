@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import polars as pl
+import numpy as np
 import pyarrow as pa
 
 from importers.errors import TopologyError
@@ -46,7 +46,7 @@ from importers.host.facts import (
     parse_reservation,
     pmceid_from_events,
 )
-from importers.schema import conform
+from importers.schema import TABLES
 from replay.pmu.host import Reservation
 
 SNAPSHOT_FORMAT = "pmu-replay-topology/1"
@@ -176,30 +176,29 @@ class Topology:
                     "reserved_cycles": held.cycles if held else None,
                 }
             )
-        return conform("topology", pl.DataFrame(rows, infer_schema_length=None).to_arrow())
+        return pa.Table.from_pylist(rows, schema=TABLES["topology"])
 
     @classmethod
     def from_table(cls, table: pa.Table, source: str | None = None) -> Topology:
         """Rebuild from a ``topology`` table (as carried by a capture)."""
-        df = pl.from_arrow(table)
-        assert isinstance(df, pl.DataFrame)
+        rows = table.to_pylist()  # one row per CPU: a few dozen at most
+        by_pmu: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
+        for row in rows:
+            if row["pmu"] is not None:
+                by_pmu.setdefault((row["pmu"], row["pmu_type"]), []).append(row)
         pmus: list[PmuSpec] = []
         overrides: dict[str, PmuOverride] = {}
         pmceid: dict[str, tuple[int, int]] = {}
-        for (name, ptype), part in df.filter(pl.col("pmu").is_not_null()).group_by(
-            "pmu", "pmu_type", maintain_order=True
-        ):
-            perf_type = None if ptype is None else int(str(ptype))
-            pmus.append(PmuSpec(str(name), frozenset(part["cpu"].to_list()), perf_type))
-            first = part.row(0, named=True)
+        for (name, perf_type), part in by_pmu.items():  # in order of first appearance
+            pmus.append(PmuSpec(name, frozenset(r["cpu"] for r in part), perf_type))
+            first = part[0]
             stated = PmuOverride(
                 first.get("pmuver"), first.get("counters"), first.get("aarch32_el0")
             )
             if stated != PmuOverride():
-                overrides[str(name)] = stated
+                overrides[name] = stated
             if first.get("pmceid0") is not None:
-                pmceid[str(name)] = (first["pmceid0"], first["pmceid1"] or 0)
-        rows = df.to_dicts()
+                pmceid[name] = (first["pmceid0"], first["pmceid1"] or 0)
         origin = source or (str(rows[0]["source"]) if rows else "capture")
         return cls(
             pmus=ordered(pmus),
@@ -320,25 +319,31 @@ def _int(path: Path, value: object) -> int | None:
         raise TopologyError(f"{path}: perf type {value!r} is not an integer") from None
 
 
-def infer_from_frequency(cpu_frequency: pl.DataFrame) -> Topology | None:
+def infer_from_frequency(cpu_frequency: pa.Table) -> Topology | None:
     """Last resort: CPUs whose frequency always changes together form one cluster.
 
     Each cluster becomes a PMU named ``inferred_cluster<i>_pmu`` (ordered by highest
     frequency seen), and the result is flagged ``inferred``. None without frequency events.
     """
-    if cpu_frequency.is_empty():
+    # an event without its CPU or its frequency says nothing about clusters
+    columns = ("ts", "seq", "cpu_id", "state")
+    known = cpu_frequency.select(columns).drop_null()
+    if known.num_rows == 0:
         return None
-    per_cpu = (
-        cpu_frequency.sort("ts", "seq")
-        .group_by("cpu_id", maintain_order=True)
-        .agg(pl.col("state"), pl.col("state").max().alias("top"))
-    )
+    ts, seq, cpu_id, state = (known.column(c).to_numpy() for c in columns)
+    order = np.lexsort((seq, ts))
+    cpu_id, state = cpu_id[order], state[order]
+    # each CPU's states in time order, the CPUs in order of their first event
+    cpus, first = np.unique(cpu_id, return_index=True)
+    by_cpu = np.argsort(cpu_id, kind="stable")
+    bounds = np.searchsorted(cpu_id[by_cpu], cpus)
     groups: dict[tuple[int, ...], list[int]] = {}
     tops: dict[tuple[int, ...], int] = {}
-    for row in per_cpu.iter_rows(named=True):
-        key = tuple(row["state"])
-        groups.setdefault(key, []).append(int(row["cpu_id"]))
-        tops[key] = int(row["top"])
+    for k in np.argsort(first, kind="stable").tolist():
+        states = state[by_cpu[bounds[k] : bounds[k + 1] if k + 1 < len(cpus) else None]]
+        key = tuple(states.tolist())
+        groups.setdefault(key, []).append(int(cpus[k]))
+        tops[key] = int(states.max())
     keys = sorted(groups, key=lambda k: (tops[k], min(groups[k])))
     pmus = [PmuSpec(f"inferred_cluster{i}_pmu", frozenset(groups[k])) for i, k in enumerate(keys)]
     freqs = {cpu: [tops[k]] for k in keys for cpu in groups[k]}

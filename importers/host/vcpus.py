@@ -25,17 +25,10 @@ import pyarrow as pa
 
 from importers.capture import Capture
 from importers.errors import UsageError
+from importers.host.vmm_threads import VMM_THREAD_NAMES
 from importers.ranges import bounds, out_of_range, parse_text
 from importers.schema import conform
 from importers.skips import SkipLog
-
-VMM_THREAD_NAMES: tuple[tuple[str, str], ...] = (
-    ("qemu", r"^CPU (\d+)/KVM$"),
-    ("crosvm", r"^crosvm_vcpu(\d+)$"),
-    ("kvmtool", r"^kvm-vcpu-(\d+)$"),
-    ("firecracker", r"^fc_vcpu (\d+)$"),
-    ("cloud-hypervisor", r"^vcpu(\d+)$"),
-)
 
 
 @dataclass(frozen=True)

@@ -266,7 +266,7 @@ def _tasks(tables: dict[str, pa.Table], td: TraceDat | None) -> pa.Table:
         parts.append(sightings(named, "tid", "comm", "perf COMM", tgid="pid"))
     if td is not None and td.cmdlines:
         parts.append(cmdline_spans(td.cmdlines))
-    return conform("tasks", name_spans(parts).to_arrow())
+    return conform("tasks", name_spans(parts))
 
 
 def _metadata(

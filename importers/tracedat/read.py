@@ -113,7 +113,7 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
     spans = table_spans(tables)
     if td.cmdlines:
         spans.append(cmdline_spans(td.cmdlines))
-    tables["tasks"] = conform("tasks", name_spans(spans).to_arrow())
+    tables["tasks"] = conform("tasks", name_spans(spans))
     lost = tables.pop("lost_events")
     if lost.num_rows:
         if strict:

@@ -7,14 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import polars as pl
+import pyarrow.compute as pc
 from rich.table import Table
 
 from importers.capture import Capture
 from importers.host.topology import Topology, format_cpulist
-from replay.api import open_capture
 from replay.commands import summary
 from replay.commands.console import byte_progress, stdout
+from replay.opening import open_capture
 
 HELP = summary("import")
 EPILOG = """\
@@ -120,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
 def summarize(capture: Capture) -> dict[str, Any]:
     """The import summary as plain data (what ``--json`` prints)."""
     meta = capture.metadata
-    lost = capture.frame("lost_events")
+    lost = capture.table("lost_events").column("count")
+    vcpus = capture.table("vcpus")
     duration = None
     if meta.first_ts is not None and meta.last_ts is not None:
         duration = meta.last_ts - meta.first_ts
@@ -136,15 +137,13 @@ def summarize(capture: Capture) -> dict[str, Any]:
         "duration": duration,
         "time_outliers": meta.extra.get("time_outliers"),
         "events": capture.event_counts(),
-        "lost_event_markers": lost.height,
-        "lost_events": int(lost["count"].sum()) if lost.height else 0,
-        "lost_events_unknown_count": int(lost["count"].null_count()) if lost.height else 0,
+        "lost_event_markers": len(lost),
+        "lost_events": int(pc.sum(lost).as_py() or 0),
+        "lost_events_unknown_count": lost.null_count,
         "skipped": meta.skipped,
         "topology": _topology_summary(capture),
-        "vcpus": capture.frame("vcpus")
-        .select("tid", "vm", "vcpu_index", "comm", "method")
-        .to_dicts(),
-        "vms": sorted(set(capture.frame("vcpus")["vm"].cast(pl.Utf8).drop_nulls().to_list())),
+        "vcpus": vcpus.select(["tid", "vm", "vcpu_index", "comm", "method"]).to_pylist(),
+        "vms": sorted({vm for vm in vcpus.column("vm").to_pylist() if vm is not None}),
     }
 
 
