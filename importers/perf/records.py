@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from importers.perf.file import PerfFile
 from importers.skips import SkipLog
-from importers.tracefs.fields import u32_at, u64_at
+from importers.tracefs.fields_jit import u32_at, u64_at
 
 # perf_event_type / perf_user_event_type (formats.md §4.3)
 RECORD_NAMES = {

@@ -31,7 +31,8 @@ from importers.perf.attr import (
     S,
 )
 from importers.perf.records import RecordStream
-from importers.tracefs.fields import FieldGather, gather_uint, u32_at, u64_at
+from importers.tracefs.fields import FieldGather, gather_uint
+from importers.tracefs.fields_jit import u32_at, u64_at
 
 _PREFIX = ("IDENTIFIER", "IP", "TID", "TIME", "ADDR", "ID", "STREAM_ID", "CPU", "PERIOD")
 _TRAILER = ("TID", "TIME", "ID", "STREAM_ID", "CPU", "IDENTIFIER")

@@ -1,0 +1,23 @@
+"""Which engine runs the importers' byte loops: numpy for small inputs, numba for large ones.
+
+The loops that walk ring-buffer pages and perf records and gather fields from scattered
+records have two implementations that give identical results: vectorised numpy, and compiled
+numba kernels (the ``*_jit`` modules). numba is fast per byte but costs about a second before
+its first byte: importing it (with llvmlite, and the scipy parts ``numba.np`` pulls in) and
+loading its cached kernels. Most real captures are a few MB, which numpy decodes in
+milliseconds, so a loop over at most :data:`SMALL_INPUT_BYTES` bytes runs in numpy and a
+capture that small never loads numba. Past it, the compiled kernel's speed repays its
+start-up.
+"""
+
+from __future__ import annotations
+
+#: the largest loop (in bytes of input it walks or gathers) that numpy runs; measured in
+#: benchmarks/README.md ("Byte loops"): the numpy walk of a trace.dat this size takes about
+#: as long as numba's start-up
+SMALL_INPUT_BYTES = 32 << 20
+
+
+def compiled(nbytes: int) -> bool:
+    """Whether a loop over ``nbytes`` bytes runs as a numba kernel (else in numpy)."""
+    return nbytes > SMALL_INPUT_BYTES
