@@ -14,12 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-_HEX = np.full(256, -1, np.int64)
+#: hex digit values by byte, -1 for any other byte
+_HEX = np.full(256, -1, np.int8)
 for _digits in (b"0123456789", b"abcdef", b"ABCDEF"):
     _HEX[np.frombuffer(_digits, np.uint8)] = np.arange(len(_digits)) + (_digits[0] > 0x39) * 10
 #: what the regex's \s matches in a bytes pattern
 _SPACE = np.zeros(256, bool)
 _SPACE[np.frombuffer(b" \t\n\r\f\v", np.uint8)] = True
+#: an address has at most this many hex digits
+_DIGITS = 16
 
 
 @dataclass(frozen=True)
@@ -41,28 +44,29 @@ class Symbols:
 
 def read_kallsyms(text: bytes) -> Symbols:
     """The symbols of a kallsyms text. Addresses of 0 (``kptr_restrict``) resolve nothing."""
-    buf = np.frombuffer(text + b"\n", np.uint8)  # the newline: every search below finds a stop
     n = len(text)
+    # newlines after the text: every search below finds a stop, every line a full window
+    buf = np.frombuffer(text + b"\n" * (_DIGITS + 1), np.uint8)
     starts = np.concatenate([[0], np.flatnonzero(buf[:n] == 0x0A) + 1])
     starts = starts[starts < n]
-    nonhex = np.flatnonzero(_HEX[buf] < 0)
-    spaces = np.flatnonzero(_SPACE[buf])
     # the address: 1-16 hex digits, then one space
-    after = nonhex[np.searchsorted(nonhex, starts)]
-    ok = (after > starts) & (after - starts <= 16) & (buf[after] == 0x20)
-    # the type: non-space characters up to one space
+    digits = _HEX[np.lib.stride_tricks.sliding_window_view(buf, _DIGITS + 1)[starts]]
+    width = np.argmax(digits < 0, axis=1)  # digits before the first other byte (<= 16)
+    after = starts + width
+    ok = (width > 0) & (buf[after] == 0x20)
+    # the type: non-space characters up to one space; the name: non-space characters
+    spaces = np.flatnonzero(_SPACE[buf])
     kind = after + 1
-    kind_end = spaces[np.minimum(np.searchsorted(spaces, kind), len(spaces) - 1)]
+    kind_end = spaces[np.searchsorted(spaces, np.minimum(kind, n))]
     ok &= (kind_end > kind) & (buf[kind_end] == 0x20)
-    # the name: non-space characters
     name = kind_end + 1
-    name_end = spaces[np.minimum(np.searchsorted(spaces, name), len(spaces) - 1)]
+    name_end = spaces[np.searchsorted(spaces, np.minimum(name, n))]
     ok &= name_end > name
-    starts, after, name, name_end = starts[ok], after[ok], name[ok], name_end[ok]
-    digits = after[:, None] - 16 + np.arange(16)
-    nibbles = np.where(digits >= starts[:, None], _HEX[buf[np.maximum(digits, 0)]], 0)
-    shifts = np.arange(60, -4, -4, dtype=np.uint64)
-    values = (nibbles.astype(np.uint64) << shifts).sum(axis=1, dtype=np.uint64)
+    digits, width, name, name_end = digits[ok], width[ok], name[ok], name_end[ok]
+    values = np.zeros(len(width), np.uint64)
+    for j in range(_DIGITS):  # most significant first; a row's digits end at its width
+        more = j < width
+        values[more] = (values[more] << np.uint64(4)) | digits[more, j].astype(np.uint64)
     keep = np.flatnonzero(values)
     order = keep[np.argsort(values[keep], kind="stable")]
     return Symbols(text, values[order], name[order], name_end[order])
