@@ -12,10 +12,11 @@ start-up.
 
 from __future__ import annotations
 
-#: the largest loop (in bytes of input it walks or gathers) that numpy runs; measured in
-#: benchmarks/README.md ("Byte loops"): the numpy walk of a trace.dat this size takes about
-#: as long as numba's start-up
-SMALL_INPUT_BYTES = 32 << 20
+#: the largest loop (in bytes of input it walks or gathers) that numpy runs. Measured on
+#: recorded trace.dat files (benchmarks/README.md, "Byte loops"): with 67 and 155 MiB of
+#: ring-buffer pages the whole numpy import took less CPU time than numba's (whose start-up
+#: is about a second) and less peak memory; the compiled walk pays off beyond that
+SMALL_INPUT_BYTES = 256 << 20
 
 
 def compiled(nbytes: int) -> bool:

@@ -167,7 +167,7 @@ def _walk_numpy(
     missed[pg[stored]] = count
     walking = ~over & ~past & (pos < end)
     pg, ts, pos, end = pg[walking], ts[walking], pos[walking], end[walking]
-    found: list[tuple[NDArray[np.int64], ...]] = []
+    steps: list[Step] = []  # each page's records come one per step
     while pg.size:
         bad = pos + 4 > end
         hdr = _u32(d, np.where(bad, 0, pos), big)
@@ -188,34 +188,65 @@ def _walk_numpy(
         ts = np.where((pad & ~stop) | record, ts + delta.astype(np.uint64), ts)
         ts = np.where(type_len == 30, ts + ext, ts)
         ts = np.where(type_len == 31, ext | (ts & np.uint64(TS_MSB)), ts)
-        found.append((pg[record], ts[record].view(np.int64), payload[record], length[record]))
+        steps.append(Step(pg[record], ts[record].view(np.int64), payload[record], length[record]))
         pos = np.where(pad, pos + 4 + word, np.where(stamp, pos + 8, payload + length))
         status[pg[bad]] = 3
         going = ~bad & ~stop & (pos < end)
         pg, ts, pos, end = pg[going], ts[going], pos[going], end[going]
-    if not found:
-        return empty_records(0), status, missed
-    page, rts, offset, length = (np.concatenate(column) for column in zip(*found, strict=True))
-    keep = np.argsort(page, kind="stable")  # page order, each page's records in walk order
-    keep = keep[status[page[keep]] == PAGE_OK]  # a damaged page gives no records
-    offset = offset[keep]
-    first, second = d[offset].astype(np.uint16), d[offset + 1].astype(np.uint16)
-    kind = (first << 8) | second if big else (second << 8) | first  # common_type: u16 at 0
-    records = Records(rts[keep], offset, length[keep].astype(np.int32),
-                      page[keep].astype(np.int32), kind.astype(np.uint16))  # fmt: skip
-    return records, status, missed
+    return _in_page_order(d, steps, status, big), status, missed
+
+
+@dataclass
+class Step:
+    """The records one step of the numpy walk found, one per page at most."""
+
+    page: NDArray[np.int64]
+    ts: NDArray[np.int64]
+    offset: NDArray[np.int64]
+    length: NDArray[np.int64]
+
+
+def _in_page_order(
+    d: NDArray[np.uint8], steps: list[Step], status: NDArray[np.int8], big: bool
+) -> Records:
+    """The records of the undamaged pages, page by page, each page's in step order.
+
+    Each step's records go straight to their places (a page's k-th record follows the records
+    of the pages before it and its own first k), and each step is dropped once placed.
+    """
+    counts = np.zeros(len(status), np.int64)
+    for step in steps:
+        counts[step.page] += 1
+    counts[status != PAGE_OK] = 0  # a damaged page gives no records
+    place = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    records = empty_records(int(counts.sum()))
+    steps.reverse()  # popped in walk order
+    while steps:
+        step = steps.pop()
+        ok = status[step.page] == PAGE_OK
+        page = step.page[ok]
+        at = place[page]
+        place[page] += 1
+        records.ts[at], records.offset[at] = step.ts[ok], step.offset[ok]
+        records.length[at], records.page[at] = step.length[ok], page
+    first, second = d[records.offset].astype(np.uint16), d[records.offset + 1].astype(np.uint16)
+    records.type[:] = (first << 8) | second if big else (second << 8) | first  # common_type
+    return records
 
 
 def _u32(d: NDArray[np.uint8], p: NDArray[np.int64], big: bool) -> NDArray[np.int64]:
     """The u32 at each byte position ``p`` of ``d`` (the caller checks bounds)."""
-    b = d[p[:, None] + np.arange(4)].astype(np.int64)
-    if not big:
-        b = b[:, ::-1]
-    word: NDArray[np.int64] = (b[:, 0] << 24) | (b[:, 1] << 16) | (b[:, 2] << 8) | b[:, 3]
-    return word
+    return _word(d, p, np.dtype(">u4" if big else "<u4")).astype(np.int64)
 
 
 def _u64(d: NDArray[np.uint8], p: NDArray[np.int64], big: bool) -> NDArray[np.uint64]:
-    lo = _u32(d, p + 4 if big else p, big).astype(np.uint64)
-    hi = _u32(d, p if big else p + 4, big).astype(np.uint64)
-    return (hi << np.uint64(32)) | lo
+    return _word(d, p, np.dtype(">u8" if big else "<u8")).astype(np.uint64)
+
+
+def _word(
+    d: NDArray[np.uint8], p: NDArray[np.int64], dtype: np.dtype[np.unsignedinteger]
+) -> NDArray[np.unsignedinteger]:
+    """The ``dtype`` word at each byte position ``p``: one window of the data per position."""
+    windows = np.lib.stride_tricks.sliding_window_view(d, dtype.itemsize)
+    words: NDArray[np.unsignedinteger] = np.ascontiguousarray(windows[p]).view(dtype)[:, 0]
+    return words

@@ -8,6 +8,8 @@ hash-encoded by Arrow, and only the (few) distinct values are cleaned up in Pyth
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,7 +35,7 @@ def gather_bytes(
     # a block of rows at a time: the positions (8 bytes per byte gathered) stay small
     first = np.searchsorted(offsets, np.arange(0, offsets[-1], _BLOCK), side="right") - 1
     bounds = [*first.tolist(), len(lengths)]
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+    for a, b in itertools.pairwise(bounds):
         where = np.repeat(starts[a:b] - offsets[a:b], lengths[a:b])
         where += np.arange(offsets[a], offsets[b], dtype=np.int64)
         out[offsets[a] : offsets[b]] = data[where]
@@ -76,11 +78,13 @@ def gather_uint(
         from importers.tracefs import fields_jit
 
         return fields_jit.gather_uint(data, offsets, start, size, big)
+    if size in (1, 2, 4, 8):  # each row's bytes read as one word
+        word = np.dtype(f"{'>' if big else '<'}u{size}")
+        matrix = np.ascontiguousarray(gather_matrix(data, offsets, start, size))
+        return matrix.view(word)[:, 0].astype(np.uint64)
     matrix = gather_matrix(data, offsets, start, size).astype(np.uint64)
-    if not big:
-        matrix = matrix[:, ::-1]
     out = np.zeros(offsets.shape[0], np.uint64)
-    for column in matrix.T:  # most significant byte first; at most 8 columns
+    for column in (matrix if big else matrix[:, ::-1]).T:  # most significant byte first
         out = (out << np.uint64(8)) | column
     return out
 
