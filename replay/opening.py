@@ -14,7 +14,7 @@ from importers.detect import ProgressFn, load
 from importers.errors import TopologyError
 from importers.host.resolve import resolve_topology
 from importers.host.topology import Topology, format_cpulist, parse_reserved_specs
-from importers.host.vmm_threads import may_have_vcpus
+from importers.host.vcpus import discover_vcpus, parse_vcpu_specs
 from replay.units import to_nanoseconds
 
 
@@ -71,10 +71,7 @@ def open_capture(
             )
         held.reserved.update(parse_reserved_specs(list(reserved_counters)))
         capture.tables["topology"] = held.to_table()
-    if vcpus or ("vcpus" not in capture.tables and may_have_vcpus(capture.tables)):
-        # the finder (and polars) load only for a capture that can have vCPUs
-        from importers.host.vcpus import discover_vcpus, parse_vcpu_specs
-
+    if vcpus or "vcpus" not in capture.tables:
         table = discover_vcpus(capture, parse_vcpu_specs(list(vcpus)))
         if table.num_rows:
             capture.tables["vcpus"] = table
