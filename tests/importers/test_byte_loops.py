@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 from importers import byte_loops
 from importers.capture import Capture
 from importers.detect import load
+from importers.perf.records import walk
+from importers.perf.samples import gather_words
 from importers.tracedat.pages import PageLayout, walk_pages
 from importers.tracefs import fields
 from tests.conftest import ROOT, SHARED_TRACES
@@ -33,6 +35,10 @@ from tests.importers.tracedat.test_synthetic import VARIANTS, build
 ENGINES = ("numpy", "numba")
 T = TypeVar("T")
 TRACE_DATS = sorted(p.relative_to(SHARED_TRACES).as_posix() for p in SHARED_TRACES.glob("*/*.dat"))
+PERF_DATAS = sorted(
+    p.relative_to(SHARED_TRACES).as_posix()
+    for p in [*SHARED_TRACES.glob("quipper-perfdata/perf.data.*"), *SHARED_TRACES.glob("*/*.data")]
+)
 
 
 @contextmanager
@@ -63,6 +69,13 @@ def assert_same(captures: dict[str, Capture]) -> None:
 def test_trace_dat_engines_agree_on_shared_captures(shared_traces: Path, rel: str) -> None:
     captures = imported_by_each(shared_traces / rel)
     assert captures["numpy"].event_counts()  # a capture, not two empty ones
+    assert_same(captures)
+
+
+@pytest.mark.parametrize("rel", PERF_DATAS)
+def test_perf_data_engines_agree_on_shared_captures(shared_traces: Path, rel: str) -> None:
+    captures = imported_by_each(shared_traces / rel)
+    assert captures["numpy"].event_counts()
     assert_same(captures)
 
 
@@ -184,6 +197,57 @@ def test_pack_records_engines_agree(raw: bytes, draw: st.DataObject) -> None:
     assert_arrays_equal(*each_engine(fields.pack_records, *args))
 
 
+@st.composite
+def record_streams(draw: st.DrawFn) -> tuple[bytes, bool]:
+    """perf records of a few sizes in runs, with TRACING_DATA and AUXTRACE records whose data
+    follows them, and arbitrary bytes (damage) mixed in."""
+    big = draw(st.booleans())
+    e = ">" if big else "<"
+    out = bytearray()
+    for _ in range(draw(st.integers(0, 12))):
+        kind = draw(st.sampled_from(["run", "tracing", "aux", "junk"]))
+        if kind == "run":
+            size = draw(st.sampled_from([8, 16, 24, 40]))
+            head = np.array([9, (size << 16) if not big else size], f"{e}u4")
+            out += (head.tobytes() + bytes(size - 8)) * draw(st.integers(1, 70))
+        elif kind == "tracing":
+            blob = draw(st.integers(0, 40))
+            out += np.array([66, 16 << 16 if not big else 16, blob, 0], f"{e}u4").tobytes()
+            out += bytes((blob + 7) // 8 * 8)
+        elif kind == "aux":
+            size = draw(st.integers(0, 24))
+            out += np.array([71, 16 << 16 if not big else 16], f"{e}u4").tobytes()
+            out += np.array([size], f"{e}u8").tobytes() + bytes(size)
+        else:
+            out += draw(st.binary(max_size=24))
+    return bytes(out), big
+
+
+@settings(deadline=None)
+@given(record_streams(), st.integers(0, 20))
+def test_record_walk_engines_agree(case: tuple[bytes, bool], start: int) -> None:
+    raw, big = case
+    data = np.frombuffer(raw, np.uint8)
+    start = min(start, len(raw))
+    ours, theirs = each_engine(walk, data, start, len(raw), big)
+    fields = ("offset", "type", "misc", "size", "inflated")
+    assert_arrays_equal(
+        (*(getattr(ours[0], f) for f in fields), *ours[1:]),
+        (*(getattr(theirs[0], f) for f in fields), *theirs[1:]),
+    )
+
+
+@settings(deadline=None)
+@given(
+    st.binary(min_size=8, max_size=200), st.lists(st.integers(-8, 210), max_size=10), st.booleans()
+)
+def test_gather_words_engines_agree(raw: bytes, bases: list[int], big: bool) -> None:
+    data = np.frombuffer(raw, np.uint8)
+    at, width = np.array([0, 4, 8, 13], np.int64), np.array([4, 8, 4, 8], np.int64)
+    args = (data, np.array(bases, np.int64), at, width, big)
+    assert_arrays_equal(*each_engine(gather_words, *args))
+
+
 SMALL_IMPORT = """
 import sys
 from replay.cli import main
@@ -193,11 +257,14 @@ print(" ".join(heavy), file=sys.stderr)
 """
 
 
-def test_small_trace_dat_import_loads_neither_numba_nor_polars(
-    shared_traces: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    "rel", ["juno-sched-load/trace.dat", "quipper-perfdata/perf.data.armv7-3.4"]
+)
+def test_small_binary_import_loads_neither_numba_nor_polars(
+    shared_traces: Path, tmp_path: Path, rel: str
 ) -> None:
     """A typical capture's import is start-up bound: no JIT, no cache load, no polars."""
-    capture = shared_traces / "juno-sched-load" / "trace.dat"
+    capture = shared_traces / rel
     assert capture.stat().st_size <= byte_loops.SMALL_INPUT_BYTES
     done = subprocess.run(
         [sys.executable, "-c", SMALL_IMPORT, str(capture), str(tmp_path / "out")],
@@ -207,4 +274,4 @@ def test_small_trace_dat_import_loads_neither_numba_nor_polars(
         check=True,
     )
     assert done.stderr.strip() == ""
-    assert Capture.load(tmp_path / "out").table("sched_switch").num_rows == 399
+    assert Capture.load(tmp_path / "out").event_counts() == load(capture).event_counts()
