@@ -64,9 +64,15 @@ def gather_matrix(
         return out[:, :width] if padded != width else out
     rows = np.asarray(offsets, np.int64) + start
     inside = (rows >= 0) & (rows + width <= data.shape[0])
+    if not inside.any():
+        return np.zeros((n, width), np.uint8)
+    # each row a window of the data (a view): the gather copies the rows only
+    windows = np.lib.stride_tricks.sliding_window_view(data, width)
+    if inside.all():
+        matrix: NDArray[np.uint8] = windows[rows]
+        return matrix
     matrix = np.zeros((n, width), np.uint8)
-    if inside.any():  # each row a window of the data (a view): copies the rows only
-        matrix[inside] = np.lib.stride_tricks.sliding_window_view(data, width)[rows[inside]]
+    matrix[inside] = windows[rows[inside]]
     return matrix
 
 
