@@ -50,7 +50,8 @@ SPAN_SCHEMA = pa.schema(
 
 def sightings(frame: Part, pid: str, comm: str, source: str, tgid: str | None = None) -> pa.Table:
     """Rows ``pid, comm, tgid, ts, source`` for every non-null name in ``frame``."""
-    table = _arrow(frame)
+    # only the named columns: converting a whole polars frame to Arrow copies every column
+    table = _arrow(frame.select([c for c in (pid, comm, tgid, "ts") if c]))
     table = table.filter(table.column(comm).is_valid())
     n = table.num_rows
     return pa.table(
