@@ -143,6 +143,14 @@ def decompressed(path: Path, compression: str) -> Iterator[Path]:
 
     Errors of the decompressor name the original file. The temporary directory is private
     to this process (``tempfile.mkdtemp``: mode 0700).
+
+    Raises
+    ------
+    CaptureFormatError
+        Damaged or empty compressed data, or a possible compression bomb.
+    OSError
+        A read or write that failed (a full temporary file system, an I/O error): not damage
+        in the file, so not reported as such.
     """
     limit = OutputLimit(str(path), path.stat().st_size)
     workdir = Path(tempfile.mkdtemp(prefix="pmu-replay-"))
@@ -155,6 +163,14 @@ def decompressed(path: Path, compression: str) -> Iterator[Path]:
             try:
                 copy_limited(_decompressor(compression, raw), sink, limit)
             except (OSError, EOFError, lzma.LZMAError, zlib.error, zstandard.ZstdError) as exc:
+                # gzip and bz2 report bad data as an OSError without errno; one with an errno
+                # is the system's (ENOSPC writing the inflated copy, EIO reading the file)
+                if isinstance(exc, OSError) and exc.errno is not None:
+                    raise OSError(
+                        exc.errno,
+                        f"cannot inflate {path.name} there: {exc.strerror} (TMPDIR chooses where)",
+                        str(workdir.parent),
+                    ) from exc
                 raise CaptureFormatError(
                     f"{path}: damaged {compression} data after {limit.total} decompressed "
                     f"bytes ({exc}); check the file was copied whole"

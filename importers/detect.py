@@ -38,6 +38,11 @@ IMPORTERS: dict[str, str] = {
 }
 #: formats that are a compression of another (importers.decompress)
 COMPRESSIONS = frozenset(name for _, name in MAGIC)
+#: what :func:`sniff` recognises, in words, for the message of a file it does not
+READABLE = (
+    "ftrace/trace-cmd text, systrace HTML, trace.dat, perf.data, perf script, perf stat -x or "
+    "-j, a Perfetto trace, or any of them compressed with gzip, xz, zstd or bzip2"
+)
 
 # Lines of kernel / trace-cmd ftrace text: "comm-pid [cpu]" somewhere before a "ts: event:".
 _FTRACE_LINE = re.compile(rb"-\d+\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\].{0,40}?\d+(?:\.\d+)?: ")
@@ -61,7 +66,8 @@ Importer = Callable[..., Capture]
 
 
 def sniff(path: str | Path) -> str:
-    """Name the format of ``path`` (a key of :data:`IMPORTERS`, or ``capture-dir``).
+    """Name the format of ``path``: a key of :data:`IMPORTERS`, ``capture-dir``, or a
+    compression (:data:`COMPRESSIONS`) whose contents :func:`load` sniffs in turn.
 
     Raises :class:`CaptureFormatError` naming what the file looks like when it is not a format
     pmu-replay reads.
@@ -153,8 +159,7 @@ def sniff_bytes(head: bytes, name: str) -> str:
     if _PERF_STAT_CSV_LINE.search(head):
         return "perf-stat-csv"
     raise CaptureFormatError(
-        f"{name}: not a capture format pmu-replay reads (ftrace/trace-cmd text, systrace HTML, "
-        "trace.dat, perf.data, perf script, perf stat -x, or -j); the first line is "
+        f"{name}: not a capture format pmu-replay reads ({READABLE}); the first line is "
         f"{(text_lines[0][:80] if text_lines else b'').decode('utf-8', 'replace')!r}"
     )
 
@@ -232,8 +237,9 @@ def _binary_data(head: bytes, name: str) -> CaptureFormatError:
             f"(head -c {at} {name} > fixed.txt)"
         )
     return CaptureFormatError(
-        f"{name}: binary data that is neither trace.dat nor perf.data (first bytes "
-        f"{head[:8].hex(' ')}, a NUL byte at offset {at:#x}); check the file is a capture"
+        f"{name}: binary data that is not a trace.dat, perf.data, Perfetto trace or compressed "
+        f"file (first bytes {head[:8].hex(' ')}, a NUL byte at offset {at:#x}); check the file "
+        "is a capture"
     )
 
 

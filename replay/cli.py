@@ -56,7 +56,9 @@ typical session:
   pmu-replay report cmp/ -o cmp.html                       # results -> one HTML file
 
 captures read: ftrace text (kernel trace / trace_pipe), trace-cmd report text, Android systrace
-HTML (plain or zipped), trace-cmd trace.dat v6/v7, perf.data, perf script, perf stat -x, / -j.
+HTML (plain or zipped), trace-cmd trace.dat v6/v7, perf.data, perf script, perf stat -x, / -j,
+Perfetto protobuf traces, `pmu-replay record` directories; any file also compressed with gzip,
+xz, zstd or bzip2.
 
 """
     + EXIT_CODES

@@ -170,7 +170,7 @@ def rank(
         .with_row_index("rank", offset=1)
         .with_columns(assessment().alias("assessment"))
     )
-    return Ranking(ranked, [words for _, words in keys])
+    return Ranking(ranked, ranking_rule(prefer))
 
 
 def _ms(ns: pl.Expr) -> pl.Expr:
@@ -223,6 +223,12 @@ def assessment() -> pl.Expr:
         .otherwise(pl.lit("")),
         pl.when(pl.col("n_lost") > 0)
         .then(pl.format("guest cannot program: {}; ", pl.col("lost_counters")))
+        .otherwise(pl.lit("")),
+        # unknown is never "no stall" (after refused entries it depends on the scenario)
+        pl.when(pl.col("unknown_ns") > 0)
+        .then(
+            pl.format("{} s unknown, not counted as safe; ", (pl.col("unknown_ns") / NS).round(3))
+        )
         .otherwise(pl.lit("")),
     ]
     text = pl.concat_str(parts).str.strip_chars_end("; ")

@@ -3,7 +3,9 @@
 Per scenario and vCPU (one row each, also for a vCPU that never entered the guest):
 
 * ``on_cpu_ns``: the vCPU thread's time on CPUs (guest, host or unknown), the base of its
-  unknown share;
+  unknown share; under a scenario that would have let in entries the capture's kernel refused,
+  plus the time after them the capture shows the thread on no CPU (:mod:`replay.refused`): the
+  scenario's guest could have run then, and that time is unknown;
 * ``cross_pmu_loads``: loads onto a CPU of another host PMU than the previous load
   (:mod:`replay.loads`), a property of the schedule reported under every scenario, and their
   rate per guest second;
@@ -28,10 +30,10 @@ import polars as pl
 
 from importers.host.topology import Topology, format_cpulist
 from replay.pmu import HostPmus
+from replay.refused import UNSEEN_GUEST
 from replay.work import ScenarioResult, Work
 
 DEFAULT_RECREATE_COST_US = 10.0
-NS_PER_S = 1_000_000_000
 
 COST_SCHEMA: dict[str, pl.DataType] = {
     "scenario": pl.Utf8(),
@@ -77,13 +79,25 @@ def vcpu_costs(work: Work, results: list[ScenarioResult], recreate_cost_us: floa
         .join(loads, on="tid", how="left")
         .with_columns(pl.col("cross_pmu_loads").fill_null(0))
     )
+    hidden = work.attempts.select("tid", "window", "off_cpu_ns")
     frames = []
     for r in results:
         off = work.host.possible_cpus - r.supported_cpus
         per_vcpu = r.recreations.group_by("vcpu").agg(pl.len().alias("event_recreations"))
+        let_in = (
+            r.observations.filter(pl.col("reason") == UNSEEN_GUEST)
+            .select(pl.col("vcpu").alias("tid"), "window")
+            .unique()
+            .join(hidden, on=["tid", "window"])
+            .group_by("tid")
+            .agg(pl.col("off_cpu_ns").sum())
+        )
         frames.append(
-            vcpus.join(per_vcpu, left_on="tid", right_on="vcpu", how="left").with_columns(
+            vcpus.join(per_vcpu, left_on="tid", right_on="vcpu", how="left")
+            .join(let_in, on="tid", how="left")
+            .with_columns(
                 pl.lit(r.scenario.name, pl.Utf8).alias("scenario"),
+                pl.col("on_cpu_ns") + pl.col("off_cpu_ns").fill_null(0),
                 pl.col("event_recreations").fill_null(0),
                 pl.lit(format_cpulist(off)).alias("pinned_off_cpus"),
                 pl.lit(sum(weights[cpu] for cpu in off), pl.Float64).alias("pinned_capacity_share"),

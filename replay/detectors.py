@@ -7,9 +7,11 @@
 * ``fail_entry``: a guest entry the real schedule would attempt on a CPU outside the VM's
   ``supported_cpus`` (``set-pmu``, and ``fixed-counters-only`` under v4 on CPUs without a
   PMU): ``KVM_EXIT_FAIL_ENTRY``. ``duration`` is the guest time that CPU carried in the real
-  schedule, the capacity pinning would take away.
+  schedule, the capacity pinning would take away: zero for an entry the capture's own kernel
+  refused already (:mod:`replay.refused`), which ran no guest time.
 * ``unknown``: time whose outcome cannot be known (lost events, truncated input,
-  contradictory records).
+  contradictory records, and the stretch after an entry the capture's kernel refused but the
+  scenario's would have let in).
 * ``recreation``: a perf event the kernel re-created at a guest entry after a load
   (:mod:`replay.work`); an instant (``start`` = ``end``, no duration) on the event's counter,
   on the PMU it now lives on.
@@ -20,6 +22,8 @@
 from __future__ import annotations
 
 import polars as pl
+
+from replay.refused import UNSEEN_GUEST
 
 #: Statuses of an enabled counter that does not count (spec §1.5 mechanisms).
 STALL_REASONS = (
@@ -88,7 +92,7 @@ def findings(observations: pl.DataFrame, primary: int, recreations: pl.DataFrame
         .with_columns(pl.lit("fail_entry").alias("kind"), _cause().alias("cause"))
     )
     unknown = per_vcpu.filter(pl.col("state") == "unknown").with_columns(
-        length.alias("duration"), pl.lit("unknown").alias("kind"), pl.col("reason").alias("cause")
+        length.alias("duration"), pl.lit("unknown").alias("kind"), _cause().alias("cause")
     )
     parts = [
         frame.with_columns(pl.lit(None, pl.Int8).alias("counter")) if kind != "stall" else frame
@@ -144,6 +148,14 @@ def _cause() -> pl.Expr:
         .then(pl.lit("the host PMU cannot count this event (kvm_map_pmu_event() refuses it)"))
         .when(pl.col("reason") == "fail_entry")
         .then(pl.format("CPU {} is outside the VM's supported CPUs (KVM_EXIT_FAIL_ENTRY)", cpu))
+        .when(pl.col("reason") == UNSEEN_GUEST)
+        .then(
+            pl.lit(
+                "an entry the capture's kernel refused (KVM_EXIT_FAIL_ENTRY) would run under "
+                "this scenario: how long the guest ran, up to the vCPU's next entry attempt, "
+                "the capture cannot show"
+            )
+        )
         .otherwise(pl.col("reason"))
     )
 

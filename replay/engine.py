@@ -93,6 +93,7 @@ def prepare(capture: Capture, topology: Topology | None, profile: GuestProfile) 
     pieces = _cut_at_ticks(timeline, profile.tick_ns)
     cycles = pl.when(pl.col("state") == "guest").then(timeline.clock.cycles(pieces))
     pieces = profile.event_counts(pieces.with_columns(cycles.alias("cycles")))
+    attempts = profile.event_counts(_attempt_pieces(timeline))
     vms: dict[str, list[int]] = {}
     absent: list[dict[str, Any]] = []
     ran = set(pieces["tid"].unique().to_list())
@@ -116,9 +117,42 @@ def prepare(capture: Capture, topology: Topology | None, profile: GuestProfile) 
             f"topology inferred from cpu_frequency ({topology.describe()}): CPUs that change "
             "frequency together are taken as one PMU; give --topology or --pmu for the real map",
         )
-    loads = vcpu_loads(pieces, host)
+    loads = vcpu_loads(pieces, host, attempts)
     return Work(
-        timeline, topology, host, profile, pieces, vms, accesses, loads, notes, absent, described
+        timeline,
+        topology,
+        host,
+        profile,
+        pieces,
+        vms,
+        accesses,
+        loads,
+        attempts,
+        notes,
+        absent,
+        described,
+    )
+
+
+def _attempt_pieces(timeline: Timeline) -> pl.DataFrame:
+    """The refused entry attempts (:mod:`replay.refused`) as zero-length pieces in state
+    ``attempt``, each its own window (numbered after the guest windows), running no cycles."""
+    first = timeline.pieces.height  # guest windows are numbered below it (_cut_at_ticks)
+    return timeline.attempts.with_row_index("window", offset=first).select(
+        "vm",
+        "tid",
+        "vcpu_index",
+        "residency",
+        pl.col("window").cast(pl.Int64),
+        pl.lit(None, pl.Int64).alias("tick"),
+        "cpu",
+        pl.col("ts").alias("start"),
+        pl.col("ts").alias("end"),
+        pl.lit("attempt").alias("state"),
+        pl.lit(None, pl.Utf8).alias("cause"),
+        pl.lit(0, pl.Int64).alias("cycles"),
+        "until",
+        "off_cpu_ns",
     )
 
 

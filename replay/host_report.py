@@ -87,13 +87,30 @@ def _why_not(host: HostPmus, described: list[PmuDescription]) -> str:
     return "no PMU registered with KVM"
 
 
+#: The facts of a host block's PMU (its ``assumed`` keys) in words.
+_FACT_WORDS = {
+    "core": "core",
+    "pmuver": "PMU version",
+    "counters": "counter count",
+    "aarch32_el0": "AArch32 EL0",
+    "events": "common events",
+}
+
+
+def pmuver_text(name: str) -> str:
+    """``PMUv3p1`` for the host block's ``"3.1"`` (:func:`~importers.host.pmus.version_text`);
+    a spelling the catalogue does not know, as it is."""
+    value = PMUVER_NAMES.get(name)
+    return name if value is None else version_text(value)
+
+
 def host_lines(block: dict[str, Any]) -> list[str]:
     """The host block in words: a headline, then one line per PMU and per reservation."""
     kvm = block["kvm"]
     if block["vpmu_offered"]:
         width = "64-bit" if kvm["guest_event_counters_64bit"] else "32-bit"
         lc = ", PMCR_EL0.LC RES1" if kvm["pmcr_lc_res1"] else ""
-        guest = version_text(PMUVER_NAMES[kvm["guest_pmuver"]])
+        guest = pmuver_text(kvm["guest_pmuver"])
         head = f"host: vPMU offered, guest {guest}, {width} event counters{lc}"
         if kvm["impdef_traps"]:
             head += ", IMPDEF traps (N = 1)"
@@ -101,9 +118,10 @@ def host_lines(block: dict[str, Any]) -> list[str]:
         head = f"host: no vPMU offered: {block['why_not']}"
     lines = [head]
     for p in block["pmus"]:
-        assumed = f" (assumed: {', '.join(p['assumed'])})" if p["assumed"] else ""
+        guessed = [_FACT_WORDS.get(key, key) for key in p["assumed"]]
+        assumed = f" (assumed: {', '.join(guessed)})" if guessed else ""
         core = p["core"] or "unknown core"
-        version = version_text(PMUVER_NAMES[p["pmuver"]])
+        version = pmuver_text(p["pmuver"])
         a32 = "AArch32 EL0" if p["aarch32_el0"] else "no AArch32 EL0"
         lines.append(
             f"  {p['name']} (CPUs {p['cpus']}, {core}): {version}, {p['counters']} counters, "

@@ -40,13 +40,21 @@ def cpu_pmus(host: HostPmus) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"cpu": pl.Int16, "host_pmu": pl.Utf8}, orient="row")
 
 
-def vcpu_loads(pieces: pl.DataFrame, host: HostPmus) -> pl.DataFrame:
+def vcpu_loads(pieces: pl.DataFrame, host: HostPmus, attempts: pl.DataFrame) -> pl.DataFrame:
     """One row per ``vcpu_load`` (see module docstring), in thread and time order.
 
-    ``pieces`` are the engine's (:class:`replay.work.Work`), in thread and time order.
-    ``load`` numbers a thread's loads from 0; ``entry`` is the start of the load's first guest
-    piece (its first ``kvm_entry``; null when the vCPU did not enter the guest there).
+    ``pieces`` and ``attempts`` (the refused entries) are the engine's
+    (:class:`replay.work.Work`), each in thread and time order. ``load`` numbers a thread's
+    loads from 0; ``entry`` is the time of the load's first entry attempt, the one that serves
+    a pending ``KVM_REQ_RELOAD_PMU`` (``check_vcpu_requests()`` runs before the
+    ``supported_cpus`` test): its first ``kvm_entry`` or refused entry, whichever came first
+    (null when the vCPU attempted no entry there).
     """
+    columns = ["vm", "tid", "vcpu_index", "cpu", "start", "state"]
+    stream = pieces
+    if not attempts.is_empty():  # an attempt goes before a piece that begins at its time
+        merged = [p.select(*columns, "residency", "end", "window") for p in (pieces, attempts)]
+        stream = pl.concat(merged).sort("tid", "start", "end", "window")
     tid, state = pl.col("tid"), pl.col("state")
     same_thread = tid == tid.shift(1)
     known = state != "unknown"
@@ -55,14 +63,13 @@ def vcpu_loads(pieces: pl.DataFrame, host: HostPmus) -> pl.DataFrame:
         & (state.shift(1) != "unknown")
         & (pl.col("residency") == pl.col("residency").shift(1))
     ).fill_null(False)
-    columns = ["vm", "tid", "vcpu_index", "cpu", "start", "state"]
-    marked = pieces.select(*columns, starts.alias("starts"), known.alias("known"))
+    marked = stream.select(*columns, starts.alias("starts"), known.alias("known"))
     # every known piece belongs to the load its thread last started
     marked = marked.with_columns(
         pl.col("starts").cast(pl.UInt32).cum_sum().over("tid").alias("load")
     ).filter("known")
     entries = (
-        marked.filter(state == "guest")
+        marked.filter(state.is_in(["guest", "attempt"]))
         .group_by("tid", "load")
         .agg(pl.col("start").min().alias("entry"))
     )

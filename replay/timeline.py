@@ -14,6 +14,10 @@ thread there (:mod:`replay.unseen`): then it is unknown, on that CPU, without a 
 ``residency`` numbers the stretches the thread spends on one CPU between a
 switch-in and a switch-out (``vcpu_load`` ... ``vcpu_put``).
 
+Guest entries the capture's kernel refused (``KVM_EXIT_FAIL_ENTRY`` before any ``kvm_entry``)
+have no guest window; :mod:`replay.refused` finds them and places them in the pieces, as the
+timeline's ``attempts``.
+
 Everything is computed with vectorized forward fills over the merged, time-ordered boundary
 events of all vCPU threads; nothing loops over events in Python.
 """
@@ -30,6 +34,7 @@ from importers.capture import Capture
 from importers.errors import MissingEventsError
 from importers.host.topology import Topology
 from replay.frequency import FrequencyClock
+from replay.refused import ATTEMPT_SCHEMA, place_attempts, refused_entries
 from replay.standins import stand_in_advice
 from replay.unseen import LOST_CAUSE, TRUNCATED, TRUNCATED_CAUSE, gap_cause, off_cpu_unknown
 
@@ -43,14 +48,16 @@ _STATE_NAMES = {_UNKNOWN: "unknown", _GUEST: "guest", _HOST: "host"}
 
 @dataclass
 class Timeline:
-    """Pieces of every vCPU, the CPUs they ran on, the cycle clock of every CPU, and what was
-    assumed."""
+    """Pieces of every vCPU, the CPUs they ran on, the cycle clock of every CPU, the refused
+    entry attempts (:mod:`replay.refused`: ``vm``, ``vcpu_index`` and
+    :data:`~replay.refused.ATTEMPT_SCHEMA`), and what was assumed."""
 
     pieces: pl.DataFrame
     cpus: list[int]
     clock: FrequencyClock
     start: int
     end: int
+    attempts: pl.DataFrame
     notes: list[str] = field(default_factory=list)
 
 
@@ -77,12 +84,14 @@ def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
     notes: list[str] = []
     switches = _scheduling(capture, tids, notes)
     kvm = _kvm_events(capture, tids)
-    if switches.is_empty() and kvm.is_empty():
+    refused = refused_entries(capture, tids)
+    if switches.is_empty() and kvm.is_empty() and refused.is_empty():
         raise MissingEventsError(
             f"{meta.source_path}: no sched_switch and no kvm_entry/kvm_exit events of the vCPU "
             f"threads {tids}; the capture cannot show where they ran"
         )
-    with_kvm = set(kvm["tid"].unique().to_list())
+    # a refusal is a kvm record too: its thread's run time is not guest time
+    with_kvm = set(kvm["tid"].unique().to_list()) | set(refused["tid"].to_list())
     from_runtime = sorted(t for t in tids if t not in with_kvm)
     if from_runtime:
         notes.append(
@@ -91,7 +100,9 @@ def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
         )
     if switches.is_empty():
         notes.append("no sched_switch events: residency is taken from the kvm events' CPUs")
-        switches = _residency_from_kvm(kvm)
+        switches = _residency_from_kvm(
+            pl.concat([kvm, refused.with_columns(pl.lit(EXIT, pl.Int8).alias("kind"))])
+        )
     pieces = _pieces(switches, kvm, from_runtime, meta.first_ts, meta.last_ts)
     gaps = _loss_gaps(capture, meta.last_ts)
     if not gaps.is_empty():
@@ -106,18 +117,27 @@ def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
         pieces = _mark_gaps(pieces, cut, TRUNCATED_CAUSE)
         hidden = off_cpu_unknown(pieces, gaps, tids, meta.first_ts, meta.last_ts)
         pieces = pl.concat([pieces, hidden]).sort("tid", "start")
-    pieces = pieces.join(
-        vcpus.select(
-            pl.col("tid").cast(pl.Int32), pl.col("vm").cast(pl.Utf8), pl.col("vcpu_index")
-        ),
-        on="tid",
-        how="left",
-        maintain_order="left",
-    ).select("vm", "tid", "vcpu_index", "residency", "cpu", "start", "end", "state", "cause")
+    names = vcpus.select(
+        pl.col("tid").cast(pl.Int32), pl.col("vm").cast(pl.Utf8), pl.col("vcpu_index")
+    )
+    attempts = place_attempts(refused, pieces, meta.last_ts, notes).join(
+        names, on="tid", how="left", maintain_order="left"
+    )
+    pieces = pieces.join(names, on="tid", how="left", maintain_order="left").select(
+        "vm", "tid", "vcpu_index", "residency", "cpu", "start", "end", "state", "cause"
+    )
     ran_on = pieces["cpu"].drop_nulls().unique().sort().to_list()
     clocked = sorted(set(ran_on) | set(topology.cpus if topology else []))
     clock = FrequencyClock.build(capture.frame("cpu_frequency"), clocked, topology, meta.first_ts)
-    return Timeline(pieces, ran_on, clock, meta.first_ts, meta.last_ts, notes + clock.notes)
+    return Timeline(
+        pieces,
+        ran_on,
+        clock,
+        meta.first_ts,
+        meta.last_ts,
+        attempts.select("vm", "vcpu_index", *ATTEMPT_SCHEMA),
+        notes + clock.notes,
+    )
 
 
 def _switches(sched_switch: pl.DataFrame, tids: list[int]) -> pl.DataFrame:

@@ -11,10 +11,9 @@ plus that log. The capture is replayed under the scenario the host really ran (t
   at all, or a read time that falls inside a guest window, which the log's time must not).
 * **Entries.** Every guest window of the capture is an entry the kernel let run; every
   ``KVM_EXIT_FAIL_ENTRY`` in the VMM's exit log is one it refused. The replay must predict no
-  failure for the former; for the latter the model itself is asked what an entry on the refusing
-  pCPU gives (the real capture has no guest window there, so the replay's ``fail_entry``
-  findings cannot show it): ``vcpu_load`` then ``guest_enter``, which mirror
-  ``kvm_arch_vcpu_load()``'s ``supported_cpus`` test and ``kvm_vcpu_exit_request()``.
+  failure for the former, and its own ``fail_entry`` findings at the entries the capture shows
+  refused (:mod:`replay.refused`) must be exactly the latter, on the same pCPUs
+  (:mod:`replay.entry_checks`).
 
 The case directory and the two logs are specified in :data:`FORMAT_HELP`.
 """
@@ -31,13 +30,13 @@ import polars as pl
 from importers.errors import CaptureFormatError, UsageError
 from replay.api import open_capture, prepare_replay, what_if
 from replay.engine import Path_
-from replay.pmu import CYCLE_IDX, ENTERED, FailEntry, HostPmus
+from replay.entry_checks import entered_windows, failed_entries
+from replay.guest_logs import read_exit_log, read_guest_reads, with_tid
+from replay.pmu import CYCLE_IDX
 from replay.pmu_reads import read_checks
-from replay.scenarios import Scenario, build_vm, parse_scenario
 
 CASE_FORMAT = "pmu-replay-validate/1"
 CASE_FILE = "case.json"
-KVM_EXIT_FAIL_ENTRY = 9  # include/uapi/linux/kvm.h
 #: Exit code of ``pmu-replay validate`` when a prediction disagrees or cannot be made.
 DISAGREE_EXIT = 8
 
@@ -59,8 +58,13 @@ read log (CSV with a header): one row per guest read of PMCCNTR_EL0, any order
   vm       (optional) VM name as in the capture's vcpus table; needed with several VMs
   other columns (e.g. cntvct) are ignored. Each read is compared with the vCPU's previous one.
 
-exit log (CSV with a header): one row per return of KVM_RUN; only failed entries are used
-  ts, vcpu, exit_reason (9 = KVM_EXIT_FAIL_ENTRY), fail_cpu (run->fail_entry.cpu), vm (optional)
+exit log (CSV with a header): one row per return of KVM_RUN, logged before the next KVM_RUN
+  ts       host time just after KVM_RUN returned, in the capture's clock (a refused entry's
+           kvm_userspace_exit record pairs with the vCPU's first return at or after it)
+  vcpu     vCPU index in its VM
+  exit_reason  run->exit_reason (9 = KVM_EXIT_FAIL_ENTRY: these are compared)
+  fail_cpu run->fail_entry.cpu of a KVM_EXIT_FAIL_ENTRY
+  vm       (optional) VM name as in the capture's vcpus table
 """
 
 
@@ -113,65 +117,6 @@ def load_case(directory: str | Path, **overrides: Any) -> Case:
     )
 
 
-def _read_csv(path: Path, required: tuple[str, ...], types: dict[str, pl.DataType]) -> pl.DataFrame:
-    try:
-        header = pl.read_csv(path, n_rows=0).columns
-        frame = pl.read_csv(path, schema_overrides={c: t for c, t in types.items() if c in header})
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise CaptureFormatError(f"{path}: not a readable CSV log ({exc})") from None
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise CaptureFormatError(
-            f"{path}:1: the header lacks {', '.join(missing)} (see validate --help)"
-        )
-    for column in ("ts", "vcpu"):
-        if frame[column].null_count():
-            line = int(frame.with_row_index().filter(pl.col(column).is_null())["index"][0]) + 2
-            raise CaptureFormatError(f"{path}:{line}: no {column}")
-    return frame
-
-
-def read_guest_reads(path: Path) -> pl.DataFrame:
-    """The read log: ``vm`` (null if absent), ``vcpu``, ``ts``, ``pmccntr`` (null: UNDEF)."""
-    frame = _read_csv(
-        path,
-        ("ts", "vcpu", "pmccntr"),
-        {"ts": pl.Int64(), "vcpu": pl.Int32(), "pmccntr": pl.UInt64(), "vm": pl.Utf8()},
-    )
-    if frame.is_empty():
-        raise CaptureFormatError(f"{path}: no reads: nothing to validate")
-    twice = frame.filter(
-        pl.struct(["vcpu", "ts", *(["vm"] if "vm" in frame.columns else [])]).is_duplicated()
-    )
-    if twice.height:
-        raise CaptureFormatError(
-            f"{path}: vCPU {twice['vcpu'][0]} has two reads at ts {twice['ts'][0]}; reads of one "
-            "vCPU need distinct times to be ordered"
-        )
-    vm = pl.col("vm") if "vm" in frame.columns else pl.lit(None, pl.Utf8).alias("vm")
-    return frame.select(vm, "vcpu", "ts", "pmccntr")
-
-
-def read_failed_entries(path: Path) -> pl.DataFrame:
-    """``vm``, ``vcpu``, ``ts``, ``cpu`` of every ``KVM_EXIT_FAIL_ENTRY`` in an exit log."""
-    frame = _read_csv(
-        path,
-        ("ts", "vcpu", "exit_reason", "fail_cpu"),
-        {
-            "ts": pl.Int64(),
-            "vcpu": pl.Int32(),
-            "exit_reason": pl.Int64(),
-            "fail_cpu": pl.Int32(),
-            "vm": pl.Utf8(),
-        },
-    )
-    vm = pl.col("vm") if "vm" in frame.columns else pl.lit(None, pl.Utf8).alias("vm")
-    fails = frame.filter(pl.col("exit_reason") == KVM_EXIT_FAIL_ENTRY)
-    if fails["fail_cpu"].null_count():
-        raise CaptureFormatError(f"{path}: a KVM_EXIT_FAIL_ENTRY row has no fail_cpu")
-    return fails.select(vm, "vcpu", "ts", pl.col("fail_cpu").alias("cpu"))
-
-
 @dataclass
 class Validation:
     """What :func:`validate` found.
@@ -179,7 +124,7 @@ class Validation:
     ``reads``: one row per read (``vm, vcpu, tid, ts, prev_ts, observed, predicted,
     observed_delta, predicted_delta, guest_ns, outcome``), ``outcome`` one of ``agree``,
     ``disagree``, ``unknown``, ``first``. ``entries``: one row per entry (``vm, vcpu, tid, ts,
-    cpu, observed, predicted, outcome``), ``observed`` ``entered`` or ``failed``.
+    cpu, observed, predicted, outcome``; :mod:`replay.entry_checks`).
     """
 
     case: Case
@@ -257,34 +202,16 @@ def validate(case: Case, path: Path_ = "vectorized") -> Validation:
     threads = work.pieces.select(
         pl.col("vm").cast(pl.Utf8), pl.col("vcpu_index").alias("vcpu"), "tid"
     ).unique()
-    reads = _check_reads(obs, _with_tid(read_guest_reads(case.reads), threads, case.reads))
-    entries = _entered(obs, threads)
+    reads = _check_reads(obs, with_tid(read_guest_reads(case.reads), threads, case.reads))
+    entries = entered_windows(obs, work.attempts, threads)
     if case.exits is not None:
-        failed = _with_tid(read_failed_entries(case.exits), threads, case.exits)
-        scenario = parse_scenario(case.scenario, min(work.host.possible_cpus))
-        entries = pl.concat([entries, _check_failed(scenario, work.host, work.vms, failed)])
+        log = with_tid(read_exit_log(case.exits), threads, case.exits)
+        fails = failed_entries(results.findings, work.attempts, threads, log)
+        entries = pl.concat([entries, fails])
+    agreeing = {("entered", "entered"), ("failed", "failed")}
     name = str(results.meta["scenarios"][0]["name"])
-    return Validation(case, name, reads, entries.sort("tid", "ts"), list(results.meta["notes"]))
-
-
-def _with_tid(log: pl.DataFrame, threads: pl.DataFrame, path: Path) -> pl.DataFrame:
-    """The log with the host thread (``tid``) of each row's vCPU."""
-    vms = threads["vm"].unique().sort().to_list()
-    if log["vm"].null_count() and len(vms) != 1:
-        raise CaptureFormatError(
-            f"{path}: the capture has {len(vms)} VMs ({', '.join(vms)}); give a vm column"
-        )
-    named = log.with_columns(pl.col("vm").fill_null(vms[0]))
-    joined = named.join(threads, on=["vm", "vcpu"], how="left", maintain_order="left")
-    unknown = joined.filter(pl.col("tid").is_null()).select("vm", "vcpu").unique()
-    if unknown.height:
-        known = ", ".join(f"{r['vm']}:{r['vcpu']}" for r in threads.sort("vm", "vcpu").to_dicts())
-        missing = ", ".join(f"{r['vm']}:{r['vcpu']}" for r in unknown.to_dicts())
-        raise CaptureFormatError(
-            f"{path}: vCPU {missing} is not a vCPU thread of the capture (known: {known}); "
-            "name the threads with vcpus in the case file"
-        )
-    return joined
+    checked = _outcome(entries, agreeing).sort("tid", "ts", "observed")
+    return Validation(case, name, reads, checked, list(results.meta["notes"]))
 
 
 def _check_reads(obs: pl.DataFrame, reads: pl.DataFrame) -> pl.DataFrame:
@@ -385,54 +312,3 @@ def _outcome(frame: pl.DataFrame, agreeing: set[tuple[str, str]]) -> pl.DataFram
         .otherwise(pl.lit("disagree"))
         .alias("outcome")
     )
-
-
-_ENTRY_COLUMNS = ("vm", "vcpu", "tid", "ts", "cpu", "observed", "predicted", "outcome")
-
-
-def _entered(obs: pl.DataFrame, threads: pl.DataFrame) -> pl.DataFrame:
-    """Every guest window of the capture: an entry the kernel let run."""
-    windows = (
-        obs.filter(pl.col("state").is_in(["guest", "fail_entry"]))
-        .group_by(pl.col("vcpu").alias("tid"), "window")
-        .agg(
-            pl.col("start").min().alias("ts"),
-            pl.col("cpu").first().cast(pl.Int32),
-            (pl.col("state") == "fail_entry").any().alias("fails"),
-        )
-        .join(threads, on="tid")
-        .with_columns(
-            pl.lit("entered").alias("observed"),
-            pl.when(pl.col("fails"))
-            .then(pl.lit("failed"))
-            .otherwise(pl.lit("entered"))
-            .alias("predicted"),
-        )
-    )
-    return _outcome(windows, {("entered", "entered")}).select(_ENTRY_COLUMNS)
-
-
-def _check_failed(
-    scenario: Scenario, host: HostPmus, vms: dict[str, list[int]], fails: pl.DataFrame
-) -> pl.DataFrame:
-    """The model's outcome of an entry on each pCPU that refused one (module docstring).
-
-    The VM is configured the way :func:`replay.api.what_if` configures it, then each attempt
-    is one ``vcpu_load`` (``kvm_arch_vcpu_load()``), ``guest_enter`` (the
-    ``kvm_vcpu_exit_request()`` check) and ``vcpu_put``.
-    """
-    predicted: list[str] = []
-    built = {name: build_vm(scenario, host, len(tids)) for name, tids in vms.items()}
-    for vm, tid, cpu in fails.select("vm", "tid", "cpu").iter_rows():
-        vcpu = built[vm].vcpus[vms[vm].index(tid)]
-        vcpu.vcpu_load(cpu)
-        outcome = vcpu.guest_enter()
-        if outcome is ENTERED:
-            vcpu.guest_exit()
-        vcpu.vcpu_put()
-        refused = isinstance(outcome, FailEntry) and outcome.cpu == cpu
-        predicted.append("failed" if refused else "entered")
-    rows = fails.with_columns(
-        pl.lit("failed").alias("observed"), pl.Series("predicted", predicted, pl.Utf8)
-    )
-    return _outcome(rows, {("failed", "failed")}).select(_ENTRY_COLUMNS)

@@ -7,7 +7,9 @@ Built on a :class:`~replay.compare.Ranking` (``DESIGN.md``, "What a verdict must
   ``mainline_fallback``: the best-ranked configuration a released kernel has (the same
   scenario when that is the best);
 * ``status``: ``inconclusive`` when any vCPU's unknown time (lost events, truncated input,
-  contradictory records) exceeds ``max_unknown`` of its time on CPUs, else ``conclusive``;
+  contradictory records; under some scenarios, the stretches after entries the capture's
+  kernel refused) exceeds ``max_unknown`` of its time on CPUs under any scenario, else
+  ``conclusive``;
 * ``reasons``: everything that limits the verdict, the causes of inconclusiveness first:
   vCPUs over the limit (with the causes of their unknown time), then vCPUs with unknown time
   within it, input the importer skipped, vCPUs without a row and why;
@@ -59,7 +61,7 @@ def decide(
     ranking
         :func:`replay.compare.rank` of the replay.
     summary, findings
-        The replay's tables; the unknown time is the same under every scenario.
+        The replay's tables.
     kernels
         Scenario name -> :attr:`replay.scenarios.Scenario.kernel_label`.
     max_unknown
@@ -102,27 +104,46 @@ def decide(
 def _unknown(
     summary: pl.DataFrame, findings: pl.DataFrame, max_unknown: float
 ) -> tuple[list[str], list[str]]:
-    """Statements about the vCPUs with unknown time: over the limit, within it."""
-    first = summary["scenario"][0]
-    causes = (
-        findings.filter((pl.col("kind") == "unknown") & (pl.col("scenario") == first))
-        .group_by("vcpu", "cause")
-        .agg(pl.col("duration").sum(), pl.col("cpu").unique().sort())
-        .sort("vcpu", "duration", descending=[False, True])
+    """Statements about the vCPUs with unknown time: over the limit, within it.
+
+    Lost, truncated or contradictory records hide the same time under every scenario; the
+    stretch after an entry the capture's kernel refused is unknown only under the scenarios
+    that would let it in (:mod:`replay.refused`). Each vCPU is judged by the scenario with its
+    largest unknown share (the first in the summary at equal shares), named when the scenarios
+    differ.
+    """
+    order = summary.with_row_index("order")
+    worst = (
+        order.filter(pl.col("unknown_ns") > 0)
+        .sort("vcpu", "unknown_share", "order", descending=[False, True, False])
+        .group_by("vcpu", maintain_order=True)
+        .first()
     )
+    varies = order.group_by("vcpu").agg((pl.col("unknown_ns").n_unique() > 1).alias("varies"))
     over: list[str] = []
     within: list[str] = []
-    doubtful = summary.filter((pl.col("scenario") == first) & (pl.col("unknown_ns") > 0))
-    for row in doubtful.sort("vm", "vcpu_index", "vcpu").iter_rows(named=True):
+    doubtful = worst.join(varies, on="vcpu").sort("vm", "vcpu_index", "vcpu")
+    for row in doubtful.iter_rows(named=True):
+        causes = (
+            findings.filter(
+                (pl.col("kind") == "unknown")
+                & (pl.col("scenario") == row["scenario"])
+                & (pl.col("vcpu") == row["vcpu"])
+            )
+            .group_by("cause")
+            .agg(pl.col("duration").sum(), pl.col("cpu").unique().sort())
+            .sort("duration", "cause", descending=[True, False])
+        )
         why = [
             f"{c['cause']}{_on_cpus(c['cpu'])}: {c['duration'] / 1e9:.3f} s"
-            for c in causes.filter(pl.col("vcpu") == row["vcpu"]).iter_rows(named=True)
+            for c in causes.iter_rows(named=True)
         ]
         share = row["unknown_share"]
         limit = "above" if share > max_unknown else "within"
+        under = f" under {row['scenario']}" if row["varies"] else ""
         statement = (
             f"vCPU {row['vm']}/{row['vcpu_index']} (thread {row['vcpu']}): "
-            f"{row['unknown_ns'] / 1e9:.3f} s unknown, {share:.1%} of its "
+            f"{row['unknown_ns'] / 1e9:.3f} s unknown{under}, {share:.1%} of its "
             f"{row['on_cpu_ns'] / 1e9:.3f} s on CPUs, {limit} the {max_unknown:.1%} limit "
             f"({'; '.join(why)})"
         )
@@ -172,7 +193,7 @@ def _text(
     if best["unknown_ns"]:
         parts.append(
             f"{best['unknown_ns'] / 1e9:.3f} s of vCPU time is unknown (lost, truncated or "
-            "contradictory records): not counted as safe"
+            "contradictory records, or entries the capture's kernel refused): not counted as safe"
         )
     return ". ".join(parts) + "."
 

@@ -75,6 +75,9 @@ class Work:
     ``window`` numbers guest windows (one ``guest_enter``/``guest_exit`` each); a window cut
     at ticks has several pieces. ``accesses`` are the guest PMU register accesses the capture
     traced (:mod:`replay.pmu_reads`). ``loads`` are the vCPU loads of :mod:`replay.loads`.
+    ``attempts`` are the entries the capture's kernel refused (:mod:`replay.refused`), shaped
+    as pieces of zero length in state ``attempt``, each its own ``window``, plus ``until`` and
+    ``off_cpu_ns``: both paths merge them into the pieces in (start, end, window) order.
     ``absent_vcpus`` are the vCPUs without a row (``vm, vcpu, vcpu_index, reason``).
     ``described`` are the host PMUs as they really are, with where each fact came from
     (:mod:`importers.host.pmus`).
@@ -88,6 +91,7 @@ class Work:
     vms: dict[str, list[int]]
     accesses: pl.DataFrame
     loads: pl.DataFrame
+    attempts: pl.DataFrame
     notes: list[str] = field(default_factory=list)
     absent_vcpus: list[dict[str, Any]] = field(default_factory=list)
     described: list[PmuDescription] = field(default_factory=list)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +22,11 @@ settings.register_profile("explore", derandomize=False, max_examples=2000)
 settings.load_profile("default")
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_TRACES = ROOT.parent / "shared" / "traces"
+# PMU_REPLAY_SHARED_TRACES: for runs from a copy of the tree elsewhere (mutmut runs the tests
+# in ./mutants, benchmarks/README.md, "Mutation score")
+SHARED_TRACES = Path(
+    os.environ.get("PMU_REPLAY_SHARED_TRACES") or ROOT.parent / "shared" / "traces"
+)
 FIXTURES = ROOT / "fixtures"
 
 
@@ -64,3 +71,28 @@ def demo_at_80_columns(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
         patch.setattr(console, "width", 80)
         assert main(["demo", "-o", str(out)]) == 0
     return DemoRun(out, printed.getvalue())
+
+
+# Skip reasons that mean "this machine lacks a tool, a permission or the shared captures" (which
+# .ci/run provides), as opposed to "this case has no such data". They are counted apart at the
+# end of the run, so that a test CI could not run is never lost among the case skips.
+_ENVIRONMENT_SKIP = re.compile(
+    r"not installed|cannot record|needs root|no tracefs|failed here|perf record .* failed"
+    r"|real captures not found|trace_processor|playwright|viztracer|dask CLI"
+)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons = [str(r.longrepr[2] if isinstance(r.longrepr, tuple) else r.longrepr) for r in skipped]
+    missing = Counter(r for r in reasons if _ENVIRONMENT_SKIP.search(r))
+    terminalreporter.section("skips by cause")
+    terminalreporter.write_line(
+        f"{len(reasons) - missing.total()} skipped: the case has no such data (listed above)"
+    )
+    terminalreporter.write_line(
+        f"{missing.total()} skipped: a tool, permission or capture this machine lacks"
+        + (" (.ci/run provides them all; in CI this is a set-up bug):" if missing else "")
+    )
+    for reason, n in sorted(missing.items()):
+        terminalreporter.write_line(f"  {n} x {reason}")

@@ -108,12 +108,13 @@ def _finish_cpu_idle(df: pl.DataFrame) -> pl.DataFrame:
 def _finish_userspace_exit(df: pl.DataFrame) -> pl.DataFrame:
     if "_value" not in df.columns:
         return df
-    # "reason %s (%d)": restart/error print errno, every other name prints the KVM_EXIT code.
+    # "reason %s (%d)" (include/trace/events/kvm.h): for a negative errno the name is restart
+    # (-EINTR) or error and the number -errno; every other name prints the KVM_EXIT code.
     failed = pl.col("reason_name").is_in(["restart", "error"])
     value = pl.col("_value").cast(pl.Int64)  # an int32 (importers.ranges checked it)
     return df.with_columns(
         pl.when(failed).then(None).otherwise(value % (1 << 32)).cast(pl.UInt32).alias("reason"),
-        pl.when(failed).then(value).otherwise(0).cast(pl.Int32).alias("errno"),
+        pl.when(failed).then(-value).otherwise(0).cast(pl.Int32).alias("errno"),
     )
 
 

@@ -61,15 +61,6 @@ class PmuDescription:
     impdef: str | None
     mappable_events: frozenset[int] | None
 
-    def summary(self) -> str:
-        """``PMUv3p1, 6 counters, AArch32 EL0``, with ``(assumed)`` after guessed facts."""
-        parts = [
-            _mark(self.pmuver, version_text(self.pmuver.value)),
-            _mark(self.counters, f"{self.counters.value} counters"),
-            _mark(self.aarch32_el0, "AArch32 EL0" if self.aarch32_el0.value else "no AArch32 EL0"),
-        ]
-        return ", ".join(parts)
-
 
 def version_text(pmuver: int) -> str:
     """``PMUv3``, ``PMUv3p1`` ... ``IMPDEF`` or ``no PMUv3`` for an ``ID_AA64DFR0_EL1.PMUVer``."""
@@ -79,10 +70,6 @@ def version_text(pmuver: int) -> str:
         return "no PMUv3"
     minor = pmuver_name(pmuver).removeprefix("3.")
     return "PMUv3" if minor == "0" else f"PMUv3p{minor}"
-
-
-def _mark(fact: Fact[T], text: str) -> str:
-    return f"{text} (assumed)" if fact.assumed else text
 
 
 def describe_pmus(topology: Topology) -> list[PmuDescription]:

@@ -6,14 +6,13 @@ import argparse
 import json
 
 from replay.commands import summary
-from replay.commands.export_cmd import export
-from replay.commands.report_cmd import write_html
 from replay.commands.session import (
     add_verdict_options,
     load_work,
     print_comparison,
     replay_parser,
     run_scenarios,
+    write_outputs,
 )
 from replay.compare import scenario_matrix
 
@@ -63,12 +62,7 @@ def run(args: argparse.Namespace) -> int:
         prefer=args.prefer,
         max_unknown_pct=args.max_unknown,
     )
-    if args.output:
-        results.save(args.output)
-    if args.perfetto:
-        export(results, args.perfetto, to_stderr=args.json)
-    if args.html:
-        write_html(results, args.html, to_stderr=args.json)
+    write_outputs(results, args)
     if args.json:
         keys = ("verdict", "recommendation", "ranking", "ranking_rule", "notes", "host")
         out = {key: results.meta[key] for key in keys}

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
+from textwrap import fill
 
 from replay.commands import summary
-from replay.commands.export_cmd import export
-from replay.commands.report_cmd import write_html
-from replay.commands.session import load_work, print_report, replay_parser, run_scenarios
+from replay.commands.session import (
+    load_work,
+    print_report,
+    replay_parser,
+    run_scenarios,
+    write_outputs,
+)
 from replay.profiles import PROFILE_FILE_FORMAT
 from replay.scenarios import SCENARIO_SYNTAX
 
 HELP = summary("replay")
 EPILOG = f"""\
-scenarios ({SCENARIO_SYNTAX}):
+{fill(f"scenarios ({SCENARIO_SYNTAX}):", 96, subsequent_indent="    ", break_on_hyphens=False)}
   default@cpu0                  one host PMU, chosen by the CPU of the first KVM_ARM_VCPU_INIT
   set-pmu:armv8_cortex_a57      KVM_ARM_VCPU_PMU_V3_SET_PMU: entries on other CPUs fail
   fixed-counters-only           the proposed KVM_ARM_VCPU_PMU_V3_FIXED_COUNTERS_ONLY (series v8+)
@@ -30,9 +35,9 @@ examples:
 
 outputs (-o DIR): observations.parquet (per guest piece and counter: counting, delta, value),
 findings.parquet (stall episodes, failed entries, unknown time, perf-event re-creations),
-ticks.parquet, summary.parquet (per scenario and vCPU: stalls, cross-PMU loads, re-creations,
-pinning, unknown share),
-pieces.parquet (where each vCPU ran), frequency.parquet and replay.json.
+ticks.parquet, reads.parquet (zero-delta checks at traced guest PMCCNTR reads),
+summary.parquet (per scenario and vCPU: stalls, cross-PMU loads, re-creations, pinning,
+unknown share), pieces.parquet (where each vCPU ran), frequency.parquet and replay.json.
 
 {PROFILE_FILE_FORMAT}"""
 
@@ -55,12 +60,7 @@ def run(args: argparse.Namespace) -> int:
     results = run_scenarios(
         work, capture, names, args.path, rank=False, recreate_cost_us=args.recreate_cost_us
     )
-    if args.output:
-        results.save(args.output)
-    if args.perfetto:
-        export(results, args.perfetto, to_stderr=args.json)
-    if args.html:
-        write_html(results, args.html, to_stderr=args.json)
+    write_outputs(results, args)
     if args.json:
         print(
             json.dumps(

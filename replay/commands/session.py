@@ -156,6 +156,20 @@ def run_scenarios(
         )
 
 
+def write_outputs(results: Results, args: argparse.Namespace) -> None:
+    """What ``-o``, ``--perfetto`` and ``--html`` ask for; what was written is said on stderr
+    when stdout carries ``--json``."""
+    from replay.commands.export_cmd import export
+    from replay.commands.report_cmd import write_html
+
+    if args.output:
+        results.save(args.output)
+    if args.perfetto:
+        export(results, args.perfetto, to_stderr=args.json)
+    if args.html:
+        write_html(results, args.html, to_stderr=args.json)
+
+
 def print_report(results: Results, title: str, *, wide: bool = False) -> ScenarioNames:
     """The host assumed, per scenario and vCPU numbers, then the worst stall episodes.
 

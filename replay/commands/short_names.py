@@ -3,8 +3,8 @@
 At 80 columns a table cannot give ``set-pmu:armv8_cortex_a53`` its 24 characters, and rich
 would cut it to ``set-pmu…`` — which no longer says which PMU, and two set-pmu rows then read
 the same. Instead every scenario gets one short name built from its parts (``dflt@0``,
-``set:a53``, ``fixed+v8``, ``no-pmu``, quirks by their initials: ``+koa`` for
-``+kernel-overflow-arming``), used in every table, and the legend spelling them out is printed
+``set:a53``, ``fixed+v8``, ``no-pmu``, quirks by their initials: ``+ao`` for
+``+architectural-overflow``), used in every table, and the legend spelling them out is printed
 once.
 """
 

@@ -24,8 +24,9 @@ HELP = summary("validate")
 EPILOG = f"""\
 The capture is replayed under the case's scenario. For each guest read of PMCCNTR_EL0 the model
 predicts a zero delta since the vCPU's previous read, a counted delta, or no vPMU (UNDEF); every
-guest window of the capture must be an entry the model lets run, and every KVM_EXIT_FAIL_ENTRY
-of the exit log one it refuses. Exit status 0 when everything agrees, {DISAGREE_EXIT} when a
+guest window of the capture must be an entry the replay lets run, and the replay's failed entries
+where the capture shows a refused one must be exactly the KVM_EXIT_FAIL_ENTRY exits of the exit
+log, on the same CPUs. Exit status 0 when everything agrees, {DISAGREE_EXIT} when a
 prediction disagrees or cannot be made (unknown time, a read time inside a guest window).
 
 {FORMAT_HELP}

@@ -28,7 +28,6 @@ order of sets or on the clock: the same results give a byte-identical file.
 from __future__ import annotations
 
 import gzip
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,6 +37,7 @@ import numpy as np
 import polars as pl
 
 from importers.errors import CaptureFormatError, UsageError
+from importers.output import whole_file
 from replay.export import events
 from replay.export.clocks import TraceClock, clock_packets, trace_clock
 from replay.export.packets import Batch, Interner, PacketWriter, descriptor_packet
@@ -84,7 +84,8 @@ def write_perfetto(
     results
         A replay's results (:func:`replay.results.assemble` or :meth:`Results.load`).
     path
-        Output file; written to a temporary name first, so a failed export leaves no file.
+        Output file, whole or absent (:func:`importers.output.whole_file`: written beside it
+        and renamed into place, so a failed export leaves the previous file, or none).
     scenarios
         Export only these scenarios (default: all).
     chunk_rows
@@ -94,33 +95,26 @@ def write_perfetto(
     ------
     UsageError
         An unknown scenario, timestamps in raw clock units rather than ns, or an output path
-        that cannot be written.
+        whose parent is a file.
     CaptureFormatError
         Results without the metadata the trace needs, or with negative timestamps.
+    OSError
+        Naming ``path``, when it cannot be written (disk full, permission, ...).
     """
     _check_columns(results)
     results = _select(results, scenarios)
     plan = _Plan.of(results)
     out = Path(path)
-    tmp = out.with_name(out.name + ".part")
-    try:
-        with open(tmp, "wb") as raw:
-            # mtime=0 and no file name in the gzip header: the same results, the same bytes.
-            sink: IO[bytes] = (
-                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)  # type: ignore[assignment]
-                if out.suffix == ".gz"
-                else raw
-            )
-            with sink:
-                writer = PacketWriter(sink)
-                plan.write(writer, chunk_rows)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UsageError(f"{out}: cannot write the trace ({exc.strerror or exc})") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, out)
+    with whole_file(out) as tmp, open(tmp, "wb") as raw:
+        # mtime=0 and no file name in the gzip header: the same results, the same bytes.
+        sink: IO[bytes] = (
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)  # type: ignore[assignment]
+            if out.suffix == ".gz"
+            else raw
+        )
+        with sink:
+            writer = PacketWriter(sink)
+            plan.write(writer, chunk_rows)
     return ExportStats(out, writer.packets, len(plan.ids), out.stat().st_size, plan.clock.name)
 
 

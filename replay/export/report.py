@@ -20,13 +20,12 @@ Same results, same bytes: no timestamp, and the charts are deterministic (:mod:`
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, replace
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from importers.errors import UsageError
+from importers.output import whole_file
 from replay.export.chart import Chart, ReportFrame
 from replay.export.cost_charts import cost_chart, episode_chart
 from replay.export.report_tables import (
@@ -132,23 +131,20 @@ def _render(results: Results) -> tuple[str, int]:
 
 
 def write_report(results: Results, path: str | Path) -> ReportStats:
-    """Write the HTML report of ``results`` to ``path`` (via a temporary file: a failed write
-    leaves no file).
+    """Write the HTML report of ``results`` to ``path``, whole or absent
+    (:func:`importers.output.whole_file`: a failed write leaves the previous file, or none).
 
     Raises
     ------
     UsageError
-        The file cannot be written, or matplotlib is missing.
+        matplotlib is missing, or the path's parent is a file.
+    OSError
+        Naming ``path``, when it cannot be written (disk full, permission, ...).
     """
     text, charts = _render(results)
     out = Path(path)
-    tmp = out.with_name(out.name + ".part")
-    try:
+    with whole_file(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UsageError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
     return ReportStats(out, out.stat().st_size, charts)
 
 

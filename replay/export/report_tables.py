@@ -15,6 +15,7 @@ from typing import Any
 from importers.host.topology import format_cpulist
 from replay.export.chart import ReportFrame
 from replay.export.svg import series_var
+from replay.host_report import pmuver_text
 
 
 def verdict_section(meta: dict[str, Any]) -> str:
@@ -110,8 +111,9 @@ def host_section(meta: dict[str, Any]) -> str:
             )
         elif kvm := host.get("kvm"):
             width = "64-bit" if kvm.get("guest_event_counters_64bit") else "32-bit"
+            guest = pmuver_text(str(kvm.get("guest_pmuver")))
             lines.append(
-                f'<p class="sub">KVM offers the guest PMUv{escape(str(kvm.get("guest_pmuver")))}'
+                f'<p class="sub">KVM offers the guest {escape(guest)}'
                 f" with {width} event counters"
                 + ("; PMCR_EL0.LC is RES1 (no AArch32 EL0)" if kvm.get("pmcr_lc_res1") else "")
                 + "</p>"
@@ -139,6 +141,8 @@ def host_section(meta: dict[str, Any]) -> str:
 def _host_value(key: str, value: Any) -> str:
     if value is None:
         return "-"
+    if key == "pmuver":
+        return pmuver_text(str(value))
     if key == "cpus" and isinstance(value, list):
         return format_cpulist(frozenset(int(c) for c in value))
     if key == "source" and isinstance(value, dict):

@@ -2,10 +2,14 @@
 
 For each vCPU, in time order: ``vcpu_load`` when a residency starts, ``guest_enter``,
 ``advance`` by each piece's events and ``guest_exit`` for each guest window, ``vcpu_put`` when
-the residency ends (or before time that is unknown). Counter values and statuses are read from
-the model around every guest piece, and the backing perf events around every entry: an event
-replaced by another is a re-creation. It costs microseconds per piece and is obviously
-faithful; the vectorized path must reproduce its observations and re-creations exactly.
+the residency ends (or before time that is unknown). An entry the capture's kernel refused
+(:mod:`replay.refused`) is a ``guest_enter`` too: refused again, it is a ``fail_entry``; let in,
+the guest leaves at once (``guest_exit``, nothing counted) and the stretch up to the vCPU's next
+entry attempt is unknown, since the capture shows the VMM retrying, not the guest running.
+Counter values and statuses are read from the model around every guest piece, and the backing
+perf events around every entry: an event replaced by another is a re-creation. It costs
+microseconds per piece and is obviously faithful; the vectorized path must reproduce its
+observations and re-creations exactly.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import polars as pl
 from replay.pmu import ENTERED, BackingEvent, Vcpu
 from replay.pmu.counters import counter_width_mask
 from replay.profiles import CounterRequest
+from replay.refused import UNSEEN_GUEST
 from replay.scenarios import Scenario
 from replay.work import (
     OBSERVATION_SCHEMA,
@@ -41,11 +46,16 @@ def replay_reference(work: Work, scenario: Scenario) -> ScenarioResult:
         vm, lost[vm_name] = boot_vm(work, scenario, tids)
         supported = vm.kvm.supported_cpus
         for vcpu, tid in zip(vm.vcpus, tids, strict=True):
-            pieces = work.pieces.filter(pl.col("tid") == tid).sort("start", "end")
+            mine = pl.col("tid") == tid
+            pieces = pl.concat(
+                [work.pieces.filter(mine), work.attempts.filter(mine)], how="diagonal_relaxed"
+            ).sort("start", "end", "window")  # an attempt before a piece that begins then
             stepper = _Stepper(vcpu, work.profile.counters, scenario.name)
             rows.extend(stepper.run(pieces))
             recreated.extend(stepper.recreated)
-    frame = pl.from_dicts(rows, schema=OBSERVATION_SCHEMA).sort("vcpu", "counter", "start")
+    frame = pl.from_dicts(rows, schema=OBSERVATION_SCHEMA).sort(
+        "vcpu", "counter", "start", "end", "window"
+    )
     recreations = pl.from_dicts(recreated, schema=RECREATION_SCHEMA)
     return ScenarioResult(
         scenario, finish_observations(frame), lost, finish_recreations(recreations), supported
@@ -79,6 +89,8 @@ class _Stepper:
                 self.residency = p["residency"]
             if p["state"] == "guest":
                 self._guest(p)
+            elif p["state"] == "attempt":
+                self._attempt(p)
         self._exit()
         self._put()
         return self.rows
@@ -104,6 +116,22 @@ class _Stepper:
             st = status[r.idx]
             delta = (vcpu.counter_value(r.idx) - before[r.idx]) & self.masks[r.idx]
             self._row(p, r, "guest", st.counting, st.reason, st.host_pmu, delta)
+
+    def _attempt(self, p: Row) -> None:
+        """An entry the capture's kernel refused, tried under this scenario."""
+        events = {r.idx: self.vcpu.backing_event(r.idx) for r in self.requests}
+        outcome = self.vcpu.guest_enter()
+        self._recreations(p, events)
+        if outcome is not ENTERED:  # refused here too: KVM_EXIT_FAIL_ENTRY, no guest time
+            for r in self.requests:
+                self._row(p, r, "fail_entry", False, "fail_entry", None, 0)
+            return
+        self.vcpu.guest_exit()  # what the guest did next, the capture cannot show
+        for r in self.requests:
+            self.rows.append(
+                _base(self.scenario, p, r.idx)
+                | {"state": "unknown", "reason": UNSEEN_GUEST, "end": p["until"]}
+            )
 
     def _recreations(self, p: Row, before: dict[int, BackingEvent | None]) -> None:
         """A row per counter whose perf event the entry replaced by a new one."""

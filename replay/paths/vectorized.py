@@ -9,7 +9,10 @@ the backing events count) are read. Joining every guest piece with the probe of 
 counting and deltas; a cumulative sum per vCPU and counter gives the values. The reference
 path steps the model through the full history instead; a differential test holds the two
 equal on every shared capture. Perf-event re-creations follow from the loads and the kernel's
-reload rule (:mod:`replay.paths.reloads`).
+reload rule (:mod:`replay.paths.reloads`). An entry the capture's kernel refused
+(:mod:`replay.refused`) is an entry attempt on its CPU like a guest window: where the probe
+refuses entry it is a ``fail_entry``, where it lets the vCPU in, the stretch up to the vCPU's
+next entry attempt is unknown (:mod:`replay.paths.reference` says why).
 
 That premise fails where a backing event gets no hardware counter on some CPU (host counter
 contention, spec §1.5): perf leaves it in the error state, so whether it counts later depends on
@@ -25,6 +28,7 @@ import polars as pl
 from replay.paths.reloads import SEED_SCHEMA, recreations
 from replay.pmu import ENTERED, StallReason
 from replay.pmu.counters import counter_width_mask
+from replay.refused import UNSEEN_GUEST
 from replay.scenarios import Scenario
 from replay.work import (
     OBSERVATION_SCHEMA,
@@ -75,6 +79,9 @@ def replay_vectorized(work: Work, scenario: Scenario) -> ScenarioResult | None:
     )
 
     pieces = work.pieces.filter(pl.col("state") != "host")
+    pieces = pl.concat([pieces, work.attempts], how="diagonal_relaxed")
+    if not work.attempts.is_empty():  # an attempt goes before a piece that begins at its time
+        pieces = pieces.sort("tid", "start", "end", "window")
     per_counter = []
     for r in requests:
         el0, el1 = pl.col(f"el0_{r.event:#x}"), pl.col(f"el1_{r.event:#x}")
@@ -92,36 +99,44 @@ def replay_vectorized(work: Work, scenario: Scenario) -> ScenarioResult | None:
         probe, on=["cpu", "counter"], how="left", maintain_order="left"
     )
     guest = pl.col("state") == "guest"
+    attempt = pl.col("state") == "attempt"  # an entry the capture's kernel refused
     entered = guest & pl.col("entered")
+    refused = (guest | attempt) & ~pl.col("entered")
+    unseen = attempt & pl.col("entered")  # let in here: the stretch after it is unknown
     delta = (
         pl.when(entered & pl.col("counting"))
         .then(pl.col("el0") * pl.col("counts_el0") + pl.col("el1") * pl.col("counts_el1"))
-        .when(guest)
+        .when(guest | refused)
         .then(0)
         .otherwise(None)
     )
     rows = rows.with_columns(
-        pl.when(guest & ~pl.col("entered"))
+        pl.when(refused)
         .then(pl.lit("fail_entry"))
+        .when(unseen)
+        .then(pl.lit("unknown"))
         .otherwise(pl.col("state"))
         .alias("state"),
         pl.when(entered)
         .then(pl.col("counting"))
-        .when(guest)
+        .when(refused)
         .then(False)
         .otherwise(None)
         .alias("counting"),
         pl.when(entered)
         .then(pl.col("reason"))
-        .when(guest)
+        .when(refused)
         .then(pl.lit("fail_entry"))
+        .when(unseen)
+        .then(pl.lit(UNSEEN_GUEST))
         .otherwise(pl.col("cause"))
         .alias("reason"),
         pl.when(entered).then(pl.col("host_pmu")).otherwise(None).alias("host_pmu"),
-        pl.when(pl.col("state") == "unknown")
+        pl.when((pl.col("state") == "unknown") | unseen)
         .then(None)
         .otherwise(pl.col("true_events"))
         .alias("true_events"),
+        pl.when(unseen).then(pl.col("until")).otherwise(pl.col("end")).alias("end"),
         delta.cast(pl.Int64).alias("delta"),
     )
     rows = rows.join(initial, on=["tid", "counter"], how="left", maintain_order="left")

@@ -9,11 +9,13 @@ members are inflated in memory up to their running limit.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -23,7 +25,9 @@ from importers.capture import Capture
 from importers.decompress import IN_MEMORY_RATIO, MIN_LIMIT
 from importers.detect import load, sniff
 from importers.errors import CaptureFormatError
+from replay.cli import EXIT_OS_ERROR, main
 from tests.conftest import ROOT
+from tests.replay.test_faults import small_tmpfs
 
 TOOLS = {"gzip": ["gzip", "-c"], "xz": ["xz", "-c"], "zstd": ["zstd", "-q", "-c"],
          "bzip2": ["bzip2", "-c"]}  # fmt: skip
@@ -89,6 +93,24 @@ def test_errors_name_the_compressed_file(tmp_path: Path) -> None:
     cut.write_bytes(packed.read_bytes()[:-12])
     with pytest.raises(CaptureFormatError, match=f"{cut}: damaged gzip data"):
         load(cut)
+
+
+def test_a_full_temporary_disk_is_not_called_damage(
+    shared_traces: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The inflated copy filling TMPDIR is a disk problem (exit 8, naming where), not
+    "damaged gzip data ... check the file was copied whole" (exit 3)."""
+    packed = tmp_path / "trace.txt.gz"
+    packed.write_bytes(gzip.compress((shared_traces / "juno-trace-txt/trace.txt").read_bytes()))
+    with small_tmpfs(tmp_path / "tmp", "64k") as small:  # the 448 kB trace does not fit
+        monkeypatch.setattr(tempfile, "tempdir", str(small))
+        assert main(["import", str(packed)]) == EXIT_OS_ERROR
+        err = capsys.readouterr().err
+        assert f"{small}: cannot inflate trace.txt.gz there: No space left on device" in err
+        assert "damaged" not in err and list(small.iterdir()) == []
 
 
 CHILD = """

@@ -17,15 +17,19 @@ from replay.api import what_if
 from replay.export import write_perfetto
 from replay.export.tracks import vm_pid
 from replay.results import Results
+from tests.conftest import FIXTURES
 from tests.perfetto.conftest import LoadTrace
 from tests.perfetto.trace_processor import rows
 from tests.replay.cases import CASES as REAL_CASES
 from tests.replay.export.fixture_results import CAPTURES, fixture_results
 
 REAL = {c.name: c for c in REAL_CASES}
+#: a 32-bit event counter at 64 events a cycle: it wraps inside guest pieces of this capture
+WRAPPING = str(FIXTURES / "profiles" / "wrapping-event-counter.json")
 CASES = [
     *CAPTURES.items(),
     ("cross-cluster-migration", "linux-perf"),
+    ("cross-cluster-migration", WRAPPING),
     ("juno-trace-txt", "windows"),
     ("kvm-x86-host-report-txt", "linux-perf"),
     ("juno-sched-load", "windows"),  # trace-cmd trace.dat
@@ -48,7 +52,9 @@ def real_results(shared: Path, name: str, profile: str) -> Results:
     return what_if(cap, profile=profile)
 
 
-@pytest.fixture(scope="module", params=CASES, ids=[f"{name}-{profile}" for name, profile in CASES])
+@pytest.fixture(
+    scope="module", params=CASES, ids=[f"{name}-{Path(profile).stem}" for name, profile in CASES]
+)
 def loaded(
     request: pytest.FixtureRequest, load_trace: LoadTrace, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Results, TraceProcessor]:
@@ -76,9 +82,18 @@ def test_no_import_errors_and_bounds_on_the_capture_clock(
     results, tp = loaded
     assert import_errors(tp) == []
     (bounds,) = rows(tp, "select start_ts, end_ts from trace_bounds")
-    # the capture clock is mapped 1:1 onto the trace clock
+    # the capture clock is mapped 1:1 onto the trace clock; the trace ends with the last thing
+    # exported: the replayed capture's span, a piece, a stall or unknown slice, a risky tick (at
+    # its tick's end), a traced read or a frequency step
     assert bounds["start_ts"] == results.meta["start"]
-    assert bounds["end_ts"] >= int(results.pieces["end"].max())  # type: ignore[arg-type]
+    t0, tick_ns = results.meta["start"], results.meta["profile"]["tick_ns"]
+    ends = [results.meta["end"], results.pieces["end"].max(), results.findings["end"].max()]
+    risky = results.ticks.filter(pl.col("risky")) if results.ticks.height else results.ticks
+    if tick_ns and risky.height:
+        ends.append(t0 + (risky["tick"].max() + 1) * tick_ns)
+    ends += [results.reads["ts"].max() if results.reads.height else None]
+    ends += [results.frequency["ts"].max() if results.frequency.height else None]
+    assert bounds["end_ts"] == max(e for e in ends if e is not None)
 
 
 def test_one_process_per_vm_one_thread_per_vcpu(loaded: tuple[Results, TraceProcessor]) -> None:
@@ -113,37 +128,66 @@ def test_one_process_per_vm_one_thread_per_vcpu(loaded: tuple[Results, TraceProc
     assert len({r["pid"] for r in threads}) == want_threads["vm"].n_unique()
 
 
-def test_where_each_vcpu_ran(loaded: tuple[Results, TraceProcessor]) -> None:
-    """Residency slices (CPU, host PMU) hold guest/host/unknown slices whose durations add up
-    to the timeline's."""
-    results, tp = loaded
-    slices = pl.DataFrame(
-        rows(
-            tp,
-            "select v.tid, s.name, s.depth, s.dur, "
-            "extract_arg(s.arg_set_id, 'debug.host_pmu') as host_pmu, "
-            "extract_arg(s.arg_set_id, 'debug.cpu') as cpu, "
-            "extract_arg(s.arg_set_id, 'debug.cycles') as cycles "
-            f"from slice s join ({VCPU_TRACKS}) v on s.track_id = v.id",
+def stretches(pieces: pl.DataFrame) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Residencies ``(tid, ts, dur, cpu)`` and the stretches in them ``(tid, ts, dur, state,
+    cycles, cause)``, from the pieces by hand: a residency is a run of one thread's pieces (in
+    time order) with one ``residency`` value; a stretch a run of contiguous pieces in it with
+    one state, guest window and cause."""
+    residencies: list[list[Any]] = []
+    runs: list[list[Any]] = []
+    last: dict[str, Any] | None = None
+    for p in pieces.sort("tid", "start", "end").iter_rows(named=True):
+        new_residency = last is None or (p["tid"], p["residency"]) != (
+            last["tid"],
+            last["residency"],
         )
+        if new_residency:
+            residencies.append([p["tid"], p["start"], p["end"], p["cpu"]])
+        residencies[-1][2] = p["end"]
+        if residencies[-1][3] is None:
+            residencies[-1][3] = p["cpu"]
+        same = not new_residency and last is not None and p["start"] == last["end"]
+        same = same and all(p[k] == last[k] for k in ("state", "window", "cause"))  # type: ignore[index]
+        if not same:
+            runs.append([p["tid"], p["start"], p["end"], p["state"], 0, p["cause"]])
+        runs[-1][2] = p["end"]
+        runs[-1][4] += p["cycles"] or 0
+        last = p
+    res = [(t, a, b - a, cpu) for t, a, b, cpu in residencies]
+    return sorted(res), sorted((t, a, b - a, st, c, cause) for t, a, b, st, c, cause in runs)
+
+
+def test_where_each_vcpu_ran(loaded: tuple[Results, TraceProcessor]) -> None:
+    """One residency slice (CPU, host PMU) per run of a vCPU's pieces on one CPU, holding one
+    guest/host/unknown slice per stretch: compared slice by slice with the pieces."""
+    results, tp = loaded
+    slices = rows(
+        tp,
+        "select v.tid, s.ts, s.dur, s.name, s.depth, "
+        "extract_arg(s.arg_set_id, 'debug.host_pmu') as host_pmu, "
+        "extract_arg(s.arg_set_id, 'debug.cpu') as cpu, "
+        "extract_arg(s.arg_set_id, 'debug.cycles') as cycles, "
+        "extract_arg(s.arg_set_id, 'debug.cause') as cause "
+        f"from slice s join ({VCPU_TRACKS}) v on s.track_id = v.id",
     )
-    pieces = results.pieces.with_columns((pl.col("end") - pl.col("start")).alias("dur"))
-    by_state = pieces.group_by("tid", "state").agg(pl.col("dur").sum(), pl.col("cycles").sum())
-    got = slices.filter(pl.col("depth") == 1).group_by("tid", pl.col("name").alias("state"))
-    got = got.agg(pl.col("dur").sum(), pl.col("cycles").sum())
-    key = ["tid", "state"]
-    assert got.sort(key).select(*key, "dur").rows() == by_state.sort(key).select(*key, "dur").rows()
-    guest = lambda f: f.filter(pl.col("state") == "guest").sort("tid")["cycles"].to_list()  # noqa: E731
-    assert guest(got) == guest(by_state)
-    residencies = slices.filter(pl.col("depth") == 0)
+    residencies, runs = stretches(results.pieces)
+    got_runs = sorted(
+        (s["tid"], s["ts"], s["dur"], s["name"], s["cycles"] or 0, s["cause"])
+        for s in slices
+        if s["depth"] == 1
+    )
+    assert got_runs == runs
     pmus = {cpu: pmu for pmu, cpus in results.meta["topology"]["pmus"].items() for cpu in cpus}
-    assert residencies.height == pieces.select("tid", "residency").unique().height
-    for r in residencies.iter_rows(named=True):
-        if r["cpu"] is None:  # only unknown time, on no known CPU (lost or contradictory records)
-            assert r["name"] == "CPU ?" and r["host_pmu"] is None
-        else:
-            assert r["name"] == f"CPU {r['cpu']} · {pmus[r['cpu']]}"
-            assert r["host_pmu"] == pmus[r["cpu"]]
+    got = sorted(
+        (s["tid"], s["ts"], s["dur"], s["cpu"], s["name"], s["host_pmu"])
+        for s in slices
+        if s["depth"] == 0
+    )
+    want = [
+        (tid, ts, dur, cpu, "CPU ?" if cpu is None else f"CPU {cpu} · {pmus[cpu]}", pmus.get(cpu))
+        for tid, ts, dur, cpu in residencies
+    ]
+    assert got == want
 
 
 def test_every_guest_counter_value(loaded: tuple[Results, TraceProcessor]) -> None:
@@ -167,7 +211,7 @@ def test_every_guest_counter_value(loaded: tuple[Results, TraceProcessor]) -> No
     obs = results.observations.filter(pl.col("value").is_not_null())
     keys = obs.select("vcpu", "scenario", "counter").unique()
     assert set(series) == {(v, f"{s} {names[c]}") for v, s, c in keys.rows()}
-    checked = 0
+    checked = wrapped = 0
     for vcpu, scenario, counter, start, end, delta, value in obs.select(
         "vcpu", "scenario", "counter", "start", "end", "delta", "value"
     ).rows():
@@ -182,7 +226,11 @@ def test_every_guest_counter_value(loaded: tuple[Results, TraceProcessor]) -> No
         width = 64 if counter == 31 else 32
         assert at(start) == (value - delta) % (1 << width), (vcpu, scenario, counter, start)
         checked += 1
+        wrapped += value < delta
     assert checked == obs.height > 0
+    # the wrapping profile's event counter wraps inside a piece: the value before is the
+    # value plus 2^32 minus the delta
+    assert (wrapped > 0) == (results.meta["profile"]["name"] == Path(WRAPPING).stem)
 
 
 def test_stalls_track_per_scenario(loaded: tuple[Results, TraceProcessor]) -> None:
@@ -220,13 +268,18 @@ def test_stalls_track_per_scenario(loaded: tuple[Results, TraceProcessor]) -> No
     assert fails.sort("scenario", "ts").rows() == [
         (*r, 0) for r in want.sort("scenario", "ts").rows()
     ]
-    risky = got.filter(pl.col("name") == "risky tick")
-    n_risky = int(results.ticks["risky"].sum()) if results.ticks.height else 0
-    assert risky.height == n_risky
-    per_scenario = dict(risky.group_by("scenario").len().rows())
-    if n_risky:
-        want_per = results.ticks.filter(pl.col("risky")).group_by("scenario").len()
-        assert per_scenario == dict(want_per.rows())
+    # a risky tick is an instant at the end of its tick, where the guest reads the counter
+    risky = got.filter(pl.col("name") == "risky tick").select("scenario", "ts", "dur")
+    want_risky = []
+    if results.ticks.height:
+        t0, tick_ns = results.meta["start"], results.meta["profile"]["tick_ns"]
+        want_risky = [
+            (scenario, t0 + (tick + 1) * tick_ns, 0)
+            for scenario, tick in results.ticks.filter(pl.col("risky"))
+            .select("scenario", "tick")
+            .rows()
+        ]
+    assert sorted(risky.rows()) == sorted(want_risky)
     # traced PMCCNTR_EL0 reads that saw no change after guest time, at the read
     reads = got.filter(pl.col("name") == "zero-delta read").select("scenario", "ts")
     zero = results.reads.filter(pl.col("zero_delta")).select("scenario", "ts")

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from replay.cli import main
+from replay.pmu import KernelSemantics, Quirks
+from replay.results import META_FILE, TABLE_NAMES
 from tests.conftest import FIXTURES
 
 CAPTURE = FIXTURES / "captures" / "cross-cluster-migration.txt"
@@ -89,3 +91,17 @@ def test_an_inferred_topology_s_frequency_is_the_highest_seen(
         in notes
     )
     assert not any("topology maximum" in n for n in notes)
+
+
+def test_replay_help_lists_every_output_table_and_whole_scenario_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = help_text(capsys, "replay")
+    outputs = text.split("outputs (-o DIR):", 1)[1].split("\n\n", 1)[0]
+    assert all(f"{name}.parquet" in outputs for name in TABLE_NAMES) and META_FILE in outputs
+    syntax = text.split("scenarios (", 1)[1].split("):\n", 1)[0]
+    # every option spelled whole (an option cut at a wrap could not be copied), in 100 columns
+    words = {word.strip(",;()") for word in syntax.split()}
+    quirks = [name.replace("_", "-") for name in Quirks.__dataclass_fields__]
+    assert {*quirks, *(k.value for k in KernelSemantics)} <= words
+    assert max(map(len, text.splitlines())) <= 100

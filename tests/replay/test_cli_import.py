@@ -68,8 +68,10 @@ def test_import_table_output(shared_traces: Path, capsys: pytest.CaptureFixture[
     [
         (None, "no such file", 3),
         (b"", "empty file", 3),
-        (b"\x7fELF\x02\x01\x01\x00" + bytes(100), "binary data that is neither", 3),
-        (b"hello world\nthis is not a trace\n", "not a capture format", 3),
+        (b"\x7fELF\x02\x01\x01\x00" + bytes(100), "not a trace.dat, perf.data, Perfetto", 3),
+        # the message lists every format sniff() knows, Perfetto and compressed ones too
+        (b"hello world\nthis is not a trace\n", "not a capture format pmu-replay reads", 3),
+        (b"hello world\n", "a Perfetto trace, or any of them compressed with gzip, xz", 3),
         (b"# tracer: nop\n#\n", "no ftrace event lines", 3),
         (b"\x1f\x8b\x08\x00", "damaged gzip data after 0 decompressed bytes", 3),
     ],

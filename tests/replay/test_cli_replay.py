@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import pytest
 
 from replay.cli import main
@@ -65,6 +67,28 @@ def test_compare_writes_results_and_recommends(
         "no-pmu",
     }
     assert results.meta["recommendation"] == out["recommendation"]
+    assert [r["rank"] for r in ranking] == list(range(1, 7))  # type: ignore[index]
+    want = ranked_by_current_rule(results.summary, results.meta["scenarios"])
+    assert [r["scenario"] for r in ranking] == want  # type: ignore[index]
+
+
+def ranked_by_current_rule(summary: pl.DataFrame, scenarios: list[dict[str, Any]]) -> list[str]:
+    """Scenarios best first by the rule of replay/compare.py's docstring, from the summary: a
+    counter the guest programs taken away, then traced zero-delta reads, risky ticks, stalled
+    time, host capacity pinned off, guest time where pinning forbids entry, re-creation CPU
+    time, a released kernel before the series (v8 before v4), name."""
+    preference = {"mainline": 0, "v8": 1, "v4": 2}
+    kernel = {s["name"]: preference[s["kernel"]] for s in scenarios}
+    per = summary.group_by("scenario").agg(
+        (pl.col("lost_counters").str.len_chars().max() > 0).alias("loses"),
+        pl.col("zero_delta_reads").fill_null(0).sum(),
+        pl.col("risky_ticks").fill_null(0).sum(),
+        pl.col("stalled_ns").sum(),
+        pl.col("pinned_capacity_share").max(),
+        pl.col("fail_entry_ns").sum(),
+        pl.col("recreate_cpu_ns").sum(),
+    )
+    return [row[0] for row in sorted(per.rows(), key=lambda r: (*r[1:], kernel[r[0]], r[0]))]
 
 
 def test_compare_table_report(capsys: pytest.CaptureFixture[str]) -> None:

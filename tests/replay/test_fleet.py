@@ -32,8 +32,10 @@ from replay.fleet import (
     replay_member,
     run_fleet,
 )
+from replay.results import Results
 from tests.conftest import FIXTURES
 from tests.importers.textcap import shift_text
+from tests.replay.export.fixture_results import CAPTURES
 
 SCENARIOS = ("default@cpu0", "fixed-counters-only+v8", "no-pmu")
 
@@ -211,6 +213,39 @@ def test_cli_fleet_with_separate_scheduler_and_workers(
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+
+@pytest.mark.slow
+def test_fleet_summary_equals_the_cli_compare_of_each_capture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Dask fleet (compare matrix, two workers) and ``pmu-replay compare`` run on each
+    capture give the same summary rows, capture by capture."""
+    topo = FIXTURES / "topologies" / "two-cluster.json"
+    captures = [FIXTURES / "captures" / f"{name}.txt" for name in CAPTURES]
+    shifted(captures[0], tmp_path / "later.txt", 30)
+    captures.append(tmp_path / "later.txt")
+    frame = pl.DataFrame(
+        {
+            "path": [str(c) for c in captures],
+            "host": [f"host-{k}" for k in range(len(captures))],
+            "topology": [str(topo)] * len(captures),
+        }
+    )
+    frame.write_csv(tmp_path / "manifest.csv")
+    fleet = run_fleet(
+        read_members(tmp_path / "manifest.csv"), Settings(), tmp_path / "fleet", workers=2
+    )
+    assert fleet.failures.is_empty()
+    summary = read_dataset(tmp_path / "fleet", "summary")
+    for k, capture in enumerate(captures):
+        out = tmp_path / f"compare-{k}"
+        assert main(["compare", str(capture), "--topology", str(topo), "-o", str(out)]) == 0
+        capsys.readouterr()
+        cli = Results.load(out).summary
+        mine = summary.filter(pl.col("host") == f"host-{k}").select(cli.columns)
+        assert mine.height == cli.height > 0
+        assert_frame_equal(_norm(mine), _norm(cli))
 
 
 def _dies_first_time(member: Member, settings: Settings) -> MemberResult:

@@ -68,10 +68,16 @@ def test_a55_a76_host_is_described_from_its_midrs(tmp_path: Path) -> None:
     assert host_lines(host) == [
         "host: vPMU offered, guest PMUv3p1, 32-bit event counters",
         "  armv8_cortex_a55 (CPUs 0-1, Cortex-A55): PMUv3p1, 6 counters, AArch32 EL0 "
-        "(assumed: events)",
+        "(assumed: common events)",
         "  armv8_cortex_a76 (CPUs 2-3, Cortex-A76): PMUv3p1, 6 counters, AArch32 EL0 "
-        "(assumed: events)",
+        "(assumed: common events)",
     ]
+    # every fact that can be assumed is worded, none shows as its JSON key
+    unknown = {**host["pmus"][0], "assumed": sorted(host["pmus"][0]["source"])}
+    (line,) = host_lines({**host, "pmus": [unknown]})[1:]
+    assert line.endswith(
+        "(assumed: AArch32 EL0, core, counter count, common events, PMU version)"
+    ), line
     for p in host["pmus"]:
         assert "MIDR_EL1" in p["source"]["core"]
         assert p["source"]["pmuver"].startswith(f"catalogue, {p['core']}: ")
@@ -222,7 +228,7 @@ def test_host_facts_show_in_compare_output_and_perfetto_track_names(
     (head,) = [n for n in names if n.startswith(top) and n.count("/") == 1]
     assert (
         f"{head}/armv8_cortex_a55 (CPUs 2-3, Cortex-A55): PMUv3p1, 6 counters, AArch32 EL0 "
-        "(assumed: events)" in names
+        "(assumed: common events)" in names
     )
     assert f"{head}/reserved by host pinned events on CPUs 0-3: cycles" in names
     assert main([*argv, "--json", "--host-reserved-counters", "0-1=2"]) == 0

@@ -131,6 +131,23 @@ def test_lost_event_gap_is_unknown(tmp_path: Path) -> None:
     assert got["cause"][1] == "events lost on this CPU"
 
 
+def test_loss_before_any_record_of_its_cpu_covers_from_the_capture_start(tmp_path: Path) -> None:
+    """The vCPU is in guest mode on CPU 2 when tracing starts; CPU 2's first line is a loss
+    marker: everything CPU 2 did before the marker's time is unknown, not guest time."""
+    text = (
+        sw("1.000000", 0, IDLE, ("other", 7))
+        + "CPU:2 [LOST 3 EVENTS]\n"
+        + kvm("1.000500", 2, "exit")
+        + sw("1.000600", 2, VCPU, IDLE)
+    )
+    got = timeline(tmp_path, text)
+    assert rows(got) == [
+        (2, 1_000_000_000, 1_000_500_000, "unknown"),
+        (2, 1_000_500_000, 1_000_600_000, "host"),
+    ]
+    assert got["cause"][0] == "events lost on this CPU"
+
+
 def test_without_kvm_events_run_time_is_guest_time(tmp_path: Path) -> None:
     text = sw("1.000000", 0, IDLE, ("worker", 55)) + sw("1.000300", 0, ("worker", 55), IDLE)
     cap = import_text(tmp_path, text)

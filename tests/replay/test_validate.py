@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -52,6 +53,13 @@ def test_committed_case_agrees(case: Path, capsys: pytest.CaptureFixture[str]) -
     code, out = run_validate(capsys, str(case))
     assert code == 0, out["disagreements"]
     assert out["agrees"] is True
+    # every entry was checked: each kvm_entry of the trace, each failure of the VMM's log
+    matrix = {(m["observed"], m["predicted"]): m["count"] for m in out["entries"]["matrix"]}  # type: ignore[index]
+    entries = (case / "trace.txt").read_text().count(": kvm_entry: ")
+    logged = pl.read_csv(case / "exits.csv").filter(pl.col("exit_reason") == 9).height
+    assert matrix == {("entered", "entered"): entries} | (
+        {("failed", "failed"): logged} if logged else {}
+    )
     reads = read_guest_reads(case / "guest-reads.csv")
     assert reads.height >= 100
     # what the guest saw, from its own log: the case shows what its scenario is about
@@ -93,6 +101,7 @@ def test_failed_entry_on_a_supported_cpu_disagrees(
     with open(SET_PMU_CASE / "exits.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     fail = next(r for r in rows if r["exit_name"] == "FAIL_ENTRY")
+    refused_on = int(fail["fail_cpu"])
     topology = json.loads((SET_PMU_CASE / "topology.json").read_text())
     allowed = topology["event_source_devices"]["armv8_cortex_a53"]["cpus"].split("-")[0]
     fail["fail_cpu"] = allowed  # the kernel refused nothing on the PMU's own CPUs
@@ -100,9 +109,61 @@ def test_failed_entry_on_a_supported_cpu_disagrees(
     code, out = run_validate(capsys, str(SET_PMU_CASE), "--exits", str(exits))
     assert code == DISAGREE_EXIT
     bad = out["disagreements"]["entries"]  # type: ignore[index]
+    # the replay refused that entry on the CPU the capture shows, which the forged log does not
+    # have; the log's failure on the allowed CPU is one the replay does not make
     assert [(r["cpu"], r["observed"], r["predicted"]) for r in bad] == [
-        (int(allowed), "failed", "entered")
+        (refused_on, "not_failed", "failed"),
+        (int(allowed), "failed", "entered"),
     ]
+
+
+def test_failed_entry_missing_from_the_exit_log_disagrees(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with open(SET_PMU_CASE / "exits.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    k = max(i for i, r in enumerate(rows) if r["exit_name"] == "FAIL_ENTRY")
+    dropped = rows.pop(k)
+    exits = write_log(tmp_path / "exits.csv", rows)
+    code, out = run_validate(capsys, str(SET_PMU_CASE), "--exits", str(exits))
+    assert code == DISAGREE_EXIT
+    bad = out["disagreements"]["entries"]  # type: ignore[index]
+    assert [(r["cpu"], r["observed"], r["predicted"]) for r in bad] == [
+        (int(dropped["fail_cpu"]), "not_failed", "failed")
+    ]
+    # the replay's finding is the kvm_userspace_exit record, traced before the VMM's own time
+    assert bad[0]["ts"] <= int(dropped["ts"])
+
+
+def test_refused_entry_missing_from_the_capture_disagrees(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The capture itself is checked: a refusal cut out of the trace is a logged failure the
+    replay does not make (it then sees no entry attempt at that time)."""
+    case = tmp_path / SET_PMU_CASE.name
+    shutil.copytree(SET_PMU_CASE, case)
+    lines = (case / "trace.txt").read_text().splitlines(keepends=True)
+    refusals = [i for i, line in enumerate(lines) if "KVM_EXIT_FAIL_ENTRY (9)" in line]
+    cut = refusals[len(refusals) // 2]
+    (case / "trace.txt").write_text("".join(lines[:cut] + lines[cut + 1 :]))
+    code, out = run_validate(capsys, str(case))
+    assert code == DISAGREE_EXIT
+    bad = out["disagreements"]["entries"]  # type: ignore[index]
+    assert [(r["observed"], r["predicted"]) for r in bad] == [("failed", "entered")]
+    matrix = {(m["observed"], m["predicted"]): m["count"] for m in out["entries"]["matrix"]}  # type: ignore[index]
+    assert matrix[("failed", "failed")] == len(refusals) - 1
+
+
+def test_replay_of_another_mode_does_not_refuse_the_logged_entries(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # default mode lets the vCPU run on every CPU: none of the logged failures is predicted
+    code, out = run_validate(capsys, str(SET_PMU_CASE), "--scenario", "default@cpu0")
+    assert code == DISAGREE_EXIT
+    logged = pl.read_csv(SET_PMU_CASE / "exits.csv").filter(pl.col("exit_reason") == 9).height
+    matrix = {(m["observed"], m["predicted"]): m["count"] for m in out["entries"]["matrix"]}  # type: ignore[index]
+    assert matrix[("failed", "entered")] == logged
+    assert ("failed", "failed") not in matrix
 
 
 def test_wrong_scenario_disagrees(capsys: pytest.CaptureFixture[str]) -> None:

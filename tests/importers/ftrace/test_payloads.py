@@ -168,8 +168,11 @@ def test_kvm_entry_forms(tmp_path: Path, payload: str, pc: int, vcpu: int | None
 def test_other_kvm_events(tmp_path: Path) -> None:
     row = one(tmp_path, "kvm_userspace_exit: reason KVM_EXIT_MMIO (6)", "kvm_userspace_exit")
     assert (row["reason_name"], row["reason"], row["errno"]) == ("KVM_EXIT_MMIO", 6, 0)
-    row = one(tmp_path, "kvm_userspace_exit: reason restart (-4)", "kvm_userspace_exit")
+    # the kernel prints -errno: "restart (4)" is errno -EINTR (as in fixtures/kernel's traces)
+    row = one(tmp_path, "kvm_userspace_exit: reason restart (4)", "kvm_userspace_exit")
     assert (row["reason_name"], row["reason"], row["errno"]) == ("restart", None, -4)
+    row = one(tmp_path, "kvm_userspace_exit: reason error (22)", "kvm_userspace_exit")
+    assert (row["reason_name"], row["reason"], row["errno"]) == ("error", None, -22)
     row = one(tmp_path, "kvm_vcpu_wakeup: poll time 310891 ns, polling invalid", "kvm_vcpu_wakeup")
     assert (row["ns"], row["waited"], row["valid"]) == (310891, False, False)
     row = one(tmp_path, "kvm_handle_sys_reg: HSR 0x62633820", "kvm_handle_sys_reg")

@@ -140,3 +140,39 @@ def test_streams_are_refused_without_reading_them(tmp_path: Path) -> None:
         assert done.returncode != 0 and "a stream, not a file" in done.stderr
     with pytest.raises(CaptureFormatError, match=r"save a stretch of it first"):
         sniff(named)
+
+
+def _block(lines: list[str], size: int) -> str:
+    """``lines`` padded (in the first line's print message) to exactly ``size`` bytes, so that a
+    chunk of ``size`` bytes ends exactly after the last of them."""
+    text = "\n".join(lines) + "\n"
+    pad = size - len(text)
+    assert pad >= 0
+    return text.replace(": print: ", ": print: " + "x" * pad, 1)
+
+
+def test_lost_marker_ending_a_chunk_takes_the_next_record_of_its_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A marker that ends its chunk is timed by its CPU's first record in the *next* chunk,
+    not a later one; a marker no record of its CPU follows keeps no time."""
+    size = 1 << 10
+    text = (
+        _block(
+            [
+                "# tracer: nop",
+                "  sh-5 [000] 1.000000: print: a",
+                "  sh-6 [001] 1.000100: print: b",
+                "CPU:1 [LOST 7 EVENTS]",
+            ],
+            size,
+        )
+        + _block(["  sh-5 [000] 1.000200: print: c", "  sh-6 [001] 1.000300: print: d"], size)
+        + _block(["  sh-6 [001] 1.000500: print: e", "CPU:0 [LOST 2 EVENTS]"], size)
+    )
+    path = tmp_path / "trace.txt"
+    path.write_text(text)
+    monkeypatch.setattr(text_source, "CHUNK_BYTES", size)
+    assert [len(c.data) for c in open_text(path, "ftrace-text", None).chunks] == [size] * 3
+    lost = load(path).frame("lost_events")
+    assert lost.select("cpu", "count", "ts").rows() == [(1, 7, 1_000_300_000), (0, 2, None)]

@@ -1,8 +1,11 @@
-"""Real text captures from ../shared/traces: exact counts, lossless round trip, and trace-cmd.
+"""Real text captures from ../shared/traces: exact counts, row-by-row fields, lossless round
+trip, and trace-cmd.
 
 Counts come from ../shared/traces/README.md; for the trace.dat files, ``trace-cmd report`` (the
 oracle installed by .ci/run) renders text in each of its modes and the import of that text must
-give trace-cmd's own counts (README "(tc)") and the counts of an independent line counter.
+give trace-cmd's own counts (README "(tc)"), the counts of an independent line counter, and,
+row by row, the records of the trace.dat import of the same capture. Captures that exist only as
+text are compared row by row with an independent regex reading of their lines.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from polars.testing import assert_frame_equal
 
 from importers.capture import Capture
 from importers.detect import load, sniff
+from importers.schema import TYPED_TABLES
 from tests.importers.textcap import scanner_agrees_with_regex
 
 README_COUNTS: dict[str, dict[str, int]] = {
@@ -70,6 +74,8 @@ TRACE_CMD_COUNTS: dict[str, dict[str, int]] = {
     },
 }
 REPORT_MODES = ["", "-N", "-R", "-t", "-l"]
+#: include/linux/sched.h (4.14 on): the bit a "+" after prev_state's letters stands for in text
+TASK_REPORT_MAX = 0x100
 
 # An independent count: the event name is the first "name:" token after the timestamp.
 _EVENT_AFTER_TS = re.compile(r"\d+\.\d+: +(?:\(\+\d+\) +)?([\w.-]+):")
@@ -165,3 +171,109 @@ def test_trace_cmd_report_text_imports_exactly(
     switch = cap.frame("sched_switch")
     assert switch["prev_pid"].null_count() == 0 and switch["next_pid"].null_count() == 0
     assert switch.filter(pl.col("prev_state").is_null()).height == 0
+    assert_rows_equal_trace_dat(cap, load(shared_traces / name), mode)
+
+
+def _plain(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.drop("seq").with_columns(pl.col(pl.Categorical).cast(pl.Utf8))
+
+
+def assert_rows_equal_trace_dat(text: Capture, dat: Capture, mode: str) -> None:
+    """Every record of every typed table, row by row and field by field, equals the trace.dat
+    import of the same capture; the long ``events`` table by time, CPU, pid and event name.
+
+    ``trace-cmd report`` prints microseconds rounded to nearest (``-t``: nanoseconds). What a
+    text form cannot carry is left out, per mode: ``-R`` prints ``prev_state`` as a number only;
+    the sched plugin (default, ``-t``, ``-l``) prints the state letters without the preempted
+    ``+`` (libtraceevent plugin_sched_switch.c ``write_state``); ``-N`` prints the ``+`` but text
+    can only encode it as today's TASK_REPORT_MAX bit, while these pre-4.14 kernels set
+    TASK_STATE_MAX (1024 or 4096): ``prev_state`` is compared where no ``+`` was printed.
+    """
+    res = 1 if mode == "-t" else 1000
+    names = [n for n in (*TYPED_TABLES, "events") if n in dat.tables or n in text.tables]
+    assert names and [n for n in names if n in text.tables] == names
+    for name in names:
+        want, got = _plain(dat.frame(name)), _plain(text.frame(name))
+        want = want.with_columns((pl.col("ts") + res // 2) // res * res)
+        if name == "events":
+            columns = ["ts", "cpu", "common_pid", "event"]
+            want, got = want.select(columns), got.select(columns)
+        elif name == "sched_switch":
+            preempted = want["prev_state_str"].str.ends_with("+")
+            if mode == "-R":
+                want, got = want.drop("prev_state_str"), got.drop("prev_state_str")
+            elif mode == "-N":
+                marked = want.filter(preempted).with_columns(prev_state=TASK_REPORT_MAX)
+                assert_frame_equal(got.filter(preempted), marked, check_dtypes=False)
+                want, got = want.filter(~preempted), got.filter(~preempted)
+            else:
+                assert_frame_equal(
+                    got.select("prev_state_str"),
+                    want.select(pl.col("prev_state_str").str.strip_chars_end("+")),
+                )
+                want = want.filter(~preempted).drop("prev_state_str")
+                got = got.filter(~preempted).drop("prev_state_str")
+        assert want.height > 0, name
+        assert_frame_equal(got, want, check_dtypes=False)
+
+
+# An independent reading of a text capture's event lines (kernel trace, trace-cmd report,
+# systrace): "comm-pid [(tgid)] [cpu] [flags] sec.usec: event: payload".
+_CONTEXT = re.compile(
+    r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
+    r"(?:[\w.]{4,5}\s+)?(?P<sec>\d+)\.(?P<usec>\d{6}):\s+(?P<event>\w+):\s+(?P<payload>.*?)"
+    r"(?:\\n\\)?$"
+)
+# a value runs to the next " key=" or " ==>" (comms may hold spaces: "shell srvc 7950")
+_KEY_VALUE = re.compile(r"(\w+)=(.*?)(?=\s+\w+=|\s+==>|$)")
+# trace-cmd's sched plugin: "prev:1 [120] S ==> next:2 [120]", "comm:pid [prio] CPU:003"
+_PLUGIN_SWITCH = re.compile(
+    r"^(?P<prev_comm>.*):(?P<prev_pid>\d+) \[(?P<prev_prio>-?\d+)\] (?P<prev_state>\S+) ==> "
+    r"(?P<next_comm>.*):(?P<next_pid>\d+) \[(?P<next_prio>-?\d+)\]$"
+)
+_PLUGIN_WAKEUP = re.compile(
+    r"^(?P<comm>.*):(?P<pid>\d+) \[(?P<prio>-?\d+)\](?: success=\d+)? CPU:(?P<target_cpu>\d+)$"
+)
+_FIELDS = {
+    "sched_switch": ("prev_comm", "prev_pid", "prev_prio", "next_comm", "next_pid", "next_prio"),
+    "sched_wakeup": ("comm", "pid", "prio", "target_cpu"),
+}
+
+
+def regex_rows(path: Path, event: str) -> list[tuple[object, ...]]:
+    """``ts, cpu, common_pid, *fields, state`` of every ``event`` line, in file order."""
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        m = _CONTEXT.match(line)
+        if not m or m["event"] != event:
+            continue
+        payload = m["payload"]
+        plugin = (_PLUGIN_SWITCH if event == "sched_switch" else _PLUGIN_WAKEUP).match(payload)
+        fields = plugin.groupdict() if plugin else dict(_KEY_VALUE.findall(payload))
+        values = [v if k.endswith("comm") else int(v) for k in _FIELDS[event] for v in [fields[k]]]
+        ts = int(m["sec"]) * 1_000_000_000 + int(m["usec"]) * 1000
+        state = [fields["prev_state"]] if event == "sched_switch" else []
+        out.append((ts, int(m["cpu"]), int(m["pid"]), *values, *state))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(README_COUNTS))
+def test_text_rows_equal_an_independent_regex_reading(shared_traces: Path, name: str) -> None:
+    path = shared_traces / name
+    cap = load(path)
+    for event, fields in _FIELDS.items():
+        want = regex_rows(path, event)
+        frame = cap.frame(event).sort("seq")
+        state = (
+            [
+                str(n) if s is None else s
+                for n, s in frame.select("prev_state", "prev_state_str").rows()
+            ]
+            if event == "sched_switch"
+            else None
+        )
+        got = frame.select("ts", "cpu", "common_pid", *fields).rows()
+        if state is not None:
+            got = [(*row, s) for row, s in zip(got, state, strict=True)]
+        assert len(want) == README_COUNTS[name].get(event, len(want))
+        assert got == want, (name, event)

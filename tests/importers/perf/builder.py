@@ -9,11 +9,19 @@ from dataclasses import dataclass, field
 
 import zstandard
 
-from importers.perf.attr import FLAG, S
+from tests.importers.perf.abi import (
+    ATTR_FLAG,
+    PERF_RECORD_COMPRESSED2,
+    PERF_RECORD_HEADER_ATTR,
+    PERF_RECORD_HEADER_FEATURE,
+    PERF_RECORD_HEADER_TRACING_DATA,
+    PERF_RECORD_SAMPLE,
+)
+from tests.importers.perf.abi import PERF_SAMPLE as S
 from tests.importers.tracedat.builder import Capture as TraceDatCapture
 from tests.importers.tracedat.builder import Layout, _formats, _headers, _prefix
 
-SAMPLE_ID_ALL = FLAG["sample_id_all"]
+SAMPLE_ID_ALL = ATTR_FLAG["sample_id_all"]
 TRACEPOINT_ID = 300  # sched_switch in tests.importers.tracedat.builder's formats
 
 
@@ -109,7 +117,7 @@ class Writer:
             body += self.p("Q", 0)  # abi NONE: no registers follow
         if attr.sample_type & S["STACK_USER"]:
             body += self.p("Q", 0)  # size 0: no data, no dyn_size
-        return self.record(9, body, misc)
+        return self.record(PERF_RECORD_SAMPLE, body, misc)
 
     def file(self) -> bytes:
         lo = self.lo
@@ -150,18 +158,18 @@ class Writer:
         out = magic + self.p("Q", 16)
         for a in self.attrs:
             body = a.pack(self.lo) + b"".join(self.p("Q", i) for i in a.ids)
-            out += self.p("IHH", 64, 0, 8 + len(body)) + body
+            out += self.p("IHH", PERF_RECORD_HEADER_ATTR, 0, 8 + len(body)) + body
         for bit, payload in sorted(self.features.items()):
-            out += self.p("IHHQ", 80, 0, 16 + len(payload), bit) + payload
+            out += self.p("IHHQ", PERF_RECORD_HEADER_FEATURE, 0, 16 + len(payload), bit) + payload
         if tracing is not None:
             blob = tracing + bytes(-len(tracing) % 8)
-            out += self.p("IHHII", 66, 0, 16, len(blob), 0) + blob
+            out += self.p("IHHII", PERF_RECORD_HEADER_TRACING_DATA, 0, 16, len(blob), 0) + blob
         return out + b"".join(self.records)
 
-    def compress_all(self, record_type: int = 83) -> None:
+    def compress_all(self, record_type: int = PERF_RECORD_COMPRESSED2) -> None:
         """Replace the records by one COMPRESSED2 (or COMPRESSED) record holding them."""
         frame = zstandard.ZstdCompressor().compress(b"".join(self.records))
-        if record_type == 83:
+        if record_type == PERF_RECORD_COMPRESSED2:
             body = self.p("Q", len(frame)) + frame + bytes(-len(frame) % 8)
         else:
             body = frame

@@ -17,7 +17,7 @@ import pytest
 from importers.capture import Capture
 from importers.detect import load
 from importers.schema import TABLES, TYPED_TABLES
-from tests.importers.perf.oracle import can_record, record, record_counts, script_lines
+from tests.importers.perf.oracle import can_record, record, record_counts, run_perf, script_lines
 
 SHARED = [
     "quipper-perfdata/perf.data.armv7-3.4",
@@ -31,6 +31,26 @@ RECORDINGS = {
     "sched_switch_pipe": (["-e", "sched:sched_switch", "-a", "--", "sleep", "0.3"], True),
     "cpu_clock_zstd": (["-e", "cpu-clock", "-z", "-a", "--", "sleep", "0.3"], False),
     "switch_events": (["-e", "cpu-clock", "--switch-events", "-a", "--", "sleep", "0.3"], False),
+    # a one-page buffer under a context-switch storm: the kernel writes PERF_RECORD_LOST
+    "lost_events": (
+        [
+            "-e",
+            "sched:sched_switch",
+            "-a",
+            "-m",
+            "1",
+            "--",
+            "perf",
+            "bench",
+            "sched",
+            "messaging",
+            "-g",
+            "2",
+            "-l",
+            "100",
+        ],
+        False,
+    ),
 }
 
 
@@ -222,6 +242,34 @@ def test_task_records_equal_perf_script(capture_file: Path) -> None:
     )
     assert len(got) == len(expected) > 0
     assert got == expected
+
+
+_LOST = re.compile(r"^PERF_RECORD_LOST lost (\d+)$")
+_PMU_MAPPINGS = re.compile(r"^# pmu mappings: (.*)$", re.M)
+
+
+@pytest.mark.oracle
+def test_lost_records_equal_perf_script_show_lost_events(capture_file: Path) -> None:
+    """Every PERF_RECORD_LOST is a ``lost_events`` row with perf's CPU, time and count."""
+    cap = imported(str(capture_file))
+    lines = script_lines(str(capture_file), "tid,pid,time,cpu", "--show-lost-events")
+    expected = [(ln.cpu, ln.ts, int(m[1])) for ln in lines if (m := _LOST.match(ln.rest))]
+    lost = cap.frame("lost_events").filter(pl.col("kind") == "perf_lost")
+    assert lost.select("cpu", "ts", "count").rows() == expected
+    if capture_file.stem == "lost_events":
+        assert len(expected) > 0, "the one-page buffer lost nothing: no LOST record to compare"
+
+
+@pytest.mark.oracle
+def test_pmu_mappings_equal_perf_report_header(capture_file: Path) -> None:
+    """The PMU_MAPPINGS header feature (perf type -> PMU name) as ``perf report
+    --header-only`` prints it; files without the feature have none."""
+    header = run_perf("report", "--header-only", "-i", str(capture_file))
+    m = _PMU_MAPPINGS.search(header)
+    expected = dict(
+        (name.strip(), int(number)) for name, number in (p.split("=") for p in m[1].split(","))
+    ) if m else None  # fmt: skip
+    assert imported(str(capture_file)).metadata.extra.get("pmu_mappings") == expected
 
 
 def test_tables_conform_to_schema(capture_file: Path) -> None:

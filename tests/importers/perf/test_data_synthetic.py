@@ -11,8 +11,23 @@ import pytest
 
 from importers.capture import Capture
 from importers.errors import CaptureFormatError, DroppedEventsError
-from importers.perf.attr import FLAG
 from importers.perf.data import read_perf_data
+from tests.importers.perf.abi import (
+    ATTR_FLAG,
+    PERF_FORMAT_GROUP,
+    PERF_FORMAT_ID,
+    PERF_FORMAT_LOST,
+    PERF_FORMAT_TOTAL_TIME_ENABLED,
+    PERF_FORMAT_TOTAL_TIME_RUNNING,
+    PERF_RECORD_COMM,
+    PERF_RECORD_COMPRESSED,
+    PERF_RECORD_COMPRESSED2,
+    PERF_RECORD_FINISHED_ROUND,
+    PERF_RECORD_LOST,
+    PERF_RECORD_LOST_SAMPLES,
+    PERF_RECORD_READ,
+    PERF_RECORD_SWITCH_CPU_WIDE,
+)
 from tests.importers.perf.builder import (
     TRACEPOINT_ID,
     Attr,
@@ -81,12 +96,42 @@ def test_generic_cycles_on_big_little_follow_the_sample_cpu(tmp_path: Path) -> N
     assert s["event"].cast(pl.Utf8).to_list() == ["cycles", "cycles"]
 
 
+FIXED_FIELDS = ("IP", "TID", "TIME", "ADDR", "ID", "STREAM_ID", "CPU", "PERIOD")
+
+
+@pytest.mark.parametrize("missing", FIXED_FIELDS)
+def test_each_fixed_sample_field_is_found_by_its_own_bit(tmp_path: Path, missing: str) -> None:
+    """Samples with every fixed-size field but one: each field present is read from its own
+    place, so two PERF_SAMPLE_* bits swapped in the importer move a value."""
+    w = Writer()
+    a = Attr(1, 0, bits(*(f for f in FIXED_FIELDS if f != missing)), [77])
+    w.attrs = [a]
+    w.sample(a, ip=0x4321, pid=5, tid=6, time=1234, addr=0xAAAA, id=77, stream_id=88, cpu=3,
+             period=9)  # fmt: skip
+    row = load(tmp_path, w.file()).frame("pmu_samples").row(0, named=True)
+    want = {"ip": 0x4321, "tgid": 5, "pid": 6, "ts": 1234, "attr_id": 77, "cpu": 3, "period": 9}
+    gone = {"IP": ["ip"], "TID": ["tgid", "pid"], "ID": ["attr_id"], "CPU": ["cpu"]}
+    for key in gone.get(missing, []):
+        want[key] = None
+    if missing == "PERIOD":
+        want["period"] = a.sample_period  # a fixed period: the attr's
+    if missing == "TIME":
+        del want["ts"]  # no time recorded (the table keeps 0)
+    assert {k: row[k] for k in want} == want
+
+
 def test_lost_records_with_and_without_cpu(tmp_path: Path) -> None:
     w = cycles_writer()
     a = w.attrs[0]
     w.attrs[0] = a = Attr(a.type, a.config, a.sample_type | bits("IDENTIFIER"), a.ids)
-    w.record(2, w.p("QQ", 101, 17) + w.sample_id(a, pid=1, tid=1, time=2000, cpu=1, id=101))
-    w.record(13, w.p("Q", 5) + w.sample_id(a, pid=1, tid=1, time=2001, cpu=3, id=101))
+    w.record(
+        PERF_RECORD_LOST,
+        w.p("QQ", 101, 17) + w.sample_id(a, pid=1, tid=1, time=2000, cpu=1, id=101),
+    )
+    w.record(
+        PERF_RECORD_LOST_SAMPLES,
+        w.p("Q", 5) + w.sample_id(a, pid=1, tid=1, time=2001, cpu=3, id=101),
+    )
     cap = load(tmp_path, w.file())
     lost = cap.frame("lost_events")
     assert lost.select("ts", "cpu", "count", pl.col("kind").cast(pl.Utf8)).rows() == [
@@ -97,11 +142,31 @@ def test_lost_records_with_and_without_cpu(tmp_path: Path) -> None:
         load(tmp_path, w.file(), strict=True)
 
 
+def test_sample_id_trailer_with_stream_id_finds_its_event(tmp_path: Path) -> None:
+    """Without IDENTIFIER the trailer's id sits before STREAM_ID and CPU (perf's
+    ``__perf_evsel__calc_is_pos``): reading one word too far back gives the stream id."""
+    w = Writer()
+    st = bits("TID", "TIME", "ID", "STREAM_ID", "CPU", "PERIOD")
+    w.attrs = [Attr(1, 0, st, [101]), Attr(1, 1, st, [201])]
+    w.sample(w.attrs[1], id=201, stream_id=555, pid=1, tid=1, time=1999, cpu=0, period=1)
+    for k, (attr, cpu) in enumerate([(0, 1), (1, 3)]):
+        a = w.attrs[attr]
+        trailer = w.sample_id(a, pid=1, tid=1, time=2000 + k, cpu=cpu, id=a.ids[0], stream_id=555)
+        w.record(PERF_RECORD_LOST, w.p("QQ", a.ids[0], 17 + k) + trailer)
+    cap = load(tmp_path, w.file())
+    assert cap.metadata.skipped == {}
+    assert cap.frame("pmu_samples").select("ts", "cpu", "attr_id").rows() == [(1999, 0, 201)]
+    assert cap.frame("lost_events").select("ts", "cpu", "count").rows() == [
+        (2000, 1, 17),
+        (2001, 3, 18),
+    ]
+
+
 def test_lost_without_cpu_is_reported_not_placed(tmp_path: Path) -> None:
     w = Writer()
     a = Attr(1, 0, bits("IP", "TID", "TIME", "PERIOD"), [])
     w.attrs = [a]
-    w.record(2, w.p("QQ", 0, 9) + w.sample_id(a, pid=3, tid=3, time=50))
+    w.record(PERF_RECORD_LOST, w.p("QQ", 0, 9) + w.sample_id(a, pid=3, tid=3, time=50))
     cap = load(tmp_path, w.file())
     assert cap.table("lost_events").num_rows == 0
     assert cap.metadata.extra["lost_without_cpu"] == 9
@@ -110,7 +175,8 @@ def test_lost_without_cpu_is_reported_not_placed(tmp_path: Path) -> None:
 
 def test_read_group_with_ids_and_lost(tmp_path: Path) -> None:
     w = Writer()
-    rf = 1 | 2 | 4 | 8 | 16  # TOTAL_TIME_ENABLED|RUNNING|ID|GROUP|LOST
+    rf = PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING | PERF_FORMAT_ID
+    rf |= PERF_FORMAT_GROUP | PERF_FORMAT_LOST
     st = bits("TID", "TIME", "ID", "CPU", "READ")
     w.attrs = [Attr(1, 0, st, [11], rf), Attr(1, 1, st, [12], rf)]
     read = w.p("QQQ", 2, 900, 800) + w.p("QQQ", 1234, 11, 0) + w.p("QQQ", 99, 12, 3)
@@ -132,10 +198,18 @@ def test_switch_cpu_wide_preempt_and_comm_exec(tmp_path: Path) -> None:
     a = Attr(1, 9, bits("TID", "TIME", "CPU"), [])
     w.attrs = [a]
     out_preempt = (1 << 13) | (1 << 14)
-    w.record(15, w.p("ii", 30, 31) + w.sample_id(a, pid=20, tid=21, time=5, cpu=1), out_preempt)
-    w.record(15, w.p("ii", 20, 21) + w.sample_id(a, pid=30, tid=31, time=6, cpu=1), 0)
+    w.record(
+        PERF_RECORD_SWITCH_CPU_WIDE,
+        w.p("ii", 30, 31) + w.sample_id(a, pid=20, tid=21, time=5, cpu=1),
+        out_preempt,
+    )
+    w.record(
+        PERF_RECORD_SWITCH_CPU_WIDE,
+        w.p("ii", 20, 21) + w.sample_id(a, pid=30, tid=31, time=6, cpu=1),
+        0,
+    )
     comm = w.p("ii", 40, 41) + b"bash\0\0\0\0"
-    w.record(3, comm + w.sample_id(a, pid=40, tid=41, time=7, cpu=0), 1 << 13)
+    w.record(PERF_RECORD_COMM, comm + w.sample_id(a, pid=40, tid=41, time=7, cpu=0), 1 << 13)
     cap = load(tmp_path, w.file())
     sw = cap.frame("perf_switches")
     assert sw.drop("seq").rows() == [
@@ -177,7 +251,7 @@ def test_pipe_mode_tracepoints_with_tracing_data_after_the_record(
     assert cap.metadata.extra["attrs"][0]["name"] == "sched:sched_switch"
 
 
-@pytest.mark.parametrize("kind", [81, 83])
+@pytest.mark.parametrize("kind", [PERF_RECORD_COMPRESSED, PERF_RECORD_COMPRESSED2])
 def test_compressed_records(tmp_path: Path, kind: int) -> None:
     w = cycles_writer()
     w.compress_all(kind)
@@ -188,10 +262,12 @@ def test_compressed_records(tmp_path: Path, kind: int) -> None:
 
 def test_attr_ver0_without_sample_id_all(tmp_path: Path) -> None:
     w = Writer()
-    a = Attr(1, 0, bits("IP", "TID", "TIME"), [], flags=FLAG["freq"], size=64, sample_period=99)
+    a = Attr(
+        1, 0, bits("IP", "TID", "TIME"), [], flags=ATTR_FLAG["freq"], size=64, sample_period=99
+    )
     w.attrs = [a]
     w.sample(a, ip=5, pid=2, tid=3, time=10)
-    w.record(3, w.p("ii", 2, 3) + b"sh\0\0\0\0\0\0")  # no trailer: no sample_id_all
+    w.record(PERF_RECORD_COMM, w.p("ii", 2, 3) + b"sh\0\0\0\0\0\0")  # no trailer: no sample_id_all
     cap = load(tmp_path, w.file())
     s = cap.frame("pmu_samples")
     assert s.select("ts", "tgid", "pid", "ip", "period").rows() == [(10, 2, 3, 5, 99)]
@@ -205,10 +281,10 @@ def test_finished_round_order_is_perfs(tmp_path: Path) -> None:
     w.attrs = [a]
     for t in (30, 10):
         w.sample(a, pid=1, tid=1, time=t, cpu=0)
-    w.record(68, b"")
+    w.record(PERF_RECORD_FINISHED_ROUND, b"")
     for t in (20, 5):
         w.sample(a, pid=1, tid=1, time=t, cpu=0)
-    w.record(68, b"")
+    w.record(PERF_RECORD_FINISHED_ROUND, b"")
     w.sample(a, pid=1, tid=1, time=25, cpu=0)
     # flush 1 (threshold 0): nothing; flush 2 (threshold 30): 5,10,20,30; final: 25
     cap = load(tmp_path, w.file())
@@ -251,7 +327,10 @@ def test_read_records_yield_one_count_per_value(tmp_path: Path) -> None:
     w = read_writer()
     a = w.attrs[0]
     values = w.p("QQQQQ", 2, 1234, 11, 99, 12)
-    w.record(8, w.p("ii", 5, 5) + values + w.sample_id(a, pid=5, tid=5, time=70, cpu=1, id=11))
+    w.record(
+        PERF_RECORD_READ,
+        w.p("ii", 5, 5) + values + w.sample_id(a, pid=5, tid=5, time=70, cpu=1, id=11),
+    )
     w.sample(a, pid=5, tid=5, time=80, cpu=1, id=11)
     cap = load(tmp_path, w.file())
     counts = cap.frame("pmu_counts")
@@ -267,7 +346,10 @@ def test_read_record_shorter_than_its_group_is_skipped(tmp_path: Path) -> None:
     w = read_writer()
     a = w.attrs[0]
     values = w.p("QQQ", 2, 1234, 11)
-    w.record(8, w.p("ii", 5, 5) + values + w.sample_id(a, pid=5, tid=5, time=70, cpu=1, id=11))
+    w.record(
+        PERF_RECORD_READ,
+        w.p("ii", 5, 5) + values + w.sample_id(a, pid=5, tid=5, time=70, cpu=1, id=11),
+    )
     w.sample(a, pid=5, tid=5, time=80, cpu=1, id=11)
     cap = load(tmp_path, w.file())
     assert cap.table("pmu_counts").num_rows == 0

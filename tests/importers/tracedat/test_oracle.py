@@ -22,6 +22,7 @@ import pytest
 from importers.capture import Capture
 from importers.detect import load
 from importers.schema import TYPED_TABLES
+from tests.importers.tracedat import v7_oracle
 
 V6_FILES = ["juno-sched-load/trace.dat", "exynos-hmp-2014/trace.dat"]
 LINE = re.compile(
@@ -249,6 +250,41 @@ def test_v7_counts_equal_readme(shared_traces: Path, rel: str) -> None:
     if rel in V7_TOTALS:
         assert sum(counts.values()) == V7_TOTALS[rel]
     assert cap.metadata.skipped == {}
+
+
+def as_table_row(
+    record: dict[str, object], columns: tuple[str, ...], mask: int, reasons: dict[int, str]
+) -> tuple[object, ...]:
+    """An x86 kvm record's fields under the canonical column names: ``rip``/``guest_rip`` is
+    ``vcpu_pc``; the exit reason is printed through the print fmt's first (VMX, ``isa`` 1)
+    ``__print_symbolic`` table."""
+    named = dict(record)
+    named["vcpu_pc"] = record.get("rip", record.get("guest_rip"))
+    if "exit_reason" in record:
+        named["exit_reason"] = reasons[int(record["exit_reason"]) & mask]  # type: ignore[call-overload]
+        named["isa"] = {1: "x86"}[record["isa"]]  # type: ignore[index]
+    return tuple(named[c] for c in columns)
+
+
+@pytest.mark.parametrize(
+    "rel", ["kvm-x86-hostguest-v7/trace.dat", "kvm-x86-host-v7-kvmevents/trace.dat"]
+)
+def test_v7_kvm_fields_equal_an_independent_reader(shared_traces: Path, rel: str) -> None:
+    """Every kvm_entry/kvm_exit record of the zlib v7 files, field by field, against
+    tests/importers/tracedat/v7_oracle.py (Debian's trace-cmd cannot inflate zlib)."""
+    path = shared_traces / rel
+    want = v7_oracle.events(path, {"kvm_entry", "kvm_exit"})
+    exit_format = next(f for f in v7_oracle.formats(v7_oracle.open_v7(path), {"kvm_exit"}).values())
+    mask, reasons = v7_oracle.symbols(exit_format.print_fmt, "exit_reason")
+    cap = imported(str(path))
+    for event, columns in (
+        ("kvm_entry", ("ts", "cpu", "common_pid", "vcpu_id", "vcpu_pc")),
+        ("kvm_exit", ("ts", "cpu", "common_pid", "vcpu_id", "vcpu_pc", "exit_reason", "isa")),
+    ):
+        got = cap.frame(event).sort("seq").select(columns).rows()
+        oracle = [as_table_row(r, columns, mask, reasons) for r in want if r["event"] == event]
+        assert len(got) == len(oracle) == V7_COUNTS[rel][event]
+        assert got == oracle, event
 
 
 def test_v7_tsc2nsec_span_and_guest_map(shared_traces: Path) -> None:

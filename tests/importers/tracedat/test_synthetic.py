@@ -239,6 +239,27 @@ def test_tsc2nsec_and_date_follow_trace_cmd_timestamp_calc(tmp_path: Path, oracl
     assert (cap.metadata.clock, cap.metadata.ts_unit) == ("x86-tsc", "ns")
 
 
+@pytest.mark.parametrize(("mult", "shift"), [(0xFFFF_FFFF, 33), (3_000_000_007, 40), (1 << 31, 63)])
+def test_tsc2nsec_with_a_shift_above_32_is_the_exact_product(
+    tmp_path: Path, mult: int, shift: int
+) -> None:
+    """``mul_u64_u32_shr`` is ``(tsc * mult) >> shift`` in 128-bit arithmetic (the kernel's
+    include/linux/math64.h); the files seen so far all use shift 31, so the other branch, for
+    shifts above 32, is checked against Python's exact integers here."""
+    lo = Layout()
+    tsc = (0x1234_5678 << 32) | 0xFEDC_BA98  # both halves matter
+    page = lo.page(tsc, lo.data(0, lo.switch(1, "a", 1, 0, "b", 2)))
+    c = Capture(
+        layout=lo,
+        cpus=1,
+        data={"": {0: page}},
+        clock="x86-tsc",
+        extra_options=[(14, struct.pack("<IIQ", mult, shift, 0))],
+    )
+    cap = read_tracedat(write(tmp_path, c, "v7-none"))
+    assert cap.table("sched_switch").column("ts").to_pylist() == [(tsc * mult) >> shift]
+
+
 @pytest.mark.parametrize(
     ("kind", "patch", "message"),
     [

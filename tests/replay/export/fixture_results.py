@@ -18,6 +18,7 @@ CAPTURES = {
     "lost-events-gap": "windows",
     "traced-pmccntr-reads": "windows",
     "pmu-moves": "windows",
+    "refused-entries": "windows",
 }
 #: the host every fixture capture is replayed on
 TOPOLOGY = FIXTURES / "topologies" / "two-cluster.json"

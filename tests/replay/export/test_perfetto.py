@@ -241,9 +241,14 @@ def test_bad_results_are_clear_errors(tmp_path: Path) -> None:
     damaged = _copy(base, pieces=base.pieces.drop("residency"))
     with pytest.raises(CaptureFormatError, match="pieces lacks column"):
         write_perfetto(damaged, out)
-    with pytest.raises(UsageError, match="cannot write the trace"):
-        write_perfetto(base, tmp_path / "missing-dir" / "t.perfetto-trace")
-    assert not out.exists() and not list(tmp_path.rglob("*.part"))
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(UsageError, match="is a file, not a directory"):
+        write_perfetto(base, tmp_path / "file" / "t.perfetto-trace")
+    # an I/O failure is an OSError naming the output (the CLI's exit code 8), as for -o DIR
+    with pytest.raises(OSError, match="cannot write it") as failed:
+        write_perfetto(base, "/proc/no-such.perfetto-trace")
+    assert failed.value.filename == "/proc/no-such.perfetto-trace"
+    assert not out.exists() and not list(tmp_path.rglob("*.partial"))
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,9 @@ import polars as pl
 import pytest
 
 from importers.errors import UsageError
-from replay.cli import main
+from replay.cli import EXIT_OS_ERROR, main
 from replay.export.report import render_report, write_report
+from replay.host_report import host_lines
 from replay.results import Results
 from tests.conftest import FIXTURES, ROOT
 from tests.replay.export.fixture_results import fixture_results
@@ -152,6 +153,10 @@ def test_host_from_the_topology_or_the_host_block(html: str) -> None:
         assert f"<td>{p['name']}</td><td>{p['cpus']}</td><td>{p['core']}</td>" in host
         for source in p["source"].values():
             assert escape(source) in host
+    # PMU versions in the Arm ARM's words, as the terminal prints them (PMUv3p1, not 3.1)
+    guest = host_lines(results.meta["host"])[0].split(" guest ", 1)[1].split(",")[0]
+    assert guest.startswith("PMUv3") and f"KVM offers the guest {guest} with" in host
+    assert not re.search(r"<td>\d\.\d</td>|PMUv\d\.", host)
     # results written before the host block: the topology the replay used
     older = {k: v for k, v in results.meta.items() if k != "host"}
     host = _section(render_report(replace(results, meta=older)), "host")
@@ -239,10 +244,17 @@ def test_names_from_the_input_are_escaped() -> None:
     assert "vm&lt;b&gt;&amp;" in escaped
 
 
-def test_write_errors_are_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(UsageError, match="cannot write the report"):
-        write_report(fixture_results(NAME), tmp_path / "missing" / "r.html")
-    assert not list(tmp_path.rglob("*.part"))
+def test_write_errors_are_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(UsageError, match="is a file, not a directory"):
+        write_report(fixture_results(NAME), tmp_path / "file" / "r.html")
+    # an I/O failure names the output and exits as every other unwritable output does
+    fixture_results(NAME).save(tmp_path / "res")
+    assert main(["report", str(tmp_path / "res"), "-o", "/proc/r.html"]) == EXIT_OS_ERROR
+    assert "/proc/r.html: cannot write it" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.partial"))
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
     with pytest.raises(UsageError, match="pip install"):
         write_report(fixture_results(NAME), tmp_path / "r.html")
