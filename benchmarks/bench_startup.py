@@ -6,7 +6,8 @@ processes, interleaved with the peer, medians over ``--runs`` (see ``whole_proce
 * ``pmu-replay --help`` (target <= 0.15 s), beside a bare ``python -c pass`` (the floor);
 * ``pmu-replay import F -o D`` on the 4 MB real trace.dat of a Juno board
   (../shared/traces/juno-sched-load/trace.dat) against ``trace-cmd report -i F > /dev/null``
-  (target <= 0.35 s, within 4x of trace-cmd);
+  (target <= 0.35 s, within 4x of trace-cmd), beside a process that only imports numpy and
+  pyarrow (the floor of any import);
 * ``pmu-replay import`` of one small real capture per other format, with its peer where one
   exists (``perf script`` for perf.data), for peak RSS (target <= 120 MiB).
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from whole_process import (
     ROOT,
+    Contender,
     add_arguments,
     contenders_of,
     fresh,
@@ -41,6 +43,8 @@ SMALL = (
     (TRACES / "quipper-perfdata" / "perf.data.armv7-3.4", ["perf", "script", "-i"]),
     (TRACES / "perfetto-galaxy-j5" / "trace_file.perfetto-trace", None),
 )
+
+LIBRARIES = [sys.executable, "-c", "import numpy, pyarrow.compute, pyarrow.parquet"]
 
 
 def main() -> None:
@@ -62,6 +66,8 @@ def main() -> None:
         have_tc = shutil.which("trace-cmd") is not None
         tc = ("trace-cmd report", ["trace-cmd", "report", "-i", str(TRACE_DAT)])
         dat = contenders_of(args, importing(TRACE_DAT), tc if have_tc else None, fresh(out))
+        # the libraries every import needs, loaded and nothing else: the floor of the above
+        dat.insert(-1 if have_tc else len(dat), Contender("numpy+pyarrow import", LIBRARIES))
         interleave(dat, args.runs)
         print(f"{TRACE_DAT.relative_to(TRACES)} (target <= 0.35 s, within 4x of trace-cmd)")
         print("\n".join(table(dat)))
