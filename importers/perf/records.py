@@ -117,14 +117,15 @@ def _walk_numpy(
     Each record's size says where the next one starts. The walk guesses that the records
     ahead have the size of the last one taken, reads all their headers at once and takes them
     up to the first that differs (another size, data past its size, a damaged header); that
-    one is taken on its own, as the compiled walk takes every record. Streams are long runs
-    of same-sized samples, so the steps are few.
+    one is taken on its own, as the compiled walk takes every record, and the run's size is
+    guessed again after it. Streams are long runs of same-sized samples, so the steps are few.
     """
     e = ">" if big else "<"
     offsets: list[NDArray[np.int64]] = []
     sizes: list[NDArray[np.int64]] = []
     pos, size, ahead = start, 0, 64
     while pos < end:
+        run = 0
         if size:  # the run ahead, at most `ahead` records of `size` bytes
             guess = np.arange(pos, min(end, pos + ahead * size), size, dtype=np.int64)
             rsize, extra = _sizes(d, guess, end, e)
@@ -133,9 +134,10 @@ def _walk_numpy(
             offsets.append(guess[:run])
             sizes.append(np.full(run, size, np.int64))
             pos = int(guess[run - 1]) + size if run else pos
-            ahead = ahead * 2 if run == len(guess) else 64
             if run == len(guess):
+                ahead *= 2
                 continue
+            ahead = max(64, ahead // 2)
         rsize, extra = _sizes(d, np.array([pos], np.int64), end, e)
         this, more = int(rsize[0]), int(extra[0])
         status = (
@@ -148,7 +150,11 @@ def _walk_numpy(
             return _joined(offsets), _joined(sizes), pos, status
         offsets.append(np.array([pos], np.int64))
         sizes.append(np.array([this], np.int64))
-        pos, size = pos + this + more, this
+        pos = pos + this + more
+        # a run broken by one odd record (perf's FINISHED_ROUND after each round of samples)
+        # goes on after it: the run's size stays the guess; else this record's size is
+        if not run:
+            size = this
     return _joined(offsets), _joined(sizes), pos, STREAM_OK
 
 
@@ -161,8 +167,15 @@ def _sizes(
     to 8 bytes); AUXTRACE's ``u64 size`` bytes always follow (negative: a huge size, damage).
     Fields past ``end`` read as zeros, and only decide records the checks refuse anyway.
     """
-    head = _words(d, at, 8, f"{e}u4", end).astype(np.int64)
-    rtype, rsize = head[:, 0], head[:, 1] & 0xFFFF if e == ">" else head[:, 1] >> 16
+    if len(at) and not (at & 3).any() and at.min() >= 0 and at.max() + 8 <= end:
+        # the usual case (records are 8-byte aligned): the header's two u32 words read from
+        # one word view of the data, without a (len(at), 8) byte matrix
+        words = d[: end // 4 * 4].view(f"{e}u4")
+        rtype, second = words[at >> 2].astype(np.int64), words[(at >> 2) + 1].astype(np.int64)
+    else:
+        head = _words(d, at, 8, f"{e}u4", end).astype(np.int64)
+        rtype, second = head[:, 0], head[:, 1]
+    rsize = second & 0xFFFF if e == ">" else second >> 16
     extra = np.zeros(len(at), np.int64)
     tracing = np.flatnonzero((rtype == 66) & (rsize >= 12))
     if len(tracing):  # the blob's size, a u32 after the header
