@@ -246,7 +246,13 @@ def _u64(d: NDArray[np.uint8], p: NDArray[np.int64], big: bool) -> NDArray[np.ui
 def _word(
     d: NDArray[np.uint8], p: NDArray[np.int64], dtype: np.dtype[np.unsignedinteger]
 ) -> NDArray[np.unsignedinteger]:
-    """The ``dtype`` word at each byte position ``p``: one window of the data per position."""
-    windows = np.lib.stride_tricks.sliding_window_view(d, dtype.itemsize)
+    """The ``dtype`` word at each byte position ``p``: one window of the data per position,
+    or, when every position is a multiple of the word's size (ring-buffer records are 4-byte
+    aligned, RB_ALIGNMENT), one element of a word view of the data, without a copy per row."""
+    size = dtype.itemsize
+    if not (p & (size - 1)).any():
+        aligned: NDArray[np.unsignedinteger] = d[: d.shape[0] // size * size].view(dtype)
+        return aligned[p // size]
+    windows = np.lib.stride_tricks.sliding_window_view(d, size)
     words: NDArray[np.unsignedinteger] = np.ascontiguousarray(windows[p]).view(dtype)[:, 0]
     return words
