@@ -25,11 +25,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from importers.byte_loops import compiled
-
-COMMIT_MASK = (1 << 27) - 1
-MISSING_EVENTS = 1 << 31
-MISSING_STORED = 1 << 30
-TS_MSB = 0xF8 << 56
+from importers.tracedat.ringbuffer import (
+    COMMIT_MASK,
+    MISSED_NONE,
+    MISSED_UNKNOWN,
+    MISSING_EVENTS,
+    MISSING_STORED,
+    TS_MSB,
+)
 
 #: page status codes (index into :data:`PAGE_DAMAGE`)
 PAGE_OK = 0
@@ -40,11 +43,6 @@ PAGE_DAMAGE = (
     "record runs past the page commit",
     "missed-events count stored past the page end",
 )
-
-#: missed-events value for a page whose flag says events were lost but not how many
-MISSED_UNKNOWN = -1
-#: missed-events value for a page without the flag
-MISSED_NONE = -2
 
 
 @dataclass(frozen=True)

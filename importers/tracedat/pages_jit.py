@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from importers.tracedat.pages import (
+from importers.tracedat.ringbuffer import (
     COMMIT_MASK,
     MISSED_NONE,
     MISSED_UNKNOWN,
