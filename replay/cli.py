@@ -38,6 +38,7 @@ exit codes:
   6    the CPU -> host PMU topology is missing, inconsistent or unreadable
   7    recording is impossible here (record)
   8    a file or directory cannot be read or written (disk full, permission, not a directory)
+  9    the model disagrees with a real kernel's recording, or cannot predict it (validate)
   130  interrupted (Ctrl-C); outputs (-o) are left as they were, never half-written
   141  standard output was closed before everything was written (e.g. `| head`)
 """

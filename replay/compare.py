@@ -29,6 +29,7 @@ from typing import Literal
 
 import polars as pl
 
+from replay.loads import loads_per_guest_s
 from replay.pmu import HostPmus, KernelSemantics
 from replay.scenarios import Mode, Scenario
 from replay.summary import episode_distribution
@@ -126,6 +127,7 @@ def rank(
         "unknown_ns",
         "true_cycles",
         "counted_cycles",
+        "schedule_guest_ns",
         "cross_pmu_loads",
         "event_recreations",
         "recreate_cpu_ns",
@@ -154,6 +156,9 @@ def rank(
             .fill_nan(0.0)
             .fill_null(0.0)
             .alias("stalled_share"),
+            loads_per_guest_s(pl.col("cross_pmu_loads"), pl.col("schedule_guest_ns")).alias(
+                "cross_pmu_loads_per_guest_s"
+            ),
             (pl.col("counted_cycles") / pl.col("true_cycles"))
             .fill_nan(None)
             .alias("counted_share"),

@@ -7,8 +7,10 @@ Per scenario and vCPU (one row each, also for a vCPU that never entered the gues
   plus the time after them the capture shows the thread on no CPU (:mod:`replay.refused`): the
   scenario's guest could have run then, and that time is unknown;
 * ``cross_pmu_loads``: loads onto a CPU of another host PMU than the previous load
-  (:mod:`replay.loads`), a property of the schedule reported under every scenario, and their
-  rate per guest second;
+  (:mod:`replay.loads`), a property of the schedule reported under every scenario, and
+  ``cross_pmu_loads_per_guest_s``, their rate per second of ``schedule_guest_ns``, the guest
+  time of the schedule (the capture's guest pieces): the same under every scenario too, since
+  a scenario that refuses or hides guest time does not change where the threads ran;
 * ``event_recreations``: perf events the scenario's kernel re-created at guest entries
   (:mod:`replay.work`), and ``recreate_cpu_ns``, their estimated host CPU cost at a stated
   cost per re-creation (:data:`DEFAULT_RECREATE_COST_US`);
@@ -29,6 +31,7 @@ from __future__ import annotations
 import polars as pl
 
 from importers.host.topology import Topology, format_cpulist
+from replay.loads import loads_per_guest_s
 from replay.pmu import HostPmus
 from replay.refused import UNSEEN_GUEST
 from replay.work import ScenarioResult, Work
@@ -41,7 +44,9 @@ COST_SCHEMA: dict[str, pl.DataType] = {
     "vcpu": pl.Int32(),
     "vcpu_index": pl.Int32(),
     "on_cpu_ns": pl.Int64(),
+    "schedule_guest_ns": pl.Int64(),
     "cross_pmu_loads": pl.UInt32(),
+    "cross_pmu_loads_per_guest_s": pl.Float64(),
     "event_recreations": pl.UInt32(),
     "recreate_cpu_ns": pl.Int64(),
     "pinned_off_cpus": pl.Utf8(),
@@ -72,12 +77,21 @@ def vcpu_costs(work: Work, results: list[ScenarioResult], recreate_cost_us: floa
     """One row per scenario and vCPU of ``work`` (:data:`COST_SCHEMA`; see module docstring)."""
     weights, _ = capacity_weights(work.topology, work.host)
     loads = work.loads.group_by("tid").agg(pl.col("cross_pmu").sum().alias("cross_pmu_loads"))
+    length = pl.col("end") - pl.col("start")
     vcpus = (
         work.pieces.group_by("vm", "tid")
-        .agg(pl.col("vcpu_index").first(), (pl.col("end") - pl.col("start")).sum())
-        .rename({"end": "on_cpu_ns"})
+        .agg(
+            pl.col("vcpu_index").first(),
+            length.sum().alias("on_cpu_ns"),
+            length.filter(pl.col("state") == "guest").sum().alias("schedule_guest_ns"),
+        )
         .join(loads, on="tid", how="left")
         .with_columns(pl.col("cross_pmu_loads").fill_null(0))
+        .with_columns(
+            loads_per_guest_s(pl.col("cross_pmu_loads"), pl.col("schedule_guest_ns")).alias(
+                "cross_pmu_loads_per_guest_s"
+            )
+        )
     )
     hidden = work.attempts.select("tid", "window", "off_cpu_ns")
     frames = []

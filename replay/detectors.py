@@ -189,7 +189,8 @@ def tick_table(observations: pl.DataFrame, counter: int, t0: int, tick_ns: int) 
     )
     zero = (pl.col("guest_ns") > 0) & (pl.col("delta") == 0)
     return (
-        ran.join(doubtful, on=[*key, "tick"], how="left")
+        # nulls match: a vCPU's index is null when discovery could not tell it
+        ran.join(doubtful, on=[*key, "tick"], how="left", nulls_equal=True)
         .with_columns(
             (zero & pl.col("overlaps_unknown").is_null()).alias("risky"),
             (zero & pl.col("overlaps_unknown").is_not_null()).alias("unknown"),

@@ -9,5 +9,10 @@ from __future__ import annotations
 
 import signal
 
+# polars installs a SIGINT handler of its own when it is imported (over whatever was there,
+# SIG_IGN included) and turns a SIGINT into a KeyboardInterrupt of the query it is running:
+# it is imported first, so that ignoring SIGINT is the last word in this process.
+import polars  # noqa: F401
+
 # Imported in the worker process's main thread, where its event loop runs (Worker.__init__).
 signal.signal(signal.SIGINT, signal.SIG_IGN)

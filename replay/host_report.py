@@ -6,7 +6,7 @@ support and common events with where each fact came from (:mod:`importers.host.p
 KVM makes of them (spec §1.1, §2.4, §5.3): whether a vPMU is offered at all and, if not, why; the
 guest's PMU version, N, 64-bit event counters and whether PMCR_EL0.LC is RES1; plus the host
 counter reservations replayed. :func:`host_lines` words the block for the terminal and the
-Perfetto track names.
+Perfetto track names; :func:`host_clusters` reads the PMUs' CPUs back.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from importers.host.catalogue import PMUVER_NAMES, pmuver_name
 from importers.host.pmus import Fact, PmuDescription, version_text
-from importers.host.topology import format_cpulist
+from importers.host.topology import format_cpulist, parse_cpulist
 from replay.pmu import HostPmus, PmuVer
 from replay.pmu.arch import pmuv3_implemented
 from replay.work import Work
@@ -130,3 +130,17 @@ def host_lines(block: dict[str, Any]) -> list[str]:
     for cpus, held in block["reserved_counters"].items():
         lines.append(f"  reserved by host pinned events on CPUs {cpus}: {held}")
     return lines
+
+
+def host_clusters(meta: dict[str, Any]) -> dict[str, list[int]]:
+    """Host PMU name -> its CPUs: the ``host`` block when the results have one, else the
+    topology the replay used."""
+    host = meta.get("host") or {}
+    if host.get("pmus"):
+        # a kernel cpulist in the host block ("0-1"), a list in results written before it
+        return {
+            p["name"]: sorted(parse_cpulist(p["cpus"]) if isinstance(p["cpus"], str) else p["cpus"])
+            for p in host["pmus"]
+        }
+    pmus = (meta.get("topology") or {}).get("pmus") or {}
+    return {name: sorted(cpus) for name, cpus in pmus.items()}

@@ -30,6 +30,16 @@ LOAD_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+def loads_per_guest_s(loads: pl.Expr, schedule_guest_ns: pl.Expr) -> pl.Expr:
+    """Cross-PMU loads per second of the schedule's guest time (0 without guest time).
+
+    The base is the capture's guest time, not a scenario's: a scenario that refuses entries
+    runs less guest time but the same schedule, and the rate must not grow with it.
+    """
+    guest_s = schedule_guest_ns.cast(pl.Float64) / 1e9
+    return pl.when(guest_s > 0).then(loads.cast(pl.Float64) / guest_s).otherwise(0.0)
+
+
 def cpu_pmus(host: HostPmus) -> pl.DataFrame:
     """``cpu, host_pmu`` for every possible CPU: the PMU ``kvm_pmu_probe_armpmu()`` finds
     (null where no registered PMU covers the CPU)."""

@@ -74,6 +74,9 @@ def read_checks(observations: pl.DataFrame, accesses: pl.DataFrame) -> pl.DataFr
     if reads.is_empty() or obs.is_empty():
         return pl.DataFrame(schema=READ_CHECK_SCHEMA)
     key = ["scenario", "vm", "vcpu", "vcpu_index"]
+    # the thread alone names the vCPU: its index is null when discovery could not tell it, and
+    # an as-of join never matches null keys
+    thread = ["scenario", "vm", "vcpu"]
     guest = pl.col("state") == "guest"
     running = (
         obs.sort(*key, "end")
@@ -87,14 +90,16 @@ def read_checks(observations: pl.DataFrame, accesses: pl.DataFrame) -> pl.DataFr
             pl.col("delta").fill_null(0).cum_sum().over(key).alias("cum_delta"),
             (pl.col("state") == "unknown").cum_sum().over(key).alias("cum_unknown"),
         )
-        .select(*key, pl.col("end").alias("ts"), "cum_ns", "cum_delta", "cum_unknown")
+        .select(*thread, pl.col("end").alias("ts"), "cum_ns", "cum_delta", "cum_unknown")
     )
     vcpus = obs.select(key).unique()
     points = (
         reads.select(pl.col("tid").alias("vcpu"), "ts")
         .join(vcpus, on="vcpu")
         .sort("ts")
-        .join_asof(running.sort("ts"), on="ts", by=key, strategy="backward", check_sortedness=False)
+        .join_asof(
+            running.sort("ts"), on="ts", by=thread, strategy="backward", check_sortedness=False
+        )
         .with_columns(pl.col("cum_ns", "cum_delta", "cum_unknown").fill_null(0))
         .sort(*key, "ts")
     )

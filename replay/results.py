@@ -10,6 +10,7 @@ notes). Same inputs give byte-identical files.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,13 +51,19 @@ class Results:
     ranking: Ranking | None = None
     verdict: Verdict | None = None
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, also: Callable[[Path], None] | None = None) -> Path:
         """Write the tables and ``replay.json`` (last) as ``directory``, whole or absent
         (:func:`importers.output.whole_directory`: an earlier results directory there is
-        replaced as a whole, and left as it was if this save fails or is interrupted)."""
+        replaced as a whole, and left as it was if this save fails or is interrupted).
+
+        ``also`` writes more files into the directory in the same step (it is given the
+        directory being filled): a trace or report that belongs in it is never added after.
+        """
         with whole_directory(directory, META_FILE) as out:
             for name in TABLE_NAMES:
                 getattr(self, name).write_parquet(out / f"{name}.parquet", compression="zstd")
+            if also is not None:
+                also(out)
             (out / META_FILE).write_text(json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
         return Path(directory)
 

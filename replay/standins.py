@@ -68,9 +68,10 @@ def stand_ins(capture: Capture, topology: Topology | None, limit: int = SHOWN) -
     )
 
 
-def stand_in_advice(capture: Capture, topology: Topology | None) -> str:
+def stand_in_advice(capture: Capture, topology: Topology | None, command: str = "") -> str:
     """Lines naming the best stand-ins and a ``--vcpu`` line to copy; empty when the capture
-    has no thread to offer."""
+    has no thread to offer. With ``command`` (``pmu-replay compare cap/``), the line to copy is
+    that whole command; without, the options to add to the command that failed."""
     best = stand_ins(capture, topology)
     if best.is_empty():
         return ""
@@ -85,5 +86,9 @@ def stand_in_advice(capture: Capture, topology: Topology | None) -> str:
         f"the best stand-ins here (threads that moved between "
         f"{'clusters' if topology else 'CPUs'} first, longest-running first):\n"
         + "\n".join(rows)
-        + f"\nto replay them as the vCPUs of one VM, add:\n  {copy}"
+        + (
+            f"\nto replay them as the vCPUs of one VM, run:\n  {command} {copy}"
+            if command
+            else f"\nto replay them as the vCPUs of one VM, add:\n  {copy}"
+        )
     )

@@ -16,7 +16,6 @@ from __future__ import annotations
 import polars as pl
 
 NS_PER_HOUR = 3_600 * 1_000_000_000
-NS_PER_S = 1_000_000_000
 SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "scenario": pl.Utf8(),
     "vm": pl.Utf8(),
@@ -42,6 +41,7 @@ SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "true_cycles": pl.Int64(),
     "counted_cycles": pl.Int64(),
     "lost_counters": pl.Utf8(),
+    "schedule_guest_ns": pl.Int64(),
     "cross_pmu_loads": pl.UInt32(),
     "cross_pmu_loads_per_guest_s": pl.Float64(),
     "event_recreations": pl.UInt32(),
@@ -134,13 +134,8 @@ def summarize(
         hours = pl.col("guest_ns") / NS_PER_HOUR
         rate = pl.when(hours > 0).then(pl.col("risky_ticks").fill_null(0) / hours).otherwise(0.0)
         table = table.with_columns(rate.alias("risky_ticks_per_guest_hour"))
-    guest_s = pl.col("guest_ns").fill_null(0) / NS_PER_S
     on_cpu = pl.col("on_cpu_ns")
     table = table.with_columns(
-        pl.when(guest_s > 0)
-        .then(pl.col("cross_pmu_loads") / guest_s)
-        .otherwise(0.0)
-        .alias("cross_pmu_loads_per_guest_s"),
         pl.when(on_cpu > 0)
         .then(pl.col("unknown_ns").fill_null(0) / on_cpu)
         .otherwise(0.0)

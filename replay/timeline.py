@@ -113,8 +113,7 @@ def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
             f"{' and '.join(seen)}: time there, and time the vCPU threads were on no CPU then, "
             "is reported as unknown"
         )
-        pieces = _mark_gaps(pieces, gaps.filter(pl.col("kind") != TRUNCATED))
-        pieces = _mark_gaps(pieces, cut, TRUNCATED_CAUSE)
+        pieces = _mark_gaps(pieces, gaps)
         hidden = off_cpu_unknown(pieces, gaps, tids, meta.first_ts, meta.last_ts)
         pieces = pl.concat([pieces, hidden]).sort("tid", "start")
     names = vcpus.select(
@@ -400,9 +399,10 @@ def _loss_gaps(capture: Capture, t1: int) -> pl.DataFrame:
     return found.select("cpu", first, "gap_end", "kind", "cause")
 
 
-def _mark_gaps(pieces: pl.DataFrame, gaps: pl.DataFrame, cause: str = LOST_CAUSE) -> pl.DataFrame:
-    """Cut pieces at the gap boundaries of their CPU and mark the covered parts unknown (for
-    ``cause``).
+def _mark_gaps(pieces: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
+    """Cut pieces at the gap boundaries of their CPU and mark the covered parts unknown, for
+    the cause of the gaps' ``kind`` (:func:`replay.unseen.gap_cause`; truncated data wins
+    where a truncated stretch and lost events overlap).
 
     A CPU's gap boundaries split its time into stretches, each covered by a gap or not; a piece
     is cut at the boundaries strictly inside it and each part takes its stretch's flag. Two
@@ -414,25 +414,34 @@ def _mark_gaps(pieces: pl.DataFrame, gaps: pl.DataFrame, cause: str = LOST_CAUSE
     gaps = gaps.filter(pl.col("gap_start") <= pl.col("gap_end"))
     if gaps.is_empty():
         return pieces
+    cut = (pl.col("kind") == TRUNCATED).cast(pl.Int64)
     bounds = (
         pl.concat(
             [
-                gaps.select("cpu", pl.col("gap_start").alias("t"), pl.lit(1).alias("step")),
-                gaps.select("cpu", pl.col("gap_end").alias("t"), pl.lit(-1).alias("step")),
+                gaps.select("cpu", pl.col("gap_start").alias("t"), pl.lit(1).alias("step"), cut),
+                gaps.select("cpu", pl.col("gap_end").alias("t"), pl.lit(-1).alias("step"), -cut),
                 # one boundary before all time per CPU: every piece on a CPU with gaps finds a
                 # boundary at or before its start
                 gaps.select(
                     pl.col("cpu").unique(),
                     pl.lit(np.iinfo(np.int64).min).alias("t"),
                     pl.lit(0).alias("step"),
+                    pl.lit(0, pl.Int64).alias("kind"),
                 ),
             ]
         )
         .group_by("cpu", "t")
-        .agg(pl.col("step").sum())
+        .agg(pl.col("step", "kind").sum())
         .sort("cpu", "t")
         # gaps begun minus gaps ended so far: how many gaps cover the stretch after a boundary
-        .with_columns((pl.col("step").cum_sum().over("cpu") > 0).alias("lost"))
+        # (and how many of them are truncated data)
+        .with_columns(
+            (pl.col("step").cum_sum().over("cpu") > 0).alias("lost"),
+            pl.when(pl.col("kind").cum_sum().over("cpu") > 0)
+            .then(pl.lit(TRUNCATED_CAUSE))
+            .otherwise(pl.lit(LOST_CAUSE))
+            .alias("why"),
+        )
         .with_row_index("bound")
     )
     probe = pieces.select("cpu", "start", "end").with_row_index("piece")
@@ -466,9 +475,12 @@ def _mark_gaps(pieces: pl.DataFrame, gaps: pl.DataFrame, cause: str = LOST_CAUSE
     end = np.where(part == cuts[piece], pieces["end"].to_numpy()[piece], np.roll(start, -1))
     lost = (first[piece] >= 0) & bounds["lost"].to_numpy()[stretch]
     parts = pieces[piece].with_columns(
-        pl.Series("start", start), pl.Series("end", end), pl.Series("lost", lost)
+        pl.Series("start", start),
+        pl.Series("end", end),
+        pl.Series("lost", lost),
+        bounds["why"].gather(stretch).alias("why"),
     )
     return parts.with_columns(
         pl.when("lost").then(pl.lit("unknown")).otherwise("state").alias("state"),
-        pl.when("lost").then(pl.lit(cause)).otherwise("cause").alias("cause"),
+        pl.when("lost").then("why").otherwise("cause").alias("cause"),
     ).select(pieces.columns)

@@ -21,6 +21,7 @@ The case directory and the two logs are specified in :data:`FORMAT_HELP`.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -37,8 +38,9 @@ from replay.pmu_reads import read_checks
 
 CASE_FORMAT = "pmu-replay-validate/1"
 CASE_FILE = "case.json"
-#: Exit code of ``pmu-replay validate`` when a prediction disagrees or cannot be made.
-DISAGREE_EXIT = 8
+#: Exit code of ``pmu-replay validate`` when a prediction disagrees or cannot be made; its own
+#: code, listed in ``replay.cli.EXIT_CODES`` (8 is a file that cannot be read or written).
+DISAGREE_EXIT = 9
 
 FORMAT_HELP = f"""\
 case directory: {CASE_FILE} (JSON) names the files, relative to the directory:
@@ -82,9 +84,21 @@ class Case:
     profile: str = "windows"
 
 
+#: The case's fields that name files: relative to the case directory in ``case.json``.
+_FILE_FIELDS = ("capture", "reads", "exits", "topology")
+
+
 def load_case(directory: str | Path, **overrides: Any) -> Case:
-    """Read ``directory/case.json``; ``overrides`` (non-None values) replace its fields."""
+    """Read ``directory/case.json``; ``overrides`` (non-None values) replace its fields.
+
+    Files named in ``case.json`` are relative to ``directory``; files given as ``overrides``
+    (``--reads``, ``--exits``) are relative to the current directory, as a user types them.
+    """
     root = Path(directory)
+    overrides = {
+        key: os.path.abspath(value) if key in _FILE_FIELDS and value is not None else value
+        for key, value in overrides.items()
+    }
     spec_file = root / CASE_FILE
     try:
         spec = json.loads(spec_file.read_text())

@@ -187,9 +187,9 @@ def _text(
         parts.append(stall)
     loads = best["cross_pmu_loads"]
     if loads:
-        guest_s = best["guest_ns"] / 1e9
-        rate = f", {loads / guest_s:.1f} per guest second" if guest_s else ""
-        parts.append(f"The schedule loaded vCPUs onto another host PMU {loads} times{rate}")
+        rate = best["cross_pmu_loads_per_guest_s"]
+        per_s = f", {rate:.1f} per second of the schedule's guest time" if rate else ""
+        parts.append(f"The schedule loaded vCPUs onto another host PMU {loads} times{per_s}")
     if best["unknown_ns"]:
         parts.append(
             f"{best['unknown_ns'] / 1e9:.3f} s of vCPU time is unknown (lost, truncated or "

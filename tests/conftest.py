@@ -65,12 +65,13 @@ def demo_at_80_columns(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     from replay.cli import main
     from replay.commands.console import stdout as console
 
-    out = tmp_path_factory.mktemp("demo") / "results"
+    here = tmp_path_factory.mktemp("demo")
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
         patch.setattr(console, "width", 80)
-        assert main(["demo", "-o", str(out)]) == 0
-    return DemoRun(out, printed.getvalue())
+        patch.chdir(here)  # a short output path, as a user types it: its lines fit too
+        assert main(["demo", "-o", "results"]) == 0
+    return DemoRun(here / "results", printed.getvalue())
 
 
 # Skip reasons that mean "this machine lacks a tool, a permission or the shared captures" (which

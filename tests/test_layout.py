@@ -144,3 +144,15 @@ def test_engine_paths_never_import_the_dispatcher(path: str) -> None:
     graph = import_graph(module_files())
     assert "replay.engine" not in graph[f"replay.paths.{path}"]
     assert "replay.engine" not in graph["replay.work"]
+
+
+def test_no_module_under_importers_imports_replay() -> None:
+    # the importers read captures and host descriptions; the model and the commands build on
+    # them, never the other way (DESIGN.md "Layout"): facts both need live in importers/host
+    graph = import_graph(module_files())
+    upward = {
+        name: sorted(t for t in targets if t.split(".")[0] == "replay")
+        for name, targets in graph.items()
+        if name.split(".")[0] == "importers"
+    }
+    assert {name: targets for name, targets in upward.items() if targets} == {}

@@ -4,15 +4,14 @@
 (:mod:`~importers.host.topology`), LISA platform files (:mod:`~importers.host.lisa`), the
 choice among topology sources (:mod:`~importers.host.resolve`), vCPU discovery
 (:mod:`~importers.host.vcpus`) and ``pmu-replay record`` directories, which carry both
-(:mod:`~importers.host.record_dir`).
-
-The names below are loaded on first use (PEP 562): importing one of these modules does not load
-the others (and polars, PyYAML and the vPMU model with them).
+(:mod:`~importers.host.record_dir`). The Arm PMUv3 facts a host description states
+(:mod:`~importers.host.pmuv3`) are imported by the vPMU model too, so the names below load on
+first use: importing that light module does not load polars and pyarrow with it.
 """
 
 from __future__ import annotations
 
-import importlib
+from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,16 +20,15 @@ if TYPE_CHECKING:
     from importers.host.topology import PmuSpec, Topology
     from importers.host.vcpus import discover_vcpus, parse_vcpu_specs
 
-_HOMES = {
-    "read_record_dir": "importers.host.record_dir",
-    "load_topology": "importers.host.resolve",
-    "resolve_topology": "importers.host.resolve",
-    "PmuSpec": "importers.host.topology",
-    "Topology": "importers.host.topology",
-    "discover_vcpus": "importers.host.vcpus",
-    "parse_vcpu_specs": "importers.host.vcpus",
+_HOME = {
+    "PmuSpec": "topology",
+    "Topology": "topology",
+    "discover_vcpus": "vcpus",
+    "load_topology": "resolve",
+    "parse_vcpu_specs": "vcpus",
+    "read_record_dir": "record_dir",
+    "resolve_topology": "resolve",
 }
-
 __all__ = [
     "PmuSpec",
     "Topology",
@@ -43,7 +41,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    module = _HOMES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'importers.host' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    if name in _HOME:
+        return getattr(import_module(f"importers.host.{_HOME[name]}"), name)
+    raise AttributeError(f"module 'importers.host' has no attribute {name!r}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from importers.errors import TopologyError
-from replay.pmu.arch import BR_MIS_PRED_RETIRED, BR_RETIRED, CPU_CYCLES, INST_RETIRED, PmuVer
+from importers.host.pmuv3 import BR_MIS_PRED_RETIRED, BR_RETIRED, CPU_CYCLES, INST_RETIRED, PmuVer
 
 ARM = 0x41
 APPLE = 0x61

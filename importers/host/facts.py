@@ -23,7 +23,7 @@ from typing import Any
 
 from importers.errors import TopologyError
 from importers.host.catalogue import parse_pmuver
-from replay.pmu.host import Reservation
+from importers.host.pmuv3 import Reservation
 
 #: ``PMCEIDn_EL0`` cover common events 0x00-0x3F and, in their upper words, 0x4000-0x403F.
 _EXT_BASE = 0x4000

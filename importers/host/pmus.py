@@ -22,8 +22,8 @@ from typing import Generic, TypeVar
 
 from importers.host.catalogue import Core, core_of_midr, core_of_pmu, pmuver_name
 from importers.host.facts import PmuOverride
+from importers.host.pmuv3 import PmuVer
 from importers.host.topology import PmuSpec, Topology, format_cpulist
-from replay.pmu.arch import PmuVer
 
 T = TypeVar("T")
 

@@ -46,8 +46,8 @@ from importers.host.facts import (
     parse_reservation,
     pmceid_from_events,
 )
+from importers.host.pmuv3 import Reservation
 from importers.schema import TABLES
-from replay.pmu.host import Reservation
 
 SNAPSHOT_FORMAT = "pmu-replay-topology/1"
 INFERRED_SOURCE = "inferred from cpu_frequency"
@@ -179,8 +179,18 @@ class Topology:
         return pa.Table.from_pylist(rows, schema=TABLES["topology"])
 
     @classmethod
-    def from_table(cls, table: pa.Table, source: str | None = None) -> Topology:
-        """Rebuild from a ``topology`` table (as carried by a capture)."""
+    def from_table(
+        cls, table: pa.Table, source: str | None = None, where: str = "topology table"
+    ) -> Topology:
+        """Rebuild from a ``topology`` table (as carried by a capture).
+
+        Raises
+        ------
+        TopologyError
+            When rows disagree about a CPU (:func:`check_one_row_per_cpu`; ``where`` names
+            the table in the message).
+        """
+        check_one_row_per_cpu(table, where)
         rows = table.to_pylist()  # one row per CPU: a few dozen at most
         by_pmu: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
         for row in rows:
@@ -215,6 +225,36 @@ class Topology:
                 if r.get("reserved_counters") is not None or r.get("reserved_cycles")
             },
         )
+
+
+def check_one_row_per_cpu(table: pa.Table, where: str) -> None:
+    """Raise when two rows of a ``topology`` table state different facts of one CPU.
+
+    :meth:`Topology.to_table` writes one row per CPU; a table edited or written by another
+    tool may repeat a CPU, and taking either row would be a silent guess about the host (which
+    PMU covers the CPU decides every stall). Repeated rows that agree are harmless.
+
+    Raises
+    ------
+    TopologyError
+        Naming ``where``, the CPU, its rows (0-based) and the columns that differ.
+    """
+    rows = table.to_pylist()  # one row per CPU: a few dozen at most
+    facts = [c for c in table.column_names if c != "cpu"]
+    at: dict[int, list[int]] = {}
+    for i, row in enumerate(rows):
+        at.setdefault(row["cpu"], []).append(i)
+    for cpu, repeated in at.items():  # in order of first appearance
+        differ = [c for c in facts if len({rows[i][c] for i in repeated}) > 1]
+        if differ:
+            values = "; ".join(
+                f"row {i}: " + ", ".join(f"{c}={rows[i][c]}" for c in differ) for i in repeated
+            )
+            raise TopologyError(
+                f"{where}: rows {', '.join(map(str, repeated))} give CPU {cpu} different "
+                f"{', '.join(differ)} ({values}); keep one row per CPU (re-import the capture "
+                "or correct the table)"
+            )
 
 
 def ordered(pmus: list[PmuSpec]) -> list[PmuSpec]:

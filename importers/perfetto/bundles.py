@@ -8,8 +8,9 @@ CPU's previous bundle ended (``previous_bundle_end_timestamp``: 0 on a CPU's fir
 when nothing came before it) [protos/perfetto/trace/ftrace/ftrace_event_bundle.proto;
 src/traced/probes/ftrace/cpu_reader.cc ``Bundler::StartNewPacket``].
 
-:func:`bundle_index` reads every bundle's own fields; :func:`plain_events` decodes the events
-of a group of bundles one level down (see :func:`~importers.perfetto.wire.ftrace_events`).
+:func:`bundle_index` reads every bundle's own fields, :func:`count_events` counts their events
+and :func:`groups` cuts them into groups decoded side by side
+(:mod:`~importers.perfetto.decode`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from numpy.typing import NDArray
 from importers.perfetto.clocks import Clocks
 from importers.perfetto.packets import FTRACE_EVENTS, Packets
 from importers.perfetto.sequences import Sequences
-from importers.perfetto.wire import I64, INTACT, LEN, ftrace_events, last_of, scan_fields
+from importers.perfetto.wire import I64, INTACT, LEN, last_of, scan_fields
 from importers.skips import SkipLog
 
 # FtraceEventBundle fields
@@ -70,6 +71,11 @@ class BundleIndex:
     def subset(self, keep: NDArray[np.bool_] | I64) -> BundleIndex:
         """The bundles selected by ``keep`` (a mask or indices)."""
         return BundleIndex(*(getattr(self, f.name)[keep] for f in fields(self)))
+
+    @property
+    def converted(self) -> bool:
+        """Whether the timestamps of some bundle are converted to BOOTTIME."""
+        return not np.isin(self.clock_key, (0, UNCONVERTIBLE)).all()
 
     def to_boot(self, clocks: Clocks, bundle: I64, ts: I64) -> I64:
         """``ts`` of events of ``bundle`` (indices into this index) in BOOTTIME ns."""
@@ -170,33 +176,19 @@ def _clock_keys(
     b.clock_key[~np.isin(b.ftrace_clock, [0, 2, 3, 4])] = UNCONVERTIBLE
 
 
-@dataclass
-class PlainEvents:
-    """The plain ``FtraceEvent``s of a group of bundles (see
-    :func:`~importers.perfetto.wire.ftrace_events`); ``bundle`` indexes the index, and
-    ``per_bundle`` counts each chosen bundle's events."""
-
-    bundle: I64
-    per_bundle: I64
-    ts: I64
-    pid: NDArray[np.int32]
-    flags: NDArray[np.uint8]
-    kind: NDArray[np.int32]
-    body: I64
-    body_len: NDArray[np.int32]
-
-
 def count_events(p: Packets, b: BundleIndex, skips: SkipLog) -> BundleIndex:
     """Fill ``b.events``: the bundles' ``event`` fields, counted without decoding them.
 
     A bundle whose rows could not be ranked in :data:`RANK_BITS` (more events and compact
     bytes than any ring-buffer read holds) is left out and counted.
     """
+    from importers.perfetto.bundle_kernels import ftrace_events
+
     damage = np.empty(b.count, np.int64)
     none = np.empty(0, np.int64)
-    ftrace_events(p.data, b.start, b.end, False, b.events, none, none.astype(np.int32),
-                  none.astype(np.uint8), none.astype(np.int32), none, none.astype(np.int32),
-                  damage)  # fmt: skip
+    ftrace_events(p.data, b.start, b.end, none, none.astype(np.int8), False, b.events,
+                  none.reshape(0, 0, 0), none.astype(np.int32).reshape(0, 0, 0),
+                  none.astype(np.uint8).reshape(0, 0), np.empty(2, np.int64), damage)  # fmt: skip
     huge = b.events + np.maximum(b.compact_len, 0) >= 1 << RANK_BITS
     _count(skips, "ftrace bundle with more events than a ring-buffer read holds (dropped)",
            [p.where(int(k)) for k in b.packet[huge][:5]], huge)  # fmt: skip
@@ -210,24 +202,3 @@ def groups(b: BundleIndex) -> Iterator[I64]:
     bounds = np.flatnonzero(np.diff(group, prepend=-1, append=group[-1:] + 1))
     for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         yield np.arange(lo, hi)
-
-
-def plain_events(p: Packets, b: BundleIndex, chosen: I64, skips: SkipLog) -> PlainEvents:
-    """The events of bundles ``chosen``; events past damage inside an event are dropped and
-    counted."""
-    n = int(b.events[chosen].sum())
-    per_bundle = np.empty(chosen.shape[0], np.int64)
-    damage = np.empty(chosen.shape[0], np.int64)
-    ts, body = np.empty(n, np.int64), np.empty(n, np.int64)
-    pid, kind, body_len = np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.int32)
-    flags = np.empty(n, np.uint8)
-    kept = ftrace_events(p.data, b.start[chosen], b.end[chosen], True, per_bundle, ts, pid,
-                         flags, kind, body, body_len, damage)  # fmt: skip
-    lost = int((b.events[chosen] - per_bundle).sum())
-    if lost:
-        where = [f"offset {int(a):#x}" for a in damage[damage != INTACT][:5]]
-        skips.add("damaged FtraceEvent (it and the rest of its bundle dropped)", where, lost)
-    return PlainEvents(
-        np.repeat(chosen, per_bundle), per_bundle, ts[:kept], pid[:kept], flags[:kept],
-        kind[:kept], body[:kept], body_len[:kept],
-    )  # fmt: skip

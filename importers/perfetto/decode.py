@@ -14,12 +14,13 @@ import polars as pl
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from importers.perfetto.bundles import RANK_BITS, BundleIndex, PlainEvents, plain_events
+from importers.perfetto.bundles import MAX_CPU, RANK_BITS, BundleIndex
 from importers.perfetto.clocks import Clocks
 from importers.perfetto.compact import CompactRows, Names, decode_compact
 from importers.perfetto.generic import Symbols, events_table
 from importers.perfetto.losses import Losses
 from importers.perfetto.packets import Packets
+from importers.perfetto.plain import PlainEvents, plain_events, present_kinds
 from importers.perfetto.running import CompactColumns, Running
 from importers.perfetto.sequences import Sequences
 from importers.perfetto.typed import TABLE_OF, typed_table
@@ -38,13 +39,14 @@ class Group:
     """What one group of bundles contributes (see :class:`Parts`); ``first_ts`` and
     ``last_raw`` are per bundle of ``chosen``, ``last_plain`` maps each CPU to ``(seq, pid)``
     of its last plain event before its first compact switch in the group (or its last one,
-    if it has none)."""
+    if it has none); the compact events' ``comm`` index ``comm_names``."""
 
     chosen: I64
     first_ts: I64
     last_raw: I64
     switches: CompactColumns
     wakings: CompactColumns
+    comm_names: list[str]
     last_plain: dict[int, tuple[int, int]]
     typed: dict[str, list[pa.Table]] = field(default_factory=dict)
     events: list[pa.Table] = field(default_factory=list)
@@ -58,7 +60,7 @@ class Parts:
     (:class:`~importers.perfetto.losses.Losses`) included.
 
     Per bundle: its earliest event's BOOTTIME and its last event's time in its own clock
-    (both -1 when it has no event).
+    (both -1 when it has no event). ``names`` codes the compact events' task names.
     """
 
     ctx: Context
@@ -69,6 +71,7 @@ class Parts:
     typed: dict[str, list[pa.Table]] = field(default_factory=dict)
     events: list[pa.Table] = field(default_factory=list)
     sightings: list[pl.DataFrame] = field(default_factory=list)
+    names: Names = field(default_factory=Names)
 
     def add(self, g: Group) -> None:
         """Append group ``g`` (groups arrive in trace order)."""
@@ -81,8 +84,10 @@ class Parts:
         markers = self.losses.add(self.ctx.b, self.ctx.seqs, g.chosen, g.last_raw)
         if g.switches.ts.size or g.wakings.ts.size:
             where = (markers["cpu"].to_numpy().astype(np.int16), markers["seq"].to_numpy())
+            codes = self.names.of(g.comm_names)
+            g.switches.comm, g.wakings.comm = codes[g.switches.comm], codes[g.wakings.comm]
             compact = self.running.add(g.switches, g.wakings, g.last_plain, where,
-                                       self.ctx.names.dictionary())  # fmt: skip
+                                       self.names.dictionary())  # fmt: skip
             for name, table in zip(("sched_switch", "sched_waking"), compact, strict=True):
                 if table.num_rows:
                     self.typed.setdefault(name, []).append(table)
@@ -98,148 +103,131 @@ class Context:
     clocks: Clocks
     kernel: tuple[int, int] | None
     interned: pl.DataFrame
-    names: Names
 
 
 def decode_group(ctx: Context, chosen: I64, skips: SkipLog) -> Group:
     """Decode bundles ``chosen`` (several groups may be decoded at once, each with its own
     ``skips``)."""
+    from importers.perfetto.bundle_kernels import bundle_extents
+
     b = ctx.b
-    ev = plain_events(ctx.p, b, chosen, skips)
-    switch, waking = _compact(ctx, chosen, skips)
-    local = np.full(b.count, -1, np.int64)
-    local[chosen] = np.arange(chosen.shape[0])
     n = chosen.shape[0]
-    before_switch = np.bincount(local[switch.bundle], minlength=n)
-    before_plain = before_switch + np.bincount(local[waking.bundle], minlength=n)
+    local = np.full(b.count, -1, np.int64)
+    local[chosen] = np.arange(n)
+    switch, waking, comm_names = _compact(ctx, chosen, skips)
+    compact = np.bincount(local[switch.bundle], minlength=n)
+    compact += np.bincount(local[waking.bundle], minlength=n)
+    typed, other = plain_events(ctx.p, b, chosen, (chosen << RANK_BITS) + compact, skips)
     first_ts = np.full(n, -1, np.int64)
     last_raw = np.full(n, -1, np.int64)
-    seq, ts = [], []
-    kinds = (
-        (switch.bundle, switch.ts, np.zeros(n, np.int64)),
-        (waking.bundle, waking.ts, before_switch),
-        (ev.bundle, ev.ts, before_plain),
+    ts = []
+    for at, raw in ((local[switch.bundle], switch.ts), (local[waking.bundle], waking.ts),
+                    (typed.local, typed.ts), (other.local, other.ts)):  # fmt: skip
+        ts.append(b.to_boot(ctx.clocks, chosen[at], raw) if b.converted else raw)
+        bundle_extents(at, raw, ts[-1], first_ts, last_raw)
+    switches = CompactColumns(ts[0], switch.seq, b.cpu[switch.bundle], switch.columns,
+                              switch.comm)  # fmt: skip
+    wakings = CompactColumns(ts[1], waking.seq, b.cpu[waking.bundle], waking.columns,
+                             waking.comm)  # fmt: skip
+    cpus = b.cpu[chosen]
+    plain = [Plain(ev, cpus[ev.local], boot) for ev, boot in ((typed, ts[2]), (other, ts[3]))]
+    group = Group(
+        chosen, first_ts, last_raw, switches, wakings, comm_names, _last_plain(switches, plain)
     )
-    for bundle, raw, skip in kinds:
-        seq.append(_ranked(bundle, local[bundle], skip))
-        ts.append(b.to_boot(ctx.clocks, bundle, raw))
-        _bundle_times(local[bundle], raw, ts[-1], first_ts, last_raw)
-    switches = CompactColumns(ts[0], seq[0], b.cpu[switch.bundle], switch.columns, switch.comm)
-    wakings = CompactColumns(ts[1], seq[1], b.cpu[waking.bundle], waking.columns, waking.comm)
-    cpu = b.cpu[ev.bundle]
-    last_plain = _last_plain(switches, cpu, ts[2], seq[2], ev.pid)
-    group = Group(chosen, first_ts, last_raw, switches, wakings, last_plain)
-    _plain(ctx, ev, cpu, ts[2], seq[2], group)
+    _typed(ctx, plain[0], group)
+    _others(ctx, chosen, plain[1], group)
     return group
 
 
-def _ranked(bundle: I64, local: I64, skip: I64) -> I64:
-    """Each row's seq: its bundle's index shifted by ``RANK_BITS``, plus ``skip`` (the
-    bundle's rows of the kinds numbered before) and its place among the bundle's rows of its
-    kind (rows grouped by ascending bundle)."""
-    if not bundle.size:
-        return np.zeros(0, np.int64)
-    starts = np.flatnonzero(np.diff(bundle, prepend=-1))
-    sizes = np.diff(np.append(starts, bundle.size))
-    rank = np.arange(bundle.size) - np.repeat(starts, sizes)
-    ranked: I64 = (bundle << RANK_BITS) + skip[local] + rank
-    return ranked
+@dataclass
+class Plain:
+    """A set of plain events with each one's CPU and BOOTTIME."""
+
+    ev: PlainEvents
+    cpu: NDArray[np.int16]
+    ts: I64
+
+    def prefix(self, rows: I64 | slice) -> dict[str, pa.Array]:
+        """``ts, seq, cpu, common_pid`` of ``rows``."""
+        return {
+            "ts": pa.array(self.ts[rows]),
+            "seq": pa.array(self.ev.seq[rows]),
+            "cpu": pa.array(self.cpu[rows]),
+            "common_pid": pa.array(self.ev.pid[rows]),
+        }
 
 
-def _bundle_times(local: I64, raw: I64, ts: I64, first_ts: I64, last_raw: I64) -> None:
-    """Fold rows (grouped by ascending bundle, ``local`` to the group) into the per-bundle
-    first BOOTTIME and last own-clock time."""
-    if not local.size:
-        return
-    starts = np.flatnonzero(np.diff(local, prepend=-1))
-    which = local[starts]
-    last_raw[which] = np.maximum(last_raw[which], np.maximum.reduceat(raw, starts))
-    first = np.minimum.reduceat(ts, starts)
-    now = first_ts[which]
-    first_ts[which] = np.where((now < 0) | (first < now), first, now)
-
-
-def _last_plain(
-    switches: CompactColumns, cpu: NDArray[np.int16], ts: I64, seq: I64, pid: NDArray[np.int32]
-) -> dict[int, tuple[int, int]]:
+def _last_plain(switches: CompactColumns, plain: list[Plain]) -> dict[int, tuple[int, int]]:
     """Per CPU: ``(seq, pid)`` of its last plain event before its first compact switch of the
-    group (or its last one). Rows are in seq order, so a CPU's last row is its latest."""
-    present = np.flatnonzero(np.bincount(switches.cpu.astype(np.int64), minlength=1))
-    first_ts = {int(c): int(switches.ts[np.argmax(switches.cpu == c)]) for c in present}
+    group (or its last one). A set's rows are in seq order, so a CPU's last row is its
+    latest; of the sets', the one with the larger seq."""
+    cpus = MAX_CPU + 1
+    has_switch = np.zeros(cpus, np.bool_)
+    first_switch = np.zeros(cpus, np.int64)
+    present, first = np.unique(switches.cpu, return_index=True)
+    has_switch[present] = True
+    first_switch[present] = switches.ts[first]
     out: dict[int, tuple[int, int]] = {}
-    for c in np.flatnonzero(np.bincount(cpu.astype(np.int64), minlength=1)).tolist():
-        mine = np.flatnonzero(cpu == c)
-        if c in first_ts:
-            mine = mine[ts[mine] < first_ts[c]]
-        if mine.size:
-            out[c] = (int(seq[mine[-1]]), int(pid[mine[-1]]))
+    for part in plain:
+        before = np.flatnonzero(~has_switch[part.cpu] | (part.ts < first_switch[part.cpu]))
+        last = np.full(cpus, -1, np.int64)
+        np.maximum.at(last, part.cpu[before], before)
+        for c in np.flatnonzero(last >= 0).tolist():
+            seq, pid = int(part.ev.seq[last[c]]), int(part.ev.pid[last[c]])
+            if c not in out or out[c][0] < seq:
+                out[c] = (seq, pid)
     return out
 
 
-def _compact(ctx: Context, chosen: I64, skips: SkipLog) -> tuple[CompactRows, CompactRows]:
-    """Compact switches and wakings of the chosen bundles (``bundle`` indexes the index)."""
+def _compact(
+    ctx: Context, chosen: I64, skips: SkipLog
+) -> tuple[CompactRows, CompactRows, list[str]]:
+    """Compact switches and wakings of the chosen bundles (``bundle`` indexes the index), and
+    the task names their ``comm`` indexes."""
     b = ctx.b
     with_compact = chosen[b.compact_len[chosen] >= 0]
     start = b.compact_at[with_compact]
-    where = [ctx.p.where(int(k)) for k in b.packet[with_compact]]
-    switch, waking = decode_compact(ctx.p.data, start, start + b.compact_len[with_compact],
-                                    where, ctx.names, skips)  # fmt: skip
+
+    def where(messages: I64) -> list[str]:
+        return [ctx.p.where(int(k)) for k in b.packet[with_compact[messages]]]
+
+    switch, waking, names = decode_compact(ctx.p.data, start,
+                                           start + b.compact_len[with_compact],
+                                           with_compact << RANK_BITS, where, skips)  # fmt: skip
     switch.bundle = with_compact[switch.bundle]
     waking.bundle = with_compact[waking.bundle]
-    return switch, waking
+    return switch, waking, names
 
 
-def _plain(
-    ctx: Context, ev: PlainEvents, cpu: NDArray[np.int16], ts: I64, seq: I64, group: Group
-) -> None:
-    """Typed tables, ``events`` rows (in seq order) and task sightings of the plain events."""
-    b, data = ctx.b, ctx.p.data
-    # oneof numbers are below 2**16 (ftrace_event.proto): a radix sort
-    order = np.argsort(ev.kind.astype(np.uint16), kind="stable")
-    sorted_kinds = ev.kind[order]
-    bounds = np.flatnonzero(np.diff(sorted_kinds, prepend=-1, append=-1))
-    other = np.ones(ev.kind.shape[0], np.bool_)
-    others: dict[int, I64] = {}
-    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        kind = int(sorted_kinds[lo])
-        rows = order[lo:hi]
-        body, end = ev.body[rows], ev.body[rows] + ev.body_len[rows]
-        if kind in NAMING:
-            group.sightings.extend(_named(data, kind, body, end, ts[rows]))
-        table = TABLE_OF.get(kind)
-        if table is None:
-            others[kind] = rows
-            continue
-        other[rows] = False
-        part = typed_table(table, data, body, end - body, _prefix(rows, ts, seq, cpu, ev),
-                           ctx.kernel)  # fmt: skip
+def _typed(ctx: Context, plain: Plain, group: Group) -> None:
+    """The typed tables of the plain events of typed kinds, a part per kind."""
+    ev = plain.ev
+    for kind in present_kinds(ev.kind):
+        rows = np.flatnonzero(ev.kind == kind)
+        table = TABLE_OF[kind]
+        part = typed_table(table, ctx.p.data, ev.body[rows], ev.body_len[rows].astype(np.int64),
+                           plain.prefix(rows), ctx.kernel)  # fmt: skip
         group.typed.setdefault(table, []).append(part)
-    rows = np.flatnonzero(other)
-    if not rows.size:
+
+
+def _others(ctx: Context, chosen: I64, plain: Plain, group: Group) -> None:
+    """``events`` rows (in seq order) and task sightings of the other plain events."""
+    ev, data = plain.ev, ctx.p.data
+    if not ev.kind.size:
         return
-    place = np.cumsum(other) - 1  # each event's row among the others (kept in seq order)
+    for kind in NAMING:
+        rows = np.flatnonzero(ev.kind == kind)
+        if rows.size:
+            end = ev.body[rows] + ev.body_len[rows]
+            group.sightings.extend(_named(data, kind, ev.body[rows], end, plain.ts[rows]))
     symbols = None
     if ctx.interned.height:
-        packets = b.packet[ev.bundle[rows]]
+        packets = ctx.b.packet[chosen[ev.local]]
         keys = pl.DataFrame({"sequence": ctx.seqs.sequence[packets],
                              "generation": ctx.seqs.generation[packets]})  # fmt: skip
         symbols = Symbols(ctx.interned, keys)
-    prefix = {**_prefix(rows, ts, seq, cpu, ev), "flags": pa.array(ev.flags[rows])}
-    body, body_len = ev.body[rows], ev.body_len[rows].astype(np.int64)
-    by_kind = {kind: place[r] for kind, r in others.items()}  # ascending: a stable sort
-    group.events.append(events_table(data, by_kind, body, body_len, prefix, symbols))
-
-
-def _prefix(
-    rows: I64, ts: I64, seq: I64, cpu: NDArray[np.int16], ev: PlainEvents
-) -> dict[str, pa.Array]:
-    """``ts, seq, cpu, common_pid`` of ``rows``."""
-    return {
-        "ts": pa.array(ts[rows]),
-        "seq": pa.array(seq[rows]),
-        "cpu": pa.array(cpu[rows]),
-        "common_pid": pa.array(ev.pid[rows]),
-    }
+    prefix = {**plain.prefix(slice(None)), "flags": pa.array(ev.flags)}
+    group.events.append(events_table(data, ev.kind, ev.body, ev.body_len, prefix, symbols))
 
 
 def _named(data: NDArray[np.uint8], kind: int, start: I64, end: I64, ts: I64) -> list[pl.DataFrame]:

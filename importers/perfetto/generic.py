@@ -32,17 +32,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from importers.perfetto.wire import (
-    I64,
-    LEN,
-    U8,
-    pick_fields,
-    scan_fields,
-    text_array,
-    text_column,
-)
+from importers.perfetto.plain import DENSE_KINDS, present_kinds
+from importers.perfetto.wire import I64, LEN, U8, decode_utf8, pick_fields, scan_fields, text_column
 from importers.schema import conform
-from importers.tracefs.fields import gather_bytes
 
 PRINT, GENERIC = 3, 327
 #: GenericFtraceEvent {event_name = 1, field = 2}; Field {name 1, str 3, int 4, uint 5}
@@ -99,61 +91,99 @@ class Symbols:
 
 
 def events_table(
-    data: U8, by_kind: dict[int, I64], body: I64, body_len: I64, prefix: dict[str, Any],
-    symbols: Symbols | None,
+    data: U8, kind: NDArray[np.int32], body: I64, body_len: NDArray[np.int32],
+    prefix: dict[str, Any], symbols: Symbols | None,
 ) -> pa.Table:  # fmt: skip
     """``events`` rows of events without a typed table, in the order given.
 
-    ``by_kind`` maps each oneof member to its rows; ``prefix`` holds ``ts, seq, cpu,
-    common_pid, flags``; ``symbols`` the trace's interned kernel symbols and each row's
-    sequence state, when it has any. Names and texts are built per kind, the payloads in one
-    gather.
+    ``kind`` is each row's oneof member; ``prefix`` holds ``ts, seq, cpu, common_pid,
+    flags``; ``symbols`` the trace's interned kernel symbols and each row's sequence state,
+    when it has any. Names are coded by a table of the kinds present; payloads and ``args``
+    are gathered in one compiled pass (:func:`~importers.perfetto.bundle_kernels.event_bytes`),
+    with the texts this module renders for some kinds.
     """
     n = len(body)
-    end = body + body_len
     names: list[str] = []
-    name_code = np.empty(n, np.int32)
-    args = pl.repeat(None, n, dtype=pl.Utf8, eager=True).alias("args")
-    printed = np.zeros(n, np.bool_)
-    for member, rows in by_kind.items():
-        text: pa.Array | pl.Series | None = None
+    code_of: dict[int, int] = {}
+    rendered: list[tuple[I64, pa.Array]] = []  # rows and their args, where rendered here
+    generic_codes = None
+    for member in present_kinds(kind):
+        code_of[member] = len(names)
         if member == GENERIC:  # named by the event itself
-            own, text = _generic(data, body[rows], end[rows])
-            name_code[rows] = own.indices.to_numpy(zero_copy_only=False) + len(names)
+            rows = np.flatnonzero(kind == GENERIC)
+            end = body[rows] + body_len[rows]
+            own, text = _generic(data, body[rows], end)
+            generic_codes = (rows, own.indices.to_numpy(zero_copy_only=False) + len(names))
             names += own.dictionary.to_pylist()
-        else:
-            name_code[rows] = len(names)
-            names.append(event_names().get(member, f"ftrace_event_{member}"))
-        if member == PRINT:
-            text = _printed(data, body[rows], end[rows])
-            printed[rows] = True
-        elif symbols is not None and member in KERNEL_FUNCTIONS:
-            text = _symbolized(data, member, body[rows], end[rows], symbols.rows(rows))
-        if text is not None:
-            args = args.scatter(rows, pl.Series(text))
-    buf, offsets = gather_bytes(data, body, body_len)
-    payload = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)]
-    )
+            rendered.append((rows, text))
+            continue
+        names.append(event_names().get(member, f"ftrace_event_{member}"))
+        if symbols is not None and member in KERNEL_FUNCTIONS:
+            rows = np.flatnonzero(kind == member)
+            end = body[rows] + body_len[rows]
+            text = _symbolized(data, member, body[rows], end, symbols.rows(rows))
+            rendered.append((rows, text.to_arrow()))
+    name_code = _codes(kind, code_of)
+    if generic_codes is not None:
+        name_code[generic_codes[0]] = generic_codes[1]
+    payload, args = _bytes(data, kind, body, body_len, rendered)
     columns = {
         **prefix,
         "event": pa.DictionaryArray.from_arrays(pa.array(name_code), pa.array(names, pa.string())),
         "system": pa.DictionaryArray.from_arrays(
-            pa.array(np.zeros(n, np.int32), mask=~printed), pa.array(["ftrace"])
+            pa.array(np.zeros(n, np.int32), mask=kind != PRINT), pa.array(["ftrace"])
         ),
-        "args": args.to_arrow(),
+        "args": args,
         "payload": payload,
     }
     return conform("events", pa.table(columns))
 
 
-def _printed(data: U8, body: I64, end: I64) -> pa.Array:
-    """What ``print`` events wrote (``PrintFtraceEvent.buf``), as ftrace prints it: without
-    the newline trace_marker writers end their text with."""
-    value, length, _ = pick_fields(data, body, end, [2])
-    at, size = value[:, 0].view(np.int64), length[:, 0]
-    newline = (size > 0) & (data[np.maximum(at + size - 1, 0)] == ord("\n"))
-    return text_array(data, at, size - newline)
+def _codes(kind: NDArray[np.int32], code_of: dict[int, int]) -> NDArray[np.int32]:
+    """Each row's code (``code_of`` its kind's), looked up in a dense table."""
+    dense = [k for k in code_of if k < DENSE_KINDS]
+    table = np.zeros(DENSE_KINDS, np.int32)
+    table[dense] = [code_of[k] for k in dense]
+    codes = table[np.minimum(kind, DENSE_KINDS - 1)]
+    for k in set(code_of) - set(dense):  # numbers no FtraceEvent has yet
+        codes[kind == k] = code_of[k]
+    return codes
+
+
+def _bytes(
+    data: U8, kind: NDArray[np.int32], body: I64, body_len: NDArray[np.int32],
+    rendered: list[tuple[I64, pa.Array]],
+) -> tuple[pa.LargeBinaryArray, pa.Array]:  # fmt: skip
+    """The ``payload`` and ``args`` columns (see
+    :func:`~importers.perfetto.bundle_kernels.event_bytes`)."""
+    from importers.perfetto.bundle_kernels import event_bytes
+
+    n = len(body)
+    index = np.full(n, -1, np.int64)
+    texts = pa.array([], pa.large_string())
+    if rendered:
+        rows = np.concatenate([r for r, _ in rendered])
+        index[rows] = np.arange(rows.shape[0])
+        texts = pa.concat_arrays([t.cast(pa.large_string()) for _, t in rendered])
+    _, offsets, chars = texts.buffers()
+    extra = np.frombuffer(chars, np.uint8) if chars is not None else np.empty(0, np.uint8)
+    room = int(body_len[kind == PRINT].sum(dtype=np.int64)) + extra.shape[0]
+    payload = np.empty(int(body_len.sum(dtype=np.int64)), np.uint8)
+    args = np.empty(room, np.uint8)
+    payload_offsets, args_offsets = np.empty((2, n + 1), np.int64)
+    valid = np.empty(n, np.bool_)
+    event_bytes(data, body, body_len, kind, PRINT, index, extra,
+                np.frombuffer(offsets, np.int64, len(texts) + 1),
+                texts.is_valid().to_numpy(zero_copy_only=False), payload, payload_offsets,
+                args, args_offsets, valid)  # fmt: skip
+    mask = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    binary = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), n, [mask, pa.py_buffer(args_offsets), pa.py_buffer(args)]
+    )
+    column: pa.LargeBinaryArray = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), n, [None, pa.py_buffer(payload_offsets), pa.py_buffer(payload)]
+    )
+    return column, decode_utf8(binary)
 
 
 def _symbolized(data: U8, kind: int, body: I64, end: I64, symbols: Symbols) -> pa.Series:
@@ -209,9 +239,8 @@ def _generic(data: U8, body: I64, end: I64) -> tuple[pa.DictionaryArray, pa.Arra
             _integers(fv[:, 3], fl[:, 3]),
         ).fill_null("")  # a field without a value
     ).to_series()
-    pairs = pl.DataFrame(
-        {"row": f.msg[rows], "pair": _strings(data, fv[:, 0], fl[:, 0]) + "=" + shown}
-    )
-    joined = pairs.group_by("row", maintain_order=True).agg(pl.col("pair").str.join(" "))
-    full = pl.DataFrame({"row": np.arange(len(body))}).join(joined, on="row", how="left")
-    return names, full.sort("row")["pair"].fill_null("").to_arrow()
+    pairs = (_strings(data, fv[:, 0], fl[:, 0]) + "=" + shown).to_arrow()
+    # the scan lists fields message by message: each row's pairs are one run of ``pairs``
+    offsets = np.searchsorted(f.msg[rows], np.arange(len(body) + 1)).astype(np.int32)
+    listed = pl.Series(pa.ListArray.from_arrays(pa.array(offsets), pairs))
+    return names, listed.list.join(" ").to_arrow()

@@ -17,14 +17,17 @@ model (track events, battery counters, logs, ...) are counted by kind in the met
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from numpy._core import multiarray
 
 from importers.capture import Capture, CaptureMetadata, sha256_of
 from importers.detect import ProgressFn
@@ -37,7 +40,6 @@ from importers.perfetto.bundles import (
     groups,
 )
 from importers.perfetto.clocks import clock_snapshots
-from importers.perfetto.compact import Names
 from importers.perfetto.decode import Context, Group, Parts, decode_group
 from importers.perfetto.losses import Losses, lost_events_table
 from importers.perfetto.packets import map_file, read_packets, release
@@ -90,11 +92,42 @@ def read_perfetto(
     CaptureFormatError
         When the file holds no readable packet (message names the file and offset).
     """
-    with ThreadPoolExecutor(max_workers=1) as hasher:
+    with ThreadPoolExecutor(max_workers=1) as hasher, _small_pages():
         digest = hasher.submit(sha256_of, path)
         capture = _read(path, fmt, strict, progress)
         capture.metadata.source_sha256 = digest.result()
     return capture
+
+
+_pages_lock = threading.Lock()
+_pages_users = 0
+_pages_before = True
+
+
+@contextmanager
+def _small_pages() -> Iterator[None]:
+    """NumPy's transparent huge pages turned off while imports run (restored after the last).
+
+    NumPy asks the kernel for huge pages (``madvise(MADV_HUGEPAGE)``) for every array of
+    4 MiB or more; where the kernel gives them on request only (``madvise``, the Debian and
+    Ubuntu default), every first touch of such an array zeroes 2 MiB. An import allocates and
+    frees several GB of such arrays: on the 491 MB benchmark trace this took 7 of the
+    process's 18 CPU-s as system time, 3 without huge pages (``NUMPY_MADVISE_HUGEPAGE=0``
+    does the same, but only when set before NumPy is imported).
+    """
+    global _pages_users, _pages_before
+    switch = getattr(multiarray, "_set_madvise_hugepage", None)
+    with _pages_lock:
+        if switch is not None and _pages_users == 0:
+            _pages_before = bool(switch(False))
+        _pages_users += 1
+    try:
+        yield
+    finally:
+        with _pages_lock:
+            _pages_users -= 1
+            if switch is not None and _pages_users == 0:
+                switch(_pages_before)
 
 
 def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Capture:
@@ -106,9 +139,8 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
     b, ftrace_errors = bundle_index(p, seqs, clocks, skips)
     b = count_events(p, b, skips)
     release(p.data, 0, p.data.shape[0])  # read again a group at a time
-    names = Names()
     kernel = kernel_version(info)
-    ctx = Context(p, b, seqs, clocks, kernel, kernel_symbols(p, seqs), names)
+    ctx = Context(p, b, seqs, clocks, kernel, kernel_symbols(p, seqs))
     parts = Parts(
         ctx,
         Running(kernel),

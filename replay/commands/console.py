@@ -34,6 +34,21 @@ stdout = Console(
 stderr = Console(stderr=True, highlight=False)
 
 
+def say(console: Console, text: str, command: str = "") -> None:
+    """``text`` wrapped at the console's width between words, never inside one (a path stays
+    whole, to be copied, and stays with the word before it: ``wrote PATH``), then ``command``
+    on a line of its own, indented and never wrapped."""
+    words = text.split()
+    lines = [" ".join(words[:2])]
+    for word in words[2:]:
+        if len(lines[-1]) + 1 + len(word) <= console.width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    for line in [*lines, *([f"  {command}"] if command else [])]:
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
 @contextmanager
 def byte_progress(label: str) -> Iterator[ProgressFn]:
     """A ``(done, total)`` callback drawing a bar for a long read, or doing nothing."""

@@ -16,8 +16,7 @@ from importers.errors import PmuReplayError
 from replay.api import open_capture, prepare_replay
 from replay.commands import summary
 from replay.commands.console import stdout
-from replay.commands.export_cmd import export
-from replay.commands.report_cmd import write_html
+from replay.commands.outputs import report_writer, save_all, trace_writer
 from replay.commands.session import (
     add_verdict_options,
     add_wide_option,
@@ -30,6 +29,14 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "fixtures" / "demo"
 HELP = summary("demo")
 
+EPILOG = """\
+examples:
+  pmu-replay demo                                  # results in ./pmu-replay-demo/
+  pmu-replay demo -o /tmp/demo --prefer capacity   # rank by pinned-off capacity first
+  pmu-replay view pmu-replay-demo/demo.perfetto-trace   # then look at the trace
+  pmu-replay report pmu-replay-demo/ -o demo.html       # or write the report elsewhere
+"""
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -37,6 +44,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=HELP,
         # the docstring without its reST markup: --help is plain text
         description=HELP + ".\n\n" + __doc__.split("\n\n", 1)[1].replace("``", "`"),
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -74,14 +82,18 @@ def run(args: argparse.Namespace) -> int:
         prefer=args.prefer,
         max_unknown_pct=args.max_unknown,
     )
-    out = results.save(args.output)
     print_comparison(
         results,
         f"every KVM vPMU mode on the demo schedule ({work.profile.name} guest)",
         explain=args.explain,
         wide=args.wide,
     )
+    out = Path(args.output)
+    # the trace and the report are part of the results directory, written in its one step
+    files = [
+        (str(out / "demo.perfetto-trace"), trace_writer(False)),
+        (str(out / "report.html"), report_writer(False)),
+    ]
+    save_all(results, args.output, files)
     stdout.print(f"results (Parquet + replay.json): {out}/")
-    export(results, str(out / "demo.perfetto-trace"), to_stderr=False)
-    write_html(results, str(out / "report.html"), to_stderr=False)
     return 0

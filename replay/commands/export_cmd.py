@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from replay.commands import summary
-from replay.commands.console import stderr, stdout
+from replay.commands.console import say, stderr, stdout
 from replay.results import Results
 
 if TYPE_CHECKING:
@@ -94,17 +94,26 @@ def export(
     results: Results, path: str, scenarios: list[str] | None = None, *, to_stderr: bool
 ) -> ExportStats:
     """Write the trace and say what was written (on stderr when stdout carries ``--json``)."""
+    stats = write_trace(results, path, scenarios)
+    say_exported(stats, path, to_stderr=to_stderr)
+    return stats
+
+
+def write_trace(results: Results, path: str, scenarios: list[str] | None = None) -> ExportStats:
+    """Write the trace (:func:`replay.export.write_perfetto`)."""
     from replay.export import write_perfetto  # the protobuf writer loads only when used
 
-    stats = write_perfetto(results, path, scenarios=scenarios)
-    console = stderr if to_stderr else stdout
-    console.print(
-        f"wrote {stats.path}: {stats.packets:,} packets on {stats.tracks:,} tracks, "
-        f"{_size(stats.bytes)} (capture clock: {stats.clock}); "
-        f"open it with `pmu-replay view {stats.path}`",
-        soft_wrap=True,
+    return write_perfetto(results, path, scenarios=scenarios)
+
+
+def say_exported(stats: ExportStats, name: str, *, to_stderr: bool) -> None:
+    """Say that the trace ``stats`` describe was written, as ``name``."""
+    say(
+        stderr if to_stderr else stdout,
+        f"wrote {name}: {stats.packets:,} packets on {stats.tracks:,} tracks, "
+        f"{_size(stats.bytes)} (capture clock: {stats.clock}); open it with:",
+        f"pmu-replay view {name}",
     )
-    return stats
 
 
 def _size(n: int) -> str:

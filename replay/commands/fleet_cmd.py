@@ -10,6 +10,7 @@ from rich.table import Table
 
 from replay.commands import summary
 from replay.commands.console import count_progress, stdout
+from replay.commands.session import add_path_option
 from replay.fleet import (
     MemberResult,
     Settings,
@@ -58,9 +59,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="SCENARIO",
         help="scenario (repeat; default: the compare matrix)",
     )
-    p.add_argument(
-        "--path", choices=["vectorized", "reference"], default="vectorized", help="engine path"
-    )
+    add_path_option(p)
     p.add_argument("--json", action="store_true", help="print the fleet summary as JSON")
     p.set_defaults(run=run)
 

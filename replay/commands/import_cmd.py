@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from importers.capture import Capture
 from importers.host.topology import Topology, format_cpulist
 from replay.commands import summary
 from replay.commands.console import byte_progress, stdout
-from replay.opening import open_capture
+from replay.opening import capture_topology, open_capture
 
 HELP = summary("import")
 EPILOG = """\
@@ -112,8 +113,16 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(capture)
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
-    else:
-        print_summary(summary, args.output)
+        return 0
+    print_summary(summary, args.output)
+    if not summary["vms"]:
+        # what to replay instead, as a command to run on what was just imported
+        command = f"pmu-replay compare {shlex.quote(args.output or args.capture)}"
+        from replay.standins import stand_in_advice  # polars: loaded only when it advises
+
+        advice = stand_in_advice(capture, capture_topology(capture), command)
+        if advice:
+            stdout.print(advice, markup=False, highlight=False, soft_wrap=True)  # copyable
     return 0
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from replay.commands import summary
-from replay.commands.console import stderr, stdout
+from replay.commands.console import say, stderr, stdout
 from replay.commands.export_cmd import results_parser
 from replay.results import Results
+
+if TYPE_CHECKING:
+    from replay.export.report import ReportStats
 
 HELP = summary("report")
 EPILOG = """\
@@ -51,14 +55,22 @@ def add_html_option(p: argparse.ArgumentParser) -> None:
 
 def write_html(results: Results, path: str, *, to_stderr: bool) -> None:
     """Write the report and say what was written (on stderr when stdout carries ``--json``)."""
+    stats, took = write_report_timed(results, path)
+    say_reported(stats, took, path, to_stderr=to_stderr)
+
+
+def write_report_timed(results: Results, path: str) -> tuple[ReportStats, float]:
+    """Write the report (:func:`replay.export.report.write_report`); and the seconds it took."""
     from replay.export.report import write_report  # matplotlib loads only when a report is made
 
     started = time.perf_counter()
     stats = write_report(results, path)
-    took = time.perf_counter() - started
-    console = stderr if to_stderr else stdout
-    # one line, never wrapped, so the path can be copied
-    console.print(
-        f"wrote {stats.path} ({stats.charts} charts, {stats.bytes / 1e3:.1f} kB, {took:.1f} s)",
-        soft_wrap=True,
+    return stats, time.perf_counter() - started
+
+
+def say_reported(stats: ReportStats, took: float, name: str, *, to_stderr: bool) -> None:
+    """Say that the report ``stats`` describe was written, as ``name``."""
+    say(
+        stderr if to_stderr else stdout,
+        f"wrote {name} ({stats.charts} charts, {stats.bytes / 1e3:.1f} kB, {took:.1f} s)",
     )

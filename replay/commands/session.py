@@ -59,6 +59,18 @@ def replay_parser(
     return p
 
 
+def add_path_option(p: argparse.ArgumentParser) -> None:
+    """``--path``: which engine path replays the capture (:mod:`replay.paths`)."""
+    p.add_argument(
+        "--path",
+        choices=["vectorized", "reference"],
+        default="vectorized",
+        help="engine path: vectorized (fast: probes the vPMU model once per CPU, then applies "
+        "the schedule with polars) or reference (steps the model through every event: slow, "
+        "the oracle the vectorized path is held equal to)",
+    )
+
+
 def add_replay_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "capture", metavar="CAPTURE", help="capture file or `pmu-replay import` directory"
@@ -67,12 +79,7 @@ def add_replay_options(p: argparse.ArgumentParser) -> None:
         "-o", "--output", metavar="DIR", help="write Parquet tables and replay.json to DIR"
     )
     p.add_argument("--profile", default="windows", metavar="PROFILE", help=PROFILE_HELP)
-    p.add_argument(
-        "--path",
-        choices=["vectorized", "reference"],
-        default="vectorized",
-        help="engine path: vectorized (fast) or reference (steps the model event by event)",
-    )
+    add_path_option(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     add_wide_option(p)
     p.add_argument("--strict", action="store_true", help="fail on undecodable input or lost events")
@@ -157,17 +164,17 @@ def run_scenarios(
 
 
 def write_outputs(results: Results, args: argparse.Namespace) -> None:
-    """What ``-o``, ``--perfetto`` and ``--html`` ask for; what was written is said on stderr
-    when stdout carries ``--json``."""
-    from replay.commands.export_cmd import export
-    from replay.commands.report_cmd import write_html
+    """What ``-o``, ``--perfetto`` and ``--html`` ask for (:mod:`replay.commands.outputs`: a
+    trace or report inside the ``-o`` directory is part of it); what was written is said on
+    stderr when stdout carries ``--json``."""
+    from replay.commands.outputs import report_writer, save_all, trace_writer
 
-    if args.output:
-        results.save(args.output)
-    if args.perfetto:
-        export(results, args.perfetto, to_stderr=args.json)
-    if args.html:
-        write_html(results, args.html, to_stderr=args.json)
+    files = [
+        (path, writer(args.json))
+        for path, writer in ((args.perfetto, trace_writer), (args.html, report_writer))
+        if path
+    ]
+    save_all(results, args.output, files)
 
 
 def print_report(results: Results, title: str, *, wide: bool = False) -> ScenarioNames:
@@ -217,6 +224,14 @@ def print_report(results: Results, title: str, *, wide: bool = False) -> Scenari
 
 
 def _vcpu_table(results: Results, title: str, names: ScenarioNames) -> Table:
+    summary = results.summary
+    index = [str(i) if i is not None else "?" for i in summary["vcpu_index"]]
+    vms = summary["vm"].unique().to_list()
+    if names.short and len(vms) == 1:
+        # narrow: the one VM in the title, so that a vCPU is a short cell that never folds
+        title, vcpus = f"{title}, VM {vms[0]}", index
+    else:
+        vcpus = [f"{vm}/{i}" for vm, i in zip(summary["vm"], index, strict=True)]
     table = names.table(title)
     for heading, compact in (
         ("scenario", "scenario"),
@@ -232,13 +247,13 @@ def _vcpu_table(results: Results, title: str, names: ScenarioNames) -> Table:
         ("lost counters", "lost"),
     ):
         left = heading in ("scenario", "vCPU", "lost counters")
-        names.add_column(table, heading, compact, justify="left" if left else "right")
-    for r in results.summary.iter_rows(named=True):
+        whole = max(map(len, vcpus), default=0) if heading == "vCPU" else None
+        names.add_column(table, heading, compact, "left" if left else "right", whole)
+    for r, vcpu in zip(summary.iter_rows(named=True), vcpus, strict=True):
         cyc = f"{r['counted_cycles'] / r['true_cycles']:.1%}" if r["true_cycles"] else "-"
         risky = (
             "-" if r["ticks_with_guest"] is None else f"{r['risky_ticks']}/{r['ticks_with_guest']}"
         )
-        vcpu = f"{r['vm']}/{r['vcpu_index'] if r['vcpu_index'] is not None else '?'}"
         table.add_row(
             names(r["scenario"]),
             # short names: as in the episodes table, the thread id stays in --wide and --json

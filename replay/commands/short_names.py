@@ -120,21 +120,28 @@ class ScenarioNames:
         )
 
     def add_column(
-        self, table: Table, wide: str, compact: str, justify: JustifyMethod = "left"
+        self,
+        table: Table,
+        wide: str,
+        compact: str,
+        justify: JustifyMethod = "left",
+        whole: int | None = None,
     ) -> None:
         """A column headed ``wide``, or ``compact`` with short names. A compact column folds
-        long text onto more lines instead of cutting it; the scenario column never folds."""
+        long text onto more lines instead of cutting it; the scenario column never folds, nor
+        does a column of names as long as ``whole`` at most (a vCPU folded in two reads as
+        two)."""
         if not self.short:
             table.add_column(wide, justify=justify)
             return
-        longest = max(map(len, self.short.values()))
-        scenario = wide == "scenario"
+        if wide == "scenario":
+            whole = max(map(len, self.short.values()))
         table.add_column(
             compact,
             justify=justify,
             overflow="fold",
-            no_wrap=scenario,
-            min_width=longest if scenario else None,
+            no_wrap=whole is not None,
+            min_width=whole,
         )
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from replay.commands import summary
 from replay.commands.console import stdout
+from replay.commands.session import add_path_option
 from replay.validate import (
     CASE_FILE,
     DISAGREE_EXIT,
@@ -46,14 +47,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("case", metavar="CASE_DIR", help=f"directory with a {CASE_FILE}")
     p.add_argument("--scenario", metavar="SCENARIO", help="override the case's scenario")
-    p.add_argument("--reads", metavar="CSV", help="override the case's read log")
-    p.add_argument("--exits", metavar="CSV", help="override the case's exit log")
     p.add_argument(
-        "--path",
-        choices=["vectorized", "reference"],
-        default="vectorized",
-        help="engine path: vectorized (fast) or reference (steps the model event by event)",
+        "--reads",
+        metavar="CSV",
+        help="override the case's read log (a path from the current directory, not the case's)",
     )
+    p.add_argument(
+        "--exits",
+        metavar="CSV",
+        help="override the case's exit log (a path from the current directory, not the case's)",
+    )
+    add_path_option(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(run=run)
 

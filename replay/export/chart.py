@@ -14,8 +14,8 @@ from typing import Any
 
 import polars as pl
 
-from importers.host.topology import parse_cpulist
 from replay.export.svg import SERIES
+from replay.host_report import host_clusters
 from replay.results import Results
 
 
@@ -81,20 +81,6 @@ class ReportFrame:
             long=TimeUnit(1e9, "s") if ns else TimeUnit(1.0, "clock units"),
             short=TimeUnit(1e6, "ms") if ns else TimeUnit(1.0, "clock units"),
         )
-
-
-def host_clusters(meta: dict[str, Any]) -> dict[str, list[int]]:
-    """Host PMU name -> its CPUs: the ``host`` block when the results have one, else the
-    topology the replay used."""
-    host = meta.get("host") or {}
-    if host.get("pmus"):
-        # a kernel cpulist in the host block ("0-1"), a list in results written before it
-        return {
-            p["name"]: sorted(parse_cpulist(p["cpus"]) if isinstance(p["cpus"], str) else p["cpus"])
-            for p in host["pmus"]
-        }
-    pmus = (meta.get("topology") or {}).get("pmus") or {}
-    return {name: sorted(cpus) for name, cpus in pmus.items()}
 
 
 def _bound(stated: Any, seen: Any) -> int:

@@ -9,8 +9,6 @@ A pure state machine (no I/O, no clock, no globals) whose names follow the kerne
   (``vcpu_load``, ``vcpu_put``, ``guest_enter``, ``guest_exit``, ``advance``), guest register
   accesses by Arm name, and side-effect-free queries (``counter_value``, ``counter_status``).
 
-The names are loaded on first use (PEP 562): importing one submodule does not load the rest.
-
 Typical use::
 
     host = HostPmus.from_topology({0: "armv8_cortex_a53", 1: "armv8_cortex_a53",
@@ -25,75 +23,35 @@ Typical use::
     assert vcpu.read_sysreg("PMCCNTR_EL0") == 0
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from replay.pmu.arch import CPU_CYCLES, CYCLE_IDX, INST_RETIRED, PmuVer
-    from replay.pmu.errors import (
-        KvmRefusedError,
-        UndefinedAccess,
-        UnknownRegisterError,
-        VpmuStateError,
-    )
-    from replay.pmu.event import BackingEvent
-    from replay.pmu.host import (
-        DEFAULT_NUM_COUNTERS,
-        DEFAULT_PMCEID,
-        DEFAULT_PMUVER,
-        HostPmu,
-        HostPmus,
-        Reservation,
-    )
-    from replay.pmu.kvm import KernelSemantics, Kvm, Quirks
-    from replay.pmu.status import CounterStatus, StallReason
-    from replay.pmu.uapi import (
-        DEFAULT_PMU_IRQ,
-        ENTERED,
-        Entered,
-        EntryOutcome,
-        EventFilter,
-        FailEntry,
-        FilterAction,
-        PmuAttr,
-    )
-    from replay.pmu.vcpu import Vcpu, create_vcpu
-
-#: public name -> the module that defines it (loaded on first use, see below)
-_HOMES: dict[str, str] = {
-    "CPU_CYCLES": "replay.pmu.arch",
-    "CYCLE_IDX": "replay.pmu.arch",
-    "INST_RETIRED": "replay.pmu.arch",
-    "PmuVer": "replay.pmu.arch",
-    "KvmRefusedError": "replay.pmu.errors",
-    "UndefinedAccess": "replay.pmu.errors",
-    "UnknownRegisterError": "replay.pmu.errors",
-    "VpmuStateError": "replay.pmu.errors",
-    "BackingEvent": "replay.pmu.event",
-    "DEFAULT_NUM_COUNTERS": "replay.pmu.host",
-    "DEFAULT_PMCEID": "replay.pmu.host",
-    "DEFAULT_PMUVER": "replay.pmu.host",
-    "HostPmu": "replay.pmu.host",
-    "HostPmus": "replay.pmu.host",
-    "Reservation": "replay.pmu.host",
-    "KernelSemantics": "replay.pmu.kvm",
-    "Kvm": "replay.pmu.kvm",
-    "Quirks": "replay.pmu.kvm",
-    "CounterStatus": "replay.pmu.status",
-    "StallReason": "replay.pmu.status",
-    "DEFAULT_PMU_IRQ": "replay.pmu.uapi",
-    "ENTERED": "replay.pmu.uapi",
-    "Entered": "replay.pmu.uapi",
-    "EntryOutcome": "replay.pmu.uapi",
-    "EventFilter": "replay.pmu.uapi",
-    "FailEntry": "replay.pmu.uapi",
-    "FilterAction": "replay.pmu.uapi",
-    "PmuAttr": "replay.pmu.uapi",
-    "Vcpu": "replay.pmu.vcpu",
-    "create_vcpu": "replay.pmu.vcpu",
-}
+from importers.host.pmuv3 import CPU_CYCLES, INST_RETIRED, PmuVer, Reservation
+from replay.pmu.arch import CYCLE_IDX
+from replay.pmu.errors import (
+    KvmRefusedError,
+    UndefinedAccess,
+    UnknownRegisterError,
+    VpmuStateError,
+)
+from replay.pmu.event import BackingEvent
+from replay.pmu.host import (
+    DEFAULT_NUM_COUNTERS,
+    DEFAULT_PMCEID,
+    DEFAULT_PMUVER,
+    HostPmu,
+    HostPmus,
+)
+from replay.pmu.kvm import KernelSemantics, Kvm, Quirks
+from replay.pmu.status import CounterStatus, StallReason
+from replay.pmu.uapi import (
+    DEFAULT_PMU_IRQ,
+    ENTERED,
+    Entered,
+    EntryOutcome,
+    EventFilter,
+    FailEntry,
+    FilterAction,
+    PmuAttr,
+)
+from replay.pmu.vcpu import Vcpu, create_vcpu
 
 __all__ = [
     "CPU_CYCLES",
@@ -127,12 +85,3 @@ __all__ = [
     "VpmuStateError",
     "create_vcpu",
 ]
-
-
-def __getattr__(name: str) -> object:
-    """Load the defining module on first use: the importers need a few constants and the
-    host description types, not the whole model (``import replay.pmu.arch`` stays light)."""
-    module = _HOMES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'replay.pmu' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)

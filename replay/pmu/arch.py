@@ -1,19 +1,19 @@
-"""Arm PMUv3 architectural facts the model needs: register bits, event numbers, versions.
+"""Arm PMUv3 architectural facts the model needs: register bits and masks.
 
 Names follow the Arm ARM and ``include/linux/perf/arm_pmuv3.h`` (``ARMV8_PMU_PMCR_E`` becomes
-``PMCR_E`` here). Only what KVM's emulation consults is listed; spec ``kvm-pmu.md`` §5.
+``PMCR_E`` here). Only what KVM's emulation consults is listed; spec ``kvm-pmu.md`` §5. The
+facts a host description states too (PMU versions, common event numbers, the event counter
+limit) live in :mod:`importers.host.pmuv3`, since importers never import the model.
 """
 
 from __future__ import annotations
 
-from enum import IntEnum
+from importers.host.pmuv3 import PmuVer
 
 #: Index of the cycle counter in every bitmap register (``ARMV8_PMU_CYCLE_IDX``).
 CYCLE_IDX = 31
 #: Counter slots KVM keeps per vCPU: event counters 0..30 plus the cycle counter.
 MAX_COUNTERS = 32
-#: Largest number of general-purpose (event) counters (``ARMV8_PMU_MAX_GENERAL_COUNTERS``).
-MAX_EVENT_COUNTERS = 31
 
 MASK32 = (1 << 32) - 1
 MASK64 = (1 << 64) - 1
@@ -48,31 +48,6 @@ USERENR_MASK = USERENR_EN | USERENR_SW | USERENR_CR | USERENR_ER
 
 #: PMSELR_EL0.SEL.
 PMSELR_SEL_MASK = 0x1F
-
-# Common event numbers (Arm ARM "Common event numbers"; arm_pmuv3.h ARMV8_PMUV3_PERFCTR_*).
-SW_INCR = 0x00
-INST_RETIRED = 0x08
-CPU_CYCLES = 0x11
-CHAIN = 0x1E
-BR_RETIRED = 0x21
-BR_MIS_PRED_RETIRED = 0x22
-STALL_SLOT_BACKEND = 0x3D
-STALL_SLOT_FRONTEND = 0x3E
-STALL_SLOT = 0x3F
-
-
-class PmuVer(IntEnum):
-    """``ID_AA64DFR0_EL1.PMUVer`` values (spec §5.3)."""
-
-    NI = 0x0
-    IMP = 0x1
-    V3P1 = 0x4
-    V3P4 = 0x5
-    V3P5 = 0x6
-    V3P7 = 0x7
-    V3P8 = 0x8
-    V3P9 = 0x9
-    IMP_DEF = 0xF
 
 
 def pmuv3_implemented(pmuver: int) -> bool:

@@ -20,9 +20,10 @@ PMUv3p5) needs a chained pair, an odd counter and the even one below it
 
 from __future__ import annotations
 
-from replay.pmu.arch import CPU_CYCLES, CYCLE_IDX, PmuVer, pmuv3_implemented
+from importers.host.pmuv3 import CPU_CYCLES, PmuVer, Reservation
+from replay.pmu.arch import CYCLE_IDX, pmuv3_implemented
 from replay.pmu.event import BackingEvent
-from replay.pmu.host import HostPmu, Reservation
+from replay.pmu.host import HostPmu
 from replay.pmu.state import VcpuState
 
 _NO_RESERVATION = Reservation()

@@ -8,9 +8,8 @@ filter-bit writes and re-enables (spec §2.2-§2.9, §3.3-§3.4).
 
 from __future__ import annotations
 
+from importers.host.pmuv3 import CHAIN, CPU_CYCLES, SW_INCR
 from replay.pmu.arch import (
-    CHAIN,
-    CPU_CYCLES,
     CYCLE_IDX,
     EXCLUDE_EL0,
     EXCLUDE_EL1,
@@ -26,7 +25,6 @@ from replay.pmu.arch import (
     PMCR_N_MASK,
     PMCR_N_SHIFT,
     PMCR_P,
-    SW_INCR,
     counter_mask,
 )
 from replay.pmu.contention import sched_in

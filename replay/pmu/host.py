@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from importers.errors import TopologyError
-from replay.pmu.arch import MASK64, MAX_EVENT_COUNTERS, PmuVer, pmuv3_implemented
+from importers.host.pmuv3 import MAX_EVENT_COUNTERS, PmuVer, Reservation
+from replay.pmu.arch import MASK64, pmuv3_implemented
 
 #: Default general-purpose counter count: Cortex-A53, A55, A57, A72 and A76 all implement 6.
 DEFAULT_NUM_COUNTERS = 6
@@ -81,33 +82,6 @@ class HostPmu:
         """Mirror ``kvm_map_pmu_event() >= 0``: the driver's ``map_pmuv3_event`` translates the
         event (PMUv3 hardware counts every PMUv3 event number as it is)."""
         return self.mappable_events is None or eventsel in self.mappable_events
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """Hardware counters of one CPU held by the host's own CPU-pinned perf events.
-
-    perf core schedules CPU-pinned events before a task's pinned events
-    (``perf_event_sched_in()``), so these counters are taken before any of the vCPU thread's
-    (spec §1.5). ``counters`` general-purpose counters go to the lowest indices
-    (``armv8pmu_get_single_idx()``); ``cycles`` is a cycles event, which
-    ``armv8pmu_get_event_idx()`` places on the cycle counter, as the hard-lockup detector's.
-    """
-
-    counters: int = 0
-    cycles: bool = False
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.counters <= MAX_EVENT_COUNTERS:
-            raise TopologyError(
-                f"{self.counters} reserved counters: a CPU has 0..31 general-purpose counters"
-            )
-
-    def __str__(self) -> str:
-        parts = (["cycles"] if self.cycles else []) + (
-            [str(self.counters)] if self.counters else []
-        )
-        return "+".join(parts) or "0"
 
 
 class HostPmus:

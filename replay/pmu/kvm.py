@@ -12,17 +12,15 @@ from dataclasses import dataclass, fields
 from enum import Enum, StrEnum
 
 from importers.errors import UsageError
-from replay.pmu.arch import (
+from importers.host.pmuv3 import (
     CHAIN,
-    EXCLUDE_EL0,
-    EXCLUDE_EL1,
     STALL_SLOT,
     STALL_SLOT_BACKEND,
     STALL_SLOT_FRONTEND,
     SW_INCR,
     PmuVer,
-    event_mask,
 )
+from replay.pmu.arch import EXCLUDE_EL0, EXCLUDE_EL1, event_mask
 from replay.pmu.host import HostPmu, HostPmus
 from replay.pmu.uapi import EBUSY, EINVAL, ENODEV, ENXIO, EventFilter, FilterAction
 

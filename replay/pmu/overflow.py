@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from replay.pmu.arch import CHAIN, CYCLE_IDX, PMCR_E, SW_INCR
+from importers.host.pmuv3 import CHAIN, SW_INCR
+from replay.pmu.arch import CYCLE_IDX, PMCR_E
 from replay.pmu.counters import (
     counter_can_chain,
     counter_width_mask,

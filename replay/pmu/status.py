@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from replay.pmu.arch import CHAIN, MAX_COUNTERS, SW_INCR
+from importers.host.pmuv3 import CHAIN, SW_INCR
+from replay.pmu.arch import MAX_COUNTERS
 from replay.pmu.counters import counter_is_enabled, implemented_counter_mask, pmc_eventsel
 from replay.pmu.event import BackingEvent
 from replay.pmu.state import VcpuState

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from importers.host.pmuv3 import MAX_EVENT_COUNTERS
 from replay.pmu.arch import (
     CYCLE_IDX,
     MASK64,
-    MAX_EVENT_COUNTERS,
     PMCR_C,
     PMCR_LC,
     PMCR_P,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
 
-from replay.cli import main
+from replay.cli import build_parser, main
 from replay.pmu import KernelSemantics, Quirks
 from replay.results import META_FILE, TABLE_NAMES
 from tests.conftest import FIXTURES
@@ -27,6 +28,24 @@ def test_demo_help_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
     text = help_text(capsys, "demo")
     assert "``" not in text and "`pmu-replay record`" in text
     assert "--wide" in text
+    # examples, each a command line the parser takes
+    examples = [
+        shlex.split(line.split("#")[0])[1:]
+        for line in text.split("\nexamples:\n", 1)[1].splitlines()
+        if line.strip().startswith("pmu-replay ")
+    ]
+    assert [e[0] for e in examples[:2]] == ["demo", "demo"]
+    for argv in examples:
+        build_parser().parse_args(argv)
+
+
+@pytest.mark.parametrize("command", ["replay", "compare", "validate", "fleet"])
+def test_path_option_says_what_the_path_is(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = " ".join(help_text(capsys, command).split())
+    assert "--path {vectorized,reference} engine path: vectorized (fast:" in text
+    assert "reference (steps the model through every event: slow," in text
 
 
 def test_a_bad_profile_points_to_a_help_that_describes_the_format(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -48,9 +50,9 @@ def test_demo_fits_80_columns_and_names_every_scenario(demo_at_80_columns: DemoR
         s["name"]
         for s in json.loads((demo_at_80_columns.results / "replay.json").read_text())["scenarios"]
     ]
-    # the file names that follow "wrote" are printed whole so they can be copied
-    long = [line for line in text.splitlines() if len(line) > 80 and not line.startswith("wrote ")]
-    assert long == []
+    assert [line for line in text.splitlines() if len(line) > 80] == []  # every line
+    # the file names are printed whole, so they can be copied
+    assert "  pmu-replay view results/demo.perfetto-trace" in text.splitlines()
     assert "…" not in text  # nothing cut: rich's ellipsis would hide what tells rows apart
     assert text.count(LEGEND) == 1
     names = legend(text)
@@ -61,12 +63,56 @@ def test_demo_fits_80_columns_and_names_every_scenario(demo_at_80_columns: DemoR
     ranking = table_rows(text, "ranking (best first)")
     # (a row's first cell; cells that fold onto more lines leave the scenario on the first)
     assert {r[0] for r in per_vcpu if r[0] in names} == set(names)
+    assert_whole_vcpus([r for r in per_vcpu if r[0] in names])
     assert not {r[0] for r in per_vcpu} & set(names.values()) - set(names)
     assert {r[1] for r in ranking if r[0].isdigit()} == set(names)
     episodes = table_rows(text, "longest stall episodes")
     # an episode's first line: scenario, vCPU, start s, ...; the cause folds onto more lines
     firsts = [r for r in episodes if len(r) > 5 and r[2].replace(".", "").isdigit()]
     assert len(firsts) == 5 and all(r[0] in names for r in firsts)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compare", CAPTURE, "--topology", TOPOLOGY],
+        ["compare", CAPTURE],  # clusters inferred: longer PMU names
+        ["replay", CAPTURE, "--topology", TOPOLOGY, "--scenario", "set-pmu:armv8_cortex_a72"],
+    ],
+)
+def test_compare_and_replay_fit_80_columns(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(console, "width", 80)
+    assert main([*argv, "-o", str(tmp_path / "out")]) == 0
+    text = capsys.readouterr().out
+    assert [line for line in text.splitlines() if len(line) > 80] == []
+    assert "…" not in text
+    # every scenario recognisable in the per-vCPU table: whole, or by the one short name the
+    # legend spells out
+    meta = json.loads((tmp_path / "out" / "replay.json").read_text())
+    scenarios = {s["name"] for s in meta["scenarios"]}
+    names = legend(text)
+    assert sorted(names.values()) == sorted(scenarios) and len(set(names)) == len(names)
+    title = "what-if comparison" if argv[0] == "compare" else "replay of"
+    rows = [row for row in table_rows(text, title) if row[0] in names]
+    assert {names[row[0]] for row in rows} == scenarios
+    assert_whole_vcpus(rows)
+
+
+#: The first line of a per-vCPU row, cell by cell, none folded (a cell cut in two reads as two):
+#: vCPU (an index, or VM/index), guest s, stalled s, risky ticks, fail-entries, counted share,
+#: cross-PMU loads, re-created events, unknown s.
+WHOLE_CELLS = r"(\S+/)?\d+ \d+\.\d{3} \d+\.\d{3} (\d+/\d+|-) \d+ (\d+\.\d%|-) \d+ \d+ \d+\.\d{3}"
+
+
+def assert_whole_vcpus(rows: list[list[str]]) -> None:
+    """Each row's cells on its first line are whole (:data:`WHOLE_CELLS`)."""
+    for row in rows:
+        assert re.fullmatch(WHOLE_CELLS, " ".join(row[1:10])), row
 
 
 def test_wide_keeps_whole_names(

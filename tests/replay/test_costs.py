@@ -77,6 +77,29 @@ def test_hand_worked_cross_pmu_loads_and_recreations(path: str) -> None:
     ]
 
 
+def test_cross_pmu_load_rate_is_a_property_of_the_schedule() -> None:
+    """The rate's base is the capture's guest time, the same under every scenario: SET_PMU to
+    the A53 refuses the entries on CPUs 2-3, and the rate must not grow with that."""
+    cap = fixture_capture("pmu-moves")
+    entries, exits = (cap.frame(t).sort("ts")["ts"] for t in ("kvm_entry", "kvm_exit"))
+    schedule_guest_s = sum(x - e for e, x in zip(entries, exits, strict=True)) / 1e9
+    scenarios = ["default@cpu0", "set-pmu:armv8_cortex_a53", "no-pmu", "fixed-counters-only"]
+    summary = what_if(cap, scenarios, rank=True).summary
+    guest = dict(summary.select("scenario", "guest_ns").rows())
+    assert guest["set-pmu:armv8_cortex_a53"] < guest["default@cpu0"]  # the case in point
+    for row in summary.iter_rows(named=True):
+        assert row["schedule_guest_ns"] / 1e9 == pytest.approx(schedule_guest_s)
+        assert row["cross_pmu_loads_per_guest_s"] == pytest.approx(6 / schedule_guest_s)
+
+
+def test_the_verdict_words_the_schedule_rate() -> None:
+    cap = fixture_capture("pmu-moves")
+    results = what_if(cap, ["set-pmu:armv8_cortex_a53", "no-pmu"])
+    entries, exits = (cap.frame(t).sort("ts")["ts"] for t in ("kvm_entry", "kvm_exit"))
+    rate = 6 / (sum(x - e for e, x in zip(entries, exits, strict=True)) / 1e9)
+    assert f"another host PMU 6 times, {rate:.1f} per second" in results.meta["verdict"]["text"]
+
+
 def test_each_programmed_event_is_recreated() -> None:
     work = prepare_replay(fixture_capture("pmu-moves"), "linux-perf")
     for name, events in [("default@cpu0+v4", 8), ("fixed-counters-only+v4", 2)]:

@@ -189,3 +189,18 @@ def test_findings_are_ordered_by_vm_vcpu_kind_counter_then_start() -> None:
             ("unknown", None, 30),
         )
     ]
+
+
+def test_a_stall_whose_cpu_or_pmu_is_not_known_says_so_with_a_question_mark() -> None:
+    # A cause sentence must not invent a CPU or PMU.
+    obs = observations(
+        [
+            (0, 10, None, "guest", False, "foreign_cpu", None, 0, 0),  # type: ignore[list-item]
+            (20, 30, 2, "guest", False, "no_pmu_cpu", None, 1, 0),
+        ]
+    ).with_columns(pl.lit(None, pl.Utf8).alias("host_pmu"))
+    stalls = findings(obs, CYCLES, NO_RECREATIONS).filter(pl.col("kind") == "stall")
+    assert stalls["cause"].to_list() == [
+        "the counter's backing event lives on ?, which cannot count on CPU ?",
+        "no registered host PMU covers CPU 2",
+    ]

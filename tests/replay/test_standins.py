@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,21 @@ def test_the_error_lists_them_with_a_line_to_copy(
     assert main(["replay", str(no_vms), "--topology", str(TOPOLOGY), *line, "--json"]) == 0
     out = capsys.readouterr().out
     assert '"vm": "standin"' in out
+
+
+def test_import_names_the_command_that_replays_them(
+    no_vms: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cap"
+    assert main(["import", str(no_vms), "--topology", str(TOPOLOGY), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "none found: give --vcpu TID=VM:INDEX to replay" in text
+    assert text.rstrip().splitlines()[-2] == "to replay them as the vCPUs of one VM, run:"
+    command = text.rstrip().splitlines()[-1].split()
+    assert command[:3] == ["pmu-replay", "compare", str(out)]
+    assert command[3:5] == ["--vcpu", "100=standin:0"]  # the thread that moved most
+    # ...and the command does what it says
+    assert main([*command[1:], "-o", str(tmp_path / "cmp")]) == 0
+    assert json.loads((tmp_path / "cmp" / "replay.json").read_text())["vms"] == {
+        "standin": [100, 400, 200, 300]
+    }

@@ -16,7 +16,7 @@ from importers.host.topology import from_cli
 from importers.host.vcpus import discover_vcpus, parse_vcpu_specs
 from importers.schema import conform
 from replay.timeline import _mark_gaps, build_timeline
-from replay.unseen import TRUNCATED_CAUSE
+from replay.unseen import TRUNCATED, TRUNCATED_CAUSE
 from tests.importers.textcap import import_text
 
 TOPO = from_cli(["little=0-1", "big=2-3"])
@@ -240,7 +240,8 @@ def test_switch_out_in_guest_mode_means_the_exit_was_lost(tmp_path: Path) -> Non
 
 def mark_gaps_pairwise(pieces: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame:
     """The oracle for ``_mark_gaps``: its first version, which pairs every piece with every gap
-    of its CPU (too slow for many gaps, but plainly right)."""
+    of its CPU (too slow for many gaps, but plainly right); a part any truncated gap covers
+    takes the truncated cause."""
     cuts = (
         pieces.with_row_index("piece")
         .join(gaps, on="cpu", how="inner")
@@ -274,14 +275,18 @@ def mark_gaps_pairwise(pieces: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame
         indexed.drop("start", "end"), on="piece"
     )
     covered = (
-        split.join(cuts.select("piece", "gap_start", "gap_end"), on="piece", how="left")
+        split.join(cuts.select("piece", "gap_start", "gap_end", "kind"), on="piece", how="left")
         .with_columns(
             ((pl.col("gap_start") <= pl.col("start")) & (pl.col("gap_end") >= pl.col("end")))
             .fill_null(False)
             .alias("lost")
         )
         .group_by("piece", "start", maintain_order=True)
-        .agg(pl.all().first(), pl.col("lost").any().alias("any_lost"))
+        .agg(
+            pl.all().first(),
+            pl.col("lost").any().alias("any_lost"),
+            (pl.col("lost") & (pl.col("kind") == TRUNCATED)).any().alias("any_cut"),
+        )
     )
     return covered.select(
         *(c for c in pieces.columns if c not in ("state", "cause", "start", "end")),
@@ -291,16 +296,21 @@ def mark_gaps_pairwise(pieces: pl.DataFrame, gaps: pl.DataFrame) -> pl.DataFrame
         .then(pl.lit("unknown"))
         .otherwise(pl.col("state"))
         .alias("state"),
-        pl.when(pl.col("any_lost"))
+        pl.when(pl.col("any_cut"))
+        .then(pl.lit(TRUNCATED_CAUSE))
+        .when(pl.col("any_lost"))
         .then(pl.lit("events lost on this CPU"))
         .otherwise(pl.col("cause"))
         .alias("cause"),
     ).select(pieces.columns)
 
 
-def generated_pieces(seed: int, n_pieces: int, n_gaps: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+def generated_pieces(
+    seed: int, n_pieces: int, n_gaps: int, truncated: float = 0.0
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Pieces of 8 threads on 4 CPUs (some off CPU between pieces, some with no CPU) and lost-event
-    gaps on those CPUs: overlapping, nested, touching, zero-length and on piece boundaries."""
+    gaps on those CPUs: overlapping, nested, touching, zero-length and on piece boundaries; a
+    ``truncated`` share of them are truncated data rather than lost events."""
     rng = np.random.default_rng(seed)
     threads, per_thread = 8, n_pieces // 8
     tid = np.repeat(np.arange(100, 100 + threads, dtype=np.int32), per_thread)
@@ -335,6 +345,7 @@ def generated_pieces(seed: int, n_pieces: int, n_gaps: int) -> tuple[pl.DataFram
             "cpu": pl.Series(rng.integers(0, 4, n_gaps), dtype=pl.Int16),
             "gap_start": gap_start,
             "gap_end": gap_start + gap_length,
+            "kind": rng.choice(["lost", TRUNCATED], n_gaps, p=[1 - truncated, truncated]),
         }
     )
     return pieces, gaps
@@ -348,6 +359,16 @@ def test_gap_marking_matches_pairing_every_piece_with_every_gap(seed: int) -> No
     # the case exercises both cut and whole pieces lost
     assert marked.height > pieces.height
     assert marked["cause"].eq("events lost on this CPU").sum() > 100
+
+
+def test_one_gap_marking_tells_truncated_data_from_lost_events() -> None:
+    # lost and truncated gaps overlap on a CPU: one pass over both must cut and word every
+    # part as the oracle does, the truncated cause where one covers the part
+    pieces, gaps = generated_pieces(7, 4_000, 200, truncated=0.3)
+    marked = _mark_gaps(pieces, gaps)
+    assert_frame_equal(marked, mark_gaps_pairwise(pieces, gaps))
+    causes = marked["cause"].value_counts().rows()
+    assert {c for c, n in causes if n > 20} >= {TRUNCATED_CAUSE, "events lost on this CPU"}
 
 
 def test_gap_marking_scales_with_many_gaps() -> None:

@@ -199,3 +199,23 @@ def test_log_without_pmccntr_column_is_a_format_error(
     bad.write_text("ts,vcpu,cntvct\n1,0,2\n")
     assert main(["validate", str(DEFAULT_CASE), "--reads", str(bad)]) == 3
     assert "lacks pmccntr" in capsys.readouterr().err
+
+
+def test_log_options_are_paths_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a user types --reads as a path from where they stand, not from the case directory; a
+    # forged log there must be the one read (it disagrees), not the case's own
+    rows = guest_log(DEFAULT_CASE)
+    k = next(i for i in range(1, len(rows)) if rows[i]["pmccntr"] != rows[i - 1]["pmccntr"])
+    rows[k]["pmccntr"] = rows[k - 1]["pmccntr"]
+    (tmp_path / "logs").mkdir()
+    write_log(tmp_path / "logs" / "guest-reads.csv", rows)
+    monkeypatch.chdir(tmp_path)
+    code, out = run_validate(capsys, str(DEFAULT_CASE), "--reads", "logs/guest-reads.csv")
+    assert code == DISAGREE_EXIT and out["agrees"] is False
+    with pytest.raises(SystemExit):
+        main(["validate", "--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    assert "read log (a path from the current directory, not the case's)" in usage
+    assert "exit log (a path from the current directory, not the case's)" in usage

@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from importers.capture import Capture
 from importers.errors import TopologyError
 from importers.host.resolve import load_topology, resolve_topology
 from importers.host.topology import (
@@ -19,6 +20,11 @@ from importers.host.topology import (
     infer_from_frequency,
     parse_cpulist,
 )
+from replay.cli import main
+from tests.conftest import FIXTURES
+
+CAPTURE = FIXTURES / "captures" / "cross-cluster-migration.txt"
+TOPOLOGY = FIXTURES / "topologies" / "two-cluster.json"
 
 
 def test_cpulists_round_trip() -> None:
@@ -138,3 +144,35 @@ def test_resolution_order_and_conflicts(tmp_path: Path, shared_traces: Path) -> 
     assert infer_from_frequency(freq.slice(0, 0)) is None
     with pytest.raises(TopologyError, match="not both"):
         resolve_topology(None, freq, topology_file="x.json", pmu_specs=["a=0"])
+
+
+def test_table_rows_that_disagree_about_a_cpu_are_an_error(tmp_path: Path) -> None:
+    topo = from_cli(["armv8_cortex_a53=0-1", "armv8_cortex_a72=2-3"])
+    rows = pl.from_arrow(topo.to_table())
+    assert isinstance(rows, pl.DataFrame)
+    # CPU 1 again, as an A72 with a capacity: the last row must not silently win
+    moved = rows.filter(pl.col("cpu") == 1).with_columns(
+        pl.lit("armv8_cortex_a72").alias("pmu"), pl.lit(1024).alias("capacity")
+    )
+    table = pl.concat([rows, moved], how="vertical_relaxed").to_arrow()
+    with pytest.raises(TopologyError) as err:
+        Topology.from_table(table, where="cap/topology.parquet")
+    message = str(err.value)
+    assert message.startswith("cap/topology.parquet: rows 1, 4 give CPU 1 different ")
+    assert "pmu, capacity" in message and "row 4: pmu=armv8_cortex_a72, capacity=1024" in message
+    # a CPU repeated with the same facts is no disagreement
+    same = pl.concat([rows, rows.filter(pl.col("cpu") == 1)]).to_arrow()
+    assert Topology.from_table(same).pmus == topo.pmus
+
+
+def test_saved_capture_with_disagreeing_topology_rows_names_the_file(tmp_path: Path) -> None:
+    out = tmp_path / "cap"
+    assert main(["import", str(CAPTURE), "--topology", str(TOPOLOGY), "-o", str(out)]) == 0
+    rows = pl.read_parquet(out / "topology.parquet")
+    twice = rows.filter(pl.col("cpu") == 2).with_columns(
+        pl.lit("armv8_cortex_a53").cast(rows["pmu"].dtype).alias("pmu")
+    )
+    pl.concat([rows, twice]).write_parquet(out / "topology.parquet")
+    with pytest.raises(TopologyError, match=r"cap/topology.parquet: rows 2, 4 give CPU 2 "):
+        Capture.load(out)
+    assert main(["replay", str(out)]) == TopologyError.exit_code

@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from importers.host.pmuv3 import CHAIN, CPU_CYCLES, SW_INCR
 from replay.pmu import HostPmu, HostPmus, PmuVer, Vcpu
 from replay.pmu.arch import (
-    CHAIN,
-    CPU_CYCLES,
     CYCLE_IDX,
     EXCLUDE_EL0,
     EXCLUDE_EL1,
@@ -28,7 +27,6 @@ from replay.pmu.arch import (
     PMCR_LC,
     PMCR_LP,
     PMCR_P,
-    SW_INCR,
     counter_mask,
 )
 from replay.scenarios import Mode, Scenario

@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, reject, settings
 from hypothesis import strategies as st
 
+from importers.host.pmuv3 import CHAIN, CPU_CYCLES, INST_RETIRED, SW_INCR
 from replay.pmu import (
     EventFilter,
     FailEntry,
@@ -37,18 +38,14 @@ from replay.pmu import (
     UndefinedAccess,
 )
 from replay.pmu.arch import (
-    CHAIN,
-    CPU_CYCLES,
     CYCLE_IDX,
     EXCLUDE_EL0,
     EXCLUDE_EL1,
-    INST_RETIRED,
     PMCR_C,
     PMCR_E,
     PMCR_LC,
     PMCR_LP,
     PMCR_P,
-    SW_INCR,
 )
 from replay.scenarios import Mode, Scenario, build_vm
 from tests.replay.pmu.helpers import BITMAP_REGS, pmu_cpus, pmu_of

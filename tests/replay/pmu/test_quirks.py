@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 
 from importers.errors import UsageError
+from importers.host.pmuv3 import CHAIN
 from replay.pmu import CPU_CYCLES, CYCLE_IDX, INST_RETIRED, HostPmu, HostPmus, PmuVer, Quirks, Vcpu
-from replay.pmu.arch import CHAIN, PMCR_C, PMCR_E, PMCR_LC, PMCR_P
+from replay.pmu.arch import PMCR_C, PMCR_E, PMCR_LC, PMCR_P
 from replay.scenarios import Mode, Scenario, parse_scenario
 from tests.replay.pmu.helpers import running_vcpu, two_clusters
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from importers.host.pmuv3 import CHAIN, SW_INCR
 from replay.pmu import (
     CPU_CYCLES,
     CYCLE_IDX,
@@ -23,7 +24,6 @@ from replay.pmu import (
     create_vcpu,
 )
 from replay.pmu.arch import (
-    CHAIN,
     EXCLUDE_EL0,
     EXCLUDE_EL1,
     EXCLUDE_NS_EL0,
@@ -37,7 +37,6 @@ from replay.pmu.arch import (
     PMCR_N_SHIFT,
     PMCR_P,
     PMCR_X,
-    SW_INCR,
     USERENR_CR,
     USERENR_EN,
     USERENR_ER,

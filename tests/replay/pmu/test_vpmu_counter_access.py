@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from importers.host.pmuv3 import INST_RETIRED, MAX_EVENT_COUNTERS
 from replay.pmu import (
     DEFAULT_PMU_IRQ,
     EventFilter,
@@ -32,8 +33,6 @@ from replay.pmu import (
 from replay.pmu.arch import (
     CYCLE_IDX,
     EXCLUDE_EL1,
-    INST_RETIRED,
-    MAX_EVENT_COUNTERS,
     PMCR_E,
     PMCR_N_MASK,
     PMCR_N_SHIFT,
