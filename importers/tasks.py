@@ -126,7 +126,8 @@ def table_spans(tables: dict[str, pa.Table]) -> list[pa.Table]:
     parts = []
     for table, pid, comm in NAMED_IN:
         if table in tables and tables[table].num_rows:
-            named = tables[table].select(["ts", pid, comm])
+            # chunks decoded apart (Perfetto's packet groups) have dictionaries of their own
+            named = tables[table].select(["ts", pid, comm]).unify_dictionaries()
             named = named.filter(named.column(comm).is_valid())
             spans = named.group_by([pid, comm], use_threads=False).aggregate(
                 [("ts", "min"), ("ts", "max")]
