@@ -5,31 +5,40 @@ The input is recorded at run time (never committed) and cached under ``benchmark
 ``--seconds`` (a busy scheduler: every switch is one tracepoint sample with RAW data). Pass
 ``--input FILE`` to time an existing perf.data instead, ``--fresh`` to record again.
 
-Both tools read the same file in the same run; each is timed ``--runs`` times and the best
-run counts (the machine is shared; the load average is printed). The importer runs in-process
-on a warm numba cache (the first import, which may compile, is reported separately). Rates
-are sample records per second; the ratio is ours over perf script's.
+Both tools read the same file as whole processes, interleaved (see ``whole_process``):
+``pmu-replay import F -o D`` against ``perf script -i F > /dev/null``; medians of wall and CPU
+time, rows/s (samples of the typed tables), the ratio and both peak RSS. Target (issue 17):
+>= 3x faster than perf script on the 400 k-sample recording.
 
-    python benchmarks/bench_perf.py [--seconds 30] [--runs 3] [--input FILE] [--fresh]
+    python benchmarks/bench_perf.py [--seconds 30] [--runs 5] [--input FILE] [--fresh]
+        [--baseline CHECKOUT]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import shutil
 import subprocess
-import sys
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from sched_load import nap_and_wake
+from whole_process import (
+    ROOT,
+    add_arguments,
+    contenders_of,
+    fresh,
+    interleave,
+    machine_line,
+    pmu_replay,
+    ratio_line,
+    run_measured,
+    table,
+)
 
-from importers.perf.data import read_perf_data
-
-OUT = Path(__file__).resolve().parent / "out"
+OUT = ROOT / "benchmarks" / "out"
 
 
 def record(out: Path, seconds: float, threads: int) -> None:
@@ -47,22 +56,13 @@ def record(out: Path, seconds: float, threads: int) -> None:
         raise SystemExit(f"perf record failed: {err.decode(errors='replace')[-400:]}")
 
 
-def best(fn: object, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()  # type: ignore[operator]
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--threads", type=int, default=8)
-    ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--input", type=Path)
     ap.add_argument("--fresh", action="store_true")
+    add_arguments(ap)
     args = ap.parse_args()
     if shutil.which("perf") is None:
         raise SystemExit("perf is not installed (Debian: apt-get install linux-perf)")
@@ -74,34 +74,21 @@ def main() -> None:
             print(f"recording {args.seconds:.0f} s of sched_switch into {path} ...", flush=True)
             record(path, args.seconds, args.threads)
     size = path.stat().st_size
-
-    t0 = time.perf_counter()
-    cap = read_perf_data(path)
-    first = time.perf_counter() - t0
-    samples = cap.metadata.extra["records"].get("SAMPLE", 0)
-    rows = sum(t.num_rows for n, t in cap.tables.items() if n not in ("tasks", "topology"))
-
-    def ours() -> None:
-        read_perf_data(path)
-
-    def perf_script() -> None:
-        with open(os.devnull, "wb") as devnull:
-            subprocess.run(
-                ["perf", "script", "-i", str(path)], stdout=devnull, stderr=devnull, check=True
-            )
-
-    load_before = os.getloadavg()
-    t_ours = best(ours, args.runs)
-    t_perf = best(perf_script, args.runs)
-    load_after = os.getloadavg()
-    ours_rate, perf_rate = samples / t_ours, samples / t_perf
-    print(f"input: {path} ({size / 1e6:.1f} MB, {samples} samples, {rows} table rows)")
-    print(f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} (2 cores)")
-    print(f"pmu-replay import: first {first:.2f} s, best of {args.runs} {t_ours:.3f} s "
-          f"= {ours_rate:,.0f} samples/s")  # fmt: skip
-    print(f"perf script > /dev/null: best of {args.runs} {t_perf:.3f} s "
-          f"= {perf_rate:,.0f} samples/s")  # fmt: skip
-    print(f"ratio (ours / perf script): {ours_rate / perf_rate:.1f}x")
+    with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
+        out = Path(tmp) / "out"
+        cmd, env = pmu_replay()
+        _, _, _, summary = run_measured([*cmd, "import", str(path), "-o", str(out), "--json"],
+                                        env=env)  # fmt: skip
+        counts = json.loads(summary)["events"]
+        samples = sum(n for name, n in counts.items() if name != "perf_switches")
+        peer = ("perf script", ["perf", "script", "-i", str(path)])
+        group = contenders_of(args, ["import", str(path), "-o", str(out)], peer, fresh(out))
+        interleave(group, args.runs)
+    print(f"input: {path} ({size / 1e6:.1f} MB, {samples:,} sample rows)")
+    print(f"whole process, {args.runs} interleaved runs, medians [range]:")
+    print("\n".join(table(group, samples)))
+    print(ratio_line(group[0], group[-1]))
+    print(machine_line())
 
 
 if __name__ == "__main__":

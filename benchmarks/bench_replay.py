@@ -1,23 +1,33 @@
 """Benchmark: replay of every compare scenario on a >= 10 million sched-event history.
 
-The history is built at run time from a real capture, ../shared/traces/juno-trace-txt: its
-sched_switch and sched_wakeup tables are repeated with shifted timestamps (and thread ids kept,
-so every copy continues the same threads) until there are >= 10M sched events. Every non-idle
-thread stands in for a vCPU (VMs of four), so most switches move a vCPU; the topology is the
-capture's own plat_info.yml (Juno: A53 x4 + A57 x2).
+The history is built at run time from a real capture, ../shared/traces/juno-trace-txt. Every
+non-idle thread stands in for a vCPU (VMs of four), so most switches move a vCPU; the
+topology is the capture's own plat_info.yml (Juno: A53 x4 + A57 x2).
 
-Reported: sched events/s per scenario for the vectorized path (prepare + one scenario), the
+Whole process first (what a user runs): the capture's text is repeated with shifted
+timestamps (as bench_text_import builds it, cached under benchmarks/out/) until it holds
+>= ``--events`` sched events; ``pmu-replay import BIG -o D`` and ``pmu-replay compare D
+--topology plat_info.yml --vcpu ...`` (every scenario of the matrix, from the imported
+tables) are timed interleaved, medians over ``--runs`` (see ``whole_process``). Target
+(issue 17): compare within 2x of the import.
+
+Then in-process (``--whole-process-only`` skips it): its sched_switch and sched_wakeup tables
+repeated with shifted timestamps (and thread ids kept, so every copy continues the same
+threads); sched events/s per scenario for the vectorized path (prepare + one scenario), the
 same for the reference path on a 100k-event prefix (the peer: the model stepped event by
 event), their ratio, and peak RSS.
 
-Usage: python benchmarks/bench_replay.py [--events 10000000]
+Usage: python benchmarks/bench_replay.py [--events 10000000] [--runs 3] [--whole-process-only]
+    [--baseline CHECKOUT]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import resource
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +36,19 @@ import polars as pl
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_text_import import build as build_text
+from whole_process import (
+    Contender,
+    add_arguments,
+    fresh,
+    interleave,
+    machine_line,
+    median_wall,
+    pmu_replay,
+    run_measured,
+    table,
+)
 
 from importers.capture import Capture
 from importers.detect import load
@@ -84,12 +107,63 @@ def prefix(cap: Capture, n: int) -> Capture:
     )
 
 
+def whole_process(args: argparse.Namespace) -> None:
+    """``pmu-replay import`` of the repeated text and ``pmu-replay compare`` of its tables."""
+    text = SOURCE / "trace.txt"
+    lines = text.read_text().splitlines()
+    per_copy = sum(" sched_switch: " in x or " sched_wakeup: " in x for x in lines)
+    big = build_text(text, math.ceil(args.events / per_copy) * text.stat().st_size)
+    with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
+        imported, again = Path(tmp) / "imported", Path(tmp) / "again"
+        cmd, env = pmu_replay()
+        run_measured([*cmd, "import", str(big), "-o", str(imported)], env=env)
+        tables = Capture.load(imported).tables
+        sched = tables["sched_switch"].num_rows + tables["sched_wakeup"].num_rows
+        threads = sorted(set(tables["sched_switch"].column("next_pid").to_pylist()) - {0})
+        vcpus = [
+            a for i, tid in enumerate(threads) for a in ("--vcpu", f"{tid}=vm{i // 4}:{i % 4}")
+        ]
+        topology = str(SOURCE / "plat_info.yml")
+        compare = ["compare", str(imported), "--topology", topology, *vcpus]
+        group = []
+        for label, checkout in (("", None), (" baseline", args.baseline)):
+            if label and checkout is None:
+                continue
+            cmd, env = pmu_replay(checkout) if checkout else pmu_replay()
+            name = checkout.name if checkout else "pmu-replay"
+            group += [
+                Contender(
+                    f"{name} import{label}",
+                    [*cmd, "import", str(big), "-o", str(again)],
+                    env,
+                    fresh(again),
+                ),
+                Contender(f"{name} compare{label}", [*cmd, *compare], env),
+            ]
+        interleave(group, args.runs)
+    print(
+        f"input: {big.name} ({big.stat().st_size / 1e9:.2f} GB), {sched:,} sched events, "
+        f"{len(threads)} vCPU threads; whole process, {args.runs} interleaved runs, medians:"
+    )
+    print("\n".join(table(group, sched)))
+    for k in range(0, len(group), 2):
+        imp, cmp_ = group[k], group[k + 1]
+        ratio = median_wall(cmp_) / median_wall(imp)
+        print(f"  {cmp_.name} / {imp.name}: {ratio:.2f}x the import's wall time (target <= 2x)")
+    print(machine_line())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--whole-process-only", action="store_true", help="skip the in-process part")
+    add_arguments(ap, runs=3)
     args = ap.parse_args()
+    whole_process(args)
+    if args.whole_process_only:
+        return
     topo = load_topology(SOURCE / "plat_info.yml")
     start = time.perf_counter()
     cap = build(args.events)

@@ -9,36 +9,49 @@ The input is made at run time, never committed:
   the ring-buffer pages of a shared v6 capture, each copy shifted in time;
 * or ``--input FILE`` to time an existing file.
 
-Both tools read the same file; each is timed ``--runs`` times and the best run counts (the
-machine is shared). The importer is timed in-process on a warm JIT cache (numba's on-disk
-cache; the first-ever import also compiles, which is reported separately). Prints events/s of
-both and the ratio.
+A recording is cached under ``benchmarks/out/`` (``--fresh`` records again). Both tools read
+the same file as whole processes, interleaved (see ``whole_process``): ``pmu-replay import F
+-o D`` against ``trace-cmd report -i F > /dev/null``; medians of wall and CPU time, events/s,
+the ratio and both peak RSS. Targets (issue 17): >= 5x faster than trace-cmd report on the
+2 M-event recording, peak RSS <= 350 MiB.
 
-    python benchmarks/bench_tracedat.py [--seconds 30] [--runs 3] [--input F | --replicate F]
+    python benchmarks/bench_tracedat.py [--seconds 30] [--runs 5] [--input F | --replicate F]
+        [--baseline CHECKOUT]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
 import shutil
 import struct
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sched_load import nap_and_wake
+from whole_process import (
+    ROOT,
+    add_arguments,
+    contenders_of,
+    fresh,
+    interleave,
+    machine_line,
+    pmu_replay,
+    ratio_line,
+    run_measured,
+    table,
+)
 
 from importers.tracedat.file import read_container
-from importers.tracedat.read import read_tracedat
 from importers.tracedat.reader import open_reader
 from replay.record import find_tracefs, tracefs_instance
+
+OUT = ROOT / "benchmarks" / "out"
 
 EVENTS = ["sched:*", "irq:*", "timer:*"]
 
@@ -111,24 +124,6 @@ def replicate(src: Path, out: Path, copies: int) -> None:
     out.write_bytes(bytes(head) + bytes(start - len(head)) + bytes(body))
 
 
-def best_of(runs: int, fn: Callable[[], object]) -> tuple[float, float]:
-    """Best wall time and best CPU time (this process and its children) over ``runs``.
-
-    CPU time counts the work of every thread and of child processes, so it compares the two
-    tools even while other jobs compete for the cores; wall time is what a user waits.
-    """
-    walls, cpus = [], []
-    for _ in range(runs):
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        children = usage.ru_utime + usage.ru_stime
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - t)
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append(time.process_time() - c + usage.ru_utime + usage.ru_stime - children)
-    return min(walls), min(cpus)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", type=Path, help="time an existing trace.dat")
@@ -137,55 +132,47 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="recording length")
     parser.add_argument("--threads", type=int, default=4, help="busy worker threads")
     parser.add_argument("--buffer-kb", type=int, default=131072, help="ring buffer per CPU")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--fresh", action="store_true", help="record again (else reuse)")
+    add_arguments(parser)
     args = parser.parse_args()
     if shutil.which("trace-cmd") is None:
         raise SystemExit("trace-cmd is not installed; it is the peer this benchmark compares to")
-    with tempfile.TemporaryDirectory(prefix="bench-tracedat-") as tmp:
-        path = args.input
-        if path is None:
-            path = Path(tmp) / "bench.dat"
-            can_record = os.geteuid() == 0 and Path("/sys/kernel").is_dir()
-            if args.replicate is None and can_record:
+    path = args.input
+    if path is None:
+        OUT.mkdir(exist_ok=True)
+        can_record = os.geteuid() == 0 and Path("/sys/kernel").is_dir()
+        if args.replicate is None and can_record:
+            path = OUT / f"tracedat_{args.seconds:.0f}s.dat"
+            how = f"recorded here, {args.seconds:.0f} s busy capture"
+            if args.fresh or not path.exists():
                 print(f"recording {args.seconds:.0f} s through tracefs ...", flush=True)
                 record(path, args.seconds, args.threads, args.buffer_kb)
-                how = f"recorded here, {args.seconds:.0f} s busy capture"
-            else:
-                src = args.replicate or Path(__file__).resolve().parents[2] / (
-                    "shared/traces/juno-sched-load/trace.dat"
-                )
-                replicate(src, path, args.copies)
-                how = f"{args.copies} copies of the pages of {src.name}"
         else:
-            how = "given"
-        td = read_container(open_reader(path))
-        size = path.stat().st_size
-        t = time.perf_counter()
-        cap = read_tracedat(path)
-        first = time.perf_counter() - t
-        events = sum(cap.event_counts().values())
-        ours = best_of(args.runs, lambda: read_tracedat(path))
-        theirs = best_of(
-            args.runs,
-            lambda: subprocess.run(
-                ["trace-cmd", "report", "-i", str(path)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                check=True,
-            ),
-        )
+            src = args.replicate or ROOT.parent / "shared/traces/juno-sched-load/trace.dat"
+            path = OUT / f"{src.parent.name}-x{args.copies}.dat"
+            replicate(src, path, args.copies)
+            how = f"{args.copies} copies of the pages of {src.name}"
+    else:
+        how = "given"
+    td = read_container(open_reader(path))
+    size = path.stat().st_size
+    with tempfile.TemporaryDirectory(prefix="bench-tracedat-") as tmp:
+        out = Path(tmp) / "out"
+        cmd, env = pmu_replay()
+        _, _, _, summary = run_measured([*cmd, "import", str(path), "-o", str(out), "--json"],
+                                        env=env)  # fmt: skip
+        events = sum(json.loads(summary)["events"].values())
+        peer = ("trace-cmd report", ["trace-cmd", "report", "-i", str(path)])
+        group = contenders_of(args, ["import", str(path), "-o", str(out)], peer, fresh(out))
+        interleave(group, args.runs)
     kind = f"trace.dat v{td.version}, {td.compression or 'uncompressed'}"
     # a recording's CPU data is in its named instance (extract -B), a replica's in the top one
     cpus = len({s.cpu for inst in td.instances for s in inst.cpus})
     print(f"input: {how}; {kind}, {size / 2**20:.1f} MiB, {events:,} events, {cpus} CPUs")
-    for name, (wall, cpu) in (("pmu-replay importer", ours), ("trace-cmd report", theirs)):
-        print(f"{name:20s}: wall {wall:7.3f} s = {events / wall / 1e6:5.2f} M events/s; "
-              f"CPU {cpu:7.3f} s = {events / cpu / 1e6:5.2f} M events/CPU-s")  # fmt: skip
-    print(f"(importer's first run, incl. loading the numba cache: {first:.3f} s)")
-    print(f"ratio trace-cmd / importer: wall {theirs[0] / ours[0]:.1f}x, "
-          f"CPU {theirs[1] / ours[1]:.1f}x")  # fmt: skip
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"machine: {os.cpu_count()} CPUs, load average {load} (the importer uses all cores)")
+    print(f"whole process, {args.runs} interleaved runs, medians [range]:")
+    print("\n".join(table(group, events)))
+    print(ratio_line(group[0], group[-1]))
+    print(machine_line())
 
 
 if __name__ == "__main__":

@@ -14,9 +14,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -32,6 +31,9 @@ from importers.schema import (
     conform,
     empty_table,
 )
+
+if TYPE_CHECKING:
+    import polars as pl
 
 METADATA_FILE = "metadata.json"
 
@@ -84,6 +86,8 @@ class Capture:
 
     def frame(self, name: str) -> pl.DataFrame:
         """The table ``name`` as a polars DataFrame (dictionary strings become Categorical)."""
+        import polars as pl  # loaded by the first caller that wants frames (not by `import`)
+
         df = pl.from_arrow(self.table(name))
         assert isinstance(df, pl.DataFrame)
         return df

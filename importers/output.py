@@ -14,12 +14,11 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import polars as pl
 
 from importers.errors import UsageError
 
@@ -94,9 +93,14 @@ def _raise_naming(exc: BaseException, out: Path) -> None:
     """For an I/O failure, raise an ``OSError`` of the same errno that names ``out`` (not the
     temporary file the message would otherwise show); return for anything else."""
     code: int | None = None
+    polars = sys.modules.get("polars")  # a polars error comes only from a loaded polars
     if isinstance(exc, OSError):
         code = exc.errno
-    elif isinstance(exc, pl.exceptions.ComputeError) and (m := _POLARS_OS_ERROR.search(str(exc))):
+    elif (
+        polars is not None
+        and isinstance(exc, polars.exceptions.ComputeError)
+        and (m := _POLARS_OS_ERROR.search(str(exc)))
+    ):
         code = int(m[1])
     if code is not None:
         raise OSError(code, f"cannot write it: {os.strerror(code)}", str(out)) from exc

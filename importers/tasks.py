@@ -8,10 +8,20 @@ per (pid, comm) with the first and last time seen.
 
 from __future__ import annotations
 
-import polars as pl
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Union
+
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from importers.schema import conform, constant_column
+
+if TYPE_CHECKING:
+    import polars as pl
+
+#: a table of sightings or spans: Arrow, or the polars frames of the text importers (read
+#: through ``to_arrow``, so this module never loads polars itself)
+Part = Union[pa.Table, "pl.DataFrame"]
 
 # (table, pid column, comm column) of the typed tables that name a task.
 NAMED_IN: tuple[tuple[str, str, str], ...] = (
@@ -26,67 +36,88 @@ NAMED_IN: tuple[tuple[str, str, str], ...] = (
     ("sched_process_exit", "pid", "comm"),
 )
 
+SPAN_SCHEMA = pa.schema(
+    [
+        ("pid", pa.int32()),
+        ("tgid", pa.int32()),
+        ("comm", pa.string()),
+        ("first_ts", pa.int64()),
+        ("last_ts", pa.int64()),
+        ("source", pa.string()),
+    ]
+)
 
-def sightings(
-    frame: pl.DataFrame, pid: str, comm: str, source: str, tgid: str | None = None
-) -> pl.DataFrame:
+
+def sightings(frame: Part, pid: str, comm: str, source: str, tgid: str | None = None) -> pa.Table:
     """Rows ``pid, comm, tgid, ts, source`` for every non-null name in ``frame``."""
-    return frame.filter(pl.col(comm).is_not_null()).select(
-        pl.col(pid).cast(pl.Int32).alias("pid"),
-        pl.col(comm).cast(pl.Utf8).alias("comm"),
-        (pl.col(tgid) if tgid else pl.lit(None)).cast(pl.Int32).alias("tgid"),
-        pl.col("ts").cast(pl.Int64),
-        pl.lit(source).alias("source"),
+    # only the named columns: converting a whole polars frame to Arrow copies every column
+    table = _arrow(frame.select([c for c in (pid, comm, tgid, "ts") if c]))
+    table = table.filter(table.column(comm).is_valid())
+    n = table.num_rows
+    return pa.table(
+        {
+            "pid": table.column(pid).cast(pa.int32()),
+            "comm": table.column(comm).cast(pa.string()),
+            "tgid": table.column(tgid).cast(pa.int32()) if tgid else pa.nulls(n, pa.int32()),
+            "ts": table.column("ts").cast(pa.int64()),
+            "source": pa.repeat(source, n),
+        }
     )
 
 
-def typed_sightings(typed: dict[str, pl.DataFrame]) -> list[pl.DataFrame]:
+def typed_sightings(typed: dict[str, Part]) -> list[pa.Table]:
     """Sightings from every typed table that names tasks."""
     return [
-        sightings(typed[table], pid, comm, table)
+        sightings(frame, pid, comm, table)
         for table, pid, comm in NAMED_IN
-        if table in typed and typed[table].height
+        if (frame := typed.get(table)) is not None and len(frame)
     ]
 
 
-def name_spans(parts: list[pl.DataFrame]) -> pl.DataFrame:
-    """Fold sightings (or earlier spans) into one row per (pid, comm).
+def name_spans(parts: Sequence[Part]) -> pa.Table:
+    """Fold sightings (or earlier spans) into one row per (pid, comm), as :data:`SPAN_SCHEMA`.
 
     Accepts both raw sightings (``ts``) and already folded spans (``first_ts``/``last_ts``), so
     chunked importers can fold per chunk and once more at the end. ``source`` is the source of
-    the earliest sighting.
+    the earliest sighting (a name known without a time, from saved cmdlines, counts as
+    earliest); ``tgid`` the first known one.
     """
-    folded = [_fold(p) for p in parts if p.height]
+    folded = [_fold(table) for part in parts if (table := _arrow(part)).num_rows]
     if not folded:
-        return pl.DataFrame(schema=SPAN_SCHEMA)
-    return _fold(pl.concat(folded)).sort("pid", "first_ts", "comm", nulls_last=True)
+        return SPAN_SCHEMA.empty_table()
+    spans = _fold(pa.concat_tables(folded))
+    keys = [("pid", "ascending"), ("first_ts", "ascending"), ("comm", "ascending")]
+    return spans.sort_by(keys)  # nulls last
 
 
-SPAN_SCHEMA = {
-    "pid": pl.Int32,
-    "tgid": pl.Int32,
-    "comm": pl.Utf8,
-    "first_ts": pl.Int64,
-    "last_ts": pl.Int64,
-    "source": pl.Utf8,
-}
+def _arrow(part: Part) -> pa.Table:
+    return part if isinstance(part, pa.Table) else part.to_arrow()
 
 
-def _fold(part: pl.DataFrame) -> pl.DataFrame:
-    if "first_ts" in part.columns:  # spans, from several sources
-        times = [pl.col("first_ts").min(), pl.col("last_ts").max()]
-        source = pl.col("source").sort_by("first_ts").first()
-    else:  # sightings: one source per frame (see sightings)
-        times = [pl.col("ts").min().alias("first_ts"), pl.col("ts").max().alias("last_ts")]
-        source = pl.col("source").first()
-    return (
-        part.group_by("pid", "comm")
-        .agg(pl.col("tgid").drop_nulls().first(), source, *times)
-        .select(pl.col(name).cast(dtype) for name, dtype in SPAN_SCHEMA.items())
+def _fold(part: pa.Table) -> pa.Table:
+    if "first_ts" in part.column_names:  # spans, from several sources: earliest first
+        part = part.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)
+        known_first = pc.fill_null(part.column("first_ts"), -(1 << 63))  # timeless first
+        part = part.take(pc.sort_indices(known_first))
+        first, last = ("first_ts", "min"), ("last_ts", "max")
+    else:  # sightings: one source per table (see sightings), in source order
+        first, last = ("ts", "min"), ("ts", "max")
+    # not threaded, so "first" is the first row of each group in the order above
+    out = part.group_by(["pid", "comm"], use_threads=False).aggregate(
+        [("tgid", "first"), ("source", "first"), first, last]
     )
+    columns = {
+        "pid": out.column("pid"),
+        "tgid": out.column("tgid_first"),
+        "comm": out.column("comm"),
+        "first_ts": out.column("_".join(first)),
+        "last_ts": out.column("_".join(last)),
+        "source": out.column("source_first"),
+    }
+    return pa.table(columns).cast(SPAN_SCHEMA)
 
 
-def table_spans(tables: dict[str, pa.Table]) -> list[pl.DataFrame]:
+def table_spans(tables: dict[str, pa.Table]) -> list[pa.Table]:
     """Spans of the names in the typed tables (:data:`NAMED_IN`) of a binary capture.
 
     Each typed table is first reduced to its distinct (pid, comm) pairs on the dictionary
@@ -95,29 +126,31 @@ def table_spans(tables: dict[str, pa.Table]) -> list[pl.DataFrame]:
     parts = []
     for table, pid, comm in NAMED_IN:
         if table in tables and tables[table].num_rows:
-            frame = pl.from_arrow(tables[table].select(["ts", pid, comm]))
-            assert isinstance(frame, pl.DataFrame)
-            spans = frame.group_by(pid, comm).agg(
-                pl.col("ts").min().alias("first_ts"), pl.col("ts").max().alias("last_ts")
+            # chunks decoded apart (Perfetto's packet groups) have dictionaries of their own
+            named = tables[table].select(["ts", pid, comm]).unify_dictionaries()
+            named = named.filter(named.column(comm).is_valid())
+            spans = named.group_by([pid, comm], use_threads=False).aggregate(
+                [("ts", "min"), ("ts", "max")]
             )
+            n = spans.num_rows
             parts.append(
-                spans.filter(pl.col(comm).is_not_null()).select(
-                    pl.col(pid).cast(pl.Int32).alias("pid"),
-                    pl.col(comm).cast(pl.Utf8).alias("comm"),
-                    pl.lit(None, pl.Int32).alias("tgid"),
-                    "first_ts",
-                    "last_ts",
-                    pl.lit(table).alias("source"),
+                pa.table(
+                    {
+                        "pid": spans.column(pid).cast(pa.int32()),
+                        "tgid": pa.nulls(n, pa.int32()),
+                        "comm": spans.column(comm).cast(pa.string()),
+                        "first_ts": spans.column("ts_min"),
+                        "last_ts": spans.column("ts_max"),
+                        "source": pa.repeat(table, n),
+                    }
                 )
             )
     return parts
 
 
-def cmdline_spans(cmdlines: bytes) -> pl.DataFrame:
+def cmdline_spans(cmdlines: bytes) -> pa.Table:
     """:func:`saved_cmdlines` as spans without times, for :func:`name_spans`."""
-    frame = pl.from_arrow(saved_cmdlines(cmdlines))
-    assert isinstance(frame, pl.DataFrame)
-    return frame.with_columns(pl.col("comm", "source").cast(pl.Utf8))
+    return saved_cmdlines(cmdlines).cast(SPAN_SCHEMA)
 
 
 def saved_cmdlines(cmdlines: bytes) -> pa.Table:

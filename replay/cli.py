@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import errno
 import gc
+import importlib
 import os
 import signal
 import sys
@@ -20,6 +21,7 @@ from types import FrameType
 
 from importers.errors import PmuReplayError
 from replay import __version__
+from replay.commands import COMMANDS
 
 EXIT_OS_ERROR = 8
 EXIT_INTERRUPTED = 130
@@ -64,20 +66,13 @@ xz, zstd or bzip2.
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from replay.commands import (
-        compare_cmd,
-        demo_cmd,
-        export_cmd,
-        fleet_cmd,
-        import_cmd,
-        record_cmd,
-        replay_cmd,
-        report_cmd,
-        validate_cmd,
-        view_cmd,
-    )
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command-line parser, with every subcommand listed.
 
+    Only the subcommand ``argv`` runs is loaded with its options (every one when ``argv`` is
+    None): a command's module imports what the command needs (``import`` does not load the
+    replay engine), and ``--help`` or a mistyped command loads none of them.
+    """
     parser = argparse.ArgumentParser(
         prog="pmu-replay",
         description=DESCRIPTION,
@@ -85,24 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pmu-replay {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    import_cmd.register(sub)
-    replay_cmd.register(sub)
-    compare_cmd.register(sub)
-    export_cmd.register(sub)
-    report_cmd.register(sub)
-    view_cmd.register(sub)
-    record_cmd.register(sub)
-    demo_cmd.register(sub)
-    fleet_cmd.register(sub)
-    validate_cmd.register(sub)
+    chosen = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
+    for name, (module, summary) in COMMANDS.items():
+        if chosen is None or chosen == name:
+            importlib.import_module(f"replay.commands.{module}").register(sub)
+        else:
+            sub.add_parser(name, help=summary)  # listed; loaded when it is the one run
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (see :data:`EXIT_CODES`)."""
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
+        argv = sys.argv[1:] if argv is None else argv
+        args = build_parser(argv).parse_args(argv)
         code: int = args.run(args)
     except PmuReplayError as exc:
         print(f"pmu-replay: error: {exc}", file=sys.stderr)
@@ -159,18 +150,19 @@ def console_main() -> int:
     Ctrl-C is caught from the first moment (also while the commands' modules load, and where
     it surfaces as another exception from inside a lock); output that stdout can no longer
     take ends the run with :data:`EXIT_BROKEN_PIPE` and no traceback. The heap keeps freed
-    blocks (:mod:`replay.heap`). At the end, the objects still alive are about to go with the
-    process. Collecting them one by one at interpreter shutdown took ~0.4 s after a 1 GB
-    import (numba's and polars' object graphs), so they are frozen out of the final
-    collection; atexit handlers and stream flushes still run.
+    blocks and Arrow allocates from it (:mod:`replay.heap`). At the end, the objects still
+    alive are about to go with the process. Collecting them one by one at interpreter
+    shutdown took ~0.4 s after a 1 GB import (numba's and polars' object graphs), so they are
+    frozen out of the final collection; atexit handlers and stream flushes still run.
     """
     signal.signal(signal.SIGINT, _on_interrupt)
     code: int | None = None
     try:
         try:
-            from replay.heap import keep_freed_blocks
+            from replay.heap import arrow_on_the_heap, keep_freed_blocks
 
-            keep_freed_blocks()
+            if keep_freed_blocks():
+                arrow_on_the_heap()
             code = main()
         except SystemExit as exc:  # argparse's --help, --version and usage errors
             if not isinstance(exc.code, int | None):

@@ -6,17 +6,24 @@ them a moment later. glibc serves blocks above its mmap threshold (128 KiB, adap
 so each chunk's arrays were page-faulted and zeroed anew: on the 1 GB text import bench,
 2.3 of 12.5 CPU-seconds were kernel time. Fixed thresholds keep such blocks in the heap for
 the next chunk (1.3 s kernel time, 11.4 CPU-s, the same peak RSS).
+
+Arrow's buffers go to the same heap: its default pool (mimalloc) reserves memory of its own
+per thread, 14 MiB more peak RSS on a 3.4 MB trace.dat (130 -> 116 MiB) and 40 MiB more on a
+1.7 M-event one (540 -> 502 MiB), for the same CPU time.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 
 M_TRIM_THRESHOLD = -1  # <malloc.h>
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 << 20  # glibc's ceiling for this setting on 64-bit (HEAP_MAX_SIZE / 2)
 TRIM_THRESHOLD = 256 << 20
+#: read by Arrow when it first allocates (the user's own setting is kept)
+ARROW_POOL = "ARROW_DEFAULT_MEMORY_POOL"
 
 
 def keep_freed_blocks() -> bool:
@@ -28,3 +35,9 @@ def keep_freed_blocks() -> bool:
         libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
         and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
+
+
+def arrow_on_the_heap() -> None:
+    """Have Arrow allocate from the C library's heap (its "system" pool), unless the
+    environment already chooses a pool; call it before Arrow's first allocation."""
+    os.environ.setdefault(ARROW_POOL, "system")

@@ -18,6 +18,7 @@ PACKAGES = ("importers", "replay")
 FAMILIES = ("tracefs", "ftrace", "tracedat", "perf", "perfetto", "host")
 CORE = (
     "__init__",
+    "byte_loops",
     "capture",
     "decompress",
     "detect",

@@ -42,7 +42,7 @@ class ChunkResult:
     events: pa.Table
     lost: pl.DataFrame  # seq, cpu, count, kind, ts (null when no later event in the chunk)
     first_per_cpu: pl.DataFrame  # cpu, seq, ts of the first event of each CPU
-    tasks: pl.DataFrame
+    tasks: pa.Table
     skipped: dict[str, list[int]]
     frac_widths: set[int]
     info_lines: int
@@ -239,8 +239,8 @@ def _tables(results: list[ChunkResult], lost: pl.DataFrame) -> dict[str, pa.Tabl
     if events.num_rows:
         tables["events"] = events
     tasks = name_spans([r.tasks for r in results])
-    if tasks.height:
-        tables["tasks"] = conform("tasks", tasks.to_arrow())
+    if tasks.num_rows:
+        tables["tasks"] = conform("tasks", tasks)
     if lost.height:
         tables["lost_events"] = conform("lost_events", lost.to_arrow())
     return tables

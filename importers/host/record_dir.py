@@ -50,10 +50,8 @@ def read_record_dir(
             pl.lit(end, pl.Int64).alias("last_ts"),
             pl.lit("proc snapshot").alias("source"),
         )
-        tasks = name_spans(
-            [capture.frame("tasks").with_columns(pl.col("comm", "source").cast(pl.Utf8)), snap]
-        )
-        capture.tables["tasks"] = conform("tasks", tasks.to_arrow())
+        tasks = name_spans([capture.table("tasks"), snap])
+        capture.tables["tasks"] = conform("tasks", tasks)
         kvm = (
             threads.filter(pl.col("kvm_vcpu").is_not_null())
             if "kvm_vcpu" in threads.columns

@@ -12,12 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import polars as pl
 import pyarrow as pa
-import yaml
 
 from importers.errors import TopologyError
-from importers.host.lisa import from_lisa_json, from_plat_info, load_lisa_yaml, relaxed_json
 from importers.host.topology import (
     SNAPSHOT_FORMAT,
     Topology,
@@ -29,6 +26,11 @@ from importers.host.topology import (
 
 def load_topology(path: str | Path) -> Topology:
     """Read a topology file: sysfs snapshot JSON, LISA JSON or LISA ``plat_info.yml``."""
+    # PyYAML and the LISA readers load with the first topology file, not with every import
+    import yaml
+
+    from importers.host.lisa import from_lisa_json, from_plat_info, load_lisa_yaml, relaxed_json
+
     p = Path(path)
     try:
         text = p.read_text()
@@ -55,7 +57,7 @@ def load_topology(path: str | Path) -> Topology:
 
 def resolve_topology(
     capture_topology: pa.Table | None,
-    cpu_frequency: pl.DataFrame,
+    cpu_frequency: pa.Table,
     *,
     topology_file: str | Path | None = None,
     pmu_specs: list[str] | None = None,

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import polars as pl
+import numpy as np
 import pyarrow as pa
 
 from importers.errors import TopologyError
@@ -47,7 +47,7 @@ from importers.host.facts import (
     pmceid_from_events,
 )
 from importers.host.pmuv3 import Reservation
-from importers.schema import conform
+from importers.schema import TABLES
 
 SNAPSHOT_FORMAT = "pmu-replay-topology/1"
 INFERRED_SOURCE = "inferred from cpu_frequency"
@@ -176,7 +176,7 @@ class Topology:
                     "reserved_cycles": held.cycles if held else None,
                 }
             )
-        return conform("topology", pl.DataFrame(rows, infer_schema_length=None).to_arrow())
+        return pa.Table.from_pylist(rows, schema=TABLES["topology"])
 
     @classmethod
     def from_table(
@@ -190,26 +190,25 @@ class Topology:
             When rows disagree about a CPU (:func:`check_one_row_per_cpu`; ``where`` names
             the table in the message).
         """
-        df = pl.from_arrow(table)
-        assert isinstance(df, pl.DataFrame)
         check_one_row_per_cpu(table, where)
+        rows = table.to_pylist()  # one row per CPU: a few dozen at most
+        by_pmu: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
+        for row in rows:
+            if row["pmu"] is not None:
+                by_pmu.setdefault((row["pmu"], row["pmu_type"]), []).append(row)
         pmus: list[PmuSpec] = []
         overrides: dict[str, PmuOverride] = {}
         pmceid: dict[str, tuple[int, int]] = {}
-        for (name, ptype), part in df.filter(pl.col("pmu").is_not_null()).group_by(
-            "pmu", "pmu_type", maintain_order=True
-        ):
-            perf_type = None if ptype is None else int(str(ptype))
-            pmus.append(PmuSpec(str(name), frozenset(part["cpu"].to_list()), perf_type))
-            first = part.row(0, named=True)
+        for (name, perf_type), part in by_pmu.items():  # in order of first appearance
+            pmus.append(PmuSpec(name, frozenset(r["cpu"] for r in part), perf_type))
+            first = part[0]
             stated = PmuOverride(
                 first.get("pmuver"), first.get("counters"), first.get("aarch32_el0")
             )
             if stated != PmuOverride():
-                overrides[str(name)] = stated
+                overrides[name] = stated
             if first.get("pmceid0") is not None:
-                pmceid[str(name)] = (first["pmceid0"], first["pmceid1"] or 0)
-        rows = df.to_dicts()
+                pmceid[name] = (first["pmceid0"], first["pmceid1"] or 0)
         origin = source or (str(rows[0]["source"]) if rows else "capture")
         return cls(
             pmus=ordered(pmus),
@@ -240,20 +239,19 @@ def check_one_row_per_cpu(table: pa.Table, where: str) -> None:
     TopologyError
         Naming ``where``, the CPU, its rows (0-based) and the columns that differ.
     """
-    df = pl.from_arrow(table)
-    assert isinstance(df, pl.DataFrame)
-    facts = [c for c in df.columns if c != "cpu"]
-    rows = df.with_row_index("row")
-    repeated = rows.filter(pl.len().over("cpu") > 1)
-    for (cpu,), part in repeated.group_by("cpu", maintain_order=True):
-        differ = [c for c in facts if part[c].n_unique() > 1]
+    rows = table.to_pylist()  # one row per CPU: a few dozen at most
+    facts = [c for c in table.column_names if c != "cpu"]
+    at: dict[int, list[int]] = {}
+    for i, row in enumerate(rows):
+        at.setdefault(row["cpu"], []).append(i)
+    for cpu, repeated in at.items():  # in order of first appearance
+        differ = [c for c in facts if len({rows[i][c] for i in repeated}) > 1]
         if differ:
             values = "; ".join(
-                f"row {r['row']}: " + ", ".join(f"{c}={r[c]}" for c in differ)
-                for r in part.iter_rows(named=True)
+                f"row {i}: " + ", ".join(f"{c}={rows[i][c]}" for c in differ) for i in repeated
             )
             raise TopologyError(
-                f"{where}: rows {', '.join(map(str, part['row']))} give CPU {cpu} different "
+                f"{where}: rows {', '.join(map(str, repeated))} give CPU {cpu} different "
                 f"{', '.join(differ)} ({values}); keep one row per CPU (re-import the capture "
                 "or correct the table)"
             )
@@ -361,25 +359,31 @@ def _int(path: Path, value: object) -> int | None:
         raise TopologyError(f"{path}: perf type {value!r} is not an integer") from None
 
 
-def infer_from_frequency(cpu_frequency: pl.DataFrame) -> Topology | None:
+def infer_from_frequency(cpu_frequency: pa.Table) -> Topology | None:
     """Last resort: CPUs whose frequency always changes together form one cluster.
 
     Each cluster becomes a PMU named ``inferred_cluster<i>_pmu`` (ordered by highest
     frequency seen), and the result is flagged ``inferred``. None without frequency events.
     """
-    if cpu_frequency.is_empty():
+    # an event without its CPU or its frequency says nothing about clusters
+    columns = ("ts", "seq", "cpu_id", "state")
+    known = cpu_frequency.select(columns).drop_null()
+    if known.num_rows == 0:
         return None
-    per_cpu = (
-        cpu_frequency.sort("ts", "seq")
-        .group_by("cpu_id", maintain_order=True)
-        .agg(pl.col("state"), pl.col("state").max().alias("top"))
-    )
+    ts, seq, cpu_id, state = (known.column(c).to_numpy() for c in columns)
+    order = np.lexsort((seq, ts))
+    cpu_id, state = cpu_id[order], state[order]
+    # each CPU's states in time order, the CPUs in order of their first event
+    cpus, first = np.unique(cpu_id, return_index=True)
+    by_cpu = np.argsort(cpu_id, kind="stable")
+    bounds = np.searchsorted(cpu_id[by_cpu], cpus)
     groups: dict[tuple[int, ...], list[int]] = {}
     tops: dict[tuple[int, ...], int] = {}
-    for row in per_cpu.iter_rows(named=True):
-        key = tuple(row["state"])
-        groups.setdefault(key, []).append(int(row["cpu_id"]))
-        tops[key] = int(row["top"])
+    for k in np.argsort(first, kind="stable").tolist():
+        states = state[by_cpu[bounds[k] : bounds[k + 1] if k + 1 < len(cpus) else None]]
+        key = tuple(states.tolist())
+        groups.setdefault(key, []).append(int(cpus[k]))
+        tops[key] = int(states.max())
     keys = sorted(groups, key=lambda k: (tops[k], min(groups[k])))
     pmus = [PmuSpec(f"inferred_cluster{i}_pmu", frozenset(groups[k])) for i, k in enumerate(keys)]
     freqs = {cpu: [tops[k]] for k in keys for cpu in groups[k]}

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
-import polars as pl
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from importers.capture import Capture
 from importers.errors import UsageError
-from importers.ranges import bounds, out_of_range, parse_text
 from importers.schema import conform
 from importers.skips import SkipLog
 
@@ -36,6 +37,11 @@ VMM_THREAD_NAMES: tuple[tuple[str, str], ...] = (
     ("firecracker", r"^fc_vcpu (\d+)$"),
     ("cloud-hypervisor", r"^vcpu(\d+)$"),
 )
+#: the values a thread id or vCPU index can have (vcpus.tid and vcpu_index are int32)
+INDEX_MAX = (1 << 31) - 1
+#: skip reason of a VMM-style thread name whose index no vCPU can have
+HUGE_INDEX = f"vCPU index in a thread name outside {-(1 << 31)}..{INDEX_MAX} (not taken as a vCPU)"
+Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -58,9 +64,8 @@ def parse_vcpu_specs(specs: list[str]) -> list[VcpuSpec]:
                 "that runs vCPU 0 of vm0)"
             )
         tid, index = int(m.group(1)), int(m.group(3)) if m.group(3) else None
-        lo, hi = bounds(pl.Int32())
-        if not all(lo <= n <= hi for n in (tid, index) if n is not None):
-            raise UsageError(f"--vcpu {spec!r}: thread ids and vCPU indexes go up to {hi}")
+        if not all(n <= INDEX_MAX for n in (tid, index) if n is not None):
+            raise UsageError(f"--vcpu {spec!r}: thread ids and vCPU indexes go up to {INDEX_MAX}")
         out.append(VcpuSpec(tid, m.group(2), index))
     tids = [s.tid for s in out]
     if len(set(tids)) != len(tids):
@@ -69,116 +74,112 @@ def parse_vcpu_specs(specs: list[str]) -> list[VcpuSpec]:
 
 
 def discover_vcpus(capture: Capture, explicit: list[VcpuSpec] | None = None) -> pa.Table:
-    """The ``vcpus`` table of a capture (see module docstring for the methods)."""
-    tasks = capture.frame("tasks")
-    names = tasks.group_by("pid").agg(
-        pl.col("comm").sort_by("last_ts").last(), pl.col("tgid").max()
-    )
+    """The ``vcpus`` table of a capture (see module docstring for the methods).
+
+    Threads, not events, are what the rows are about: the few distinct threads of the kvm
+    events and of the thread names are found with Arrow, and the rest is plain Python.
+    """
+    names = _latest_names(capture.table("tasks"))
     if explicit:
-        rows = pl.DataFrame(
-            {
-                "tid": [s.tid for s in explicit],
-                "vm": [s.vm for s in explicit],
-                "vcpu_index": [s.index for s in explicit],
-            },
-            schema={"tid": pl.Int32, "vm": pl.Utf8, "vcpu_index": pl.Int32},
-        ).with_columns(pl.lit("explicit").alias("method"))
-        rows = rows.join(
-            names.rename({"pid": "tid", "tgid": "vm_pid"}), on="tid", how="left"
-        ).with_columns(pl.col("comm").cast(pl.Utf8))
-        return _table(rows)
-
-    found: list[pl.DataFrame] = []
-    entry = capture.frame("kvm_entry")
-    found.append(
-        entry.filter(pl.col("vcpu_id").is_not_null())
-        .group_by(pl.col("common_pid").alias("tid"))
-        .agg(pl.col("vcpu_id").first().alias("vcpu_index"))
-        .with_columns(pl.lit("x86-vcpu-id").alias("method"))
-    )
-    named = _vmm_names(tasks, capture)
-    found.append(named.drop("vmm").with_columns(pl.lit("thread-name").alias("method")))
-    kvm_threads = pl.concat(
-        [
-            capture.frame(t).select(pl.col("common_pid").alias("tid"))
-            for t in ("kvm_entry", "kvm_exit")
+        rows: list[Row] = [
+            {"tid": s.tid, "vm": s.vm, "vcpu_index": s.index, "method": "explicit"}
+            for s in explicit
         ]
-    ).unique(maintain_order=True)
-    found.append(
-        kvm_threads.with_columns(
-            pl.lit(None, pl.Int32).alias("vcpu_index"), pl.lit("kvm-events").alias("method")
-        )
+        return _table([{**r, **_named(names, r["tid"])} for r in rows])
+    found: dict[int, Row] = {}  # by tid, the strongest method first
+    entry = capture.table("kvm_entry").select(["common_pid", "vcpu_id"]).drop_null()
+    for tid, index in _first_per_thread(entry).items():
+        found.setdefault(tid, {"vcpu_index": index, "method": "x86-vcpu-id"})
+    named = _vmm_names(capture)
+    for tid, (index, _) in named.items():
+        found.setdefault(tid, {"vcpu_index": index, "method": "thread-name"})
+    for t in ("kvm_entry", "kvm_exit"):
+        for tid in pc.unique(capture.table(t).column("common_pid").combine_chunks()).to_pylist():
+            if tid is not None:
+                found.setdefault(tid, {"vcpu_index": None, "method": "kvm-events"})
+    if not found:
+        return _table([])
+    parents = _first_per_thread(
+        capture.table("sched_process_fork").select(["child_pid", "parent_pid"])
     )
-    rows = (
-        pl.concat(
-            [
-                f.with_columns(pl.col("tid").cast(pl.Int32), pl.col("vcpu_index").cast(pl.Int32))
-                for f in found
-            ]
+    rows = []
+    for tid, row in found.items():
+        vm_pid, comm = _named(names, tid).values()
+        vmm = named[tid][1] if tid in named else None
+        parent = parents.get(tid)
+        kind = vmm or comm or "vm"
+        owner = vm_pid if vm_pid is not None else parent
+        rows.append(
+            {
+                "tid": tid,
+                **row,
+                "comm": comm,
+                "vm": kind if owner is None else f"{kind}:{owner}",
+                "vm_pid": owner,
+            }
         )
-        .unique("tid", keep="first", maintain_order=True)
-        # whatever found the thread, a VMM thread name says which VMM it belongs to
-        .join(named.select("tid", "vmm"), on="tid", how="left")
-        .join(names.rename({"pid": "tid", "tgid": "vm_pid"}), on="tid", how="left")
-        .with_columns(pl.col("comm").cast(pl.Utf8))
-    )
-    if rows.is_empty():
-        return _table(rows.with_columns(pl.lit(None, pl.Utf8).alias("vm")))
-    return _table(_group_into_vms(rows, capture.frame("sched_process_fork")))
+    return _table(rows)
 
 
-#: skip reason of a VMM-style thread name whose index no vCPU can have
-HUGE_INDEX = out_of_range("vCPU index in a thread name", pl.Int32(), "not taken as a vCPU")
+def _latest_names(tasks: pa.Table) -> dict[int, tuple[int | None, str | None]]:
+    """Each thread's process (its largest tgid) and the name it had last."""
+    pid = tasks.column("pid").to_numpy()
+    last = tasks.column("last_ts").fill_null(np.iinfo(np.int64).min).to_numpy()
+    order = np.lexsort((last, pid))  # by thread, the latest name last
+    comms = tasks.column("comm").cast(pa.string()).to_pylist()
+    tgids = tasks.column("tgid").to_pylist()
+    out: dict[int, tuple[int | None, str | None]] = {}
+    for i in order.tolist():
+        known = out.get(int(pid[i]), (None, None))[0]
+        tgid = tgids[i] if known is None or (tgids[i] is not None and tgids[i] > known) else known
+        out[int(pid[i])] = (tgid, comms[i])
+    return out
 
 
-def _vmm_names(tasks: pl.DataFrame, capture: Capture) -> pl.DataFrame:
-    """``tid, vcpu_index, vmm`` of every thread ever named like a VMM's vCPU thread.
+def _named(names: dict[int, tuple[int | None, str | None]], tid: int) -> Row:
+    vm_pid, comm = names.get(tid, (None, None))
+    return {"vm_pid": vm_pid, "comm": comm}
+
+
+def _first_per_thread(pairs: pa.Table) -> dict[int, int]:
+    """``{first column: second column}`` of each first value's first row (nulls skipped)."""
+    pairs = pairs.drop_null()
+    keys = pairs.column(0).to_numpy()
+    _, first = np.unique(keys, return_index=True)
+    first.sort()  # in order of first appearance
+    values = pairs.column(1).to_numpy()
+    return {int(keys[i]): int(values[i]) for i in first.tolist()}
+
+
+def _vmm_names(capture: Capture) -> dict[int, tuple[int, str]]:
+    """``{tid: (vcpu_index, vmm)}`` of every thread ever named like a VMM's vCPU thread.
 
     A name whose index does not fit ``vcpu_index`` names no vCPU; it is counted in the
     capture's skips (with the thread and name), not read as a wrapped or unknown index.
     """
-    comms = tasks.select(pl.col("pid").cast(pl.Int32).alias("tid"), pl.col("comm").cast(pl.Utf8))
-    parts = []
+    tasks = capture.table("tasks")
+    names = tasks.column("comm").cast(pa.string()).to_pylist()
+    tids = tasks.column("pid").to_pylist()
+    named: dict[int, tuple[int, str]] = {}
+    huge: dict[int, str] = {}
     for vmm, pattern in VMM_THREAD_NAMES:
-        index, bad = parse_text(pl.col("comm").str.extract(pattern, 1), pl.Int32())
-        parts.append(
-            comms.filter(pl.col("comm").str.contains(pattern)).select(
-                "tid", "comm", index.alias("vcpu_index"), pl.lit(vmm).alias("vmm"), bad.alias("bad")
-            )
-        )
-    named = pl.concat(parts)
-    huge = named.filter("bad").unique("tid", maintain_order=True)
-    if huge.height:
+        regex = re.compile(pattern.removesuffix("$") + r"\Z")  # $ would allow a final newline
+        for tid, comm in zip(tids, names, strict=True):
+            m = regex.search(comm) if comm is not None else None
+            if m is None:
+                continue
+            digits = m[1]
+            if digits.isascii() and int(digits) <= INDEX_MAX:
+                named.setdefault(tid, (int(digits), vmm))
+            else:
+                huge.setdefault(tid, comm)
+    if huge:
         log = SkipLog(capture.metadata.source_path)
-        log.add(HUGE_INDEX, [f"thread {t} {c!r}" for t, c in huge.select("tid", "comm").rows()])
+        log.add(HUGE_INDEX, [f"thread {t} {c!r}" for t, c in huge.items()])
         capture.metadata.skipped.update(log.to_json())
-    return (
-        named.filter(~pl.col("bad"))
-        .drop("comm", "bad")
-        .unique("tid", keep="first", maintain_order=True)
-    )
+    return named
 
 
-def _group_into_vms(rows: pl.DataFrame, forks: pl.DataFrame) -> pl.DataFrame:
-    """Name each vCPU's VM ``<vmm>:<tgid>``, ``<vmm>:<forking tid>`` or ``<vmm>``, where the VMM
-    is known from the thread-name pattern, else the thread's own name stands in for it."""
-    parents = forks.select(
-        pl.col("child_pid").cast(pl.Int32).alias("tid"),
-        pl.col("parent_pid").cast(pl.Int32).alias("parent"),
-    ).unique("tid", keep="first")
-    rows = rows.join(parents, on="tid", how="left")
-    vmm = pl.coalesce(pl.col("vmm"), pl.col("comm"), pl.lit("vm"))
-    return rows.with_columns(
-        pl.when(pl.col("vm_pid").is_not_null())
-        .then(pl.format("{}:{}", vmm, pl.col("vm_pid")))
-        .when(pl.col("parent").is_not_null())
-        .then(pl.format("{}:{}", vmm, pl.col("parent")))
-        .otherwise(vmm)
-        .alias("vm"),
-        pl.coalesce(pl.col("vm_pid"), pl.col("parent")).alias("vm_pid"),
-    )
-
-
-def _table(rows: pl.DataFrame) -> pa.Table:
+def _table(rows: list[Row]) -> pa.Table:
     cols = ["tid", "vm", "vm_pid", "vcpu_index", "comm", "method"]
-    return conform("vcpus", rows.select(c for c in cols if c in rows.columns).to_arrow())
+    return conform("vcpus", pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in rows]))

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from importers.capture import Capture, CaptureMetadata, sha256_of
 from importers.detect import ProgressFn
@@ -260,13 +260,12 @@ def _tasks(tables: dict[str, pa.Table], td: TraceDat | None) -> pa.Table:
     parts = table_spans(tables)
     events = tables.get("perf_task_events")
     if events is not None and events.num_rows:
-        frame = pl.from_arrow(events)
-        assert isinstance(frame, pl.DataFrame)
-        named = frame.filter(pl.col("kind").cast(pl.Utf8).is_in(["comm", "exec"]))
+        kind = events.column("kind").cast(pa.string())
+        named = events.filter(pc.is_in(kind, value_set=pa.array(["comm", "exec"])))
         parts.append(sightings(named, "tid", "comm", "perf COMM", tgid="pid"))
     if td is not None and td.cmdlines:
         parts.append(cmdline_spans(td.cmdlines))
-    return conform("tasks", name_spans(parts).to_arrow())
+    return conform("tasks", name_spans(parts))
 
 
 def _metadata(

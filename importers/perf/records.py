@@ -9,8 +9,9 @@ zstd frames of further records; a record may straddle two of them, so the inflat
 one stream walked as each record arrives (perf's ``perf_session__process_compressed_event``
 carries the tail the same way).
 
-The walk is one compiled loop (two passes: count, then fill), so a stream of millions of
-records costs no Python per record.
+The walk checks runs of same-sized records at once in numpy, or, for a large stream, is one
+compiled loop (two passes: count, then fill); either way a stream of millions of records
+costs no Python per record.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import zstandard
-from numba import njit
 from numpy.typing import NDArray
 
+from importers.byte_loops import compiled
 from importers.perf.file import PerfFile
 from importers.skips import SkipLog
-from importers.tracefs.fields import u32_at, u64_at
 
 # perf_event_type / perf_user_event_type (formats.md §4.3)
 RECORD_NAMES = {
@@ -66,55 +66,6 @@ STREAM_DAMAGE = (
 MAX_INFLATE = 1 << 28
 
 
-@njit(cache=True)
-def _walk(
-    d: NDArray[np.uint8],
-    start: int,
-    end: int,
-    big: bool,
-    offset: NDArray[np.int64],
-    rtype: NDArray[np.uint32],
-    misc: NDArray[np.uint16],
-    size: NDArray[np.int32],
-    fill: bool,
-) -> tuple[int, int, int]:
-    """Walk records in ``d[start:end]``; returns (count, stop offset, status)."""
-    pos = start
-    n = 0
-    while pos < end:
-        if end - pos < 8:
-            return n, pos, 1
-        t = u32_at(d, pos, big)
-        # misc and size are the two u16 halves of the second header word
-        word = u32_at(d, pos + 4, big)
-        misc_bits = word >> 16 if big else word & 0xFFFF
-        s = word & 0xFFFF if big else word >> 16
-        if s < 8:
-            return n, pos, 2
-        if pos + s > end:
-            return n, pos, 3
-        extra = 0
-        if t == 66 and s >= 12:
-            blob = u32_at(d, pos + 8, big)
-            if s < 12 + blob:  # blob follows the record (perf), rounded up to 8 bytes
-                extra = int(((blob + 7) // 8) * 8)
-        elif t == 71 and s >= 16:
-            aux = np.int64(u64_at(d, pos + 8, big))  # a huge size wraps negative: damage
-            if aux < 0:
-                return n, pos, 3
-            extra = int(aux)
-        if extra < 0 or pos + s + extra > end:
-            return n, pos, 3
-        if fill:
-            offset[n] = pos
-            rtype[n] = t
-            misc[n] = misc_bits
-            size[n] = s
-        n += 1
-        pos += int(s) + extra
-    return n, pos, 0
-
-
 @dataclass
 class RecordStream:
     """Every record in processing order (compressed ones followed by what they held).
@@ -136,13 +87,127 @@ class RecordStream:
 
 
 def walk(d: NDArray[np.uint8], start: int, end: int, big: bool) -> tuple[RecordStream, int, int]:
-    """Records of ``d[start:end]``: the stream, where the walk stopped, and the status."""
+    """Records of ``d[start:end]``: the stream, where the walk stopped, and the status.
+
+    Small streams are walked in numpy, large ones by the compiled kernel
+    (:mod:`importers.byte_loops`), in two passes (count, then fill).
+    """
+    if not compiled(end - start):
+        at, sizes, stop, status = _walk_numpy(d, start, end, big)
+        words = _words(d, at, 8, ">u4" if big else "<u4")
+        rtype = words[:, 0].astype(np.uint32)
+        misc = (words[:, 1] >> 16 if big else words[:, 1] & 0xFFFF).astype(np.uint16)
+        inflated = np.zeros(len(at), bool)
+        return RecordStream(d, at, rtype, misc, sizes.astype(np.int32), inflated), stop, status
+    from importers.perf.kernels_jit import walk as walk_jit
+
     e64, e32, e16 = np.empty(0, np.int64), np.empty(0, np.uint32), np.empty(0, np.uint16)
-    n, _, _ = _walk(d, start, end, big, e64, e32, e16, np.empty(0, np.int32), False)
+    n, _, _ = walk_jit(d, start, end, big, e64, e32, e16, np.empty(0, np.int32), False)
     offset, rtype = np.empty(n, np.int64), np.empty(n, np.uint32)
     misc, size = np.empty(n, np.uint16), np.empty(n, np.int32)
-    _, stop, status = _walk(d, start, end, big, offset, rtype, misc, size, True)
+    _, stop, status = walk_jit(d, start, end, big, offset, rtype, misc, size, True)
     return RecordStream(d, offset, rtype, misc, size, np.zeros(n, bool)), stop, status
+
+
+def _walk_numpy(
+    d: NDArray[np.uint8], start: int, end: int, big: bool
+) -> tuple[NDArray[np.int64], NDArray[np.int64], int, int]:
+    """Offsets and sizes of the records of ``d[start:end]``, where the walk stopped, status.
+
+    Each record's size says where the next one starts. The walk guesses that the records
+    ahead have the size of the last one taken, reads all their headers at once and takes them
+    up to the first that differs (another size, data past its size, a damaged header); that
+    one is taken on its own, as the compiled walk takes every record, and the run's size is
+    guessed again after it. Streams are long runs of same-sized samples, so the steps are few.
+    """
+    e = ">" if big else "<"
+    offsets: list[NDArray[np.int64]] = []
+    sizes: list[NDArray[np.int64]] = []
+    pos, size, ahead = start, 0, 64
+    while pos < end:
+        run = 0
+        if size:  # the run ahead, at most `ahead` records of `size` bytes
+            guess = np.arange(pos, min(end, pos + ahead * size), size, dtype=np.int64)
+            rsize, extra = _sizes(d, guess, end, e)
+            same = (end - guess >= 8) & (rsize == size) & (extra == 0) & (guess + size <= end)
+            run = len(guess) if same.all() else int(np.argmin(same))
+            offsets.append(guess[:run])
+            sizes.append(np.full(run, size, np.int64))
+            pos = int(guess[run - 1]) + size if run else pos
+            if run == len(guess):
+                ahead *= 2
+                continue
+            ahead = max(64, ahead // 2)
+        rsize, extra = _sizes(d, np.array([pos], np.int64), end, e)
+        this, more = int(rsize[0]), int(extra[0])
+        status = (
+            1 if end - pos < 8
+            else 2 if this < 8
+            else 3 if pos + this > end or more < 0 or pos + this + more > end
+            else STREAM_OK
+        )  # fmt: skip
+        if status != STREAM_OK:
+            return _joined(offsets), _joined(sizes), pos, status
+        offsets.append(np.array([pos], np.int64))
+        sizes.append(np.array([this], np.int64))
+        pos = pos + this + more
+        # a run broken by one odd record (perf's FINISHED_ROUND after each round of samples)
+        # goes on after it: the run's size stays the guess; else this record's size is
+        if not run:
+            size = this
+    return _joined(offsets), _joined(sizes), pos, STREAM_OK
+
+
+def _sizes(
+    d: NDArray[np.uint8], at: NDArray[np.int64], end: int, e: str
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Size of the records at ``at`` and the data that follows each past its size.
+
+    TRACING_DATA's blob follows the record when the record does not hold it (perf, rounded up
+    to 8 bytes); AUXTRACE's ``u64 size`` bytes always follow (negative: a huge size, damage).
+    Fields past ``end`` read as zeros, and only decide records the checks refuse anyway.
+    """
+    if len(at) and not (at & 3).any() and at.min() >= 0 and at.max() + 8 <= end:
+        # the usual case (records are 8-byte aligned): the header's two u32 words read from
+        # one word view of the data, without a (len(at), 8) byte matrix
+        words = d[: end // 4 * 4].view(f"{e}u4")
+        rtype, second = words[at >> 2].astype(np.int64), words[(at >> 2) + 1].astype(np.int64)
+    else:
+        head = _words(d, at, 8, f"{e}u4", end).astype(np.int64)
+        rtype, second = head[:, 0], head[:, 1]
+    rsize = second & 0xFFFF if e == ">" else second >> 16
+    extra = np.zeros(len(at), np.int64)
+    tracing = np.flatnonzero((rtype == 66) & (rsize >= 12))
+    if len(tracing):  # the blob's size, a u32 after the header
+        blob = _words(d, at[tracing] + 8, 4, f"{e}u4", end)[:, 0].astype(np.int64)
+        extra[tracing] = np.where(rsize[tracing] < 12 + blob, (blob + 7) // 8 * 8, 0)
+    aux = np.flatnonzero((rtype == 71) & (rsize >= 16))
+    if len(aux):  # the trace data's size, a u64 after the header
+        extra[aux] = _words(d, at[aux] + 8, 8, f"{e}u8", end)[:, 0].view(np.int64)
+    return rsize, extra
+
+
+def _words(
+    d: NDArray[np.uint8], at: NDArray[np.int64], width: int, dtype: str, end: int | None = None
+) -> NDArray[np.unsignedinteger]:
+    """The ``width`` bytes at each of ``at`` as words of ``dtype``, zeros past ``end``."""
+    limit = len(d) if end is None else end
+    whole = (at >= 0) & (at + width <= limit)
+    if len(at) and whole.all():  # the usual case: each a window of the data
+        rows = np.lib.stride_tricks.sliding_window_view(d[:limit], width)[at]
+    else:
+        rows = np.zeros((len(at), width), np.uint8)
+        if whole.any():
+            rows[whole] = np.lib.stride_tricks.sliding_window_view(d[:limit], width)[at[whole]]
+        for k in np.flatnonzero(~whole & (at < limit) & (at >= 0)).tolist():  # cut by the end
+            part = d[at[k] : limit]
+            rows[k, : len(part)] = part
+    words: NDArray[np.unsignedinteger] = rows.view(dtype)
+    return words
+
+
+def _joined(parts: list[NDArray[np.int64]]) -> NDArray[np.int64]:
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def read_stream(pf: PerfFile, skips: SkipLog, mmap_len: int | None) -> RecordStream:

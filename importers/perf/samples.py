@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 
+from importers.byte_loops import compiled
 from importers.perf.attr import (
     READ_GROUP,
     READ_ID,
@@ -31,7 +31,7 @@ from importers.perf.attr import (
     S,
 )
 from importers.perf.records import RecordStream
-from importers.tracefs.fields import FieldGather, gather_uint, u32_at, u64_at
+from importers.tracefs.fields import FieldGather, gather_uint
 
 _PREFIX = ("IDENTIFIER", "IP", "TID", "TIME", "ADDR", "ID", "STREAM_ID", "CPU", "PERIOD")
 _TRAILER = ("TID", "TIME", "ID", "STREAM_ID", "CPU", "IDENTIFIER")
@@ -137,7 +137,6 @@ def _int(g: FieldGather, at: int, size: int, signed: bool) -> Column:
     return values
 
 
-@njit(cache=True, nogil=True)
 def gather_words(
     data: NDArray[np.uint8],
     base: NDArray[np.int64],
@@ -146,21 +145,17 @@ def gather_words(
     big: bool,
 ) -> NDArray[np.uint64]:
     """``(k, n)`` unsigned fields: field ``j`` of record ``i`` is ``width[j]`` bytes at
-    ``base[i] + at[j]`` (zero past the buffer end). One pass over the records reads all ``k``
-    fields, where a gather per field would walk the whole stream ``k`` times. Widths are 4 or
-    8."""
-    n, k = base.shape[0], at.shape[0]
-    out = np.zeros((k, n), np.uint64)
-    limit = data.shape[0]
-    for i in range(n):
-        for j in range(k):
-            s = base[i] + at[j]
-            if s < 0 or s + width[j] > limit:
-                continue
-            if width[j] == 8:
-                out[j, i] = u64_at(data, s, big)
-            else:
-                out[j, i] = np.uint64(u32_at(data, s, big))
+    ``base[i] + at[j]`` (zero past the buffer end). Widths are 4 or 8. Compiled (large
+    inputs), one pass over the records reads all ``k`` fields, where a gather per field walks
+    the whole stream ``k`` times."""
+    if compiled(base.shape[0] * int(width.sum())):
+        from importers.perf.kernels_jit import gather_words as gather_words_jit
+
+        words: NDArray[np.uint64] = gather_words_jit(data, base, at, width, big)
+        return words
+    out = np.zeros((at.shape[0], base.shape[0]), np.uint64)
+    for j, (start, size) in enumerate(zip(at.tolist(), width.tolist(), strict=True)):
+        out[j] = gather_uint(data, base, start, size, big)
     return out
 
 

@@ -88,8 +88,8 @@ def read_perf_script(
             *(sightings(f, "pid", "comm", "perf script", tgid="tgid") for f in seen),
         ]
     )
-    if tasks.height:
-        tables["tasks"] = conform("tasks", tasks.to_arrow())
+    if tasks.num_rows:
+        tables["tasks"] = conform("tasks", tasks)
     tables = {name: t for name, t in tables.items() if t.num_rows}
     meta = _metadata(path, source.sha256(), tables, header, counts, skips)
     return Capture(metadata=meta, tables=tables)

@@ -20,7 +20,8 @@ from importers.perf.file import PerfReader, Section
 from importers.skips import SkipLog
 from importers.tracedat.events import records_to_tables
 from importers.tracedat.file import TraceDat, read_prefix, read_v6_metadata
-from importers.tracedat.pages import MISSED_NONE, Records
+from importers.tracedat.pages import Records
+from importers.tracedat.ringbuffer import MISSED_NONE
 
 
 def read_tracing_data(r: PerfReader, sec: Section) -> TraceDat:

@@ -241,7 +241,9 @@ _NO_MARKERS = pl.DataFrame(
 def _tasks(p: Any, seqs: Any, clocks: Any, tables: dict[str, pa.Table], parts: Parts) -> pa.Table:
     """Names from the typed tables, task-naming events and ``process_tree``; ``tgid`` filled
     in from ``process_stats`` where no source gave one."""
-    spans = name_spans([*table_spans(tables), *parts.sightings, tree_sightings(p, seqs, clocks)])
+    found = name_spans([*table_spans(tables), *parts.sightings, tree_sightings(p, seqs, clocks)])
+    spans = pl.from_arrow(found)
+    assert isinstance(spans, pl.DataFrame)
     members = stats_membership(p).unique("pid", keep="first")
     filled = spans.join(members.rename({"tgid": "member_of"}), on="pid", how="left").select(
         "pid",

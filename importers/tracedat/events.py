@@ -17,8 +17,9 @@ from numpy.typing import NDArray
 from importers.schema import SIDE_TABLES, conform, constant_column
 from importers.skips import SkipLog
 from importers.tracedat.file import FormatText, TraceDat
-from importers.tracedat.pages import MISSED_NONE, Records
+from importers.tracedat.pages import Records
 from importers.tracedat.printk import RENDERED, PrintkContext
+from importers.tracedat.ringbuffer import MISSED_NONE
 from importers.tracedat.tables import MODELLED, typed_table
 from importers.tracefs.event_format import EventFormat
 from importers.tracefs.fields import FieldGather, pack_records

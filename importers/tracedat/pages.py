@@ -22,15 +22,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 
-from importers.tracefs.fields import u32_at, u64_at
-
-COMMIT_MASK = (1 << 27) - 1
-MISSING_EVENTS = 1 << 31
-MISSING_STORED = 1 << 30
-TS_MSB = 0xF8 << 56
+from importers.byte_loops import compiled
+from importers.tracedat.ringbuffer import (
+    COMMIT_MASK,
+    MISSED_NONE,
+    MISSED_UNKNOWN,
+    MISSING_EVENTS,
+    MISSING_STORED,
+    TS_MSB,
+)
 
 #: page status codes (index into :data:`PAGE_DAMAGE`)
 PAGE_OK = 0
@@ -41,11 +43,6 @@ PAGE_DAMAGE = (
     "record runs past the page commit",
     "missed-events count stored past the page end",
 )
-
-#: missed-events value for a page whose flag says events were lost but not how many
-MISSED_UNKNOWN = -1
-#: missed-events value for a page without the flag
-MISSED_NONE = -2
 
 
 @dataclass(frozen=True)
@@ -105,124 +102,6 @@ def empty_records(n: int) -> Records:
     )
 
 
-@njit(cache=True, nogil=True)
-def _walk(
-    d: NDArray[np.uint8],
-    starts: NDArray[np.int64],
-    ends: NDArray[np.int64],
-    commit_off: int,
-    commit_size: int,
-    data_off: int,
-    big: bool,
-    fill: bool,
-    counts: NDArray[np.int64],
-    status: NDArray[np.int8],
-    missed: NDArray[np.int64],
-    out_ts: NDArray[np.int64],
-    out_off: NDArray[np.int64],
-    out_len: NDArray[np.int32],
-    out_page: NDArray[np.int32],
-    out_type: NDArray[np.uint16],
-) -> None:
-    k = 0
-    msb = np.uint64(TS_MSB)
-    for pg in range(starts.shape[0]):
-        if fill and status[pg] != 0:
-            continue
-        base = starts[pg]
-        page_end = ends[pg]
-        if base + data_off > page_end:
-            status[pg] = 1
-            continue
-        ts = u64_at(d, base, big)
-        if commit_size == 8:
-            flags = u64_at(d, base + commit_off, big)
-        else:
-            flags = np.uint64(u32_at(d, base + commit_off, big))
-        size = np.int64(flags & np.uint64(COMMIT_MASK))
-        pos = base + data_off
-        end = pos + size
-        if end > page_end:
-            status[pg] = 2
-            continue
-        if flags & np.uint64(MISSING_EVENTS):
-            missed[pg] = MISSED_UNKNOWN
-            if flags & np.uint64(MISSING_STORED):
-                if end + commit_size > page_end:
-                    status[pg] = 4
-                    continue
-                if commit_size == 8:
-                    missed[pg] = np.int64(u64_at(d, end, big))
-                else:
-                    missed[pg] = u32_at(d, end, big)
-        else:
-            missed[pg] = MISSED_NONE
-        n = 0
-        bad = False
-        while pos < end:
-            if pos + 4 > end:
-                bad = True
-                break
-            hdr = u32_at(d, pos, big)
-            if big:
-                type_len = hdr >> 27
-                delta = hdr & 0x7FFFFFF
-            else:
-                type_len = hdr & 0x1F
-                delta = hdr >> 5
-            if type_len == 29:  # PADDING
-                if delta == 0:
-                    break
-                if pos + 8 > end:
-                    bad = True
-                    break
-                ts += np.uint64(delta)
-                pos += 4 + u32_at(d, pos + 4, big)
-                continue
-            if type_len == 30 or type_len == 31:  # TIME_EXTEND / TIME_STAMP
-                if pos + 8 > end:
-                    bad = True
-                    break
-                ext = (np.uint64(u32_at(d, pos + 4, big)) << np.uint64(27)) + np.uint64(delta)
-                if type_len == 30:
-                    ts += ext
-                else:
-                    ts = ext | (ts & msb)
-                pos += 8
-                continue
-            if type_len == 0:
-                if pos + 8 > end:
-                    bad = True
-                    break
-                length = u32_at(d, pos + 4, big) - 4
-                length = (length + 3) & ~3
-                payload = pos + 8
-            else:
-                length = type_len * 4
-                payload = pos + 4
-            if length <= 0 or payload + length > end:
-                bad = True
-                break
-            ts += np.uint64(delta)
-            if fill:
-                out_ts[k] = np.int64(ts)
-                out_off[k] = payload
-                out_len[k] = length
-                out_page[k] = pg
-                # common_type (u16 at offset 0 of every entry) selects the format
-                if big:
-                    out_type[k] = (np.uint16(d[payload]) << 8) | np.uint16(d[payload + 1])
-                else:
-                    out_type[k] = (np.uint16(d[payload + 1]) << 8) | np.uint16(d[payload])
-                k += 1
-            n += 1
-            pos = payload + length
-        if bad:
-            status[pg] = 3
-        else:
-            counts[pg] = n
-
-
 def walk_pages(
     data: NDArray[np.uint8],
     starts: NDArray[np.int64],
@@ -233,9 +112,14 @@ def walk_pages(
 
     Returns the records of the undamaged pages, the status of each page (:data:`PAGE_DAMAGE`
     index) and its missed-events value (a count, :data:`MISSED_UNKNOWN` or
-    :data:`MISSED_NONE`). Two passes (count, then fill) keep memory at exactly what the
-    records need.
+    :data:`MISSED_NONE`). Small inputs are walked in numpy, large ones by the compiled kernel
+    (:mod:`importers.byte_loops`), in two passes (count, then fill) that keep memory at
+    exactly what the records need.
     """
+    if not compiled(int((ends - starts).sum())):
+        return _walk_numpy(data, starts, ends, layout)
+    from importers.tracedat.pages_jit import walk
+
     npages = starts.shape[0]
     counts = np.zeros(npages, np.int64)
     status = np.zeros(npages, np.int8)
@@ -243,6 +127,130 @@ def walk_pages(
     args = (layout.commit_offset, layout.commit_size, layout.data_offset, layout.big_endian)
     for fill in (False, True):
         r = records = empty_records(int(counts[status == PAGE_OK].sum()) if fill else 0)
-        _walk(data, starts, ends, *args, fill, counts, status, missed,
-              r.ts, r.offset, r.length, r.page, r.type)  # fmt: skip
+        walk(data, starts, ends, *args, fill, counts, status, missed,
+             r.ts, r.offset, r.length, r.page, r.type)  # fmt: skip
     return records, status, missed
+
+
+def _walk_numpy(
+    d: NDArray[np.uint8], starts: NDArray[np.int64], ends: NDArray[np.int64], layout: PageLayout
+) -> tuple[Records, NDArray[np.int8], NDArray[np.int64]]:
+    """The page walk in numpy: every page's cursor steps one record at a time, all pages at
+    once (a page holds at most a few hundred records, so the steps are few)."""
+    big = layout.big_endian
+    status = np.zeros(starts.shape[0], np.int8)
+    missed = np.full(starts.shape[0], MISSED_NONE, np.int64)
+    status[starts + layout.data_offset > ends] = 1
+    pg = np.flatnonzero(status == PAGE_OK)
+    ts = _u64(d, starts[pg], big)
+    if layout.commit_size == 8:
+        flags = _u64(d, starts[pg] + layout.commit_offset, big)
+    else:
+        flags = _u32(d, starts[pg] + layout.commit_offset, big).astype(np.uint64)
+    pos = starts[pg] + layout.data_offset
+    end = pos + (flags & np.uint64(COMMIT_MASK)).astype(np.int64)
+    over = end > ends[pg]
+    status[pg[over]] = 2
+    flagged = ~over & (flags & np.uint64(MISSING_EVENTS) != 0)
+    missed[pg[flagged]] = MISSED_UNKNOWN
+    stored = flagged & (flags & np.uint64(MISSING_STORED) != 0)
+    past = stored & (end + layout.commit_size > ends[pg])
+    status[pg[past]] = 4
+    stored &= ~past
+    count = (
+        _u64(d, end[stored], big).view(np.int64)
+        if layout.commit_size == 8
+        else _u32(d, end[stored], big)
+    )
+    missed[pg[stored]] = count
+    walking = ~over & ~past & (pos < end)
+    pg, ts, pos, end = pg[walking], ts[walking], pos[walking], end[walking]
+    steps: list[Step] = []  # each page's records come one per step
+    while pg.size:
+        bad = pos + 4 > end
+        hdr = _u32(d, np.where(bad, 0, pos), big)
+        type_len = hdr >> 27 if big else hdr & 0x1F
+        delta = hdr & 0x7FFFFFF if big else hdr >> 5
+        pad = type_len == 29
+        stop = pad & (delta == 0)  # padding to the end of the page
+        stamp = type_len >= 30  # TIME_EXTEND, TIME_STAMP
+        wide = type_len == 0  # a data record whose length is array[0]
+        bad |= ((pad & ~stop) | stamp | wide) & (pos + 8 > end)
+        word = _u32(d, np.where(bad, 0, pos + 4), big)  # array[0]
+        length = np.where(wide, (word - 4 + 3) & ~3, type_len * 4)
+        payload = pos + np.where(wide, 8, 4)
+        record = ~pad & ~stamp & ~bad
+        bad |= record & ((length <= 0) | (payload + length > end))
+        record &= ~bad
+        ext = (word.astype(np.uint64) << np.uint64(27)) + delta.astype(np.uint64)
+        ts = np.where((pad & ~stop) | record, ts + delta.astype(np.uint64), ts)
+        ts = np.where(type_len == 30, ts + ext, ts)
+        ts = np.where(type_len == 31, ext | (ts & np.uint64(TS_MSB)), ts)
+        steps.append(Step(pg[record], ts[record].view(np.int64), payload[record], length[record]))
+        pos = np.where(pad, pos + 4 + word, np.where(stamp, pos + 8, payload + length))
+        status[pg[bad]] = 3
+        going = ~bad & ~stop & (pos < end)
+        pg, ts, pos, end = pg[going], ts[going], pos[going], end[going]
+    return _in_page_order(d, steps, status, big), status, missed
+
+
+@dataclass
+class Step:
+    """The records one step of the numpy walk found, one per page at most."""
+
+    page: NDArray[np.int64]
+    ts: NDArray[np.int64]
+    offset: NDArray[np.int64]
+    length: NDArray[np.int64]
+
+
+def _in_page_order(
+    d: NDArray[np.uint8], steps: list[Step], status: NDArray[np.int8], big: bool
+) -> Records:
+    """The records of the undamaged pages, page by page, each page's in step order.
+
+    Each step's records go straight to their places (a page's k-th record follows the records
+    of the pages before it and its own first k), and each step is dropped once placed.
+    """
+    counts = np.zeros(len(status), np.int64)
+    for step in steps:
+        counts[step.page] += 1
+    counts[status != PAGE_OK] = 0  # a damaged page gives no records
+    place = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    records = empty_records(int(counts.sum()))
+    steps.reverse()  # popped in walk order
+    while steps:
+        step = steps.pop()
+        ok = status[step.page] == PAGE_OK
+        page = step.page[ok]
+        at = place[page]
+        place[page] += 1
+        records.ts[at], records.offset[at] = step.ts[ok], step.offset[ok]
+        records.length[at], records.page[at] = step.length[ok], page
+    first, second = d[records.offset].astype(np.uint16), d[records.offset + 1].astype(np.uint16)
+    records.type[:] = (first << 8) | second if big else (second << 8) | first  # common_type
+    return records
+
+
+def _u32(d: NDArray[np.uint8], p: NDArray[np.int64], big: bool) -> NDArray[np.int64]:
+    """The u32 at each byte position ``p`` of ``d`` (the caller checks bounds)."""
+    return _word(d, p, np.dtype(">u4" if big else "<u4")).astype(np.int64)
+
+
+def _u64(d: NDArray[np.uint8], p: NDArray[np.int64], big: bool) -> NDArray[np.uint64]:
+    return _word(d, p, np.dtype(">u8" if big else "<u8")).astype(np.uint64)
+
+
+def _word(
+    d: NDArray[np.uint8], p: NDArray[np.int64], dtype: np.dtype[np.unsignedinteger]
+) -> NDArray[np.unsignedinteger]:
+    """The ``dtype`` word at each byte position ``p``: one window of the data per position,
+    or, when every position is a multiple of the word's size (ring-buffer records are 4-byte
+    aligned, RB_ALIGNMENT), one element of a word view of the data, without a copy per row."""
+    size = dtype.itemsize
+    if not (p & (size - 1)).any():
+        aligned: NDArray[np.unsignedinteger] = d[: d.shape[0] // size * size].view(dtype)
+        return aligned[p // size]
+    windows = np.lib.stride_tricks.sliding_window_view(d, size)
+    words: NDArray[np.unsignedinteger] = np.ascontiguousarray(windows[p]).view(dtype)[:, 0]
+    return words

@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
-import numpy as np
-from numpy.typing import NDArray
-
+from importers.tracedat.kallsyms import Symbols, read_kallsyms
 from importers.tracefs.event_format import EventFormat
 
 #: events whose ``args`` are rendered here (system ``ftrace``)
 RENDERED = frozenset({"print", "bputs", "bprint"})
 
-# "address type name [module]"; an address longer than 64 bits is no address (corrupt line)
-_KALLSYMS_LINE = re.compile(rb"^([0-9a-fA-F]{1,16}) \S+ (\S+)", re.M)
 # One printf conversion: flags, width, precision, length modifier, conversion.
 _SPEC = re.compile(r"%([-+ #0]*)(\d+|\*)?(?:\.(\d+|\*))?(hh|h|ll|l|L|z|Z|t|j)?([diouxXcspS%])")
 
@@ -37,7 +33,6 @@ class PrintkContext:
     kallsyms_text: bytes
     long_size: int
     big_endian: bool
-    _symbols: tuple[NDArray[np.uint64], list[bytes]] | None = field(default=None, repr=False)
 
     @cached_property
     def formats(self) -> dict[int, str]:
@@ -57,21 +52,18 @@ class PrintkContext:
             out[key] = text.encode("utf-8").decode("unicode_escape", "replace")
         return out
 
+    @cached_property
+    def symbols(self) -> Symbols:
+        return read_kallsyms(self.kallsyms_text)
+
     def symbol(self, address: int) -> str:
         """The function containing ``address`` (nearest lower symbol), or the address in hex.
 
         ``kallsyms`` read under ``kptr_restrict`` lists every address as 0; nothing then
         resolves, as with trace-cmd.
         """
-        if self._symbols is None:
-            pairs = _KALLSYMS_LINE.findall(self.kallsyms_text)
-            values = np.array([int(a, 16) for a, _ in pairs], dtype=np.uint64)
-            keep = np.flatnonzero(values)
-            order = keep[np.argsort(values[keep], kind="stable")]
-            self._symbols = (values[order], [pairs[i][1] for i in order])
-        addresses, names = self._symbols
-        i = int(np.searchsorted(addresses, np.uint64(address), side="right")) - 1
-        return names[i].decode("utf-8", "replace") if i >= 0 else f"0x{address:x}"
+        name = self.symbols.containing(address)
+        return name if name is not None else f"0x{address:x}"
 
     def render(self, fmt: EventFormat, payload: bytes) -> str | None:
         """``<caller>: <text>`` of one ``print`` / ``bputs`` / ``bprint`` record."""

@@ -39,7 +39,6 @@ from importers.tasks import cmdline_spans, name_spans, table_spans
 from importers.tracedat.events import records_to_tables
 from importers.tracedat.file import TraceDat, cpu_chunks, read_container
 from importers.tracedat.pages import (
-    MISSED_NONE,
     PAGE_DAMAGE,
     PAGE_OK,
     PageLayout,
@@ -47,6 +46,7 @@ from importers.tracedat.pages import (
     walk_pages,
 )
 from importers.tracedat.reader import Reader, decompress, open_reader
+from importers.tracedat.ringbuffer import MISSED_NONE
 from importers.tracedat.truncation import cut_off, markers_after, truncation_markers
 from importers.tracefs.event_format import EventFormatError, parse_fields
 
@@ -113,7 +113,7 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
     spans = table_spans(tables)
     if td.cmdlines:
         spans.append(cmdline_spans(td.cmdlines))
-    tables["tasks"] = conform("tasks", name_spans(spans).to_arrow())
+    tables["tasks"] = conform("tasks", name_spans(spans))
     lost = tables.pop("lost_events")
     if lost.num_rows:
         if strict:

@@ -8,30 +8,42 @@ hash-encoded by Arrow, and only the (few) distinct values are cleaned up in Pyth
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from numba import njit
 from numpy.typing import NDArray
 
+from importers.byte_loops import compiled
 from importers.schema import DICT
 from importers.tracefs.event_format import FormatField
 
 
-@njit(cache=True, nogil=True)
 def gather_bytes(
     data: NDArray[np.uint8], starts: NDArray[np.int64], lengths: NDArray[np.int64]
 ) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
     """Concatenate ``data[starts[i]:starts[i]+lengths[i]]``; return bytes and Arrow offsets."""
-    n = starts.shape[0]
-    offsets = np.empty(n + 1, np.int64)
-    offsets[0] = 0
-    for i in range(n):
-        offsets[i + 1] = offsets[i] + lengths[i]
-    out = np.empty(offsets[n], np.uint8)
-    for i in range(n):
-        out[offsets[i] : offsets[i + 1]] = data[starts[i] : starts[i] + lengths[i]]
+    lengths = np.asarray(lengths, np.int64)
+    if compiled(int(lengths.sum())):
+        from importers.tracefs import fields_jit
+
+        return fields_jit.gather_bytes(data, starts, lengths)
+    offsets = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    out = np.empty(offsets[-1], np.uint8)
+    # a block of rows at a time: the positions (8 bytes per byte gathered) stay small
+    first = np.searchsorted(offsets, np.arange(0, offsets[-1], _BLOCK), side="right") - 1
+    bounds = [*first.tolist(), len(lengths)]
+    for a, b in itertools.pairwise(bounds):
+        where = np.repeat(starts[a:b] - offsets[a:b], lengths[a:b])
+        where += np.arange(offsets[a], offsets[b], dtype=np.int64)
+        out[offsets[a] : offsets[b]] = data[where]
     return out, offsets
+
+
+#: bytes gathered per block of rows by the numpy gather_bytes
+_BLOCK = 1 << 20
 
 
 def gather_matrix(
@@ -39,78 +51,47 @@ def gather_matrix(
 ) -> NDArray[np.uint8]:
     """``(n, width)`` bytes at ``offsets[i] + start``; rows past the buffer end read as zeros.
 
-    Aligned rows (ring-buffer records are 4-byte aligned) are copied a 32-bit word at a time.
+    Compiled, aligned rows (ring-buffer records are 4-byte aligned) are copied a 32-bit word at
+    a time.
     """
-    words = data[: data.shape[0] // 4 * 4].view(np.uint32)
-    padded = (width + 3) // 4 * 4
-    out = _gather_rows(data, words, offsets, start, width, padded)
-    return out[:, :width] if padded != width else out
-
-
-@njit(cache=True, nogil=True)
-def _gather_rows(
-    data: NDArray[np.uint8],
-    words: NDArray[np.uint32],
-    offsets: NDArray[np.int64],
-    start: int,
-    width: int,
-    padded: int,
-) -> NDArray[np.uint8]:
     n = offsets.shape[0]
-    out_words = np.zeros((n, padded // 4), np.uint32)
-    out = out_words.view(np.uint8)
-    limit = data.shape[0]
-    for i in range(n):
-        s = offsets[i] + start
-        if s < 0 or s + width > limit:
-            continue
-        if s & 3 == 0 and s + padded <= words.shape[0] * 4:
-            w = s >> 2
-            for j in range(padded // 4):
-                out_words[i, j] = words[w + j]
-        else:
-            for j in range(width):
-                out[i, j] = data[s + j]
-    return out
+    if compiled(n * width):
+        from importers.tracefs import fields_jit
+
+        words = data[: data.shape[0] // 4 * 4].view(np.uint32)
+        padded = (width + 3) // 4 * 4
+        out: NDArray[np.uint8] = fields_jit.gather_rows(data, words, offsets, start, width, padded)
+        return out[:, :width] if padded != width else out
+    rows = np.asarray(offsets, np.int64) + start
+    inside = (rows >= 0) & (rows + width <= data.shape[0])
+    if not inside.any():
+        return np.zeros((n, width), np.uint8)
+    # each row a window of the data (a view): the gather copies the rows only
+    windows = np.lib.stride_tricks.sliding_window_view(data, width)
+    if inside.all():
+        matrix: NDArray[np.uint8] = windows[rows]
+        return matrix
+    matrix = np.zeros((n, width), np.uint8)
+    matrix[inside] = windows[rows[inside]]
+    return matrix
 
 
-@njit(cache=True, inline="always")
-def u32_at(d: NDArray[np.uint8], p: int, big: bool) -> np.int64:
-    """The u32 at byte ``p`` of ``d`` (for compiled loops; the caller checks bounds)."""
-    b0, b1, b2, b3 = np.int64(d[p]), np.int64(d[p + 1]), np.int64(d[p + 2]), np.int64(d[p + 3])
-    if big:
-        return (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
-    return (b3 << 24) | (b2 << 16) | (b1 << 8) | b0
-
-
-@njit(cache=True, inline="always")
-def u64_at(d: NDArray[np.uint8], p: int, big: bool) -> np.uint64:
-    """The u64 at byte ``p`` of ``d`` (for compiled loops; the caller checks bounds)."""
-    lo = np.uint64(u32_at(d, p + 4 if big else p, big))
-    hi = np.uint64(u32_at(d, p if big else p + 4, big))
-    return (hi << np.uint64(32)) | lo
-
-
-@njit(cache=True, nogil=True)
 def gather_uint(
     data: NDArray[np.uint8], offsets: NDArray[np.int64], start: int, size: int, big: bool
 ) -> NDArray[np.uint64]:
     """Unsigned ``size``-byte integers at ``offsets[i] + start`` (zero past the buffer end)."""
-    n = offsets.shape[0]
-    out = np.zeros(n, np.uint64)
-    limit = data.shape[0]
-    for i in range(n):
-        s = offsets[i] + start
-        if s < 0 or s + size > limit:
-            continue
-        v = np.uint64(0)
-        if big:
-            for j in range(size):
-                v = (v << np.uint64(8)) | np.uint64(data[s + j])
-        else:
-            for j in range(size - 1, -1, -1):
-                v = (v << np.uint64(8)) | np.uint64(data[s + j])
-        out[i] = v
+    if compiled(offsets.shape[0] * size):
+        from importers.tracefs import fields_jit
+
+        return fields_jit.gather_uint(data, offsets, start, size, big)
+    if size in (1, 2, 4, 8):  # each row's bytes read as one word
+        word = np.dtype(f"{'>' if big else '<'}u{size}")
+        matrix = np.ascontiguousarray(gather_matrix(data, offsets, start, size))
+        return matrix.view(word)[:, 0].astype(np.uint64)
+    matrix = gather_matrix(data, offsets, start, size).astype(np.uint64)
+    out = np.zeros(offsets.shape[0], np.uint64)
+    for column in (matrix if big else matrix[:, ::-1]).T:  # most significant byte first
+        out = (out << np.uint64(8)) | column
     return out
 
 
@@ -130,88 +111,47 @@ def pack_records(
     Returns the packed bytes, the Arrow offsets, ``common_pid``, ``common_flags`` and
     ``common_preempt_count``. ``lut[k, type]`` is the offset of common field ``k`` in that
     type's format (they agree on every known kernel, but each record is still read by its own
-    format; a negative offset reads as 0). One pass: each record is read while in cache.
-    Ring-buffer records are 4-byte aligned and sized (RB_ALIGNMENT), so they are copied a
-    32-bit word at a time.
+    format; a negative offset reads as 0). Compiled, it is one pass: each record is read while
+    in cache, a 32-bit word at a time (ring-buffer records are 4-byte aligned and sized,
+    RB_ALIGNMENT).
     """
-    words = data[: data.shape[0] // 4 * 4].view(np.uint32)
-    return _pack_records(data, words, idx, offsets, lengths, types, lut, big)
+    sizes = lengths[idx]
+    if compiled(int(sizes.sum())):
+        from importers.tracefs import fields_jit
+
+        words = data[: data.shape[0] // 4 * 4].view(np.uint32)
+        return fields_jit.pack_records(data, words, idx, offsets, lengths, types, lut, big)
+    packed, out_offsets = gather_bytes(data, offsets[idx], sizes)
+    starts, t = out_offsets[:-1], types[idx]
+
+    def inside(k: int, size: int) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
+        at = lut[k, t]
+        ok = (at >= 0) & (at + size <= sizes)
+        return ok, starts[ok] + at[ok]
+
+    ok, at = inside(0, 4)
+    pid = np.zeros(len(idx), np.uint32)
+    pid[ok] = gather_uint(packed, at, 0, 4, big)
+    flags, preempt = np.zeros(len(idx), np.uint8), np.zeros(len(idx), np.uint8)
+    for k, column in ((1, flags), (2, preempt)):
+        ok, at = inside(k, 1)
+        column[ok] = packed[at]
+    return packed, out_offsets, pid.view(np.int32), flags, preempt
 
 
-@njit(cache=True, nogil=True)
-def _pack_records(
-    data: NDArray[np.uint8],
-    words: NDArray[np.uint32],
-    idx: NDArray[np.intp],
-    offsets: NDArray[np.int64],
-    lengths: NDArray[np.int64],
-    types: NDArray[np.uint16],
-    lut: NDArray[np.int64],
-    big: bool,
-) -> tuple[
-    NDArray[np.uint8], NDArray[np.int64], NDArray[np.int32], NDArray[np.uint8], NDArray[np.uint8]
-]:
-    n = idx.shape[0]
-    out_offsets = np.empty(n + 1, np.int64)
-    out_offsets[0] = 0
-    for i in range(n):
-        out_offsets[i + 1] = out_offsets[i] + lengths[idx[i]]
-    out_words = np.empty((out_offsets[n] + 3) // 4, np.uint32)
-    out = out_words.view(np.uint8)[: out_offsets[n]]
-    pid = np.zeros(n, np.int32)
-    flags = np.zeros(n, np.uint8)
-    preempt = np.zeros(n, np.uint8)
-    for i in range(n):
-        r = idx[i]
-        s = offsets[r]
-        length = lengths[r]
-        o = out_offsets[i]
-        if (s | length | o) & 3 == 0:
-            w, ow = s >> 2, o >> 2
-            for j in range(length >> 2):
-                out_words[ow + j] = words[w + j]
-        else:
-            out[o : o + length] = data[s : s + length]
-        t = types[r]
-        p = lut[0, t]
-        if p >= 0 and p + 4 <= length:
-            if big:
-                v = (
-                    (out[o + p] << 24)
-                    | (out[o + p + 1] << 16)
-                    | (out[o + p + 2] << 8)
-                    | out[o + p + 3]
-                )
-            else:
-                v = (
-                    (out[o + p + 3] << 24)
-                    | (out[o + p + 2] << 16)
-                    | (out[o + p + 1] << 8)
-                    | out[o + p]
-                )
-            pid[i] = np.int32(np.uint32(v))
-        f = lut[1, t]
-        if 0 <= f < length:
-            flags[i] = out[o + f]
-        q = lut[2, t]
-        if 0 <= q < length:
-            preempt[i] = out[o + q]
-    return out, out_offsets, pid, flags, preempt
-
-
-@njit(cache=True, nogil=True)
 def _cstr_lengths(
     data: NDArray[np.uint8], starts: NDArray[np.int64], lengths: NDArray[np.int64]
 ) -> NDArray[np.int64]:
     """Length of each string up to its first NUL (``min(len, first NUL)``, formats.md §3.5)."""
-    out = lengths.copy()
-    for i in range(starts.shape[0]):
-        s = starts[i]
-        for j in range(lengths[i]):
-            if data[s + j] == 0:
-                out[i] = j
-                break
-    return out
+    if compiled(int(lengths.sum())):
+        from importers.tracefs import fields_jit
+
+        return fields_jit.cstr_lengths(data, starts, lengths)
+    text, offsets = gather_bytes(data, starts, lengths)
+    nuls = np.flatnonzero(text == 0)
+    first = np.searchsorted(nuls, offsets[:-1])  # the first NUL at or after each start
+    found = np.append(nuls, offsets[-1])[first]
+    return np.minimum(found - offsets[:-1], lengths)
 
 
 class FieldGather:

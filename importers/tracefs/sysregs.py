@@ -9,7 +9,11 @@ PMEVCNTR<n>_EL0 / PMEVTYPER<n>_EL0 / PMCCFILTR_EL0; PMINTEN{SET,CLR}_EL1 are Op1
 
 from __future__ import annotations
 
-import polars as pl
+from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
 
 # (Op0, Op1, CRn, CRm, Op2) -> name, for the fixed-encoding PMU registers.
 FIXED: dict[tuple[int, int, int, int, int], str] = {
@@ -49,7 +53,12 @@ def pmu_sysreg_name(op0: int, op1: int, crn: int, crm: int, op2: int) -> str | N
     return None
 
 
+@cache
 def _encodings() -> pl.DataFrame:
+    """Every PMU encoding and its name, for :func:`with_pmu_sysreg` (the text importer's; a
+    binary importer names its few distinct encodings with :func:`pmu_sysreg_name`)."""
+    import polars as pl  # the caller's frames are polars: loaded already
+
     rows = [(*enc, name) for enc, name in FIXED.items()]
     for crm in range(8, 16):
         for op2 in range(8):
@@ -61,13 +70,10 @@ def _encodings() -> pl.DataFrame:
     return frame.with_columns(pl.col(c).cast(pl.UInt8) for c in columns[:5])
 
 
-ENCODINGS = _encodings()
-
-
 def with_pmu_sysreg(frame: pl.DataFrame) -> pl.DataFrame:
     """Add a ``sysreg`` column naming PMU registers from ``Op0, Op1, CRn, CRm, Op2`` (uint8).
 
     A join against the table of every PMU encoding, so it costs the same for any row count.
     """
     keys = ["Op0", "Op1", "CRn", "CRm", "Op2"]
-    return frame.join(ENCODINGS, on=keys, how="left", maintain_order="left")
+    return frame.join(_encodings(), on=keys, how="left", maintain_order="left")

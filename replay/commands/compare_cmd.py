@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from replay.commands import summary
 from replay.commands.session import (
     add_verdict_options,
     load_work,
@@ -15,7 +16,7 @@ from replay.commands.session import (
 )
 from replay.compare import scenario_matrix
 
-HELP = "compare default, set-pmu per host PMU, fixed-counters-only and no-pmu on one capture"
+HELP = summary("compare")
 EPILOG = """\
 The matrix: default with the first KVM_ARM_VCPU_INIT on a CPU of each cluster, set-pmu for each
 host PMU and no-pmu, on a released (mainline) kernel, and the proposed fixed-counters-only at

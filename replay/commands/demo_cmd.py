@@ -14,6 +14,7 @@ from pathlib import Path
 
 from importers.errors import PmuReplayError
 from replay.api import open_capture, prepare_replay
+from replay.commands import summary
 from replay.commands.console import stdout
 from replay.commands.outputs import report_writer, save_all, trace_writer
 from replay.commands.session import (
@@ -26,10 +27,7 @@ from replay.compare import scenario_matrix
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "fixtures" / "demo"
-HELP = (
-    "replay the embedded capture under every KVM vPMU mode, recommend one, write a Perfetto "
-    "trace and an HTML report"
-)
+HELP = summary("demo")
 
 EPILOG = """\
 examples:

@@ -6,13 +6,14 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from replay.commands import summary
 from replay.commands.console import say, stderr, stdout
 from replay.results import Results
 
 if TYPE_CHECKING:
     from replay.export import ExportStats
 
-HELP = "write replay results as a Perfetto trace (open it with `pmu-replay view`)"
+HELP = summary("export")
 EPILOG = """\
 The trace (Perfetto protobuf, timestamps in ns on the capture's clock) opens on a "pmu-replay"
 group: a "stalls: SCENARIO" group per scenario first, with stall episodes (cause in the args),

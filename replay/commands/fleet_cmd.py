@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from replay.commands import summary
 from replay.commands.console import count_progress, stdout
 from replay.commands.session import add_path_option
 from replay.fleet import (
@@ -19,7 +20,7 @@ from replay.fleet import (
     run_fleet,
 )
 
-HELP = "replay many captures on a Dask cluster into one dataset, with a fleet summary"
+HELP = summary("fleet")
 EPILOG = """\
 SOURCE is a directory of captures, a glob ('caps/*/trace.dat') or a manifest (.csv/.parquet)
 with a 'path' column and optionally: host, topology (file), pmus ('a53=0-3;a72=4-7'),

@@ -8,16 +8,16 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-import polars as pl
+import pyarrow.compute as pc
 from rich.table import Table
 
 from importers.capture import Capture
 from importers.host.topology import Topology, format_cpulist
-from replay.api import capture_topology, open_capture
+from replay.commands import summary
 from replay.commands.console import byte_progress, stdout
-from replay.standins import stand_in_advice
+from replay.opening import capture_topology, open_capture
 
-HELP = "import a capture into Parquet tables and print what it contains"
+HELP = summary("import")
 EPILOG = """\
 examples:
   pmu-replay import trace.dat -o cap/
@@ -118,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     if not summary["vms"]:
         # what to replay instead, as a command to run on what was just imported
         command = f"pmu-replay compare {shlex.quote(args.output or args.capture)}"
+        from replay.standins import stand_in_advice  # polars: loaded only when it advises
+
         advice = stand_in_advice(capture, capture_topology(capture), command)
         if advice:
             stdout.print(advice, markup=False, highlight=False, soft_wrap=True)  # copyable
@@ -127,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
 def summarize(capture: Capture) -> dict[str, Any]:
     """The import summary as plain data (what ``--json`` prints)."""
     meta = capture.metadata
-    lost = capture.frame("lost_events")
+    lost = capture.table("lost_events").column("count")
+    vcpus = capture.table("vcpus")
     duration = None
     if meta.first_ts is not None and meta.last_ts is not None:
         duration = meta.last_ts - meta.first_ts
@@ -143,15 +146,13 @@ def summarize(capture: Capture) -> dict[str, Any]:
         "duration": duration,
         "time_outliers": meta.extra.get("time_outliers"),
         "events": capture.event_counts(),
-        "lost_event_markers": lost.height,
-        "lost_events": int(lost["count"].sum()) if lost.height else 0,
-        "lost_events_unknown_count": int(lost["count"].null_count()) if lost.height else 0,
+        "lost_event_markers": len(lost),
+        "lost_events": int(pc.sum(lost).as_py() or 0),
+        "lost_events_unknown_count": lost.null_count,
         "skipped": meta.skipped,
         "topology": _topology_summary(capture),
-        "vcpus": capture.frame("vcpus")
-        .select("tid", "vm", "vcpu_index", "comm", "method")
-        .to_dicts(),
-        "vms": sorted(set(capture.frame("vcpus")["vm"].cast(pl.Utf8).drop_nulls().to_list())),
+        "vcpus": vcpus.select(["tid", "vm", "vcpu_index", "comm", "method"]).to_pylist(),
+        "vms": sorted({vm for vm in vcpus.column("vm").to_pylist() if vm is not None}),
     }
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from replay.commands import summary
 from replay.commands.console import stdout
 from replay.record import EVENTS, RecordError, record
 
-HELP = "record the scheduling and KVM events replay needs, plus topology and threads (root)"
+HELP = summary("record")
 EPILOG = f"""\
 Records into its own tracefs instance (the host's tracing setup is left untouched and the
 instance is removed afterwards, also on Ctrl-C), then writes DIR/trace.dat (trace-cmd extract)

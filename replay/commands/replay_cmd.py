@@ -6,6 +6,7 @@ import argparse
 import json
 from textwrap import fill
 
+from replay.commands import summary
 from replay.commands.session import (
     load_work,
     print_report,
@@ -16,7 +17,7 @@ from replay.commands.session import (
 from replay.profiles import PROFILE_FILE_FORMAT
 from replay.scenarios import SCENARIO_SYNTAX
 
-HELP = "replay a capture's real schedule through the KVM vPMU model under chosen scenarios"
+HELP = summary("replay")
 EPILOG = f"""\
 {fill(f"scenarios ({SCENARIO_SYNTAX}):", 96, subsequent_indent="    ", break_on_hyphens=False)}
   default@cpu0                  one host PMU, chosen by the CPU of the first KVM_ARM_VCPU_INIT

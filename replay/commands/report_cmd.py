@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from replay.commands import summary
 from replay.commands.console import say, stderr, stdout
 from replay.commands.export_cmd import results_parser
 from replay.results import Results
@@ -14,7 +15,7 @@ from replay.results import Results
 if TYPE_CHECKING:
     from replay.export.report import ReportStats
 
-HELP = "write replay results as one self-contained HTML report (verdict, host, ranking, charts)"
+HELP = summary("report")
 EPILOG = """\
 The report is one HTML file with everything inline: the verdict with its status and reasons,
 the host PMUs, the ranking, and SVG charts of what each mode costs, how long stall episodes

@@ -9,6 +9,7 @@ from typing import Literal
 import polars as pl
 from rich.table import Table
 
+from replay.commands import summary
 from replay.commands.console import stdout
 from replay.commands.session import add_path_option
 from replay.validate import (
@@ -20,7 +21,7 @@ from replay.validate import (
     validate,
 )
 
-HELP = "replay a real KVM capture under its scenario and compare with what the guest read"
+HELP = summary("validate")
 EPILOG = f"""\
 The capture is replayed under the case's scenario. For each guest read of PMCCNTR_EL0 the model
 predicts a zero delta since the vCPU's previous read, a counted delta, or no vPMU (UNDEF); every

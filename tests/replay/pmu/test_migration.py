@@ -176,6 +176,6 @@ def test_package_docstring_example_runs() -> None:
 
     assert replay.pmu.__doc__ is not None
     code = textwrap.dedent(replay.pmu.__doc__.split("Typical use::")[1])
-    namespace = dict(vars(replay.pmu))
+    namespace = {name: getattr(replay.pmu, name) for name in replay.pmu.__all__}
     exec(code, namespace)
     assert namespace["vcpu"].counter_status(CYCLE_IDX).reason == StallReason.FOREIGN_CPU

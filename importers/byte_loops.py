@@ -1,0 +1,24 @@
+"""Which engine runs the importers' byte loops: numpy for small inputs, numba for large ones.
+
+The loops that walk ring-buffer pages and perf records and gather fields from scattered
+records have two implementations that give identical results: vectorised numpy, and compiled
+numba kernels (the ``*_jit`` modules). numba is fast per byte but costs about a second before
+its first byte: importing it (with llvmlite, and the scipy parts ``numba.np`` pulls in) and
+loading its cached kernels. Most real captures are a few MB, which numpy decodes in
+milliseconds, so a loop over at most :data:`SMALL_INPUT_BYTES` bytes runs in numpy and a
+capture that small never loads numba. Past it, the compiled kernel's speed repays its
+start-up.
+"""
+
+from __future__ import annotations
+
+#: the largest loop (in bytes of input it walks or gathers) that numpy runs. Measured on
+#: recorded trace.dat files (benchmarks/README.md, "Byte loops"): with 67 and 155 MiB of
+#: ring-buffer pages the whole numpy import took less CPU time than numba's (whose start-up
+#: is about a second) and less peak memory; the compiled walk pays off beyond that
+SMALL_INPUT_BYTES = 256 << 20
+
+
+def compiled(nbytes: int) -> bool:
+    """Whether a loop over ``nbytes`` bytes runs as a numba kernel (else in numpy)."""
+    return nbytes > SMALL_INPUT_BYTES
