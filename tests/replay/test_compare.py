@@ -184,3 +184,41 @@ def test_a_scenario_without_guest_time_has_stalled_none_of_it() -> None:
     table = rank(rows, NO_FINDINGS, 31, scenarios).table
     assert dict(table.select("scenario", "stalled_share").rows()) == {"a": 0.0, "b": 0.0, "c": 0.0}
     assert table["scenario"].to_list() == ["a", "c", "b"]
+
+
+def test_the_assessment_names_every_cost_with_its_numbers() -> None:
+    # One scenario with every cost (its numbers chosen so each rounds one way) and one without.
+    worst = Row("w", lost="instructions", reads=2, risky=3, stalled_ns=2_600_000, capacity=0.375,
+                fail_ns=12_345_000, recreate_ns=60_000)  # fmt: skip
+    table = summary([worst, Row("z")]).with_columns(
+        pl.when(pl.col("scenario") == "w")
+        .then(pl.struct(**{k: pl.lit(v) for k, v in WORST_ALSO.items()}))
+        .otherwise(pl.struct(*WORST_ALSO))
+        .struct.unnest()
+    )
+    episodes = pl.DataFrame(
+        {"scenario": ["w"] * 3, "kind": ["stall"] * 3, "counter": [31] * 3,
+         "duration": [600_000, 800_000, 1_200_000]},
+        schema=NO_FINDINGS.schema,
+    )  # fmt: skip
+    scenarios = cast(list[Scenario], [Kernel("w", MAINLINE), Kernel("z", MAINLINE)])
+    got = dict(rank(table, episodes, 31, scenarios).table.select("scenario", "assessment").rows())
+    assert got == {
+        "w": "2 traced PMCCNTR reads saw a zero delta; 3 risky zero-delta ticks; counters stalled "
+        "0.003 s (26.0% of guest time) in 3 episodes (median 0.8 ms, p99 1.2 ms, longest 1.2 ms); "
+        "pinning forbids CPUs 4-5 (37.5% of host capacity), where the schedule ran 0.012 s of "
+        "guest time in 4 entries that fail; 6 perf events re-created (about 0.06 ms of host CPU); "
+        "guest cannot program: instructions; 0.042 s unknown, not counted as safe",
+        "z": "no stall, no failed entry, nothing lost",
+    }
+
+
+#: the worst row's numbers that Row does not carry
+WORST_ALSO = {
+    "guest_ns": 10_000_000,
+    "stall_episodes": 3,
+    "fail_entries": 4,
+    "pinned_off_cpus": "4-5",
+    "event_recreations": 6,
+    "unknown_ns": 42_000_000,
+}
