@@ -187,28 +187,33 @@ def test_a_scenario_without_guest_time_has_stalled_none_of_it() -> None:
 
 
 def test_the_assessment_names_every_cost_with_its_numbers() -> None:
-    # One scenario with every cost (its numbers chosen so each rounds one way) and one without.
-    worst = Row("w", lost="instructions", reads=2, risky=3, stalled_ns=2_600_000, capacity=0.375,
-                fail_ns=12_345_000, recreate_ns=60_000)  # fmt: skip
-    table = summary([worst, Row("z")]).with_columns(
+    # One scenario with every cost (its numbers chosen so each rounds one way, each count at 1
+    # so that "more than one" shows), one that stalled 1 ns and one without, whose unread
+    # counts are null.
+    worst = Row("w", lost="instructions", reads=1, risky=1, stalled_ns=2_612_000, capacity=0.375,
+                fail_ns=12_345_000, recreate_ns=1_234_567_800)  # fmt: skip
+    table = summary([worst, Row("y", stalled_ns=1), Row("z", reads=None, risky=None)]).with_columns(
         pl.when(pl.col("scenario") == "w")
         .then(pl.struct(**{k: pl.lit(v) for k, v in WORST_ALSO.items()}))
         .otherwise(pl.struct(*WORST_ALSO))
         .struct.unnest()
     )
     episodes = pl.DataFrame(
-        {"scenario": ["w"] * 3, "kind": ["stall"] * 3, "counter": [31] * 3,
-         "duration": [600_000, 800_000, 1_200_000]},
+        {"scenario": ["w"] * 3 + ["y"], "kind": ["stall"] * 4, "counter": [31] * 4,
+         "duration": [612_000, 800_000, 1_200_000, 1]},
         schema=NO_FINDINGS.schema,
     )  # fmt: skip
-    scenarios = cast(list[Scenario], [Kernel("w", MAINLINE), Kernel("z", MAINLINE)])
+    scenarios = cast(list[Scenario], [Kernel(n, MAINLINE) for n in "wyz"])
     got = dict(rank(table, episodes, 31, scenarios).table.select("scenario", "assessment").rows())
     assert got == {
-        "w": "2 traced PMCCNTR reads saw a zero delta; 3 risky zero-delta ticks; counters stalled "
-        "0.003 s (26.0% of guest time) in 3 episodes (median 0.8 ms, p99 1.2 ms, longest 1.2 ms); "
+        "w": "1 traced PMCCNTR reads saw a zero delta; 1 risky zero-delta ticks; counters stalled "
+        "0.003 s (26.1% of guest time) in 3 episodes (median 0.8 ms, p99 1.2 ms, longest 1.2 ms); "
         "pinning forbids CPUs 4-5 (37.5% of host capacity), where the schedule ran 0.012 s of "
-        "guest time in 4 entries that fail; 6 perf events re-created (about 0.06 ms of host CPU); "
+        "guest time in 4 entries that fail; 6 perf events re-created (about 1234.568 ms of host "
+        "CPU); "
         "guest cannot program: instructions; 0.042 s unknown, not counted as safe",
+        "y": "counters stalled 0.0 s (0.1% of guest time) in 1 episodes (median 0.0 ms, p99 0.0 ms, "
+        "longest 0.0 ms)",
         "z": "no stall, no failed entry, nothing lost",
     }
 
