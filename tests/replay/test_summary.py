@@ -7,6 +7,9 @@ match there, or the vCPU keeps its costs and loses its guest time, stalls and fa
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -44,3 +47,33 @@ def test_a_vcpu_without_an_index_keeps_its_whole_summary(name: str) -> None:
         unknown.summary.drop("vcpu_index"),
         known.summary.drop("vcpu_index"),
     )
+
+
+def test_a_vcpu_without_traced_reads_counts_none_in_a_capture_that_has_them(
+    tmp_path: Path,
+) -> None:
+    # traced-pmccntr-reads with a second vCPU of the same VM that runs guest code on CPU 3 and
+    # never traps a PMU register: its row must say 0 reads, not be dropped or left null
+    second = [
+        "swapper/3-0       (-------) [003] d..2.     1.040000: sched_switch: prev_comm=swapper/3 "
+        "prev_pid=0 prev_prio=120 prev_state=R ==> next_comm=CPU 1/KVM next_pid=4002 "
+        "next_prio=120",
+        "CPU 1/KVM-4002    (   4000) [003] d..2.     1.040005: kvm_entry: PC: 0xffff800008010000",
+        "CPU 1/KVM-4002    (   4000) [003] d..2.     1.045000: kvm_exit: IRQ: HSR_EC: 0x0000 "
+        "(UNKNOWN), PC: 0xffff800008010004",
+        "CPU 1/KVM-4002    (   4000) [003] d..2.     1.045010: sched_switch: prev_comm=CPU 1/KVM "
+        "prev_pid=4002 prev_prio=120 prev_state=S ==> next_comm=swapper/3 next_pid=0 "
+        "next_prio=120",
+    ]
+    original = (FIXTURES / "captures" / "traced-pmccntr-reads.txt").read_text()
+    capture = tmp_path / "two-vcpus.txt"
+    capture.write_text(original + "".join(f"       {line}\n" for line in second))
+    results = what_if(open_capture(capture, topology=TOPOLOGY), SCENARIOS)
+    rows = results.summary.select(
+        "scenario", "vcpu", "guest_ns", "pmccntr_reads", "zero_delta_reads"
+    )
+    assert sorted(set(rows["vcpu"])) == [4001, 4002]
+    assert rows.filter(pl.col("vcpu") == 4002)["guest_ns"].max() == 4_995_000  # SET_PMU refuses it
+    reads = {(r["scenario"], r["vcpu"]): r["pmccntr_reads"] for r in rows.iter_rows(named=True)}
+    assert reads == {(s, v): 4 if v == 4001 else 0 for s in SCENARIOS for v in (4001, 4002)}
+    assert rows.filter(pl.col("vcpu") == 4002)["zero_delta_reads"].to_list() == [0] * len(SCENARIOS)
