@@ -10,7 +10,10 @@ ending with a ``--vcpu`` line to copy.
 
 from __future__ import annotations
 
-import polars as pl
+from typing import NamedTuple
+
+import numpy as np
+import pyarrow.compute as pc
 
 from importers.capture import Capture
 from importers.host.topology import Topology
@@ -18,54 +21,73 @@ from importers.host.topology import Topology
 #: How many stand-ins the advice lists.
 SHOWN = 5
 _IDLE = 0  # the per-CPU idle task (swapper/N) is never a candidate
+_NOWHERE = -1  # a CPU no host PMU of the topology covers: a move to or from it is not counted
 
 
-def stand_ins(capture: Capture, topology: Topology | None, limit: int = SHOWN) -> pl.DataFrame:
-    """The best stand-in threads: ``tid, comm, run_ns, moves``, best first.
+class StandIn(NamedTuple):
+    """One candidate thread: its time on any CPU and how often it moved."""
+
+    tid: int
+    comm: str | None
+    run_ns: int
+    moves: int
+
+
+def stand_ins(capture: Capture, topology: Topology | None, limit: int = SHOWN) -> list[StandIn]:
+    """The best stand-in threads, best first.
 
     ``run_ns`` is the thread's time on any CPU (from each switch-in to the next switch on that
     CPU, or to the end of the capture); ``moves`` counts switch-ins on a CPU of another
     cluster (host PMU) than the thread's previous one — or of another CPU when there is no
     topology. Threads that moved come first, longest-running first; threads that never moved
-    fill the remaining places.
+    fill the remaining places. NumPy over the Arrow table, not polars: ``import`` prints this
+    advice for every capture without VMs, and a few-MB capture should not pay polars' start-up.
     """
-    switches = capture.frame("sched_switch")
-    if switches.is_empty():
-        return pl.DataFrame(
-            schema={"tid": pl.Int32, "comm": pl.Utf8, "run_ns": pl.Int64, "moves": pl.UInt32}
-        )
+    switches = capture.table("sched_switch")
+    if switches.num_rows == 0:
+        return []
+    ts, seq = switches["ts"].to_numpy(), switches["seq"].to_numpy()
+    cpu = switches["cpu"].to_numpy().astype(np.int64)
+    pid = switches["next_pid"].fill_null(_IDLE).to_numpy()
+    # each switch-in runs until the next switch on its CPU, the last one to the capture's end
+    by_cpu = np.lexsort((seq, ts, cpu))
     end = capture.metadata.last_ts
-    cluster = {cpu: i for i, p in enumerate(topology.pmus) for cpu in p.cpus} if topology else {}
-    where = pl.col("cpu").cast(pl.Int64)
-    place = where.replace_strict(cluster, default=None) if cluster else where
-    runs = (
-        switches.select("ts", "seq", pl.col("cpu").cast(pl.Int16), "next_pid", "next_comm")
-        .sort("cpu", "ts", "seq")
-        .with_columns(
-            (pl.col("ts").shift(-1).over("cpu").fill_null(end) - pl.col("ts")).alias("run_ns")
-        )
-        .filter(pl.col("next_pid") != _IDLE)
-        .with_columns(place.alias("place"))
-        .sort("next_pid", "ts", "seq")
-        .with_columns(
-            (pl.col("place") != pl.col("place").shift(1).over("next_pid"))
-            .fill_null(False)
-            .alias("moved")
-        )
-    )
-    return (
-        runs.group_by(pl.col("next_pid").cast(pl.Int32).alias("tid"))
-        .agg(
-            pl.col("next_comm").cast(pl.Utf8).last().alias("comm"),
-            pl.col("run_ns").sum().cast(pl.Int64),
-            pl.col("moved").sum().cast(pl.UInt32).alias("moves"),
-        )
-        .sort(
-            [pl.col("moves") > 0, "run_ns", "moves", "tid"],
-            descending=[True, True, True, False],
-        )
-        .head(limit)
-    )
+    end = int(ts.max()) if end is None else end
+    run = np.empty(len(ts), np.int64)
+    following = np.append(ts[by_cpu][1:], end)
+    following[np.append(cpu[by_cpu][1:] != cpu[by_cpu][:-1], True)] = end
+    run[by_cpu] = following - ts[by_cpu]
+
+    if topology:
+        covered = [c for p in topology.pmus for c in p.cpus]
+        cluster = np.full(max(int(cpu.max()), *covered) + 1, _NOWHERE)
+        for i, p in enumerate(topology.pmus):
+            cluster[list(p.cpus)] = i
+        place = cluster[cpu]
+    else:
+        place = cpu
+    # per thread in time order: a switch-in somewhere else than the thread's previous one
+    rows = np.flatnonzero(pid != _IDLE)
+    if rows.size == 0:  # only the idle tasks ever ran
+        return []
+    rows = rows[np.lexsort((seq[rows], ts[rows], pid[rows]))]
+    tid, where = pid[rows], place[rows]
+    same_thread = np.append(False, tid[1:] == tid[:-1])
+    moved = same_thread & np.append(False, where[1:] != where[:-1])
+    if topology:
+        moved &= np.append(False, (where[1:] != _NOWHERE) & (where[:-1] != _NOWHERE))
+
+    first = np.flatnonzero(~same_thread)
+    tids = tid[first]
+    run_ns = np.add.reduceat(run[rows], first)
+    moves = np.add.reduceat(moved.astype(np.int64), first)
+    last_row = rows[np.append(first[1:], len(rows)) - 1]  # the name the thread had last
+    best = np.lexsort((tids, -moves, -run_ns, moves == 0))[:limit]
+    names = pc.take(switches["next_comm"], last_row[best]).cast("string").to_pylist()
+    return [
+        StandIn(int(tids[i]), name, int(run_ns[i]), int(moves[i]))
+        for i, name in zip(best, names, strict=True)
+    ]
 
 
 def stand_in_advice(capture: Capture, topology: Topology | None, command: str = "") -> str:
@@ -73,15 +95,15 @@ def stand_in_advice(capture: Capture, topology: Topology | None, command: str = 
     has no thread to offer. With ``command`` (``pmu-replay compare cap/``), the line to copy is
     that whole command; without, the options to add to the command that failed."""
     best = stand_ins(capture, topology)
-    if best.is_empty():
+    if not best:
         return ""
     seconds = capture.metadata.ts_unit == "ns"
     moves = "cluster moves" if topology else "CPU moves"
     rows = [f"  {'tid':>8}  {'run ' + ('s' if seconds else 'units'):>12}  {moves:>13}  thread"]
-    for tid, comm, run_ns, moved in best.rows():
+    for tid, comm, run_ns, moved in best:
         run = f"{run_ns / 1e9:.3f}" if seconds else f"{run_ns}"
         rows.append(f"  {tid:>8}  {run:>12}  {moved:>13}  {comm or '?'}")
-    copy = " ".join(f"--vcpu {tid}=standin:{i}" for i, tid in enumerate(best["tid"]))
+    copy = " ".join(f"--vcpu {s.tid}=standin:{i}" for i, s in enumerate(best))
     return (
         f"the best stand-ins here (threads that moved between "
         f"{'clusters' if topology else 'CPUs'} first, longest-running first):\n"

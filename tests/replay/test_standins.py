@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -34,17 +35,22 @@ SWITCHES = [
 ]
 
 
-@pytest.fixture
-def no_vms(tmp_path: Path) -> Path:
-    """A workload capture without any VMM thread (kernel trace text, 4 CPUs)."""
+def write_capture(tmp_path: Path, switches: list[tuple[int, str, str, int, str, int]]) -> Path:
+    """Kernel trace text of ``switches`` (4 CPUs, no VMM thread)."""
     lines = [
         f"{prev}-{pid:<5} [{cpu:03d}] d..2. {ts}: sched_switch: prev_comm={prev} prev_pid={pid} "
         f"prev_prio=120 prev_state=S ==> next_comm={nxt} next_pid={npid} next_prio=120"
-        for cpu, ts, prev, pid, nxt, npid in SWITCHES
+        for cpu, ts, prev, pid, nxt, npid in switches
     ]
     path = tmp_path / "workload.txt"
     path.write_text(HEADER + "\n".join(lines) + "\n")
     return path
+
+
+@pytest.fixture
+def no_vms(tmp_path: Path) -> Path:
+    """A workload capture without any VMM thread (kernel trace text, 4 CPUs)."""
+    return write_capture(tmp_path, SWITCHES)
 
 
 def test_threads_that_cross_clusters_come_first(no_vms: Path) -> None:
@@ -52,20 +58,38 @@ def test_threads_that_cross_clusters_come_first(no_vms: Path) -> None:
     best = stand_ins(cap, capture_topology(cap))
     # worker: 10 + 30 + 10 ms, little -> big -> little; blip: 2 + 1 ms, big -> little;
     # then, never across clusters, hog (90 ms) and hopper (5 + 5 ms on CPUs 0 and 1, both little)
-    assert best.rows() == [
+    assert best == [
         (100, "worker", 50_000_000, 2),
         (400, "blip", 3_000_000, 1),
         (200, "hog", 90_000_000, 0),
         (300, "hopper", 10_000_000, 0),
     ]
     # without a topology, a move is a change of CPU
-    assert dict(stand_ins(cap, None).select("tid", "moves").rows()) == {
+    assert {s.tid: s.moves for s in stand_ins(cap, None)} == {
         100: 2,
         400: 1,
         300: 1,
         200: 0,
     }
-    assert stand_ins(cap, capture_topology(cap), limit=1)["tid"].to_list() == [100]
+    assert [s.tid for s in stand_ins(cap, capture_topology(cap), limit=1)] == [100]
+    # a CPU the topology does not cover belongs to no cluster: moves to or from it are not
+    # counted (only the little cluster, CPUs 0-1, is described here)
+    little = replace(capture_topology(cap), pmus=capture_topology(cap).pmus[:1])
+    assert {s.tid: s.moves for s in stand_ins(cap, little)} == {100: 0, 400: 0, 300: 0, 200: 0}
+
+
+def test_a_thread_running_at_the_end_runs_to_it_under_its_last_name(tmp_path: Path) -> None:
+    # 500 runs 2 ms on CPU 0 as "early", then as "late" on CPU 1 from 1.004 s to the capture's
+    # last event (1.010 s); 600 runs 10 ms on CPU 2
+    switches = [
+        (0, "1.000000", "swapper/0", 0, "early", 500),
+        (2, "1.000000", "swapper/2", 0, "other", 600),
+        (0, "1.002000", "early", 500, "swapper/0", 0),
+        (1, "1.004000", "swapper/1", 0, "late", 500),
+        (2, "1.010000", "other", 600, "swapper/2", 0),
+    ]
+    cap = open_capture(write_capture(tmp_path, switches))
+    assert stand_ins(cap, None) == [(500, "late", 8_000_000, 1), (600, "other", 10_000_000, 0)]
 
 
 def test_the_error_lists_them_with_a_line_to_copy(
