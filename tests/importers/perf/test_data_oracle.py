@@ -123,10 +123,11 @@ def test_samples_in_order_equal_perf_script(capture_file: Path) -> None:
     assert len(got) == len(expected) > 0
     assert got == expected
     # tid: perf's sample tid, or for tracepoints the common_pid of the raw entry, which is the
-    # same thread except where perf reports -1 (a task that was exiting when sampled).
+    # same thread except where perf reports -1 (a task that was exiting when sampled); there
+    # we keep the thread the raw entry names. How many there are depends on how many tasks
+    # exited while recording (over 5 % of the samples when a fork-heavy job shares the machine).
     mismatched = [(ln.tid, row[3]) for ln, row in zip(lines, rows, strict=True) if ln.tid != row[3]]
-    assert all(perf_tid == -1 for perf_tid, _ in mismatched), mismatched[:5]
-    assert len(mismatched) <= len(rows) // 20
+    assert all(perf_tid == -1 and ours > 0 for perf_tid, ours in mismatched), mismatched[:5]
 
 
 @pytest.mark.oracle
