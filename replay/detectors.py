@@ -24,6 +24,7 @@ from __future__ import annotations
 import polars as pl
 
 from replay.refused import UNSEEN_GUEST
+from replay.work import VCPU_KEY
 
 #: Statuses of an enabled counter that does not count (spec §1.5 mechanisms).
 STALL_REASONS = (
@@ -49,7 +50,7 @@ FINDING_SCHEMA: dict[str, pl.DataType] = {
     "host_pmu": pl.Utf8(),
     "cause": pl.Utf8(),
 }
-_KEY = ["scenario", "vm", "vcpu", "vcpu_index", "counter"]
+_KEY = [*VCPU_KEY, "counter"]
 # one finding from consecutive observation rows: span, guest time, and where it happened
 _EPISODE = [
     pl.col("start").first(),
@@ -169,7 +170,7 @@ def tick_table(observations: pl.DataFrame, counter: int, t0: int, tick_ns: int) 
     more, counted or not).
     """
     obs = observations.filter(pl.col("counter") == counter)
-    key = ["scenario", "vm", "vcpu", "vcpu_index"]
+    key = VCPU_KEY
     # Only a counter the guest can read and has enabled is read at the tick: without a vPMU,
     # or with the counter disabled, nothing is divided by its delta.
     in_use = pl.col("counting") | pl.col("reason").is_in(STALL_REASONS)

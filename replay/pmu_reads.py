@@ -16,6 +16,7 @@ import polars as pl
 
 from importers.capture import Capture
 from replay.pmu import CYCLE_IDX
+from replay.work import VCPU_KEY
 
 READ_CHECK_SCHEMA: dict[str, pl.DataType] = {
     "scenario": pl.Utf8(),
@@ -73,7 +74,7 @@ def read_checks(observations: pl.DataFrame, accesses: pl.DataFrame) -> pl.DataFr
     obs = observations.filter(pl.col("counter") == CYCLE_IDX)
     if reads.is_empty() or obs.is_empty():
         return pl.DataFrame(schema=READ_CHECK_SCHEMA)
-    key = ["scenario", "vm", "vcpu", "vcpu_index"]
+    key = VCPU_KEY
     # the thread alone names the vCPU: its index is null when discovery could not tell it, and
     # an as-of join never matches null keys
     thread = ["scenario", "vm", "vcpu"]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from replay.work import VCPU_KEY
+
 NS_PER_HOUR = 3_600 * 1_000_000_000
 SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "scenario": pl.Utf8(),
@@ -49,7 +51,6 @@ SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "pinned_off_cpus": pl.Utf8(),
     "pinned_capacity_share": pl.Float64(),
 }
-_KEY = ["scenario", "vm", "vcpu", "vcpu_index"]
 
 
 def episode_distribution(duration: pl.Expr) -> list[pl.Expr]:
@@ -77,19 +78,19 @@ def summarize(
     obs = observations.filter(pl.col("counter") == primary)
     length = pl.col("end") - pl.col("start")
     state = pl.col("state")
-    base = obs.group_by(_KEY).agg(
+    base = obs.group_by(VCPU_KEY).agg(
         length.filter(state == "guest").sum().alias("guest_ns"),
         length.filter(state == "unknown").sum().alias("unknown_ns"),
         pl.col("true_events").filter(state != "unknown").sum().alias("true_cycles"),
         pl.col("delta").filter(state == "guest").sum().alias("counted_cycles"),
     )
-    per_kind = findings.group_by(*_KEY, "kind").agg(
+    per_kind = findings.group_by(*VCPU_KEY, "kind").agg(
         pl.col("duration").sum().alias("ns"), pl.len().alias("n")
     )
     episode = pl.col("duration")
     stalls = (
         findings.filter((pl.col("kind") == "stall") & (pl.col("counter") == primary))
-        .group_by(_KEY)
+        .group_by(VCPU_KEY)
         .agg(
             episode.sum().alias("stalled_ns"),
             pl.len().alias("stall_episodes"),
@@ -97,27 +98,27 @@ def summarize(
         )
     )
     fails = per_kind.filter(pl.col("kind") == "fail_entry").select(
-        *_KEY, pl.col("n").alias("fail_entries"), pl.col("ns").alias("fail_entry_ns")
+        *VCPU_KEY, pl.col("n").alias("fail_entries"), pl.col("ns").alias("fail_entry_ns")
     )
     table = (
-        costs.join(base, on=_KEY, how="left", nulls_equal=True)
-        .join(stalls, on=_KEY, how="left", nulls_equal=True)
-        .join(fails, on=_KEY, how="left", nulls_equal=True)
+        costs.join(base, on=VCPU_KEY, how="left", nulls_equal=True)
+        .join(stalls, on=VCPU_KEY, how="left", nulls_equal=True)
+        .join(fails, on=VCPU_KEY, how="left", nulls_equal=True)
     )
     if ticks is not None and not ticks.is_empty():
-        risky = ticks.group_by(_KEY).agg(
+        risky = ticks.group_by(VCPU_KEY).agg(
             pl.len().alias("ticks_with_guest"),
             pl.col("risky").sum().alias("risky_ticks"),
             pl.col("unknown").sum().alias("unknown_ticks"),
         )
-        table = table.join(risky, on=_KEY, how="left", nulls_equal=True)
+        table = table.join(risky, on=VCPU_KEY, how="left", nulls_equal=True)
     if not reads.is_empty():
         table = table.join(
-            reads.group_by(_KEY).agg(
+            reads.group_by(VCPU_KEY).agg(
                 pl.len().alias("pmccntr_reads"),
                 pl.col("zero_delta").sum().alias("zero_delta_reads"),
             ),
-            on=_KEY,
+            on=VCPU_KEY,
             how="left",
             nulls_equal=True,
         )
@@ -162,5 +163,5 @@ def summarize(
         table.with_columns(missing)
         .select(pl.col(c).cast(t) for c, t in SUMMARY_SCHEMA.items())
         .with_columns(pl.col(counts).fill_null(0), pl.col("lost_counters").fill_null(""))
-        .sort(_KEY)
+        .sort(VCPU_KEY)
     )

@@ -31,6 +31,11 @@ from replay.profiles import GuestProfile
 from replay.scenarios import ConfiguredVm, Scenario, as_offered, build_vm
 from replay.timeline import Timeline
 
+#: The key of one vCPU under one scenario in the result tables. ``vcpu_index`` is null when
+#: discovery could not tell it (a thread found by its KVM events, ``--vcpu TID=VM``): a join
+#: on this key must match nulls (``nulls_equal=True``), or go by ``vcpu`` (the thread).
+VCPU_KEY = ["scenario", "vm", "vcpu", "vcpu_index"]
+
 #: Columns of the observations table, in order, with their types.
 OBSERVATION_SCHEMA: dict[str, pl.DataType] = {
     "scenario": pl.Utf8(),
