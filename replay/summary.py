@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from replay.costs import COST_SCHEMA
 from replay.work import VCPU_KEY
 
 NS_PER_HOUR = 3_600 * 1_000_000_000
@@ -43,13 +44,8 @@ SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "true_cycles": pl.Int64(),
     "counted_cycles": pl.Int64(),
     "lost_counters": pl.Utf8(),
-    "schedule_guest_ns": pl.Int64(),
-    "cross_pmu_loads": pl.UInt32(),
-    "cross_pmu_loads_per_guest_s": pl.Float64(),
-    "event_recreations": pl.UInt32(),
-    "recreate_cpu_ns": pl.Int64(),
-    "pinned_off_cpus": pl.Utf8(),
-    "pinned_capacity_share": pl.Float64(),
+    # the costs, in their table's order (on_cpu_ns is above, beside the unknown share)
+    **{c: t for c, t in COST_SCHEMA.items() if c not in (*VCPU_KEY, "on_cpu_ns")},
 }
 
 
