@@ -61,7 +61,7 @@ def findings(observations: pl.DataFrame, primary: int, recreations: pl.DataFrame
     ``primary`` is the counter whose rows stand for the vCPU in per-vCPU findings (each
     fail-entry or unknown interval appears once, not once per counter).
     """
-    obs = in_blocks(observations, _KEY, ["start", "end"])
+    obs, vcpu_counters = in_blocks(observations, _KEY, ["start", "end"])
     stalled = (pl.col("state") == "guest") & pl.col("reason").is_in(STALL_REASONS)
     marks = obs.select(
         stalled.alias("stalled"),
@@ -72,14 +72,15 @@ def findings(observations: pl.DataFrame, primary: int, recreations: pl.DataFrame
         .alias("changed"),
     )
     stalled_rows, new_episode = marks.get_column("stalled"), marks.get_column("changed")
-    new_episode = (new_episode | run_starts(obs, _KEY)).filter(stalled_rows)
+    new_episode = (new_episode | vcpu_counters).filter(stalled_rows)
     stalls = _episodes(obs.filter(stalled_rows), new_episode).with_columns(
         pl.lit("stall").alias("kind"), _cause().alias("cause")
     )
     per_vcpu = obs.filter(pl.col("counter") == primary)
     # one finding per entry window
-    refused = in_blocks(per_vcpu.filter(pl.col("state") == "fail_entry"), [*_KEY, "window"], [])
-    fails = _episodes(refused, run_starts(refused, [*_KEY, "window"])).with_columns(
+    window = [*_KEY, "window"]
+    refused, windows = in_blocks(per_vcpu.filter(pl.col("state") == "fail_entry"), window, [])
+    fails = _episodes(refused, windows).with_columns(
         pl.lit("fail_entry").alias("kind"), _cause().alias("cause")
     )
     unknown = per_vcpu.filter(pl.col("state") == "unknown").with_columns(
@@ -175,7 +176,9 @@ def tick_table(observations: pl.DataFrame, counter: int, t0: int, tick_ns: int) 
     more, counted or not).
     """
     key = VCPU_KEY
-    obs = in_blocks(observations.filter(pl.col("counter") == counter), key, ["start", "end"])
+    obs, vcpu_starts = in_blocks(
+        observations.filter(pl.col("counter") == counter), key, ["start", "end"]
+    )
     # Only a counter the guest can read and has enabled is read at the tick: without a vPMU,
     # or with the counter disabled, nothing is divided by its delta.
     in_use = pl.col("counting") | pl.col("reason").is_in(STALL_REASONS)
@@ -183,7 +186,6 @@ def tick_table(observations: pl.DataFrame, counter: int, t0: int, tick_ns: int) 
         ((pl.col("state") == "guest") & in_use).alias("guest"),
         (pl.col("state") == "unknown").alias("unknown"),
     )
-    vcpu_starts = run_starts(obs, key)
     vcpu = vcpu_starts.cum_sum().alias("_vcpu")  # each row's vCPU block, numbered from 1
 
     def rows(mask: pl.Series) -> pl.DataFrame:
@@ -191,7 +193,7 @@ def tick_table(observations: pl.DataFrame, counter: int, t0: int, tick_ns: int) 
         # has one chunk, and filtering a table of misaligned chunks took seconds
         return obs.filter(mask).with_columns(vcpu.filter(mask))
 
-    guest = in_blocks(rows(marks.get_column("guest")), ["_vcpu"], ["tick"])
+    guest, _ = in_blocks(rows(marks.get_column("guest")), ["_vcpu"], ["tick"])
     ran = run_totals(
         guest,
         run_starts(guest, ["_vcpu", "tick"]),

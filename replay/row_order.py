@@ -58,20 +58,22 @@ def run_starts(frame: pl.DataFrame, columns: Sequence[str]) -> pl.Series:
     return frame.select(pl.any_horizontal(first, *changed).alias("starts")).get_column("starts")
 
 
-def in_blocks(frame: pl.DataFrame, key: Sequence[str], by: Sequence[str]) -> pl.DataFrame:
-    """``frame`` with the rows of each ``key`` together, each block in ``by`` order.
+def in_blocks(
+    frame: pl.DataFrame, key: Sequence[str], by: Sequence[str]
+) -> tuple[pl.DataFrame, pl.Series]:
+    """``frame`` with the rows of each ``key`` together, each block in ``by`` order, and
+    where each block starts (:func:`run_starts` of ``key``).
 
     The engine's observations already are (one comparison per row checks it, and they are
     returned as they are); a table built otherwise (by hand, or reordered) is sorted by
     ``key`` then ``by``.
     """
-    if frame.height < 2:
-        return frame
     starts = run_starts(frame, key)
     heads = frame.filter(starts).select(key)
     if heads.n_unique() == heads.height and not (by and _steps_back(frame, by, ~starts)):
-        return frame
-    return sort_rows(frame, [*key, *by])
+        return frame, starts
+    ordered = sort_rows(frame, [*key, *by])
+    return ordered, run_starts(ordered, key)
 
 
 def _steps_back(frame: pl.DataFrame, by: Sequence[str], within: pl.Series) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import polars as pl
 
 from replay.costs import COST_SCHEMA
-from replay.row_order import in_blocks, run_starts, run_totals
+from replay.row_order import in_blocks, run_totals
 from replay.work import VCPU_KEY
 
 NS_PER_HOUR = 3_600 * 1_000_000_000
@@ -72,13 +72,13 @@ def summarize(
 ) -> pl.DataFrame:
     """The summary table (``lost``: scenario -> vm -> counter names the guest lost; ``costs``:
     :func:`replay.costs.vcpu_costs`, one row per scenario and vCPU)."""
-    obs = in_blocks(observations.filter(pl.col("counter") == primary), VCPU_KEY, [])
+    obs, vcpus = in_blocks(observations.filter(pl.col("counter") == primary), VCPU_KEY, [])
     length = pl.col("end") - pl.col("start")
     state = pl.col("state")
     # per vCPU: its rows are one block (a run) of the observations' order
     base = run_totals(
         obs,
-        run_starts(obs, VCPU_KEY),
+        vcpus,
         first=VCPU_KEY,
         last=[],
         sums={

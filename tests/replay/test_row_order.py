@@ -94,16 +94,18 @@ def test_run_starts_treats_nulls_as_equal_and_the_first_row_as_a_start() -> None
 
 def test_in_blocks_keeps_a_table_in_block_order_and_sorts_any_other() -> None:
     blocks = pl.DataFrame({"k": ["b", "b", "a", "a"], "t": [1, 2, 0, 5], "r": [0, 1, 2, 3]})
-    assert in_blocks(blocks, ["k"], ["t"])["r"].to_list() == [0, 1, 2, 3]  # as it came
+    assert in_blocks(blocks, ["k"], ["t"])[0]["r"].to_list() == [0, 1, 2, 3]  # as it came
     # a step back in time within a block, or a block seen twice: sorted by key then time
     back = blocks.with_columns(pl.Series("t", [2, 1, 0, 5]))
-    assert in_blocks(back, ["k"], ["t"])["r"].to_list() == [2, 3, 1, 0]
+    ordered, starts = in_blocks(back, ["k"], ["t"])
+    assert ordered["r"].to_list() == [2, 3, 1, 0]
+    assert starts.to_list() == [True, False, True, False]  # of the rows returned
     split = pl.DataFrame({"k": ["b", "a", "b"], "t": [1, 0, 2], "r": [0, 1, 2]})
-    assert in_blocks(split, ["k"], ["t"])["r"].to_list() == [1, 0, 2]
+    assert in_blocks(split, ["k"], ["t"])[0]["r"].to_list() == [1, 0, 2]
     # equal times keep their order; a later column breaks a tie in the first
     tie = pl.DataFrame({"k": ["a"] * 3, "t": [1, 1, 1], "u": [0, 2, 1], "r": [0, 1, 2]})
-    assert in_blocks(tie, ["k"], ["t"])["r"].to_list() == [0, 1, 2]
-    assert in_blocks(tie, ["k"], ["t", "u"])["r"].to_list() == [0, 2, 1]
+    assert in_blocks(tie, ["k"], ["t"])[0]["r"].to_list() == [0, 1, 2]
+    assert in_blocks(tie, ["k"], ["t", "u"])[0]["r"].to_list() == [0, 2, 1]
 
 
 def test_blocks_in_order_moves_whole_blocks_by_key() -> None:
