@@ -21,7 +21,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 from replay.refused import UNSEEN_GUEST
 from replay.row_order import blocks_in_order, in_blocks, run_starts, run_totals, sort_rows
@@ -201,23 +203,51 @@ def tick_table(observations: pl.DataFrame, counter: int, t0: int, tick_ns: int) 
         last=[],
         sums={"guest_ns": pl.col("end") - pl.col("start"), "delta": pl.col("delta")},
     )
-    first = (pl.col("start") - t0) // tick_ns
-    last = (pl.col("end") - 1 - t0) // tick_ns
-    doubtful = (
-        rows(marks.get_column("unknown"))
-        .select("_vcpu", pl.int_ranges(first, last + 1).alias("tick"))
-        .explode("tick")
-        .unique()
-        .with_columns(pl.lit(True).alias("overlaps_unknown"))
+    unknown = rows(marks.get_column("unknown")).select(
+        "_vcpu",
+        ((pl.col("start") - t0) // tick_ns).alias("first"),
+        ((pl.col("end") - 1 - t0) // tick_ns).alias("last"),
     )
     zero = (pl.col("guest_ns") > 0) & (pl.col("delta") == 0)
-    ticks = (
-        ran.join(doubtful, on=["_vcpu", "tick"], how="left", maintain_order="left")
-        .with_columns(
-            (zero & pl.col("overlaps_unknown").is_null()).alias("risky"),
-            (zero & pl.col("overlaps_unknown").is_not_null()).alias("unknown"),
-        )
-        .drop("overlaps_unknown")
+    doubtful = pl.Series(_in_unknown(ran, unknown))
+    ticks = ran.with_columns(
+        (zero & ~doubtful).alias("risky"),
+        (zero & doubtful).alias("unknown"),
     )
     # each vCPU's ticks are in order already: put the vCPUs in key order
     return blocks_in_order(ticks, "_vcpu", obs.filter(vcpu_starts).select(key)).drop("_vcpu")
+
+
+#: Ticks packed under the vCPU block number: the tick offset keeps ticks before ``t0``
+#: (negative) below the next block, 2**39 ticks of 15.6 ms are 270 years.
+_TICK_BITS = 40
+_TICK_OFFSET = 1 << (_TICK_BITS - 1)
+
+
+def _packed(block: pl.Series, tick: pl.Series) -> NDArray[np.int64]:
+    return (block.to_numpy().astype(np.int64) << _TICK_BITS) + (
+        tick.to_numpy().astype(np.int64) + _TICK_OFFSET
+    )
+
+
+def _in_unknown(ran: pl.DataFrame, unknown: pl.DataFrame) -> NDArray[np.bool_]:
+    """For each ``(_vcpu, tick)`` row of *ran*: does an unknown piece of that vCPU overlap it.
+
+    A binary search over the pieces' first ticks, then a running maximum of their last
+    ticks: a long capture with a long unknown stretch has millions of ticks under it, and
+    listing them all cost more than the replay.
+    """
+    if unknown.is_empty():
+        return np.zeros(ran.height, dtype=np.bool_)
+    first = _packed(unknown.get_column("_vcpu"), unknown.get_column("first"))
+    order = np.argsort(first, kind="stable")
+    first = first[order]
+    # a block's last ticks are all below the next block's first ticks, so a running maximum
+    # over every block never lets one vCPU's unknown time cover another's ticks
+    reach = np.maximum.accumulate(
+        _packed(unknown.get_column("_vcpu"), unknown.get_column("last"))[order]
+    )
+    asked = _packed(ran.get_column("_vcpu"), ran.get_column("tick"))
+    latest = np.searchsorted(first, asked, side="right") - 1
+    covered = latest >= 0
+    return covered & (reach[np.maximum(latest, 0)] >= asked)
