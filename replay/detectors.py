@@ -21,9 +21,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 from replay.refused import UNSEEN_GUEST
+from replay.row_order import blocks_in_order, in_blocks, run_starts, run_totals, sort_rows
 from replay.work import VCPU_KEY
 
 #: Statuses of an enabled counter that does not count (spec §1.5 mechanisms).
@@ -51,15 +54,6 @@ FINDING_SCHEMA: dict[str, pl.DataType] = {
     "cause": pl.Utf8(),
 }
 _KEY = [*VCPU_KEY, "counter"]
-# one finding from consecutive observation rows: span, guest time, and where it happened
-_EPISODE = [
-    pl.col("start").first(),
-    pl.col("end").last(),
-    (pl.col("end") - pl.col("start")).sum().alias("duration"),
-    pl.col("cpu").first(),
-    pl.col("host_pmu").first(),
-    pl.col("reason").first(),
-]
 
 
 def findings(observations: pl.DataFrame, primary: int, recreations: pl.DataFrame) -> pl.DataFrame:
@@ -69,31 +63,32 @@ def findings(observations: pl.DataFrame, primary: int, recreations: pl.DataFrame
     ``primary`` is the counter whose rows stand for the vCPU in per-vCPU findings (each
     fail-entry or unknown interval appears once, not once per counter).
     """
-    obs = observations.sort(*_KEY, "start", "end")
-    length = pl.col("end") - pl.col("start")
+    obs, vcpu_counters = in_blocks(observations, _KEY, ["start", "end"])
     stalled = (pl.col("state") == "guest") & pl.col("reason").is_in(STALL_REASONS)
-    run_id = (
+    marks = obs.select(
+        stalled.alias("stalled"),
+        # an episode ends where the stalled state or the CPU changes (a null CPU: each row
+        # its own episode)
         ((stalled != stalled.shift(1)) | (pl.col("cpu") != pl.col("cpu").shift(1)))
         .fill_null(True)
-        .cum_sum()
-        .over(_KEY)
+        .alias("changed"),
     )
-    stalls = (
-        obs.with_columns(stalled.alias("stalled"), run_id.alias("run"))
-        .filter(pl.col("stalled"))
-        .group_by(*_KEY, "run", maintain_order=True)
-        .agg(_EPISODE)
-        .with_columns(pl.lit("stall").alias("kind"), _cause().alias("cause"))
+    stalled_rows, new_episode = marks.get_column("stalled"), marks.get_column("changed")
+    new_episode = (new_episode | vcpu_counters).filter(stalled_rows)
+    stalls = _episodes(obs.filter(stalled_rows), new_episode).with_columns(
+        pl.lit("stall").alias("kind"), _cause().alias("cause")
     )
     per_vcpu = obs.filter(pl.col("counter") == primary)
-    fails = (
-        per_vcpu.filter(pl.col("state") == "fail_entry")
-        .group_by(*_KEY, "window", maintain_order=True)
-        .agg(_EPISODE)
-        .with_columns(pl.lit("fail_entry").alias("kind"), _cause().alias("cause"))
+    # one finding per entry window
+    window = [*_KEY, "window"]
+    refused, windows = in_blocks(per_vcpu.filter(pl.col("state") == "fail_entry"), window, [])
+    fails = _episodes(refused, windows).with_columns(
+        pl.lit("fail_entry").alias("kind"), _cause().alias("cause")
     )
     unknown = per_vcpu.filter(pl.col("state") == "unknown").with_columns(
-        length.alias("duration"), pl.lit("unknown").alias("kind"), _cause().alias("cause")
+        (pl.col("end") - pl.col("start")).alias("duration"),
+        pl.lit("unknown").alias("kind"),
+        _cause().alias("cause"),
     )
     parts = [
         frame.with_columns(pl.lit(None, pl.Int8).alias("counter")) if kind != "stall" else frame
@@ -114,9 +109,22 @@ def findings(observations: pl.DataFrame, primary: int, recreations: pl.DataFrame
             ).alias("cause"),
         )
     )
-    return pl.concat(
+    found = pl.concat(
         [p.select(pl.col(c).cast(t) for c, t in FINDING_SCHEMA.items()) for p in parts]
-    ).sort("scenario", "vm", "vcpu", "kind", "counter", "start", nulls_last=True)
+    )
+    return sort_rows(found, ["scenario", "vm", "vcpu", "kind", "counter", "start"], nulls_last=True)
+
+
+def _episodes(rows: pl.DataFrame, starts: pl.Series) -> pl.DataFrame:
+    """One finding per run of ``rows`` (``starts`` marks each run's first row): its span,
+    the guest time in it, and where it began."""
+    return run_totals(
+        rows,
+        starts,
+        first=[*_KEY, "start", "cpu", "host_pmu", "reason"],
+        last=["end"],
+        sums={"duration": pl.col("end") - pl.col("start")},
+    )
 
 
 def _cause() -> pl.Expr:
@@ -169,33 +177,77 @@ def tick_table(observations: pl.DataFrame, counter: int, t0: int, tick_ns: int) 
     ``unknown`` instead when lost or contradictory records overlap it (the guest may have run
     more, counted or not).
     """
-    obs = observations.filter(pl.col("counter") == counter)
     key = VCPU_KEY
+    obs, vcpu_starts = in_blocks(
+        observations.filter(pl.col("counter") == counter), key, ["start", "end"]
+    )
     # Only a counter the guest can read and has enabled is read at the tick: without a vPMU,
     # or with the counter disabled, nothing is divided by its delta.
     in_use = pl.col("counting") | pl.col("reason").is_in(STALL_REASONS)
-    ran = (
-        obs.filter((pl.col("state") == "guest") & in_use)
-        .group_by(*key, "tick")
-        .agg((pl.col("end") - pl.col("start")).sum().alias("guest_ns"), pl.col("delta").sum())
+    marks = obs.select(
+        ((pl.col("state") == "guest") & in_use).alias("guest"),
+        (pl.col("state") == "unknown").alias("unknown"),
     )
-    first = (pl.col("start") - t0) // tick_ns
-    last = (pl.col("end") - 1 - t0) // tick_ns
-    doubtful = (
-        obs.filter(pl.col("state") == "unknown")
-        .select(*key, pl.int_ranges(first, last + 1).alias("tick"))
-        .explode("tick")
-        .unique()
-        .with_columns(pl.lit(True).alias("overlaps_unknown"))
+    vcpu = vcpu_starts.cum_sum().alias("_vcpu")  # each row's vCPU block, numbered from 1
+
+    def rows(mask: pl.Series) -> pl.DataFrame:
+        # the block number added after the filter: a column computed over the whole table
+        # has one chunk, and filtering a table of misaligned chunks took seconds
+        return obs.filter(mask).with_columns(vcpu.filter(mask))
+
+    guest, _ = in_blocks(rows(marks.get_column("guest")), ["_vcpu"], ["tick"])
+    ran = run_totals(
+        guest,
+        run_starts(guest, ["_vcpu", "tick"]),
+        first=[*key, "_vcpu", "tick"],
+        last=[],
+        sums={"guest_ns": pl.col("end") - pl.col("start"), "delta": pl.col("delta")},
+    )
+    unknown = rows(marks.get_column("unknown")).select(
+        "_vcpu",
+        ((pl.col("start") - t0) // tick_ns).alias("first"),
+        ((pl.col("end") - 1 - t0) // tick_ns).alias("last"),
     )
     zero = (pl.col("guest_ns") > 0) & (pl.col("delta") == 0)
-    return (
-        # nulls match: a vCPU's index is null when discovery could not tell it
-        ran.join(doubtful, on=[*key, "tick"], how="left", nulls_equal=True)
-        .with_columns(
-            (zero & pl.col("overlaps_unknown").is_null()).alias("risky"),
-            (zero & pl.col("overlaps_unknown").is_not_null()).alias("unknown"),
-        )
-        .drop("overlaps_unknown")
-        .sort(*key, "tick")
+    doubtful = pl.Series(_in_unknown(ran, unknown))
+    ticks = ran.with_columns(
+        (zero & ~doubtful).alias("risky"),
+        (zero & doubtful).alias("unknown"),
     )
+    # each vCPU's ticks are in order already: put the vCPUs in key order
+    return blocks_in_order(ticks, "_vcpu", obs.filter(vcpu_starts).select(key)).drop("_vcpu")
+
+
+#: Ticks packed under the vCPU block number: the tick offset keeps ticks before ``t0``
+#: (negative) below the next block, 2**39 ticks of 15.6 ms are 270 years.
+_TICK_BITS = 40
+_TICK_OFFSET = 1 << (_TICK_BITS - 1)
+
+
+def _packed(block: pl.Series, tick: pl.Series) -> NDArray[np.int64]:
+    return (block.to_numpy().astype(np.int64) << _TICK_BITS) + (
+        tick.to_numpy().astype(np.int64) + _TICK_OFFSET
+    )
+
+
+def _in_unknown(ran: pl.DataFrame, unknown: pl.DataFrame) -> NDArray[np.bool_]:
+    """For each ``(_vcpu, tick)`` row of *ran*: does an unknown piece of that vCPU overlap it.
+
+    A binary search over the pieces' first ticks, then a running maximum of their last
+    ticks: a long capture with a long unknown stretch has millions of ticks under it, and
+    listing them all cost more than the replay.
+    """
+    if unknown.is_empty():
+        return np.zeros(ran.height, dtype=np.bool_)
+    first = _packed(unknown.get_column("_vcpu"), unknown.get_column("first"))
+    order = np.argsort(first, kind="stable")
+    first = first[order]
+    # a block's last ticks are all below the next block's first ticks, so a running maximum
+    # over every block never lets one vCPU's unknown time cover another's ticks
+    reach = np.maximum.accumulate(
+        _packed(unknown.get_column("_vcpu"), unknown.get_column("last"))[order]
+    )
+    asked = _packed(ran.get_column("_vcpu"), ran.get_column("tick"))
+    latest = np.searchsorted(first, asked, side="right") - 1
+    covered = latest >= 0
+    return covered & (reach[np.maximum(latest, 0)] >= asked)

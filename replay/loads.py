@@ -15,6 +15,7 @@ from __future__ import annotations
 import polars as pl
 
 from replay.pmu import HostPmus
+from replay.row_order import run_starts
 
 #: Columns of the loads table, in order, with their types.
 LOAD_SCHEMA: dict[str, pl.DataType] = {
@@ -54,11 +55,11 @@ def vcpu_loads(pieces: pl.DataFrame, host: HostPmus, attempts: pl.DataFrame) -> 
     """One row per ``vcpu_load`` (see module docstring), in thread and time order.
 
     ``pieces`` and ``attempts`` (the refused entries) are the engine's
-    (:class:`replay.work.Work`), each in thread and time order. ``load`` numbers a thread's
-    loads from 0; ``entry`` is the time of the load's first entry attempt, the one that serves
-    a pending ``KVM_REQ_RELOAD_PMU`` (``check_vcpu_requests()`` runs before the
-    ``supported_cpus`` test): its first ``kvm_entry`` or refused entry, whichever came first
-    (null when the vCPU attempted no entry there).
+    (:class:`replay.work.Work`), each in thread (ascending ``tid``) and time order. ``load``
+    numbers a thread's loads from 0; ``entry`` is the time of the load's first entry attempt,
+    the one that serves a pending ``KVM_REQ_RELOAD_PMU`` (``check_vcpu_requests()`` runs
+    before the ``supported_cpus`` test): its first ``kvm_entry`` or refused entry, whichever
+    came first (null when the vCPU attempted no entry there).
     """
     columns = ["vm", "tid", "vcpu_index", "cpu", "start", "state"]
     stream = pieces
@@ -73,27 +74,27 @@ def vcpu_loads(pieces: pl.DataFrame, host: HostPmus, attempts: pl.DataFrame) -> 
         & (state.shift(1) != "unknown")
         & (pl.col("residency") == pl.col("residency").shift(1))
     ).fill_null(False)
-    marked = stream.select(*columns, starts.alias("starts"), known.alias("known"))
-    # every known piece belongs to the load its thread last started
-    marked = marked.with_columns(
-        pl.col("starts").cast(pl.UInt32).cum_sum().over("tid").alias("load")
-    ).filter("known")
-    entries = (
-        marked.filter(state.is_in(["guest", "attempt"]))
-        .group_by("tid", "load")
-        .agg(pl.col("start").min().alias("entry"))
+    # A thread's first known piece starts a load, so every known piece belongs to the load its
+    # thread last started, and a running count of starts numbers the loads of all threads
+    # (rows in thread order), without grouping by thread.
+    marked = (
+        stream.select(*columns, starts.alias("starts"), known.alias("known"))
+        .filter("known")
+        .with_columns((pl.col("starts").cum_sum().cast(pl.Int64) - 1).alias("_load"))
     )
-    loads = (
-        marked.filter("starts")
-        .with_columns(pl.col("load") - 1)
-        .join(cpu_pmus(host), on="cpu", how="left")
-        .join(entries.with_columns(pl.col("load") - 1), on=["tid", "load"], how="left")
+    attempted = marked.filter(state.is_in(["guest", "attempt"]))
+    entries = attempted.filter(run_starts(attempted, ["_load"]))  # each load's first attempt
+    loads = marked.filter("starts")  # the row of load n is row n
+    entry = pl.Series("entry", [None] * loads.height, pl.Int64).scatter(
+        entries.get_column("_load"), entries.get_column("start")
     )
-    previous = pl.col("host_pmu").shift(1).over("tid")
-    first = pl.col("load") == 0
-    cross = pl.when(first).then(False).otherwise(pl.col("host_pmu").ne_missing(previous))
+    thread_first = tid.ne_missing(tid.shift(1))
+    numbered = pl.col("_load") - pl.when(thread_first).then(pl.col("_load")).forward_fill()
+    host_pmu = pl.col("host_pmu")
+    cross = pl.when(thread_first).then(False).otherwise(host_pmu.ne_missing(host_pmu.shift(1)))
     return (
-        loads.sort("tid", "load")
+        loads.with_columns(numbered.alias("load"), entry)
+        .join(cpu_pmus(host), on="cpu", how="left", maintain_order="left")
         .with_columns(cross.alias("cross_pmu"))
         .select(pl.col(c).cast(t) for c, t in LOAD_SCHEMA.items())
     )

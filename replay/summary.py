@@ -16,6 +16,7 @@ from __future__ import annotations
 import polars as pl
 
 from replay.costs import COST_SCHEMA
+from replay.row_order import in_blocks, run_totals
 from replay.work import VCPU_KEY
 
 NS_PER_HOUR = 3_600 * 1_000_000_000
@@ -71,14 +72,21 @@ def summarize(
 ) -> pl.DataFrame:
     """The summary table (``lost``: scenario -> vm -> counter names the guest lost; ``costs``:
     :func:`replay.costs.vcpu_costs`, one row per scenario and vCPU)."""
-    obs = observations.filter(pl.col("counter") == primary)
+    obs, vcpus = in_blocks(observations.filter(pl.col("counter") == primary), VCPU_KEY, [])
     length = pl.col("end") - pl.col("start")
     state = pl.col("state")
-    base = obs.group_by(VCPU_KEY).agg(
-        length.filter(state == "guest").sum().alias("guest_ns"),
-        length.filter(state == "unknown").sum().alias("unknown_ns"),
-        pl.col("true_events").filter(state != "unknown").sum().alias("true_cycles"),
-        pl.col("delta").filter(state == "guest").sum().alias("counted_cycles"),
+    # per vCPU: its rows are one block (a run) of the observations' order
+    base = run_totals(
+        obs,
+        vcpus,
+        first=VCPU_KEY,
+        last=[],
+        sums={
+            "guest_ns": pl.when(state == "guest").then(length),
+            "unknown_ns": pl.when(state == "unknown").then(length),
+            "true_cycles": pl.when(state != "unknown").then(pl.col("true_events")),
+            "counted_cycles": pl.when(state == "guest").then(pl.col("delta")),
+        },
     )
     per_kind = findings.group_by(*VCPU_KEY, "kind").agg(
         pl.col("duration").sum().alias("ns"), pl.len().alias("n")

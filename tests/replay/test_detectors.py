@@ -204,3 +204,29 @@ def test_a_stall_whose_cpu_or_pmu_is_not_known_says_so_with_a_question_mark() ->
         "the counter's backing event lives on ?, which cannot count on CPU ?",
         "no registered host PMU covers CPU 2",
     ]
+
+
+def test_a_tick_is_doubtful_only_under_unknown_time_of_its_own_vcpu() -> None:
+    """Hand-built unknown pieces that overlap (a short one inside a long one): every tick
+    the long one covers is doubtful, past its end the tick is risky again; another vCPU's
+    unknown time leaves this vCPU's ticks alone."""
+    guest = [
+        (T0 + t * TICK + 10, T0 + t * TICK + 20, 2, "guest", False, "foreign_cpu", t, t, 0)
+        for t in range(4)
+    ]
+    unknown: list[Row] = [
+        (T0, T0 + 3 * TICK, 2, "unknown", False, "x", None, None, 0),  # ticks 0-2
+        (T0 + TICK, T0 + TICK + 5, 2, "unknown", False, "x", None, None, 0),  # tick 1
+    ]
+    mine = observations(guest + unknown)
+    other = observations(unknown).with_columns(pl.lit(8, pl.Int32).alias("vcpu"))
+    # vCPU 6 sorts first: its ticks come before every unknown piece
+    theirs = observations(guest).with_columns(pl.lit(6, pl.Int32).alias("vcpu"))
+    ticks = tick_table(pl.concat([mine, other, theirs]), CYCLES, T0, TICK)
+    assert ticks.select("vcpu", "tick", "risky", "unknown").rows() == [
+        *[(6, t, True, False) for t in range(4)],
+        (7, 0, False, True),
+        (7, 1, False, True),
+        (7, 2, False, True),
+        (7, 3, True, False),
+    ]
