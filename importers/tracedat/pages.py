@@ -71,6 +71,12 @@ class Records:
     page: NDArray[np.int32]
     type: NDArray[np.uint16]
 
+    def drop(self, *names: str) -> None:
+        """Let go of the named arrays: a decoder done with them gives their memory to the
+        tables it builds (the caller holds no other reference to them)."""
+        for name in names:
+            setattr(self, name, np.empty(0, getattr(self, name).dtype))
+
     def arrays(
         self,
     ) -> tuple[
@@ -86,6 +92,8 @@ class Records:
     def concat(parts: list[Records]) -> Records:
         if not parts:
             return empty_records(0)
+        if len(parts) == 1:  # one buffer instance: no copy
+            return parts[0]
         return Records(
             *(np.concatenate(arrays) for arrays in zip(*(p.arrays() for p in parts), strict=True))
         )
@@ -186,7 +194,8 @@ def _walk_numpy(
         ts = np.where((pad & ~stop) | record, ts + delta.astype(np.uint64), ts)
         ts = np.where(type_len == 30, ts + ext, ts)
         ts = np.where(type_len == 31, ext | (ts & np.uint64(TS_MSB)), ts)
-        steps.append(Step(pg[record], ts[record].view(np.int64), payload[record], length[record]))
+        steps.append(Step(pg[record].astype(np.int32), ts[record].view(np.int64), payload[record],
+                          length[record].astype(np.int32)))  # fmt: skip
         pos = np.where(pad, pos + 4 + word, np.where(stamp, pos + 8, payload + length))
         status[pg[bad]] = 3
         going = ~bad & ~stop & (pos < end)
@@ -196,12 +205,13 @@ def _walk_numpy(
 
 @dataclass
 class Step:
-    """The records one step of the numpy walk found, one per page at most."""
+    """The records one step of the numpy walk found, one per page at most (all steps are
+    held until the walk ends, so page and length are as narrow as the records')."""
 
-    page: NDArray[np.int64]
+    page: NDArray[np.int32]
     ts: NDArray[np.int64]
     offset: NDArray[np.int64]
-    length: NDArray[np.int64]
+    length: NDArray[np.int32]
 
 
 def _in_page_order(
