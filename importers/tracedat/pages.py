@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from importers.byte_loops import compiled
+from importers.heap import trim_heap
 from importers.tracedat.ringbuffer import (
     COMMIT_MASK,
     MISSED_NONE,
@@ -90,13 +91,20 @@ class Records:
 
     @staticmethod
     def concat(parts: list[Records]) -> Records:
+        """The records of ``parts`` one after the other; ``parts`` is consumed, an array at a
+        time, so no more than one array of the result is held twice (the parts' arrays, too
+        small for the next whole array to reuse their heap blocks, are handed back)."""
         if not parts:
             return empty_records(0)
         if len(parts) == 1:  # one buffer instance: no copy
             return parts[0]
-        return Records(
-            *(np.concatenate(arrays) for arrays in zip(*(p.arrays() for p in parts), strict=True))
-        )
+        whole = empty_records(0)
+        for name in ("ts", "offset", "length", "page", "type"):
+            setattr(whole, name, np.concatenate([getattr(p, name) for p in parts]))
+            for p in parts:
+                p.drop(name)
+            trim_heap()
+        return whole
 
 
 def empty_records(n: int) -> Records:
@@ -125,7 +133,7 @@ def walk_pages(
     exactly what the records need.
     """
     if not compiled(int((ends - starts).sum())):
-        return _walk_numpy(data, starts, ends, layout)
+        return _walk_numpy_batches(data, starts, ends, layout)
     from importers.tracedat.pages_jit import walk
 
     npages = starts.shape[0]
@@ -138,6 +146,28 @@ def walk_pages(
         walk(data, starts, ends, *args, fill, counts, status, missed,
              r.ts, r.offset, r.length, r.page, r.type)  # fmt: skip
     return records, status, missed
+
+
+#: pages walked at once by the numpy walk: its steps (about as large as the records) are held
+#: for a batch of pages only, not all of them
+WALK_PAGES = 4096
+
+
+def _walk_numpy_batches(
+    d: NDArray[np.uint8], starts: NDArray[np.int64], ends: NDArray[np.int64], layout: PageLayout
+) -> tuple[Records, NDArray[np.int8], NDArray[np.int64]]:
+    """:func:`_walk_numpy` over :data:`WALK_PAGES` pages at a time."""
+    parts, status, missed = [], [], []
+    for a in range(0, len(starts), WALK_PAGES):
+        pages = slice(a, a + WALK_PAGES)
+        records, st, mi = _walk_numpy(d, starts[pages], ends[pages], layout)
+        records.page += a
+        parts.append(records)
+        status.append(st)
+        missed.append(mi)
+    if not parts:
+        return _walk_numpy(d, starts, ends, layout)
+    return Records.concat(parts), np.concatenate(status), np.concatenate(missed)
 
 
 def _walk_numpy(

@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 from importers.capture import Capture, CaptureMetadata, sha256_of
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError, DroppedEventsError
+from importers.heap import trim_heap
 from importers.schema import conform, empty_table
 from importers.skips import SkipLog
 from importers.tasks import cmdline_spans, name_spans, table_spans
@@ -103,6 +104,7 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
     if progress:
         progress(1, 4)
     records, status, missed = _walk(td, data, starts, ends, page_inst)
+    trim_heap()  # the walk's steps, freed
     _count_damage(td, skips, status, starts, page_cpu)
     if progress:
         progress(2, 4)
@@ -116,6 +118,7 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
         to_ns=partial(_convert_time, td), pages=pages,
     )  # fmt: skip
     pages.release(0, len(data))  # every table is built: no page is read again
+    trim_heap()  # what building them freed
     if progress:
         progress(3, 4)
     # Names seen in events, with when; saved_cmdlines (the kernel's last name of up to
