@@ -8,11 +8,13 @@ all CPUs (already time-ordered per CPU, so the sort merges runs).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
+from importers.heap import trim_heap
 from importers.schema import SIDE_TABLES, conform, constant_column
 from importers.skips import SkipLog
 from importers.tracedat.buffer import PageBuffer
@@ -62,67 +64,88 @@ def records_to_tables(
     records.drop("ts", "page")
     formats, typed, ev = _split_by_type(td, records, order, cpu, seq, skips)
     del order
-    # every table's ts, seq and cpu first, a column at a time, each capture-wide array let go
-    # once gathered: they are gone before the tables' fields take their memory
+    t = records.type[ev]  # the events table's event types
+    # Each table's ts, seq and cpu, and where its records lie, a capture-wide array at a
+    # time, each let go once gathered: the records and the index arrays are gone before the
+    # tables' fields take their memory.
     rows = [idx for _, _, idx in typed] + [ev]
-    prefixes: list[dict[str, pa.Array]] = [{} for _ in rows]
-    whole: dict[str, NDArray[np.generic]] = {"ts": ts, "seq": seq, "cpu": cpu}
+    tables_of = [(name, fmt) for name, fmt, _ in typed]
+    del typed, ev
+    whole: dict[str, NDArray[np.generic]] = {
+        "ts": ts, "seq": seq, "cpu": cpu, "offset": records.offset, "length": records.length
+    }  # fmt: skip
     del ts, seq, cpu
-    for key in ("ts", "seq", "cpu"):
+    records.drop("type", "offset", "length")
+    gathered = [Rows() for _ in rows]
+    for key in list(whole):
         values = whole.pop(key)
-        for prefix, idx in zip(prefixes, rows, strict=True):
-            prefix[key] = pa.array(values[idx])
+        for part, idx in zip(gathered, rows, strict=True):
+            setattr(part, key, values[idx])
         del values
-    columns = prefixes.pop()
+    del rows
+    trim_heap()  # the records and index arrays, freed
     big = td.reader.big_endian
     tables: dict[str, list[pa.Table]] = {}
-    for (name, fmt, idx), prefix in zip(typed, prefixes, strict=True):
-        table, notes = _typed(name, fmt, data, records, idx, prefix, big)
+    for i, (name, fmt) in enumerate(tables_of):
+        table, notes = _typed(name, fmt, data, gathered[i], big)
+        gathered[i] = Rows()  # its offsets and lengths, let go
         for note in notes:
             where = [f"event {fmt.system}:{fmt.name}"]
             skips.add(f"undecodable column: {note}", where, count=1)
         tables.setdefault(name, []).append(table)
-    del typed, prefixes
+        trim_heap()  # the gathers' temporaries, freed: not resident under the next table's
     out = {name: _concat_by_seq(chunks) for name, chunks in tables.items()}
-    # what the events table still needs, in its row order; then the records can go
-    t, start, length = records.type[ev], records.offset[ev], records.length[ev]
-    records.drop("type", "offset", "length")
-    del ev, rows
-    out["events"] = _events(td, data, formats, t, start, length, columns, pages)
+    out["events"] = _events(td, data, formats, t, gathered.pop(), pages)
     out["lost_events"] = lost
     return out
+
+
+@dataclass
+class Rows:
+    """The records of one table, in its row order: their ts, seq and cpu, and the offset and
+    length of each in the pages."""
+
+    ts: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    seq: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    cpu: NDArray[np.int16] = field(default_factory=lambda: np.zeros(0, np.int16))
+    offset: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    length: NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
+
+    def prefix(self) -> dict[str, pa.Array]:
+        """The table's ``ts``, ``seq`` and ``cpu`` columns."""
+        return {"ts": pa.array(self.ts), "seq": pa.array(self.seq), "cpu": pa.array(self.cpu)}
 
 
 def _typed(
     name: str,
     fmt: EventFormat,
     data: NDArray[np.uint8],
-    records: Records,
-    idx: NDArray[np.intp],
-    prefix: dict[str, pa.Array],
+    rows: Rows,
     big: bool,
 ) -> tuple[pa.Table, list[str]]:
-    """Typed table ``name`` of records ``idx``, its fields read straight from the pages."""
-    g = FieldGather(data, records.offset[idx], records.length[idx].astype(np.int64), big)
+    """Typed table ``name`` of the records ``rows``, its fields read straight from the pages."""
+    g = FieldGather(data, rows.offset, rows.length.astype(np.int64), big)
+    prefix = rows.prefix()
     return typed_table(
         name, fmt, g, prefix | {"common_pid": _common(fmt, g, "common_pid", pa.int32())}
     )
 
 
+#: record indices: 32-bit where the records are few enough (all but unreal captures)
+Index = NDArray[np.int32] | NDArray[np.int64]
+
 #: the records of one typed table: its name, the event's format and the records' indices
-Typed = tuple[str, EventFormat, NDArray[np.intp]]
+Typed = tuple[str, EventFormat, Index]
 
 
 def _split_by_type(
     td: TraceDat,
     records: Records,
-    order: NDArray[np.intp],
+    order: Index,
     cpu: NDArray[np.int16],
     seq: NDArray[np.int64],
     skips: SkipLog,
-) -> tuple[
-    dict[int, EventFormat], list[tuple[str, EventFormat, NDArray[np.intp]]], NDArray[np.intp]
-]:
+) -> tuple[dict[int, EventFormat], list[Typed], Index]:
     """Each event type's format, the records of each typed table and those of ``events``,
     all in merged order; records without a format or shorter than it are skipped and counted.
     """
@@ -167,7 +190,7 @@ def _split_by_type(
 def _skip(
     skips: SkipLog,
     reason: str,
-    idx: NDArray[np.intp],
+    idx: Index,
     cpu: NDArray[np.int16],
     seq: NDArray[np.int64],
     detail: str,
@@ -176,7 +199,7 @@ def _skip(
     skips.add(reason, where, count=len(idx))
 
 
-def merge_order(ts: NDArray[np.int64], bounds: NDArray[np.intp]) -> NDArray[np.intp]:
+def merge_order(ts: NDArray[np.int64], bounds: NDArray[np.intp]) -> Index:
     """Record indices in ``trace-cmd report`` order.
 
     ``tracecmd_read_next_data`` repeatedly takes the CPU whose *next* record has the smallest
@@ -185,11 +208,15 @@ def merge_order(ts: NDArray[np.int64], bounds: NDArray[np.intp]) -> NDArray[np.i
     each stream's running maximum gives that merge: a record that steps back cannot be taken
     before its predecessor, and is taken right after it, as the merge does. ``ts`` holds the
     streams one after the other, each after the record indices ``bounds`` (ascending).
+    The indices are 32-bit where they fit: this array and every index array taken from it are
+    held together with the records.
     """
     key = ts.copy()
     for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(ts)], strict=True):
         np.maximum.accumulate(key[a:b], out=key[a:b])
-    return np.argsort(key, kind="stable")
+    order = np.argsort(key, kind="stable")
+    del key
+    return order.astype(np.int32) if len(ts) <= np.iinfo(np.int32).max else order
 
 
 def _following(
@@ -207,7 +234,7 @@ def _following(
 def _sequence(
     records: Records,
     ts: NDArray[np.int64],
-    order: NDArray[np.intp],
+    order: Index,
     page_cpu: NDArray[np.int16],
     missed: NDArray[np.int64],
 ) -> tuple[NDArray[np.int64], pa.Table]:
@@ -288,16 +315,15 @@ def _events(
     data: NDArray[np.uint8],
     formats: dict[int, EventFormat],
     t: NDArray[np.uint16],
-    start: NDArray[np.int64],
-    length: NDArray[np.int32],
-    columns: dict[str, pa.Array],
+    rows: Rows,
     pages: PageBuffer | None,
 ) -> pa.Table:
-    """The long ``events`` table: ``columns`` (ts, seq, cpu), then the common fields, event
-    name/system and raw payload of the records of types ``t`` at ``start`` in ``data``."""
+    """The long ``events`` table of the records ``rows`` (consumed) of types ``t``: ts, seq,
+    cpu, the common fields, event name/system and raw payload."""
     big = td.reader.big_endian
-    payload, poffs = payload_column(data, start, length, pages)
-    del start, length
+    columns = rows.prefix()
+    payload, poffs = payload_column(data, rows.offset, rows.length, pages)
+    del rows  # the caller holds no other reference
     names = sorted({f.name for f in formats.values()})
     name_index = {key: i for i, key in enumerate(names)}
     systems = sorted({f.system for f in formats.values()})

@@ -19,7 +19,7 @@ from importers.tracedat.buffer import PageBuffer
 #: rows copied per step
 ROWS = 1 << 16
 #: bytes copied per numpy pass at most (its index arrays take 8 bytes per word, three at a time)
-BLOCK = 1 << 20
+BLOCK = 1 << 18
 
 
 def payload_column(
@@ -34,7 +34,9 @@ def payload_column(
     ``data`` views), each page is given back once its last row is copied.
     """
     offsets = np.zeros(len(start) + 1, np.int64)
-    np.cumsum(length, out=offsets[1:])
+    for a in range(0, len(start), ROWS):  # a block at a time: cumsum would cast all to int64
+        np.cumsum(length[a : a + ROWS], out=offsets[a + 1 : a + 1 + ROWS])
+        offsets[a + 1 : a + 1 + ROWS] += offsets[a]
     out = np.empty(int(offsets[-1]), np.uint8)
     if pages is not None:
         for a in range(0, len(start), ROWS):
