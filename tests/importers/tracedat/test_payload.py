@@ -1,6 +1,8 @@
-"""The ``events`` payload column and the page buffer that gives pages back as they are copied.
+"""The ``events`` payload column, its common fields, and the page buffer that gives pages back
+as they are copied.
 
-The column is checked against plain slicing of the bytes; the page buffer against the rule it
+The column is checked against plain slicing of the bytes, the common fields against reading
+each record with its own format in Python; the page buffer against the rule it
 exists for (a page goes back to the kernel only once no row still to be copied lies in it)
 and against the kernel's own account of the mapping (``/proc/self/smaps``).
 """
@@ -20,7 +22,9 @@ from numpy.typing import NDArray
 from importers.detect import load
 from importers.tracedat import payload
 from importers.tracedat.buffer import PageBuffer
+from importers.tracedat.events import _common_fields
 from importers.tracedat.payload import payload_column
+from importers.tracefs.event_format import parse_event_format
 
 PAGE = mmap.PAGESIZE
 
@@ -153,3 +157,51 @@ def test_an_imported_capture_keeps_none_of_its_pages(
     assert sum(capture.event_counts().values()) == 90029  # traces/README.md
     assert len(kept) == 1 and len(kept[0].array) > 1 << 20
     assert not kept[0].array.any()
+
+
+def format_text(tid: int, common: list[tuple[str, int, int]]) -> str:
+    """An event format with the ``common`` fields (name, offset, size) it is drawn with."""
+    lines = "".join(
+        f"\tfield:int {name};\toffset:{offset};\tsize:{size};\tsigned:1;\n"
+        for name, offset, size in common
+    )
+    return f'name: e{tid}\nID: {tid}\nformat:\n{lines}\nprint fmt: ""\n'
+
+
+COMMON = (("common_pid", 4), ("common_flags", 1), ("common_preempt_count", 1))
+
+
+@settings(deadline=None)
+@given(st.data(), st.booleans())
+def test_common_fields_are_read_by_each_records_own_format(draw: st.DataObject, big: bool) -> None:
+    """What ``pack_records`` read alongside the payload copy: each record's common_pid (int32),
+    common_flags and common_preempt_count, at its own format's offsets; 0 for a field the
+    format lacks or that runs past the record's end."""
+    formats = {}
+    for tid in (1, 2, 3):  # each format has some of the fields, anywhere in its first 12 bytes
+        common = [
+            (name, draw.draw(st.integers(0, 12 - size)), size)
+            for name, size in COMMON
+            if draw.draw(st.booleans())
+        ]
+        formats[tid] = parse_event_format(format_text(tid, common))
+    raw, starts, lengths = draw.draw(rows())
+    types = [draw.draw(st.sampled_from([1, 2, 3])) for _ in starts]
+    payload, poffs = payload_column(
+        np.frombuffer(raw, np.uint8), np.array(starts, np.int64), np.array(lengths, np.int32)
+    )
+    t = np.array(types, np.uint16)
+    pid, flags, preempt = _common_fields(formats, t, payload, poffs, big)
+    expected: dict[str, list[int]] = {name: [] for name, _ in COMMON}
+    for i, tid in enumerate(types):
+        record = raw[starts[i] : starts[i] + lengths[i]]
+        for name, size in COMMON:
+            field = formats[tid].field(name)
+            inside = field is not None and field.offset + size <= len(record)
+            value = record[field.offset : field.offset + size] if field and inside else b""
+            expected[name].append(
+                int.from_bytes(value, "big" if big else "little", signed=size == 4)
+            )
+    assert pid.dtype == np.int32 and pid.tolist() == expected["common_pid"]
+    assert flags.dtype == np.uint8 and flags.tolist() == expected["common_flags"]
+    assert preempt.dtype == np.uint8 and preempt.tolist() == expected["common_preempt_count"]
