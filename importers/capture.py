@@ -21,7 +21,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from importers.errors import CaptureFormatError
-from importers.heap import trim_heap
 from importers.host.topology import check_one_row_per_cpu
 from importers.output import whole_directory
 from importers.schema import (
@@ -128,7 +127,6 @@ class Capture:
                 for name in TABLES
                 if (table := self.tables.get(name)) is not None and table.num_rows
             ]
-            trim_heap()  # what decoding freed: the Parquet writers' buffers come on top
             # pyarrow releases the GIL while encoding: tables are written side by side.
             with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
                 list(pool.map(lambda job: _write_parquet(job[1], job[0]), writes))

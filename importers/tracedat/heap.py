@@ -1,4 +1,4 @@
-"""Give the C heap's free pages back to the kernel between an importer's phases.
+"""Give the C heap's free pages back to the kernel between the trace.dat import's phases.
 
 The CLI keeps freed heap blocks for reuse (:mod:`replay.heap` raises glibc's
 ``M_TRIM_THRESHOLD`` to 256 MiB), which saves page faults when each chunk frees what the next
