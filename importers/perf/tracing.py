@@ -87,7 +87,6 @@ def tracepoint_tables(
         td,
         data,
         records,
-        records.ts,
         cpu[keep],
         np.zeros(m, np.int64),
         np.full(m, MISSED_NONE, np.int64),

@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from importers.byte_loops import compiled
+from importers.tracedat.heap import trim_heap
 from importers.tracedat.ringbuffer import (
     COMMIT_MASK,
     MISSED_NONE,
@@ -71,6 +72,12 @@ class Records:
     page: NDArray[np.int32]
     type: NDArray[np.uint16]
 
+    def drop(self, *names: str) -> None:
+        """Let go of the named arrays: a decoder done with them gives their memory to the
+        tables it builds (the caller holds no other reference to them)."""
+        for name in names:
+            setattr(self, name, np.empty(0, getattr(self, name).dtype))
+
     def arrays(
         self,
     ) -> tuple[
@@ -84,11 +91,20 @@ class Records:
 
     @staticmethod
     def concat(parts: list[Records]) -> Records:
+        """The records of ``parts`` one after the other; ``parts`` is consumed, an array at a
+        time, so no more than one array of the result is held twice (the parts' arrays, too
+        small for the next whole array to reuse their heap blocks, are handed back)."""
         if not parts:
             return empty_records(0)
-        return Records(
-            *(np.concatenate(arrays) for arrays in zip(*(p.arrays() for p in parts), strict=True))
-        )
+        if len(parts) == 1:  # one buffer instance: no copy
+            return parts[0]
+        whole = empty_records(0)
+        for name in ("ts", "offset", "length", "page", "type"):
+            setattr(whole, name, np.concatenate([getattr(p, name) for p in parts]))
+            for p in parts:
+                p.drop(name)
+            trim_heap()
+        return whole
 
 
 def empty_records(n: int) -> Records:
@@ -117,7 +133,7 @@ def walk_pages(
     exactly what the records need.
     """
     if not compiled(int((ends - starts).sum())):
-        return _walk_numpy(data, starts, ends, layout)
+        return _walk_numpy_batches(data, starts, ends, layout)
     from importers.tracedat.pages_jit import walk
 
     npages = starts.shape[0]
@@ -130,6 +146,28 @@ def walk_pages(
         walk(data, starts, ends, *args, fill, counts, status, missed,
              r.ts, r.offset, r.length, r.page, r.type)  # fmt: skip
     return records, status, missed
+
+
+#: pages walked at once by the numpy walk: its steps (about as large as the records) are held
+#: for a batch of pages only, not all of them
+WALK_PAGES = 4096
+
+
+def _walk_numpy_batches(
+    d: NDArray[np.uint8], starts: NDArray[np.int64], ends: NDArray[np.int64], layout: PageLayout
+) -> tuple[Records, NDArray[np.int8], NDArray[np.int64]]:
+    """:func:`_walk_numpy` over :data:`WALK_PAGES` pages at a time."""
+    parts, status, missed = [], [], []
+    for a in range(0, len(starts), WALK_PAGES):
+        pages = slice(a, a + WALK_PAGES)
+        records, st, mi = _walk_numpy(d, starts[pages], ends[pages], layout)
+        records.page += a
+        parts.append(records)
+        status.append(st)
+        missed.append(mi)
+    if not parts:
+        return _walk_numpy(d, starts, ends, layout)
+    return Records.concat(parts), np.concatenate(status), np.concatenate(missed)
 
 
 def _walk_numpy(
@@ -186,7 +224,8 @@ def _walk_numpy(
         ts = np.where((pad & ~stop) | record, ts + delta.astype(np.uint64), ts)
         ts = np.where(type_len == 30, ts + ext, ts)
         ts = np.where(type_len == 31, ext | (ts & np.uint64(TS_MSB)), ts)
-        steps.append(Step(pg[record], ts[record].view(np.int64), payload[record], length[record]))
+        steps.append(Step(pg[record].astype(np.int32), ts[record].view(np.int64), payload[record],
+                          length[record].astype(np.int32)))  # fmt: skip
         pos = np.where(pad, pos + 4 + word, np.where(stamp, pos + 8, payload + length))
         status[pg[bad]] = 3
         going = ~bad & ~stop & (pos < end)
@@ -196,12 +235,13 @@ def _walk_numpy(
 
 @dataclass
 class Step:
-    """The records one step of the numpy walk found, one per page at most."""
+    """The records one step of the numpy walk found, one per page at most (all steps are
+    held until the walk ends, so page and length are as narrow as the records')."""
 
-    page: NDArray[np.int64]
+    page: NDArray[np.int32]
     ts: NDArray[np.int64]
     offset: NDArray[np.int64]
-    length: NDArray[np.int64]
+    length: NDArray[np.int32]
 
 
 def _in_page_order(

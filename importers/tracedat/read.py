@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,10 @@ from importers.errors import CaptureFormatError, DroppedEventsError
 from importers.schema import conform, empty_table
 from importers.skips import SkipLog
 from importers.tasks import cmdline_spans, name_spans, table_spans
+from importers.tracedat.buffer import PageBuffer
 from importers.tracedat.events import records_to_tables
 from importers.tracedat.file import TraceDat, cpu_chunks, read_container
+from importers.tracedat.heap import trim_heap
 from importers.tracedat.pages import (
     PAGE_DAMAGE,
     PAGE_OK,
@@ -93,19 +96,29 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
             "pages); convert it with `trace-cmd report -i FILE > trace.txt` and import that"
         )
     skips = SkipLog(str(path), strict)
-    data, starts, ends, page_cpu, page_inst = _pages(td, skips)
+    pages, starts, ends, page_cpu, page_inst = _pages(td, skips)
+    pages.track(starts, ends)
+    data = pages.array
     for unread in td.unread:
         skips.add(unread.reason, [unread.where])
     if progress:
         progress(1, 4)
     records, status, missed = _walk(td, data, starts, ends, page_inst)
+    trim_heap()  # the walk's steps, freed
     _count_damage(td, skips, status, starts, page_cpu)
     if progress:
         progress(2, 4)
     ts = _convert_time(td, records.ts)
+    span = (int(ts.min()), int(ts.max())) if len(ts) else None
+    del ts  # converted again, after the merge, by records_to_tables (which drops the records)
     new_stream = (np.diff(page_cpu) != 0) | (np.diff(page_inst) != 0)
     page_stream = np.concatenate([[0], np.cumsum(new_stream)]).astype(np.int64)
-    tables = records_to_tables(td, data, records, ts, page_cpu, page_stream, missed, skips)
+    tables = records_to_tables(
+        td, data, records, page_cpu, page_stream, missed, skips,
+        to_ns=partial(_convert_time, td), pages=pages,
+    )  # fmt: skip
+    pages.release(0, len(data))  # every table is built: no page is read again
+    trim_heap()  # what building them freed
     if progress:
         progress(3, 4)
     # Names seen in events, with when; saved_cmdlines (the kernel's last name of up to
@@ -135,7 +148,8 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
     )
     if progress:
         progress(4, 4)
-    meta = _metadata(path, fmt, td, ts, skips)
+    trim_heap()  # what decoding freed: saving the tables (Parquet writers' buffers) comes next
+    meta = _metadata(path, fmt, td, span, skips)
     return Capture(metadata=meta, tables={k: v for k, v in tables.items() if v.num_rows})
 
 
@@ -183,13 +197,12 @@ def _check_header_event(td: TraceDat) -> None:
 
 def _pages(
     td: TraceDat, skips: SkipLog
-) -> tuple[
-    NDArray[np.uint8], NDArray[np.int64], NDArray[np.int64], NDArray[np.int16], NDArray[np.int32]
-]:
+) -> tuple[PageBuffer, NDArray[np.int64], NDArray[np.int64], NDArray[np.int16], NDArray[np.int32]]:
     """One byte buffer holding every page, and each page's start, end, CPU and instance.
 
     Uncompressed files are used in place (memory-mapped); compressed v7 buffers are inflated
-    chunk by chunk straight into one buffer (sized from the chunk headers first).
+    chunk by chunk straight into one buffer (sized from the chunk headers first), after which
+    the compressed file's pages are given back.
     """
     r = td.reader
     compressed = any(inst.compressed for inst in td.instances)
@@ -210,9 +223,10 @@ def _pages(
                 )  # fmt: skip
             plan.append((i, stream, [(stream.offset, -1, max(0, limit - stream.offset))]))
     if compressed:
-        data = np.empty(sum(n for *_, chunks in plan for _, _, n in chunks), np.uint8)
+        pages = PageBuffer.anonymous(sum(n for *_, chunks in plan for _, _, n in chunks))
     else:
-        data = np.frombuffer(r.buf, np.uint8)
+        pages = PageBuffer.of_file(r.buf)
+    data = pages.array
     base = 0
     starts, ends, cpus, insts = [], [], [], []
     jobs = []
@@ -231,9 +245,10 @@ def _pages(
         insts.append(np.full(len(page_starts), i, np.int32))
     if jobs:
         _inflate_all(td, data, jobs)
+        PageBuffer.of_file(r.buf).release(0, r.size)
     cat = np.concatenate
     return (
-        data,
+        pages,
         cat(starts) if starts else np.zeros(0, np.int64),
         cat(ends) if ends else np.zeros(0, np.int64),
         cat(cpus) if cpus else np.zeros(0, np.int16),
@@ -349,7 +364,7 @@ def _strtoll(text: str | None) -> int:
 
 
 def _metadata(
-    path: Path, fmt: str, td: TraceDat, ts: NDArray[np.int64], skips: SkipLog
+    path: Path, fmt: str, td: TraceDat, span: tuple[int, int] | None, skips: SkipLog
 ) -> CaptureMetadata:
     o = td.options
     inst_clock = td.instances[0].clock if td.instances else None
@@ -398,8 +413,8 @@ def _metadata(
         ts_resolution_ns=1,
         # v7 without a CPUCOUNT option: the highest CPU id with data bounds it from below
         cpu_count=td.cpus or max((c.cpu + 1 for i in td.instances for c in i.cpus), default=None),
-        first_ts=int(ts.min()) if len(ts) else None,
-        last_ts=int(ts.max()) if len(ts) else None,
+        first_ts=span[0] if span else None,
+        last_ts=span[1] if span else None,
         skipped=skips.to_json(),
         extra={k: v for k, v in extra.items() if v is not None},
     )

@@ -95,67 +95,6 @@ def gather_uint(
 
 
 @njit(cache=True, nogil=True)
-def pack_records(
-    data: NDArray[np.uint8],
-    words: NDArray[np.uint32],
-    idx: NDArray[np.intp],
-    offsets: NDArray[np.int64],
-    lengths: NDArray[np.int64],
-    types: NDArray[np.uint16],
-    lut: NDArray[np.int64],
-    big: bool,
-) -> tuple[
-    NDArray[np.uint8], NDArray[np.int64], NDArray[np.int32], NDArray[np.uint8], NDArray[np.uint8]
-]:
-    n = idx.shape[0]
-    out_offsets = np.empty(n + 1, np.int64)
-    out_offsets[0] = 0
-    for i in range(n):
-        out_offsets[i + 1] = out_offsets[i] + lengths[idx[i]]
-    out_words = np.empty((out_offsets[n] + 3) // 4, np.uint32)
-    out = out_words.view(np.uint8)[: out_offsets[n]]
-    pid = np.zeros(n, np.int32)
-    flags = np.zeros(n, np.uint8)
-    preempt = np.zeros(n, np.uint8)
-    for i in range(n):
-        r = idx[i]
-        s = offsets[r]
-        length = lengths[r]
-        o = out_offsets[i]
-        if (s | length | o) & 3 == 0:
-            w, ow = s >> 2, o >> 2
-            for j in range(length >> 2):
-                out_words[ow + j] = words[w + j]
-        else:
-            out[o : o + length] = data[s : s + length]
-        t = types[r]
-        p = lut[0, t]
-        if p >= 0 and p + 4 <= length:
-            if big:
-                v = (
-                    (out[o + p] << 24)
-                    | (out[o + p + 1] << 16)
-                    | (out[o + p + 2] << 8)
-                    | out[o + p + 3]
-                )
-            else:
-                v = (
-                    (out[o + p + 3] << 24)
-                    | (out[o + p + 2] << 16)
-                    | (out[o + p + 1] << 8)
-                    | out[o + p]
-                )
-            pid[i] = np.int32(np.uint32(v))
-        f = lut[1, t]
-        if 0 <= f < length:
-            flags[i] = out[o + f]
-        q = lut[2, t]
-        if 0 <= q < length:
-            preempt[i] = out[o + q]
-    return out, out_offsets, pid, flags, preempt
-
-
-@njit(cache=True, nogil=True)
 def cstr_lengths(
     data: NDArray[np.uint8], starts: NDArray[np.int64], lengths: NDArray[np.int64]
 ) -> NDArray[np.int64]:

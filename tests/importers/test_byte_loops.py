@@ -181,22 +181,6 @@ def test_gathers_agree(
         assert_arrays_equal(*each_engine(fields._cstr_lengths, data, inside, lengths))
 
 
-@settings(deadline=None)
-@given(st.binary(min_size=64, max_size=400), st.data())
-def test_pack_records_engines_agree(raw: bytes, draw: st.DataObject) -> None:
-    data = np.frombuffer(raw, np.uint8)
-    n = draw.draw(st.integers(0, 8))
-    lengths = np.array(draw.draw(st.lists(st.integers(0, 16), min_size=n, max_size=n)), np.int64)
-    starts = np.array([draw.draw(st.integers(0, len(raw) - 16)) for _ in range(n)], np.int64)
-    types = np.array(draw.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)), np.uint16)
-    lut = np.array(draw.draw(st.lists(st.integers(-2, 16), min_size=9, max_size=9)), np.int64)
-    lut = np.pad(lut.reshape(3, 3), ((0, 0), (0, (1 << 16) - 3)))
-    idx = np.array(draw.draw(st.permutations(range(n))), np.intp)
-    big = draw.draw(st.booleans())
-    args = (data, idx, starts, lengths, types, lut, big)
-    assert_arrays_equal(*each_engine(fields.pack_records, *args))
-
-
 @st.composite
 def record_streams(draw: st.DrawFn) -> tuple[bytes, bool]:
     """perf records of a few sizes in runs, with TRACING_DATA and AUXTRACE records whose data

@@ -1,0 +1,56 @@
+"""The numpy page walk a batch of pages at a time gives the walk of all pages at once.
+
+The batches bound the memory the walk's steps hold (``pages.WALK_PAGES`` pages each); their
+records are joined by :meth:`Records.concat`, which consumes its parts an array at a time.
+The property runs on the arbitrary pages of the byte-loop tests (damaged pages included),
+with batches of one page and up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from importers.tracedat import pages
+from importers.tracedat.pages import PageLayout, Records
+from tests.importers.test_byte_loops import PAGE
+from tests.importers.test_byte_loops import pages as page_bytes
+
+
+@settings(deadline=None)
+@given(page_bytes(), st.integers(1, 3))
+def test_a_walk_in_batches_is_the_walk_at_once(
+    case: tuple[bytes, PageLayout, int], batch: int
+) -> None:
+    raw, layout, n = case
+    data = np.frombuffer(raw, np.uint8)
+    starts = np.arange(n, dtype=np.int64) * PAGE
+    ends = np.minimum(starts + PAGE, len(raw))
+    whole, status, missed = pages._walk_numpy(data, starts, ends, layout)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pages, "WALK_PAGES", batch)
+        batched, b_status, b_missed = pages._walk_numpy_batches(data, starts, ends, layout)
+    for ours, theirs in zip(batched.arrays(), whole.arrays(), strict=True):
+        assert np.asarray(ours).dtype == np.asarray(theirs).dtype
+        assert np.asarray(ours).tolist() == np.asarray(theirs).tolist()
+    assert b_status.tolist() == status.tolist() and b_missed.tolist() == missed.tolist()
+
+
+def test_concat_joins_the_parts_and_lets_go_of_them() -> None:
+    parts = [
+        Records(
+            np.arange(k, dtype=np.int64) + 10 * k,
+            np.arange(k, dtype=np.int64) * 4,
+            np.full(k, k, np.int32),
+            np.full(k, k, np.int32),
+            np.full(k, k, np.uint16),
+        )
+        for k in (2, 0, 3)
+    ]
+    expected = [np.concatenate(a).tolist() for a in zip(*(p.arrays() for p in parts), strict=True)]
+    joined = Records.concat(parts)
+    assert [a.tolist() for a in joined.arrays()] == expected
+    assert [a.dtype for a in joined.arrays()] == [a.dtype for a in parts[0].arrays()]
+    assert all(len(a) == 0 for p in parts for a in p.arrays())
