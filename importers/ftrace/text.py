@@ -125,9 +125,10 @@ def _process_all(chunks: Iterator[TextChunk], preamble: Preamble) -> Iterator[Ch
 
 
 def _process(chunk: TextChunk, preamble: Preamble) -> ChunkResult:
-    lines: ChunkLines = tokenize(chunk.data, chunk.seq_base, preamble.instances)
+    compiled = chunk.compiled
+    lines: ChunkLines = tokenize(chunk.data, chunk.seq_base, preamble.instances, compiled=compiled)
     events = lines.events
-    payloads = parse_payloads(lines.data, events)
+    payloads = parse_payloads(lines.data, events, compiled=compiled)
     typed = payloads.typed
     # Converting here, in the worker, copies strings into dictionaries and releases the chunk
     # buffer that the string views point into: memory stays bounded by the output size.

@@ -103,7 +103,7 @@ def _chunk(
 ) -> None:
     data, clean = valid_utf8(chunk.data)
     buf = np.frombuffer(data, np.uint8)
-    starts, ends = line_bounds(buf)
+    starts, ends = line_bounds(buf, chunk.compiled)
     lines = pl.DataFrame(
         {
             "seq": np.arange(len(starts), dtype=np.int64) + chunk.seq_base,
@@ -129,7 +129,8 @@ def _chunk(
     counts["samples"] += samples.height
     counts["side_band_lines"] += int(side.sum())
     rows = samples["seq"].to_numpy() - chunk.seq_base
-    again = repeated_lines(buf, starts[rows], ends[rows], samples["ts"].fill_null(-1).to_numpy())
+    times = samples["ts"].fill_null(-1).to_numpy()
+    again = repeated_lines(buf, starts[rows], ends[rows], times, chunk.compiled)
     if again.any():
         seqs = samples["seq"].filter(again)
         skips.add(REPEATED, [chunk.line_of(q) for q in seqs.head(FIRST_LOCATIONS)], seqs.len())
@@ -213,7 +214,7 @@ def _tracepoints(
         (pl.col("end") - pl.col("args").str.len_bytes().cast(pl.Int64)).alias("args_s"),
         pl.col("end").alias("args_e"),
     )
-    payloads = parse_payloads(data, events)
+    payloads = parse_payloads(data, events, compiled=chunk.compiled)
     for name, frame in payloads.typed.items():
         parts.setdefault(name, []).append(frame)
     reasons = {
