@@ -43,7 +43,9 @@ class Runs:
     def __init__(self, member: Bools) -> None:
         edges = np.flatnonzero(np.diff(member.view(np.int8), prepend=0, append=0))
         self.member = member
-        self.starts, self.ends = edges[0::2], edges[1::2]
+        # an empty run where there is none: lookups index it, and their result is not used
+        none = np.zeros(1, np.int64)
+        self.starts, self.ends = (edges[0::2], edges[1::2]) if edges.size else (none, none)
 
     def _run(self, i: I64) -> I64:
         return np.searchsorted(self.starts, i, side="right") - 1
