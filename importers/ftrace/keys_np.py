@@ -38,8 +38,10 @@ def find_keys(
     kind: I8,
     view_of: I8,
 ) -> tuple[Bools, I32, I64, I8, Views]:
-    """numpy twin of :func:`importers.ftrace.scan.find_keys`."""
-    b = Bytes(buf)
+    """numpy twin of :func:`importers.ftrace.scan.find_keys`, on the rows' payloads copied
+    one after the other (:func:`_compact`): each pass then reads only those bytes, not the
+    whole chunk, whatever the share of the chunk the grammar's rows are."""
+    b, starts, ends, shift = _compact(buf, starts, ends)
     n, m = starts.size, key_offsets.size - 1
     vs = np.full((m, n), -1, np.int32)
     ints = np.zeros((m, n), np.int64)
@@ -60,13 +62,26 @@ def find_keys(
         end = b.runs("space").prev_out(end - 1, v0) + 1  # trailing blanks
         last[rows] = key_start[k, rows]
         shown = np.where(placeholder(b, v0, end), -1, v0) if kind[k] == COMM else v0
-        vs[k, rows] = shown
-        if view_of[k] >= 0:
-            views[view_of[k], rows] = view_structs(b, shown, end)
+        vs[k, rows] = np.where(shown < 0, -1, shown + shift[rows])
+        if view_of[k] >= 0:  # strings of more than 12 bytes point into the chunk
+            in_chunk = Bytes(buf)
+            views[view_of[k], rows] = view_structs(in_chunk, vs[k, rows], end + shift[rows])
         how, value = parse_int(b, v0, end)
         int_how[k, rows] = how
         ints[k, rows] = np.where((how == SIGNED) | (how == UNSIGNED), value, 0)
     return ok, vs, ints, int_how, views
+
+
+def _compact(buf: U8, starts: I64, ends: I64) -> tuple[Bytes, I64, I64, I64]:
+    """The bytes ``buf[starts[i]:ends[i]]`` of every row, each followed by a newline (a byte
+    no field runs over), where each row now starts and ends, and how far back it moved."""
+    width = ends - starts
+    at = np.cumsum(width + 1) - (width + 1)
+    shift = starts - at
+    pos = np.arange(int(width.sum()) + width.size) + np.repeat(shift, width + 1)
+    sub = buf[np.clip(pos, 0, max(buf.size - 1, 0))]
+    sub[at + width] = 0x0A
+    return Bytes(sub), at, at + width, shift
 
 
 def _cut(b: Bytes, starts: I64, ends: I64, keys: U8, key_offsets: I64, required: Bools) -> I64:
@@ -99,9 +114,11 @@ def _cut(b: Bytes, starts: I64, ends: I64, keys: U8, key_offsets: I64, required:
 
 def _matches(b: Bytes, at: I64, key: U8) -> Bools:
     """Whether ``key`` is at each position ``at`` of the chunk (entirely inside it)."""
-    hit = np.ones(at.shape, np.bool_)
+    hit = np.zeros(at.shape, np.bool_)
+    left = np.arange(at.size)  # the positions that matched so far
     for t in range(key.size):
-        hit &= b.at(at + t) == key[t]
+        left = left[b.at(at[left] + t) == key[t]]
+    hit[left] = True
     return hit
 
 
@@ -120,7 +137,7 @@ def parse_int(b: Bytes, s: I64, e: I64) -> tuple[I8, I64]:
     # leading zeros add nothing; 16 hex or 20 decimal significant digits fill 64 bits
     q = np.where(hexa, b.skip("hex-zero", s, p), b.skip("zero", s, p))
     over |= np.where(hexa, p - q > 16, p - q > 20)
-    for t in range(20):
+    for t in range(min(int((p - q).max(initial=0)), 20)):
         live = q + t < p
         c = b.at(q + t) | np.where(hexa, 0x20, 0)  # the kernel lower-cases hex digits
         d = np.where(c >= 0x61, c - 0x57, c - 0x30).astype(np.uint64)

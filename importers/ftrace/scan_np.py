@@ -4,7 +4,7 @@ The compiled kernels walk each line byte by byte. Here every ``while`` over a by
 (spaces, digits, ...) becomes one lookup in the runs of that class (:class:`Runs`), so each step
 of the walk is a handful of array operations over all lines at once, and no step costs more
 than its lines whatever their length. Results are those of the kernels, byte for byte
-(tests/importers/test_byte_loops.py).
+(tests/importers/ftrace/test_scan_engines.py).
 """
 
 from __future__ import annotations
@@ -72,9 +72,9 @@ class Bytes:
 
     def at(self, i: I64) -> I64:
         """The byte at each ``i``, or -1 outside the chunk."""
-        b = self.buf
-        inside = (i >= 0) & (i < b.size)
-        return np.where(inside, b[np.clip(i, 0, max(b.size - 1, 0))], -1).astype(np.int64)
+        byte = self.buf.take(i, mode="clip").astype(np.int64) if self.buf.size else -np.ones_like(i)
+        byte[(i < 0) | (i >= self.buf.size)] = -1
+        return byte
 
     def runs(self, name: str) -> Runs:
         if name not in self._runs:
@@ -128,7 +128,7 @@ def decimal(b: Bytes, s: I64, e: I64, dashes: bool = False) -> I64:
     q = b.skip(lead, s, e)  # leading zeros add nothing
     v = np.zeros(s.shape, np.int64)
     # 14 significant digits reach 10**13 > SATURATED: every further digit saturates
-    for _ in range(14):
+    for _ in range(min(int((e - q).max(initial=0)), 14)):
         if dashes:
             q = b.skip("dash", q, e)
         live = q < e
@@ -142,7 +142,7 @@ def decimal(b: Bytes, s: I64, e: I64, dashes: bool = False) -> I64:
 def exact(b: Bytes, s: I64, e: I64, most: int) -> I64:
     """The value of the at most ``most`` decimal digits ``buf[s:e]``, exactly."""
     v = np.zeros(s.shape, np.int64)
-    for t in range(most):
+    for t in range(min(int((e - s).max(initial=0)), most)):
         live = s + t < e
         v = np.where(live, v * 10 + b.at(s + t) - 0x30, v)
     return v

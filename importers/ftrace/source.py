@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from importers.byte_loops import compiled
+from importers.byte_loops import compiled_text
 from importers.capture import sha256_of
 from importers.decompress import IN_MEMORY_RATIO, OutputLimit, copy_limited
 from importers.detect import ProgressFn, looks_like_ftrace, looks_like_html
@@ -49,7 +49,8 @@ class TextChunk:
     """Complete lines of text; ``first_line`` is the 1-based line of ``data[0]`` in the file.
 
     ``compiled``: whether its byte scans run as numba kernels, decided from the size of the
-    whole text (:mod:`importers.byte_loops`), so every chunk of a capture takes one engine.
+    whole text (:func:`importers.byte_loops.compiled_text`), so every chunk of a capture takes
+    one engine.
     """
 
     data: bytes | memoryview
@@ -147,7 +148,7 @@ def _stream(path: Path, size: int, progress: ProgressFn | None) -> Iterator[Text
         mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     mapping.madvise(mmap.MADV_SEQUENTIAL)
     size = min(size, len(mapping))
-    jit = compiled(size)
+    jit = compiled_text(size)
     view = memoryview(mapping)
     line = 1
     pos = 0
@@ -201,7 +202,7 @@ def _whole(
 ) -> TextSource:
     """A source over text already in memory, cut into chunks on line boundaries."""
     body = text if text.endswith(b"\n") else text + b"\n"
-    jit = compiled(len(body))
+    jit = compiled_text(len(body))
 
     def chunks() -> Iterator[TextChunk]:
         pos = 0

@@ -45,7 +45,8 @@ PERF_DATAS = sorted(
 def engine(name: str) -> Iterator[None]:
     """Every byte loop on ``name``'s side of the threshold, whatever its size."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(byte_loops, "SMALL_INPUT_BYTES", (1 << 62) if name == "numpy" else -1)
+        for limit in ("SMALL_INPUT_BYTES", "SMALL_TEXT_BYTES"):
+            patch.setattr(byte_loops, limit, (1 << 62) if name == "numpy" else -1)
         yield
 
 
@@ -295,7 +296,7 @@ def test_small_text_import_loads_no_numba(shared_traces: Path, tmp_path: Path, r
     stays: the payload grammars, lost-event joins and task sightings of the text importer are
     polars expressions (benchmarks/README.md, "Byte loops", says what it costs)."""
     capture = shared_traces / rel
-    assert capture.stat().st_size <= byte_loops.SMALL_INPUT_BYTES
+    assert capture.stat().st_size <= byte_loops.SMALL_TEXT_BYTES
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "-c", SMALL_IMPORT, str(capture), "-o", str(out), "--json"],
