@@ -47,7 +47,7 @@ def find_keys(
     ints = np.zeros((m, n), np.int64)
     int_how = np.full((m, n), ABSENT, np.int8)
     views = np.zeros((max(int(view_of.max()) + 1, 0), n, 16), np.uint8)
-    key_start = _cut(b, starts, ends, keys, key_offsets, required)
+    key_start = _cut(b, starts, ends, keys, key_offsets)
     found = key_start >= 0
     ok: Bools = np.all(found | ~required[:, None], axis=0)
     found &= ok[None, :]  # no half-cut values: a row without a required key has none
@@ -84,12 +84,14 @@ def _compact(buf: U8, starts: I64, ends: I64) -> tuple[Bytes, I64, I64, I64]:
     return Bytes(sub), at, at + width, shift
 
 
-def _cut(b: Bytes, starts: I64, ends: I64, keys: U8, key_offsets: I64, required: Bools) -> I64:
+def _cut(b: Bytes, starts: I64, ends: I64, keys: U8, key_offsets: I64) -> I64:
     """Where each key starts in each row, (keys, rows), -1 where it is not found: the first
-    key at the start of the payload, each later one as `` key=`` after the previous value."""
+    key at the start of the payload, each later one as `` key=`` after the previous value.
+
+    Unlike the kernel it goes on past a missing required key: such a row is not ok, and
+    :func:`find_keys` drops all its keys."""
     m, n = key_offsets.size - 1, starts.size
     key_start = np.full((m, n), -1, np.int64)
-    searching = np.ones(n, np.bool_)  # the kernel stops at the first missing required key
     pos = starts.copy()
     spaces = np.flatnonzero(b.buf == SPACE)
     for k in range(m):
@@ -104,11 +106,8 @@ def _cut(b: Bytes, starts: I64, ends: I64, keys: U8, key_offsets: I64, required:
             p = np.append(occurrences, np.iinfo(np.int64).max // 2)[first]
             hit = p + klen < ends
             at = p + 1
-        hit &= searching
         key_start[k] = np.where(hit, at, -1)
         pos = np.where(hit, at + klen, pos)
-        if required[k]:
-            searching &= hit
     return key_start
 
 

@@ -17,7 +17,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importers.detect import sniff
-from importers.ftrace.scan import COMM, TOKEN, VALUE, find_keys, line_bounds, repeated_lines
+from importers.ftrace.scan import (
+    COMM,
+    REPEAT_WINDOW,
+    SATURATED,
+    TOKEN,
+    VALUE,
+    find_keys,
+    line_bounds,
+    repeated_lines,
+)
 from importers.ftrace.scan import scan_event_lines as scan_lines
 from importers.ranges import ABSENT, OVERFLOW, SIGNED, UNSIGNED
 from tests.conftest import SHARED_TRACES
@@ -166,7 +175,7 @@ VALUES = [
     "0xffffffffffffffff", "0x10000000000000000", "0x0000000000000000001",
     "18446744073709551615", "18446744073709551616", "9223372036854775808",
     "-9223372036854775808", "-9223372036854775809", "00000000000000000000000042",
-    "1x", "x", "", "-", "0x", "<...>", "<12>", "a b", "S", "R+", "\x11\x12",
+    "1x", "x", "", "-", "0x", "<...>", "<12>", "a b", "S", "R+", "R:1", "\x11\x12",
 ]  # fmt: skip
 KEYS = ["comm", "pid", "prio", "state", "cpu"]
 
@@ -237,3 +246,73 @@ def test_repeated_lines_engines_agree(lines: list[str], times: list[int]) -> Non
     starts, ends = line_bounds(buf, False)
     ts = np.sort(np.array(times[: starts.size], np.int64))
     assert_equal(*each(repeated_lines, buf, starts, ends, ts))
+
+
+def test_lines_end_before_one_carriage_return() -> None:
+    """A line of a lone ``\\r`` is empty; only the ``\\r`` right before ``\\n`` goes."""
+    text = b"\r\n\n\r\r\nab\r\n\rx\na\rb\n"
+    bounds, pos = [], 0
+    for line in text.split(b"\n")[:-1]:
+        width = len(line) - line.endswith(b"\r")
+        bounds.append((pos, pos + width))
+        pos += len(line) + 1
+    buf = np.frombuffer(text, np.uint8)
+    for compiled in (False, True):
+        starts, ends = line_bounds(buf, compiled)
+        assert list(zip(starts.tolist(), ends.tolist(), strict=True)) == bounds
+
+
+def test_repeats_are_looked_for_within_the_window() -> None:
+    """One timestamp for many lines: a line REPEAT_WINDOW lines after its twin is a repeat,
+    one more line apart it is not (counted as an event of its own)."""
+    lines = [f"line {i}" for i in range(REPEAT_WINDOW + 8)]
+    lines[REPEAT_WINDOW] = lines[0]  # REPEAT_WINDOW lines apart
+    lines[REPEAT_WINDOW + 6] = lines[5]  # one line too far
+    buf = np.frombuffer(("\n".join(lines) + "\n").encode(), np.uint8)
+    starts, ends = line_bounds(buf, False)
+    ts = np.zeros(starts.size, np.int64)
+    window = [
+        any(lines[j] == line for j in range(max(0, i - REPEAT_WINDOW), i))
+        for i, line in enumerate(lines)
+    ]
+    assert window.count(True) == 1
+    for compiled in (False, True):
+        assert repeated_lines(buf, starts, ends, ts, compiled).tolist() == window
+
+
+def test_context_numbers_saturate_as_the_kernel_does() -> None:
+    """A pid takes a digit while it is below SATURATED (``_digit``), so 14 digits may
+    still read exactly; leading zeros add nothing."""
+    pids = ["1099511627775", "10000000000000", "99999999999999", "0000000000000000042"]
+    text = "".join(f"  bash-{pid}  [001] d..1 1.000001: ev: x\n" for pid in pids)
+    buf = np.frombuffer(text.encode(), np.uint8)
+    starts, ends = line_bounds(buf, False)
+    expected = []
+    for pid in pids:
+        v = 0
+        for c in pid:
+            v = v * 10 + int(c) if v < SATURATED else SATURATED
+        expected.append(v)
+    assert expected[1] == 10**13 and expected[2] == SATURATED
+    for compiled in (False, True):
+        ok, fields, _ = scan_lines(buf, starts, ends, compiled)
+        assert ok.all()
+        assert fields[2].tolist() == expected
+
+
+def test_token_values_run_to_the_next_blank() -> None:
+    """A TOKEN value ends at a space or tab, not at a colon (``prev_state=R:1 ==> ...``)."""
+    text = b"state=R:1 ==> next=2\nstate=S\t next=3\n"
+    buf = np.frombuffer(text, np.uint8)
+    starts, ends = line_bounds(buf, False)
+    keys = (np.frombuffer(b"state=next=", np.uint8), np.array([0, 6, 11], np.int64))
+    for compiled in (False, True):
+        ok, vs, ints, _, views = find_keys(
+            buf, starts, ends, *keys, np.array([True, True]), np.array([TOKEN, VALUE], np.int8),
+            np.array([0, -1], np.int8), compiled,
+        )  # fmt: skip
+        assert ok.all()
+        assert vs[0].tolist() == [6, text.index(b"\n") + 1 + 6]
+        assert views[0, :, 0].tolist() == [3, 1]  # the string_view lengths: "R:1", "S"
+        assert bytes(views[0, 0, 4:7]) == b"R:1"
+        assert ints[1].tolist() == [2, 3]
