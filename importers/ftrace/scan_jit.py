@@ -381,19 +381,8 @@ def find_keys(
     kind: I8,
     view_of: I8,
 ) -> tuple[Bools, I32, I64, I8, Views]:
-    """Cut ``key=value`` payloads, keys searched in order, and read each value as an integer.
-
-    The first key must start the payload; each later key is searched as `` key=`` after the
-    previous one (optional keys may be missing). A value runs to the space before the next key
-    found, the last one to the end of the payload, so values may contain spaces
-    (``prev_comm=CPU 0/KVM prev_pid=...``). ``kind`` per key: VALUE, TOKEN (stops at the
-    first space: ``prev_state=S ==> next_comm=``) or COMM (placeholders such as ``<...>`` read
-    as missing). Integers are parsed, and string values turned into string_view structs, in
-    the same pass, while the line is in cache. Returns ok (all required keys found), value
-    starts (-1 when missing) and integer values and how each was read (:func:`_parse_int`),
-    each of shape (keys, rows), and for
-    each key with ``view_of[k] = j >= 0`` the string_view structs ``views[j]`` (rows, 16).
-    """
+    """numba kernel of :func:`importers.ftrace.scan.find_keys`: one pass per row, integers
+    parsed and string values turned into string_view structs while the line is in cache."""
     n = starts.size
     m = key_offsets.size - 1
     # Uninitialised outputs, every cell written below: filling ~50 MB of fresh pages first
@@ -506,12 +495,7 @@ def _put_view(view: U8, buf: U8, s: int, e: int) -> None:
 
 @njit(cache=True, nogil=True)
 def repeated_lines(buf: U8, starts: Offsets, ends: Offsets, ts: I64) -> Bools:
-    """Which lines repeat, byte for byte, one of the REPEAT_WINDOW lines before them that
-    have the same timestamp (``ts``; the rows are event lines in file order).
-
-    Text is merged by time, so an event printed twice sits among the lines of its own
-    timestamp; the window bounds the work when very many lines share one.
-    """
+    """numba kernel of :func:`importers.ftrace.scan.repeated_lines`."""
     n = starts.size
     out = np.zeros(n, np.bool_)
     for i in range(1, n):

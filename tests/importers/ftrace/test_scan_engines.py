@@ -30,6 +30,7 @@ from importers.ftrace.scan import (
 from importers.ftrace.scan import scan_event_lines as scan_lines
 from importers.ranges import ABSENT, OVERFLOW, SIGNED, UNSIGNED
 from tests.conftest import SHARED_TRACES
+from tests.importers.test_byte_loops import assert_arrays_equal as assert_equal
 from tests.importers.test_byte_loops import assert_same, imported_by_each
 
 TEXT_FORMATS = {"ftrace-text", "systrace-html", "systrace-zip", "perf-script"}
@@ -118,17 +119,6 @@ def each(fn: object, *args: object) -> tuple[object, object]:
     """``fn(*args, compiled)`` with numpy, then with the numba kernels."""
     assert callable(fn)
     return fn(*args, False), fn(*args, True)
-
-
-def assert_equal(ours: object, theirs: object) -> None:
-    if isinstance(ours, tuple):
-        assert isinstance(theirs, tuple) and len(ours) == len(theirs)
-        for a, b in zip(ours, theirs, strict=True):
-            assert_equal(a, b)
-        return
-    a, b = np.asarray(ours), np.asarray(theirs)
-    assert a.dtype == b.dtype and a.shape == b.shape
-    assert np.array_equal(a, b)
 
 
 # each part of an event line's context in order: the first two as printed, then near misses
