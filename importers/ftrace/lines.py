@@ -179,13 +179,14 @@ def tokenize(
     lines = pl.DataFrame(
         {
             "seq": seq[~ok],
-            "line": string_column(data, starts[~ok], ends[~ok], "line"),
+            "line": string_column(data, starts[~ok], ends[~ok], "line", compiled),
             "end": ends[~ok],
         }
     )
     slow, lost, skipped, info_lines = _classify(lines)
     if not clean:
-        bad = pl.Series(string_column(data, starts, ends, "l")).str.contains("\ufffd", literal=True)
+        column = pl.Series(string_column(data, starts, ends, "l", compiled))
+        bad = column.str.contains("\ufffd", literal=True)
         skipped[INVALID_UTF8] = seq[bad.to_numpy()].tolist()
     events = pl.concat([fast, slow]).sort("seq") if slow.height else fast
     skipped.update(_repeats(buf, whole, ends, events, seq_base, compiled))

@@ -230,7 +230,7 @@ def parse_payloads(data: Text, events: pl.DataFrame, *, compiled: bool = False) 
                 cut = (data, buf, event, starts, ends, grammar, compiled)
                 hit, values, outside = _key_values(*cut)
             else:
-                hit, values, outside = _pattern(data, event, starts, ends, grammar)
+                hit, values, outside = _pattern(data, event, starts, ends, grammar, compiled)
             # a row the grammar matched with a number its column cannot hold: not a row of
             # the typed table, but counted under the first such field and kept in events
             bad = np.zeros(rows.size, bool)
@@ -312,9 +312,9 @@ def _key_values(
 
 
 def _pattern(
-    data: Text, event: str, starts: I64, ends: I64, grammar: Pattern
+    data: Text, event: str, starts: I64, ends: I64, grammar: Pattern, compiled: bool
 ) -> tuple[np.ndarray, pl.DataFrame, dict[str, np.ndarray]]:
-    args = string_column(data, starts, ends, "args")
+    args = string_column(data, starts, ends, "args", compiled)
     groups = args.str.extract_groups(grammar.regex).struct.unnest()
     hit = groups.select(pl.any_horizontal(pl.all().is_not_null())).to_series().to_numpy()
     exprs = []

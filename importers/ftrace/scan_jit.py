@@ -3,7 +3,8 @@
 GIL, so the importer's threads parse chunks in parallel.
 
 They give exactly what the numpy twins of :mod:`importers.ftrace.scan_np` and
-:mod:`importers.ftrace.keys_np` give (tests/importers/test_byte_loops.py holds them equal).
+:mod:`importers.ftrace.keys_np` give (tests/importers/ftrace/test_scan_engines.py holds them
+equal).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from importers.ftrace.scan import (
     LBRACKET,
     LPAREN,
     MAX_SECONDS,
-    NO_SPACE,
     PLUS,
     RBRACKET,
     REPEAT_WINDOW,
@@ -40,6 +40,8 @@ from importers.ftrace.scan import (
     Views,
 )
 from importers.ranges import ABSENT, OVERFLOW, SIGNED, UNSIGNED
+
+NO_SPACE = -2  # _before_spaces: no whitespace where it was required
 
 
 @njit(cache=True, inline="always")
@@ -491,6 +493,16 @@ def _put_view(view: U8, buf: U8, s: int, e: int) -> None:
             view[4 + t] = buf[s + t]
         for b in range(4):  # buffer index 0, then the offset
             view[12 + b] = (s >> (8 * b)) & 0xFF
+
+
+@njit(cache=True, nogil=True)
+def views(buf: U8, starts: Offsets, ends: Offsets) -> Views:
+    """The string_view struct of every range, one row of 16 bytes each."""
+    n = starts.size
+    out = np.empty((n, 16), np.uint8)
+    for i in range(n):
+        _put_view(out[i], buf, starts[i], ends[i])
+    return out
 
 
 @njit(cache=True, nogil=True)

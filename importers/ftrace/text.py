@@ -145,7 +145,7 @@ def _process(chunk: TextChunk, preamble: Preamble) -> ChunkResult:
             *typed_sightings(typed),
         ]
     )
-    rest = conform("events", _events_rows(lines.data, payloads.rest).to_arrow())
+    rest = conform("events", _events_rows(lines.data, payloads.rest, compiled).to_arrow())
     chunk.release()
     return ChunkResult(
         chunk=chunk,
@@ -164,9 +164,10 @@ def _process(chunk: TextChunk, preamble: Preamble) -> ChunkResult:
     )
 
 
-def _events_rows(data: Text, rest: pl.DataFrame) -> pl.DataFrame:
+def _events_rows(data: Text, rest: pl.DataFrame, compiled: bool) -> pl.DataFrame:
     """Rows for the long ``events`` table: context columns plus the payload text."""
-    args = string_column(data, rest["args_s"].to_numpy(), rest["args_e"].to_numpy(), "args")
+    offsets = rest["args_s"].to_numpy(), rest["args_e"].to_numpy()
+    args = string_column(data, *offsets, "args", compiled)
     # Lines with a context but no "event:" are the stack-trace events, function-tracer lines
     # ("func <-parent") or output of events the kernel could not print [trace_output.c].
     name = (

@@ -107,7 +107,7 @@ def _chunk(
     lines = pl.DataFrame(
         {
             "seq": np.arange(len(starts), dtype=np.int64) + chunk.seq_base,
-            "line": string_column(data, starts, ends, "line"),
+            "line": string_column(data, starts, ends, "line", chunk.compiled),
             "end": ends,
         }
     )

@@ -294,7 +294,7 @@ def test_small_binary_import_loads_neither_numba_nor_polars(
 def test_small_text_import_loads_no_numba(shared_traces: Path, tmp_path: Path, rel: str) -> None:
     """Small text and systrace captures are scanned in numpy: no JIT, no cache load. polars
     stays: the payload grammars, lost-event joins and task sightings of the text importer are
-    polars expressions (benchmarks/README.md, "Byte loops", says what it costs)."""
+    polars expressions (benchmarks/README.md, "Where the time goes", says what it costs)."""
     capture = shared_traces / rel
     assert capture.stat().st_size <= byte_loops.SMALL_TEXT_BYTES
     out = tmp_path / "out"

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importers.detect import sniff
+from importers.ftrace import scan_jit, scan_np
 from importers.ftrace.scan import (
     COMM,
     REPEAT_WINDOW,
@@ -26,6 +27,7 @@ from importers.ftrace.scan import (
     find_keys,
     line_bounds,
     repeated_lines,
+    string_column,
 )
 from importers.ftrace.scan import scan_event_lines as scan_lines
 from importers.ranges import ABSENT, OVERFLOW, SIGNED, UNSIGNED
@@ -306,3 +308,21 @@ def test_token_values_run_to_the_next_blank() -> None:
         assert views[0, :, 0].tolist() == [3, 1]  # the string_view lengths: "R:1", "S"
         assert bytes(views[0, 0, 4:7]) == b"R:1"
         assert ints[1].tolist() == [2, 3]
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40),
+    st.lists(st.tuples(st.integers(-1, 40), st.integers(0, 20)), max_size=12),
+)
+def test_string_columns_engines_agree(text: str, ranges: list[tuple[int, int]]) -> None:
+    """Strings of up to 12 bytes inline, longer ones by offset, nulls, ranges ending at the
+    chunk's end: the same string_view structs from both engines, and the text they cut."""
+    data = text.encode()
+    starts = np.array([min(a, len(data)) for a, _ in ranges], np.int64)
+    ends = np.array([min(max(a, 0) + w, len(data)) for a, w in ranges], np.int64)
+    expected = [data[a:e].decode() if a >= 0 else None for a, e in zip(starts, ends, strict=True)]
+    buf = np.frombuffer(data, np.uint8)
+    assert_equal(scan_np.views(buf, starts, ends), scan_jit.views(buf, starts, ends))
+    for compiled in (False, True):
+        assert string_column(data, starts, ends, "s", compiled).to_list() == expected
