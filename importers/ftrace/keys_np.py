@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from importers.ftrace.scan import (
+from importers.ftrace.scan_bytes import (
     COMM,
     DASH,
     I8,

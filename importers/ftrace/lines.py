@@ -20,14 +20,13 @@ import polars as pl
 import pyarrow as pa
 
 from importers.ftrace.scan import (
-    VIEWED_FIELDS,
-    Text,
     line_bounds,
     repeated_lines,
     scan_event_lines,
     string_column,
     view_column,
 )
+from importers.ftrace.scan_bytes import VIEWED_FIELDS, Text
 from importers.ranges import (
     OUTSIDE,
     out_of_range,

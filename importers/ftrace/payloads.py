@@ -20,16 +20,8 @@ import pyarrow as pa
 
 from importers.ftrace.fields import INTERMEDIATE, finish
 from importers.ftrace.lines import known_comm
-from importers.ftrace.scan import (
-    COMM,
-    I64,
-    TOKEN,
-    VALUE,
-    Text,
-    find_keys,
-    string_column,
-    view_column,
-)
+from importers.ftrace.scan import find_keys, string_column, view_column
+from importers.ftrace.scan_bytes import COMM, I64, TOKEN, VALUE, Text
 from importers.ranges import ABSENT, Limits, fit_scanned, out_of_range, parse_text
 from importers.schema import TYPED_TABLES
 

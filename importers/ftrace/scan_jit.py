@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from importers.ftrace.scan import (
+from importers.ftrace.scan_bytes import (
     COLON,
     COMM,
     DASH,

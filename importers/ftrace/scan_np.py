@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from importers.ftrace.scan import (
+from importers.ftrace.scan_bytes import (
     COLON,
     DASH,
     DOT,

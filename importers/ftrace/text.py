@@ -23,7 +23,8 @@ from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError, DroppedEventsError
 from importers.ftrace.lines import ChunkLines, Preamble, scan_preamble, tokenize
 from importers.ftrace.payloads import parse_payloads
-from importers.ftrace.scan import Text, string_column
+from importers.ftrace.scan import string_column
+from importers.ftrace.scan_bytes import Text
 from importers.ftrace.source import TextChunk, open_text
 from importers.schema import conform
 from importers.skips import FIRST_LOCATIONS, SkipLog

@@ -28,7 +28,8 @@ from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError
 from importers.ftrace.lines import INVALID_UTF8, REPEATED, known_comm, valid_utf8
 from importers.ftrace.payloads import parse_payloads
-from importers.ftrace.scan import Text, line_bounds, repeated_lines, string_column
+from importers.ftrace.scan import line_bounds, repeated_lines, string_column
+from importers.ftrace.scan_bytes import Text
 from importers.ftrace.source import TextChunk, open_text
 from importers.ranges import OUTSIDE, out_of_range, parse_columns, split_outside, ts_ns
 from importers.schema import TYPED_TABLES, conform

@@ -19,17 +19,13 @@ from hypothesis import strategies as st
 from importers.detect import sniff
 from importers.ftrace import scan_jit, scan_np
 from importers.ftrace.scan import (
-    COMM,
-    REPEAT_WINDOW,
-    SATURATED,
-    TOKEN,
-    VALUE,
     find_keys,
     line_bounds,
     repeated_lines,
     string_column,
 )
 from importers.ftrace.scan import scan_event_lines as scan_lines
+from importers.ftrace.scan_bytes import COMM, REPEAT_WINDOW, SATURATED, TOKEN, VALUE
 from importers.ranges import ABSENT, OVERFLOW, SIGNED, UNSIGNED
 from tests.conftest import SHARED_TRACES
 from tests.importers.test_byte_loops import assert_arrays_equal as assert_equal
