@@ -7,7 +7,8 @@ its first byte: importing it (with llvmlite, and the scipy parts ``numba.np`` pu
 loading its cached kernels. Most real captures are a few MB, which numpy decodes in
 milliseconds, so a loop over at most :data:`SMALL_INPUT_BYTES` bytes runs in numpy and a
 capture that small never loads numba. Past it, the compiled kernel's speed repays its
-start-up.
+start-up. The line scans of text captures (:mod:`importers.ftrace.scan`) choose the same way,
+against their own, smaller, :data:`SMALL_TEXT_BYTES`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,19 @@ from __future__ import annotations
 SMALL_INPUT_BYTES = 256 << 20
 
 
+#: the largest text capture (ftrace text, systrace, perf script) whose line scans run in
+#: numpy. Text costs numpy far more per byte than ring-buffer pages (a dozen passes per line
+#: field instead of one per record), so it breaks even much sooner. Measured whole-process on
+#: copies of juno-trace-txt (benchmarks/README.md, "Byte loops"): at 4 MiB numpy took less CPU
+#: and memory than numba with its start-up, at 8 MiB as much CPU and 15 % more memory
+SMALL_TEXT_BYTES = 4 << 20
+
+
 def compiled(nbytes: int) -> bool:
     """Whether a loop over ``nbytes`` bytes runs as a numba kernel (else in numpy)."""
     return nbytes > SMALL_INPUT_BYTES
+
+
+def compiled_text(nbytes: int) -> bool:
+    """Whether the line scans of a text capture of ``nbytes`` bytes run as numba kernels."""
+    return nbytes > SMALL_TEXT_BYTES

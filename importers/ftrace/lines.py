@@ -20,14 +20,13 @@ import polars as pl
 import pyarrow as pa
 
 from importers.ftrace.scan import (
-    VIEWED_FIELDS,
-    Text,
     line_bounds,
     repeated_lines,
     scan_event_lines,
     string_column,
     view_column,
 )
+from importers.ftrace.scan_bytes import VIEWED_FIELDS, Text
 from importers.ranges import (
     OUTSIDE,
     out_of_range,
@@ -135,20 +134,26 @@ class ChunkLines:
 
 
 def tokenize(
-    data: bytes | memoryview, seq_base: int, instances: list[str], *, scanner: bool = True
+    data: bytes | memoryview,
+    seq_base: int,
+    instances: list[str],
+    *,
+    scanner: bool = True,
+    compiled: bool = False,
 ) -> ChunkLines:
     """Tokenize one chunk whose first line has sequence number ``seq_base``.
 
     ``scanner=False`` sends every line through the regex grammar, the reference the byte
-    scanner must agree with.
+    scanner must agree with; ``compiled`` runs the scanner's numba kernels instead of numpy
+    (:mod:`importers.ftrace.scan`).
     """
     data, clean = valid_utf8(data)
     buf = np.frombuffer(data, dtype=np.uint8)
-    starts, ends = line_bounds(buf)
+    starts, ends = line_bounds(buf, compiled)
     whole = starts  # repeats compare whole lines, instance prefix included
     for prefix in instances:  # "inst: " prefixes of multi-buffer trace-cmd report
         starts = _strip_prefix(buf, starts, ends, (prefix + ": ").encode())
-    ok, f, views = scan_event_lines(buf, starts, ends)
+    ok, f, views = scan_event_lines(buf, starts, ends, compiled)
     # numbers the context columns cannot hold go to the regex path, which counts them
     ok &= ~(
         outside_np(f[4], CONTEXT["cpu"])
@@ -168,20 +173,22 @@ def tokenize(
         empty = pl.DataFrame(
             schema={"seq": pl.Int64, "cpu": pl.Int16, "count": pl.Int64, "kind": pl.Utf8}
         )
-        return ChunkLines(data, fast, empty, _repeats(buf, whole, ends, fast, seq_base), 0)
+        repeats = _repeats(buf, whole, ends, fast, seq_base, compiled)
+        return ChunkLines(data, fast, empty, repeats, 0)
     lines = pl.DataFrame(
         {
             "seq": seq[~ok],
-            "line": string_column(data, starts[~ok], ends[~ok], "line"),
+            "line": string_column(data, starts[~ok], ends[~ok], "line", compiled),
             "end": ends[~ok],
         }
     )
     slow, lost, skipped, info_lines = _classify(lines)
     if not clean:
-        bad = pl.Series(string_column(data, starts, ends, "l")).str.contains("\ufffd", literal=True)
+        column = pl.Series(string_column(data, starts, ends, "l", compiled))
+        bad = column.str.contains("\ufffd", literal=True)
         skipped[INVALID_UTF8] = seq[bad.to_numpy()].tolist()
     events = pl.concat([fast, slow]).sort("seq") if slow.height else fast
-    skipped.update(_repeats(buf, whole, ends, events, seq_base))
+    skipped.update(_repeats(buf, whole, ends, events, seq_base, compiled))
     return ChunkLines(data, events, lost, skipped, info_lines)
 
 
@@ -190,12 +197,17 @@ REPEATED = "exact repeat of an event line with the same timestamp (imported)"
 
 
 def _repeats(
-    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, events: pl.DataFrame, seq_base: int
+    buf: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    events: pl.DataFrame,
+    seq_base: int,
+    compiled: bool,
 ) -> dict[str, list[int]]:
     """``{REPEATED: seqs}`` of the event lines that repeat an earlier one (or nothing)."""
     seq = events["seq"].to_numpy()
     rows = seq - seq_base
-    again = repeated_lines(buf, starts[rows], ends[rows], events["ts"].to_numpy())
+    again = repeated_lines(buf, starts[rows], ends[rows], events["ts"].to_numpy(), compiled)
     return {REPEATED: seq[again].tolist()} if again.any() else {}
 
 

@@ -20,16 +20,8 @@ import pyarrow as pa
 
 from importers.ftrace.fields import INTERMEDIATE, finish
 from importers.ftrace.lines import known_comm
-from importers.ftrace.scan import (
-    COMM,
-    I64,
-    TOKEN,
-    VALUE,
-    Text,
-    find_keys,
-    string_column,
-    view_column,
-)
+from importers.ftrace.scan import find_keys, string_column, view_column
+from importers.ftrace.scan_bytes import COMM, I64, TOKEN, VALUE, Text
 from importers.ranges import ABSENT, Limits, fit_scanned, out_of_range, parse_text
 from importers.schema import TYPED_TABLES
 
@@ -196,14 +188,15 @@ class Payloads:
     counted: dict[str, list[int]] = field(default_factory=dict)
 
 
-def parse_payloads(data: Text, events: pl.DataFrame) -> Payloads:
+def parse_payloads(data: Text, events: pl.DataFrame, *, compiled: bool = False) -> Payloads:
     """Split tokenized event lines into typed frames by event name.
 
     ``events`` has the tokenizer's columns (``seq, event, ts, cpu, common_pid, args_s,
     args_e, ...``) with payload offsets into ``data``. Returns typed frames (schema column
     names, polars dtypes), the rows of events without a grammar, per event the seqs of rows
     whose payload no grammar matched (also in ``rest``, so nothing is lost), and the rows to
-    count under other skip reasons (:attr:`Payloads.counted`).
+    count under other skip reasons (:attr:`Payloads.counted`). ``compiled`` cuts ``key=value``
+    payloads with the numba kernel instead of numpy (:mod:`importers.ftrace.scan`).
     """
     typed: dict[str, pl.DataFrame] = {}
     unparsed: dict[str, list[int]] = {}
@@ -226,9 +219,10 @@ def parse_payloads(data: Text, events: pl.DataFrame) -> Payloads:
                 break
             starts, ends = args_s[rows], args_e[rows]
             if isinstance(grammar, KeyValue):
-                hit, values, outside = _key_values(data, buf, event, starts, ends, grammar)
+                cut = (data, buf, event, starts, ends, grammar, compiled)
+                hit, values, outside = _key_values(*cut)
             else:
-                hit, values, outside = _pattern(data, event, starts, ends, grammar)
+                hit, values, outside = _pattern(data, event, starts, ends, grammar, compiled)
             # a row the grammar matched with a number its column cannot hold: not a row of
             # the typed table, but counted under the first such field and kept in events
             bad = np.zeros(rows.size, bool)
@@ -271,7 +265,13 @@ def _kind(key: str, column: str, grammar: KeyValue) -> int:
 
 
 def _key_values(
-    data: Text, buf: np.ndarray, event: str, starts: I64, ends: I64, grammar: KeyValue
+    data: Text,
+    buf: np.ndarray,
+    event: str,
+    starts: I64,
+    ends: I64,
+    grammar: KeyValue,
+    compiled: bool,
 ) -> tuple[np.ndarray, pl.DataFrame, dict[str, np.ndarray]]:
     keys = [k.encode() + b"=" for k, _ in grammar.fields]
     strings = [_int_type(event, column) is None for _, column in grammar.fields]
@@ -285,6 +285,7 @@ def _key_values(
         np.array([k not in grammar.optional for k, _ in grammar.fields]),
         np.array([_kind(k, c, grammar) for k, c in grammar.fields], dtype=np.int8),
         np.where(strings, view_of, -1).astype(np.int8),
+        compiled,
     )
     columns: dict[str, pl.Series] = {}
     outside: dict[str, np.ndarray] = {}
@@ -303,9 +304,9 @@ def _key_values(
 
 
 def _pattern(
-    data: Text, event: str, starts: I64, ends: I64, grammar: Pattern
+    data: Text, event: str, starts: I64, ends: I64, grammar: Pattern, compiled: bool
 ) -> tuple[np.ndarray, pl.DataFrame, dict[str, np.ndarray]]:
-    args = string_column(data, starts, ends, "args")
+    args = string_column(data, starts, ends, "args", compiled)
     groups = args.str.extract_groups(grammar.regex).struct.unnest()
     hit = groups.select(pl.any_horizontal(pl.all().is_not_null())).to_series().to_numpy()
     exprs = []

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from importers.byte_loops import compiled_text
 from importers.capture import sha256_of
 from importers.decompress import IN_MEMORY_RATIO, OutputLimit, copy_limited
 from importers.detect import ProgressFn, looks_like_ftrace, looks_like_html
@@ -45,11 +46,17 @@ _JS_UNESCAPED = {b"\\": b"\\", b'"': b'"', b"'": b"'", b"n": b"\n", b"t": b"\t"}
 
 @dataclass
 class TextChunk:
-    """Complete lines of text; ``first_line`` is the 1-based line of ``data[0]`` in the file."""
+    """Complete lines of text; ``first_line`` is the 1-based line of ``data[0]`` in the file.
+
+    ``compiled``: whether its byte scans run as numba kernels, decided from the size of the
+    whole text (:func:`importers.byte_loops.compiled_text`), so every chunk of a capture takes
+    one engine.
+    """
 
     data: bytes | memoryview
     first_line: int
     seq_base: int
+    compiled: bool
     pages: _Pages | None = None
 
     def release(self) -> None:
@@ -104,9 +111,9 @@ def open_text(path: Path, fmt: str, progress: ProgressFn | None) -> TextSource:
 def _hash_meanwhile(path: Path) -> Callable[[], str]:
     """The sha256 of ``path``, computed on a thread of its own while the text is parsed.
 
-    Started before the parse, it also runs while numba sets up and the second core is idle
-    (hashlib and file reads drop the GIL). A daemon thread: an import that fails early exits
-    without waiting for the hash of a large file.
+    Started before the parse, it also runs while numba sets up (on a large text) and the
+    second core is idle (hashlib and file reads drop the GIL). A daemon thread: an import
+    that fails early exits without waiting for the hash of a large file.
     """
     result: list[str | OSError] = []
 
@@ -141,6 +148,7 @@ def _stream(path: Path, size: int, progress: ProgressFn | None) -> Iterator[Text
         mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     mapping.madvise(mmap.MADV_SEQUENTIAL)
     size = min(size, len(mapping))
+    jit = compiled_text(size)
     view = memoryview(mapping)
     line = 1
     pos = 0
@@ -157,10 +165,11 @@ def _stream(path: Path, size: int, progress: ProgressFn | None) -> Iterator[Text
             chunk, cut = bytes(view[pos:end]) + b"\n", end
         else:
             chunk = view[pos:cut]
-        # Counted before the chunk is handed out: the first count then sets numba up here,
-        # instead of waiting for the compiler lock while a worker loads the parsing kernels.
-        lines = count_lines(np.frombuffer(mapping, np.uint8, cut - pos, pos))
-        yield TextChunk(chunk, line, line - 1, _Pages(mapping, pos, cut))
+        # Counted before the chunk is handed out: on a large text the first count then sets
+        # numba up here, instead of waiting for the compiler lock while a worker loads the
+        # parsing kernels.
+        lines = count_lines(np.frombuffer(mapping, np.uint8, cut - pos, pos), jit)
+        yield TextChunk(chunk, line, line - 1, jit, _Pages(mapping, pos, cut))
         line += lines
         pos = cut
         if progress:
@@ -193,6 +202,7 @@ def _whole(
 ) -> TextSource:
     """A source over text already in memory, cut into chunks on line boundaries."""
     body = text if text.endswith(b"\n") else text + b"\n"
+    jit = compiled_text(len(body))
 
     def chunks() -> Iterator[TextChunk]:
         pos = 0
@@ -202,7 +212,7 @@ def _whole(
             if cut <= pos:
                 cut = body.index(b"\n", pos) + 1
             chunk = body[pos:cut]
-            yield TextChunk(chunk, line, line - first_line)
+            yield TextChunk(chunk, line, line - first_line, jit)
             line += chunk.count(b"\n")
             pos = cut
             if progress:

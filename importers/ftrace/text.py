@@ -23,7 +23,8 @@ from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError, DroppedEventsError
 from importers.ftrace.lines import ChunkLines, Preamble, scan_preamble, tokenize
 from importers.ftrace.payloads import parse_payloads
-from importers.ftrace.scan import Text, string_column
+from importers.ftrace.scan import string_column
+from importers.ftrace.scan_bytes import Text
 from importers.ftrace.source import TextChunk, open_text
 from importers.schema import conform
 from importers.skips import FIRST_LOCATIONS, SkipLog
@@ -125,9 +126,10 @@ def _process_all(chunks: Iterator[TextChunk], preamble: Preamble) -> Iterator[Ch
 
 
 def _process(chunk: TextChunk, preamble: Preamble) -> ChunkResult:
-    lines: ChunkLines = tokenize(chunk.data, chunk.seq_base, preamble.instances)
+    compiled = chunk.compiled
+    lines: ChunkLines = tokenize(chunk.data, chunk.seq_base, preamble.instances, compiled=compiled)
     events = lines.events
-    payloads = parse_payloads(lines.data, events)
+    payloads = parse_payloads(lines.data, events, compiled=compiled)
     typed = payloads.typed
     # Converting here, in the worker, copies strings into dictionaries and releases the chunk
     # buffer that the string views point into: memory stays bounded by the output size.
@@ -144,7 +146,7 @@ def _process(chunk: TextChunk, preamble: Preamble) -> ChunkResult:
             *typed_sightings(typed),
         ]
     )
-    rest = conform("events", _events_rows(lines.data, payloads.rest).to_arrow())
+    rest = conform("events", _events_rows(lines.data, payloads.rest, compiled).to_arrow())
     chunk.release()
     return ChunkResult(
         chunk=chunk,
@@ -163,9 +165,10 @@ def _process(chunk: TextChunk, preamble: Preamble) -> ChunkResult:
     )
 
 
-def _events_rows(data: Text, rest: pl.DataFrame) -> pl.DataFrame:
+def _events_rows(data: Text, rest: pl.DataFrame, compiled: bool) -> pl.DataFrame:
     """Rows for the long ``events`` table: context columns plus the payload text."""
-    args = string_column(data, rest["args_s"].to_numpy(), rest["args_e"].to_numpy(), "args")
+    offsets = rest["args_s"].to_numpy(), rest["args_e"].to_numpy()
+    args = string_column(data, *offsets, "args", compiled)
     # Lines with a context but no "event:" are the stack-trace events, function-tracer lines
     # ("func <-parent") or output of events the kernel could not print [trace_output.c].
     name = (

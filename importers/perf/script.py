@@ -28,7 +28,8 @@ from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError
 from importers.ftrace.lines import INVALID_UTF8, REPEATED, known_comm, valid_utf8
 from importers.ftrace.payloads import parse_payloads
-from importers.ftrace.scan import Text, line_bounds, repeated_lines, string_column
+from importers.ftrace.scan import line_bounds, repeated_lines, string_column
+from importers.ftrace.scan_bytes import Text
 from importers.ftrace.source import TextChunk, open_text
 from importers.ranges import OUTSIDE, out_of_range, parse_columns, split_outside, ts_ns
 from importers.schema import TYPED_TABLES, conform
@@ -103,11 +104,11 @@ def _chunk(
 ) -> None:
     data, clean = valid_utf8(chunk.data)
     buf = np.frombuffer(data, np.uint8)
-    starts, ends = line_bounds(buf)
+    starts, ends = line_bounds(buf, chunk.compiled)
     lines = pl.DataFrame(
         {
             "seq": np.arange(len(starts), dtype=np.int64) + chunk.seq_base,
-            "line": string_column(data, starts, ends, "line"),
+            "line": string_column(data, starts, ends, "line", chunk.compiled),
             "end": ends,
         }
     )
@@ -129,7 +130,8 @@ def _chunk(
     counts["samples"] += samples.height
     counts["side_band_lines"] += int(side.sum())
     rows = samples["seq"].to_numpy() - chunk.seq_base
-    again = repeated_lines(buf, starts[rows], ends[rows], samples["ts"].fill_null(-1).to_numpy())
+    times = samples["ts"].fill_null(-1).to_numpy()
+    again = repeated_lines(buf, starts[rows], ends[rows], times, chunk.compiled)
     if again.any():
         seqs = samples["seq"].filter(again)
         skips.add(REPEATED, [chunk.line_of(q) for q in seqs.head(FIRST_LOCATIONS)], seqs.len())
@@ -213,7 +215,7 @@ def _tracepoints(
         (pl.col("end") - pl.col("args").str.len_bytes().cast(pl.Int64)).alias("args_s"),
         pl.col("end").alias("args_e"),
     )
-    payloads = parse_payloads(data, events)
+    payloads = parse_payloads(data, events, compiled=chunk.compiled)
     for name, frame in payloads.typed.items():
         parts.setdefault(name, []).append(frame)
     reasons = {

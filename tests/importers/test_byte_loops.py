@@ -45,7 +45,8 @@ PERF_DATAS = sorted(
 def engine(name: str) -> Iterator[None]:
     """Every byte loop on ``name``'s side of the threshold, whatever its size."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(byte_loops, "SMALL_INPUT_BYTES", (1 << 62) if name == "numpy" else -1)
+        for limit in ("SMALL_INPUT_BYTES", "SMALL_TEXT_BYTES"):
+            patch.setattr(byte_loops, limit, (1 << 62) if name == "numpy" else -1)
         yield
 
 
@@ -269,3 +270,24 @@ def test_small_binary_import_loads_neither_numba_nor_polars(
     assert loaded[True] == []
     assert "no VMs" in done.stdout or "none found" in done.stdout
     assert loaded[False] == []
+
+
+@pytest.mark.parametrize(
+    "rel", ["juno-trace-txt/trace.txt", "trappy-surfaceflinger/trace_systrace.html"]
+)
+def test_small_text_import_loads_no_numba(shared_traces: Path, tmp_path: Path, rel: str) -> None:
+    """Small text and systrace captures are scanned in numpy: no JIT, no cache load. polars
+    stays: the payload grammars, lost-event joins and task sightings of the text importer are
+    polars expressions (benchmarks/README.md, "Where the time goes", says what it costs)."""
+    capture = shared_traces / rel
+    assert capture.stat().st_size <= byte_loops.SMALL_TEXT_BYTES
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-c", SMALL_IMPORT, str(capture), "-o", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    assert done.stderr.split() == ["polars"]
+    assert Capture.load(out).event_counts() == load(capture).event_counts()

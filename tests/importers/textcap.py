@@ -23,16 +23,18 @@ def import_text(tmp_path: Path, text: str, name: str = "trace.txt", **kw: object
 
 
 def scanner_agrees_with_regex(path: Path) -> None:
-    """The byte scanner and the regex grammar (its reference) tokenize every chunk alike."""
+    """The byte scanner, in numpy and in numba, and the regex grammar (its reference) tokenize
+    every chunk alike."""
     instances: list[str] | None = None
     for chunk in open_text(path, sniff(path), None).chunks:
         if instances is None:
             instances = scan_preamble(bytes(chunk.data[: 1 << 16])).instances
-        fast = tokenize(chunk.data, chunk.seq_base, instances)
         slow = tokenize(chunk.data, chunk.seq_base, instances, scanner=False)
-        assert_frame_equal(fast.events, slow.events)
-        assert_frame_equal(fast.lost, slow.lost)
-        assert fast.skipped == slow.skipped
+        for compiled in (False, True):
+            fast = tokenize(chunk.data, chunk.seq_base, instances, compiled=compiled)
+            assert_frame_equal(fast.events, slow.events)
+            assert_frame_equal(fast.lost, slow.lost)
+            assert fast.skipped == slow.skipped
 
 
 def rows(cap: Capture, table: str) -> list[dict[str, object]]:
