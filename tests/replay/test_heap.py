@@ -71,3 +71,46 @@ def _arrow_pool(env: dict[str, str]) -> str:
 def test_arrow_allocates_from_the_heap_unless_the_user_chose_a_pool() -> None:
     assert _arrow_pool({}) == "system"
     assert _arrow_pool({"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}) == "mimalloc"
+
+
+# Like the detectors between two scenarios: polars builds three 40 MB columns and drops them,
+# a second later the next ones; print the minor page faults of frames 2 to 5.
+POLARS_PROBE = """
+import resource, sys, time
+from replay.heap import polars_keeps_freed_pages
+if sys.argv[1] == "tuned":
+    polars_keeps_freed_pages()
+import polars as pl
+def frame():
+    df = pl.select(pl.int_range(0, 5_000_000).alias("a"))
+    df = df.with_columns(b=pl.col("a") * 2, c=pl.col("a") + 1)
+    del df
+frame()  # the first frame is faulted in either way
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(4):
+    time.sleep(1.0)
+    frame()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def _polars_faults(mode: str, env: dict[str, str]) -> int:
+    out = subprocess.run(
+        [sys.executable, "-c", POLARS_PROBE, mode],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **env},
+    )
+    return int(out.stdout)
+
+
+@pytest.mark.slow
+def test_polars_reuses_the_pages_it_freed_unless_the_user_configured_its_allocator() -> None:
+    frame_pages = 3 * 5_000_000 * 8 // 4096
+    # jemalloc's default decay gives the pages back within a second ...
+    assert _polars_faults("default", {}) > frame_pages / 10
+    # ... kept, the next frames reuse them
+    assert _polars_faults("tuned", {}) < frame_pages / 100
+    # a configuration in the environment is the user's to keep
+    assert _polars_faults("tuned", {"_RJEM_MALLOC_CONF": "dirty_decay_ms:0"}) > frame_pages / 10
