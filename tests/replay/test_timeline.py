@@ -114,6 +114,33 @@ def test_missing_switch_in_is_unknown(tmp_path: Path) -> None:
     assert got["cause"][1] == "contradictory records (events lost)"
 
 
+def test_adjacent_unknown_stretches_are_one_piece(tmp_path: Path) -> None:
+    """Two exits lost: each entry after an entry is a contradiction, so the stretch before each
+    is unknown. The two stretches touch, with the same CPU, residency and state: one piece from
+    the first entry to the last (pieces are consecutive runs, ``_merge_runs``)."""
+    text = (
+        sw("1.000000", 0, IDLE, VCPU)
+        + kvm("1.000010", 0, "entry")
+        + kvm("1.000050", 0, "entry")
+        + kvm("1.000090", 0, "entry")
+        + kvm("1.000100", 0, "exit")
+        + sw("1.000200", 0, VCPU, IDLE)
+        + sw("1.000300", 0, IDLE, VCPU)
+        + sw("1.000400", 0, VCPU, IDLE)
+    )
+    us = 1_000_000_000
+    got = timeline(tmp_path, text)
+    assert rows(got) == [
+        (0, us, us + 10_000, "host"),
+        (0, us + 10_000, us + 90_000, "unknown"),
+        (0, us + 90_000, us + 100_000, "guest"),
+        (0, us + 100_000, us + 200_000, "host"),
+        (0, us + 300_000, us + 400_000, "host"),
+    ]
+    # a second residency on the same CPU is not merged into the first
+    assert got["residency"].to_list() == [1, 1, 1, 1, 2]
+
+
 def test_lost_event_gap_is_unknown(tmp_path: Path) -> None:
     text = (
         sw("1.000000", 2, IDLE, VCPU)
