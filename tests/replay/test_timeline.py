@@ -141,6 +141,17 @@ def test_adjacent_unknown_stretches_are_one_piece(tmp_path: Path) -> None:
     assert got["residency"].to_list() == [1, 1, 1, 1, 2]
 
 
+def test_a_thread_running_at_the_start_without_kvm_events_yet_is_in_host_mode(
+    tmp_path: Path,
+) -> None:
+    """Its only kvm record is a refused entry (a ``KVM_EXIT_FAIL_ENTRY`` return, before any
+    kvm_entry), so its run time is not guest time; nothing says it was in guest mode before
+    its first record, and a switch-out outside guest mode contradicts nothing."""
+    refusal = "  CPU 0/KVM-100 [002] 1.000100: kvm_userspace_exit: reason KVM_EXIT_FAIL_ENTRY (9)\n"
+    text = sw("1.000000", 0, IDLE, ("other", 7)) + refusal + sw("1.000200", 2, VCPU, IDLE)
+    assert rows(timeline(tmp_path, text)) == [(2, 1_000_000_000, 1_000_200_000, "host")]
+
+
 def test_lost_event_gap_is_unknown(tmp_path: Path) -> None:
     text = (
         sw("1.000000", 2, IDLE, VCPU)
@@ -207,6 +218,19 @@ NO_SCHED_SWITCH_CASES = {
         + kvm("1.000100", 0, "exit")
         + kvm("1.000200", 2, "entry")
         + kvm("1.000300", 2, "exit"),
+        [
+            (1, 0, 1_000_000_000, 1_000_100_000, "guest", None),
+            (1, 0, 1_000_100_000, 1_000_200_000, "host", None),
+            (2, 2, 1_000_200_000, 1_000_300_000, "guest", None),
+        ],
+    ),
+    # per-CPU buffers printed one after the other: file order is not time order, and the
+    # thread's moves follow its time order
+    "moves CPUs, CPU 2's lines first": (
+        kvm("1.000200", 2, "entry")
+        + kvm("1.000300", 2, "exit")
+        + kvm("1.000000", 0, "entry")
+        + kvm("1.000100", 0, "exit"),
         [
             (1, 0, 1_000_000_000, 1_000_100_000, "guest", None),
             (1, 0, 1_000_100_000, 1_000_200_000, "host", None),
