@@ -451,6 +451,8 @@ def test_a_lost_event_gap_hides_the_vcpus_that_were_on_no_cpu(tmp_path: Path) ->
         cap, parse_vcpu_specs(["100=vm:0", "101=vm:1", "102=vm:2"])
     )
     pieces = build_timeline(cap, TOPO).pieces
+    # the hidden stretches join the pieces in thread, then time order, like every other
+    assert pieces.rows() == pieces.sort("tid", "start", maintain_order=True).rows()
     us = 1_000_000_000
     unknown = pieces.filter(pl.col("state") == "unknown").sort("tid", "start")
     lost = "events lost on this CPU"
@@ -489,3 +491,38 @@ def test_time_on_a_cpu_whose_data_the_file_cuts_off_is_unknown_and_says_so(
         (2, us, us + 100_000, "host", None),  # up to CPU 2's last record, the kvm_entry
         (2, us + 100_000, us + 2_000_000, "unknown", TRUNCATED_CAUSE),
     ]
+
+
+@pytest.mark.parametrize(
+    ("lost_cpus", "truncated_cpus", "note"),
+    [
+        ([0], [], "1 lost-event gaps: "),
+        ([], [2], "the truncated data of CPUs [2]: "),
+        ([0, 3], [2], "2 lost-event gaps and the truncated data of CPUs [2]: "),
+    ],
+)
+def test_the_notes_name_the_gaps_by_kind(
+    tmp_path: Path, lost_cpus: list[int], truncated_cpus: list[int], note: str
+) -> None:
+    text = sw("1.000000", 2, IDLE, VCPU) + sw("1.002000", 0, IDLE, IDLE)
+    cap = import_text(tmp_path, text)
+    rows = [(1_001_000_000, 90 + cpu, cpu, "lost") for cpu in lost_cpus]
+    rows += [(None, 99, cpu, "truncated") for cpu in truncated_cpus]
+    ts, seq, cpu, kind = zip(*rows, strict=True)
+    cap.tables["lost_events"] = conform(
+        "lost_events",
+        pa.table(
+            {
+                "ts": pa.array(ts, pa.int64()),
+                "seq": list(seq),
+                "cpu": pa.array(cpu, pa.int16()),
+                "kind": list(kind),
+            }
+        ),
+    )
+    cap.tables["vcpus"] = discover_vcpus(cap, parse_vcpu_specs([]))
+    notes = build_timeline(cap, TOPO).notes
+    expected = note + (
+        "time there, and time the vCPU threads were on no CPU then, is reported as unknown"
+    )
+    assert expected in notes
