@@ -61,7 +61,7 @@ class Timeline:
     notes: list[str] = field(default_factory=list)
 
 
-def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
+def build_timeline(capture: Capture, topology: Topology) -> Timeline:
     """The timeline of every vCPU listed in the capture's ``vcpus`` table.
 
     Raises
@@ -126,7 +126,7 @@ def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
         "vm", "tid", "vcpu_index", "residency", "cpu", "start", "end", "state", "cause"
     )
     ran_on = pieces["cpu"].drop_nulls().unique().sort().to_list()
-    clocked = sorted(set(ran_on) | set(topology.cpus if topology else []))
+    clocked = sorted(set(ran_on) | set(topology.cpus))
     clock = FrequencyClock.build(capture.frame("cpu_frequency"), clocked, topology, meta.first_ts)
     return Timeline(
         pieces,

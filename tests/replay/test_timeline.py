@@ -526,3 +526,25 @@ def test_the_notes_name_the_gaps_by_kind(
         "time there, and time the vCPU threads were on no CPU then, is reported as unknown"
     )
     assert expected in notes
+
+
+def test_a_refusal_with_no_later_attempt_is_closed_at_the_end_of_the_capture(
+    tmp_path: Path,
+) -> None:
+    """No later entry attempt and no unknown piece follow it, so the stretch the capture
+    cannot show runs to the capture's end (``replay.refused``); of its 400 us the thread ran
+    100 us, until its switch-out."""
+    refusal = "  CPU 0/KVM-100 [002] 1.000100: kvm_userspace_exit: reason KVM_EXIT_FAIL_ENTRY (9)\n"
+    text = (
+        sw("1.000000", 2, IDLE, VCPU)
+        + refusal
+        + sw("1.000200", 2, VCPU, IDLE)
+        + sw("1.000500", 0, IDLE, ("other", 7))
+    )
+    cap = import_text(tmp_path, text)
+    cap.tables["vcpus"] = discover_vcpus(cap, parse_vcpu_specs([]))
+    attempts = build_timeline(cap, TOPO).attempts
+    us = 1_000_000_000
+    assert attempts.select("cpu", "ts", "until", "off_cpu_ns").rows() == [
+        (2, us + 100_000, us + 500_000, 300_000)
+    ]
