@@ -97,6 +97,9 @@ def test_power_events(tmp_path: Path) -> None:
     assert (row["state"], row["idle_state"]) == (4294967295, -1)
     row = one(tmp_path, "cpu_idle: state=-1 cpu_id=2", "cpu_idle")
     assert (row["state"], row["idle_state"]) == (4294967295, -1)
+    # the u32 read as s32: 2^31 is the most negative s32
+    row = one(tmp_path, "cpu_idle: state=2147483648 cpu_id=2", "cpu_idle")
+    assert (row["state"], row["idle_state"]) == (2**31, -(2**31))
 
 
 @pytest.mark.parametrize(
@@ -175,6 +178,9 @@ def test_other_kvm_events(tmp_path: Path) -> None:
     assert (row["reason_name"], row["reason"], row["errno"]) == ("error", None, -22)
     row = one(tmp_path, "kvm_vcpu_wakeup: poll time 310891 ns, polling invalid", "kvm_vcpu_wakeup")
     assert (row["ns"], row["waited"], row["valid"]) == (310891, False, False)
+    # "%s time %lld ns, polling %s": waited ? "wait" : "poll", valid ? "valid" : "invalid"
+    row = one(tmp_path, "kvm_vcpu_wakeup: wait time 5000 ns, polling valid", "kvm_vcpu_wakeup")
+    assert (row["ns"], row["waited"], row["valid"]) == (5000, True, True)
     row = one(tmp_path, "kvm_handle_sys_reg: HSR 0x62633820", "kvm_handle_sys_reg")
     assert row["hsr"] == 0x62633820
 
