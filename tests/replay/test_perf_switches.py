@@ -64,6 +64,33 @@ def test_switch_records_give_the_residency(tmp_path: Path) -> None:
                for n in results.meta["notes"])  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("records", "unknown"),
+    [
+        # the idle task's switch-out (tid 0) is not the vCPU's, though the vCPU was the last
+        # task switched in on that CPU
+        ([(T0 + 1 * S, 0, 100, False), (T0 + 3 * S, 0, 100, True), (T0 + 4 * S, 0, 0, True)], 0),
+        # a switch-out of the vCPU while off (its switch-in and the other task's switch-out
+        # lost) contradicts the records: the stretch before it is unknown
+        (
+            [
+                (T0 + 1 * S, 0, 100, False),
+                (T0 + 3 * S, 0, 100, True),
+                (T0 + 4 * S, 0, 7, False),
+                (T0 + 5 * S, 0, 100, True),
+            ],
+            2 * S,
+        ),
+    ],
+)
+def test_a_switch_out_record_names_its_own_task(
+    tmp_path: Path, records: list[tuple[int, int, int, bool]], unknown: int
+) -> None:
+    cap = open_capture(switches(tmp_path, records), pmus=["little=0", "big=1"])
+    row = what_if(cap, ["default@cpu0"]).summary.row(0, named=True)
+    assert (row["guest_ns"], row["unknown_ns"]) == (2 * S, unknown)
+
+
 def test_per_thread_switch_records_give_the_residency_and_say_so(tmp_path: Path) -> None:
     """``perf record --switch-events`` of one thread: PERF_RECORD_SWITCH records, which do
     not name the other task (kernel/events/core.c ``perf_event_switch_output``)."""
