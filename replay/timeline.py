@@ -61,7 +61,7 @@ class Timeline:
     notes: list[str] = field(default_factory=list)
 
 
-def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
+def build_timeline(capture: Capture, topology: Topology) -> Timeline:
     """The timeline of every vCPU listed in the capture's ``vcpus`` table.
 
     Raises
@@ -126,7 +126,7 @@ def build_timeline(capture: Capture, topology: Topology | None) -> Timeline:
         "vm", "tid", "vcpu_index", "residency", "cpu", "start", "end", "state", "cause"
     )
     ran_on = pieces["cpu"].drop_nulls().unique().sort().to_list()
-    clocked = sorted(set(ran_on) | set(topology.cpus if topology else []))
+    clocked = sorted(set(ran_on) | set(topology.cpus))
     clock = FrequencyClock.build(capture.frame("cpu_frequency"), clocked, topology, meta.first_ts)
     return Timeline(
         pieces,
@@ -228,11 +228,15 @@ def _residency_from_kvm(kvm: pl.DataFrame) -> pl.DataFrame:
     prev = ordered.with_columns(
         pl.col("cpu").shift(-1).over("tid").alias("next_cpu"),
         pl.col("ts").shift(-1).over("tid").alias("next_ts"),
+        pl.col("seq").shift(-1).over("tid").alias("next_seq"),
     )
     outs = prev.filter(pl.col("next_cpu").is_not_null() & (pl.col("next_cpu") != pl.col("cpu")))
-    outs = outs.select("tid", pl.col("next_ts").alias("ts"), pl.col("seq") - 1, "cpu").with_columns(
-        pl.lit(OUT, pl.Int8).alias("kind")
-    )
+    # the switch-out sorts just before the switch-in it makes room for (same time, one seq
+    # before): the arriving event's seq, not the departing one's, which is later in a file
+    # whose CPUs' lines are not in time order
+    outs = outs.select(
+        "tid", pl.col("next_ts").alias("ts"), (pl.col("next_seq") - 1).alias("seq"), "cpu"
+    ).with_columns(pl.lit(OUT, pl.Int8).alias("kind"))
     return pl.concat([ins.select(outs.columns), outs])
 
 

@@ -24,10 +24,12 @@ S = 1_000_000_000
 T0 = 1_000_000 * S  # a realistic perf clock reading
 
 
-def switches(tmp_path: Path, records: list[tuple[int, int, int, bool]], **extra: int) -> Path:
-    """A perf.data of SWITCH_CPU_WIDE records ``(ts, cpu, tid, out)`` of the thread
-    ``CPU 0/KVM`` (tid 100) and others, with its COMM record; ``extra`` adds an MMAP2 at that
-    time."""
+def switches(
+    tmp_path: Path, records: list[tuple[int, int, int, bool]], wide: bool = True, **extra: int
+) -> Path:
+    """A perf.data of SWITCH_CPU_WIDE records (SWITCH, without the other task, if not
+    ``wide``) ``(ts, cpu, tid, out)`` of the thread ``CPU 0/KVM`` (tid 100) and others, with
+    its COMM record; ``extra`` adds an MMAP2 at that time."""
     w = Writer()
     a = Attr(1, 9, SID, [])  # software cpu-clock, as perf record --switch-events -a uses
     w.attrs = [a]
@@ -35,8 +37,9 @@ def switches(tmp_path: Path, records: list[tuple[int, int, int, bool]], **extra:
     w.record(3, comm + w.sample_id(a, pid=90, tid=100, time=T0, cpu=0))
     for ts, cpu, tid, out in records:
         other = (1, 1) if tid != 1 else (100, 100)
-        body = w.p("ii", *other) + w.sample_id(a, pid=tid, tid=tid, time=ts, cpu=cpu)
-        w.record(15, body, OUT if out else 0)
+        body = w.p("ii", *other) if wide else b""
+        body += w.sample_id(a, pid=tid, tid=tid, time=ts, cpu=cpu)
+        w.record(15 if wide else 14, body, OUT if out else 0)
     if "mmap2_time" in extra:
         body = w.p("iiQQQ", 90, 100, 0x1000, 0x1000, 0) + bytes(32) + b"/bin/x\0\0"
         w.record(10, body + w.sample_id(a, pid=90, tid=100, time=extra["mmap2_time"], cpu=0))
@@ -59,6 +62,46 @@ def test_switch_records_give_the_residency(tmp_path: Path) -> None:
     assert row["stalled_ns"] == 1 * S  # the second on CPU 1, a foreign PMU
     assert any("residency is taken from perf's PERF_RECORD_SWITCH_CPU_WIDE" in n
                for n in results.meta["notes"])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("records", "unknown"),
+    [
+        # the idle task's switch-out (tid 0) is not the vCPU's, though the vCPU was the last
+        # task switched in on that CPU
+        ([(T0 + 1 * S, 0, 100, False), (T0 + 3 * S, 0, 100, True), (T0 + 4 * S, 0, 0, True)], 0),
+        # a switch-out of the vCPU while off (its switch-in and the other task's switch-out
+        # lost) contradicts the records: the stretch before it is unknown
+        (
+            [
+                (T0 + 1 * S, 0, 100, False),
+                (T0 + 3 * S, 0, 100, True),
+                (T0 + 4 * S, 0, 7, False),
+                (T0 + 5 * S, 0, 100, True),
+            ],
+            2 * S,
+        ),
+    ],
+)
+def test_a_switch_out_record_names_its_own_task(
+    tmp_path: Path, records: list[tuple[int, int, int, bool]], unknown: int
+) -> None:
+    cap = open_capture(switches(tmp_path, records), pmus=["little=0", "big=1"])
+    row = what_if(cap, ["default@cpu0"]).summary.row(0, named=True)
+    assert (row["guest_ns"], row["unknown_ns"]) == (2 * S, unknown)
+
+
+def test_per_thread_switch_records_give_the_residency_and_say_so(tmp_path: Path) -> None:
+    """``perf record --switch-events`` of one thread: PERF_RECORD_SWITCH records, which do
+    not name the other task (kernel/events/core.c ``perf_event_switch_output``)."""
+    path = switches(tmp_path, [(T0 + 1 * S, 0, 100, False), (T0 + 3 * S, 0, 100, True)], wide=False)
+    cap = open_capture(path, pmus=["little=0", "big=1"])
+    results = what_if(cap, ["default@cpu0"])
+    assert results.summary.row(0, named=True)["guest_ns"] == 2 * S
+    assert (
+        "no sched_switch events: residency is taken from perf's PERF_RECORD_SWITCH records"
+        in (results.meta["notes"])
+    )
 
 
 def test_time_range_comes_from_what_is_replayed(

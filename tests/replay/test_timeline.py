@@ -114,6 +114,44 @@ def test_missing_switch_in_is_unknown(tmp_path: Path) -> None:
     assert got["cause"][1] == "contradictory records (events lost)"
 
 
+def test_adjacent_unknown_stretches_are_one_piece(tmp_path: Path) -> None:
+    """Two exits lost: each entry after an entry is a contradiction, so the stretch before each
+    is unknown. The two stretches touch, with the same CPU, residency and state: one piece from
+    the first entry to the last (pieces are consecutive runs, ``_merge_runs``)."""
+    text = (
+        sw("1.000000", 0, IDLE, VCPU)
+        + kvm("1.000010", 0, "entry")
+        + kvm("1.000050", 0, "entry")
+        + kvm("1.000090", 0, "entry")
+        + kvm("1.000100", 0, "exit")
+        + sw("1.000200", 0, VCPU, IDLE)
+        + sw("1.000300", 0, IDLE, VCPU)
+        + sw("1.000400", 0, VCPU, IDLE)
+    )
+    us = 1_000_000_000
+    got = timeline(tmp_path, text)
+    assert rows(got) == [
+        (0, us, us + 10_000, "host"),
+        (0, us + 10_000, us + 90_000, "unknown"),
+        (0, us + 90_000, us + 100_000, "guest"),
+        (0, us + 100_000, us + 200_000, "host"),
+        (0, us + 300_000, us + 400_000, "host"),
+    ]
+    # a second residency on the same CPU is not merged into the first
+    assert got["residency"].to_list() == [1, 1, 1, 1, 2]
+
+
+def test_a_thread_running_at_the_start_without_kvm_events_yet_is_in_host_mode(
+    tmp_path: Path,
+) -> None:
+    """Its only kvm record is a refused entry (a ``KVM_EXIT_FAIL_ENTRY`` return, before any
+    kvm_entry), so its run time is not guest time; nothing says it was in guest mode before
+    its first record, and a switch-out outside guest mode contradicts nothing."""
+    refusal = "  CPU 0/KVM-100 [002] 1.000100: kvm_userspace_exit: reason KVM_EXIT_FAIL_ENTRY (9)\n"
+    text = sw("1.000000", 0, IDLE, ("other", 7)) + refusal + sw("1.000200", 2, VCPU, IDLE)
+    assert rows(timeline(tmp_path, text)) == [(2, 1_000_000_000, 1_000_200_000, "host")]
+
+
 def test_lost_event_gap_is_unknown(tmp_path: Path) -> None:
     text = (
         sw("1.000000", 2, IDLE, VCPU)
@@ -180,6 +218,19 @@ NO_SCHED_SWITCH_CASES = {
         + kvm("1.000100", 0, "exit")
         + kvm("1.000200", 2, "entry")
         + kvm("1.000300", 2, "exit"),
+        [
+            (1, 0, 1_000_000_000, 1_000_100_000, "guest", None),
+            (1, 0, 1_000_100_000, 1_000_200_000, "host", None),
+            (2, 2, 1_000_200_000, 1_000_300_000, "guest", None),
+        ],
+    ),
+    # per-CPU buffers printed one after the other: file order is not time order, and the
+    # thread's moves follow its time order
+    "moves CPUs, CPU 2's lines first": (
+        kvm("1.000200", 2, "entry")
+        + kvm("1.000300", 2, "exit")
+        + kvm("1.000000", 0, "entry")
+        + kvm("1.000100", 0, "exit"),
         [
             (1, 0, 1_000_000_000, 1_000_100_000, "guest", None),
             (1, 0, 1_000_100_000, 1_000_200_000, "host", None),
@@ -400,6 +451,8 @@ def test_a_lost_event_gap_hides_the_vcpus_that_were_on_no_cpu(tmp_path: Path) ->
         cap, parse_vcpu_specs(["100=vm:0", "101=vm:1", "102=vm:2"])
     )
     pieces = build_timeline(cap, TOPO).pieces
+    # the hidden stretches join the pieces in thread, then time order, like every other
+    assert pieces.rows() == pieces.sort("tid", "start", maintain_order=True).rows()
     us = 1_000_000_000
     unknown = pieces.filter(pl.col("state") == "unknown").sort("tid", "start")
     lost = "events lost on this CPU"
@@ -437,4 +490,61 @@ def test_time_on_a_cpu_whose_data_the_file_cuts_off_is_unknown_and_says_so(
     assert pieces.select("cpu", "start", "end", "state", "cause").rows() == [
         (2, us, us + 100_000, "host", None),  # up to CPU 2's last record, the kvm_entry
         (2, us + 100_000, us + 2_000_000, "unknown", TRUNCATED_CAUSE),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("lost_cpus", "truncated_cpus", "note"),
+    [
+        ([0], [], "1 lost-event gaps: "),
+        ([], [2], "the truncated data of CPUs [2]: "),
+        ([0, 3], [2], "2 lost-event gaps and the truncated data of CPUs [2]: "),
+    ],
+)
+def test_the_notes_name_the_gaps_by_kind(
+    tmp_path: Path, lost_cpus: list[int], truncated_cpus: list[int], note: str
+) -> None:
+    text = sw("1.000000", 2, IDLE, VCPU) + sw("1.002000", 0, IDLE, IDLE)
+    cap = import_text(tmp_path, text)
+    rows = [(1_001_000_000, 90 + cpu, cpu, "lost") for cpu in lost_cpus]
+    rows += [(None, 99, cpu, "truncated") for cpu in truncated_cpus]
+    ts, seq, cpu, kind = zip(*rows, strict=True)
+    cap.tables["lost_events"] = conform(
+        "lost_events",
+        pa.table(
+            {
+                "ts": pa.array(ts, pa.int64()),
+                "seq": list(seq),
+                "cpu": pa.array(cpu, pa.int16()),
+                "kind": list(kind),
+            }
+        ),
+    )
+    cap.tables["vcpus"] = discover_vcpus(cap, parse_vcpu_specs([]))
+    notes = build_timeline(cap, TOPO).notes
+    expected = note + (
+        "time there, and time the vCPU threads were on no CPU then, is reported as unknown"
+    )
+    assert expected in notes
+
+
+def test_a_refusal_with_no_later_attempt_is_closed_at_the_end_of_the_capture(
+    tmp_path: Path,
+) -> None:
+    """No later entry attempt and no unknown piece follow it, so the stretch the capture
+    cannot show runs to the capture's end (``replay.refused``); of its 400 us the thread ran
+    100 us, until its switch-out."""
+    refusal = "  CPU 0/KVM-100 [002] 1.000100: kvm_userspace_exit: reason KVM_EXIT_FAIL_ENTRY (9)\n"
+    text = (
+        sw("1.000000", 2, IDLE, VCPU)
+        + refusal
+        + sw("1.000200", 2, VCPU, IDLE)
+        + sw("1.000500", 0, IDLE, ("other", 7))
+    )
+    cap = import_text(tmp_path, text)
+    cap.tables["vcpus"] = discover_vcpus(cap, parse_vcpu_specs([]))
+    attempts = build_timeline(cap, TOPO).attempts
+    us = 1_000_000_000
+    assert attempts.select("cpu", "ts", "until", "off_cpu_ns").rows() == [
+        (2, us + 100_000, us + 500_000, 300_000)
     ]

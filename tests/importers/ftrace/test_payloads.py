@@ -67,6 +67,12 @@ def test_wakeups_with_and_without_success(tmp_path: Path, event: str) -> None:
     assert (row["comm"], row["pid"], row["success"], row["target_cpu"]) == ("CPU 1/KVM", 77, 1, 3)
     row = one(tmp_path, f"{event}: comm=<...> pid=77 prio=120 target_cpu=002 state=W|m", event)
     assert (row["comm"], row["success"], row["target_cpu"]) == (None, None, 2)
+    # trace-cmd's sched plugin form: the same unknown name, and a pid past int32 named by
+    # its event and field
+    row = one(tmp_path, f"{event}: <...>:77 [120] CPU:002", event)
+    assert (row["comm"], row["pid"], row["target_cpu"]) == (None, 77, 2)
+    cap = import_text(tmp_path, HEAD + f"{event}: x:2147483648 [120] CPU:002\n")
+    assert [reason.split()[:2] for reason in cap.metadata.skipped] == [[event, "pid"]]
 
 
 def test_migrate_fork_exit(tmp_path: Path) -> None:
@@ -175,6 +181,9 @@ def test_other_kvm_events(tmp_path: Path) -> None:
     assert (row["reason_name"], row["reason"], row["errno"]) == ("error", None, -22)
     row = one(tmp_path, "kvm_vcpu_wakeup: poll time 310891 ns, polling invalid", "kvm_vcpu_wakeup")
     assert (row["ns"], row["waited"], row["valid"]) == (310891, False, False)
+    # "%s time %lld ns, polling %s": waited ? "wait" : "poll", valid ? "valid" : "invalid"
+    row = one(tmp_path, "kvm_vcpu_wakeup: wait time 5000 ns, polling valid", "kvm_vcpu_wakeup")
+    assert (row["ns"], row["waited"], row["valid"]) == (5000, True, True)
     row = one(tmp_path, "kvm_handle_sys_reg: HSR 0x62633820", "kvm_handle_sys_reg")
     assert row["hsr"] == 0x62633820
 

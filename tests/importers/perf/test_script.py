@@ -176,10 +176,39 @@ def test_invalid_utf8_is_replaced_and_counted(tmp_path: Path) -> None:
     path = tmp_path / "u.txt"
     path.write_bytes(
         b"            perf 28940 [000]  1580.107277" + switch
-        + b"            p\xffrf 28940 [000]  1580.107278" + switch
+        + b"".join(b"            p\xffrf 28940 [000]  1580.10728%d" % n + switch for n in range(7))
     )  # fmt: skip
     cap = load(path)
-    assert cap.frame("sched_switch")["ts"].to_list() == [1580107277000, 1580107278000]
+    assert cap.frame("sched_switch")["ts"].to_list() == [1580107277000] + [
+        1580107280000 + n * 1000 for n in range(7)
+    ]
+    # all 7 counted, the first 5 (FIRST_LOCATIONS) named
     assert cap.metadata.skipped == {
-        "invalid UTF-8 replaced (line imported)": {"count": 1, "first": ["line 2"]}
+        "invalid UTF-8 replaced (line imported)": {
+            "count": 7,
+            "first": [f"line {n}" for n in range(2, 7)],
+        }
     }
+
+
+def test_lines_whose_numbers_do_not_fit_are_skipped_and_counted(tmp_path: Path) -> None:
+    # 10^10 s is past 2^63 ns; CPU 40000 is past the int16 cpu column
+    line = (
+        "            perf 28940 [{cpu}]  {ts}: sched:sched_switch: prev_comm=perf prev_pid=28940 "
+        "prev_prio=120 prev_state=D ==> next_comm=migration/0 next_pid=18 next_prio=0\n"
+    )
+    path = tmp_path / "big.txt"
+    path.write_text(
+        line.format(cpu="000", ts="1580.107277")
+        + line.format(cpu="000", ts="10000000000.000000")
+        + line.format(cpu="40000", ts="1580.107278")
+    )
+    cap = load(path)
+    meta = cap.metadata
+    assert (meta.format, meta.clock, meta.first_ts) == ("perf-script", "perf", 1580107277000)
+    assert cap.frame("sched_switch")["ts"].to_list() == [1580107277000]
+    assert sorted((next(iter(v["first"])), v["count"]) for v in meta.skipped.values()) == [
+        ("line 2", 1),
+        ("line 3", 1),
+    ]
+    assert all(reason.endswith("(line skipped)") for reason in meta.skipped)

@@ -159,3 +159,49 @@ def test_values_beyond_uint64_are_null_and_counted(tmp_path: Path) -> None:
             "first": ["line 1"],
         },
     }
+
+
+def test_json_per_die_lines_and_damaged_lines_among_good_ones(tmp_path: Path) -> None:
+    # perf stat -j --per-die names the die ("S0-D1"); a damaged line is skipped and counted,
+    # and the lines after it are still read
+    path = write(
+        tmp_path,
+        "die.json",
+        '{"interval" : 1.5, "die" : "S0-D1", "aggregate-number" : 4, "counter-value" : "5",'
+        ' "unit" : "", "event" : "cycles", "event-runtime" : 7, "pcnt-running" : 100.00}\n'
+        '{"interval" : 1.5, "counter-value" : "6", "unit" : ""}\n'
+        "[1, 2]\n"
+        '{"interval" : 2.5, "die" : "S0-D0", "aggregate-number" : 4, "counter-value" : "9",'
+        ' "unit" : "", "event" : "cycles", "event-runtime" : 8, "pcnt-running" : 100.00}\n',
+    )
+    cap = load(path)
+    assert rows(path) == [
+        (1_500_000_000, None, None, "cycles", 5, "counted", "", 7, "S0-D1"),
+        (2_500_000_000, None, None, "cycles", 9, "counted", "", 8, "S0-D0"),
+    ]
+    assert (cap.metadata.first_ts, cap.metadata.last_ts) == (1_500_000_000, 2_500_000_000)
+    assert cap.metadata.skipped == {
+        "perf stat JSON line with a counter-value or an event, not both": {
+            "count": 1,
+            "first": ["line 2"],
+        },
+        "perf stat JSON line that is not an object": {"count": 1, "first": ["line 3"]},
+    }
+
+
+def test_a_clock_in_msec_converts_up_to_the_last_ns_of_uint64(tmp_path: Path) -> None:
+    # 2^64 - 1 ns = 18446744073709.551615 ms: that reading fits, one ns more does not; without
+    # -I a line has no time, though its first field has a decimal point
+    path = write(
+        tmp_path,
+        "ms.csv",
+        "18446744073709.551615,msec,task-clock,1000,100.00,,\n"
+        "18446744073709.551616,msec,task-clock,1000,100.00,,\n"
+        "2.5,msec,task-clock,1000,100.00,,\n",
+    )
+    assert [(r[0], r[4]) for r in rows(path)] == [
+        (None, 2**64 - 1),
+        (None, None),
+        (None, 2_500_000),
+    ]
+    assert [loc["first"] for loc in load(path).metadata.skipped.values()] == [["line 2"]]
