@@ -121,11 +121,6 @@ def run_totals(
     values = rows.select(**sums)
     totals = values.select(pl.all().fill_null(0).cum_sum())
     before = totals - values.select(pl.all().fill_null(0))
-    return pl.concat(
-        [
-            rows.filter(starts).select(first),
-            rows.filter(ends).select(last),
-            totals.filter(ends) - before.filter(starts),
-        ],
-        how="horizontal",
-    )
+    # the columns chosen before the rows: a filter copies every column it is given
+    ends_of = [rows.select(c).filter(m) for c, m in ((first, starts), (last, ends)) if c]
+    return pl.concat([*ends_of, totals.filter(ends) - before.filter(starts)], how="horizontal")
