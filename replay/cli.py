@@ -134,6 +134,13 @@ def os_error_message(exc: OSError) -> str:
 _interrupted = False
 
 
+def _done_with_interrupts() -> None:
+    """Once the exit code is known a Ctrl-C has nothing left to stop: ignore it. Interpreter
+    shutdown puts SIGINT back to the default action before it tears down numba and polars, and
+    a Ctrl-C then killed the process (status -2) with no message."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _on_interrupt(signum: int, frame: FrameType | None) -> None:
     """First Ctrl-C: unwind (outputs are cleaned up on the way). A second one: leave now."""
     global _interrupted
@@ -171,6 +178,7 @@ def console_main() -> int:
                 raise
             code = exc.code or 0
         sys.stdout.flush()  # what is buffered for a closed pipe fails here, not at exit
+        _done_with_interrupts()
     except BrokenPipeError:
         if code != EXIT_BROKEN_PIPE:  # else main said it already
             print(CLOSED_PIPE, file=sys.stderr)
@@ -180,6 +188,7 @@ def console_main() -> int:
             raise
         print("pmu-replay: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
+    _done_with_interrupts()
     if code == EXIT_BROKEN_PIPE:
         # what is still buffered for the closed pipe would fail again at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -353,3 +353,21 @@ def _group(pgid: int) -> list[str]:
     """``pid state`` of the live processes of process group ``pgid`` (zombies included)."""
     ps = subprocess.run(["ps", "-o", "pid=,stat=", "-g", str(pgid)], capture_output=True)
     return ps.stdout.decode().split("\n")[:-1]
+
+
+def test_a_ctrl_c_once_the_exit_code_is_known_changes_nothing() -> None:
+    """Interpreter shutdown (numba's and polars' teardown after a large replay) runs with
+    SIGINT back at its default action: a Ctrl-C then killed the process with status -2 and
+    no message. Once ``console_main`` has its exit code, a Ctrl-C is ignored."""
+    after_main = (
+        "import os, signal, sys\n"
+        "from replay.cli import console_main\n"
+        "code = console_main()\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", after_main, "--version"], capture_output=True, env=ENV, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert done.stdout.startswith(b"pmu-replay")
