@@ -155,7 +155,8 @@ def console_main() -> int:
     """Entry point of the ``pmu-replay`` script: process-wide settings, :func:`main`, exit.
 
     Ctrl-C is caught from the first moment (also while the commands' modules load, and where
-    it surfaces as another exception from inside a lock); output that stdout can no longer
+    it surfaces as another exception from inside a lock) and ignored once the exit code is
+    known; output that stdout can no longer
     take ends the run with :data:`EXIT_BROKEN_PIPE` and no traceback. The heap keeps freed
     blocks and Arrow allocates from it, and polars' allocator keeps the pages it frees
     (:mod:`replay.heap`). At the end, the objects still alive are about to go with the
