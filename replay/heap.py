@@ -1,4 +1,4 @@
-"""glibc heap settings for a process that allocates and frees tens of MB per chunk.
+"""Allocator settings for a process that allocates and frees tens of MB per chunk.
 
 The importers' kernels and the replay engine allocate arrays of 10-30 MB per chunk and free
 them a moment later. glibc serves blocks above its mmap threshold (128 KiB, adapting up to
@@ -7,15 +7,16 @@ so each chunk's arrays were page-faulted and zeroed anew: on the 1 GB text impor
 2.3 of 12.5 CPU-seconds were kernel time. Fixed thresholds keep such blocks in the heap for
 the next chunk (1.3 s kernel time, 11.4 CPU-s, the same peak RSS).
 
-polars allocates with its own jemalloc, which gives freed pages back to the kernel over ten
-seconds (``dirty_decay_ms``/``muzzy_decay_ms``) and faults them in again at the next use: on
-``pmu-replay compare`` of 10 M sched events, 44 of 70 s were kernel time (3.2 GB of page faults
-more than the peak RSS needed). Keeping them (decay -1) took it to 22 of 45 s, with 2 % more
-peak RSS; the process ends soon after its peak anyway.
-
 Arrow's buffers go to the same heap: its default pool (mimalloc) reserves memory of its own
 per thread, 14 MiB more peak RSS on a 3.4 MB trace.dat (130 -> 116 MiB) and 40 MiB more on a
 1.7 M-event one (540 -> 502 MiB), for the same CPU time.
+
+polars allocates with its own jemalloc, which gives freed pages back to the kernel over ten
+seconds (``dirty_decay_ms``/``muzzy_decay_ms``) and faults them in again at the next use: on
+``pmu-replay compare`` of 10 M sched events, 44 of 70 s were kernel time. Keeping them (decay
+-1) took it to 22 of 45 s, with 2 % more peak RSS; the process ends soon after its peak anyway.
+Local fleet workers inherit the setting: each stays at the peak of the largest capture it ran,
+and reuses those pages for the next.
 """
 
 from __future__ import annotations
