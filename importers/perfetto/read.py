@@ -30,6 +30,7 @@ import pyarrow as pa
 from numpy._core import multiarray
 
 from importers.capture import Capture, CaptureMetadata, sha256_of
+from importers.capture_writer import CaptureWriter
 from importers.detect import ProgressFn
 from importers.errors import DroppedEventsError
 from importers.perfetto.bundles import (
@@ -63,7 +64,12 @@ IMPORTER = "importers.perfetto.read:read_perfetto"
 
 
 def read_perfetto(
-    path: Path, *, fmt: str = "perfetto", strict: bool = False, progress: ProgressFn | None = None
+    path: Path,
+    *,
+    fmt: str = "perfetto",
+    strict: bool = False,
+    progress: ProgressFn | None = None,
+    writer: CaptureWriter | None = None,
 ) -> Capture:
     """Import a Perfetto protobuf trace.
 
@@ -79,6 +85,11 @@ def read_perfetto(
         counting it.
     progress
         Optional ``(done, total)`` callback, called per group of bundles.
+    writer
+        The directory the capture is being saved to: ``events`` is written to it a group at
+        a time as the groups are decoded, and is in the capture's ``streamed``, not its
+        ``tables`` (the largest table: 0.8 GB of Arrow for 9.6 M rows, 2.4 CPU-s of Parquet
+        encoding, on the 491 MB benchmark trace).
 
     Returns
     -------
@@ -94,7 +105,7 @@ def read_perfetto(
     """
     with ThreadPoolExecutor(max_workers=1) as hasher, _small_pages():
         digest = hasher.submit(sha256_of, path)
-        capture = _read(path, fmt, strict, progress)
+        capture = _read(path, fmt, strict, progress, writer)
         capture.metadata.source_sha256 = digest.result()
     return capture
 
@@ -130,7 +141,9 @@ def _small_pages() -> Iterator[None]:
                 switch(_pages_before)
 
 
-def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Capture:
+def _read(
+    path: Path, fmt: str, strict: bool, progress: ProgressFn | None, writer: CaptureWriter | None
+) -> Capture:
     skips = SkipLog(str(path), strict)
     p = read_packets(map_file(path), skips)
     seqs = sequences(p)
@@ -149,8 +162,15 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
         last_raw=np.full(b.count, -1, np.int64),
     )
     total = max(1, int(b.events.sum()))
+    streamed: list[tuple[int, int, int]] = []  # first ts, last ts and last CPU of each part
     for group, group_skips in _decoded(ctx, skips):
         parts.add(group)
+        if writer is not None:
+            for part in parts.events:
+                ts = pa.compute.min_max(part.column("ts")).as_py()
+                streamed.append((ts["min"], ts["max"], pa.compute.max(part.column("cpu")).as_py()))
+                writer.append("events", part)
+            parts.events.clear()
         release(p.data, int(b.start[group.chosen[0]]), int(b.end[group.chosen[-1]]))
         for reason, record in group_skips.reasons.items():
             skips.add(reason, record.first, record.count)
@@ -199,8 +219,9 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
             count=unconverted,
         )
     return Capture(
-        metadata=_metadata(path, fmt, tables, skips, extra),
+        metadata=_metadata(path, fmt, tables, streamed, skips, extra),
         tables={k: v for k, v in tables.items() if v.num_rows},
+        streamed=writer.streamed if writer is not None else {},
     )
 
 
@@ -257,15 +278,22 @@ def _tasks(p: Any, seqs: Any, clocks: Any, tables: dict[str, pa.Table], parts: P
 
 
 def _metadata(
-    path: Path, fmt: str, tables: dict[str, pa.Table], skips: SkipLog, extra: dict[str, Any]
+    path: Path,
+    fmt: str,
+    tables: dict[str, pa.Table],
+    streamed: list[tuple[int, int, int]],
+    skips: SkipLog,
+    extra: dict[str, Any],
 ) -> CaptureMetadata:
+    """The capture's metadata; ``streamed``: first ts, last ts and last CPU of each part of
+    the tables written as they were decoded."""
     timed = [
         t.column("ts") for name, t in tables.items() if name in TYPED_TABLES or name == "events"
     ]
-    lows = [pa.compute.min(c).as_py() for c in timed if len(c)]
-    highs = [pa.compute.max(c).as_py() for c in timed if len(c)]
+    lows = [pa.compute.min(c).as_py() for c in timed if len(c)] + [s[0] for s in streamed]
+    highs = [pa.compute.max(c).as_py() for c in timed if len(c)] + [s[1] for s in streamed]
     cpus = [pa.compute.max(t.column("cpu")).as_py() for t in tables.values()
-            if "cpu" in t.column_names and t.num_rows]  # fmt: skip
+            if "cpu" in t.column_names and t.num_rows] + [s[2] for s in streamed]  # fmt: skip
     return CaptureMetadata(
         source_path=str(path),
         source_sha256="",
