@@ -134,17 +134,32 @@ class CaptureWriter:
 
     def finish(self, capture: Capture) -> None:
         """Close the streamed tables, then write ``capture``'s other tables and its metadata
-        (last, as ``Capture.save`` does); ``capture.streamed`` names the streamed ones."""
+        (last, as ``Capture.save`` does).
+
+        A streamed table the importer also kept in ``capture.tables`` (for the steps after
+        the import) is not written again; the streamed tables it did not keep are added to
+        ``capture.streamed``.
+
+        Raises
+        ------
+        ValueError
+            When a table kept in memory has other rows than were streamed (changed after).
+        """
         try:
             for stream in self._streams.values():
                 stream.close(self._pool)
         finally:
             self._pool.shutdown(wait=True)
-        overlap = set(self.streamed) & set(capture.tables)
-        if overlap:
-            raise ValueError(f"tables both streamed and in memory: {sorted(overlap)}")
-        capture.streamed.update(self.streamed)
-        write_tables(self.out, capture.tables, capture.metadata)
+        for name, streamed in self.streamed.items():
+            kept = capture.tables.get(name)
+            if kept is None:
+                capture.streamed[name] = streamed
+            elif kept.num_rows != streamed.rows:
+                raise ValueError(
+                    f"table {name}: {kept.num_rows} rows in memory, {streamed.rows} written"
+                )
+        rest = {name: t for name, t in capture.tables.items() if name not in self.streamed}
+        write_tables(self.out, rest, capture.metadata)
         self.finished = True
 
     def abort(self) -> None:

@@ -73,12 +73,12 @@ class Parts:
     sightings: list[pl.DataFrame] = field(default_factory=list)
     names: Names = field(default_factory=Names)
 
-    def add(self, g: Group) -> None:
-        """Append group ``g`` (groups arrive in trace order)."""
+    def add(self, g: Group) -> dict[str, pa.Table]:
+        """Append group ``g`` (groups arrive in trace order); returns its rows of each typed
+        table, in ``seq`` order (a group's rows follow the earlier groups' rows)."""
         self.first_ts[g.chosen] = g.first_ts
         self.last_raw[g.chosen] = g.last_raw
-        for name, tables in g.typed.items():
-            self.typed.setdefault(name, []).extend(tables)
+        pieces = {name: list(tables) for name, tables in g.typed.items()}
         self.events.extend(g.events)
         self.sightings.extend(g.sightings)
         markers = self.losses.add(self.ctx.b, self.ctx.seqs, g.chosen, g.last_raw)
@@ -90,7 +90,19 @@ class Parts:
                                        self.names.dictionary())  # fmt: skip
             for name, table in zip(("sched_switch", "sched_waking"), compact, strict=True):
                 if table.num_rows:
-                    self.typed.setdefault(name, []).append(table)
+                    pieces.setdefault(name, []).append(table)
+        tables = {name: _in_seq_order(pa.concat_tables(t)) for name, t in pieces.items()}
+        for name, table in tables.items():
+            self.typed.setdefault(name, []).append(table)
+        return tables
+
+
+def _in_seq_order(table: pa.Table) -> pa.Table:
+    """``table`` sorted by ``seq`` (a kind with plain and compact rows in one group is not)."""
+    seq = table.column("seq").to_numpy()
+    if (np.diff(seq) >= 0).all():
+        return table
+    return table.take(np.argsort(seq, kind="stable"))
 
 
 @dataclass

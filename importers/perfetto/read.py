@@ -164,8 +164,10 @@ def _read(
     total = max(1, int(b.events.sum()))
     streamed: list[tuple[int, int, int]] = []  # first ts, last ts and last CPU of each part
     for group, group_skips in _decoded(ctx, skips):
-        parts.add(group)
-        if writer is not None:
+        typed = parts.add(group)
+        if writer is not None:  # typed tables written and kept (tasks, vCPUs, topology)
+            for name, table in typed.items():
+                writer.append(name, table)
             for part in parts.events:
                 ts = pa.compute.min_max(part.column("ts")).as_py()
                 streamed.append((ts["min"], ts["max"], pa.compute.max(part.column("cpu")).as_py()))
@@ -176,7 +178,7 @@ def _read(
             skips.add(reason, record.first, record.count)
         if progress:
             progress(int(b.events[: group.chosen[-1] + 1].sum()), total)
-    tables = {name: _in_seq_order(pa.concat_tables(t)) for name, t in parts.typed.items()}
+    tables = {name: pa.concat_tables(t) for name, t in parts.typed.items()}
     markers = pl.concat(parts.losses.markers) if parts.losses.markers else _NO_MARKERS
     unknown = {
         "sched_switch without previous task": parts.running.no_prev,
@@ -221,7 +223,7 @@ def _read(
     return Capture(
         metadata=_metadata(path, fmt, tables, streamed, skips, extra),
         tables={k: v for k, v in tables.items() if v.num_rows},
-        streamed=writer.streamed if writer is not None else {},
+        streamed={n: s for n, s in writer.streamed.items() if n not in tables} if writer else {},
     )
 
 
@@ -244,14 +246,6 @@ def _decoded(ctx: Context, skips: SkipLog) -> Iterator[tuple[Group, SkipLog]]:
                 yield future.result(), group_skips
         for future, group_skips in pending:
             yield future.result(), group_skips
-
-
-def _in_seq_order(table: pa.Table) -> pa.Table:
-    """``table`` sorted by ``seq`` (a kind with plain and compact rows in one group is not)."""
-    seq = table.column("seq").to_numpy()
-    if (np.diff(seq) >= 0).all():
-        return table
-    return table.take(np.argsort(seq, kind="stable"))
 
 
 _NO_MARKERS = pl.DataFrame(

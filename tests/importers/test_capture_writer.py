@@ -182,13 +182,24 @@ def test_a_capture_never_finished_is_not_written(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_table_both_streamed_and_in_memory_is_refused(tmp_path: Path) -> None:
-    part = _events_part(random.Random(5), 0, 10)
-    refused = pytest.raises(ValueError, match=r"both streamed and in memory: \['events'\]")
-    with refused, saving(tmp_path / "c") as writer:
+def test_a_table_kept_in_memory_is_written_once_and_must_not_change(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    part, more = _events_part(rng, 0, 10), _events_part(rng, 10, 5)
+    with saving(tmp_path / "c") as writer:
         writer.append("events", part)
+        writer.append("events", more)
+        kept = Capture(_meta(), {"events": pa.concat_tables([part, more])})
+        writer.finish(kept)
+    assert kept.streamed == {}  # in memory: read from there
+    Capture(_meta(), kept.tables).save(tmp_path / "saved")
+    for name in ("events.parquet", "metadata.json"):
+        assert (tmp_path / "c" / name).read_bytes() == (tmp_path / "saved" / name).read_bytes()
+    refused = pytest.raises(ValueError, match="table events: 10 rows in memory, 15 written")
+    with refused, saving(tmp_path / "d") as writer:
+        writer.append("events", part)
+        writer.append("events", more)
         writer.finish(Capture(_meta(), {"events": part}))
-    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "saved"]
 
 
 def test_pmu_replay_import_streams_a_perfetto_trace(
