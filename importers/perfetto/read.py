@@ -58,7 +58,7 @@ from importers.perfetto.system import (
 from importers.perfetto.wire import I64
 from importers.schema import TYPED_TABLES, conform
 from importers.skips import SkipLog
-from importers.tasks import name_spans, table_spans
+from importers.tasks import name_spans
 
 IMPORTER = "importers.perfetto.read:read_perfetto"
 
@@ -195,7 +195,7 @@ def _read(
                 "in lost_events"
             )
         tables["lost_events"] = lost
-    tables["tasks"] = _tasks(p, seqs, clocks, tables, parts)
+    tables["tasks"] = _tasks(p, seqs, clocks, parts)
     cpus = cpu_info(p)
     found = topology(cpus)
     if found is not None:
@@ -253,10 +253,10 @@ _NO_MARKERS = pl.DataFrame(
 )
 
 
-def _tasks(p: Any, seqs: Any, clocks: Any, tables: dict[str, pa.Table], parts: Parts) -> pa.Table:
+def _tasks(p: Any, seqs: Any, clocks: Any, parts: Parts) -> pa.Table:
     """Names from the typed tables, task-naming events and ``process_tree``; ``tgid`` filled
     in from ``process_stats`` where no source gave one."""
-    found = name_spans([*table_spans(tables), *parts.sightings, tree_sightings(p, seqs, clocks)])
+    found = name_spans([*parts.table_spans(), *parts.sightings, tree_sightings(p, seqs, clocks)])
     spans = pl.from_arrow(found)
     assert isinstance(spans, pl.DataFrame)
     members = stats_membership(p).unique("pid", keep="first")
