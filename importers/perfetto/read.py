@@ -86,10 +86,12 @@ def read_perfetto(
     progress
         Optional ``(done, total)`` callback, called per group of bundles.
     writer
-        The directory the capture is being saved to: ``events`` is written to it a group at
-        a time as the groups are decoded, and is in the capture's ``streamed``, not its
-        ``tables`` (the largest table: 0.8 GB of Arrow for 9.6 M rows, 2.4 CPU-s of Parquet
-        encoding, on the 491 MB benchmark trace).
+        The directory the capture is being saved to: the typed tables and ``events`` are
+        written to it a group at a time, while the next groups are decoded. The typed tables
+        stay in the capture's ``tables`` too (vCPU discovery, the topology and the import's
+        advice read them); ``events`` is in its ``streamed`` only (the largest table: 0.8 GB
+        of Arrow for 9.6 M rows, 2.4 CPU-s of Parquet encoding, on the 491 MB benchmark
+        trace).
 
     Returns
     -------
@@ -162,15 +164,15 @@ def _read(
         last_raw=np.full(b.count, -1, np.int64),
     )
     total = max(1, int(b.events.sum()))
-    streamed: list[tuple[int, int, int]] = []  # first ts, last ts and last CPU of each part
+    written: list[tuple[int, int, int]] = []  # first ts, last ts and last CPU of events parts
     for group, group_skips in _decoded(ctx, skips):
         typed = parts.add(group)
-        if writer is not None:  # typed tables written and kept (tasks, vCPUs, topology)
+        if writer is not None:
             for name, table in typed.items():
                 writer.append(name, table)
             for part in parts.events:
                 ts = pa.compute.min_max(part.column("ts")).as_py()
-                streamed.append((ts["min"], ts["max"], pa.compute.max(part.column("cpu")).as_py()))
+                written.append((ts["min"], ts["max"], pa.compute.max(part.column("cpu")).as_py()))
                 writer.append("events", part)
             parts.events.clear()
         release(p.data, int(b.start[group.chosen[0]]), int(b.end[group.chosen[-1]]))
@@ -221,7 +223,7 @@ def _read(
             count=unconverted,
         )
     return Capture(
-        metadata=_metadata(path, fmt, tables, streamed, skips, extra),
+        metadata=_metadata(path, fmt, tables, written, skips, extra),
         tables={k: v for k, v in tables.items() if v.num_rows},
         streamed={n: s for n, s in writer.streamed.items() if n not in tables} if writer else {},
     )
@@ -275,19 +277,19 @@ def _metadata(
     path: Path,
     fmt: str,
     tables: dict[str, pa.Table],
-    streamed: list[tuple[int, int, int]],
+    written: list[tuple[int, int, int]],
     skips: SkipLog,
     extra: dict[str, Any],
 ) -> CaptureMetadata:
-    """The capture's metadata; ``streamed``: first ts, last ts and last CPU of each part of
-    the tables written as they were decoded."""
+    """The capture's metadata; ``written``: first ts, last ts and last CPU of each part of
+    the ``events`` written as it was decoded (not in ``tables``)."""
     timed = [
         t.column("ts") for name, t in tables.items() if name in TYPED_TABLES or name == "events"
     ]
-    lows = [pa.compute.min(c).as_py() for c in timed if len(c)] + [s[0] for s in streamed]
-    highs = [pa.compute.max(c).as_py() for c in timed if len(c)] + [s[1] for s in streamed]
+    lows = [pa.compute.min(c).as_py() for c in timed if len(c)] + [w[0] for w in written]
+    highs = [pa.compute.max(c).as_py() for c in timed if len(c)] + [w[1] for w in written]
     cpus = [pa.compute.max(t.column("cpu")).as_py() for t in tables.values()
-            if "cpu" in t.column_names and t.num_rows] + [s[2] for s in streamed]  # fmt: skip
+            if "cpu" in t.column_names and t.num_rows] + [w[2] for w in written]  # fmt: skip
     return CaptureMetadata(
         source_path=str(path),
         source_sha256="",
