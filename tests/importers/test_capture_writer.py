@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import random
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -145,8 +146,9 @@ def test_an_import_that_fails_mid_stream_leaves_no_capture(
             writer.append("events", _events_part(rng, 1500 * k, 1500))
         assert any(p.suffix == ".partial" for p in tmp_path.iterdir())  # written meanwhile
         raise Interrupted
-    # the earlier capture as it was, or nothing; no partial copy beside it
+    # the earlier capture as it was, or nothing; no partial copy beside it, no writer thread
     assert [p.name for p in tmp_path.iterdir()] == (["cap"] if earlier else [])
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("parquet")]
     if earlier:
         assert {p.name: p.read_bytes() for p in target.iterdir()} == before
 
