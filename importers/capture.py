@@ -3,7 +3,8 @@
 A saved capture is a directory with one Parquet file per non-empty table, named after the table
 (``sched_switch.parquet``, ``events.parquet``, ...), and ``metadata.json``. Users can open any
 table directly with ``polars.read_parquet``; :meth:`Capture.load` gives back exactly what
-:meth:`Capture.save` wrote.
+:meth:`Capture.save` wrote. An importer can also write its large tables while it decodes them
+(:mod:`importers.capture_writer`): the same files, byte for byte.
 """
 
 from __future__ import annotations

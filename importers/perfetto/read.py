@@ -5,7 +5,8 @@ Pipeline: :mod:`~importers.perfetto.packets` (packets, compressed ones inflated)
 (BOOTTIME), :mod:`~importers.perfetto.bundles` (ftrace bundles, per CPU), then groups of
 bundles decoded side by side by :mod:`~importers.perfetto.decode` (typed tables, ``events``,
 compact rows) and taken in trace order by :mod:`~importers.perfetto.running` (what compact
-events leave out) and :mod:`~importers.perfetto.losses`; at the end
+events leave out) and :mod:`~importers.perfetto.losses` (and, for ``import -o``, written a
+group at a time by :mod:`importers.capture_writer`); at the end
 :mod:`~importers.perfetto.processes` (task names) and :mod:`~importers.perfetto.system` (the
 machine).
 
