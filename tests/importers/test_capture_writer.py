@@ -94,6 +94,9 @@ def test_parts_written_as_they_come_are_the_file_of_the_whole_table(
     assert streamed.event_counts() == whole.event_counts()
     assert streamed.table("events").equals(Capture.load(tmp_path / "saved").table("events"))
     assert "events" not in streamed.tables and streamed.streamed["events"].rows == sum(sizes)
+    streamed.save(tmp_path / "again")  # a streamed table is read back, not left out
+    again = Capture.load(tmp_path / "again").table("events")
+    assert again.to_pylist() == whole.tables["events"].to_pylist()
 
 
 @pytest.mark.parametrize("name", [PIXEL6A, GALAXY, PIXEL7])
