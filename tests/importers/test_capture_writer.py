@@ -70,18 +70,30 @@ def test_parts_written_as_they_come_are_the_file_of_the_whole_table(
     switch = conform(
         "sched_switch", pa.table({"ts": [5], "seq": [0], "cpu": [1], "common_pid": [9]})
     )
-    whole = Capture(_meta(), {"events": pa.concat_tables(parts), "sched_switch": switch})
+    idle = [conform("cpu_idle", pa.table({"ts": [t], "seq": [t], "cpu": [0], "common_pid": [0]}))
+            for t in range(7)]  # fmt: skip
+    whole = Capture(
+        _meta(),
+        {
+            "events": pa.concat_tables(parts),
+            "sched_switch": switch,
+            "cpu_idle": pa.concat_tables(idle),
+        },
+    )
     whole.save(tmp_path / "saved")
     with saving(tmp_path / "streamed") as writer:
         for part in parts:
             writer.append("events", part)
+        for part in idle:  # a typed table streamed, not kept
+            writer.append("cpu_idle", part)
         streamed = Capture(_meta(), {"sched_switch": switch}, writer.streamed)
         writer.finish(streamed)
-    for name in ("events.parquet", "sched_switch.parquet", "metadata.json"):
+    for name in ("events.parquet", "sched_switch.parquet", "cpu_idle.parquet", "metadata.json"):
         assert (tmp_path / "streamed" / name).read_bytes() == (
             tmp_path / "saved" / name
         ).read_bytes(), name
     assert sorted(p.name for p in (tmp_path / "streamed").iterdir()) == [
+        "cpu_idle.parquet",
         "events.parquet",
         "metadata.json",
         "sched_switch.parquet",
