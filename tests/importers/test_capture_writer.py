@@ -129,6 +129,11 @@ def test_a_perfetto_import_saved_as_it_goes_is_the_saved_import(
     with saving(tmp_path / "streamed") as writer:
         streamed = load(trace, writer=writer)
         assert "events" not in streamed.tables  # written, not kept
+        # every decoded table written as it came; those of a row group or more are on disk
+        decoded = set(saved.tables) - {"tasks"}
+        assert set(writer.streamed) == decoded
+        on_disk = {p.stem for p in writer.out.iterdir()}
+        assert on_disk == {n for n in decoded if saved.tables[n].num_rows >= SMALL_ROW_GROUP}
         writer.finish(streamed)
     files = sorted(p.name for p in (tmp_path / "saved").iterdir())
     assert "events.parquet" in files
@@ -237,3 +242,18 @@ def test_pmu_replay_import_streams_a_perfetto_trace(
     assert summary["cpus"] == whole.metadata.cpu_count == 8
     back = Capture.load(tmp_path / "cap")
     assert back.table("events").equals(whole.tables["events"])
+
+
+def test_parts_are_conformed_to_the_schema_as_save_does(tmp_path: Path) -> None:
+    """A part with other column types and order, or columns missing, is cast to the table's
+    schema first (as ``Capture.save`` casts a whole table), not refused by the writer."""
+    raw = pa.table({"cpu": [1, 2], "seq": [0, 1], "ts": [10, 20], "common_pid": [5, 6]})
+    Capture(_meta(), {"cpu_idle": raw}).save(tmp_path / "saved")
+    with saving(tmp_path / "streamed") as writer:
+        writer.append("cpu_idle", raw.slice(0, 1))
+        writer.append("cpu_idle", raw.slice(1))
+        writer.finish(Capture(_meta()))
+    for name in ("cpu_idle.parquet", "metadata.json"):
+        assert (tmp_path / "streamed" / name).read_bytes() == (
+            tmp_path / "saved" / name
+        ).read_bytes()
