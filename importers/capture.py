@@ -3,7 +3,8 @@
 A saved capture is a directory with one Parquet file per non-empty table, named after the table
 (``sched_switch.parquet``, ``events.parquet``, ...), and ``metadata.json``. Users can open any
 table directly with ``polars.read_parquet``; :meth:`Capture.load` gives back exactly what
-:meth:`Capture.save` wrote.
+:meth:`Capture.save` wrote. An importer can also write its large tables while it decodes them
+(:mod:`importers.capture_writer`): the same files, byte for byte.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     import polars as pl
 
 METADATA_FILE = "metadata.json"
+#: rows per Parquet row group (pyarrow's default, fixed here so that a table written a part at
+#: a time by :class:`importers.capture_writer.CaptureWriter` is cut where a whole one is)
+ROW_GROUP_ROWS = 1 << 20
 
 
 @dataclass
@@ -72,16 +76,32 @@ class CaptureMetadata:
 
 
 @dataclass
+class StreamedTable:
+    """A table written to the capture's directory a part at a time while it was imported
+    (:class:`importers.capture_writer.CaptureWriter`) and not kept in memory: where it will be
+    once the directory is complete, its rows, and its rows per ``event`` name."""
+
+    path: Path
+    rows: int = 0
+    event_counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class Capture:
-    """Tables by name (canonical schemas of :mod:`importers.schema`) and metadata."""
+    """Tables by name (canonical schemas of :mod:`importers.schema`) and metadata; tables an
+    import wrote as it went are in ``streamed`` instead of ``tables``."""
 
     metadata: CaptureMetadata
     tables: dict[str, pa.Table] = field(default_factory=dict)
+    streamed: dict[str, StreamedTable] = field(default_factory=dict)
 
     def table(self, name: str) -> pa.Table:
-        """The table ``name``, or an empty one with its schema when the capture has none."""
+        """The table ``name``, or an empty one with its schema when the capture has none (a
+        streamed table is read back from its file)."""
         if name not in TABLES:
             raise KeyError(f"no table called {name!r}; known: {', '.join(sorted(TABLES))}")
+        if name in self.streamed:
+            return conform(name, pq.read_table(self.streamed[name].path))
         return self.tables.get(name, empty_table(name))
 
     def frame(self, name: str) -> pl.DataFrame:
@@ -101,16 +121,17 @@ class Capture:
         for name in TYPED_TABLES:
             if name in ("pmu_samples", "pmu_counts"):
                 continue
-            n = self.table(name).num_rows
+            n = self.streamed[name].rows if name in self.streamed else self.table(name).num_rows
             if n:
                 counts[name] = n
         for table, prefix in (("events", ""), ("pmu_samples", "pmu_samples:")):
-            # counted per chunk on the dictionary codes: decoding millions of names only to
-            # count them cost a second on a large Perfetto trace
-            for chunk in self.table(table).column("event").chunks:
-                for item in pc.value_counts(chunk).to_pylist():
-                    key = f"{prefix}{item['values']}"
-                    counts[key] = counts.get(key, 0) + item["counts"]
+            named = (
+                self.streamed[table].event_counts
+                if table in self.streamed
+                else count_event_names(self.table(table))
+            )
+            for event, n in named.items():
+                counts[f"{prefix}{event}"] = counts.get(f"{prefix}{event}", 0) + n
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def save(self, directory: str | Path) -> Path:
@@ -122,16 +143,8 @@ class Capture:
         interrupted save. Metadata is written last.
         """
         with whole_directory(directory, METADATA_FILE) as out:
-            writes = [
-                (out / f"{name}.parquet", conform(name, table))
-                for name in TABLES
-                if (table := self.tables.get(name)) is not None and table.num_rows
-            ]
-            # pyarrow releases the GIL while encoding: tables are written side by side.
-            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                list(pool.map(lambda job: _write_parquet(job[1], job[0]), writes))
-            meta = json.dumps(self.metadata.to_json(), indent=2, sort_keys=True)
-            (out / METADATA_FILE).write_text(meta + "\n")
+            tables = {**{name: self.table(name) for name in self.streamed}, **self.tables}
+            write_tables(out, tables, self.metadata)
         return Path(directory)
 
     @classmethod
@@ -177,8 +190,41 @@ def sha256_of(path: str | Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+def count_event_names(table: pa.Table) -> dict[str, int]:
+    """Rows of ``table`` per value of its ``event`` column.
+
+    Counted per chunk on the dictionary codes: decoding millions of names only to count them
+    cost a second on a large Perfetto trace.
+    """
+    counts: dict[str, int] = {}
+    for chunk in table.column("event").chunks:
+        for item in pc.value_counts(chunk).to_pylist():
+            counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+    return counts
+
+
+def write_tables(out: Path, tables: dict[str, pa.Table], metadata: CaptureMetadata) -> None:
+    """The non-empty ``tables`` as Parquet files in ``out``, then ``metadata.json``."""
+    writes = [
+        (out / f"{name}.parquet", conform(name, table))
+        for name in TABLES
+        if (table := tables.get(name)) is not None and table.num_rows
+    ]
+    # pyarrow releases the GIL while encoding: tables are written side by side.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(lambda job: _write_parquet(job[1], job[0]), writes))
+    meta = json.dumps(metadata.to_json(), indent=2, sort_keys=True)
+    (out / METADATA_FILE).write_text(meta + "\n")
+
+
 def _write_parquet(table: pa.Table, path: Path) -> None:
-    """One table as zstd Parquet, with encodings chosen for event tables.
+    """One table as zstd Parquet (see :func:`parquet_options`)."""
+    pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, **parquet_options(table.schema))
+
+
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """``pyarrow.parquet`` writer options for a table of ``schema``: zstd, with encodings
+    chosen for event tables.
 
     ``ts`` and ``seq`` ascend almost everywhere: delta encoding stores them in a few bits a
     row. Parquet dictionaries are kept for the dictionary-typed (string) columns only; on the
@@ -192,16 +238,14 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     deltas = {
         c: "DELTA_BINARY_PACKED"
         for c in ("ts", "seq")
-        if c in table.column_names and pa.types.is_integer(table.schema.field(c).type)
+        if c in schema.names and pa.types.is_integer(schema.field(c).type)
     }
-    strings = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
-    numbers = [f.name for f in table.schema if f.name not in strings]
-    few = [f.name for f in table.schema if FEW_VALUES in (f.metadata or {})]
-    pq.write_table(
-        table,
-        path,
-        compression="zstd",
-        use_dictionary=strings + few,
-        column_encoding=deltas or None,
-        write_statistics=numbers,
-    )
+    strings = [f.name for f in schema if pa.types.is_dictionary(f.type)]
+    numbers = [f.name for f in schema if f.name not in strings]
+    few = [f.name for f in schema if FEW_VALUES in (f.metadata or {})]
+    return {
+        "compression": "zstd",
+        "use_dictionary": strings + few,
+        "column_encoding": deltas or None,
+        "write_statistics": numbers,
+    }

@@ -13,11 +13,14 @@ import re
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from importers.capture import METADATA_FILE, Capture, sha256_of
 from importers.decompress import MAGIC, compression_of, decompressed, renamed
 from importers.errors import CaptureFormatError, PmuReplayError
+
+if TYPE_CHECKING:
+    from importers.capture_writer import CaptureWriter
 
 SNIFF_BYTES = 1 << 16
 #: the file that makes a directory a ``pmu-replay record`` capture
@@ -36,6 +39,9 @@ IMPORTERS: dict[str, str] = {
     "record-dir": "importers.host.record_dir:read_record_dir",
     "perfetto": "importers.perfetto.read:read_perfetto",
 }
+#: formats whose importer writes its largest tables to the output as it decodes them
+#: (``writer``: :class:`importers.capture_writer.CaptureWriter`)
+STREAMING = frozenset({"perfetto"})
 #: formats that are a compression of another (importers.decompress)
 COMPRESSIONS = frozenset(name for _, name in MAGIC)
 #: what :func:`sniff` recognises, in words, for the message of a file it does not
@@ -262,7 +268,13 @@ def importer_for(fmt: str) -> Importer:
     return fn
 
 
-def load(path: str | Path, *, strict: bool = False, progress: ProgressFn | None = None) -> Capture:
+def load(
+    path: str | Path,
+    *,
+    strict: bool = False,
+    progress: ProgressFn | None = None,
+    writer: CaptureWriter | None = None,
+) -> Capture:
     """Import any supported capture (or reload a saved capture directory).
 
     Parameters
@@ -273,17 +285,31 @@ def load(path: str | Path, *, strict: bool = False, progress: ProgressFn | None 
         Turn every counted skip (malformed line, damaged page, lost events) into an error.
     progress
         Optional callback receiving progress as ``(done, total)``.
+    writer
+        The directory the capture is being saved to, for importers of :data:`STREAMING`
+        formats to write tables to as they decode them (the caller finishes it).
     """
     fmt = sniff(path)
     if fmt == "capture-dir":
         return Capture.load(path)
     if fmt in COMPRESSIONS:
-        return _load_decompressed(Path(path), fmt, strict, progress)
-    return importer_for(fmt)(Path(path), fmt=fmt, strict=strict, progress=progress)
+        return _load_decompressed(Path(path), fmt, strict, progress, writer)
+    return _imported(fmt, Path(path), strict, progress, writer)
+
+
+def _imported(
+    fmt: str, path: Path, strict: bool, progress: ProgressFn | None, writer: CaptureWriter | None
+) -> Capture:
+    streaming = {"writer": writer} if writer is not None and fmt in STREAMING else {}
+    return importer_for(fmt)(path, fmt=fmt, strict=strict, progress=progress, **streaming)
 
 
 def _load_decompressed(
-    path: Path, compression: str, strict: bool, progress: ProgressFn | None
+    path: Path,
+    compression: str,
+    strict: bool,
+    progress: ProgressFn | None,
+    writer: CaptureWriter | None,
 ) -> Capture:
     """Import the capture inside a compressed file; the metadata names the original file
     (path and sha256) and its compression, and so do error messages."""
@@ -295,7 +321,7 @@ def _load_decompressed(
                     f"{inner}: compressed twice ({compression}, then {fmt}); decompress it "
                     "yourself first"
                 )
-            capture = importer_for(fmt)(inner, fmt=fmt, strict=strict, progress=progress)
+            capture = _imported(fmt, inner, strict, progress, writer)
         except PmuReplayError as exc:
             raise renamed(exc, inner, path) from None
     capture.metadata.source_path = str(path)

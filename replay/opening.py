@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from importers.capture import Capture
+from importers.capture_writer import CaptureWriter
 from importers.detect import ProgressFn, load
 from importers.errors import TopologyError
 from importers.host.resolve import resolve_topology
@@ -28,6 +29,7 @@ def open_capture(
     strict: bool = False,
     progress: ProgressFn | None = None,
     tsc_khz: int | None = None,
+    writer: CaptureWriter | None = None,
 ) -> Capture:
     """Import a capture and settle its host description.
 
@@ -47,8 +49,12 @@ def open_capture(
     reserved_counters
         ``CPUS=N|cycles|cycles+N`` strings (``--host-reserved-counters``): counters the host's
         own pinned perf events hold, added to the topology's host conditions.
+    writer
+        The directory the capture is being saved to (``pmu-replay import -o``): importers
+        that can write their largest tables there as they decode them do
+        (:data:`importers.detect.STREAMING`); the caller finishes it.
     """
-    capture = load(path, strict=strict, progress=progress)
+    capture = load(path, strict=strict, progress=progress, writer=writer)
     if tsc_khz is not None:
         to_nanoseconds(capture, tsc_khz)
     described = "topology" in capture.tables and "vcpus" in capture.tables

@@ -20,6 +20,7 @@ CORE = (
     "__init__",
     "byte_loops",
     "capture",
+    "capture_writer",
     "decompress",
     "detect",
     "errors",

@@ -26,6 +26,7 @@ from importers.perfetto.sequences import Sequences
 from importers.perfetto.typed import TABLE_OF, typed_table
 from importers.perfetto.wire import I64, pick_fields, text_column
 from importers.skips import SkipLog
+from importers.tasks import NAMED_IN, table_spans
 
 #: events that name a task without a typed table: oneof number -> (pid field, comm fields)
 #: task_newtask {pid 1, comm 2}, task_rename {pid 1, oldcomm 2, newcomm 3},
@@ -60,7 +61,9 @@ class Parts:
     (:class:`~importers.perfetto.losses.Losses`) included.
 
     Per bundle: its earliest event's BOOTTIME and its last event's time in its own clock
-    (both -1 when it has no event). ``names`` codes the compact events' task names.
+    (both -1 when it has no event). ``names`` codes the compact events' task names;
+    ``spans`` holds each typed table's task-name spans, folded a group at a time
+    (:func:`importers.tasks.table_spans`).
     """
 
     ctx: Context
@@ -72,13 +75,14 @@ class Parts:
     events: list[pa.Table] = field(default_factory=list)
     sightings: list[pl.DataFrame] = field(default_factory=list)
     names: Names = field(default_factory=Names)
+    spans: dict[str, list[pa.Table]] = field(default_factory=dict)
 
-    def add(self, g: Group) -> None:
-        """Append group ``g`` (groups arrive in trace order)."""
+    def add(self, g: Group) -> dict[str, pa.Table]:
+        """Append group ``g`` (groups arrive in trace order); returns its rows of each typed
+        table, in ``seq`` order (a group's rows follow the earlier groups' rows)."""
         self.first_ts[g.chosen] = g.first_ts
         self.last_raw[g.chosen] = g.last_raw
-        for name, tables in g.typed.items():
-            self.typed.setdefault(name, []).extend(tables)
+        pieces = {name: list(tables) for name, tables in g.typed.items()}
         self.events.extend(g.events)
         self.sightings.extend(g.sightings)
         markers = self.losses.add(self.ctx.b, self.ctx.seqs, g.chosen, g.last_raw)
@@ -90,7 +94,27 @@ class Parts:
                                        self.names.dictionary())  # fmt: skip
             for name, table in zip(("sched_switch", "sched_waking"), compact, strict=True):
                 if table.num_rows:
-                    self.typed.setdefault(name, []).append(table)
+                    pieces.setdefault(name, []).append(table)
+        tables = {name: _in_seq_order(pa.concat_tables(t)) for name, t in pieces.items()}
+        for name, table in tables.items():
+            self.typed.setdefault(name, []).append(table)
+            self.spans.setdefault(name, []).extend(table_spans({name: table}))
+        return tables
+
+    def table_spans(self) -> list[pa.Table]:
+        """The typed tables' task-name spans, table by table in the order of
+        :data:`importers.tasks.NAMED_IN` (as :func:`importers.tasks.table_spans` of the
+        whole tables gives them: a name's earliest source wins ties in that order)."""
+        return [span for name in dict.fromkeys(t for t, _, _ in NAMED_IN)
+                for span in self.spans.get(name, [])]  # fmt: skip
+
+
+def _in_seq_order(table: pa.Table) -> pa.Table:
+    """``table`` sorted by ``seq`` (a kind with plain and compact rows in one group is not)."""
+    seq = table.column("seq").to_numpy()
+    if (np.diff(seq) >= 0).all():
+        return table
+    return table.take(np.argsort(seq, kind="stable"))
 
 
 @dataclass

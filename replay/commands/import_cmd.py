@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 from rich.table import Table
 
 from importers.capture import Capture
+from importers.capture_writer import CaptureWriter, saving
 from importers.host.topology import Topology, format_cpulist
 from replay.commands import summary
 from replay.commands.console import byte_progress, stdout
@@ -91,8 +92,9 @@ def add_host_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def open_from_args(args: argparse.Namespace) -> Capture:
-    """The capture named on the command line, with --topology/--pmu/--vcpu applied."""
+def open_from_args(args: argparse.Namespace, writer: CaptureWriter | None = None) -> Capture:
+    """The capture named on the command line, with --topology/--pmu/--vcpu applied (large
+    tables written to ``writer`` as they are decoded, where the importer can)."""
     with byte_progress(f"importing {Path(args.capture).name}") as progress:
         return open_capture(
             args.capture,
@@ -103,13 +105,17 @@ def open_from_args(args: argparse.Namespace) -> Capture:
             strict=args.strict,
             progress=progress,
             tsc_khz=args.tsc_khz,
+            writer=writer,
         )
 
 
 def run(args: argparse.Namespace) -> int:
-    capture = open_from_args(args)
     if args.output:
-        capture.save(args.output)
+        with saving(args.output) as writer:
+            capture = open_from_args(args, writer)
+            writer.finish(capture)
+    else:
+        capture = open_from_args(args)
     summary = summarize(capture)
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))

@@ -17,10 +17,12 @@ from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
 from importers.capture import Capture
 from importers.detect import load
 from importers.perfetto import bundles
+from tests.importers.perfetto.builder import Builder, compact_switches, compact_wakings, switch
 from tests.importers.perfetto.test_real import GALAXY, PIXEL6A, imported
 
 #: events per group here: dozens of groups for either capture
 SMALL_GROUP = 2000
+S = 1_000_000_000
 
 
 def _in_small_groups(path: Path, monkeypatch: pytest.MonkeyPatch) -> Capture:
@@ -80,3 +82,42 @@ def _plain(table: pa.Table) -> pa.Table:
         c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns
     ]
     return pa.table(columns, names=table.column_names).combine_chunks()
+
+
+@pytest.mark.parametrize("events_per_group", [None, 1])
+def test_a_name_seen_first_in_two_tables_at_once_is_credited_in_table_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, events_per_group: int | None
+) -> None:
+    """``tasks.source`` is the table of a name's earliest sighting; at a tie, the first in
+    ``importers.tasks.NAMED_IN`` (sched_switch before sched_waking), however the bundles are
+    grouped: here the waking's bundle comes first, and with one event a group it is decoded
+    in a group of its own, before the switch's."""
+    t = Builder()
+    compact_wakings(t.bundle(0), [(10 * S, "vcpu", 101, 1)])
+    switch(t.bundle(1), 10 * S, ("swapper/1", 0), ("vcpu", 101))
+    path = tmp_path / "tie.perfetto-trace"
+    path.write_bytes(t.bytes())
+    if events_per_group is not None:
+        monkeypatch.setattr(bundles, "CHUNK_EVENTS", events_per_group)
+    tasks = load(path).table("tasks").to_pylist()
+    (vcpu,) = [row for row in tasks if row["pid"] == 101]
+    assert (vcpu["comm"], vcpu["first_ts"], vcpu["source"]) == ("vcpu", 10 * S, "sched_switch")
+
+
+@pytest.mark.parametrize("events_per_group", [None, 1])
+def test_plain_and_compact_switches_of_one_group_are_in_trace_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, events_per_group: int | None
+) -> None:
+    """A group's compact rows come after its plain ones in decoding, not in the trace: the
+    table is in ``seq`` order (bundle by bundle) whether both bundles are one group or two."""
+    t = Builder()
+    compact_switches(t.bundle(0), [(5 * S, "a", 100, 1), (6 * S, "b", 200, 1)])
+    switch(t.bundle(1), 4 * S, ("swapper/1", 0), ("c", 300))
+    path = tmp_path / "mixed.perfetto-trace"
+    path.write_bytes(t.bytes())
+    if events_per_group is not None:
+        monkeypatch.setattr(bundles, "CHUNK_EVENTS", events_per_group)
+    table = load(path).table("sched_switch")
+    assert table.column("next_pid").to_pylist() == [100, 200, 300]  # bundle 0, then bundle 1
+    seq = table.column("seq").to_pylist()
+    assert seq == sorted(seq) and len(set(seq)) == 3
