@@ -44,9 +44,7 @@ def test_detectors_one_scenario_at_a_time_equal_one_run_over_all(name: str) -> N
         ),
     )  # fmt: skip
     assert_frame_equal(results.findings, at_once)
-    assert_frame_equal(
-        results.ticks, tick_table(reordered, primary, meta["start"], tick_ns)
-    )
+    assert_frame_equal(results.ticks, tick_table(reordered, primary, meta["start"], tick_ns))
 
 
 def test_a_scenario_named_twice_counts_once() -> None:
