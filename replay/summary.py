@@ -16,7 +16,7 @@ from __future__ import annotations
 import polars as pl
 
 from replay.costs import COST_SCHEMA
-from replay.row_order import in_blocks, run_totals
+from replay.row_order import in_blocks, rows_where, run_totals
 from replay.work import VCPU_KEY
 
 NS_PER_HOUR = 3_600 * 1_000_000_000
@@ -72,7 +72,10 @@ def summarize(
 ) -> pl.DataFrame:
     """The summary table (``lost``: scenario -> vm -> counter names the guest lost; ``costs``:
     :func:`replay.costs.vcpu_costs`, one row per scenario and vCPU)."""
-    obs, vcpus = in_blocks(observations.filter(pl.col("counter") == primary), VCPU_KEY, [])
+    # the columns chosen before the rows: a filter copies every column it is given
+    used = [*VCPU_KEY, "start", "end", "state", "true_events", "delta"]
+    primary_rows = observations.get_column("counter") == primary
+    obs, vcpus = in_blocks(rows_where(observations.select(used), primary_rows), VCPU_KEY, [])
     length = pl.col("end") - pl.col("start")
     state = pl.col("state")
     # per vCPU: its rows are one block (a run) of the observations' order
