@@ -63,9 +63,10 @@ def run_starts(frame: pl.DataFrame, columns: Sequence[str]) -> pl.Series:
 
     Nulls compare equal, as ``group_by`` groups them.
     """
-    first = pl.int_range(pl.len()) == 0
     changed = [pl.col(c).ne_missing(pl.col(c).shift(1)) for c in columns]
-    return frame.select(pl.any_horizontal(first, *changed).alias("starts")).get_column("starts")
+    starts = frame.select(pl.any_horizontal(*changed).alias("starts")).get_column("starts")
+    # the first row set afterwards: a null there equals the shifted-in null
+    return starts.scatter(0, True) if len(starts) else starts
 
 
 def in_blocks(
