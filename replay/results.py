@@ -26,7 +26,7 @@ from replay.detectors import findings, tick_table
 from replay.host_report import host_block
 from replay.pmu import CYCLE_IDX
 from replay.pmu_reads import read_checks
-from replay.summary import summarize
+from replay.summary import summarize, vcpu_totals
 from replay.verdict import Verdict
 from replay.work import ScenarioResult, Work
 
@@ -128,9 +128,8 @@ def assemble(
     lost = {r.scenario.name: r.lost_counters for r in results}
     reads = read_checks(observations, work.accesses)
     costs = vcpu_costs(work, results, recreate_cost_us)
-    summary = summarize(
-        observations, found, ticks if tick_ns else None, reads, primary, lost, costs
-    )
+    totals = pl.concat([vcpu_totals(r.observations, primary) for r in results])
+    summary = summarize(totals, found, ticks if tick_ns else None, reads, primary, lost, costs)
     _, capacity_basis = capacity_weights(work.topology, work.host)
     meta = {
         "pmu_replay": __version__,
