@@ -2,13 +2,13 @@
 
 Built from per-vCPU totals of the observations (:func:`vcpu_totals`), the findings and the
 ticks of every replayed scenario: guest time run, time stalled and the distribution of stall
-episodes (count, median, p99 and longest, :func:`episode_distribution`), risky zero-delta ticks (count and per guest-hour), zero deltas
-at the guest's traced PMCCNTR reads, failed entries and the guest time they carried, counted
-vs true cycles, unknown time and its share of the vCPU's time on CPUs, the counters the guest
-programs but could not have (FIXED_COUNTERS_ONLY hides the event counters; no-pmu hides
-everything), and the costs of :mod:`replay.costs` (cross-PMU loads, perf-event re-creations,
-pinning). Every vCPU that ran has a row under every scenario, also one that never entered the
-guest.
+episodes (count, median, p99 and longest, :func:`episode_distribution`), risky zero-delta
+ticks (count and per guest-hour), zero deltas at the guest's traced PMCCNTR reads, failed
+entries and the guest time they carried, counted vs true cycles, unknown time and its share of
+the vCPU's time on CPUs, the counters the guest programs but could not have
+(FIXED_COUNTERS_ONLY hides the event counters; no-pmu hides everything), and the costs of
+:mod:`replay.costs` (cross-PMU loads, perf-event re-creations, pinning). Every vCPU that ran has
+a row under every scenario, also one that never entered the guest.
 """
 
 from __future__ import annotations
