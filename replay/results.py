@@ -102,7 +102,9 @@ def _by_scenario(
     (34 M observation rows) 21 CPU-s at once against 13 one by one (benchmarks/README.md).
     """
     ordered = sorted(results, key=lambda r: r.scenario.name)
-    return pl.concat([detect(r) for r in ordered])
+    # in one chunk: Parquet row groups follow chunks, and the saved files stay what one call
+    # over every scenario wrote
+    return pl.concat([detect(r) for r in ordered], rechunk=True)
 
 
 def assemble(
