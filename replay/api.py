@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from importers.capture import Capture
+from importers.errors import UsageError
 from replay import compare
 from replay.costs import DEFAULT_RECREATE_COST_US
 from replay.engine import Path_, prepare, replay
@@ -65,6 +66,7 @@ def what_if(
         if scenarios is None
         else [s if isinstance(s, Scenario) else parse_scenario(s, first_cpu) for s in scenarios]
     )
+    chosen = _once_each(chosen)
     meta = capture.metadata
     source = {
         "path": meta.source_path,
@@ -97,3 +99,25 @@ def what_if(
         results.meta["verdict"] = verdict.to_json()
         results.meta["recommendation"] = verdict.text
     return results
+
+
+def _once_each(scenarios: list[Scenario]) -> list[Scenario]:
+    """Each scenario once, in the order given: the result tables tell scenarios apart by
+    name, so a repeat (``compare --scenario default@cpu0``, already in the matrix) would count
+    its stalls and ticks twice.
+
+    Raises
+    ------
+    UsageError
+        For two different scenarios with one name (the name leaves out an event filter's
+        ranges and the PMU interrupt).
+    """
+    by_name: dict[str, Scenario] = {}
+    for scenario in scenarios:
+        if by_name.setdefault(scenario.name, scenario) != scenario:
+            raise UsageError(
+                f"two different scenarios are both named {scenario.name!r} (their event filters "
+                "or PMU interrupts differ): the result tables tell scenarios apart by name; "
+                "replay them in separate calls"
+            )
+    return list(by_name.values())

@@ -26,7 +26,14 @@ import polars as pl
 from numpy.typing import NDArray
 
 from replay.refused import UNSEEN_GUEST
-from replay.row_order import blocks_in_order, in_blocks, run_starts, run_totals, sort_rows
+from replay.row_order import (
+    blocks_in_order,
+    in_blocks,
+    rows_where,
+    run_starts,
+    run_totals,
+    sort_rows,
+)
 from replay.work import VCPU_KEY
 
 #: Statuses of an enabled counter that does not count (spec §1.5 mechanisms).
@@ -65,8 +72,11 @@ def findings(observations: pl.DataFrame, primary: int, recreations: pl.DataFrame
     """
     obs, vcpu_counters = in_blocks(observations, _KEY, ["start", "end"])
     stalled = (pl.col("state") == "guest") & pl.col("reason").is_in(STALL_REASONS)
+    primary_row = pl.col("counter") == primary
     marks = obs.select(
         stalled.alias("stalled"),
+        (primary_row & (pl.col("state") == "fail_entry")).alias("fail_entry"),
+        (primary_row & (pl.col("state") == "unknown")).alias("unknown"),
         # an episode ends where the stalled state or the CPU changes (a null CPU: each row
         # its own episode)
         ((stalled != stalled.shift(1)) | (pl.col("cpu") != pl.col("cpu").shift(1)))
@@ -75,20 +85,23 @@ def findings(observations: pl.DataFrame, primary: int, recreations: pl.DataFrame
     )
     stalled_rows, new_episode = marks.get_column("stalled"), marks.get_column("changed")
     new_episode = (new_episode | vcpu_counters).filter(stalled_rows)
-    stalls = _episodes(obs.filter(stalled_rows), new_episode).with_columns(
-        pl.lit("stall").alias("kind"), _cause().alias("cause")
+    # the columns a finding is made of chosen before the rows: a filter copies every column
+    # it is given, and an observation has 17
+    rows = obs.select(*_KEY, "window", "start", "end", "cpu", "host_pmu", "reason")
+    stalls = _episodes(rows.filter(stalled_rows), new_episode).with_columns(
+        pl.lit("stall").alias("kind")
     )
-    per_vcpu = obs.filter(pl.col("counter") == primary)
-    # one finding per entry window
-    window = [*_KEY, "window"]
-    refused, windows = in_blocks(per_vcpu.filter(pl.col("state") == "fail_entry"), window, [])
-    fails = _episodes(refused, windows).with_columns(
-        pl.lit("fail_entry").alias("kind"), _cause().alias("cause")
+    # per vCPU (the primary counter's rows stand for it): one finding per entry window, found
+    # by the number of its vCPU's block of rows (from 1), not by the key's strings, which took
+    # seconds to hash on millions of refused entries
+    refused_rows = marks.get_column("fail_entry")
+    block = vcpu_counters.cum_sum().alias("_block").filter(refused_rows)
+    refused, windows = in_blocks(
+        rows.filter(refused_rows).with_columns(block), ["_block", "window"], []
     )
-    unknown = per_vcpu.filter(pl.col("state") == "unknown").with_columns(
-        (pl.col("end") - pl.col("start")).alias("duration"),
-        pl.lit("unknown").alias("kind"),
-        _cause().alias("cause"),
+    fails = _episodes(refused, windows).with_columns(pl.lit("fail_entry").alias("kind"))
+    unknown = rows.filter(marks.get_column("unknown")).with_columns(
+        (pl.col("end") - pl.col("start")).alias("duration"), pl.lit("unknown").alias("kind")
     )
     parts = [
         frame.with_columns(pl.lit(None, pl.Int8).alias("counter")) if kind != "stall" else frame
@@ -101,18 +114,17 @@ def findings(observations: pl.DataFrame, primary: int, recreations: pl.DataFrame
             pl.col("ts").alias("end"),
             pl.lit(0).alias("duration"),
             pl.lit("recreation").alias("kind"),
-            pl.format(
-                "perf event re-created on {} at the guest entry on CPU {} (KVM_REQ_RELOAD_PMU "
-                "after a vcpu_load)",
-                "host_pmu",
-                "cpu",
-            ).alias("cause"),
+            pl.lit(None, pl.Utf8).alias("reason"),
         )
     )
-    found = pl.concat(
-        [p.select(pl.col(c).cast(t) for c, t in FINDING_SCHEMA.items()) for p in parts]
+    # the reason instead of the cause (written last)
+    columns = {c: t for c, t in FINDING_SCHEMA.items() if c != "cause"} | {"reason": pl.Utf8()}
+    found = pl.concat([p.select(pl.col(c).cast(t) for c, t in columns.items()) for p in parts])
+    # sorted before the causes are written: the sort moves every column, and they are long
+    found = sort_rows(
+        found, ["scenario", "vm", "vcpu", "kind", "counter", "start"], nulls_last=True
     )
-    return sort_rows(found, ["scenario", "vm", "vcpu", "kind", "counter", "start"], nulls_last=True)
+    return found.with_columns(_cause().alias("cause")).select(*FINDING_SCHEMA)
 
 
 def _episodes(rows: pl.DataFrame, starts: pl.Series) -> pl.DataFrame:
@@ -128,10 +140,19 @@ def _episodes(rows: pl.DataFrame, starts: pl.Series) -> pl.DataFrame:
 
 
 def _cause() -> pl.Expr:
-    """Readable cause from the status reason, CPU and host PMU."""
+    """Readable cause of a finding from its kind, status reason, CPU and host PMU."""
     cpu, pmu = pl.col("cpu").cast(pl.Utf8).fill_null("?"), pl.col("host_pmu").fill_null("?")
     return (
-        pl.when(pl.col("reason") == "foreign_cpu")
+        pl.when(pl.col("kind") == "recreation")
+        .then(
+            pl.format(
+                "perf event re-created on {} at the guest entry on CPU {} (KVM_REQ_RELOAD_PMU "
+                "after a vcpu_load)",
+                "host_pmu",
+                "cpu",
+            )
+        )
+        .when(pl.col("reason") == "foreign_cpu")
         .then(
             pl.format(
                 "the counter's backing event lives on {}, which cannot count on CPU {}", pmu, cpu
@@ -178,8 +199,10 @@ def tick_table(observations: pl.DataFrame, counter: int, t0: int, tick_ns: int) 
     more, counted or not).
     """
     key = VCPU_KEY
+    used = [*key, "tick", "start", "end", "state", "counting", "reason", "delta"]
+    counter_rows = observations.get_column("counter") == counter
     obs, vcpu_starts = in_blocks(
-        observations.filter(pl.col("counter") == counter), key, ["start", "end"]
+        rows_where(observations.select(used), counter_rows), key, ["start", "end"]
     )
     # Only a counter the guest can read and has enabled is read at the tick: without a vPMU,
     # or with the counter disabled, nothing is divided by its delta.

@@ -26,7 +26,7 @@ from replay.detectors import findings, tick_table
 from replay.host_report import host_block
 from replay.pmu import CYCLE_IDX
 from replay.pmu_reads import read_checks
-from replay.summary import summarize
+from replay.summary import summarize, vcpu_totals
 from replay.verdict import Verdict
 from replay.work import ScenarioResult, Work
 
@@ -89,6 +89,24 @@ def primary_counter(work: Work) -> int:
     return CYCLE_IDX if CYCLE_IDX in idx else idx[0]
 
 
+def _by_scenario(
+    results: list[ScenarioResult], detect: Callable[[ScenarioResult], pl.DataFrame]
+) -> pl.DataFrame:
+    """``detect`` run on each scenario's observations alone, the tables put together in
+    scenario name order: the first sort key of the detectors' tables, so the rows come in the
+    order one call on every scenario's observations gives (scenario names are unique,
+    :func:`replay.api.what_if`).
+
+    One scenario at a time, because the detectors' intermediate tables of a long capture's
+    every scenario at once cost more in page faults than their work: on 9.8 M sched events
+    (34 M observation rows) 21 CPU-s at once against 13 one by one (benchmarks/README.md).
+    """
+    ordered = sorted(results, key=lambda r: r.scenario.name)
+    # in one chunk: Parquet row groups follow chunks, and the saved files stay what one call
+    # over every scenario wrote
+    return pl.concat([detect(r) for r in ordered], rechunk=True)
+
+
 def assemble(
     work: Work,
     results: list[ScenarioResult],
@@ -100,19 +118,20 @@ def assemble(
     re-creations are costed at ``recreate_cost_us`` each (:mod:`replay.costs`)."""
     observations = pl.concat([r.observations for r in results])
     primary = primary_counter(work)
-    found = findings(observations, primary, pl.concat([r.recreations for r in results]))
+    found = _by_scenario(results, lambda r: findings(r.observations, primary, r.recreations))
     tick_ns = work.profile.tick_ns
     ticks = (
-        tick_table(observations, primary, work.timeline.start, tick_ns)
+        _by_scenario(
+            results, lambda r: tick_table(r.observations, primary, work.timeline.start, tick_ns)
+        )
         if tick_ns
         else pl.DataFrame()
     )
     lost = {r.scenario.name: r.lost_counters for r in results}
     reads = read_checks(observations, work.accesses)
     costs = vcpu_costs(work, results, recreate_cost_us)
-    summary = summarize(
-        observations, found, ticks if tick_ns else None, reads, primary, lost, costs
-    )
+    totals = pl.concat([vcpu_totals(r.observations, primary) for r in results])
+    summary = summarize(totals, found, ticks if tick_ns else None, reads, primary, lost, costs)
     _, capacity_basis = capacity_weights(work.topology, work.host)
     meta = {
         "pmu_replay": __version__,

@@ -1,14 +1,14 @@
 """One row per scenario and vCPU: what the guest would see, in numbers.
 
-Built from the observations, findings and ticks of every replayed scenario: guest time run,
-time stalled and the distribution of stall episodes (count, median, p99 and longest,
-:func:`episode_distribution`), risky zero-delta ticks (count and per guest-hour), zero deltas
-at the guest's traced PMCCNTR reads, failed entries and the guest time they carried, counted
-vs true cycles, unknown time and its share of the vCPU's time on CPUs, the counters the guest
-programs but could not have (FIXED_COUNTERS_ONLY hides the event counters; no-pmu hides
-everything), and the costs of :mod:`replay.costs` (cross-PMU loads, perf-event re-creations,
-pinning). Every vCPU that ran has a row under every scenario, also one that never entered the
-guest.
+Built from per-vCPU totals of the observations (:func:`vcpu_totals`), the findings and the
+ticks of every replayed scenario: guest time run, time stalled and the distribution of stall
+episodes (count, median, p99 and longest, :func:`episode_distribution`), risky zero-delta
+ticks (count and per guest-hour), zero deltas at the guest's traced PMCCNTR reads, failed
+entries and the guest time they carried, counted vs true cycles, unknown time and its share of
+the vCPU's time on CPUs, the counters the guest programs but could not have
+(FIXED_COUNTERS_ONLY hides the event counters; no-pmu hides everything), and the costs of
+:mod:`replay.costs` (cross-PMU loads, perf-event re-creations, pinning). Every vCPU that ran has
+a row under every scenario, also one that never entered the guest.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import polars as pl
 
 from replay.costs import COST_SCHEMA
-from replay.row_order import in_blocks, run_totals
+from replay.row_order import in_blocks, rows_where, run_totals
 from replay.work import VCPU_KEY
 
 NS_PER_HOUR = 3_600 * 1_000_000_000
@@ -61,22 +61,18 @@ def episode_distribution(duration: pl.Expr) -> list[pl.Expr]:
     ]
 
 
-def summarize(
-    observations: pl.DataFrame,
-    findings: pl.DataFrame,
-    ticks: pl.DataFrame | None,
-    reads: pl.DataFrame,
-    primary: int,
-    lost: dict[str, dict[str, list[str]]],
-    costs: pl.DataFrame,
-) -> pl.DataFrame:
-    """The summary table (``lost``: scenario -> vm -> counter names the guest lost; ``costs``:
-    :func:`replay.costs.vcpu_costs`, one row per scenario and vCPU)."""
-    obs, vcpus = in_blocks(observations.filter(pl.col("counter") == primary), VCPU_KEY, [])
+def vcpu_totals(observations: pl.DataFrame, primary: int) -> pl.DataFrame:
+    """Per scenario and vCPU, from the ``primary`` counter's observation rows: ``guest_ns``,
+    ``unknown_ns``, ``true_cycles`` (outside unknown time) and ``counted_cycles`` (in guest
+    time); :func:`summarize` takes them. Rows in no particular order."""
+    # the columns chosen before the rows: a filter copies every column it is given
+    used = [*VCPU_KEY, "start", "end", "state", "true_events", "delta"]
+    primary_rows = observations.get_column("counter") == primary
+    obs, vcpus = in_blocks(rows_where(observations.select(used), primary_rows), VCPU_KEY, [])
     length = pl.col("end") - pl.col("start")
     state = pl.col("state")
     # per vCPU: its rows are one block (a run) of the observations' order
-    base = run_totals(
+    return run_totals(
         obs,
         vcpus,
         first=VCPU_KEY,
@@ -88,6 +84,20 @@ def summarize(
             "counted_cycles": pl.when(state == "guest").then(pl.col("delta")),
         },
     )
+
+
+def summarize(
+    totals: pl.DataFrame,
+    findings: pl.DataFrame,
+    ticks: pl.DataFrame | None,
+    reads: pl.DataFrame,
+    primary: int,
+    lost: dict[str, dict[str, list[str]]],
+    costs: pl.DataFrame,
+) -> pl.DataFrame:
+    """The summary table (``totals``: :func:`vcpu_totals` of every scenario; ``lost``:
+    scenario -> vm -> counter names the guest lost; ``costs``: :func:`replay.costs.vcpu_costs`,
+    one row per scenario and vCPU)."""
     per_kind = findings.group_by(*VCPU_KEY, "kind").agg(
         pl.col("duration").sum().alias("ns"), pl.len().alias("n")
     )
@@ -105,7 +115,7 @@ def summarize(
         *VCPU_KEY, pl.col("n").alias("fail_entries"), pl.col("ns").alias("fail_entry_ns")
     )
     table = (
-        costs.join(base, on=VCPU_KEY, how="left", nulls_equal=True)
+        costs.join(totals, on=VCPU_KEY, how="left", nulls_equal=True)
         .join(stalls, on=VCPU_KEY, how="left", nulls_equal=True)
         .join(fails, on=VCPU_KEY, how="left", nulls_equal=True)
     )
