@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cache
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from importers.ftrace.groups import groups
 from importers.ftrace.scan import (
     line_bounds,
     repeated_lines,
@@ -194,8 +194,7 @@ def _repeats(
     """``{REPEATED: seqs}`` of the event lines that repeat an earlier one (or nothing)."""
     seq = events["seq"].to_numpy()
     rows = seq - seq_base
-    ts = events["ts"].to_numpy()
-    again = repeated_lines(buf, starts[rows], ends[rows], ts, compiled)
+    again = repeated_lines(buf, starts[rows], ends[rows], events["ts"].to_numpy(), compiled)
     return {REPEATED: seq[again].tolist()} if again.any() else {}
 
 
@@ -238,48 +237,6 @@ def _fast_rows(
             "args_e": ends,
         }
     )
-
-
-def groups(strings: pa.Array, regex: str) -> dict[str, pa.Array]:
-    """The named groups of ``regex`` (RE2) in each string, in the order of the regex: null
-    where the string does not match, or the group took no part in the match.
-
-    RE2 reports a group that took no part as an empty string; that is told apart from a
-    group that matched nothing by whether the group can match the empty string at all.
-    """
-    found = pc.extract_regex(strings, regex)
-    matched = found.is_valid()
-    out = {}
-    for i in range(found.type.num_fields):
-        name, value = found.type.field(i).name, found.field(i)
-        absent = pc.invert(matched)
-        if name not in _empty_groups(regex):
-            absent = pc.or_(absent, pc.equal(pc.binary_length(value), 0))
-        out[name] = pc.if_else(absent, pa.scalar(None, value.type), value)
-    return out
-
-
-@cache
-def _empty_groups(regex: str) -> frozenset[str]:
-    """Named groups of ``regex`` that can match the empty string (found with Python's ``re``
-    on each group's body: these grammars use the syntax both engines share)."""
-    empty = set()
-    for m in re.finditer(r"\(\?P<(\w+)>", regex):
-        depth, i, in_class = 1, m.end(), False
-        while depth:
-            c = regex[i]
-            i += 2 if c == "\\" else 1
-            if c == "\\":
-                continue
-            if in_class:
-                in_class = c != "]"
-            elif c == "[":
-                in_class = True
-            elif c in "()":
-                depth += 1 if c == "(" else -1
-        if re.fullmatch(regex[m.end() : i - 1], ""):
-            empty.add(m.group(1))
-    return frozenset(empty)
 
 
 def _classify(

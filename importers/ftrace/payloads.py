@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from importers.ftrace.fields import INTERMEDIATE, finish
-from importers.ftrace.lines import groups, known_comm
+from importers.ftrace.groups import groups
+from importers.ftrace.lines import known_comm
 from importers.ftrace.scan import find_keys, string_column, view_column
 from importers.ftrace.scan_bytes import COMM, I64, TOKEN, VALUE, Text
 from importers.ranges import ABSENT, Limits, fit_scanned, out_of_range, read_text
