@@ -59,9 +59,9 @@ def test_text_fits_exactly_up_to_the_bounds(dtype: pa.DataType, lo: int, hi: int
 def test_text_that_is_not_a_number() -> None:
     """A present string that is no number (empty, a lone sign, a stray letter) is out of
     range: never a silent null."""
-    values, outside = both_read(["", "-", "1x", "-0", "-12", "0" * 40 + "5"], pa.int32())
-    assert values == [None, None, None, 0, -12, 5]
-    assert outside == [True, True, True, False, False, False]
+    values, outside = both_read(["", "-", "1x", "1a", "-0", "-12", "0" * 40 + "5"], pa.int32())
+    assert values == [None, None, None, None, 0, -12, 5]
+    assert outside == [True, True, True, True, False, False, False]
 
 
 def test_hex_text() -> None:

@@ -134,6 +134,7 @@ def test_lost_and_dropped_markers(tmp_path: Path) -> None:
             "CPU:2 [LOST 123 EVENTS]",
             "CPU:1 [77 EVENTS DROPPED]",
             "CPU:3 [EVENTS DROPPED]",
+            "CPU:0 [LOST 5 EVENTS]",
             f"  sh-5 [001] 1.500000: {SWITCH}",
             f"  sh-5 [002] 2.000000: {SWITCH}",
             "",
@@ -144,6 +145,7 @@ def test_lost_and_dropped_markers(tmp_path: Path) -> None:
         (2, 123, "lost", 2_000_000_000, 1),
         (1, 77, "dropped", 1_500_000_000, 2),
         (3, None, "dropped", None, 3),  # no later event on CPU 3: time unknown
+        (0, 5, "lost", None, 4),  # nor on CPU 0: the later events of other CPUs do not count
     ]
 
 
