@@ -173,6 +173,8 @@ def test_informational_stack_function_and_print_lines(tmp_path: Path) -> None:
             "              sh-5     [000] ....   1.000003: tracing_mark_write: B|123|name: x=1",
             "              sh-5     [000] ....   1.000004: print:                0xffff00000819ff24s: TRACE_MARKER_START",
             "              sh-5     [000] ....   1.000005: type: 77",
+            "            bash-1091  [000] d..2   1.000006: <user stack trace>",
+            "              sh-5     [000] ....   1.000007: a<-b",  # no " <-": not the tracer's
             "",
         ]
     )
@@ -184,6 +186,8 @@ def test_informational_stack_function_and_print_lines(tmp_path: Path) -> None:
         ("tracing_mark_write", "B|123|name: x=1"),
         ("print", "0xffff00000819ff24s: TRACE_MARKER_START"),
         ("type", "77"),
+        ("user_stack", "<user stack trace>"),
+        ("unknown", "a<-b"),
     ]
     assert cap.metadata.skipped["stack trace line (callchains are not imported)"]["count"] == 2
     assert cap.metadata.cpu_count == 4
