@@ -243,6 +243,7 @@ def _tracepoints(
 
 
 def _frame(table: pa.Table) -> pl.DataFrame:
+    """A table of the payload grammars as a polars frame, for the frames of this importer."""
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame
