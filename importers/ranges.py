@@ -7,6 +7,11 @@ this module decides whether it fits the column's type. A value that does not fit
 into a wrap (CPU 65536 stored as 0, pid 2^32 - 1 as -1), a cast failure or a silent null: the
 caller gets the rows that are out of range and skips them (or keeps them with that field
 unknown) under :func:`out_of_range`, a reason counted with the lines where it happened.
+
+Digits are read over Arrow and numpy by the ftrace text importer (:func:`read_text`,
+:func:`read_ts`, which load no polars), and as polars expressions by the ``perf script`` and
+``perf stat`` importers, whose tables are polars frames (:func:`parse_text`, :func:`ts_ns`);
+``tests/importers/test_ranges.py`` holds the two to the same values.
 """
 
 from __future__ import annotations

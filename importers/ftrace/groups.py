@@ -1,4 +1,4 @@
-"""Named groups of a regex in each string of an Arrow array, as polars reported them.
+"""Named groups of a regex in each string of an Arrow array, null where a group took no part.
 
 The text grammars' fallbacks (event lines the byte scanner does not take, lost-event
 markers, payload forms that are not ``key=value``) are regexes with named groups, run by
