@@ -127,11 +127,13 @@ def _finish_userspace_exit(df: pa.Table) -> pa.Table:
     failed = _is_in(df["reason_name"], ["restart", "error"]).fill_null(False)
     value = df["_value"].combine_chunks().cast(pa.int64())  # an int32 (importers.ranges checked)
     code = pc.cast(pc.if_else(pc.less(value, 0), pc.add(value, 1 << 32), value), pa.uint32())
-    return _with(
-        df,
-        reason=pc.if_else(failed, None, code),
-        errno=pc.if_else(failed, pc.negate(value), pa.scalar(0, pa.int64())).cast(pa.int32()),
-    )
+    reason = pc.if_else(failed, None, code)
+    errno = pc.if_else(failed, pc.negate(value), pa.scalar(0, pa.int64())).cast(pa.int32())
+    if "reason" in df.column_names:  # rows of the "reason=%d errno=%d" form keep their own
+        printed = value.is_valid()
+        reason = pc.if_else(printed, reason, df["reason"].combine_chunks())
+        errno = pc.if_else(printed, errno, df["errno"].combine_chunks())
+    return _with(df, reason=reason, errno=errno)
 
 
 def _finish_vcpu_wakeup(df: pa.Table) -> pa.Table:

@@ -101,6 +101,27 @@ def test_payload_forms_mixed_in_one_capture_keep_line_order(tmp_path: Path) -> N
     ]
 
 
+def test_userspace_exit_forms_mixed_in_one_capture(tmp_path: Path) -> None:
+    """The ``reason %s (%d)`` rows are finished from the name and number; the ``reason=%d
+    errno=%d`` rows of the same capture keep the numbers they print."""
+    text = "".join(
+        f"   qemu-5  [001] d..2.  10.00000{i}: kvm_userspace_exit: {payload}\n"
+        for i, payload in enumerate(
+            [
+                "reason KVM_EXIT_MMIO (6)",
+                "reason=2 errno=0",
+                "reason restart (4)",
+                "reason=0 errno=4",
+            ]
+        )
+    )
+    got = [
+        (r["reason_name"], r["reason"], r["errno"])
+        for r in rows(import_text(tmp_path, text), "kvm_userspace_exit")
+    ]
+    assert got == [("KVM_EXIT_MMIO", 6, 0), (None, 2, 0), ("restart", None, -4), (None, 0, 4)]
+
+
 def test_migrate_fork_exit(tmp_path: Path) -> None:
     row = one(
         tmp_path,
