@@ -10,18 +10,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-import polars as pl
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from importers.ranges import Limits, out_of_range
-from importers.tracefs.sysregs import with_pmu_sysreg
+from importers.tracefs.sysregs import pmu_sysreg_name
 
 #: Intermediate integer columns of the grammars: the type they are read into and the values
 #: they may hold. cpu_idle's state is a u32 that the kernel prints unsigned (4294967295 for
 #: PWR_EVENT_EXIT) and some printers signed (-1); kvm_userspace_exit prints "(%d)".
 WORD32: Limits = (-(1 << 31), (1 << 32) - 1)
-INTERMEDIATE: dict[str, tuple[pl.DataType, Limits | None]] = {
-    "_idle": (pl.Int64(), WORD32),
-    "_value": (pl.Int32(), None),
+INTERMEDIATE: dict[str, tuple[pa.DataType, Limits | None]] = {
+    "_idle": (pa.int64(), WORD32),
+    "_value": (pa.int32(), None),
 }
 
 # Task state letters of sched_switch's __print_flags table on current kernels (>= 4.14, the
@@ -59,90 +61,124 @@ def _raw_state(text: str) -> int | None:
 
 #: skip reasons of prev_state values that give no bits (the row is kept, prev_state null)
 UNKNOWN_STATE = "sched_switch prev_state letter the kernel never prints (row kept, prev_state null)"
-HUGE_STATE = out_of_range("sched_switch prev_state", pl.Int64(), "row kept, prev_state null")
-Finished = tuple[pl.DataFrame, dict[str, list[int]]]
+HUGE_STATE = out_of_range("sched_switch prev_state", pa.int64(), "row kept, prev_state null")
+Finished = tuple[pa.Table, dict[str, list[int]]]
 
 
-def _finish_sched_switch(df: pl.DataFrame) -> Finished:
+def _finish_sched_switch(df: pa.Table) -> Finished:
     # Decided once per distinct printed state (a handful per capture), not per row. -R prints
     # the raw integer, whose letters depend on the kernel's own table: keep the bits only.
-    bits: dict[str, int | None] = {}
-    printed: dict[str, str | None] = {}
-    for text in df["_state"].drop_nulls().unique().to_list():
+    states = pc.dictionary_encode(df["_state"]).combine_chunks()
+    bits: list[int | None] = []
+    printed: list[str | None] = []
+    for text in states.dictionary.to_pylist():
         raw = _RAW_STATE.fullmatch(text) is not None
-        bits[text] = _raw_state(text) if raw else state_bits(text)
-        printed[text] = None if raw else text
+        bits.append(_raw_state(text) if raw else state_bits(text))
+        printed.append(None if raw else text)
     noted: dict[str, list[int]] = {}
-    for text, value in bits.items():
+    codes = states.indices
+    seqs = df["seq"].to_numpy()
+    for code, value in enumerate(bits):
         if value is None:
-            reason = HUGE_STATE if printed[text] is None else UNKNOWN_STATE
-            noted.setdefault(reason, []).extend(df.filter(pl.col("_state") == text)["seq"])
-    state = pl.col("_state")
-    if all(v is None for v in printed.values()):  # all raw (-R): nothing printed as letters
-        as_printed = pl.lit(None, pl.Utf8)
-    elif all(printed[k] == k for k in printed):  # all letters: kept as printed
-        as_printed = state
-    else:
-        as_printed = state.replace_strict(printed, default=None, return_dtype=pl.Utf8)
-    finished = df.with_columns(
-        state.replace_strict(bits, default=None, return_dtype=pl.Int64).alias("prev_state"),
-        as_printed.alias("prev_state_str"),
+            reason = HUGE_STATE if printed[code] is None else UNKNOWN_STATE
+            hit = pc.equal(codes, code).to_numpy(zero_copy_only=False)
+            noted.setdefault(reason, []).extend(seqs[hit].tolist())
+    finished = _with(
+        df,
+        prev_state=pa.array(bits, pa.int64()).take(codes),
+        prev_state_str=pa.array(printed, pa.string()).take(codes),
     )
     return finished, {reason: sorted(seqs) for reason, seqs in noted.items()}
 
 
-def _finish_cpu_idle(df: pl.DataFrame) -> pl.DataFrame:
+def _with(df: pa.Table, **columns: pa.Array) -> pa.Table:
+    """``df`` with ``columns`` set: replaced where ``df`` has them, else added at the end."""
+    for name, column in columns.items():
+        if name in df.column_names:
+            df = df.set_column(df.column_names.index(name), name, column)
+        else:
+            df = df.append_column(name, column)
+    return df
+
+
+def _is_in(column: pa.ChunkedArray, values: list[str]) -> pa.Array:
+    """Whether each value is one of ``values`` (null where it is null)."""
+    return pc.if_else(pc.is_null(column), None, pc.is_in(column, pa.array(values)))
+
+
+def _finish_cpu_idle(df: pa.Table) -> pa.Table:
     # PWR_EVENT_EXIT is -1 stored in a u32; some printers show it signed [power.h]. The signed
     # idle_state is the u32 read as s32, as the binary importer reads it (-1 = exit).
-    state = pl.col("_idle") % (1 << 32)
-    return df.with_columns(
-        state.cast(pl.UInt32).alias("state"),
-        pl.when(state >= 1 << 31)
-        .then(state - (1 << 32))
-        .otherwise(state)
-        .cast(pl.Int32)
-        .alias("idle_state"),
+    idle = df["_idle"].combine_chunks()
+    state = idle.fill_null(0).to_numpy() % (1 << 32)
+    missing = ~idle.is_valid().to_numpy(zero_copy_only=False)
+    return _with(
+        df,
+        state=pa.array(state.astype(np.uint32), mask=missing),
+        idle_state=pa.array(state.astype(np.uint32).view(np.int32), mask=missing),
     )
 
 
-def _finish_userspace_exit(df: pl.DataFrame) -> pl.DataFrame:
-    if "_value" not in df.columns:
+def _finish_userspace_exit(df: pa.Table) -> pa.Table:
+    if "_value" not in df.column_names:
         return df
     # "reason %s (%d)" (include/trace/events/kvm.h): for a negative errno the name is restart
     # (-EINTR) or error and the number -errno; every other name prints the KVM_EXIT code.
-    failed = pl.col("reason_name").is_in(["restart", "error"])
-    value = pl.col("_value").cast(pl.Int64)  # an int32 (importers.ranges checked it)
-    return df.with_columns(
-        pl.when(failed).then(None).otherwise(value % (1 << 32)).cast(pl.UInt32).alias("reason"),
-        pl.when(failed).then(-value).otherwise(0).cast(pl.Int32).alias("errno"),
+    failed = _is_in(df["reason_name"], ["restart", "error"]).fill_null(False)
+    value = df["_value"].combine_chunks().cast(pa.int64())  # an int32 (importers.ranges checked)
+    code = pc.cast(pc.if_else(pc.less(value, 0), pc.add(value, 1 << 32), value), pa.uint32())
+    reason = pc.if_else(failed, None, code)
+    errno = pc.if_else(failed, pc.negate(value), pa.scalar(0, pa.int64())).cast(pa.int32())
+    if "reason" in df.column_names:  # rows of the "reason=%d errno=%d" form keep their own
+        printed = value.is_valid()
+        reason = pc.if_else(printed, reason, df["reason"].combine_chunks())
+        errno = pc.if_else(printed, errno, df["errno"].combine_chunks())
+    return _with(df, reason=reason, errno=errno)
+
+
+def _finish_vcpu_wakeup(df: pa.Table) -> pa.Table:
+    return _with(
+        df,
+        waited=_is_in(df["_waited"], ["wait", "1"]),
+        valid=_is_in(df["_valid"], ["valid", "1"]),
     )
 
 
-def _finish_vcpu_wakeup(df: pl.DataFrame) -> pl.DataFrame:
-    return df.with_columns(
-        pl.col("_waited").is_in(["wait", "1"]).alias("waited"),
-        pl.col("_valid").is_in(["valid", "1"]).alias("valid"),
+def _finish_sys_access(df: pa.Table) -> pa.Table:
+    name = df["name"]
+    return _with(
+        df,
+        is_write=pc.equal(df["_rw"], "write"),
+        name=pc.if_else(pc.equal(name, "UNKN"), None, name),
+        sysreg=_pmu_sysregs(df),
     )
 
 
-def _finish_sys_access(df: pl.DataFrame) -> pl.DataFrame:
-    df = df.with_columns(
-        (pl.col("_rw") == "write").alias("is_write"),
-        pl.when(pl.col("name") == "UNKN").then(None).otherwise(pl.col("name")).alias("name"),
-    )
-    return with_pmu_sysreg(df)
+def _pmu_sysregs(df: pa.Table) -> pa.Array:
+    """The PMU register each ``Op0, Op1, CRn, CRm, Op2`` (uint8) names, null for any other,
+    named once per distinct encoding (:func:`~importers.tracefs.sysregs.pmu_sysreg_name`)."""
+    keys = ("Op0", "Op1", "CRn", "CRm", "Op2")
+    known = np.ones(df.num_rows, bool)
+    packed = np.zeros(df.num_rows, np.int64)
+    for key in keys:
+        column = df[key].combine_chunks()
+        known &= column.is_valid().to_numpy(zero_copy_only=False)
+        packed = packed << 8 | column.fill_null(0).to_numpy().astype(np.int64)
+    distinct, codes = np.unique(packed, return_inverse=True)
+    names = [pmu_sysreg_name(*(int(e) >> s & 0xFF for s in (32, 24, 16, 8, 0))) for e in distinct]
+    return pc.if_else(pa.array(known), pa.array(names, pa.string()).take(codes), None)
 
 
-def _finish_process_exit(df: pl.DataFrame) -> pl.DataFrame:
-    if "_group_dead" not in df.columns:
+def _finish_process_exit(df: pa.Table) -> pa.Table:
+    if "_group_dead" not in df.column_names:
         return df
-    return df.with_columns(pl.col("_group_dead").is_in(["true", "1"]).alias("group_dead"))
+    return _with(df, group_dead=_is_in(df["_group_dead"], ["true", "1"]))
 
 
-_FINISH_COUNTING: dict[str, Callable[[pl.DataFrame], Finished]] = {
+_FINISH_COUNTING: dict[str, Callable[[pa.Table], Finished]] = {
     "sched_switch": _finish_sched_switch,
 }
-_FINISH: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = {
+_FINISH: dict[str, Callable[[pa.Table], pa.Table]] = {
     "sched_process_exit": _finish_process_exit,
     "cpu_idle": _finish_cpu_idle,
     "kvm_userspace_exit": _finish_userspace_exit,
@@ -151,7 +187,7 @@ _FINISH: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = {
 }
 
 
-def finish(event: str, frame: pl.DataFrame) -> Finished:
+def finish(event: str, frame: pa.Table) -> Finished:
     """Derived fields of ``event`` from the intermediate columns of its grammars, and per skip
     reason the seqs of rows left with a field unknown."""
     if event in _FINISH_COUNTING:

@@ -16,9 +16,10 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from importers.ftrace.groups import groups
 from importers.ftrace.scan import (
     line_bounds,
     repeated_lines,
@@ -26,16 +27,8 @@ from importers.ftrace.scan import (
     string_column,
     view_column,
 )
-from importers.ftrace.scan_bytes import VIEWED_FIELDS, Text
-from importers.ranges import (
-    OUTSIDE,
-    out_of_range,
-    outside_np,
-    parse_columns,
-    parse_text,
-    split_outside,
-    ts_ns,
-)
+from importers.ftrace.scan_bytes import VIEWED_FIELDS, Bools, Text
+from importers.ranges import out_of_range, outside_np, read_text, read_ts
 
 # One pattern for every event-line variant. The lazy comm makes the *last* "-digits" before
 # the CPU column the pid, so comms such as "foo-12" and "CPU 0/KVM" survive.
@@ -127,8 +120,8 @@ class ChunkLines:
     """
 
     data: Text
-    events: pl.DataFrame
-    lost: pl.DataFrame
+    events: pa.Table
+    lost: pa.Table
     skipped: dict[str, list[int]]
     info_lines: int
 
@@ -170,24 +163,18 @@ def tokenize(
         fast = _fast_rows(data, seq[ok], f[:, ok], views[:, ok], ends[ok])
 
     if clean and every:
-        empty = pl.DataFrame(
-            schema={"seq": pl.Int64, "cpu": pl.Int16, "count": pl.Int64, "kind": pl.Utf8}
-        )
         repeats = _repeats(buf, whole, ends, fast, seq_base, compiled)
-        return ChunkLines(data, fast, empty, repeats, 0)
-    lines = pl.DataFrame(
-        {
-            "seq": seq[~ok],
-            "line": string_column(data, starts[~ok], ends[~ok], "line", compiled),
-            "end": ends[~ok],
-        }
-    )
-    slow, lost, skipped, info_lines = _classify(lines)
+        return ChunkLines(data, fast, NO_MARKERS, repeats, 0)
+    line = string_column(data, starts[~ok], ends[~ok], compiled)
+    slow, lost, skipped, info_lines = _classify(seq[~ok], line, ends[~ok])
     if not clean:
-        column = pl.Series(string_column(data, starts, ends, "l", compiled))
-        bad = column.str.contains("\ufffd", literal=True)
-        skipped[INVALID_UTF8] = seq[bad.to_numpy()].tolist()
-    events = pl.concat([fast, slow]).sort("seq") if slow.height else fast
+        column = string_column(data, starts, ends, compiled)
+        bad = pc.match_substring(column, "\ufffd").to_numpy(zero_copy_only=False)
+        skipped[INVALID_UTF8] = seq[bad].tolist()
+    events = fast
+    if slow.num_rows:
+        events = pa.concat_tables([fast, slow])
+        events = events.take(pc.sort_indices(events["seq"])).combine_chunks()
     skipped.update(_repeats(buf, whole, ends, events, seq_base, compiled))
     return ChunkLines(data, events, lost, skipped, info_lines)
 
@@ -200,7 +187,7 @@ def _repeats(
     buf: np.ndarray,
     starts: np.ndarray,
     ends: np.ndarray,
-    events: pl.DataFrame,
+    events: pa.Table,
     seq_base: int,
     compiled: bool,
 ) -> dict[str, list[int]]:
@@ -221,22 +208,26 @@ def _strip_prefix(
     return np.where(hit, starts + want.size, starts)
 
 
+#: the lost-events markers of a chunk that has none
+NO_MARKERS = pa.schema(
+    [("seq", pa.int64()), ("cpu", pa.int16()), ("count", pa.int64()), ("kind", pa.string())]
+).empty_table()
+
+
 def _fast_rows(
     data: Text, seq: np.ndarray, f: np.ndarray, views: np.ndarray, ends: np.ndarray
-) -> pl.DataFrame:
+) -> pa.Table:
     """Event rows from the byte scanner's fields and string views (``scan_event_lines``)."""
     comm, flags, event = (
-        view_column(data, views[v], f[first] >= 0, name)
-        for v, (first, name) in enumerate(
-            zip(VIEWED_FIELDS, ("common_comm", "flags_str", "event"), strict=True)
-        )
+        view_column(data, views[v], f[first] >= 0) for v, first in enumerate(VIEWED_FIELDS)
     )
-    return pl.DataFrame(
+    tgid = f[3].astype(np.int32)
+    return pa.table(
         {
             "seq": seq,
             "common_comm": comm,
             "common_pid": f[2].astype(np.int32),
-            "tgid": pl.Series(f[3].astype(np.int32)),
+            "tgid": pa.array(tgid, mask=tgid < 0),
             "cpu": f[4].astype(np.int16),
             "flags_str": flags,
             "ts": f[7],
@@ -245,125 +236,123 @@ def _fast_rows(
             "args_s": f[12],
             "args_e": ends,
         }
-    ).with_columns(pl.when(pl.col("tgid") < 0).then(None).otherwise(pl.col("tgid")).alias("tgid"))
+    )
 
 
 def _classify(
-    lines: pl.DataFrame,
-) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, list[int]], int]:
+    seq: np.ndarray, line: pa.StringArray, end: np.ndarray
+) -> tuple[pa.Table, pa.Table, dict[str, list[int]], int]:
     """Lines the scanner did not take: regex event lines, markers, info, stack, garbage."""
-    line = pl.col("line").str.strip_chars()
-    kinds = lines.with_columns(
-        pl.when((line.str.len_bytes() == 0) | line.str.contains(_INFO))
-        .then(pl.lit("info"))
-        .when(line.str.contains(_LOST) | line.str.contains(_DROPPED))
-        .then(pl.lit("marker"))
-        .when(line.str.contains(_STACK))
-        .then(pl.lit("stack"))
-        .otherwise(pl.lit("other"))
-        .alias("kind")
-    )
-    other = kinds.filter(pl.col("kind") == "other")
-    regular = _regex_rows(other, EVENT_LINE)
-    rest = other.join(regular.select("seq"), on="seq", how="anti")
-    latency = _regex_rows(rest, LATENCY_LINE)
-    malformed = rest.join(latency.select("seq"), on="seq", how="anti")
-    parsed = pl.concat([regular, latency])
+    stripped = pc.utf8_trim_whitespace(line)
+
+    def matches(regex: str) -> Bools:
+        found: Bools = pc.match_substring_regex(stripped, regex).to_numpy(zero_copy_only=False)
+        return found
+
+    info = (pc.binary_length(stripped).to_numpy() == 0) | matches(_INFO)
+    marker = ~info & (matches(_LOST) | matches(_DROPPED))
+    stack = ~info & ~marker & matches(_STACK)
+    other = np.flatnonzero(~info & ~marker & ~stack)
+    regular, hit, outside = _regex_rows(seq[other], line.take(other), end[other], EVENT_LINE)
+    rest = other[~hit]
+    latency, hit, late_outside = _regex_rows(seq[rest], line.take(rest), end[rest], LATENCY_LINE)
     skipped = {
-        "malformed line": malformed["seq"].to_list(),
-        "stack trace line (callchains are not imported)": kinds.filter(pl.col("kind") == "stack")[
-            "seq"
-        ].to_list(),
+        "malformed line": seq[rest[~hit]].tolist(),
+        "stack trace line (callchains are not imported)": seq[stack].tolist(),
     }
-    lost = _markers(kinds.filter(pl.col("kind") == "marker"), skipped)
-    info = int((kinds["kind"] == "info").sum())
-    events, outside = split_outside(parsed)
-    for reason, seqs in outside.items():
+    marked = np.flatnonzero(marker)
+    lost = _markers(seq[marked], stripped.take(marked), skipped)
+    for reason, seqs in [*outside.items(), *late_outside.items()]:
         skipped.setdefault(reason, []).extend(seqs)
-    return events, lost, {k: v for k, v in skipped.items() if v}, info
+    events = pa.concat_tables([regular, latency])
+    return events, lost, {k: v for k, v in skipped.items() if v}, int(info.sum())
 
 
 #: the context columns of an event line that are read from its digits, in the order checked
-CONTEXT: dict[str, pl.DataType] = {"cpu": pl.Int16(), "common_pid": pl.Int32(), "tgid": pl.Int32()}
+CONTEXT: dict[str, pa.DataType] = {"cpu": pa.int16(), "common_pid": pa.int32(), "tgid": pa.int32()}
 _SKIPPED = "line skipped"
+_BAD_TS = out_of_range("timestamp in ns", pa.int64(), _SKIPPED)
 
 
-def _regex_rows(lines: pl.DataFrame, pattern: str) -> pl.DataFrame:
-    """Event rows of the lines ``pattern`` matches; ``outside`` names the skip reason of a
-    line whose CPU, pid, TGID or timestamp its column cannot hold (null for the others)."""
-    parsed = lines.with_columns(pl.col("line").str.extract_groups(pattern).alias("g")).unnest("g")
-    parsed = parsed.filter(pl.col("pid").is_not_null())
-    if "tgid" not in parsed.columns:
-        parsed = parsed.with_columns(pl.lit(None, pl.Utf8).alias("tgid"))
-    if "tgid_after" not in parsed.columns:
-        parsed = parsed.with_columns(pl.lit(None, pl.Utf8).alias("tgid_after"))
-    comm = pl.col("comm").str.strip_chars()
-    tgid = pl.coalesce("tgid", "tgid_after")
+def _regex_rows(
+    seq: np.ndarray, line: pa.StringArray, end: np.ndarray, pattern: str
+) -> tuple[pa.Table, np.ndarray, dict[str, list[int]]]:
+    """Event rows of the lines ``pattern`` matches, which lines it matched, and per skip reason
+    the seqs of matched lines whose CPU, pid, TGID or timestamp its column cannot hold (the
+    first such field names the reason; those lines are not rows)."""
+    g = groups(line, pattern)
+    hit = g["pid"].is_valid().to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(hit)
+    g = {name: column.take(rows) for name, column in g.items()}
+    seq, end = seq[rows], end[rows]
+    tgid = g.get("tgid", pa.nulls(rows.size, pa.string()))
+    if "tgid_after" in g:
+        tgid = pc.coalesce(tgid, g["tgid_after"])
     digits = {
-        "cpu": pl.col("cpu"),
-        "common_pid": pl.col("pid"),
-        "tgid": pl.when(tgid.str.contains(r"^\d+$")).then(tgid),
+        "cpu": g["cpu"],
+        "common_pid": g["pid"],
+        "tgid": pc.if_else(pc.match_substring_regex(tgid, r"^\d+$"), tgid, None),
     }
-    values, outside = parse_columns(
-        {column: (text, CONTEXT[column], 10) for column, text in digits.items()}, _SKIPPED
+    reasons = [out_of_range(column, CONTEXT[column], _SKIPPED) for column in digits]
+    reasons.append(_BAD_TS)
+    reason = np.full(rows.size, -1)  # the first field out of range, as an index of reasons
+    values = {}
+    for i, (column, text) in enumerate(digits.items()):
+        values[column], bad = read_text(text, CONTEXT[column])
+        reason[bad & (reason < 0)] = i
+    ts, bad_ts = read_ts(g["sec"], g["frac"])
+    reason[bad_ts & (reason < 0)] = len(digits)
+    width = pc.fill_null(pc.binary_length(g["frac"]), 0).cast(pa.int8())
+    args_s = end - pc.binary_length(g["args"]).to_numpy(zero_copy_only=False).astype(np.int64)
+    table = pa.table(
+        {
+            "seq": seq,
+            "common_comm": known_comm(pc.utf8_trim_whitespace(g["comm"])),
+            "common_pid": values["common_pid"],
+            "tgid": values["tgid"],
+            "cpu": values["cpu"],
+            "flags_str": g["flags"],
+            "ts": ts,
+            "frac_width": width,
+            "event": g["event"],
+            "args_s": args_s,
+            "args_e": end,
+        }
     )
-    ts, bad_ts = ts_ns(pl.col("sec"), pl.col("frac"))
-    ts_reason = pl.when(bad_ts).then(pl.lit(out_of_range("timestamp in ns", pl.Int64(), _SKIPPED)))
-    width = pl.col("frac").str.len_bytes().fill_null(0).cast(pl.Int64)
-    return parsed.select(
-        pl.col("seq"),
-        known_comm(comm).alias("common_comm"),
-        values["common_pid"],
-        values["tgid"],
-        values["cpu"],
-        pl.col("flags").alias("flags_str"),
-        ts.alias("ts"),
-        width.cast(pl.Int8).alias("frac_width"),
-        pl.col("event"),
-        (pl.col("end") - pl.col("args").str.len_bytes().cast(pl.Int64)).alias("args_s"),
-        pl.col("end").alias("args_e"),
-        pl.coalesce(outside, ts_reason).alias(OUTSIDE),
-    )
+    outside: dict[str, list[int]] = {}
+    for row in np.flatnonzero(reason >= 0):  # in line order: reasons in order of first use
+        outside.setdefault(reasons[reason[row]], []).append(int(seq[row]))
+    return table.filter(pa.array(reason < 0)), hit, outside
 
 
-def known_comm(comm: pl.Expr) -> pl.Expr:
+def known_comm(comm: pa.Array) -> pa.Array:
     """``comm`` with the kernel's placeholders for a name it did not know (``<...>``, ``<pid>``)
     read as null."""
-    return pl.when(comm.str.contains(PLACEHOLDER_COMM)).then(None).otherwise(comm)
+    return pc.if_else(pc.match_substring_regex(comm, PLACEHOLDER_COMM), None, comm)
 
 
-def _markers(rest: pl.DataFrame, skipped: dict[str, list[int]]) -> pl.DataFrame:
+def _markers(seq: np.ndarray, stripped: pa.StringArray, skipped: dict[str, list[int]]) -> pa.Table:
     """``CPU:n [LOST n EVENTS]`` (kernel) and ``CPU:n [n EVENTS DROPPED]`` (trace-cmd).
 
     A marker whose CPU number no CPU column holds is skipped and counted; one whose count does
     not fit keeps its place with an unknown count (the loss itself is certain), also counted.
     """
-    stripped = pl.col("line").str.strip_chars()
-    found = rest.with_columns(
-        stripped.str.extract_groups(_LOST).alias("lost"),
-        stripped.str.extract_groups(_DROPPED).alias("dropped"),
-    )
-    parts = []
-    for kind in ("lost", "dropped"):
-        fields = pl.col(kind).struct
-        cpu, bad_cpu = parse_text(fields.field("cpu"), pl.Int16())
-        count, bad_count = parse_text(fields.field("count"), pl.Int64())
-        parts.append(
-            found.filter(fields.field("cpu").is_not_null()).select(
-                "seq",
-                cpu.alias("cpu"),
-                count.alias("count"),
-                pl.lit(kind).alias("kind"),
-                bad_cpu.alias("bad_cpu"),
-                bad_count.alias("bad_count"),
-            )
-        )
-    markers = pl.concat(parts)
-    for flag, reason in (
-        ("bad_cpu", out_of_range("lost-events marker CPU", pl.Int16(), "marker skipped")),
-        ("bad_count", out_of_range("lost-events count", pl.Int64(), "marker kept, count unknown")),
+    parts, bad_cpus, bad_counts = [], [], []
+    for kind, regex in (("lost", _LOST), ("dropped", _DROPPED)):
+        g = groups(stripped, regex)
+        rows = np.flatnonzero(g["cpu"].is_valid().to_numpy(zero_copy_only=False))
+        cpu, bad_cpu = read_text(g["cpu"].take(rows), pa.int16())
+        count, bad_count = read_text(g["count"].take(rows), pa.int64())
+        bad_cpus.append(seq[rows][bad_cpu])
+        bad_counts.append(seq[rows][bad_count])
+        kinds = pa.array([kind] * rows.size, pa.string())
+        table = pa.table({"seq": seq[rows], "cpu": cpu, "count": count, "kind": kinds})
+        parts.append(table.filter(pa.array(~bad_cpu)))
+    for seqs, reason in (
+        (bad_cpus, out_of_range("lost-events marker CPU", pa.int16(), "marker skipped")),
+        (bad_counts, out_of_range("lost-events count", pa.int64(), "marker kept, count unknown")),
     ):
-        seqs = markers.filter(flag)["seq"].to_list()
-        if seqs:
-            skipped.setdefault(reason, []).extend(seqs)
-    return markers.filter(~pl.col("bad_cpu")).drop("bad_cpu", "bad_count")
+        found = np.concatenate(seqs).tolist()
+        if found:
+            skipped.setdefault(reason, []).extend(found)
+    return pa.concat_tables(parts).cast(NO_MARKERS.schema)

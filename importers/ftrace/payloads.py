@@ -15,14 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from importers.ftrace.fields import INTERMEDIATE, finish
+from importers.ftrace.groups import groups
 from importers.ftrace.lines import known_comm
 from importers.ftrace.scan import find_keys, string_column, view_column
 from importers.ftrace.scan_bytes import COMM, I64, TOKEN, VALUE, Text
-from importers.ranges import ABSENT, Limits, fit_scanned, out_of_range, parse_text
+from importers.ranges import ABSENT, Limits, fit_scanned, out_of_range, read_text
 from importers.schema import TYPED_TABLES
 
 HEX = r"[0-9a-fA-F]+"
@@ -154,15 +155,9 @@ GRAMMARS: dict[str, list[Grammar]] = {
     "kvm_handle_sys_reg": [Pattern(rf"^HSR 0x(?P<hsr>{HEX})", hex=("hsr",)), _kv("hsr")],
 }
 
-_POLARS_INT: dict[pa.DataType, pl.DataType] = {
-    pa.uint8(): pl.UInt8(),
-    pa.int16(): pl.Int16(),
-    pa.int32(): pl.Int32(),
-    pa.int64(): pl.Int64(),
-    pa.uint32(): pl.UInt32(),
-    pa.uint64(): pl.UInt64(),
-}
-IntType = tuple[pl.DataType, Limits | None]
+#: the schema types a grammar column is read into as an integer (any other is text)
+_INTEGERS = {pa.uint8(), pa.int16(), pa.int32(), pa.int64(), pa.uint32(), pa.uint64()}
+IntType = tuple[pa.DataType, Limits | None]
 
 
 def _int_type(event: str, column: str) -> IntType | None:
@@ -172,47 +167,53 @@ def _int_type(event: str, column: str) -> IntType | None:
     schema = TYPED_TABLES[event]
     if column not in schema.names:
         return None
-    dtype = _POLARS_INT.get(schema.field(column).type)
-    return None if dtype is None else (dtype, None)
+    dtype = schema.field(column).type
+    return (dtype, None) if dtype in _INTEGERS else None
 
 
 @dataclass
 class Payloads:
     """Result of :func:`parse_payloads`: typed frames, and the rows left for ``events``."""
 
-    typed: dict[str, pl.DataFrame]  # the columns of the event's typed table, nothing else
-    rest: pl.DataFrame
+    typed: dict[str, pa.Table]  # the columns of the event's typed table, nothing else
+    rest: pa.Table
     unparsed: dict[str, list[int]]
     # skip reason -> seqs of the rows it counts: a field outside its column's range (the row
     # is in rest), a value the kernel never prints (the row is typed, that field null)
     counted: dict[str, list[int]] = field(default_factory=dict)
 
 
-def parse_payloads(data: Text, events: pl.DataFrame, *, compiled: bool = False) -> Payloads:
-    """Split tokenized event lines into typed frames by event name.
+def parse_payloads(data: Text, events: pa.Table, *, compiled: bool = False) -> Payloads:
+    """Split tokenized event lines into typed tables by event name.
 
     ``events`` has the tokenizer's columns (``seq, event, ts, cpu, common_pid, args_s,
-    args_e, ...``) with payload offsets into ``data``. Returns typed frames (schema column
-    names, polars dtypes), the rows of events without a grammar, per event the seqs of rows
-    whose payload no grammar matched (also in ``rest``, so nothing is lost), and the rows to
-    count under other skip reasons (:attr:`Payloads.counted`). ``compiled`` cuts ``key=value``
-    payloads with the numba kernel instead of numpy (:mod:`importers.ftrace.scan`).
+    args_e, ...``) with payload offsets into ``data``. Returns typed tables (schema column
+    names; integer types of the schema, text not yet dictionary-encoded), the rows of events
+    without a grammar, per event the seqs of rows whose payload no grammar matched (also in
+    ``rest``, so nothing is lost), and the rows to count under other skip reasons
+    (:attr:`Payloads.counted`). ``compiled`` cuts ``key=value`` payloads with the numba kernel
+    instead of numpy (:mod:`importers.ftrace.scan`).
     """
-    typed: dict[str, pl.DataFrame] = {}
+    typed: dict[str, pa.Table] = {}
     unparsed: dict[str, list[int]] = {}
     counted: dict[str, list[int]] = {}
     buf = np.frombuffer(data, dtype=np.uint8)
-    known = list(GRAMMARS)
-    leftovers = [events.filter(~pl.col("event").is_in(known) | pl.col("event").is_null())]
-    present = set(events["event"].drop_nulls().unique().to_list()) & set(known)
+    names = pc.dictionary_encode(events["event"]).combine_chunks()
+    dictionary = names.dictionary.to_pylist()
+    # the dictionary code of each row's event name, len(dictionary) where it has none
+    codes = names.indices.fill_null(len(dictionary)).to_numpy()
+    modelled = np.isin(codes, [i for i, name in enumerate(dictionary) if name in GRAMMARS])
+    leftovers = [events.filter(pa.array(~modelled))]
     # Rows travel as indices: only the context columns of the typed tables are gathered for
     # the rows a grammar matched, not the whole tokenized line.
-    context = events.select(c for c in ("seq", "ts", "cpu", "common_pid") if c in events.columns)
+    context = events.select(
+        [c for c in ("seq", "ts", "cpu", "common_pid") if c in events.schema.names]
+    )
     args_s, args_e = events["args_s"].to_numpy(), events["args_e"].to_numpy()
     seqs = events["seq"].to_numpy()
-    for event in sorted(present):
-        rows = np.flatnonzero((events["event"] == event).to_numpy())
-        parts: list[pl.DataFrame] = []
+    for event, code in sorted((name, i) for i, name in enumerate(dictionary) if name in GRAMMARS):
+        rows = np.flatnonzero(codes == code)
+        parts: list[pa.Table] = []
         rejected: list[np.ndarray] = []
         for grammar in GRAMMARS[event]:
             if rows.size == 0:
@@ -233,29 +234,32 @@ def parse_payloads(data: Text, events: pl.DataFrame, *, compiled: bool = False) 
                     bad |= new
             keep = hit & ~bad
             if keep.any():
-                found = pl.concat([context[rows[keep]], values.filter(keep)], how="horizontal")
-                if grammar.constants:
-                    found = found.with_columns(pl.lit(v).alias(c) for c, v in grammar.constants)
+                found = context.take(rows[keep])
+                for name, column in zip(
+                    values.column_names, values.filter(keep).columns, strict=True
+                ):
+                    found = found.append_column(name, column)
+                for name, value in grammar.constants:
+                    found = found.append_column(name, pa.repeat(value, found.num_rows))
                 parts.append(found)
             rejected.append(rows[bad])
             rows = rows[~hit]
         if parts:
-            merged = (
-                pl.concat(parts, how="diagonal_relaxed").sort("seq") if len(parts) > 1 else parts[0]
-            )
-            finished, noted = finish(event, merged)
+            merged = pa.concat_tables(parts, promote_options="default")
+            if len(parts) > 1:
+                merged = merged.take(pc.sort_indices(merged["seq"]))
+            finished, noted = finish(event, merged.combine_chunks())
             for reason, noted_seqs in noted.items():
                 counted.setdefault(reason, []).extend(noted_seqs)
-            names = TYPED_TABLES[event].names
-            typed[event] = finished.select(c for c in names if c in finished.columns)
+            schema = TYPED_TABLES[event].names
+            typed[event] = finished.select([c for c in schema if c in finished.column_names])
         if rows.size:
-            missed = events[rows]
-            unparsed[event] = missed["seq"].to_list()
-            leftovers.append(missed)
+            unparsed[event] = seqs[rows].tolist()
+            leftovers.append(events.take(rows))
         out = np.concatenate(rejected) if rejected else rows[:0]
         if out.size:
-            leftovers.append(events[np.sort(out)])
-    return Payloads(typed, pl.concat(leftovers), unparsed, counted)
+            leftovers.append(events.take(np.sort(out)))
+    return Payloads(typed, pa.concat_tables(leftovers).combine_chunks(), unparsed, counted)
 
 
 def _kind(key: str, column: str, grammar: KeyValue) -> int:
@@ -272,7 +276,7 @@ def _key_values(
     ends: I64,
     grammar: KeyValue,
     compiled: bool,
-) -> tuple[np.ndarray, pl.DataFrame, dict[str, np.ndarray]]:
+) -> tuple[np.ndarray, pa.Table, dict[str, np.ndarray]]:
     keys = [k.encode() + b"=" for k, _ in grammar.fields]
     strings = [_int_type(event, column) is None for _, column in grammar.fields]
     view_of = np.cumsum(strings, dtype=np.int8) - 1
@@ -287,45 +291,40 @@ def _key_values(
         np.where(strings, view_of, -1).astype(np.int8),
         compiled,
     )
-    columns: dict[str, pl.Series] = {}
+    columns: dict[str, pa.Array] = {}
     outside: dict[str, np.ndarray] = {}
     for k, (key, column) in enumerate(grammar.fields):
         int_type = _int_type(event, column)
         if int_type is None:
-            columns[column] = view_column(data, views[view_of[k]], vs[k] >= 0, column)
+            columns[column] = view_column(data, views[view_of[k]], vs[k] >= 0)
             continue
         present = vs[k] >= 0
         ok &= (how[k] != ABSENT) | ~present  # a field that is there must be a number
         dtype, limits = int_type
-        columns[column], bad = fit_scanned(ints[k], how[k], dtype, column, limits)
+        columns[column], bad = fit_scanned(ints[k], how[k], dtype, limits)
         if bad.any():  # named by the key the payload printed
             outside[out_of_range(f"{event} {key}", dtype, KEPT, limits)] = bad
-    return ok, pl.DataFrame(columns), outside
+    return ok, pa.table(columns), outside
 
 
 def _pattern(
     data: Text, event: str, starts: I64, ends: I64, grammar: Pattern, compiled: bool
-) -> tuple[np.ndarray, pl.DataFrame, dict[str, np.ndarray]]:
-    args = string_column(data, starts, ends, "args", compiled)
-    groups = args.str.extract_groups(grammar.regex).struct.unnest()
-    hit = groups.select(pl.any_horizontal(pl.all().is_not_null())).to_series().to_numpy()
-    exprs = []
-    checks = []
-    for column in groups.columns:
+) -> tuple[np.ndarray, pa.Table, dict[str, np.ndarray]]:
+    found = groups(string_column(data, starts, ends, compiled), grammar.regex)
+    hit = np.zeros(starts.size, bool)
+    columns: dict[str, pa.Array] = {}
+    outside: dict[str, np.ndarray] = {}
+    for column, text in found.items():
+        hit |= text.is_valid().to_numpy(zero_copy_only=False)
         int_type = _int_type(event, column)
-        col = pl.col(column)
         if int_type is None and column.endswith("comm"):  # <...> / <pid>: name unknown
-            exprs.append(known_comm(col).alias(column))
+            columns[column] = known_comm(text)
         elif int_type is None:
-            exprs.append(col)
+            columns[column] = text
         else:
             dtype, limits = int_type
             base = 16 if column in grammar.hex else 10
-            value, bad = parse_text(col, dtype, base, limits)
-            exprs.append(value.alias(column))
-            reason = out_of_range(f"{event} {column.lstrip('_')}", dtype, KEPT, limits)
-            checks.append(bad.alias(reason))
-    outside = (
-        {str(s.name): s.to_numpy() for s in groups.select(checks) if s.any()} if checks else {}
-    )
-    return hit, groups.select(exprs), outside
+            columns[column], bad = read_text(text, dtype, base, limits)
+            if bad.any():
+                outside[out_of_range(f"{event} {column.lstrip('_')}", dtype, KEPT, limits)] = bad
+    return hit, pa.table(columns), outside

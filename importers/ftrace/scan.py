@@ -17,7 +17,6 @@ parallel) for large captures, and numpy (:mod:`importers.ftrace.scan_np`,
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
 from importers.ftrace.scan_bytes import I8, I32, I64, U8, Bools, Offsets, Text, Views
@@ -113,23 +112,22 @@ def repeated_lines(buf: U8, starts: Offsets, ends: Offsets, ts: I64, compiled: b
     return twin(buf, starts, ends, ts)
 
 
-def view_column(data: Text, views: Views, valid: Bools, name: str) -> pl.Series:
-    """A Utf8 series from string_view structs into ``data`` (null where not ``valid``)."""
+def view_column(data: Text, views: Views, valid: Bools) -> pa.StringArray:
+    """A string array from string_view structs into ``data`` (null where not ``valid``).
+
+    The views cost no copy, but few Arrow compute kernels take them: the strings are copied
+    out once, in C++, into a plain string array (which also frees the chunk buffer)."""
     validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
     arr = pa.Array.from_buffers(
         pa.string_view(),
         valid.size,
         [validity, pa.py_buffer(np.ascontiguousarray(views)), pa.py_buffer(data)],
     )
-    series = pl.from_arrow(arr)
-    assert isinstance(series, pl.Series)
-    return series.alias(name)
+    return arr.cast(pa.string())
 
 
-def string_column(
-    data: Text, starts: Offsets, ends: Offsets, name: str, compiled: bool
-) -> pl.Series:
-    """A Utf8 series of ``data[starts[i]:ends[i]]`` (null where ``starts[i] < 0``), no copy.
+def string_column(data: Text, starts: Offsets, ends: Offsets, compiled: bool) -> pa.StringArray:
+    """A string array of ``data[starts[i]:ends[i]]`` (null where ``starts[i] < 0``).
 
     ``data`` must be valid UTF-8 and the ranges must start and end on character boundaries
     (the importer only cuts at ASCII delimiters). Offsets must fit in 31 bits (chunks are
@@ -139,7 +137,7 @@ def string_column(
     if compiled:  # every line of a perf script chunk: the kernel is ~5x faster per string
         from importers.ftrace.scan_jit import views as kernel
 
-        return view_column(data, kernel(buf, starts, ends), starts >= 0, name)
+        return view_column(data, kernel(buf, starts, ends), starts >= 0)
     from importers.ftrace.scan_np import views as twin
 
-    return view_column(data, twin(buf, starts, ends), starts >= 0, name)
+    return view_column(data, twin(buf, starts, ends), starts >= 0)

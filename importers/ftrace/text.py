@@ -4,7 +4,7 @@ Reads the kernel's ``trace``/``trace_pipe`` text, ``trace-cmd report`` text (def
 ``-R``, ``-l``, ``-t``, ``--ts-diff``, instance prefixes) and Android systrace HTML (plain,
 zipped, legacy JS string). The text is processed in chunks, in parallel, each chunk tokenized by
 :mod:`importers.ftrace.lines` and its payloads parsed by :mod:`importers.ftrace.payloads`, all
-with vectorized polars string kernels; nothing loops over lines in Python.
+with vectorized numpy and Arrow kernels; nothing loops over lines in Python.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import polars as pl
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from importers.capture import Capture, CaptureMetadata
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError, DroppedEventsError
-from importers.ftrace.lines import ChunkLines, Preamble, scan_preamble, tokenize
+from importers.ftrace.lines import NO_MARKERS, ChunkLines, Preamble, scan_preamble, tokenize
 from importers.ftrace.payloads import parse_payloads
 from importers.ftrace.scan import string_column
 from importers.ftrace.scan_bytes import Text
@@ -41,8 +42,8 @@ class ChunkResult:
     chunk: TextChunk
     typed: dict[str, pa.Table]  # canonical schemas; strings copied out of the chunk buffer
     events: pa.Table
-    lost: pl.DataFrame  # seq, cpu, count, kind, ts (null when no later event in the chunk)
-    first_per_cpu: pl.DataFrame  # cpu, seq, ts of the first event of each CPU
+    lost: pa.Table  # seq, cpu, count, kind, ts (null when no later event in the chunk)
+    first_per_cpu: dict[int, int]  # CPU -> ts of its first event in the chunk
     tasks: pa.Table
     skipped: dict[str, list[int]]
     frac_widths: set[int]
@@ -90,11 +91,11 @@ def read_ftrace_text(
                 len(seqs),
             )
     lost = _resolve_lost(results)
-    if strict and lost.height:
-        row = lost.row(0, named=True)
+    if strict and lost.num_rows:
+        cpu, seq = lost["cpu"][0].as_py(), lost["seq"][0].as_py()
         raise DroppedEventsError(
-            f"{path}: CPU {row['cpu']} lost events (first marker at "
-            f"{_chunk_of(results, row['seq']).line_of(row['seq'])}); drop --strict to import "
+            f"{path}: CPU {cpu} lost events (first marker at "
+            f"{_chunk_of(results, seq).line_of(seq)}); drop --strict to import "
             "the rest and see the losses reported as unknown intervals"
         )
 
@@ -110,7 +111,8 @@ def _chain(first: TextChunk, rest: Iterator[TextChunk]) -> Iterator[TextChunk]:
 
 
 def _process_all(chunks: Iterator[TextChunk], preamble: Preamble) -> Iterator[ChunkResult]:
-    """Process chunks on a small thread pool (polars releases the GIL), results in order.
+    """Process chunks on a small thread pool (numpy, Arrow and the numba kernels release the
+    GIL), results in order.
 
     At most two chunks per worker are in flight, which bounds memory for any input size.
     """
@@ -131,106 +133,114 @@ def _process(chunk: TextChunk, preamble: Preamble) -> ChunkResult:
     events = lines.events
     payloads = parse_payloads(lines.data, events, compiled=compiled)
     typed = payloads.typed
-    # Converting here, in the worker, copies strings into dictionaries and releases the chunk
-    # buffer that the string views point into: memory stays bounded by the output size.
-    converted = {name: conform(name, frame.to_arrow()) for name, frame in typed.items()}
-    seen = events.select("seq", "cpu", "ts")
-    lost = (
-        lines.lost.sort("seq")
-        .join_asof(seen, on="seq", by="cpu", strategy="forward", check_sortedness=False)
-        .select("seq", "cpu", "count", "kind", "ts")
-    )
+    # Converting here, in the worker, dictionary-encodes the strings (already copied out of
+    # the chunk buffer): memory stays bounded by the output size.
+    converted = {name: conform(name, table) for name, table in typed.items()}
+    seq, cpu, ts = (events[c].to_numpy() for c in ("seq", "cpu", "ts"))
     tasks = name_spans(
         [
             sightings(events, "common_pid", "common_comm", "line", tgid="tgid"),
             *typed_sightings(typed),
         ]
     )
-    rest = conform("events", _events_rows(lines.data, payloads.rest, compiled).to_arrow())
+    rest = conform("events", _events_rows(lines.data, payloads.rest, compiled))
     chunk.release()
+    cpus, first = np.unique(cpu, return_index=True)  # events are in seq order
     return ChunkResult(
         chunk=chunk,
         typed=converted,
         events=rest,
-        lost=lost,
-        first_per_cpu=seen.group_by("cpu").agg(pl.col("seq").first(), pl.col("ts").first()),
+        lost=_next_event(lines.lost, seq, cpu, ts),
+        first_per_cpu=dict(zip(cpus.tolist(), ts[first].tolist(), strict=True)),
         tasks=tasks,
         skipped={**lines.skipped, **payloads.counted},
-        frac_widths=set(events["frac_width"].unique().to_list()),
+        frac_widths=set(np.unique(events["frac_width"].to_numpy()).tolist()),
         info_lines=lines.info_lines,
-        events_seen=events.height,
-        ts_range=(events["ts"].min(), events["ts"].max()) if events.height else (None, None),  # type: ignore[arg-type]
-        max_cpu=events["cpu"].max() if events.height else None,  # type: ignore[arg-type]
+        events_seen=events.num_rows,
+        ts_range=(int(ts.min()), int(ts.max())) if ts.size else (None, None),
+        max_cpu=int(cpu.max()) if cpu.size else None,
         unparsed=payloads.unparsed,
     )
 
 
-def _events_rows(data: Text, rest: pl.DataFrame, compiled: bool) -> pl.DataFrame:
+def _next_event(markers: pa.Table, seq: np.ndarray, cpu: np.ndarray, ts: np.ndarray) -> pa.Table:
+    """``markers`` in seq order with the ``ts`` of the next event of their CPU in the chunk
+    (null when there is none): the end of the time the loss makes unknown."""
+    markers = markers.take(pc.sort_indices(markers["seq"]))
+    at, on = markers["seq"].to_numpy(), markers["cpu"].to_numpy().astype(np.int64)
+    # events by (CPU, seq): the first event of a marker's CPU at or after the marker
+    order = np.lexsort((seq, cpu))
+    key = cpu[order].astype(np.int64) * (1 << 47) + seq[order]
+    i = np.searchsorted(key, on * (1 << 47) + at)
+    found = i < key.size
+    found[found] = cpu[order][i[found]] == on[found]
+    after = np.zeros(at.size, np.int64)
+    after[found] = ts[order][i[found]]
+    return markers.append_column("ts", pa.array(after, mask=~found))
+
+
+def _events_rows(data: Text, rest: pa.Table, compiled: bool) -> pa.Table:
     """Rows for the long ``events`` table: context columns plus the payload text."""
     offsets = rest["args_s"].to_numpy(), rest["args_e"].to_numpy()
-    args = string_column(data, *offsets, "args", compiled)
+    args = pc.utf8_rtrim_whitespace(string_column(data, *offsets, compiled))
     # Lines with a context but no "event:" are the stack-trace events, function-tracer lines
     # ("func <-parent") or output of events the kernel could not print [trace_output.c].
-    name = (
-        pl.when(pl.col("event").is_not_null())
-        .then(pl.col("event"))
-        .when(pl.col("args") == "<stack trace>")
-        .then(pl.lit("kernel_stack"))
-        .when(pl.col("args") == "<user stack trace>")
-        .then(pl.lit("user_stack"))
-        .when(pl.col("args").str.contains(" <-", literal=True))
-        .then(pl.lit("function"))
-        .otherwise(pl.lit("unknown"))
+    name = pc.case_when(
+        pc.make_struct(
+            pc.is_valid(rest["event"]),
+            pc.equal(args, "<stack trace>"),
+            pc.equal(args, "<user stack trace>"),
+            pc.match_substring(args, " <-"),
+        ),
+        rest["event"],
+        "kernel_stack",
+        "user_stack",
+        "function",
+        "unknown",
     )
-    return rest.with_columns(args.str.strip_chars_end()).select(
-        "ts",
-        "seq",
-        "cpu",
-        "common_pid",
-        "tgid",
-        pl.col("common_comm").alias("comm"),
-        name.alias("event"),
-        "flags_str",
-        "args",
+    return pa.table(
+        {
+            "ts": rest["ts"],
+            "seq": rest["seq"],
+            "cpu": rest["cpu"],
+            "common_pid": rest["common_pid"],
+            "tgid": rest["tgid"],
+            "comm": rest["common_comm"],
+            "event": name,
+            "flags_str": rest["flags_str"],
+            "args": args,
+        }
     )
 
 
-def _resolve_lost(results: list[ChunkResult]) -> pl.DataFrame:
+def _resolve_lost(results: list[ChunkResult]) -> pa.Table:
     """Lost-event markers with the time of the next record of their CPU.
 
     A marker whose CPU has no later event in its own chunk takes the first event of that CPU in
     the following chunks; one that is never followed keeps a null ``ts``.
     """
-    rows: list[pl.DataFrame] = []
+    rows: list[pa.Table] = []
     for i, r in enumerate(results):
         lost = r.lost
-        if lost.is_empty():
+        if not lost.num_rows:
             continue
+        ts, cpus = lost["ts"].to_pylist(), lost["cpu"].to_pylist()
         for later in results[i + 1 :]:
-            open_ = lost.filter(pl.col("ts").is_null())
-            if open_.is_empty():
+            if all(t is not None for t in ts):
                 break
-            found = open_.drop("ts").join(
-                later.first_per_cpu.select("cpu", "ts"), on="cpu", how="left"
-            )
-            lost = pl.concat(
-                [lost.filter(pl.col("ts").is_not_null()), found], how="diagonal_relaxed"
-            )
-        rows.append(lost.select("ts", "seq", "cpu", "count", "kind"))
+            ts = [
+                later.first_per_cpu.get(c) if t is None else t
+                for t, c in zip(ts, cpus, strict=True)
+            ]
+        at = lost.schema.get_field_index("ts")
+        rows.append(lost.set_column(at, "ts", pa.array(ts, pa.int64())))
     if not rows:
-        return pl.DataFrame(
-            schema={
-                "ts": pl.Int64,
-                "seq": pl.Int64,
-                "cpu": pl.Int16,
-                "count": pl.Int64,
-                "kind": pl.Utf8,
-            }
-        )
-    return pl.concat(rows).sort("seq")
+        return NO_MARKERS.append_column("ts", pa.array([], pa.int64()))
+    lost = pa.concat_tables(rows)
+    return lost.take(pc.sort_indices(lost["seq"])).select(["ts", "seq", "cpu", "count", "kind"])
 
 
-def _tables(results: list[ChunkResult], lost: pl.DataFrame) -> dict[str, pa.Table]:
+def _tables(results: list[ChunkResult], lost: pa.Table) -> dict[str, pa.Table]:
     tables: dict[str, pa.Table] = {}
     names = sorted({name for r in results for name in r.typed})
     for name in names:
@@ -244,8 +254,8 @@ def _tables(results: list[ChunkResult], lost: pl.DataFrame) -> dict[str, pa.Tabl
     tasks = name_spans([r.tasks for r in results])
     if tasks.num_rows:
         tables["tasks"] = conform("tasks", tasks)
-    if lost.height:
-        tables["lost_events"] = conform("lost_events", lost.to_arrow())
+    if lost.num_rows:
+        tables["lost_events"] = conform("lost_events", lost)
     return tables
 
 

@@ -26,7 +26,7 @@ import pyarrow as pa
 from importers.capture import Capture, CaptureMetadata
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError
-from importers.ftrace.lines import INVALID_UTF8, REPEATED, known_comm, valid_utf8
+from importers.ftrace.lines import INVALID_UTF8, PLACEHOLDER_COMM, REPEATED, valid_utf8
 from importers.ftrace.payloads import parse_payloads
 from importers.ftrace.scan import line_bounds, repeated_lines, string_column
 from importers.ftrace.scan_bytes import Text
@@ -108,7 +108,7 @@ def _chunk(
     lines = pl.DataFrame(
         {
             "seq": np.arange(len(starts), dtype=np.int64) + chunk.seq_base,
-            "line": string_column(data, starts, ends, "line", chunk.compiled),
+            "line": string_column(data, starts, ends, chunk.compiled),
             "end": ends,
         }
     )
@@ -186,7 +186,8 @@ def _context(samples: pl.DataFrame) -> pl.DataFrame:
         values["cpu"],
         values["pid"],
         values["tgid"],
-        known_comm(pl.when(comm != "").then(comm)).alias("comm"),
+        # the kernel's placeholders for a name it did not know (<...>, <pid>) read as null
+        pl.when((comm != "") & ~comm.str.contains(PLACEHOLDER_COMM)).then(comm).alias("comm"),
         values["period"],
         "event",
         pl.col("args").fill_null(""),
@@ -215,15 +216,17 @@ def _tracepoints(
         (pl.col("end") - pl.col("args").str.len_bytes().cast(pl.Int64)).alias("args_s"),
         pl.col("end").alias("args_e"),
     )
-    payloads = parse_payloads(data, events, compiled=chunk.compiled)
-    for name, frame in payloads.typed.items():
-        parts.setdefault(name, []).append(frame)
+    # the payload grammars work on Arrow (large strings: few kernels take polars' views)
+    arrow = events.to_arrow(compat_level=pl.CompatLevel.oldest())
+    payloads = parse_payloads(data, arrow, compiled=chunk.compiled)
+    for name, table in payloads.typed.items():
+        parts.setdefault(name, []).append(_frame(table))
     reasons = {
         f"{e} payload not understood (kept in events)": q for e, q in payloads.unparsed.items()
     }
     for reason, seqs in {**reasons, **payloads.counted}.items():
         skips.add(reason, [chunk.line_of(s) for s in seqs[:FIRST_LOCATIONS]], count=len(seqs))
-    rest = rows.join(payloads.rest.select("seq"), on="seq", how="semi")
+    rest = rows.join(_frame(payloads.rest.select(["seq"])), on="seq", how="semi")
     parts.setdefault("events", []).append(
         rest.select(
             "ts",
@@ -237,6 +240,13 @@ def _tracepoints(
             pl.col("args").str.strip_chars_end(),
         )
     )
+
+
+def _frame(table: pa.Table) -> pl.DataFrame:
+    """A table of the payload grammars as a polars frame, for the frames of this importer."""
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _pmu_samples(

@@ -9,12 +9,6 @@ PMEVCNTR<n>_EL0 / PMEVTYPER<n>_EL0 / PMCCFILTR_EL0; PMINTEN{SET,CLR}_EL1 are Op1
 
 from __future__ import annotations
 
-from functools import cache
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import polars as pl
-
 # (Op0, Op1, CRn, CRm, Op2) -> name, for the fixed-encoding PMU registers.
 FIXED: dict[tuple[int, int, int, int, int], str] = {
     (3, 3, 9, 12, 0): "PMCR_EL0",
@@ -51,29 +45,3 @@ def pmu_sysreg_name(op0: int, op1: int, crn: int, crm: int, op2: int) -> str | N
         if n <= 30:
             return f"{kind}{n}_EL0"
     return None
-
-
-@cache
-def _encodings() -> pl.DataFrame:
-    """Every PMU encoding and its name, for :func:`with_pmu_sysreg` (the text importer's; a
-    binary importer names its few distinct encodings with :func:`pmu_sysreg_name`)."""
-    import polars as pl  # the caller's frames are polars: loaded already
-
-    rows = [(*enc, name) for enc, name in FIXED.items()]
-    for crm in range(8, 16):
-        for op2 in range(8):
-            name = pmu_sysreg_name(3, 3, 14, crm, op2)
-            if name is not None and (3, 3, 14, crm, op2) not in FIXED:
-                rows.append((3, 3, 14, crm, op2, name))
-    columns = ["Op0", "Op1", "CRn", "CRm", "Op2", "sysreg"]
-    frame = pl.DataFrame(rows, schema=columns, orient="row")
-    return frame.with_columns(pl.col(c).cast(pl.UInt8) for c in columns[:5])
-
-
-def with_pmu_sysreg(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add a ``sysreg`` column naming PMU registers from ``Op0, Op1, CRn, CRm, Op2`` (uint8).
-
-    A join against the table of every PMU encoding, so it costs the same for any row count.
-    """
-    keys = ["Op0", "Op1", "CRn", "CRm", "Op2"]
-    return frame.join(_encodings(), on=keys, how="left", maintain_order="left")

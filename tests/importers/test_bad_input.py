@@ -73,6 +73,9 @@ CONTEXT_CASES = [
     # a huge task pid became a negative pid
     (f"   <...>-99999999999  [001]    76.211513: {WAKEUP}", f"common_pid outside {I32} (line skipped)"),
     (f"   <...>-1701  [001]    99999999999.211513: {WAKEUP}", f"timestamp in ns outside {I64} (line skipped)"),
+    # several numbers out of range: the first checked (CPU, pid, TGID, time) names the skip
+    (f"   <...>-99999999999  [99999]    99999999999.2: {WAKEUP}", f"cpu outside {I16} (line skipped)"),
+    (f"   <...>-99999999999  [001]    99999999999.2: {WAKEUP}", f"common_pid outside {I32} (line skipped)"),
     # a lost-events marker of a CPU no column holds failed a polars cast
     ("CPU:99999 [LOST 5 EVENTS]", f"lost-events marker CPU outside {I16} (marker skipped)"),
 ]  # fmt: skip

@@ -134,6 +134,7 @@ def test_lost_and_dropped_markers(tmp_path: Path) -> None:
             "CPU:2 [LOST 123 EVENTS]",
             "CPU:1 [77 EVENTS DROPPED]",
             "CPU:3 [EVENTS DROPPED]",
+            "CPU:0 [LOST 5 EVENTS]",
             f"  sh-5 [001] 1.500000: {SWITCH}",
             f"  sh-5 [002] 2.000000: {SWITCH}",
             "",
@@ -144,6 +145,7 @@ def test_lost_and_dropped_markers(tmp_path: Path) -> None:
         (2, 123, "lost", 2_000_000_000, 1),
         (1, 77, "dropped", 1_500_000_000, 2),
         (3, None, "dropped", None, 3),  # no later event on CPU 3: time unknown
+        (0, 5, "lost", None, 4),  # nor on CPU 0: the later events of other CPUs do not count
     ]
 
 
@@ -171,6 +173,8 @@ def test_informational_stack_function_and_print_lines(tmp_path: Path) -> None:
             "              sh-5     [000] ....   1.000003: tracing_mark_write: B|123|name: x=1",
             "              sh-5     [000] ....   1.000004: print:                0xffff00000819ff24s: TRACE_MARKER_START",
             "              sh-5     [000] ....   1.000005: type: 77",
+            "            bash-1091  [000] d..2   1.000006: <user stack trace>",
+            "              sh-5     [000] ....   1.000007: a<-b",  # no " <-": not the tracer's
             "",
         ]
     )
@@ -182,6 +186,8 @@ def test_informational_stack_function_and_print_lines(tmp_path: Path) -> None:
         ("tracing_mark_write", "B|123|name: x=1"),
         ("print", "0xffff00000819ff24s: TRACE_MARKER_START"),
         ("type", "77"),
+        ("user_stack", "<user stack trace>"),
+        ("unknown", "a<-b"),
     ]
     assert cap.metadata.skipped["stack trace line (callchains are not imported)"]["count"] == 2
     assert cap.metadata.cpu_count == 4

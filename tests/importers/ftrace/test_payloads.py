@@ -75,6 +75,53 @@ def test_wakeups_with_and_without_success(tmp_path: Path, event: str) -> None:
     assert [reason.split()[:2] for reason in cap.metadata.skipped] == [[event, "pid"]]
 
 
+def test_payload_forms_mixed_in_one_capture_keep_line_order(tmp_path: Path) -> None:
+    """Each line is read by the first grammar that matches it; the typed rows stay in line
+    order, whichever grammar read them."""
+    text = "".join(
+        f"   sh-5  [001] d..2.  10.00000{i}: sched_wakeup: {payload}\n"
+        for i, payload in enumerate(
+            [
+                "comm=a pid=1 prio=120 target_cpu=001",
+                "b:2 [120] CPU:002",
+                "comm=c pid=3 prio=120 target_cpu=003",
+                "d:4 [100] success=1 CPU:004",
+            ]
+        )
+    )
+    got = [
+        (r["seq"], r["comm"], r["pid"], r["prio"], r["target_cpu"], r["success"])
+        for r in rows(import_text(tmp_path, text), "sched_wakeup")
+    ]
+    assert got == [
+        (0, "a", 1, 120, 1, None),
+        (1, "b", 2, 120, 2, None),
+        (2, "c", 3, 120, 3, None),
+        (3, "d", 4, 100, 4, 1),
+    ]
+
+
+def test_userspace_exit_forms_mixed_in_one_capture(tmp_path: Path) -> None:
+    """The ``reason %s (%d)`` rows are finished from the name and number; the ``reason=%d
+    errno=%d`` rows of the same capture keep the numbers they print."""
+    text = "".join(
+        f"   qemu-5  [001] d..2.  10.00000{i}: kvm_userspace_exit: {payload}\n"
+        for i, payload in enumerate(
+            [
+                "reason KVM_EXIT_MMIO (6)",
+                "reason=2 errno=0",
+                "reason restart (4)",
+                "reason=0 errno=4",
+            ]
+        )
+    )
+    got = [
+        (r["reason_name"], r["reason"], r["errno"])
+        for r in rows(import_text(tmp_path, text), "kvm_userspace_exit")
+    ]
+    assert got == [("KVM_EXIT_MMIO", 6, 0), (None, 2, 0), ("restart", None, -4), (None, 0, 4)]
+
+
 def test_migrate_fork_exit(tmp_path: Path) -> None:
     row = one(
         tmp_path,
@@ -196,6 +243,7 @@ def test_other_kvm_events(tmp_path: Path) -> None:
         ("UNKN (3,3,14,8,5) read", (3, 3, 14, 8, 5), "PMEVCNTR5_EL0", False),
         ("PMCCFILTR_EL0 (3,3,14,15,7) write", (3, 3, 14, 15, 7), "PMCCFILTR_EL0", True),
         ("CNTV_CTL_EL0 (3,3,14,3,1) write", (3, 3, 14, 3, 1), None, True),
+        ("PMINTENSET_EL1 (3,0,9,14,1) write", (3, 0, 9, 14, 1), "PMINTENSET_EL1", True),
     ],
 )
 def test_kvm_sys_access_decodes_pmu_registers(

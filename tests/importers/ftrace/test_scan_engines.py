@@ -321,4 +321,4 @@ def test_string_columns_engines_agree(text: str, ranges: list[tuple[int, int]]) 
     buf = np.frombuffer(data, np.uint8)
     assert_equal(scan_np.views(buf, starts, ends), scan_jit.views(buf, starts, ends))
     for compiled in (False, True):
-        assert string_column(data, starts, ends, "s", compiled).to_list() == expected
+        assert string_column(data, starts, ends, compiled).to_pylist() == expected
