@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 
 from importers.perf.records import STREAM_OK, walk
-from tests.importers.perf.abi import PERF_RECORD_FINISHED_ROUND, PERF_RECORD_HEADER_TRACING_DATA
+from tests.importers.perf.abi import (
+    PERF_RECORD_AUXTRACE,
+    PERF_RECORD_FINISHED_ROUND,
+    PERF_RECORD_HEADER_TRACING_DATA,
+)
 from tests.importers.test_byte_loops import each_engine
-
-PERF_RECORD_AUXTRACE = 71  # enum perf_user_event_type, tools/lib/perf/include/perf/event.h
 
 
 def header(rtype: int, size: int, big: bool) -> bytes:

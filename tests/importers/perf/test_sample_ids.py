@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.importers.perf.abi import PERF_RECORD_COMM, PERF_RECORD_SAMPLE
+from tests.importers.perf.abi import PERF_RECORD_COMM, PERF_RECORD_SAMPLE, PERF_RECORD_SWITCH
 from tests.importers.perf.builder import Attr, Writer, bits
 from tests.importers.perf.test_data_synthetic import load
 from tests.importers.tracedat.builder import Layout
@@ -79,5 +79,23 @@ def test_a_sample_too_short_to_hold_its_id_matches_no_attr(tmp_path: Path) -> No
         "record whose event id matches no attr (perf: nr_unknown_id)": {
             "count": 1,
             "first": [f"file offset {blob.index(empty, len(blob) - 8):#x}"],
+        }
+    }
+
+
+def test_a_record_too_short_for_its_sample_id_trailer_is_damage(tmp_path: Path) -> None:
+    """PERF_RECORD_SWITCH is the header and the trailer only: one without its trailer holds no
+    time, task or CPU to read."""
+    w = Writer()
+    w.attrs = [Attr(1, 0, bits("TID", "TIME", "CPU"), [])]
+    w.sample(w.attrs[0], pid=5, tid=5, time=10, cpu=0)
+    cut = w.record(PERF_RECORD_SWITCH, b"", misc=1 << 13)
+    blob = w.file()
+    cap = load(tmp_path, blob)
+    assert "perf_switches" not in cap.tables
+    assert cap.metadata.skipped == {
+        "record shorter than its attr's sample layout": {
+            "count": 1,
+            "first": [f"file offset {blob.index(cut, len(blob) - 8):#x}"],
         }
     }

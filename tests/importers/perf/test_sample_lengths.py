@@ -94,3 +94,22 @@ def test_a_callchain_longer_than_its_record_is_damage(tmp_path: Path, nr: int) -
             "first": [f"file offset {blob.index(record):#x}"],
         }
     }
+
+
+def test_raw_data_longer_than_its_record_is_damage(tmp_path: Path) -> None:
+    lo = Layout()
+    w = Writer(lo)
+    w.attrs = [Attr(2, TRACEPOINT_ID, bits("TID", "TIME", "CPU", "RAW"), [])]
+    raw = lo.switch(42, "worker", 42, 1, "swapper/1", 0)
+    raw += bytes(-(len(raw) + 4) % 8)
+    body = w.p("iiQII", 42, 42, 300, 1, 0) + w.p("I", len(raw) + 8) + raw  # 8 bytes too many
+    record = w.record(PERF_RECORD_SAMPLE, body, misc=1)
+    blob = w.pipe(tracing=tracing_data(lo))
+    cap = load(tmp_path, blob)
+    assert cap.frame("sched_switch").height == 0
+    assert cap.metadata.skipped == {
+        "record shorter than its attr's sample layout": {
+            "count": 1,
+            "first": [f"file offset {blob.index(record):#x}"],
+        }
+    }
