@@ -1,0 +1,72 @@
+"""Which table each trace.dat record goes to: a modelled event's typed table only when its
+system is the kernel's (``sched``, ``power``, ``kvm``), ``events`` otherwise; records without
+a format are counted, every one of them; the common fields read by each event's own format.
+
+Files are written by :mod:`tests.importers.tracedat.builder`; every expected value is the one
+the test wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from importers.tracedat.read import read_tracedat
+from tests.importers.tracedat.builder import SWITCH_FORMAT, Capture, Layout, format_text, write_v6
+
+
+def write(tmp_path: Path, c: Capture) -> Path:
+    path = tmp_path / "trace.dat"
+    path.write_bytes(write_v6(c))
+    return path
+
+
+def test_every_record_without_a_format_is_counted(tmp_path: Path) -> None:
+    lo = Layout()
+    unknown = lo.pack("HBBi", 999, 0, 0, 5) + bytes(8)
+    records = b"".join(lo.data(1, unknown) for _ in range(7))
+    page = lo.page(10, records + lo.data(1, lo.switch(1, "a", 1, 0, "b", 2)))
+    cap = read_tracedat(write(tmp_path, Capture(layout=lo, cpus=1, data={"": {0: page}})))
+    assert cap.table("sched_switch").column("ts").to_pylist() == [18]
+    # all 7 counted, the first 5 (FIRST_LOCATIONS) named by CPU and place in the merge
+    assert cap.metadata.skipped == {
+        "record with an event id that has no format (corrupt record)": {
+            "count": 7,
+            "first": [f"CPU 0 record seq {s} (id 999)" for s in range(5)],
+        }
+    }
+
+
+def test_a_modelled_name_of_another_system_goes_to_events(tmp_path: Path) -> None:
+    """``sched_migrate_task`` is modelled in system ``sched`` only: a same-named event of a
+    module's own system is not the scheduler's."""
+    lo = Layout()
+    fields = [("int dest_cpu", 8, 4, 1)]
+    own = format_text("sched_migrate_task", 500, fields, '"dest_cpu=%d", REC->dest_cpu')
+    record = lo.pack("HBBi", 500, 0, 0, 77) + lo.pack("i", 3)
+    page = lo.page(10, lo.data(1, record))
+    c = Capture(layout=lo, cpus=1, data={"": {0: page}}, formats=[("mymod", own)])
+    cap = read_tracedat(write(tmp_path, c))
+    assert "sched_migrate_task" not in cap.tables
+    events = cap.frame("events")
+    assert events.select(
+        "ts", "common_pid", pl.col("system").cast(pl.Utf8), pl.col("event").cast(pl.Utf8)
+    ).rows() == [(11, 77, "mymod", "sched_migrate_task")]
+
+
+def test_an_unsigned_common_pid_past_int32_wraps_as_the_kernel_prints_it(
+    tmp_path: Path,
+) -> None:
+    """A format may declare ``common_pid`` unsigned (a damaged or foreign ``format`` file): its
+    4 bytes are kept as the int32 the ``tasks`` and typed tables hold, not refused."""
+    lo = Layout()
+    unsigned = SWITCH_FORMAT.replace(
+        "field:int common_pid;\toffset:4;\tsize:4;\tsigned:1;",
+        "field:unsigned int common_pid;\toffset:4;\tsize:4;\tsigned:0;",
+    )
+    assert unsigned != SWITCH_FORMAT
+    page = lo.page(10, lo.data(1, lo.switch(-1, "a", 1, 0, "b", 2)))
+    c = Capture(layout=lo, cpus=1, data={"": {0: page}}, formats=[("sched", unsigned)])
+    cap = read_tracedat(write(tmp_path, c))
+    assert cap.frame("sched_switch").select("ts", "common_pid", "prev_pid").rows() == [(11, -1, 1)]
