@@ -1,6 +1,7 @@
 """Which table each trace.dat record goes to: a modelled event's typed table only when its
 system is the kernel's (``sched``, ``power``, ``kvm``), ``events`` otherwise; records without
-a format are counted, every one of them; the common fields read by each event's own format.
+a format are counted, every one of them; the common fields read by each event's own format;
+``bprint`` text rendered in the file's byte order.
 
 Files are written by :mod:`tests.importers.tracedat.builder`; every expected value is the one
 the test wrote.
@@ -11,9 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from importers.tracedat.read import read_tracedat
 from tests.importers.tracedat.builder import SWITCH_FORMAT, Capture, Layout, format_text, write_v6
+from tests.importers.tracedat.test_printk import BPRINT
 
 
 def write(tmp_path: Path, c: Capture) -> Path:
@@ -70,3 +73,26 @@ def test_an_unsigned_common_pid_past_int32_wraps_as_the_kernel_prints_it(
     c = Capture(layout=lo, cpus=1, data={"": {0: page}}, formats=[("sched", unsigned)])
     cap = read_tracedat(write(tmp_path, c))
     assert cap.frame("sched_switch").select("ts", "common_pid", "prev_pid").rows() == [(11, -1, 1)]
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_bprint_arguments_are_read_in_the_files_byte_order(tmp_path: Path, big: bool) -> None:
+    """``bprint`` rows of ``events`` carry their text, rendered from the binary arguments in
+    the file's byte order (``trace_seq_bprintf`` on the recording machine's words) with the
+    format from ``printk_formats`` and the caller from ``kallsyms``."""
+    lo = Layout(big=big)
+    record = lo.pack("HBBiQQ", 6, 0, 0, 1, 0xFFFF000008100040, 0xFFFF0000AA)
+    record += lo.pack("Ii", 1800000, -3)
+    page = lo.page(10, lo.data(1, record))
+    c = Capture(
+        layout=lo,
+        cpus=1,
+        data={"": {0: page}},
+        formats=[("ftrace", BPRINT)],
+        kallsyms=b"ffff000008080000 T _text\nffff000008100000 t cpufreq_notify\n",
+        printk=b'0xffff0000aa : "freq=%u cpu=%d\\n"\n',
+    )
+    cap = read_tracedat(write(tmp_path, c))
+    assert cap.frame("events").select("ts", pl.col("event").cast(pl.Utf8), "args").rows() == [
+        (11, "bprint", "cpufreq_notify: freq=1800000 cpu=-3")
+    ]
