@@ -57,3 +57,20 @@ def test_tracing_data_inside_or_after_its_record_and_auxtrace_data(big: bool) ->
         assert records.offset.tolist() == [0, 140, 148, 188, 196, 336, 396]
         assert records.type.tolist() == [66, 68, 66, 68, 66, 71, 68]
         assert records.size.tolist() == [140, 8, 16, 8, 140, 48, 8]
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_data_after_a_record_cut_by_the_end_of_the_stream_is_damage(big: bool) -> None:
+    """The record fits, the data said to follow it does not: the walk stops at that record
+    (STREAM_DAMAGE 3, "record runs past the end of the stream"), as perf stops there."""
+    round_ = header(PERF_RECORD_FINISHED_ROUND, 8, big)
+    for record, follows in (
+        (header(PERF_RECORD_HEADER_TRACING_DATA, 16, big) + u32(20, big) + bytes(4), 24),
+        (header(PERF_RECORD_AUXTRACE, 48, big)
+         + np.array([12], ">u8" if big else "<u8").tobytes() + bytes(32), 12),
+    ):  # fmt: skip
+        stream = round_ + record + bytes(follows - 8)  # 8 bytes of its data missing
+        data = np.frombuffer(stream, np.uint8)
+        for records, stop, status in each_engine(walk, data, 0, len(stream), big):
+            assert (stop, status) == (8, 3)
+            assert records.offset.tolist() == [0]
