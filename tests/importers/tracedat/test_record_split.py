@@ -96,3 +96,33 @@ def test_bprint_arguments_are_read_in_the_files_byte_order(tmp_path: Path, big: 
     assert cap.frame("events").select("ts", pl.col("event").cast(pl.Utf8), "args").rows() == [
         (11, "bprint", "cpufreq_notify: freq=1800000 cpu=-3")
     ]
+
+
+def test_missed_events_markers_take_their_place_in_the_merge(tmp_path: Path) -> None:
+    """A page flagged with missed events (RB_MISSED_EVENTS, a count stored after the data) puts
+    a ``lost_events`` row just before the first record that follows on its CPU, with that
+    record's time; after the last page of a CPU nothing follows: no time, after everything."""
+    lo = Layout()
+    cpu0 = (
+        lo.page(10, lo.data(1, lo.switch(1, "a", 1, 0, "b", 2)))  # 11, seq 0
+        + lo.page(20, lo.data(1, lo.switch(2, "b", 2, 0, "a", 1)), missed=3)  # 21, seq 2
+        + lo.page(30, b"", missed=5)
+    )
+    cap = read_tracedat(write(tmp_path, Capture(layout=lo, cpus=1, data={"": {0: cpu0}})))
+    assert cap.frame("sched_switch").select("ts", "seq").rows() == [(11, 0), (21, 2)]
+    lost = cap.frame("lost_events")
+    assert lost.select("ts", "seq", "cpu", "count", pl.col("kind").cast(pl.Utf8)).rows() == [
+        (21, 1, 0, 3, "missed"),
+        (None, 3, 0, 5, "missed"),
+    ]
+
+
+def test_a_record_shorter_than_its_format_is_counted_where_it_lies(tmp_path: Path) -> None:
+    lo = Layout()
+    short = lo.switch(1, "a", 1, 0, "b", 2)[:16]  # the common fields and 8 bytes of prev_comm
+    page = lo.page(10, lo.data(1, short) + lo.data(1, lo.switch(2, "b", 2, 0, "a", 1)))
+    cap = read_tracedat(write(tmp_path, Capture(layout=lo, cpus=1, data={"": {0: page}})))
+    assert cap.frame("sched_switch").select("ts", "prev_pid").rows() == [(12, 2)]
+    assert cap.metadata.skipped == {
+        "record shorter than its event format": {"count": 1, "first": ["CPU 0 record seq 0"]}
+    }
