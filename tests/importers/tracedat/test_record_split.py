@@ -126,3 +126,13 @@ def test_a_record_shorter_than_its_format_is_counted_where_it_lies(tmp_path: Pat
     assert cap.metadata.skipped == {
         "record shorter than its event format": {"count": 1, "first": ["CPU 0 record seq 0"]}
     }
+
+
+def test_a_file_whose_cpus_recorded_nothing_has_no_events(tmp_path: Path) -> None:
+    cap = read_tracedat(write(tmp_path, Capture(layout=Layout(), cpus=2, data={"": {}})))
+    assert list(cap.tables) == ["tasks"]  # the saved cmdlines only
+    assert cap.frame("tasks").select("pid", pl.col("comm").cast(pl.Utf8)).rows() == [
+        (1, "init"),
+        (42, "worker"),
+    ]
+    assert cap.metadata.skipped == {}

@@ -38,6 +38,17 @@ def test_a_walk_in_batches_is_the_walk_at_once(
     assert b_status.tolist() == status.tolist() and b_missed.tolist() == missed.tolist()
 
 
+def test_no_pages_walked_in_batches_is_the_walk_at_once() -> None:
+    layout = PageLayout(PAGE, 8, 8, 16, False)
+    data = np.zeros(PAGE, np.uint8)
+    none = np.zeros(0, np.int64)
+    whole, status, missed = pages._walk_numpy(data, none, none, layout)
+    batched, b_status, b_missed = pages._walk_numpy_batches(data, none, none, layout)
+    assert [(a.dtype, len(a)) for a in batched.arrays()] == [(a.dtype, 0) for a in whole.arrays()]
+    assert (b_status.dtype, b_missed.dtype) == (status.dtype, missed.dtype)
+    assert len(b_status) == len(b_missed) == 0
+
+
 def test_concat_joins_the_parts_and_lets_go_of_them() -> None:
     parts = [
         Records(
