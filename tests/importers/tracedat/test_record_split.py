@@ -1,7 +1,8 @@
 """Which table each trace.dat record goes to: a modelled event's typed table only when its
 system is the kernel's (``sched``, ``power``, ``kvm``), ``events`` otherwise; records without
 a format are counted, every one of them; the common fields read by each event's own format;
-``bprint`` text rendered in the file's byte order.
+``bprint`` text rendered in the file's byte order; missed-events markers; the end-of-page
+padding word.
 
 Files are written by :mod:`tests.importers.tracedat.builder`; every expected value is the one
 the test wrote.
@@ -135,4 +136,19 @@ def test_a_file_whose_cpus_recorded_nothing_has_no_events(tmp_path: Path) -> Non
         (1, "init"),
         (42, "worker"),
     ]
+    assert cap.metadata.skipped == {}
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_a_padding_word_in_the_last_4_bytes_of_the_commit_ends_the_page(
+    tmp_path: Path, big: bool
+) -> None:
+    """PADDING with a zero delta is the end-of-page marker, a single header word
+    (``rb_event_set_padding``; kbuffer's ``translate_data`` stops there): it needs no
+    ``array[0]`` after it, so it may sit in the commit's last 4 bytes."""
+    lo = Layout(big=big)
+    records = lo.data(1, lo.switch(1, "a", 1, 0, "b", 2)) + lo.hdr(29, 0)
+    page = lo.page(10, records)
+    cap = read_tracedat(write(tmp_path, Capture(layout=lo, cpus=1, data={"": {0: page}})))
+    assert cap.frame("sched_switch").select("ts", "prev_pid").rows() == [(11, 1)]
     assert cap.metadata.skipped == {}
