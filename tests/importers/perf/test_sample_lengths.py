@@ -74,42 +74,38 @@ def test_a_tracepoint_sample_with_a_read_block(tmp_path: Path, big: bool, read_f
     assert cap.metadata.skipped == {}
 
 
+LO = Layout()
+#: a sched_switch RAW payload, padded as the kernel pads RAW (u32 size + data to 8 bytes)
+RAW = LO.switch(42, "worker", 42, 1, "swapper/1", 0)
+RAW += bytes(-(len(RAW) + 4) % 8)
+
+
+def assert_one_damaged_sample(tmp_path: Path, sample_type: int, after_cpu: bytes) -> None:
+    """A tracepoint sample ``{pid, tid}{time}{cpu, res}`` + ``after_cpu`` is counted as
+    damage where it lies, and gives no row."""
+    w = Writer(LO)
+    w.attrs = [Attr(2, TRACEPOINT_ID, sample_type, [])]
+    body = LO.pack("iiQII", 42, 42, 300, 1, 0) + after_cpu
+    record = w.record(PERF_RECORD_SAMPLE, body, misc=1)
+    blob = w.pipe(tracing=tracing_data(LO))
+    cap = load(tmp_path, blob)
+    assert cap.frame("sched_switch").height == 0
+    assert cap.metadata.skipped == {
+        "record shorter than its attr's sample layout": {
+            "count": 1,
+            "first": [f"file offset {blob.index(record):#x}"],
+        }
+    }
+
+
 @pytest.mark.parametrize("nr", [1 << 63, (1 << 64) - 1, 2])
 def test_a_callchain_longer_than_its_record_is_damage(tmp_path: Path, nr: int) -> None:
     """``nr`` is a u64: one of 2^63 or more entries must not wrap to a negative length (which
     would read the RAW data right after ``nr`` as if the callchain were empty)."""
-    lo = Layout()
-    w = Writer(lo)
-    w.attrs = [Attr(2, TRACEPOINT_ID, bits("TID", "TIME", "CPU", "CALLCHAIN", "RAW"), [])]
-    raw = lo.switch(42, "worker", 42, 1, "swapper/1", 0)
-    raw += bytes(-(len(raw) + 4) % 8)
-    body = w.p("iiQII", 42, 42, 300, 1, 0) + w.p("Q", nr) + w.p("I", len(raw)) + raw
-    record = w.record(PERF_RECORD_SAMPLE, body, misc=1)
-    blob = w.pipe(tracing=tracing_data(lo))
-    cap = load(tmp_path, blob)
-    assert cap.frame("sched_switch").height == 0
-    assert cap.metadata.skipped == {
-        "record shorter than its attr's sample layout": {
-            "count": 1,
-            "first": [f"file offset {blob.index(record):#x}"],
-        }
-    }
+    sample_type = bits("TID", "TIME", "CPU", "CALLCHAIN", "RAW")
+    assert_one_damaged_sample(tmp_path, sample_type, LO.pack("QI", nr, len(RAW)) + RAW)
 
 
 def test_raw_data_longer_than_its_record_is_damage(tmp_path: Path) -> None:
-    lo = Layout()
-    w = Writer(lo)
-    w.attrs = [Attr(2, TRACEPOINT_ID, bits("TID", "TIME", "CPU", "RAW"), [])]
-    raw = lo.switch(42, "worker", 42, 1, "swapper/1", 0)
-    raw += bytes(-(len(raw) + 4) % 8)
-    body = w.p("iiQII", 42, 42, 300, 1, 0) + w.p("I", len(raw) + 8) + raw  # 8 bytes too many
-    record = w.record(PERF_RECORD_SAMPLE, body, misc=1)
-    blob = w.pipe(tracing=tracing_data(lo))
-    cap = load(tmp_path, blob)
-    assert cap.frame("sched_switch").height == 0
-    assert cap.metadata.skipped == {
-        "record shorter than its attr's sample layout": {
-            "count": 1,
-            "first": [f"file offset {blob.index(record):#x}"],
-        }
-    }
+    sample_type = bits("TID", "TIME", "CPU", "RAW")
+    assert_one_damaged_sample(tmp_path, sample_type, LO.pack("I", len(RAW) + 8) + RAW)
