@@ -183,7 +183,9 @@ def _sizes(
         extra[tracing] = np.where(rsize[tracing] < 12 + blob, (blob + 7) // 8 * 8, 0)
     aux = np.flatnonzero((rtype == 71) & (rsize >= 16))
     if len(aux):  # the trace data's size, a u64 after the header
-        extra[aux] = _words(d, at[aux] + 8, 8, f"{e}u8", end)[:, 0].view(np.int64)
+        size = _words(d, at[aux] + 8, 8, f"{e}u8", end)[:, 0]
+        # in native order before the view: a big-endian word viewed as int64 reads byte-swapped
+        extra[aux] = size.astype(np.uint64).view(np.int64)
     return rsize, extra
 
 

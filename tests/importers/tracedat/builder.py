@@ -164,6 +164,8 @@ class Capture:
         default_factory=lambda: [("sched", SWITCH_FORMAT), ("sched", EXEC_FORMAT)]
     )
     header_event: str = "# compressed entry header\n\ttype_len    :    5 bits\n"
+    kallsyms: bytes = b""  # /proc/kallsyms text (v6 only)
+    printk: bytes = b""  # printk_formats text (v6 only)
 
 
 def _u(layout: Layout, fmt: str, v: int) -> bytes:
@@ -215,7 +217,8 @@ def write_v6(c: Capture) -> bytes:
     ftrace, events = _formats(lo, c.formats)
     cmd = c.cmdlines.encode()
     head = bytearray(_prefix(c, "6") + _headers(lo, c.header_event) + ftrace + events)
-    head += lo.pack("I", 0) + lo.pack("I", 0) + lo.pack("Q", len(cmd)) + cmd + lo.pack("I", c.cpus)
+    head += lo.pack("I", len(c.kallsyms)) + c.kallsyms + lo.pack("I", len(c.printk)) + c.printk
+    head += lo.pack("Q", len(cmd)) + cmd + lo.pack("I", c.cpus)
     head += b"options  \0"
     patches: list[tuple[int, str]] = []
     if c.clock:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from importers.tracedat import pages
 from importers.tracedat.pages import PageLayout, Records
-from tests.importers.test_byte_loops import PAGE
+from tests.importers.test_byte_loops import ENGINES, PAGE, engine
 from tests.importers.test_byte_loops import pages as page_bytes
 
 
@@ -36,6 +36,35 @@ def test_a_walk_in_batches_is_the_walk_at_once(
         assert np.asarray(ours).dtype == np.asarray(theirs).dtype
         assert np.asarray(ours).tolist() == np.asarray(theirs).tolist()
     assert b_status.tolist() == status.tolist() and b_missed.tolist() == missed.tolist()
+
+
+def test_no_pages_walked_in_batches_is_the_walk_at_once() -> None:
+    layout = PageLayout(PAGE, 8, 8, 16, False)
+    data = np.zeros(PAGE, np.uint8)
+    none = np.zeros(0, np.int64)
+    whole, status, missed = pages._walk_numpy(data, none, none, layout)
+    batched, b_status, b_missed = pages._walk_numpy_batches(data, none, none, layout)
+    assert [(a.dtype, len(a)) for a in batched.arrays()] == [(a.dtype, 0) for a in whole.arrays()]
+    assert (b_status.dtype, b_missed.dtype) == (status.dtype, missed.dtype)
+    assert len(b_status) == len(b_missed) == 0
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_the_walks_records_are_as_narrow_as_documented(name: str) -> None:
+    """The record arrays are held for every record of a capture: ts and offset int64, length
+    and page int32, type uint16 (:class:`Records`), from either engine."""
+    layout = PageLayout(PAGE, 8, 8, 16, False)
+    data = np.zeros(2 * PAGE, np.uint8)
+    data[8] = 8  # page 0 commits 8 bytes: one data record (type_len 1) of 4 bytes
+    data[16] = 1
+    starts = np.array([0, PAGE], np.int64)
+    with engine(name):
+        records, status, _ = pages.walk_pages(data, starts, starts + PAGE, layout)
+    assert [a.dtype for a in records.arrays()] == [
+        np.dtype(np.int64), np.dtype(np.int64), np.dtype(np.int32), np.dtype(np.int32),
+        np.dtype(np.uint16),
+    ]  # fmt: skip
+    assert len(records.ts) == 1 and status.tolist() == [0, 0]
 
 
 def test_concat_joins_the_parts_and_lets_go_of_them() -> None:
