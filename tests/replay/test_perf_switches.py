@@ -9,11 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from importers.perf.data import read_perf_data
 from replay.api import open_capture, what_if
 from replay.cli import main
+from replay.timeline import _perf_switches
 from tests.conftest import FIXTURES
 from tests.importers.perf.builder import Attr, Writer, bits
 from tests.importers.perf.oracle import can_record, perf_exe, script_lines
@@ -165,3 +167,32 @@ def test_recorded_switch_events_replay_with_the_threads_run_time(tmp_path: Path)
     summary = what_if(cap, ["default@cpu0"]).summary
     assert dict(summary.select("vcpu", "guest_ns").rows()) == spans
     assert summary["unknown_ns"].sum() == 0
+
+
+def test_switch_records_without_a_cpu_are_left_out_and_counted() -> None:
+    """Records recorded without sample CPU cannot place a vCPU: left out, and a note counts
+    those of the vCPU threads (kernel/events/core.c perf_event_switch_output writes the CPU
+    only with PERF_SAMPLE_CPU)."""
+    perf = pl.DataFrame(
+        {
+            "tid": [100, 100, 100, 100, 7],
+            "ts": [T0, T0 + S, T0 + 2 * S, T0 + 3 * S, T0 + 4 * S],
+            "seq": [0, 1, 2, 3, 4],
+            "cpu": [0, 0, None, None, None],
+            "out": [False, True, False, True, False],
+        },
+        schema_overrides={"cpu": pl.Int32},
+    )
+    notes: list[str] = []
+    bounds = _perf_switches(perf, [100], notes)
+    assert bounds.select("tid", "ts", "cpu").rows() == [(100, T0, 0), (100, T0 + S, 0)]
+    assert notes == [
+        "2 switch records of the vCPU threads carry no CPU (recorded without sample CPU) and "
+        "cannot say where they ran: left out"
+    ]
+    one: list[str] = []
+    assert _perf_switches(perf.head(3), [100], one).height == 2
+    assert one == [notes[0].replace("2 switch", "1 switch")]
+    nothing: list[str] = []
+    assert _perf_switches(perf.head(2), [100], nothing).height == 2
+    assert nothing == []  # nothing left out, nothing said
