@@ -235,3 +235,22 @@ def test_metadata_spans_the_samples_and_names_its_importer(shared_traces: Path) 
     # the importer is recorded as "module:function" and resolves to the function that ran
     module, name = cap.metadata.importer.split(":")
     assert getattr(importlib.import_module(module), name) is read_perf_script
+
+
+def test_lines_that_are_not_samples_are_all_counted(tmp_path: Path) -> None:
+    good = (
+        "            perf 28940 [000]  1580.107277: sched:sched_switch: prev_comm=perf "
+        "prev_pid=28940 prev_prio=120 prev_state=D ==> next_comm=migration/0 next_pid=18 "
+        "next_prio=0\n"
+    )
+    path = tmp_path / "garbage.txt"
+    path.write_text(good + "".join(f"garbage {n}\n" for n in range(7)))
+    cap = load(path)
+    assert cap.frame("sched_switch").height == 1
+    # all 7 counted, the first 5 (FIRST_LOCATIONS) named
+    assert cap.metadata.skipped == {
+        "line that is neither a perf script sample, a callchain nor a header": {
+            "count": 7,
+            "first": [f"line {n}" for n in range(2, 7)],
+        }
+    }
