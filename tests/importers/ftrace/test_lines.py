@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from importers.ftrace.lines import scan_preamble
 from tests.importers.textcap import import_text, rows
 
 SWITCH = (
@@ -318,3 +319,9 @@ class TestTraceCmdReport:
         )
         (en,) = rows(cap, "kvm_entry")
         assert en["vcpu_pc"] == 0x1800000001
+
+
+def test_preamble_with_invalid_utf8_is_read_with_replacement_characters() -> None:
+    # a damaged header must not stop the import: its bytes are replaced, as the lines' are
+    pre = scan_preamble(b"# tracer: n\xffp\ncpus=4\n")
+    assert (pre.tracer, pre.cpus) == ("n\ufffdp", 4)
