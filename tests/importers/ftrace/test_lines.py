@@ -52,6 +52,8 @@ def test_flag_column_widths(tmp_path: Path, line: str, cpu: int, pid: int, ts: i
         (f"          <idle>-0     (-----) [006] d..2   538.064674: {SWITCH}", None),
         # old Android: TGID after the CPU column
         (f"            bash-1091  [000] ( 1091) d..2   538.064659: {SWITCH}", 1091),
+        # the kernel prints 0 as dashes (trace_print_context); a printed 0 is still a number
+        (f"          <idle>-0       (      0) [006] d..2.  538.064674: {SWITCH}", 0),
     ],
 )
 def test_tgid_column_in_either_position(tmp_path: Path, line: str, tgid: int | None) -> None:
