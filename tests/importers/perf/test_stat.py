@@ -210,7 +210,7 @@ def test_a_clock_in_msec_converts_up_to_the_last_ns_of_uint64(tmp_path: Path) ->
 
 
 def test_an_empty_run_time_is_a_counter_line_with_the_run_time_unknown(tmp_path: Path) -> None:
-    # "a numeric or empty run time" follows the event (module grammar, perf-stat.txt CSV FORMAT)
+    # the value is followed by a unit, an event and "a numeric or empty run time" (_csv_fields)
     path = write(tmp_path, "e.csv", "1234,,armv8_pmuv3_0/cycles/,,,,\n")
     assert rows(path) == [
         (None, None, "armv8_pmuv3_0", "armv8_pmuv3_0/cycles/", 1234, "counted", "", None, None)
