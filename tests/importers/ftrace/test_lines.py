@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from importers.ftrace.lines import scan_preamble
 from tests.importers.textcap import import_text, rows
 
 SWITCH = (
@@ -51,6 +52,8 @@ def test_flag_column_widths(tmp_path: Path, line: str, cpu: int, pid: int, ts: i
         (f"          <idle>-0     (-----) [006] d..2   538.064674: {SWITCH}", None),
         # old Android: TGID after the CPU column
         (f"            bash-1091  [000] ( 1091) d..2   538.064659: {SWITCH}", 1091),
+        # the kernel prints 0 as dashes (trace_print_context); a printed 0 is still a number
+        (f"          <idle>-0       (      0) [006] d..2.  538.064674: {SWITCH}", 0),
     ],
 )
 def test_tgid_column_in_either_position(tmp_path: Path, line: str, tgid: int | None) -> None:
@@ -318,3 +321,9 @@ class TestTraceCmdReport:
         )
         (en,) = rows(cap, "kvm_entry")
         assert en["vcpu_pc"] == 0x1800000001
+
+
+def test_preamble_with_invalid_utf8_is_read_with_replacement_characters() -> None:
+    # a damaged header must not stop the import: its bytes are replaced, as the lines' are
+    pre = scan_preamble(b"# tracer: n\xffp\ncpus=4\n")
+    assert (pre.tracer, pre.cpus) == ("n\ufffdp", 4)

@@ -276,3 +276,20 @@ def test_payload_missing_a_later_required_key_is_kept_whole(tmp_path: Path) -> N
     cap = import_text(tmp_path, HEAD + "sched_switch: prev_comm=a prev_pid=1 prev_prio=120 oops\n")
     assert cap.table("sched_switch").num_rows == 0
     assert [r["args"] for r in rows(cap, "events")] == ["prev_comm=a prev_pid=1 prev_prio=120 oops"]
+
+
+def test_userspace_exit_reason_printed_negative_is_the_u32_code(tmp_path: Path) -> None:
+    # "reason %s (%d)" prints `errno < 0 ? -errno : reason`, an unsigned int (reason is __u32)
+    # through %d [include/trace/events/kvm.h]; __print_symbolic prints an unnamed code in hex
+    row = one(tmp_path, "kvm_userspace_exit: reason 0xffffffff (-1)", "kvm_userspace_exit")
+    assert (row["reason_name"], row["reason"], row["errno"]) == ("0xffffffff", 0xFFFFFFFF, 0)
+
+
+@pytest.mark.parametrize(
+    ("printed", "dead"), [("true", True), ("false", False), ("1", True), ("0", False)]
+)
+def test_process_exit_group_dead_printed_or_raw(tmp_path: Path, printed: str, dead: bool) -> None:
+    # "group_dead=%s" of `group_dead ? "true" : "false"` [include/trace/events/sched.h]; the raw
+    # form (`trace-cmd report -R`) prints the bool field as its number
+    payload = f"sched_process_exit: comm=x pid=9 prio=120 group_dead={printed}"
+    assert one(tmp_path, payload, "sched_process_exit")["group_dead"] is dead

@@ -4,6 +4,7 @@ variants of formats.md §6.4 item 14."""
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from importers.detect import load, sniff
 from importers.errors import CaptureFormatError
+from importers.perf.script import read_perf_script
 from tests.importers.perf.oracle import can_record, perf_exe, record
 
 
@@ -212,3 +214,43 @@ def test_lines_whose_numbers_do_not_fit_are_skipped_and_counted(tmp_path: Path) 
         ("line 3", 1),
     ]
     assert all(reason.endswith("(line skipped)") for reason in meta.skipped)
+
+
+def test_strict_raises_at_the_first_skipped_line_naming_file_and_line(tmp_path: Path) -> None:
+    line = (
+        "            perf 28940 [000]  {ts}: sched:sched_switch: prev_comm=perf prev_pid=28940 "
+        "prev_prio=120 prev_state=D ==> next_comm=migration/0 next_pid=18 next_prio=0\n"
+    )
+    path = tmp_path / "big.txt"
+    path.write_text(line.format(ts="1580.107277") + line.format(ts="10000000000.000000"))
+    with pytest.raises(CaptureFormatError) as err:
+        load(path, strict=True)
+    assert str(err.value).startswith(f"{path}: ") and " at line 2 (1 in all)" in str(err.value)
+
+
+def test_metadata_spans_the_samples_and_names_its_importer(shared_traces: Path) -> None:
+    cap = load(shared_traces / "flamegraph-perf-script" / "perf-cycles-instructions-01.txt")
+    ts = cap.frame("pmu_samples")["ts"]
+    assert (cap.metadata.first_ts, cap.metadata.last_ts) == (ts.min(), ts.max())
+    # the importer is recorded as "module:function" and resolves to the function that ran
+    module, name = cap.metadata.importer.split(":")
+    assert getattr(importlib.import_module(module), name) is read_perf_script
+
+
+def test_lines_that_are_not_samples_are_all_counted(tmp_path: Path) -> None:
+    good = (
+        "            perf 28940 [000]  1580.107277: sched:sched_switch: prev_comm=perf "
+        "prev_pid=28940 prev_prio=120 prev_state=D ==> next_comm=migration/0 next_pid=18 "
+        "next_prio=0\n"
+    )
+    path = tmp_path / "garbage.txt"
+    path.write_text(good + "".join(f"garbage {n}\n" for n in range(7)))
+    cap = load(path)
+    assert cap.frame("sched_switch").height == 1
+    # all 7 counted, the first 5 (FIRST_LOCATIONS) named
+    assert cap.metadata.skipped == {
+        "line that is neither a perf script sample, a callchain nor a header": {
+            "count": 7,
+            "first": [f"line {n}" for n in range(2, 7)],
+        }
+    }

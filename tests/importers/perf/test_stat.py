@@ -4,6 +4,7 @@ invalid trailing-comma JSON of some perf releases, and live ``perf stat`` output
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from importers.detect import load, sniff
 from importers.errors import CaptureFormatError
+from importers.perf.stat import read_perf_stat
 
 COLS = ["ts", "cpu", "pmu", "event", "value", "status", "unit", "time_running_ns", "aggregate"]
 
@@ -205,3 +207,14 @@ def test_a_clock_in_msec_converts_up_to_the_last_ns_of_uint64(tmp_path: Path) ->
         (None, 2_500_000),
     ]
     assert [loc["first"] for loc in load(path).metadata.skipped.values()] == [["line 2"]]
+
+
+def test_an_empty_run_time_is_a_counter_line_with_the_run_time_unknown(tmp_path: Path) -> None:
+    # the value is followed by a unit, an event and "a numeric or empty run time" (_csv_fields)
+    path = write(tmp_path, "e.csv", "1234,,armv8_pmuv3_0/cycles/,,,,\n")
+    assert rows(path) == [
+        (None, None, "armv8_pmuv3_0", "armv8_pmuv3_0/cycles/", 1234, "counted", "", None, None)
+    ]
+    # the importer is recorded as "module:function" and resolves to the function that ran
+    module, name = load(path).metadata.importer.split(":")
+    assert getattr(importlib.import_module(module), name) is read_perf_stat
