@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,14 +98,18 @@ def _by_scenario(
     order one call on every scenario's observations gives (scenario names are unique,
     :func:`replay.api.what_if`).
 
-    One scenario at a time, because the detectors' intermediate tables of a long capture's
+    Scenario by scenario, because the detectors' intermediate tables of a long capture's
     every scenario at once cost more in page faults than their work: on 9.8 M sched events
     (34 M observation rows) 21 CPU-s at once against 13 one by one (benchmarks/README.md).
+    Two scenarios at a time: polars and numpy release the GIL, and one scenario's tables
+    alone kept a second core idle that the tables of all of them had kept busy.
     """
     ordered = sorted(results, key=lambda r: r.scenario.name)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="scenario") as pool:
+        tables = list(pool.map(detect, ordered))
     # in one chunk: Parquet row groups follow chunks, and the saved files stay what one call
     # over every scenario wrote
-    return pl.concat([detect(r) for r in ordered], rechunk=True)
+    return pl.concat(tables, rechunk=True)
 
 
 def assemble(
@@ -130,7 +135,7 @@ def assemble(
     lost = {r.scenario.name: r.lost_counters for r in results}
     reads = read_checks(observations, work.accesses)
     costs = vcpu_costs(work, results, recreate_cost_us)
-    totals = pl.concat([vcpu_totals(r.observations, primary) for r in results])
+    totals = _by_scenario(results, lambda r: vcpu_totals(r.observations, primary))
     summary = summarize(totals, found, ticks if tick_ns else None, reads, primary, lost, costs)
     _, capacity_basis = capacity_weights(work.topology, work.host)
     meta = {
