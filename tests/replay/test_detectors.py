@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from replay.detectors import findings, tick_table
+from replay.detectors import STALL_REASONS, findings, tick_table
+from replay.pmu import StallReason
 from replay.work import RECREATION_SCHEMA
 
 T0 = 1_000_000
@@ -230,3 +231,20 @@ def test_a_tick_is_doubtful_only_under_unknown_time_of_its_own_vcpu() -> None:
         (7, 2, False, True),
         (7, 3, True, False),
     ]
+
+
+def test_every_stall_reason_gets_a_sentence_not_its_code() -> None:
+    """Each reason the vPMU model gives for an enabled counter that does not count
+    (replay.pmu.status) is told in words, the kernel function behind it named where there is
+    one."""
+    reasons = [str(r) for r in StallReason if str(r) in STALL_REASONS]
+    assert len(reasons) == len(STALL_REASONS)  # every stall reason is one the model gives
+    obs = observations(
+        # each on its own CPU: a CPU change ends a stall episode
+        [(10 * k, 10 * k + 5, k, "guest", False, r, None, k, 0) for k, r in enumerate(reasons)]
+    )
+    causes = findings(obs, CYCLES, NO_RECREATIONS).filter(pl.col("kind") == "stall")["cause"]
+    assert causes.len() == len(reasons)
+    for reason, cause in zip(reasons, causes.to_list(), strict=True):
+        assert cause != reason and len(cause) > len(reason), (reason, cause)
+    assert "kvm_map_pmu_event()" in causes[reasons.index("unmappable_event")]

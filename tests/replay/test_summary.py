@@ -7,6 +7,7 @@ match there, or the vCPU keeps its costs and loses its guest time, stalls and fa
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import polars as pl
@@ -14,8 +15,10 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from replay.api import open_capture, what_if
+from replay.profiles import load_profile
+from replay.summary import episode_distribution
 from tests.conftest import FIXTURES
-from tests.replay.export.fixture_results import TOPOLOGY
+from tests.replay.export.fixture_results import TOPOLOGY, fixture_results
 
 SCENARIOS = ["default@cpu0", "set-pmu:armv8_cortex_a53", "fixed-counters-only+v8", "no-pmu"]
 
@@ -77,3 +80,31 @@ def test_a_vcpu_without_traced_reads_counts_none_in_a_capture_that_has_them(
     reads = {(r["scenario"], r["vcpu"]): r["pmccntr_reads"] for r in rows.iter_rows(named=True)}
     assert reads == {(s, v): 4 if v == 4001 else 0 for s in SCENARIOS for v in (4001, 4002)}
     assert rows.filter(pl.col("vcpu") == 4002)["zero_delta_reads"].to_list() == [0] * len(SCENARIOS)
+
+
+def test_stall_distribution_takes_the_higher_element_at_each_quantile() -> None:
+    """The median and p99 of n episode lengths are the sorted lengths at index ceil(q (n-1))
+    (an observed length, never between two): 60 distinct lengths tell the rule from
+    polars' nearest-element default, whose p99 index rounds 58.41 down."""
+    lengths = [(37 * k) % 61 for k in range(1, 61)]  # 1..60, shuffled
+    got = pl.DataFrame({"d": lengths}).select(episode_distribution(pl.col("d"))).row(0)
+    ordered = sorted(lengths)
+    n = len(ordered)
+    assert got == (
+        ordered[math.ceil(0.5 * (n - 1))],
+        ordered[math.ceil(0.99 * (n - 1))],
+        ordered[-1],
+    )
+
+
+def test_a_scenario_without_a_vpmu_names_every_counter_the_guest_programs() -> None:
+    """no-pmu takes away every counter a linux-perf guest programs: the summary lists them
+    all, in the profile's order, joined by commas."""
+    names = [r.name for r in load_profile("linux-perf").programs]
+    assert len(names) > 1
+    summary = fixture_results("migration-at-overflow").summary  # a linux-perf guest
+    lost = summary.filter(pl.col("scenario") == "no-pmu")["lost_counters"].unique().to_list()
+    assert lost == [",".join(names)]
+    assert summary.filter(pl.col("scenario") == "default@cpu0")[
+        "lost_counters"
+    ].unique().to_list() == [""]
