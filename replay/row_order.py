@@ -87,8 +87,9 @@ def in_blocks(
 
 
 def _distinct(heads: pl.DataFrame) -> bool:
-    """Whether no two rows of ``heads`` are equal: rows in ascending order are, and only
-    others are hashed (millions of refused entries' keys took seconds to hash)."""
+    """Whether no two rows of ``heads`` (run starts, so no two neighbours are equal) are
+    equal: rows that never step back in key order are, and only others are hashed (millions
+    of refused entries' keys took seconds to hash)."""
     after_first = pl.Series(np.arange(heads.height) > 0)
     return not _steps_back(heads, heads.columns, after_first) or (heads.n_unique() == heads.height)
 
@@ -146,4 +147,4 @@ def run_totals(
     )
     # the columns chosen before the rows: a filter copies every column it is given
     ends_of = [rows.select(c).filter(m) for c, m in ((first, starts), (last, ends)) if c]
-    return pl.concat([*ends_of, totals] if sums else ends_of, how="horizontal")
+    return pl.concat([*ends_of, totals], how="horizontal")
