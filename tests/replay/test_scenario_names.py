@@ -16,6 +16,7 @@ from replay.api import what_if
 from replay.detectors import findings, tick_table
 from replay.pmu import EventFilter, FilterAction
 from replay.scenarios import Mode, Scenario
+from replay.work import RECREATION_SCHEMA
 from tests.replay.export.fixture_results import CAPTURES, fixture_capture, fixture_results
 
 # the fixtures with stalls, failed entries, unknown time, re-creations and risky ticks
@@ -34,15 +35,10 @@ def test_detectors_one_scenario_at_a_time_equal_one_run_over_all(name: str) -> N
         results.observations.filter(pl.col("scenario") == s) for s in reversed(scenarios)
     )
     recreations = results.findings.filter(pl.col("kind") == "recreation")
-    assert recreations.height or name != "pmu-moves"  # pmu-moves re-creates perf events
-    at_once = findings(
-        reordered,
-        primary,
-        recreations.select(
-            "scenario", "vm", "vcpu", "vcpu_index", "counter", pl.col("start").alias("ts"), "cpu",
-            "host_pmu",
-        ),
-    )  # fmt: skip
+    if name == "pmu-moves":
+        assert recreations.height  # this story re-creates perf events
+    as_replayed = recreations.rename({"start": "ts"}).select(list(RECREATION_SCHEMA))
+    at_once = findings(reordered, primary, as_replayed)
     assert_frame_equal(results.findings, at_once)
     assert_frame_equal(results.ticks, tick_table(reordered, primary, meta["start"], tick_ns))
 
