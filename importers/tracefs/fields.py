@@ -77,7 +77,7 @@ def stride_runs(rows: NDArray[np.int64]) -> StrideRuns | None:
     a trace.dat page) without a pass over them all.
     """
     n = rows.shape[0]
-    if n < MIN_ROWS_PER_RUN:
+    if n < max(2, MIN_ROWS_PER_RUN):
         return None
     probe = np.linspace(0, n - 2, 64).astype(np.int64)
     steps = rows[probe + 1] - rows[probe]
