@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from importers.capture import Capture, CaptureMetadata, sha256_of
+from importers.capture_writer import CaptureWriter
 from importers.detect import ProgressFn
 from importers.errors import DroppedEventsError, TopologyError
 from importers.host.topology import PmuSpec, Topology, parse_cpulist
@@ -67,7 +68,12 @@ _CORE_PREFIXES = ("cpu", "armv")
 
 
 def read_perf_data(
-    path: Path, *, fmt: str = "perf.data", strict: bool = False, progress: ProgressFn | None = None
+    path: Path,
+    *,
+    fmt: str = "perf.data",
+    strict: bool = False,
+    progress: ProgressFn | None = None,
+    writer: CaptureWriter | None = None,
 ) -> Capture:
     """Import a ``perf.data`` file (file or pipe mode, either byte order, or simpleperf's).
 
@@ -81,6 +87,10 @@ def read_perf_data(
         Raise on the first undecodable record (or on lost events) instead of counting it.
     progress
         Optional ``(done, total)`` callback, called per stage.
+    writer
+        Where the capture is being saved: the tracepoint tables are written there as soon as
+        they are decoded (their Parquet encoding then overlaps the rest of the import); they
+        stay in the capture too.
 
     Returns
     -------
@@ -95,12 +105,14 @@ def read_perf_data(
     """
     with ThreadPoolExecutor(max_workers=1) as hasher:
         digest = hasher.submit(sha256_of, path)
-        capture = _read(path, strict, progress)
+        capture = _read(path, strict, progress, writer)
         capture.metadata.source_sha256 = digest.result()
     return capture
 
 
-def _read(path: Path, strict: bool, progress: ProgressFn | None) -> Capture:
+def _read(
+    path: Path, strict: bool, progress: ProgressFn | None, writer: CaptureWriter | None
+) -> Capture:
     pf = open_perf(path)
     skips = SkipLog(str(path), strict)
     if pf.lost_features:
@@ -124,7 +136,7 @@ def _read(path: Path, strict: bool, progress: ProgressFn | None) -> Capture:
         progress(2, 4)
     topology = _topology(path, features)
     pmus = _pmu_map(features, topology)
-    tables = _tables(d, td, names, pmus, skips)
+    tables = _tables(d, td, names, pmus, skips, writer)
     lost, unplaced = lost_events(d, skips)
     if lost.num_rows or unplaced:
         if strict:
@@ -230,7 +242,12 @@ def _pmu_map(features: Features, topology: Topology | None) -> PmuMap:
 
 
 def _tables(
-    d: Decoded, td: TraceDat | None, names: list[str], pmus: PmuMap, skips: SkipLog
+    d: Decoded,
+    td: TraceDat | None,
+    names: list[str],
+    pmus: PmuMap,
+    skips: SkipLog,
+    writer: CaptureWriter | None,
 ) -> dict[str, pa.Table]:
     tables: dict[str, pa.Table] = {}
     idx, raw_at, raw_size, event_id = tracepoint_samples(d, skips)
@@ -247,6 +264,9 @@ def _tables(
                 td, d.stream.data, raw_at, raw_size, event_id, d.ts[idx], cpu, d.seq[idx], skips
             )
         )
+        if writer is not None:
+            for name, table in tables.items():
+                writer.append(name, table)
     tables["pmu_samples"] = pmu_samples(d, names, pmus)
     tables["pmu_counts"] = pmu_counts(d, names, pmus)
     tables["perf_switches"] = switches(d, skips)

@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from importers.byte_loops import compiled
 from importers.perf.file import PerfFile
 from importers.skips import SkipLog
+from importers.tracefs.fields import gather_word, stride_runs
 
 # perf_event_type / perf_user_event_type (formats.md §4.3)
 RECORD_NAMES = {
@@ -94,9 +95,10 @@ def walk(d: NDArray[np.uint8], start: int, end: int, big: bool) -> tuple[RecordS
     """
     if not compiled(end - start):
         at, sizes, stop, status = _walk_numpy(d, start, end, big)
-        words = _words(d, at, 8, ">u4" if big else "<u4")
-        rtype = words[:, 0].astype(np.uint32)
-        misc = (words[:, 1] >> 16 if big else words[:, 1] & 0xFFFF).astype(np.uint16)
+        runs = stride_runs(at)  # records of one sample type follow each other at its size
+        rtype = gather_word(d, at, 0, 4, big, runs)
+        second = gather_word(d, at, 4, 4, big, runs)  # {u16 misc, u16 size}
+        misc = (second >> 16 if big else second & 0xFFFF).astype(np.uint16)
         inflated = np.zeros(len(at), bool)
         return RecordStream(d, at, rtype, misc, sizes.astype(np.int32), inflated), stop, status
     from importers.perf.kernels_jit import walk as walk_jit

@@ -31,7 +31,7 @@ from importers.perf.attr import (
     S,
 )
 from importers.perf.records import RecordStream
-from importers.tracefs.fields import FieldGather, gather_uint
+from importers.tracefs.fields import FieldGather, gather_uint, stride_runs
 
 _PREFIX = ("IDENTIFIER", "IP", "TID", "TIME", "ADDR", "ID", "STREAM_ID", "CPU", "PERIOD")
 _TRAILER = ("TID", "TIME", "ID", "STREAM_ID", "CPU", "IDENTIFIER")
@@ -91,7 +91,7 @@ def identify(
     words = (stream.size[idx].astype(np.int64) - 8) // 8
     if sample:
         ok = words > pos
-        ids = gather_uint(stream.data, off, 8 + 8 * pos, 8, big)
+        ids = gather_uint(stream.data, off, 8 + 8 * pos, 8, big, stride_runs(off))
     else:
         ok = words >= pos
         ids = gather_uint(stream.data, off + 8 + 8 * (words - pos), 0, 8, big)
@@ -147,15 +147,17 @@ def gather_words(
     """``(k, n)`` unsigned fields: field ``j`` of record ``i`` is ``width[j]`` bytes at
     ``base[i] + at[j]`` (zero past the buffer end). Widths are 4 or 8. Compiled (large
     inputs), one pass over the records reads all ``k`` fields, where a gather per field walks
-    the whole stream ``k`` times."""
-    if compiled(base.shape[0] * int(width.sum())):
+    the whole stream ``k`` times; records in long runs at one stride (perf's samples of one
+    event) are read as strided views, faster than either."""
+    runs = stride_runs(base)
+    if runs is None and compiled(base.shape[0] * int(width.sum())):
         from importers.perf.kernels_jit import gather_words as gather_words_jit
 
         words: NDArray[np.uint64] = gather_words_jit(data, base, at, width, big)
         return words
     out = np.zeros((at.shape[0], base.shape[0]), np.uint64)
     for j, (start, size) in enumerate(zip(at.tolist(), width.tolist(), strict=True)):
-        out[j] = gather_uint(data, base, start, size, big)
+        out[j] = gather_uint(data, base, start, size, big, runs)
     return out
 
 

@@ -9,6 +9,9 @@ hash-encoded by Arrow, and only the (few) distinct values are cleaned up in Pyth
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -46,15 +49,84 @@ def gather_bytes(
 _BLOCK = 1 << 20
 
 
+@dataclass(frozen=True)
+class StrideRuns:
+    """Rows that lie in long runs at one constant stride, as perf's samples of one event do.
+
+    perf copies each CPU's ring buffer into the file a chunk at a time, so a capture of one
+    fixed-size sample (``perf record -e sched:sched_switch``) is a few runs of records at the
+    sample's size apart, broken only where another record or chunk intervenes. A field of
+    such rows is read as one strided view per run: one memory pass at the field's own width,
+    instead of a fancy-index gather of every row (2-5x faster, and no compiled kernel).
+    """
+
+    stride: int
+    #: index of the first row of each run, then the number of rows
+    bounds: list[int]
+
+
+#: the fewest rows per run, on average, for which runs are read as strided views; below it a
+#: Python step per run costs more than the gather it saves
+MIN_ROWS_PER_RUN = 1024
+
+
+def stride_runs(rows: NDArray[np.int64]) -> StrideRuns | None:
+    """The runs of ``rows`` at their common stride, or ``None`` when they are too scattered.
+
+    A probe of 64 evenly spaced steps rejects scattered rows (the interleaved record types of
+    a trace.dat page) without a pass over them all.
+    """
+    n = rows.shape[0]
+    if n < max(2, MIN_ROWS_PER_RUN):
+        return None
+    probe = np.linspace(0, n - 2, 64).astype(np.int64)
+    steps = rows[probe + 1] - rows[probe]
+    stride = int(np.median(steps))
+    if stride <= 0 or np.count_nonzero(steps == stride) < 48:
+        return None
+    breaks = np.flatnonzero(np.diff(rows) != stride) + 1
+    if (breaks.shape[0] + 1) * MIN_ROWS_PER_RUN > n:
+        return None
+    return StrideRuns(stride, [0, *breaks.tolist(), n])
+
+
+def _strided(
+    data: NDArray[np.uint8],
+    rows: NDArray[np.int64],
+    runs: StrideRuns,
+    dtype: np.dtype[Any],
+    out: NDArray[Any],
+) -> NDArray[Any]:
+    """``out[i] = `` the ``dtype`` value at ``data[rows[i]:]``, one strided view per run."""
+    for a, b in itertools.pairwise(runs.bounds):
+        out[a:b] = np.ndarray(
+            (b - a,), dtype, buffer=data, offset=int(rows[a]), strides=(runs.stride,)
+        )
+    return out
+
+
+def _inside(data: NDArray[np.uint8], rows: NDArray[np.int64], width: int) -> bool:
+    """Whether every row's ``width`` bytes lie in ``data``."""
+    return bool(rows.shape[0]) and rows.min() >= 0 and rows.max() + width <= data.shape[0]
+
+
 def gather_matrix(
-    data: NDArray[np.uint8], offsets: NDArray[np.int64], start: int, width: int
+    data: NDArray[np.uint8],
+    offsets: NDArray[np.int64],
+    start: int,
+    width: int,
+    runs: StrideRuns | None = None,
 ) -> NDArray[np.uint8]:
     """``(n, width)`` bytes at ``offsets[i] + start``; rows past the buffer end read as zeros.
 
-    Compiled, aligned rows (ring-buffer records are 4-byte aligned) are copied a 32-bit word at
-    a time.
+    ``runs`` are the offsets' :func:`stride_runs`, when the caller has them. Compiled, aligned
+    rows (ring-buffer records are 4-byte aligned) are copied a 32-bit word at a time.
     """
     n = offsets.shape[0]
+    if runs is not None and _inside(data, offsets + start, width):
+        void = np.dtype(f"V{width}")
+        rows = _strided(data, offsets + start, runs, void, np.empty(n, void))
+        return rows.view(np.uint8).reshape(n, width)
     if compiled(n * width):
         from importers.tracefs import fields_jit
 
@@ -64,44 +136,86 @@ def gather_matrix(
         return out[:, :width] if padded != width else out
     rows = np.asarray(offsets, np.int64) + start
     inside = (rows >= 0) & (rows + width <= data.shape[0])
-    if not inside.any():
+    if width == 0 or not inside.any():
         return np.zeros((n, width), np.uint8)
-    padded = (width + 3) // 4
-    if inside.all() and not (rows & 3).any() and padded * 4 <= data.shape[0] - rows.max():
-        # aligned rows: one gather of 32-bit words per column of words, much faster than
-        # the windows below
-        words = data[: data.shape[0] // 4 * 4].view(np.uint32)
-        first = rows // 4
-        out = np.empty((n, padded), np.uint32)
-        for j in range(padded):
-            out[:, j] = words[first + j]
-        return out.view(np.uint8)[:, :width]
-    # each row a window of the data (a view): the gather copies the rows only
-    windows = np.lib.stride_tricks.sliding_window_view(data, width)
+    item = np.dtype(f"V{width}")  # a row's bytes as one item: the gather copies it at once
     if inside.all():
-        matrix: NDArray[np.uint8] = windows[rows]
-        return matrix
-    matrix = np.zeros((n, width), np.uint8)
-    matrix[inside] = windows[rows[inside]]
-    return matrix
+        matrix = _items(data, item, 1)[rows]
+    else:
+        matrix = np.zeros(n, item)
+        matrix[inside] = _items(data, item, 1)[rows[inside]]
+    return matrix.view(np.uint8).reshape(n, width)
+
+
+def _items(data: NDArray[np.uint8], dtype: np.dtype[Any], step: int) -> NDArray[Any]:
+    """Every ``step``-th byte position of ``data`` as the start of a ``dtype`` item.
+
+    A view that overlaps itself (nothing is copied): indexing it by ``position // step``
+    reads each row's bytes as one item, which numpy copies whole. That is 2-4x faster than
+    gathering a row a byte or a word at a time.
+    """
+    count = (data.shape[0] - dtype.itemsize) // step + 1
+    return np.ndarray((max(count, 0),), dtype, buffer=data, strides=(step,))
 
 
 def gather_uint(
-    data: NDArray[np.uint8], offsets: NDArray[np.int64], start: int, size: int, big: bool
+    data: NDArray[np.uint8],
+    offsets: NDArray[np.int64],
+    start: int,
+    size: int,
+    big: bool,
+    runs: StrideRuns | None = None,
 ) -> NDArray[np.uint64]:
-    """Unsigned ``size``-byte integers at ``offsets[i] + start`` (zero past the buffer end)."""
-    if compiled(offsets.shape[0] * size):
+    """Unsigned ``size``-byte integers at ``offsets[i] + start`` (zero past the buffer end).
+
+    ``runs`` are the offsets' :func:`stride_runs`, when the caller has them.
+    """
+    if runs is None and compiled(offsets.shape[0] * size):
         from importers.tracefs import fields_jit
 
         return fields_jit.gather_uint(data, offsets, start, size, big)
-    if size in (1, 2, 4, 8):  # each row's bytes read as one word
-        word = np.dtype(f"{'>' if big else '<'}u{size}")
-        matrix = np.ascontiguousarray(gather_matrix(data, offsets, start, size))
-        return matrix.view(word)[:, 0].astype(np.uint64)
+    if size in (1, 2, 4, 8):
+        return gather_word(data, offsets, start, size, big, runs).astype(np.uint64)
     matrix = gather_matrix(data, offsets, start, size).astype(np.uint64)
     out = np.zeros(offsets.shape[0], np.uint64)
     for column in (matrix if big else matrix[:, ::-1]).T:  # most significant byte first
         out = (out << np.uint64(8)) | column
+    return out
+
+
+def gather_word(
+    data: NDArray[np.uint8],
+    offsets: NDArray[np.int64],
+    start: int,
+    size: int,
+    big: bool,
+    runs: StrideRuns | None = None,
+) -> NDArray[np.unsignedinteger[Any]]:
+    """Unsigned ``size``-byte integers (1, 2, 4 or 8 bytes) at ``offsets[i] + start``, as
+    native ``u{size}`` (zero past the buffer end).
+
+    ``runs`` are the offsets' :func:`stride_runs`, when the caller has them.
+    """
+    n = offsets.shape[0]
+    native = np.dtype(f"u{size}")
+    if runs is None and compiled(n * size):
+        return gather_uint(data, offsets, start, size, big).astype(native)
+    word = np.dtype(f"{'>' if big else '<'}u{size}")
+    rows = np.asarray(offsets, np.int64) + start
+    if runs is not None and _inside(data, rows, size):
+        return _strided(data, rows, runs, word, np.empty(n, native))
+    inside = (rows >= 0) & (rows + size <= data.shape[0])
+    if not inside.any():
+        return np.zeros(n, native)
+    # words aligned to their size (ring-buffer fields are) read as aligned items, faster
+    step = 1 if (rows & (size - 1)).any() else size
+    at = rows // step if step > 1 else rows
+    items = _items(data, word, step)
+    if inside.all():
+        values: NDArray[np.unsignedinteger[Any]] = items[at].astype(native, copy=False)
+        return values
+    out = np.zeros(n, native)
+    out[inside] = items[at[inside]]
     return out
 
 
@@ -141,10 +255,15 @@ class FieldGather:
         self.big_endian = big_endian
         self.n = int(offsets.shape[0])
 
+    @cached_property
+    def runs(self) -> StrideRuns | None:
+        """The records' :func:`stride_runs`, found once for all their fields."""
+        return stride_runs(self.offsets)
+
     def raw(self, offset: int, size: int) -> NDArray[np.uint8]:
         """``(n, size)`` contiguous byte matrix of the bytes at ``offset`` in each record."""
         out: NDArray[np.uint8] = np.ascontiguousarray(
-            gather_matrix(self.data, self.offsets, offset, size)
+            gather_matrix(self.data, self.offsets, offset, size, self.runs)
         )
         return out
 
@@ -155,8 +274,7 @@ class FieldGather:
     def integer(self, offset: int, size: int, signed: bool) -> NDArray[np.generic] | None:
         if size not in (1, 2, 4, 8):
             return None
-        wide = gather_uint(self.data, self.offsets, offset, size, self.big_endian)
-        unsigned = wide.astype(np.dtype(f"u{size}"), copy=False)
+        unsigned = gather_word(self.data, self.offsets, offset, size, self.big_endian, self.runs)
         return unsigned.view(np.dtype(f"i{size}")) if signed else unsigned
 
     def string(self, f: FormatField) -> pa.DictionaryArray:

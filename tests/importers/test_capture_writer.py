@@ -19,6 +19,7 @@ from importers.capture_writer import saving
 from importers.detect import load
 from importers.perfetto import bundles
 from importers.schema import DICT, conform
+from importers.tracedat.tables import MODELLED
 from tests.importers.perfetto.test_real import GALAXY, PIXEL6A, PIXEL7
 
 #: rows per row group here: parts cross several row-group boundaries
@@ -257,3 +258,28 @@ def test_parts_are_conformed_to_the_schema_as_save_does(tmp_path: Path) -> None:
         assert (tmp_path / "streamed" / name).read_bytes() == (
             tmp_path / "saved" / name
         ).read_bytes()
+
+
+def test_a_perf_data_import_writes_its_tracepoint_tables_as_it_goes(
+    shared_traces: Path, tmp_path: Path, small_row_groups: None
+) -> None:
+    """The tracepoint tables are handed to the writer as soon as they are decoded (their
+    encoding overlaps the rest of the import), kept in the capture, and the saved files are
+    those of ``Capture.save``."""
+    path = shared_traces / "simpleperf-android/perf_with_tracepoint_event.data"
+    saved = load(path)
+    saved.save(tmp_path / "saved")
+    typed = {n for n in saved.tables if n in MODELLED or n == "events"}
+    assert typed == {"sched_switch"}
+    with saving(tmp_path / "streamed") as writer:
+        streamed = load(path, writer=writer)
+        assert set(writer.streamed) == typed
+        assert typed <= set(streamed.tables)  # kept for the steps after the import
+        writer.finish(streamed)
+    files = sorted(p.name for p in (tmp_path / "saved").iterdir())
+    assert sorted(p.name for p in (tmp_path / "streamed").iterdir()) == files
+    for file in files:
+        same = (tmp_path / "streamed" / file).read_bytes() == (
+            tmp_path / "saved" / file
+        ).read_bytes()
+        assert same, file
