@@ -160,7 +160,9 @@ def test_pmu_sample_fields_equal_perf_script(capture_file: Path) -> None:
     assert got == expected
 
 
-_ARG = re.compile(r"(\w+)=(.*?)(?=\s+\w+=|\s+==>|$)")
+#: ``key=value`` of sched_switch's print format, whose fields are one space apart: a value
+#: keeps its own trailing blanks (a comm cut at 15 bytes, "dask scheduler ", ends in one)
+_ARG = re.compile(r"(\w+)=(.*?)(?= \w+=| ==>|$)")
 SWITCH_FIELDS = ["prev_comm", "prev_pid", "prev_prio", "prev_state", "next_comm", "next_pid",
                  "next_prio"]  # fmt: skip
 
