@@ -48,9 +48,9 @@ def stand_ins(capture: Capture, topology: Topology | None, limit: int = SHOWN) -
         return []
     ts, seq = switches["ts"].to_numpy(), switches["seq"].to_numpy()
     cpu = switches["cpu"].to_numpy()
-    pid = switches["next_pid"].fill_null(_IDLE).to_numpy()
     end = capture.metadata.last_ts
     run = _run_times(ts, seq, cpu, int(ts.max()) if end is None else end)
+    pid = switches["next_pid"].fill_null(_IDLE).to_numpy()
 
     # per thread in time order: a switch-in somewhere else than the thread's previous one
     rows = np.flatnonzero(pid != _IDLE)
@@ -82,11 +82,12 @@ def _run_times(ts: np.ndarray, seq: np.ndarray, cpu: np.ndarray, end: int) -> np
     ``end``. Worked out in the CPUs' time order, in place, with two row-sized int64 arrays
     beside the sort order (five, with their temporaries, when written as expressions)."""
     order = np.lexsort((seq, ts, cpu))
+    on = cpu[order]
+    last = np.flatnonzero(on[1:] != on[:-1])  # each CPU's last switch, but the final one's
     start = ts[order]
     stop = np.empty_like(start)
     stop[:-1], stop[-1] = start[1:], end
-    on = cpu[order]
-    stop[:-1][on[1:] != on[:-1]] = end  # a CPU's last switch runs to the end
+    stop[last] = end
     stop -= start  # the run times, CPU by CPU
     start[order] = stop  # and in the table's order, in start's memory
     return start
