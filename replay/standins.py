@@ -79,8 +79,8 @@ def stand_ins(capture: Capture, topology: Topology | None, limit: int = SHOWN) -
 
 def _run_times(ts: np.ndarray, seq: np.ndarray, cpu: np.ndarray, end: int) -> np.ndarray:
     """Each switch-in's time on its CPU: to the next switch on that CPU, the last one to
-    ``end``. Worked out in the CPUs' time order, in place, with two row-sized int64 arrays
-    beside the sort order (five, with their temporaries, when written as expressions)."""
+    ``end``. Worked out in place, in the CPUs' time order: two row-sized int64 arrays beside
+    the sort order, since the advice runs at the import's memory peak."""
     order = np.lexsort((seq, ts, cpu))
     on = cpu[order]
     last = np.flatnonzero(on[1:] != on[:-1])  # each CPU's last switch, but the final one's
