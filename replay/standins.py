@@ -57,7 +57,6 @@ def stand_ins(capture: Capture, topology: Topology | None, limit: int = SHOWN) -
     if rows.size == 0:  # only the idle tasks ever ran
         return []
     rows = rows[np.lexsort((seq[rows], ts[rows], pid[rows]))]
-    del ts, seq  # the advice runs beside a whole import's tables: each row-sized array counts
     tid, where = pid[rows], _places(cpu[rows], topology)
     same_thread = np.append(False, tid[1:] == tid[:-1])
     moved = same_thread & np.append(False, where[1:] != where[:-1])
