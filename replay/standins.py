@@ -47,31 +47,17 @@ def stand_ins(capture: Capture, topology: Topology | None, limit: int = SHOWN) -
     if switches.num_rows == 0:
         return []
     ts, seq = switches["ts"].to_numpy(), switches["seq"].to_numpy()
-    cpu = switches["cpu"].to_numpy().astype(np.int64)
-    pid = switches["next_pid"].fill_null(_IDLE).to_numpy()
-    # each switch-in runs until the next switch on its CPU, the last one to the capture's end
-    by_cpu = np.lexsort((seq, ts, cpu))
+    cpu = switches["cpu"].to_numpy()
     end = capture.metadata.last_ts
-    end = int(ts.max()) if end is None else end
-    run = np.empty(len(ts), np.int64)
-    following = np.append(ts[by_cpu][1:], end)
-    following[np.append(cpu[by_cpu][1:] != cpu[by_cpu][:-1], True)] = end
-    run[by_cpu] = following - ts[by_cpu]
+    run = _run_times(ts, seq, cpu, int(ts.max()) if end is None else end)
+    pid = switches["next_pid"].fill_null(_IDLE).to_numpy()
 
-    if topology:
-        covered = [c for p in topology.pmus for c in p.cpus]
-        cluster = np.full(max(int(cpu.max()), *covered) + 1, _NOWHERE)
-        for i, p in enumerate(topology.pmus):
-            cluster[list(p.cpus)] = i
-        place = cluster[cpu]
-    else:
-        place = cpu
     # per thread in time order: a switch-in somewhere else than the thread's previous one
     rows = np.flatnonzero(pid != _IDLE)
     if rows.size == 0:  # only the idle tasks ever ran
         return []
     rows = rows[np.lexsort((seq[rows], ts[rows], pid[rows]))]
-    tid, where = pid[rows], place[rows]
+    tid, where = pid[rows], _places(cpu[rows], topology)
     same_thread = np.append(False, tid[1:] == tid[:-1])
     moved = same_thread & np.append(False, where[1:] != where[:-1])
     if topology:
@@ -88,6 +74,35 @@ def stand_ins(capture: Capture, topology: Topology | None, limit: int = SHOWN) -
         StandIn(int(tids[i]), name, int(run_ns[i]), int(moves[i]))
         for i, name in zip(best, names, strict=True)
     ]
+
+
+def _run_times(ts: np.ndarray, seq: np.ndarray, cpu: np.ndarray, end: int) -> np.ndarray:
+    """Each switch-in's time on its CPU: to the next switch on that CPU, the last one to
+    ``end``. Worked out in place, in the CPUs' time order: two row-sized int64 arrays beside
+    the sort order, since the advice runs at the import's memory peak."""
+    order = np.lexsort((seq, ts, cpu))
+    on = cpu[order]
+    last = np.flatnonzero(on[1:] != on[:-1])  # each CPU's last switch, but the final one's
+    start = ts[order]
+    stop = np.empty_like(start)
+    stop[:-1], stop[-1] = start[1:], end
+    stop[last] = end
+    stop -= start  # the run times, CPU by CPU
+    start[order] = stop  # and in the table's order, in start's memory
+    return start
+
+
+def _places(cpu: np.ndarray, topology: Topology | None) -> np.ndarray:
+    """Where each CPU is for counting moves: its cluster (host PMU; :data:`_NOWHERE` for a
+    CPU no PMU covers), or the CPU itself when there is no topology."""
+    if not topology:
+        return cpu
+    covered = [c for p in topology.pmus for c in p.cpus]
+    cluster = np.full(max(int(cpu.max()), *covered) + 1, _NOWHERE)
+    for i, p in enumerate(topology.pmus):
+        cluster[list(p.cpus)] = i
+    place: np.ndarray = cluster[cpu]
+    return place
 
 
 def stand_in_advice(capture: Capture, topology: Topology | None, command: str = "") -> str:

@@ -169,7 +169,11 @@ def _stream(path: Path, size: int, progress: ProgressFn | None) -> Iterator[Text
         # numba up here, instead of waiting for the compiler lock while a worker loads the
         # parsing kernels.
         lines = count_lines(np.frombuffer(mapping, np.uint8, cut - pos, pos), jit)
-        yield TextChunk(chunk, line, line - 1, jit, _Pages(mapping, pos, cut))
+        pages = _Pages(mapping, pos, cut)
+        # A worker faults them in again from the page cache (a few ms a chunk): until one
+        # takes it, a chunk in the queue holds no memory.
+        pages.release()
+        yield TextChunk(chunk, line, line - 1, jit, pages)
         line += lines
         pos = cut
         if progress:

@@ -30,6 +30,7 @@ from importers.ftrace.source import TextChunk, open_text
 from importers.schema import conform
 from importers.skips import FIRST_LOCATIONS, SkipLog
 from importers.tasks import name_spans, sightings, typed_sightings
+from importers.tracedat.heap import trim_heap
 
 IMPORTER = "importers.ftrace.text 1"
 _PREFIX = ["ts", "seq", "cpu", "common_pid"]
@@ -100,6 +101,7 @@ def read_ftrace_text(
         )
 
     tables = _tables(results, lost)
+    trim_heap()  # what the chunks' scans and tables freed: saving the tables comes next
     meta = _metadata(path, fmt, source.container, preamble, results, widths, skips, source.sha256())
     meta.extra["notes"] = source.notes
     return Capture(metadata=meta, tables=tables)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+import polars as pl
+import pyarrow as pa
 import pytest
 
+from importers.capture import Capture, CaptureMetadata
+from importers.schema import conform
 from replay.api import capture_topology, open_capture
 from replay.cli import main
 from replay.standins import stand_ins
@@ -132,3 +138,65 @@ def test_import_names_the_command_that_replays_them(
     assert json.loads((tmp_path / "cmp" / "replay.json").read_text())["vms"] == {
         "standin": [100, 400, 200, 300]
     }
+
+
+def _many_switches(rows: int, parts: int) -> Capture:
+    """``rows`` random switches on 8 CPUs, half of them to the idle task, with ties in ``ts``
+    (``seq`` orders them), in ``parts`` Arrow chunks as an import's tables are."""
+    rng = np.random.default_rng(17)
+    ts = np.sort(rng.integers(0, rows // 4, rows)) * 1000
+    pid = rng.integers(1, 300, rows).astype(np.int32)
+    pid[rng.random(rows) < 0.5] = 0
+    switches = conform(
+        "sched_switch",
+        pa.table(
+            {
+                "ts": ts,
+                "seq": rng.permutation(rows),
+                "cpu": rng.integers(0, 8, rows).astype(np.int16),
+                "common_pid": np.zeros(rows, np.int32),
+                "next_pid": pid,
+                "next_comm": pa.array([f"t{p}" for p in pid]).dictionary_encode(),
+            }
+        ),
+    )
+    step = -(-rows // parts)
+    chunked = pa.concat_tables(switches.slice(i, step) for i in range(0, rows, step))
+    meta = CaptureMetadata("many.txt", "", "ftrace-text", "test", last_ts=int(ts.max()) + 5000)
+    return Capture(meta, {"sched_switch": chunked})
+
+
+def test_run_times_and_moves_agree_with_an_independent_reading() -> None:
+    cap = _many_switches(20_000, 3)
+    end = cap.metadata.last_ts
+    df = pl.from_arrow(cap.table("sched_switch").select(["ts", "seq", "cpu", "next_pid"]))
+    assert isinstance(df, pl.DataFrame)
+    df = df.sort("cpu", "ts", "seq").with_columns(
+        run=pl.col("ts").shift(-1).over("cpu").fill_null(end) - pl.col("ts")
+    )
+    threads = (
+        df.filter(pl.col("next_pid") != 0)
+        .sort("next_pid", "ts", "seq")
+        .with_columns(moved=pl.col("cpu") != pl.col("cpu").shift(1).over("next_pid"))
+        .group_by("next_pid")
+        .agg(pl.col("run").sum(), pl.col("moved").fill_null(False).sum())
+    )
+    expected = {r["next_pid"]: (r["run"], r["moved"]) for r in threads.iter_rows(named=True)}
+    found = stand_ins(cap, None, limit=len(expected))
+    assert {s.tid: (s.run_ns, s.moves) for s in found} == expected
+
+
+def test_the_advice_holds_few_arrays_beside_the_tables() -> None:
+    # The advice runs after a whole import, beside its tables, at the import's memory peak
+    # (issue 17: a 1 GB text import peaks below the text's size). Its NumPy arrays: the sort
+    # order, the switch-ins' starts and ends (8 bytes a switch each), CPUs in that order (2)
+    # and where they change (1); written as expressions, 50 bytes a switch.
+    rows = 400_000
+    cap = _many_switches(rows, 8)
+    tracemalloc.start()
+    try:
+        stand_ins(cap, None)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak / rows < 32
