@@ -11,9 +11,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Union
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+from numpy.typing import NDArray
 
+from importers.arrow_compute import (
+    cast,
+    cast_table,
+    dictionary_encode,
+    fill_null,
+    filter_rows,
+    is_valid,
+    sort_by,
+    sort_indices,
+    take,
+)
 from importers.schema import conform, constant_column
 
 if TYPE_CHECKING:
@@ -52,14 +64,14 @@ def sightings(frame: Part, pid: str, comm: str, source: str, tgid: str | None = 
     """Rows ``pid, comm, tgid, ts, source`` for every non-null name in ``frame``."""
     # only the named columns: converting a whole polars frame to Arrow copies every column
     table = _arrow(frame.select([c for c in (pid, comm, tgid, "ts") if c]))
-    table = table.filter(table.column(comm).is_valid())
+    table = filter_rows(table, is_valid(table.column(comm)))
     n = table.num_rows
     return pa.table(
         {
-            "pid": table.column(pid).cast(pa.int32()),
-            "comm": table.column(comm).cast(pa.string()),
-            "tgid": table.column(tgid).cast(pa.int32()) if tgid else pa.nulls(n, pa.int32()),
-            "ts": table.column("ts").cast(pa.int64()),
+            "pid": cast(table.column(pid), pa.int32()),
+            "comm": cast(table.column(comm), pa.string()),
+            "tgid": cast(table.column(tgid), pa.int32()) if tgid else pa.nulls(n, pa.int32()),
+            "ts": cast(table.column("ts"), pa.int64()),
             "source": pa.repeat(source, n),
         }
     )
@@ -87,7 +99,7 @@ def name_spans(parts: Sequence[Part]) -> pa.Table:
         return SPAN_SCHEMA.empty_table()
     spans = _fold(pa.concat_tables(folded))
     keys = [("pid", "ascending"), ("first_ts", "ascending"), ("comm", "ascending")]
-    return spans.sort_by(keys)  # nulls last
+    return sort_by(spans, keys)  # nulls last
 
 
 def _arrow(part: Part) -> pa.Table:
@@ -96,25 +108,69 @@ def _arrow(part: Part) -> pa.Table:
 
 def _fold(part: pa.Table) -> pa.Table:
     if "first_ts" in part.column_names:  # spans, from several sources: earliest first
-        part = part.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)
-        known_first = pc.fill_null(part.column("first_ts"), -(1 << 63))  # timeless first
-        part = part.take(pc.sort_indices(known_first))
-        first, last = ("first_ts", "min"), ("last_ts", "max")
+        part = cast_table(part.select(SPAN_SCHEMA.names), SPAN_SCHEMA)
+        known_first = fill_null(part.column("first_ts"), -(1 << 63))  # timeless first
+        part = take(part, sort_indices(known_first))
+        first, last = part.column("first_ts"), part.column("last_ts")
     else:  # sightings: one source per table (see sightings), in source order
-        first, last = ("ts", "min"), ("ts", "max")
-    # not threaded, so "first" is the first row of each group in the order above
-    out = part.group_by(["pid", "comm"], use_threads=False).aggregate(
-        [("tgid", "first"), ("source", "first"), first, last]
-    )
+        first = last = part.column("ts")
+    group, heads = _by_task(part.column("pid"), part.column("comm"))
+    n = len(heads)
     columns = {
-        "pid": out.column("pid"),
-        "tgid": out.column("tgid_first"),
-        "comm": out.column("comm"),
-        "first_ts": out.column("_".join(first)),
-        "last_ts": out.column("_".join(last)),
-        "source": out.column("source_first"),
+        "pid": take(part.column("pid"), heads),
+        "tgid": _first_known(part.column("tgid"), group, n),
+        "comm": take(part.column("comm"), heads),
+        "first_ts": _extreme(np.minimum, first, group, n),
+        "last_ts": _extreme(np.maximum, last, group, n),
+        "source": _first_known(part.column("source"), group, n),
     }
-    return pa.table(columns).cast(SPAN_SCHEMA)
+    return cast_table(pa.table(columns), SPAN_SCHEMA)
+
+
+def _by_task(pid: pa.ChunkedArray, comm: pa.ChunkedArray) -> tuple[NDArray[np.int64], pa.Array]:
+    """Each row's (pid, comm) group, numbered in order of first appearance (a null pid or comm
+    is a key of its own), and each group's first row.
+
+    Hashed with Arrow's ``dictionary_encode`` (linear) rather than grouped by
+    ``Table.group_by``, whose first call imports Acero and ``pyarrow.dataset`` (~25 ms of a
+    small capture's start-up, issue 17).
+    """
+    pids, comms = (_codes(c.combine_chunks()) for c in (pid, comm))
+    width = int(comms.max(initial=-1)) + 2  # -1 (null) .. the largest code, each + 1
+    # codes are below the row count (< 2**31): the key fits in 63 bits
+    key = (pids + 1).astype(np.uint64) * np.uint64(width) + (comms + 1).astype(np.uint64)
+    group = _codes(pa.array(key))
+    seen_before = np.maximum.accumulate(np.concatenate([[-1], group[:-1]]))
+    return group, pa.array(np.flatnonzero(group > seen_before))
+
+
+def _codes(values: pa.Array) -> NDArray[np.int64]:
+    """Dictionary codes of ``values`` in order of first appearance, -1 for null."""
+    encoded = dictionary_encode(values)
+    codes: NDArray[np.int64] = fill_null(encoded.indices, -1).to_numpy().astype(np.int64)
+    return codes
+
+
+def _extreme(
+    reduce: np.ufunc, values: pa.ChunkedArray, group: NDArray[np.int64], n: int
+) -> pa.Array:
+    """Per group, ``reduce`` (np.minimum or np.maximum) of the non-null values, else null."""
+    known = is_valid(values).to_numpy(zero_copy_only=False)
+    raw = fill_null(values, 0).to_numpy()
+    limits = np.iinfo(raw.dtype)
+    out = np.full(n, limits.max if reduce is np.minimum else limits.min, raw.dtype)
+    reduce.at(out, group[known], raw[known])
+    seen = np.bincount(group[known], minlength=n) > 0
+    return pa.array(out, values.type, mask=~seen)
+
+
+def _first_known(values: pa.ChunkedArray, group: NDArray[np.int64], n: int) -> pa.Array:
+    """Per group, the first non-null value in row order (Acero's ``first``), else null."""
+    rows = np.flatnonzero(is_valid(values).to_numpy(zero_copy_only=False))
+    first = np.full(n, len(values), np.int64)
+    np.minimum.at(first, group[rows], rows)
+    found = first < len(values)
+    return take(values, pa.array(np.where(found, first, 0), mask=~found))
 
 
 def table_spans(tables: dict[str, pa.Table]) -> list[pa.Table]:
@@ -128,19 +184,17 @@ def table_spans(tables: dict[str, pa.Table]) -> list[pa.Table]:
         if table in tables and tables[table].num_rows:
             # chunks decoded apart (Perfetto's packet groups) have dictionaries of their own
             named = tables[table].select(["ts", pid, comm]).unify_dictionaries()
-            named = named.filter(named.column(comm).is_valid())
-            spans = named.group_by([pid, comm], use_threads=False).aggregate(
-                [("ts", "min"), ("ts", "max")]
-            )
-            n = spans.num_rows
+            named = filter_rows(named, is_valid(named.column(comm)))
+            group, heads = _by_task(named.column(pid), named.column(comm))
+            n = len(heads)
             parts.append(
                 pa.table(
                     {
-                        "pid": spans.column(pid).cast(pa.int32()),
+                        "pid": cast(take(named.column(pid), heads), pa.int32()),
                         "tgid": pa.nulls(n, pa.int32()),
-                        "comm": spans.column(comm).cast(pa.string()),
-                        "first_ts": spans.column("ts_min"),
-                        "last_ts": spans.column("ts_max"),
+                        "comm": cast(take(named.column(comm), heads), pa.string()),
+                        "first_ts": _extreme(np.minimum, named.column("ts"), group, n),
+                        "last_ts": _extreme(np.maximum, named.column("ts"), group, n),
                         "source": pa.repeat(table, n),
                     }
                 )
@@ -150,7 +204,7 @@ def table_spans(tables: dict[str, pa.Table]) -> list[pa.Table]:
 
 def cmdline_spans(cmdlines: bytes) -> pa.Table:
     """:func:`saved_cmdlines` as spans without times, for :func:`name_spans`."""
-    return saved_cmdlines(cmdlines).cast(SPAN_SCHEMA)
+    return cast_table(saved_cmdlines(cmdlines), SPAN_SCHEMA)
 
 
 def saved_cmdlines(cmdlines: bytes) -> pa.Table:
@@ -167,7 +221,7 @@ def saved_cmdlines(cmdlines: bytes) -> pa.Table:
             comms.append(comm)
     columns = {
         "pid": pa.array(pids, pa.int32()),
-        "comm": pa.array(comms, pa.string()).dictionary_encode(),
+        "comm": dictionary_encode(pa.array(comms, pa.string())),
         "source": constant_column("saved_cmdlines", len(pids)),
     }
     return conform("tasks", pa.table(columns))
