@@ -64,7 +64,6 @@ def read_kallsyms(text: bytes) -> Symbols:
     name = kind_end + 1
     name_end = spaces[np.searchsorted(spaces, np.minimum(name, n))]
     ok &= name_end > name
-    digits, width, name, name_end = digits[ok], width[ok], name[ok], name_end[ok]
     # the digits left-aligned in 16 nibbles (zeros after the width), packed two to a byte,
     # read as big-endian 64-bit words, shifted right by the missing digits
     nibbles = np.where(np.arange(_DIGITS) < width[:, None], digits[:, :_DIGITS], 0)
@@ -72,6 +71,6 @@ def read_kallsyms(text: bytes) -> Symbols:
     octets = np.ascontiguousarray((nibbles[:, 0::2] << 4) | nibbles[:, 1::2])
     missing = (_DIGITS - width).astype(np.uint64) * np.uint64(4)
     values = octets.view(">u8").reshape(-1).astype(np.uint64) >> missing
-    keep = np.flatnonzero(values)
+    keep = np.flatnonzero(ok & (values != 0))
     order = keep[np.argsort(values[keep], kind="stable")]
     return Symbols(text, values[order], name[order], name_end[order])
