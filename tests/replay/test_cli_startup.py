@@ -76,8 +76,8 @@ print(" ".join(sorted(m for m in sys.modules if m in {unwanted!r})) or "-", file
 #: what a small trace.dat import no longer loads (issue 17): pyarrow.compute (~35 ms: it wraps
 #: every kernel at import; importers.arrow_compute calls them without it), Acero and
 #: pyarrow.dataset (Table.group_by; importers.tasks hashes instead), rich.progress (no bar
-#: is drawn without a terminal)
-UNWANTED = {"pyarrow.compute", "pyarrow.acero", "pyarrow.dataset", "rich.progress"}
+#: is drawn without a terminal), dateutil (Arrow's type inference of an untyped Python value)
+UNWANTED = {"pyarrow.compute", "pyarrow.acero", "pyarrow.dataset", "rich.progress", "dateutil"}
 
 
 @pytest.mark.parametrize("options", [[], ["--json"]])
