@@ -21,6 +21,7 @@ from importers.arrow_compute import (
     dictionary_encode,
     fill_null,
     filter_rows,
+    is_null,
     is_valid,
     sort_by,
     sort_indices,
@@ -111,20 +112,46 @@ def _fold(part: pa.Table) -> pa.Table:
         part = cast_table(part.select(SPAN_SCHEMA.names), SPAN_SCHEMA)
         known_first = fill_null(part.column("first_ts"), -(1 << 63))  # timeless first
         part = take(part, sort_indices(known_first))
-        first, last = part.column("first_ts"), part.column("last_ts")
+        first, last = "first_ts", "last_ts"
     else:  # sightings: one source per table (see sightings), in source order
-        first = last = part.column("ts")
-    group, heads = _by_task(part.column("pid"), part.column("comm"))
+        first = last = "ts"
+    spans = _per_task(part, "pid", "comm", first, last, ("tgid", "source"))
+    return cast_table(pa.table({name: spans[name] for name in SPAN_SCHEMA.names}), SPAN_SCHEMA)
+
+
+#: rows from which the (pid, comm) groups come from Acero's ``Table.group_by``: importing Acero
+#: (with pyarrow.dataset, 15-25 ms) is start-up a small capture should not pay, and the hashed
+#: grouping costs ~60 ns a row more (2 M sched_switch rows, fresh processes: ~200 against
+#: ~85 ms CPU), so it breaks even near 300 k rows
+GROUP_BY_ROWS = 1 << 18
+
+
+def _per_task(
+    table: pa.Table, pid: str, comm: str, first: str, last: str, firsts: tuple[str, ...]
+) -> dict[str, pa.Array | pa.ChunkedArray]:
+    """One row per (pid, comm) of ``table`` (a null is a key of its own): ``pid``, ``comm``,
+    the least ``first`` and the greatest ``last`` as ``first_ts`` and ``last_ts`` (nulls
+    skipped), and the first non-null value in row order of each column in ``firsts``."""
+    if table.num_rows >= GROUP_BY_ROWS:
+        out = table.group_by([pid, comm], use_threads=False).aggregate(
+            [(first, "min"), (last, "max"), *((c, "first") for c in firsts)]
+        )
+        return {
+            "pid": out.column(pid),
+            "comm": out.column(comm),
+            "first_ts": out.column(f"{first}_min"),
+            "last_ts": out.column(f"{last}_max"),
+            **{c: out.column(f"{c}_first") for c in firsts},
+        }
+    group, heads = _by_task(table.column(pid), table.column(comm))
     n = len(heads)
-    columns = {
-        "pid": take(part.column("pid"), heads),
-        "tgid": _first_known(part.column("tgid"), group, n),
-        "comm": take(part.column("comm"), heads),
-        "first_ts": _extreme(np.minimum, first, group, n),
-        "last_ts": _extreme(np.maximum, last, group, n),
-        "source": _first_known(part.column("source"), group, n),
+    return {
+        "pid": take(table.column(pid), heads),
+        "comm": take(table.column(comm), heads),
+        "first_ts": _extreme(np.minimum, table.column(first), group, n),
+        "last_ts": _extreme(np.maximum, table.column(last), group, n),
+        **{c: _first_known(table.column(c), group, n) for c in firsts},
     }
-    return cast_table(pa.table(columns), SPAN_SCHEMA)
 
 
 def _by_task(pid: pa.ChunkedArray, comm: pa.ChunkedArray) -> tuple[NDArray[np.int32], pa.Array]:
@@ -132,15 +159,18 @@ def _by_task(pid: pa.ChunkedArray, comm: pa.ChunkedArray) -> tuple[NDArray[np.in
     is a key of its own), and each group's first row.
 
     Hashed with Arrow's ``dictionary_encode`` (linear) rather than grouped by
-    ``Table.group_by``, whose first call imports Acero and ``pyarrow.dataset`` (~25 ms of a
-    small capture's start-up, issue 17).
+    ``Table.group_by``, whose first call imports Acero and ``pyarrow.dataset`` (issue 17).
     """
-    pids, comms = (_codes(c.combine_chunks()) for c in (pid, comm))
+    comms = _codes(comm.combine_chunks())
     width = int(comms.max(initial=-1)) + 2  # -1 (null) .. the largest code, each + 1
-    # (pid code + 1) * width + comm code + 1, in place: codes are int32, the key fits in 63 bits
-    key = np.multiply(pids, width, dtype=np.int64)
+    # pid * width + comm code + 1, a null pid taken as 2**31 (no int32 is): below 2**63
+    pids = cast(pid, pa.int32())  # as the spans' schema has them (out of range fails there)
+    key = fill_null(pids, 0).to_numpy().astype(np.int64)
+    if pids.null_count:
+        key[is_null(pids).to_numpy(zero_copy_only=False)] = 1 << 31
+    key *= width
     key += comms
-    key += width + 1
+    key += 1
     group = _codes(pa.array(key))
     heads = np.full(int(group.max(initial=-1)) + 1, len(group), np.int64)
     np.minimum.at(heads, group, np.arange(len(group)))
@@ -192,16 +222,16 @@ def table_spans(tables: dict[str, pa.Table]) -> list[pa.Table]:
             # chunks decoded apart (Perfetto's packet groups) have dictionaries of their own
             named = tables[table].select(["ts", pid, comm]).unify_dictionaries()
             named = filter_rows(named, is_valid(named.column(comm)))
-            group, heads = _by_task(named.column(pid), named.column(comm))
-            n = len(heads)
+            spans = _per_task(named, pid, comm, "ts", "ts", ())
+            n = len(spans["pid"])
             parts.append(
                 pa.table(
                     {
-                        "pid": cast(take(named.column(pid), heads), pa.int32()),
+                        "pid": cast(spans["pid"], pa.int32()),
                         "tgid": pa.nulls(n, pa.int32()),
-                        "comm": cast(take(named.column(comm), heads), pa.string()),
-                        "first_ts": _extreme(np.minimum, named.column("ts"), group, n),
-                        "last_ts": _extreme(np.maximum, named.column("ts"), group, n),
+                        "comm": cast(spans["comm"], pa.string()),
+                        "first_ts": spans["first_ts"],
+                        "last_ts": spans["last_ts"],
                         # typed: inferring a type imports dateutil (4 ms of start-up)
                         "source": pa.repeat(pa.scalar(table, pa.string()), n),
                     }

@@ -1,8 +1,9 @@
 """The task spans fold (pid, comm) groups exactly as Arrow's Acero ``Table.group_by`` does.
 
-:mod:`importers.tasks` groups by hashing (``dictionary_encode``), not with ``Table.group_by``,
-whose first call imports Acero and ``pyarrow.dataset`` (issue 17, start-up time). The
-reference here is ``group_by`` itself: min/max of the times, the first non-null ``tgid`` and
+Below :data:`importers.tasks.GROUP_BY_ROWS` rows, :mod:`importers.tasks` groups by hashing
+(``dictionary_encode``), not with ``Table.group_by``, whose first call imports Acero and
+``pyarrow.dataset`` (issue 17, start-up time); from it on, with ``group_by``. Both engines
+(the threshold moved to make each run) are held to the reference, ``group_by`` itself: min/max of the times, the first non-null ``tgid`` and
 ``source`` of each group in row order (``use_threads=False``). The order of the groups is not
 compared (Acero's, on dictionary keys, is not their order of appearance): ``name_spans``
 sorts its result, and ``(pid, comm)`` is unique in it.
@@ -18,8 +19,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from importers import tasks
 from importers.detect import load
 from importers.tasks import NAMED_IN, SPAN_SCHEMA, name_spans, table_spans
+
+#: GROUP_BY_ROWS making every table go through one engine
+ENGINES = {"hashed": 1 << 62, "group_by": 0}
 
 
 def acero_fold(part: pa.Table) -> pa.Table:
@@ -102,12 +107,22 @@ def table_of(rows: list[tuple[object, ...]], spans: bool) -> pa.Table:
     )
 
 
-@given(st.lists(st.lists(ROW, min_size=1, max_size=12), min_size=1, max_size=3), st.booleans())
-def test_name_spans_fold_like_group_by(parts: list[list[tuple[object, ...]]], spans: bool) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+@given(
+    parts=st.lists(st.lists(ROW, min_size=1, max_size=12), min_size=1, max_size=3),
+    spans=st.booleans(),
+)
+def test_name_spans_fold_like_group_by(
+    engine: str, parts: list[list[tuple[object, ...]]], spans: bool
+) -> None:
     tables = [table_of(rows, spans) for rows in parts]
-    assert name_spans(tables).equals(acero_name_spans(tables))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tasks, "GROUP_BY_ROWS", ENGINES[engine])
+        folded = name_spans(tables)
+    assert folded.equals(acero_name_spans(tables))
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(
     "rel",
     [
@@ -117,10 +132,13 @@ def test_name_spans_fold_like_group_by(parts: list[list[tuple[object, ...]]], sp
         "perfetto-galaxy-j5/trace_file.perfetto-trace",
     ],
 )
-def test_real_spans_as_group_by_makes_them(shared_traces: Path, rel: str) -> None:
+def test_real_spans_as_group_by_makes_them(
+    shared_traces: Path, monkeypatch: pytest.MonkeyPatch, rel: str, engine: str
+) -> None:
     """Each typed table's spans are Acero's (in some order), and so are the folded spans."""
     capture = load(shared_traces / rel)
     tables = {name: capture.table(name) for name, _, _ in NAMED_IN}
+    monkeypatch.setattr(tasks, "GROUP_BY_ROWS", ENGINES[engine])
     ours, reference = table_spans(tables), acero_table_spans(tables)
     assert len(ours) == len(reference) > 0
     keys = [("pid", "ascending"), ("comm", "ascending")]
