@@ -162,15 +162,14 @@ def _by_task(pid: pa.ChunkedArray, comm: pa.ChunkedArray) -> tuple[NDArray[np.in
     ``Table.group_by``, whose first call imports Acero and ``pyarrow.dataset`` (issue 17).
     """
     comms = _codes(comm.combine_chunks())
-    width = int(comms.max(initial=-1)) + 2  # -1 (null) .. the largest code, each + 1
-    # pid * width + comm code + 1, a null pid taken as 2**31 (no int32 is): below 2**63
+    width = int(comms.max(initial=-1)) + 2  # codes -1 (null) .. the largest: width values
+    # pid * width + comm code, a null pid taken as 2**31 (no int32 is): |key| < 2**63
     pids = cast(pid, pa.int32())  # as the spans' schema has them (out of range fails there)
     key = fill_null(pids, 0).to_numpy().astype(np.int64)
     if pids.null_count:
         key[is_null(pids).to_numpy(zero_copy_only=False)] = 1 << 31
     key *= width
     key += comms
-    key += 1
     group = _codes(pa.array(key))
     heads = np.full(int(group.max(initial=-1)) + 1, len(group), np.int64)
     np.minimum.at(heads, group, np.arange(len(group)))
