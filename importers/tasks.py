@@ -133,6 +133,7 @@ def _per_task(
     the least ``first`` and the greatest ``last`` as ``first_ts`` and ``last_ts`` (nulls
     skipped), and the first non-null value in row order of each column in ``firsts``."""
     if table.num_rows >= GROUP_BY_ROWS:
+        # not threaded, so "first" is the first non-null value in row order
         out = table.group_by([pid, comm], use_threads=False).aggregate(
             [(first, "min"), (last, "max"), *((c, "first") for c in firsts)]
         )
