@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from importers.arrow_compute import value_counts
 from importers.errors import CaptureFormatError
 from importers.host.topology import check_one_row_per_cpu
 from importers.output import whole_directory
@@ -198,7 +198,7 @@ def count_event_names(table: pa.Table) -> dict[str, int]:
     """
     counts: dict[str, int] = {}
     for chunk in table.column("event").chunks:
-        for item in pc.value_counts(chunk).to_pylist():
+        for item in value_counts(chunk).to_pylist():
             counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
     return counts
 

@@ -22,6 +22,8 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
+from importers.arrow_compute import cast
+
 SCHEMA_VERSION = 1
 
 DICT = pa.dictionary(pa.int32(), pa.string())
@@ -320,7 +322,7 @@ def conform(name: str, table: pa.Table) -> pa.Table:
     columns = []
     for field in schema:
         if field.name in table.column_names:
-            columns.append(table.column(field.name).cast(field.type))
+            columns.append(cast(table.column(field.name), field.type))
         else:
             columns.append(pa.nulls(table.num_rows, field.type))
     return pa.Table.from_arrays(columns, schema=schema)

@@ -11,9 +11,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Union
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+from numpy.typing import NDArray
 
+from importers.arrow_compute import (
+    cast,
+    cast_table,
+    dictionary_encode,
+    fill_null,
+    filter_rows,
+    is_null,
+    is_valid,
+    sort_by,
+    sort_indices,
+    take,
+)
 from importers.schema import conform, constant_column
 
 if TYPE_CHECKING:
@@ -52,14 +65,14 @@ def sightings(frame: Part, pid: str, comm: str, source: str, tgid: str | None = 
     """Rows ``pid, comm, tgid, ts, source`` for every non-null name in ``frame``."""
     # only the named columns: converting a whole polars frame to Arrow copies every column
     table = _arrow(frame.select([c for c in (pid, comm, tgid, "ts") if c]))
-    table = table.filter(table.column(comm).is_valid())
+    table = filter_rows(table, is_valid(table.column(comm)))
     n = table.num_rows
     return pa.table(
         {
-            "pid": table.column(pid).cast(pa.int32()),
-            "comm": table.column(comm).cast(pa.string()),
-            "tgid": table.column(tgid).cast(pa.int32()) if tgid else pa.nulls(n, pa.int32()),
-            "ts": table.column("ts").cast(pa.int64()),
+            "pid": cast(table.column(pid), pa.int32()),
+            "comm": cast(table.column(comm), pa.string()),
+            "tgid": cast(table.column(tgid), pa.int32()) if tgid else pa.nulls(n, pa.int32()),
+            "ts": cast(table.column("ts"), pa.int64()),
             "source": pa.repeat(source, n),
         }
     )
@@ -87,7 +100,7 @@ def name_spans(parts: Sequence[Part]) -> pa.Table:
         return SPAN_SCHEMA.empty_table()
     spans = _fold(pa.concat_tables(folded))
     keys = [("pid", "ascending"), ("first_ts", "ascending"), ("comm", "ascending")]
-    return spans.sort_by(keys)  # nulls last
+    return sort_by(spans, keys)  # nulls last
 
 
 def _arrow(part: Part) -> pa.Table:
@@ -96,25 +109,105 @@ def _arrow(part: Part) -> pa.Table:
 
 def _fold(part: pa.Table) -> pa.Table:
     if "first_ts" in part.column_names:  # spans, from several sources: earliest first
-        part = part.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)
-        known_first = pc.fill_null(part.column("first_ts"), -(1 << 63))  # timeless first
-        part = part.take(pc.sort_indices(known_first))
-        first, last = ("first_ts", "min"), ("last_ts", "max")
+        part = cast_table(part.select(SPAN_SCHEMA.names), SPAN_SCHEMA)
+        known_first = fill_null(part.column("first_ts"), -(1 << 63))  # timeless first
+        part = take(part, sort_indices(known_first))
+        first, last = "first_ts", "last_ts"
     else:  # sightings: one source per table (see sightings), in source order
-        first, last = ("ts", "min"), ("ts", "max")
-    # not threaded, so "first" is the first row of each group in the order above
-    out = part.group_by(["pid", "comm"], use_threads=False).aggregate(
-        [("tgid", "first"), ("source", "first"), first, last]
-    )
-    columns = {
-        "pid": out.column("pid"),
-        "tgid": out.column("tgid_first"),
-        "comm": out.column("comm"),
-        "first_ts": out.column("_".join(first)),
-        "last_ts": out.column("_".join(last)),
-        "source": out.column("source_first"),
+        first = last = "ts"
+    spans = _per_task(part, "pid", "comm", first, last, ("tgid", "source"))
+    return cast_table(pa.table({name: spans[name] for name in SPAN_SCHEMA.names}), SPAN_SCHEMA)
+
+
+#: rows from which the (pid, comm) groups come from Acero's ``Table.group_by``: importing Acero
+#: (with pyarrow.dataset, 15-25 ms) is start-up a small capture should not pay, and the hashed
+#: grouping costs ~60 ns a row more (2 M sched_switch rows, fresh processes: ~200 against
+#: ~85 ms CPU), so it breaks even near 300 k rows
+GROUP_BY_ROWS = 1 << 18
+
+
+def _per_task(
+    table: pa.Table, pid: str, comm: str, first: str, last: str, firsts: tuple[str, ...]
+) -> dict[str, pa.Array | pa.ChunkedArray]:
+    """One row per (pid, comm) of ``table`` (a null is a key of its own): ``pid``, ``comm``,
+    the least ``first`` and the greatest ``last`` as ``first_ts`` and ``last_ts`` (nulls
+    skipped), and the first non-null value in row order of each column in ``firsts``."""
+    if table.num_rows >= GROUP_BY_ROWS:
+        # not threaded, so "first" is the first non-null value in row order
+        out = table.group_by([pid, comm], use_threads=False).aggregate(
+            [(first, "min"), (last, "max"), *((c, "first") for c in firsts)]
+        )
+        return {
+            "pid": out.column(pid),
+            "comm": out.column(comm),
+            "first_ts": out.column(f"{first}_min"),
+            "last_ts": out.column(f"{last}_max"),
+            **{c: out.column(f"{c}_first") for c in firsts},
+        }
+    group, heads = _by_task(table.column(pid), table.column(comm))
+    n = len(heads)
+    return {
+        "pid": take(table.column(pid), heads),
+        "comm": take(table.column(comm), heads),
+        "first_ts": _extreme(np.minimum, table.column(first), group, n),
+        "last_ts": _extreme(np.maximum, table.column(last), group, n),
+        **{c: _first_known(table.column(c), group, n) for c in firsts},
     }
-    return pa.table(columns).cast(SPAN_SCHEMA)
+
+
+def _by_task(pid: pa.ChunkedArray, comm: pa.ChunkedArray) -> tuple[NDArray[np.int32], pa.Array]:
+    """Each row's (pid, comm) group, numbered in order of first appearance (a null pid or comm
+    is a key of its own), and each group's first row.
+
+    Hashed with Arrow's ``dictionary_encode`` (linear) rather than grouped by
+    ``Table.group_by``, whose first call imports Acero and ``pyarrow.dataset`` (issue 17).
+    """
+    comms = _codes(comm.combine_chunks())
+    width = int(comms.max(initial=-1)) + 2  # codes -1 (null) .. the largest: width values
+    # pid * width + comm code, a null pid taken as 2**31 (no int32 is): |key| < 2**63
+    pids = cast(pid, pa.int32())  # as the spans' schema has them (out of range fails there)
+    key = fill_null(pids, 0).to_numpy().astype(np.int64)
+    if pids.null_count:
+        key[is_null(pids).to_numpy(zero_copy_only=False)] = 1 << 31
+    key *= width
+    key += comms
+    group = _codes(pa.array(key))
+    heads = np.full(int(group.max(initial=-1)) + 1, len(group), np.int64)
+    np.minimum.at(heads, group, np.arange(len(group)))
+    return group, pa.array(heads)
+
+
+def _codes(values: pa.Array) -> NDArray[np.int32]:
+    """Dictionary codes of ``values`` (numbered in order of first appearance unless they are
+    dictionary codes already), -1 for null."""
+    encoded = values if pa.types.is_dictionary(values.type) else dictionary_encode(values)
+    codes: NDArray[np.int32] = fill_null(encoded.indices, -1).to_numpy()
+    return codes
+
+
+def _extreme(
+    reduce: np.ufunc, values: pa.ChunkedArray, group: NDArray[np.int32], n: int
+) -> pa.Array:
+    """Per group, ``reduce`` (np.minimum or np.maximum) of the non-null values, else null."""
+    raw = (fill_null(values, 0) if values.null_count else values).to_numpy()
+    limits = np.iinfo(raw.dtype)
+    out = np.full(n, limits.max if reduce is np.minimum else limits.min, raw.dtype)
+    unknown = None
+    if values.null_count:  # only the known values count; a group may have none
+        known = is_valid(values).to_numpy(zero_copy_only=False)
+        group, raw = group[known], raw[known]
+        unknown = np.bincount(group, minlength=n) == 0
+    reduce.at(out, group, raw)
+    return pa.array(out, values.type, mask=unknown)
+
+
+def _first_known(values: pa.ChunkedArray, group: NDArray[np.int32], n: int) -> pa.Array:
+    """Per group, the first non-null value in row order (Acero's ``first``), else null."""
+    rows = np.flatnonzero(is_valid(values).to_numpy(zero_copy_only=False))
+    first = np.full(n, len(values), np.int64)
+    np.minimum.at(first, group[rows], rows)
+    found = first < len(values)
+    return take(values, pa.array(np.where(found, first, 0), mask=~found))
 
 
 def table_spans(tables: dict[str, pa.Table]) -> list[pa.Table]:
@@ -128,20 +221,19 @@ def table_spans(tables: dict[str, pa.Table]) -> list[pa.Table]:
         if table in tables and tables[table].num_rows:
             # chunks decoded apart (Perfetto's packet groups) have dictionaries of their own
             named = tables[table].select(["ts", pid, comm]).unify_dictionaries()
-            named = named.filter(named.column(comm).is_valid())
-            spans = named.group_by([pid, comm], use_threads=False).aggregate(
-                [("ts", "min"), ("ts", "max")]
-            )
-            n = spans.num_rows
+            named = filter_rows(named, is_valid(named.column(comm)))
+            spans = _per_task(named, pid, comm, "ts", "ts", ())
+            n = len(spans["pid"])
             parts.append(
                 pa.table(
                     {
-                        "pid": spans.column(pid).cast(pa.int32()),
+                        "pid": cast(spans["pid"], pa.int32()),
                         "tgid": pa.nulls(n, pa.int32()),
-                        "comm": spans.column(comm).cast(pa.string()),
-                        "first_ts": spans.column("ts_min"),
-                        "last_ts": spans.column("ts_max"),
-                        "source": pa.repeat(table, n),
+                        "comm": cast(spans["comm"], pa.string()),
+                        "first_ts": spans["first_ts"],
+                        "last_ts": spans["last_ts"],
+                        # typed: inferring a type imports dateutil (4 ms of start-up)
+                        "source": pa.repeat(pa.scalar(table, pa.string()), n),
                     }
                 )
             )
@@ -150,7 +242,7 @@ def table_spans(tables: dict[str, pa.Table]) -> list[pa.Table]:
 
 def cmdline_spans(cmdlines: bytes) -> pa.Table:
     """:func:`saved_cmdlines` as spans without times, for :func:`name_spans`."""
-    return saved_cmdlines(cmdlines).cast(SPAN_SCHEMA)
+    return cast_table(saved_cmdlines(cmdlines), SPAN_SCHEMA)
 
 
 def saved_cmdlines(cmdlines: bytes) -> pa.Table:
@@ -167,7 +259,7 @@ def saved_cmdlines(cmdlines: bytes) -> pa.Table:
             comms.append(comm)
     columns = {
         "pid": pa.array(pids, pa.int32()),
-        "comm": pa.array(comms, pa.string()).dictionary_encode(),
+        "comm": dictionary_encode(pa.array(comms, pa.string())),
         "source": constant_column("saved_cmdlines", len(pids)),
     }
     return conform("tasks", pa.table(columns))

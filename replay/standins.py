@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-import pyarrow.compute as pc
+import pyarrow as pa
 
+from importers.arrow_compute import cast, fill_null, take
 from importers.capture import Capture
 from importers.host.topology import Topology
 
@@ -50,7 +51,7 @@ def stand_ins(capture: Capture, topology: Topology | None, limit: int = SHOWN) -
     cpu = switches["cpu"].to_numpy()
     end = capture.metadata.last_ts
     run = _run_times(ts, seq, cpu, int(ts.max()) if end is None else end)
-    pid = switches["next_pid"].fill_null(_IDLE).to_numpy()
+    pid = fill_null(switches["next_pid"], _IDLE).to_numpy()
 
     # per thread in time order: a switch-in somewhere else than the thread's previous one
     rows = np.flatnonzero(pid != _IDLE)
@@ -69,7 +70,7 @@ def stand_ins(capture: Capture, topology: Topology | None, limit: int = SHOWN) -
     moves = np.add.reduceat(moved.astype(np.int64), first)
     last_row = rows[np.append(first[1:], len(rows)) - 1]  # the name the thread had last
     best = np.lexsort((tids, -moves, -run_ns, moves == 0))[:limit]
-    names = pc.take(switches["next_comm"], last_row[best]).cast("string").to_pylist()
+    names = cast(take(switches["next_comm"], last_row[best]), pa.string()).to_pylist()
     return [
         StandIn(int(tids[i]), name, int(run_ns[i]), int(moves[i]))
         for i, name in zip(best, names, strict=True)

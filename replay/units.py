@@ -11,7 +11,6 @@ column, exactly (integer arithmetic, floored to the ns below).
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from importers.capture import Capture
 from importers.errors import UsageError
@@ -28,6 +27,8 @@ def cycles_to_ns(counts: int, khz: int) -> int:
 
 
 def _column_to_ns(column: pa.ChunkedArray, khz: int) -> pa.ChunkedArray:
+    import pyarrow.compute as pc  # only with --tsc-khz: ~35 ms of every import's start-up
+
     # whole milliseconds, then the rest: no intermediate product overflows int64
     whole = pc.divide(column, khz)
     rest = pc.subtract(column, pc.multiply(whole, khz))

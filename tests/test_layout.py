@@ -18,6 +18,7 @@ PACKAGES = ("importers", "replay")
 FAMILIES = ("tracefs", "ftrace", "tracedat", "perf", "perfetto", "host")
 CORE = (
     "__init__",
+    "arrow_compute",
     "byte_loops",
     "capture",
     "capture_writer",

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from importers.arrow_compute import drop_null
 from importers.errors import TopologyError
 from importers.host.facts import (
     PmuOverride,
@@ -367,7 +368,7 @@ def infer_from_frequency(cpu_frequency: pa.Table) -> Topology | None:
     """
     # an event without its CPU or its frequency says nothing about clusters
     columns = ("ts", "seq", "cpu_id", "state")
-    known = cpu_frequency.select(columns).drop_null()
+    known = drop_null(cpu_frequency.select(columns))
     if known.num_rows == 0:
         return None
     ts, seq, cpu_id, state = (known.column(c).to_numpy() for c in columns)

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from importers.arrow_compute import cast, drop_null, fill_null, unique
 from importers.capture import Capture
 from importers.errors import UsageError
 from importers.schema import conform
@@ -87,14 +87,14 @@ def discover_vcpus(capture: Capture, explicit: list[VcpuSpec] | None = None) -> 
         ]
         return _table([{**r, **_named(names, r["tid"])} for r in rows])
     found: dict[int, Row] = {}  # by tid, the strongest method first
-    entry = capture.table("kvm_entry").select(["common_pid", "vcpu_id"]).drop_null()
+    entry = drop_null(capture.table("kvm_entry").select(["common_pid", "vcpu_id"]))
     for tid, index in _first_per_thread(entry).items():
         found.setdefault(tid, {"vcpu_index": index, "method": "x86-vcpu-id"})
     named = _vmm_names(capture)
     for tid, (index, _) in named.items():
         found.setdefault(tid, {"vcpu_index": index, "method": "thread-name"})
     for t in ("kvm_entry", "kvm_exit"):
-        for tid in pc.unique(capture.table(t).column("common_pid").combine_chunks()).to_pylist():
+        for tid in unique(capture.table(t).column("common_pid").combine_chunks()).to_pylist():
             if tid is not None:
                 found.setdefault(tid, {"vcpu_index": None, "method": "kvm-events"})
     if not found:
@@ -124,9 +124,9 @@ def discover_vcpus(capture: Capture, explicit: list[VcpuSpec] | None = None) -> 
 def _latest_names(tasks: pa.Table) -> dict[int, tuple[int | None, str | None]]:
     """Each thread's process (its largest tgid) and the name it had last."""
     pid = tasks.column("pid").to_numpy()
-    last = tasks.column("last_ts").fill_null(np.iinfo(np.int64).min).to_numpy()
+    last = fill_null(tasks.column("last_ts"), np.iinfo(np.int64).min).to_numpy()
     order = np.lexsort((last, pid))  # by thread, the latest name last
-    comms = tasks.column("comm").cast(pa.string()).to_pylist()
+    comms = cast(tasks.column("comm"), pa.string()).to_pylist()
     tgids = tasks.column("tgid").to_pylist()
     out: dict[int, tuple[int | None, str | None]] = {}
     for i in order.tolist():
@@ -143,7 +143,7 @@ def _named(names: dict[int, tuple[int | None, str | None]], tid: int) -> Row:
 
 def _first_per_thread(pairs: pa.Table) -> dict[int, int]:
     """``{first column: second column}`` of each first value's first row (nulls skipped)."""
-    pairs = pairs.drop_null()
+    pairs = drop_null(pairs)
     keys = pairs.column(0).to_numpy()
     _, first = np.unique(keys, return_index=True)
     first.sort()  # in order of first appearance
@@ -158,7 +158,7 @@ def _vmm_names(capture: Capture) -> dict[int, tuple[int, str]]:
     capture's skips (with the thread and name), not read as a wrapped or unknown index.
     """
     tasks = capture.table("tasks")
-    names = tasks.column("comm").cast(pa.string()).to_pylist()
+    names = cast(tasks.column("comm"), pa.string()).to_pylist()
     tids = tasks.column("pid").to_pylist()
     named: dict[int, tuple[int, str]] = {}
     huge: dict[int, str] = {}

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
+from importers.arrow_compute import cast, take
 from importers.schema import SIDE_TABLES, conform, constant_column
 from importers.skips import SkipLog
 from importers.tracedat.buffer import PageBuffer
@@ -274,13 +275,13 @@ def _common(fmt: EventFormat, g: FieldGather, name: str, type_: pa.DataType) -> 
     values = g.integer(f.offset, f.size, f.signed) if f is not None else None
     if values is None:
         return pa.nulls(g.n, type_)
-    return pa.array(values).cast(type_, safe=False)
+    return cast(pa.array(values), type_, safe=False)
 
 
 def _concat_by_seq(chunks: list[pa.Table]) -> pa.Table:
     table = pa.concat_tables(chunks)
     if len(chunks) > 1:
-        table = table.take(np.argsort(table.column("seq").to_numpy(), kind="stable"))
+        table = take(table, np.argsort(table.column("seq").to_numpy(), kind="stable"))
     return table
 
 

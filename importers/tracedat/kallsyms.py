@@ -47,7 +47,10 @@ def read_kallsyms(text: bytes) -> Symbols:
     n = len(text)
     # newlines after the text: every search below finds a stop, every line a full window
     buf = np.frombuffer(text + b"\n" * (_DIGITS + 1), np.uint8)
-    starts = np.concatenate([[0], np.flatnonzero(buf[:n] == 0x0A) + 1])
+    # every whitespace byte: all are <= 0x20, a cheap comparison before the exact test
+    low = np.flatnonzero(buf <= 0x20)
+    spaces = low[_SPACE[buf[low]]]
+    starts = np.concatenate([[0], spaces[buf[spaces] == 0x0A] + 1])
     starts = starts[starts < n]
     # the address: 1-16 hex digits, then one space
     digits = _HEX[np.lib.stride_tricks.sliding_window_view(buf, _DIGITS + 1)[starts]]
@@ -55,18 +58,19 @@ def read_kallsyms(text: bytes) -> Symbols:
     after = starts + width
     ok = (width > 0) & (buf[after] == 0x20)
     # the type: non-space characters up to one space; the name: non-space characters
-    spaces = np.flatnonzero(_SPACE[buf])
     kind = after + 1
     kind_end = spaces[np.searchsorted(spaces, np.minimum(kind, n))]
     ok &= (kind_end > kind) & (buf[kind_end] == 0x20)
     name = kind_end + 1
     name_end = spaces[np.searchsorted(spaces, np.minimum(name, n))]
     ok &= name_end > name
-    digits, width, name, name_end = digits[ok], width[ok], name[ok], name_end[ok]
-    values = np.zeros(len(width), np.uint64)
-    for j in range(_DIGITS):  # most significant first; a row's digits end at its width
-        more = j < width
-        values[more] = (values[more] << np.uint64(4)) | digits[more, j].astype(np.uint64)
-    keep = np.flatnonzero(values)
+    # the digits left-aligned in 16 nibbles (zeros after the width), packed two to a byte,
+    # read as big-endian 64-bit words, shifted right by the missing digits
+    nibbles = np.where(np.arange(_DIGITS) < width[:, None], digits[:, :_DIGITS], 0)
+    nibbles = nibbles.astype(np.uint8)
+    octets = np.ascontiguousarray((nibbles[:, 0::2] << 4) | nibbles[:, 1::2])
+    missing = (_DIGITS - width).astype(np.uint64) * np.uint64(4)
+    values = octets.view(">u8").reshape(-1).astype(np.uint64) >> missing
+    keep = np.flatnonzero(ok & (values != 0))
     order = keep[np.argsort(values[keep], kind="stable")]
     return Symbols(text, values[order], name[order], name_end[order])

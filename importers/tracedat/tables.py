@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from importers.arrow_compute import cast, dictionary_encode
 from importers.schema import DICT, TYPED_TABLES, conform, constant_column, dictionary_column
 from importers.tracefs.event_format import EventFormat
 from importers.tracefs.fields import FieldGather
@@ -68,7 +68,7 @@ def typed_table(
             notes.append(f"{name}.{column}: field {f.name} of size {f.size} is not a scalar")
             continue
         values[field_name or column] = v
-        columns[column] = pa.array(v).cast(schema.field(column).type, safe=False)
+        columns[column] = cast(pa.array(v), schema.field(column).type, safe=False)
     derived = _DERIVED.get(name)
     if derived is not None:
         columns.update(derived(fmt, g, values, notes))
@@ -138,7 +138,7 @@ def factorize(values: NDArray[np.generic]) -> tuple[NDArray[np.generic], NDArray
     Arrow's hash-based ``dictionary_encode`` is linear, unlike ``np.unique``'s sort; columns
     such as ``prev_state`` have millions of rows but a handful of distinct values.
     """
-    encoded = pc.dictionary_encode(pa.array(values))
+    encoded = dictionary_encode(pa.array(values))
     uniques: NDArray[np.generic] = encoded.dictionary.to_numpy(zero_copy_only=False)
     inverse: NDArray[np.int64] = encoded.indices.to_numpy().astype(np.int64)
     return uniques, inverse
@@ -188,7 +188,7 @@ def _kvm_exit(
         else:
             found = _values_of(fmt, g, (old_name,))
             if found:
-                out[column] = pa.array(found[old_name]).cast(schema.field(column).type, safe=False)
+                out[column] = cast(pa.array(found[old_name]), schema.field(column).type, safe=False)
         if found:
             out[text_column] = derive_text(fmt, found, notes, text_column)
     return out

@@ -10,8 +10,8 @@ the capture as unknown, naming the truncation (``replay.unseen``).
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from importers.arrow_compute import maximum
 from importers.schema import SIDE_TABLES, constant_column
 from importers.tracedat.file import CpuStream, TraceDat
 
@@ -53,7 +53,7 @@ def markers_after(tables: dict[str, pa.Table], cpu_set: set[int], kind: str) -> 
     ``seq`` of ``tables`` and with no ``ts`` (no record follows them): each CPU's time from
     its last decoded record (or the start) to the end of the capture is unknown."""
     cpus = sorted(cpu_set)
-    last = [pc.max(t["seq"]).as_py() for t in tables.values() if "seq" in t.column_names]
+    last = [maximum(t["seq"]).as_py() for t in tables.values() if "seq" in t.column_names]
     after = max((s for s in last if s is not None), default=-1) + 1
     return pa.table(
         {

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from importers.arrow_compute import cast, dictionary_encode, fill_null, is_null
 from importers.byte_loops import compiled
 from importers.schema import DICT
 from importers.tracefs.event_format import FormatField
@@ -316,7 +316,7 @@ def _clean_dictionary(binary: pa.Array) -> pa.DictionaryArray:
     Distinct raw values can clean to the same text (junk after the NUL of a renamed task's
     ``comm``), so the cleaned dictionary is de-duplicated and the indices remapped.
     """
-    encoded = pc.dictionary_encode(binary)
+    encoded = dictionary_encode(binary)
     raw_values = encoded.dictionary.to_pylist()
     texts: dict[str, int] = {}
     remap = np.empty(len(raw_values), np.int32)
@@ -324,11 +324,9 @@ def _clean_dictionary(binary: pa.Array) -> pa.DictionaryArray:
         text = bytes(value).split(b"\0", 1)[0].decode("utf-8", "replace")
         remap[i] = texts.setdefault(text, len(texts))
     indices = encoded.indices
-    mapped = remap[indices.fill_null(0).to_numpy(zero_copy_only=False)]
-    index_array = pa.array(
-        mapped, pa.int32(), mask=indices.is_null().to_numpy(zero_copy_only=False)
-    )
+    mapped = remap[fill_null(indices, 0).to_numpy(zero_copy_only=False)]
+    index_array = pa.array(mapped, pa.int32(), mask=is_null(indices).to_numpy(zero_copy_only=False))
     result: pa.DictionaryArray = pa.DictionaryArray.from_arrays(
         index_array, pa.array(list(texts), pa.string())
     )
-    return result.cast(DICT)
+    return cast(result, DICT)

@@ -8,9 +8,9 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-import pyarrow.compute as pc
 from rich.table import Table
 
+from importers.arrow_compute import total
 from importers.capture import Capture
 from importers.capture_writer import CaptureWriter, saving
 from importers.host.topology import Topology, format_cpulist
@@ -153,7 +153,7 @@ def summarize(capture: Capture) -> dict[str, Any]:
         "time_outliers": meta.extra.get("time_outliers"),
         "events": capture.event_counts(),
         "lost_event_markers": len(lost),
-        "lost_events": int(pc.sum(lost).as_py() or 0),
+        "lost_events": int(total(lost).as_py() or 0),
         "lost_events_unknown_count": lost.null_count,
         "skipped": meta.skipped,
         "topology": _topology_summary(capture),

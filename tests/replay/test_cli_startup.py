@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+
+from importers.capture import Capture
+from importers.detect import load
 from replay.commands import COMMANDS
 from tests.conftest import ROOT
 
@@ -60,3 +65,36 @@ def test_a_command_loads_its_own_module_only() -> None:
     out, _, commands = _run("import", "--help")
     assert commands == ["console", "import_cmd"]
     assert "--vcpu" in out  # its options are there: the module registered them
+
+
+IMPORTING = """
+import sys
+from replay.cli import main
+assert main(["import", *sys.argv[1:]]) == 0
+print(" ".join(sorted(m for m in sys.modules if m in {unwanted!r})) or "-", file=sys.stderr)
+"""
+#: what a small trace.dat import no longer loads (issue 17): pyarrow.compute (~35 ms: it wraps
+#: every kernel at import; importers.arrow_compute calls them without it), Acero and
+#: pyarrow.dataset (Table.group_by; importers.tasks hashes instead), rich.progress (no bar
+#: is drawn without a terminal), dateutil (Arrow's type inference of an untyped Python value)
+UNWANTED = {"pyarrow.compute", "pyarrow.acero", "pyarrow.dataset", "rich.progress", "dateutil"}
+
+
+@pytest.mark.parametrize("options", [[], ["--json"]])
+def test_a_small_trace_dat_import_loads_no_compute_module(
+    shared_traces: Path, tmp_path: Path, options: list[str]
+) -> None:
+    """Without ``--json``, no VM is found in the capture, so the stand-in advice runs too."""
+    capture = shared_traces / "juno-sched-load" / "trace.dat"
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTING.format(unwanted=UNWANTED), capture, "-o", out, *options],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    assert done.stderr.split()[-1] == "-"
+    assert ("stand-ins" in done.stdout) is not bool(options)
+    # the import ran to the end: its tasks are those of an import in this process
+    assert Capture.load(out).table("tasks").equals(load(capture).table("tasks"))
