@@ -20,6 +20,7 @@ from pyarrow._compute import (
     FilterOptions,
     NullOptions,
     ScalarAggregateOptions,
+    SetLookupOptions,
     SortOptions,
     TakeOptions,
     call_function,
@@ -81,6 +82,12 @@ def total(values: Values) -> pa.Scalar:
 def maximum(values: Values) -> pa.Scalar:
     """``pyarrow.compute.max``: nulls skipped, null when nothing is valid."""
     return call_function("max", [values], ScalarAggregateOptions())
+
+
+def is_in(values: Values, value_set: pa.Array) -> Values:
+    """``pyarrow.compute.is_in(values, value_set=value_set)``: whether each value is one of
+    ``value_set`` (a null only where ``value_set`` holds a null)."""
+    return call_function("is_in", [values], SetLookupOptions(value_set))
 
 
 def unique(values: Values) -> pa.Array:

@@ -73,7 +73,7 @@ def sightings(frame: Part, pid: str, comm: str, source: str, tgid: str | None = 
             "comm": cast(table.column(comm), pa.string()),
             "tgid": cast(table.column(tgid), pa.int32()) if tgid else pa.nulls(n, pa.int32()),
             "ts": cast(table.column("ts"), pa.int64()),
-            "source": pa.repeat(source, n),
+            "source": pa.repeat(pa.scalar(source, pa.string()), n),
         }
     )
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from importers.arrow_compute import cast, drop_null, filter_rows, is_in
 from importers.capture import Capture, CaptureMetadata, sha256_of
 from importers.capture_writer import CaptureWriter
 from importers.detect import ProgressFn
@@ -280,8 +280,8 @@ def _tasks(tables: dict[str, pa.Table], td: TraceDat | None) -> pa.Table:
     parts = table_spans(tables)
     events = tables.get("perf_task_events")
     if events is not None and events.num_rows:
-        kind = events.column("kind").cast(pa.string())
-        named = events.filter(pc.is_in(kind, value_set=pa.array(["comm", "exec"])))
+        kind = cast(events.column("kind"), pa.string())
+        named = filter_rows(events, is_in(kind, pa.array(["comm", "exec"], pa.string())))
         parts.append(sightings(named, "tid", "comm", "perf COMM", tgid="pid"))
     if td is not None and td.cmdlines:
         parts.append(cmdline_spans(td.cmdlines))
@@ -358,7 +358,7 @@ def _time_range(
     """
     timed = d.ts > 0
     replayed = [
-        t.column("ts").drop_null().to_numpy()
+        drop_null(t.column("ts")).to_numpy()
         for name, t in tables.items()
         if t.num_rows and (name in TYPED_TABLES or name == "perf_switches")
     ]

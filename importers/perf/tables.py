@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
+from importers.arrow_compute import cast, take
 from importers.perf.attr import (
     READ_GROUP,
     READ_ID,
@@ -101,14 +102,14 @@ def labels(codes: NDArray[np.int64], names: list[str | None]) -> pa.DictionaryAr
 
 
 def _nullable(values: NDArray[np.generic], mask: NDArray[np.bool_], type_: pa.DataType) -> pa.Array:
-    return pa.array(values, mask=mask).cast(type_, safe=False)
+    return cast(pa.array(values, mask=mask), type_, safe=False)
 
 
 def _by_seq(name: str, parts: list[pa.Table]) -> pa.Table:
     if not parts:
         return empty_table(name)
     table = pa.concat_tables(parts)
-    return table.take(np.argsort(table.column("seq").to_numpy(), kind="stable"))
+    return take(table, np.argsort(table.column("seq").to_numpy(), kind="stable"))
 
 
 def pmu_samples(d: Decoded, names: list[str], pmus: PmuMap) -> pa.Table:

@@ -52,6 +52,16 @@ SAME: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
     ),
     ("max", lambda: ac.maximum(INTS), lambda: pc.max(INTS)),
     ("max of nothing", lambda: ac.maximum(INTS.slice(0, 0)), lambda: pc.max(INTS.slice(0, 0))),
+    (
+        "is_in",
+        lambda: ac.is_in(WORDS, pa.array(["a", "c"])),
+        lambda: pc.is_in(WORDS, value_set=pa.array(["a", "c"])),
+    ),
+    (
+        "is_in with a null",
+        lambda: ac.is_in(WORDS, pa.array(["b", None])),
+        lambda: pc.is_in(WORDS, value_set=pa.array(["b", None])),
+    ),
     ("unique", lambda: ac.unique(WORDS), lambda: pc.unique(WORDS)),
     (
         "value_counts",

@@ -81,11 +81,20 @@ UNWANTED = {"pyarrow.compute", "pyarrow.acero", "pyarrow.dataset", "rich.progres
 
 
 @pytest.mark.parametrize("options", [[], ["--json"]])
-def test_a_small_trace_dat_import_loads_no_compute_module(
-    shared_traces: Path, tmp_path: Path, options: list[str]
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "juno-sched-load/trace.dat",
+        "simpleperf-android/perf_with_tracepoint_event.data",  # tracepoints: typed tables
+        "quipper-perfdata/perf.data.armv7-3.4",  # PMU samples and task records
+    ],
+)
+def test_a_small_binary_import_loads_no_compute_module(
+    shared_traces: Path, tmp_path: Path, options: list[str], rel: str
 ) -> None:
-    """Without ``--json``, no VM is found in the capture, so the stand-in advice runs too."""
-    capture = shared_traces / "juno-sched-load" / "trace.dat"
+    """Without ``--json``, no VM is found in the capture, so the stand-in advice runs too
+    (where it has sched_switch events to choose from)."""
+    capture = shared_traces / rel
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "-c", IMPORTING.format(unwanted=UNWANTED), capture, "-o", out, *options],
@@ -95,6 +104,8 @@ def test_a_small_trace_dat_import_loads_no_compute_module(
         check=True,
     )
     assert done.stderr.split()[-1] == "-"
-    assert ("stand-ins" in done.stdout) is not bool(options)
+    switches = load(capture).tables.get("sched_switch")
+    advised = not options and switches is not None
+    assert ("stand-ins" in done.stdout) is advised
     # the import ran to the end: its tasks are those of an import in this process
     assert Capture.load(out).table("tasks").equals(load(capture).table("tasks"))
