@@ -112,6 +112,16 @@ def test_parts_written_as_they_come_are_the_file_of_the_whole_table(
     assert again.to_pylist() == whole.tables["events"].to_pylist()
 
 
+def same_files(saved: Path, streamed: Path) -> list[str]:
+    """The names of the files in ``saved``, once each is asserted byte-identical in
+    ``streamed`` (which holds no other file)."""
+    files = sorted(p.name for p in saved.iterdir())
+    assert sorted(p.name for p in streamed.iterdir()) == files
+    for file in files:
+        assert (streamed / file).read_bytes() == (saved / file).read_bytes(), file
+    return files
+
+
 @pytest.mark.parametrize("name", [PIXEL6A, GALAXY, PIXEL7])
 @pytest.mark.parametrize("events_per_group", [None, 2000])
 def test_a_perfetto_import_saved_as_it_goes_is_the_saved_import(
@@ -136,14 +146,7 @@ def test_a_perfetto_import_saved_as_it_goes_is_the_saved_import(
         on_disk = {p.stem for p in writer.out.iterdir()}
         assert on_disk == {n for n in decoded if saved.tables[n].num_rows >= SMALL_ROW_GROUP}
         writer.finish(streamed)
-    files = sorted(p.name for p in (tmp_path / "saved").iterdir())
-    assert "events.parquet" in files
-    assert sorted(p.name for p in (tmp_path / "streamed").iterdir()) == files
-    for file in files:
-        same = (tmp_path / "streamed" / file).read_bytes() == (
-            tmp_path / "saved" / file
-        ).read_bytes()
-        assert same, file
+    assert "events.parquet" in same_files(tmp_path / "saved", tmp_path / "streamed")
     assert streamed.event_counts() == saved.event_counts()
     assert streamed.metadata == saved.metadata
     assert pq.ParquetFile(tmp_path / "streamed" / "events.parquet").metadata.num_row_groups > 1
@@ -276,10 +279,4 @@ def test_a_perf_data_import_writes_its_tracepoint_tables_as_it_goes(
         assert set(writer.streamed) == typed
         assert typed <= set(streamed.tables)  # kept for the steps after the import
         writer.finish(streamed)
-    files = sorted(p.name for p in (tmp_path / "saved").iterdir())
-    assert sorted(p.name for p in (tmp_path / "streamed").iterdir()) == files
-    for file in files:
-        same = (tmp_path / "streamed" / file).read_bytes() == (
-            tmp_path / "saved" / file
-        ).read_bytes()
-        assert same, file
+    assert same_files(tmp_path / "saved", tmp_path / "streamed")
