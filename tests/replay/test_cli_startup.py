@@ -73,10 +73,11 @@ from replay.cli import main
 assert main(["import", *sys.argv[1:]]) == 0
 print(" ".join(sorted(m for m in sys.modules if m in {unwanted!r})) or "-", file=sys.stderr)
 """
-#: what a small trace.dat import no longer loads (issue 17): pyarrow.compute (~35 ms: it wraps
-#: every kernel at import; importers.arrow_compute calls them without it), Acero and
-#: pyarrow.dataset (Table.group_by; importers.tasks hashes instead), rich.progress (no bar
-#: is drawn without a terminal), dateutil (Arrow's type inference of an untyped Python value)
+#: what a small trace.dat, perf.data, ftrace text or systrace import no longer loads (issue
+#: 17): pyarrow.compute (~35 ms: it wraps every kernel at import; importers.arrow_compute
+#: calls them without it), Acero and pyarrow.dataset (Table.group_by; importers.tasks hashes
+#: instead), rich.progress (no bar is drawn without a terminal), dateutil (Arrow's type
+#: inference of an untyped Python value)
 UNWANTED = {"pyarrow.compute", "pyarrow.acero", "pyarrow.dataset", "rich.progress", "dateutil"}
 
 
@@ -87,9 +88,11 @@ UNWANTED = {"pyarrow.compute", "pyarrow.acero", "pyarrow.dataset", "rich.progres
         "juno-sched-load/trace.dat",
         "simpleperf-android/perf_with_tracepoint_event.data",  # tracepoints: typed tables
         "quipper-perfdata/perf.data.armv7-3.4",  # PMU samples and task records
+        "juno-trace-txt/trace.txt",  # ftrace text (trace-cmd report)
+        "trappy-surfaceflinger/trace_systrace.html",  # systrace: ftrace text in HTML
     ],
 )
-def test_a_small_binary_import_loads_no_compute_module(
+def test_a_small_import_loads_no_compute_module(
     shared_traces: Path, tmp_path: Path, options: list[str], rel: str
 ) -> None:
     """Without ``--json``, no VM is found in the capture, so the stand-in advice runs too
