@@ -45,7 +45,7 @@ class KeyValue:
     fields: tuple[tuple[str, str], ...]
     optional: tuple[str, ...] = ()
     tokens: tuple[str, ...] = ()
-    constants: tuple[tuple[str, object], ...] = ()
+    constants: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Pattern:
 
     regex: str
     hex: tuple[str, ...] = ()
-    constants: tuple[tuple[str, object], ...] = ()
+    constants: tuple[tuple[str, str], ...] = ()
 
 
 Grammar = KeyValue | Pattern
@@ -247,7 +247,9 @@ def parse_payloads(data: Text, events: pa.Table, *, compiled: bool = False) -> P
                 ):
                     found = found.append_column(name, column)
                 for name, value in grammar.constants:
-                    found = found.append_column(name, pa.repeat(value, found.num_rows))
+                    # typed: inferring the type of a Python value imports dateutil
+                    constant = pa.repeat(pa.scalar(value, pa.string()), found.num_rows)
+                    found = found.append_column(name, constant)
                 parts.append(found)
             rejected.append(rows[bad])
             rows = rows[~hit]

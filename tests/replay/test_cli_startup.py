@@ -15,6 +15,7 @@ import pytest
 
 from importers.capture import Capture
 from importers.detect import load
+from importers.host.vcpus import discover_vcpus
 from replay.commands import COMMANDS
 from tests.conftest import ROOT
 
@@ -81,6 +82,18 @@ print(" ".join(sorted(m for m in sys.modules if m in {unwanted!r})) or "-", file
 UNWANTED = {"pyarrow.compute", "pyarrow.acero", "pyarrow.dataset", "rich.progress", "dateutil"}
 
 
+def _import(capture: Path, out: Path, options: list[str]) -> subprocess.CompletedProcess[str]:
+    """``pmu-replay import CAPTURE -o OUT OPTIONS`` in a fresh interpreter; its last line of
+    stderr lists the UNWANTED modules it loaded (``-``: none)."""
+    return subprocess.run(
+        [sys.executable, "-c", IMPORTING.format(unwanted=UNWANTED), capture, "-o", out, *options],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+
+
 @pytest.mark.parametrize("options", [[], ["--json"]])
 @pytest.mark.parametrize(
     "rel",
@@ -99,16 +112,26 @@ def test_a_small_import_loads_no_compute_module(
     (where it has sched_switch events to choose from)."""
     capture = shared_traces / rel
     out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-c", IMPORTING.format(unwanted=UNWANTED), capture, "-o", out, *options],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        check=True,
-    )
+    done = _import(capture, out, options)
     assert done.stderr.split()[-1] == "-"
     switches = load(capture).tables.get("sched_switch")
     advised = not options and switches is not None
     assert ("stand-ins" in done.stdout) is advised
     # the import ran to the end: its tasks are those of an import in this process
     assert Capture.load(out).table("tasks").equals(load(capture).table("tasks"))
+
+
+@pytest.mark.parametrize(
+    "rel", ["arm64-kvm-excerpts/qemu-48core-host.txt", "kvm-x86-host-report-txt/host_report.txt"]
+)
+def test_a_small_kvm_text_import_loads_no_compute_module(
+    shared_traces: Path, tmp_path: Path, rel: str
+) -> None:
+    """ftrace text of a KVM host: its vCPU threads are found, and their table built, without
+    pyarrow.compute or dateutil either."""
+    capture = shared_traces / rel
+    out = tmp_path / "out"
+    assert _import(capture, out, []).stderr.split()[-1] == "-"
+    vcpus = Capture.load(out).table("vcpus")
+    assert vcpus.num_rows > 0
+    assert vcpus.equals(discover_vcpus(load(capture)))
