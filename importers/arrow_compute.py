@@ -17,7 +17,9 @@ import pyarrow as pa
 from pyarrow._compute import (
     CastOptions,
     DictionaryEncodeOptions,
+    ExtractRegexOptions,
     FilterOptions,
+    MatchSubstringOptions,
     NullOptions,
     ScalarAggregateOptions,
     SetLookupOptions,
@@ -113,3 +115,105 @@ def sort_indices(data: Values, keys: list[tuple[str, str]] | None = None) -> pa.
 def sort_by(table: pa.Table, keys: list[tuple[str, str]]) -> pa.Table:
     """``table.sort_by(keys)``: stable, nulls at the end."""
     return take(table, sort_indices(table, keys))
+
+
+#: the Arrow type pyarrow infers for a Python value of each type
+_INFERRED = {
+    bool: pa.bool_(),
+    int: pa.int64(),
+    float: pa.float64(),
+    str: pa.string(),
+    type(None): pa.null(),
+}
+
+
+def _typed(value: object) -> object:
+    """``value``, made the scalar pyarrow would infer if it is a Python value: inferring it
+    imports dateutil (4 ms of start-up), naming the type does not. The kernel then casts it to
+    the common type as it would the inferred one, so the result is the same."""
+    if isinstance(value, (pa.Array, pa.ChunkedArray, pa.Scalar)):
+        return value
+    return pa.scalar(value, _INFERRED[type(value)])
+
+
+def equal(left: Values, right: object) -> Values:
+    """``pyarrow.compute.equal``: null where either side is null."""
+    return call_function("equal", [left, _typed(right)])
+
+
+def less(left: Values, right: object) -> Values:
+    """``pyarrow.compute.less``: null where either side is null."""
+    return call_function("less", [left, _typed(right)])
+
+
+def add(left: Values, right: object) -> Values:
+    """``pyarrow.compute.add`` (unchecked: wraps on overflow, as pyarrow's does)."""
+    return call_function("add", [left, _typed(right)])
+
+
+def negate(values: Values) -> Values:
+    """``pyarrow.compute.negate`` (unchecked)."""
+    return call_function("negate", [values])
+
+
+def invert(values: Values) -> Values:
+    """``pyarrow.compute.invert``: boolean not, null stays null."""
+    return call_function("invert", [values])
+
+
+def or_(left: Values, right: Values) -> Values:
+    """``pyarrow.compute.or_``: null where either side is null."""
+    return call_function("or", [left, right])
+
+
+def if_else(cond: Values, left: object, right: object) -> Values:
+    """``pyarrow.compute.if_else``: ``left`` where ``cond`` is true, ``right`` where false,
+    null where ``cond`` is null."""
+    return call_function("if_else", [cond, _typed(left), _typed(right)])
+
+
+def coalesce(*values: object) -> Values:
+    """``pyarrow.compute.coalesce``: the first non-null of ``values`` in each row."""
+    return call_function("coalesce", list(map(_typed, values)))
+
+
+def make_struct(*fields: Values) -> Values:
+    """``pyarrow.compute.make_struct`` with unnamed fields (the condition of :func:`case_when`)."""
+    return call_function("make_struct", list(fields))
+
+
+def case_when(conditions: Values, *cases: object) -> Values:
+    """``pyarrow.compute.case_when``: per row, the case of the first true field of
+    ``conditions``; the extra last case (if given) where none is true, else null."""
+    return call_function("case_when", [conditions, *map(_typed, cases)])
+
+
+def binary_length(strings: Values) -> Values:
+    """``pyarrow.compute.binary_length``: bytes per string, null stays null."""
+    return call_function("binary_length", [strings])
+
+
+def utf8_trim_whitespace(strings: Values) -> Values:
+    """``pyarrow.compute.utf8_trim_whitespace``: Unicode white space off both ends."""
+    return call_function("utf8_trim_whitespace", [strings])
+
+
+def utf8_rtrim_whitespace(strings: Values) -> Values:
+    """``pyarrow.compute.utf8_rtrim_whitespace``: Unicode white space off the end."""
+    return call_function("utf8_rtrim_whitespace", [strings])
+
+
+def match_substring(strings: Values, pattern: str) -> Values:
+    """``pyarrow.compute.match_substring``: whether ``pattern`` occurs (case-sensitive)."""
+    return call_function("match_substring", [strings], MatchSubstringOptions(pattern))
+
+
+def match_substring_regex(strings: Values, pattern: str) -> Values:
+    """``pyarrow.compute.match_substring_regex``: whether the RE2 ``pattern`` matches."""
+    return call_function("match_substring_regex", [strings], MatchSubstringOptions(pattern))
+
+
+def extract_regex(strings: Values, pattern: str) -> Values:
+    """``pyarrow.compute.extract_regex``: a struct of the named groups of ``pattern``, null
+    where it does not match."""
+    return call_function("extract_regex", [strings], ExtractRegexOptions(pattern))

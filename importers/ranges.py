@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Union
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from numpy.typing import NDArray
+
+from importers.arrow_compute import binary_length, cast, fill_null, is_valid
 
 if TYPE_CHECKING:
     import polars as pl
@@ -106,7 +107,7 @@ def read_text(
     """:func:`parse_text` over Arrow: ``text`` (an integer's digits, an optional ``-``; null
     when absent) read as ``dtype``. Returns the value (null where absent or out of range) and
     whether it was out of range (present, but not a value of ``dtype`` within ``limits``)."""
-    present = text.is_valid().to_numpy(zero_copy_only=False)
+    present = is_valid(text).to_numpy(zero_copy_only=False)
     negative, magnitude, readable = _digits(text, base)
     lo, hi = bounds(dtype, limits)
     if dtype == pa.uint64():
@@ -124,7 +125,7 @@ def read_text(
 
 
 def _column(raw: NDArray[np.generic], fits: NDArray[np.bool_], dtype: pa.DataType) -> pa.Array:
-    return pa.array(np.where(fits, raw, 0), mask=~fits).cast(dtype)
+    return cast(pa.array(np.where(fits, raw, 0), mask=~fits), dtype)
 
 
 _DIGIT = np.full(256, 255, np.uint8)
@@ -138,7 +139,7 @@ def _digits(
 ) -> tuple[NDArray[np.bool_], NDArray[np.uint64], NDArray[np.bool_]]:
     """Sign, magnitude (uint64) and whether each string is ``-``? and 1+ digits of ``base``
     whose value fits 64 bits. One numpy step per digit position, over all strings at once."""
-    text = text.cast(pa.large_string())
+    text = cast(text, pa.large_string())
     n = len(text)
     offsets = np.frombuffer(text.buffers()[1], np.int64, n + 1, text.offset * 8)
     data = text.buffers()[2]
@@ -198,19 +199,19 @@ def read_ts(sec: pa.Array, frac: pa.Array) -> tuple[pa.Array, NDArray[np.bool_]]
     """:func:`ts_ns` over Arrow: integer ns of ``sec.frac`` (``frac`` null: a raw clock count,
     kept as it is), and where ``sec`` was present but the value is not (past int64 ns, a
     fraction of more than 9 digits)."""
-    width = pc.fill_null(pc.binary_length(frac), 0).to_numpy().astype(np.int64)
+    width = fill_null(binary_length(frac), 0).to_numpy().astype(np.int64)
     seconds, _ = read_text(sec, pa.int64())
     fraction, _ = read_text(frac, pa.int64())
-    known = seconds.is_valid().to_numpy(zero_copy_only=False)
-    whole = seconds.fill_null(0).to_numpy()
-    scaled = fraction.fill_null(0).to_numpy() * 10 ** np.clip(9 - width, 0, 9)
+    known = is_valid(seconds).to_numpy(zero_copy_only=False)
+    whole = fill_null(seconds, 0).to_numpy()
+    scaled = fill_null(fraction, 0).to_numpy() * 10 ** np.clip(9 - width, 0, 9)
     limit = _INT64_MAX // _NS_PER_S
-    fits_ns = (width <= 9) & fraction.is_valid().to_numpy(zero_copy_only=False)
+    fits_ns = (width <= 9) & is_valid(fraction).to_numpy(zero_copy_only=False)
     fits_ns &= (whole < limit) | ((whole == limit) & (scaled <= _INT64_MAX % _NS_PER_S))
     raw = width == 0
     value = np.where(raw, whole, np.where(fits_ns, whole * _NS_PER_S + scaled, 0))
     valid = known & (raw | fits_ns)
-    present = sec.is_valid().to_numpy(zero_copy_only=False)
+    present = is_valid(sec).to_numpy(zero_copy_only=False)
     return pa.array(value, mask=~valid), present & ~valid
 
 

@@ -12,8 +12,21 @@ from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from importers.arrow_compute import (
+    add,
+    cast,
+    dictionary_encode,
+    equal,
+    fill_null,
+    if_else,
+    is_in,
+    is_null,
+    is_valid,
+    less,
+    negate,
+    take,
+)
 from importers.ranges import Limits, out_of_range
 from importers.tracefs.sysregs import pmu_sysreg_name
 
@@ -68,7 +81,7 @@ Finished = tuple[pa.Table, dict[str, list[int]]]
 def _finish_sched_switch(df: pa.Table) -> Finished:
     # Decided once per distinct printed state (a handful per capture), not per row. -R prints
     # the raw integer, whose letters depend on the kernel's own table: keep the bits only.
-    states = pc.dictionary_encode(df["_state"]).combine_chunks()
+    states = dictionary_encode(df["_state"]).combine_chunks()
     bits: list[int | None] = []
     printed: list[str | None] = []
     for text in states.dictionary.to_pylist():
@@ -81,12 +94,12 @@ def _finish_sched_switch(df: pa.Table) -> Finished:
     for code, value in enumerate(bits):
         if value is None:
             reason = HUGE_STATE if printed[code] is None else UNKNOWN_STATE
-            hit = pc.equal(codes, code).to_numpy(zero_copy_only=False)
+            hit = equal(codes, code).to_numpy(zero_copy_only=False)
             noted.setdefault(reason, []).extend(seqs[hit].tolist())
     finished = _with(
         df,
-        prev_state=pa.array(bits, pa.int64()).take(codes),
-        prev_state_str=pa.array(printed, pa.string()).take(codes),
+        prev_state=take(pa.array(bits, pa.int64()), codes),
+        prev_state_str=take(pa.array(printed, pa.string()), codes),
     )
     return finished, {reason: sorted(seqs) for reason, seqs in noted.items()}
 
@@ -103,15 +116,15 @@ def _with(df: pa.Table, **columns: pa.Array) -> pa.Table:
 
 def _is_in(column: pa.ChunkedArray, values: list[str]) -> pa.Array:
     """Whether each value is one of ``values`` (null where it is null)."""
-    return pc.if_else(pc.is_null(column), None, pc.is_in(column, pa.array(values)))
+    return if_else(is_null(column), None, is_in(column, pa.array(values, pa.string())))
 
 
 def _finish_cpu_idle(df: pa.Table) -> pa.Table:
     # PWR_EVENT_EXIT is -1 stored in a u32; some printers show it signed [power.h]. The signed
     # idle_state is the u32 read as s32, as the binary importer reads it (-1 = exit).
     idle = df["_idle"].combine_chunks()
-    state = idle.fill_null(0).to_numpy() % (1 << 32)
-    missing = ~idle.is_valid().to_numpy(zero_copy_only=False)
+    state = fill_null(idle, 0).to_numpy() % (1 << 32)
+    missing = ~is_valid(idle).to_numpy(zero_copy_only=False)
     return _with(
         df,
         state=pa.array(state.astype(np.uint32), mask=missing),
@@ -124,15 +137,15 @@ def _finish_userspace_exit(df: pa.Table) -> pa.Table:
         return df
     # "reason %s (%d)" (include/trace/events/kvm.h): for a negative errno the name is restart
     # (-EINTR) or error and the number -errno; every other name prints the KVM_EXIT code.
-    failed = _is_in(df["reason_name"], ["restart", "error"]).fill_null(False)
-    value = df["_value"].combine_chunks().cast(pa.int64())  # an int32 (importers.ranges checked)
-    code = pc.cast(pc.if_else(pc.less(value, 0), pc.add(value, 1 << 32), value), pa.uint32())
-    reason = pc.if_else(failed, None, code)
-    errno = pc.if_else(failed, pc.negate(value), pa.scalar(0, pa.int64())).cast(pa.int32())
+    failed = fill_null(_is_in(df["reason_name"], ["restart", "error"]), False)
+    value = cast(df["_value"].combine_chunks(), pa.int64())  # an int32 (importers.ranges checked)
+    code = cast(if_else(less(value, 0), add(value, 1 << 32), value), pa.uint32())
+    reason = if_else(failed, None, code)
+    errno = cast(if_else(failed, negate(value), pa.scalar(0, pa.int64())), pa.int32())
     if "reason" in df.column_names:  # rows of the "reason=%d errno=%d" form keep their own
-        printed = value.is_valid()
-        reason = pc.if_else(printed, reason, df["reason"].combine_chunks())
-        errno = pc.if_else(printed, errno, df["errno"].combine_chunks())
+        printed = is_valid(value)
+        reason = if_else(printed, reason, df["reason"].combine_chunks())
+        errno = if_else(printed, errno, df["errno"].combine_chunks())
     return _with(df, reason=reason, errno=errno)
 
 
@@ -148,8 +161,8 @@ def _finish_sys_access(df: pa.Table) -> pa.Table:
     name = df["name"]
     return _with(
         df,
-        is_write=pc.equal(df["_rw"], "write"),
-        name=pc.if_else(pc.equal(name, "UNKN"), None, name),
+        is_write=equal(df["_rw"], "write"),
+        name=if_else(equal(name, "UNKN"), None, name),
         sysreg=_pmu_sysregs(df),
     )
 
@@ -162,11 +175,11 @@ def _pmu_sysregs(df: pa.Table) -> pa.Array:
     packed = np.zeros(df.num_rows, np.int64)
     for key in keys:
         column = df[key].combine_chunks()
-        known &= column.is_valid().to_numpy(zero_copy_only=False)
-        packed = packed << 8 | column.fill_null(0).to_numpy().astype(np.int64)
+        known &= is_valid(column).to_numpy(zero_copy_only=False)
+        packed = packed << 8 | fill_null(column, 0).to_numpy().astype(np.int64)
     distinct, codes = np.unique(packed, return_inverse=True)
     names = [pmu_sysreg_name(*(int(e) >> s & 0xFF for s in (32, 24, 16, 8, 0))) for e in distinct]
-    return pc.if_else(pa.array(known), pa.array(names, pa.string()).take(codes), None)
+    return if_else(pa.array(known), take(pa.array(names, pa.string()), codes), None)
 
 
 def _finish_process_exit(df: pa.Table) -> pa.Table:

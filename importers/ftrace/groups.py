@@ -13,22 +13,31 @@ import re
 from functools import cache
 
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from importers.arrow_compute import (
+    binary_length,
+    equal,
+    extract_regex,
+    if_else,
+    invert,
+    is_valid,
+    or_,
+)
 
 
 def groups(strings: pa.Array, regex: str) -> dict[str, pa.Array]:
     """The named groups of ``regex`` (RE2) in each string, in the order of the regex: null
     where the string does not match, or the group took no part in the match (told apart
     from a group that matched nothing by whether it can match the empty string at all)."""
-    found = pc.extract_regex(strings, regex)
-    unmatched = pc.invert(found.is_valid())
+    found = extract_regex(strings, regex)
+    unmatched = invert(is_valid(found))
     out = {}
     for i in range(found.type.num_fields):
         name, value = found.type.field(i).name, found.field(i)
         absent = unmatched
         if name not in _empty_groups(regex):
-            absent = pc.or_(absent, pc.equal(pc.binary_length(value), 0))
-        out[name] = pc.if_else(absent, pa.scalar(None, value.type), value)
+            absent = or_(absent, equal(binary_length(value), 0))
+        out[name] = if_else(absent, pa.scalar(None, value.type), value)
     return out
 
 

@@ -17,8 +17,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from importers.arrow_compute import (
+    binary_length,
+    cast,
+    cast_table,
+    coalesce,
+    fill_null,
+    filter_rows,
+    if_else,
+    is_valid,
+    match_substring,
+    match_substring_regex,
+    sort_indices,
+    take,
+    utf8_trim_whitespace,
+)
 from importers.ftrace.groups import groups
 from importers.ftrace.scan import (
     line_bounds,
@@ -102,7 +116,7 @@ def valid_utf8(data: Text) -> tuple[Text, bool]:
     offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
     raw = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
     try:
-        raw.cast(pa.large_string())
+        cast(raw, pa.large_string())
     except pa.ArrowInvalid:
         return bytes(data).decode("utf-8", "replace").encode("utf-8"), False
     return data, True
@@ -169,12 +183,12 @@ def tokenize(
     slow, lost, skipped, info_lines = _classify(seq[~ok], line, ends[~ok])
     if not clean:
         column = string_column(data, starts, ends, compiled)
-        bad = pc.match_substring(column, "\ufffd").to_numpy(zero_copy_only=False)
+        bad = match_substring(column, "\ufffd").to_numpy(zero_copy_only=False)
         skipped[INVALID_UTF8] = seq[bad].tolist()
     events = fast
     if slow.num_rows:
         events = pa.concat_tables([fast, slow])
-        events = events.take(pc.sort_indices(events["seq"])).combine_chunks()
+        events = take(events, sort_indices(events["seq"])).combine_chunks()
     skipped.update(_repeats(buf, whole, ends, events, seq_base, compiled))
     return ChunkLines(data, events, lost, skipped, info_lines)
 
@@ -243,25 +257,25 @@ def _classify(
     seq: np.ndarray, line: pa.StringArray, end: np.ndarray
 ) -> tuple[pa.Table, pa.Table, dict[str, list[int]], int]:
     """Lines the scanner did not take: regex event lines, markers, info, stack, garbage."""
-    stripped = pc.utf8_trim_whitespace(line)
+    stripped = utf8_trim_whitespace(line)
 
     def matches(regex: str) -> Bools:
-        found: Bools = pc.match_substring_regex(stripped, regex).to_numpy(zero_copy_only=False)
+        found: Bools = match_substring_regex(stripped, regex).to_numpy(zero_copy_only=False)
         return found
 
-    info = (pc.binary_length(stripped).to_numpy() == 0) | matches(_INFO)
+    info = (binary_length(stripped).to_numpy() == 0) | matches(_INFO)
     marker = ~info & (matches(_LOST) | matches(_DROPPED))
     stack = ~info & ~marker & matches(_STACK)
     other = np.flatnonzero(~info & ~marker & ~stack)
-    regular, hit, outside = _regex_rows(seq[other], line.take(other), end[other], EVENT_LINE)
+    regular, hit, outside = _regex_rows(seq[other], take(line, other), end[other], EVENT_LINE)
     rest = other[~hit]
-    latency, hit, late_outside = _regex_rows(seq[rest], line.take(rest), end[rest], LATENCY_LINE)
+    latency, hit, late_outside = _regex_rows(seq[rest], take(line, rest), end[rest], LATENCY_LINE)
     skipped = {
         "malformed line": seq[rest[~hit]].tolist(),
         "stack trace line (callchains are not imported)": seq[stack].tolist(),
     }
     marked = np.flatnonzero(marker)
-    lost = _markers(seq[marked], stripped.take(marked), skipped)
+    lost = _markers(seq[marked], take(stripped, marked), skipped)
     for reason, seqs in [*outside.items(), *late_outside.items()]:
         skipped.setdefault(reason, []).extend(seqs)
     events = pa.concat_tables([regular, latency])
@@ -281,17 +295,17 @@ def _regex_rows(
     the seqs of matched lines whose CPU, pid, TGID or timestamp its column cannot hold (the
     first such field names the reason; those lines are not rows)."""
     g = groups(line, pattern)
-    hit = g["pid"].is_valid().to_numpy(zero_copy_only=False)
+    hit = is_valid(g["pid"]).to_numpy(zero_copy_only=False)
     rows = np.flatnonzero(hit)
-    g = {name: column.take(rows) for name, column in g.items()}
+    g = {name: take(column, rows) for name, column in g.items()}
     seq, end = seq[rows], end[rows]
     tgid = g.get("tgid", pa.nulls(rows.size, pa.string()))
     if "tgid_after" in g:
-        tgid = pc.coalesce(tgid, g["tgid_after"])
+        tgid = coalesce(tgid, g["tgid_after"])
     digits = {
         "cpu": g["cpu"],
         "common_pid": g["pid"],
-        "tgid": pc.if_else(pc.match_substring_regex(tgid, r"^\d+$"), tgid, None),
+        "tgid": if_else(match_substring_regex(tgid, r"^\d+$"), tgid, None),
     }
     reasons = [out_of_range(column, CONTEXT[column], _SKIPPED) for column in digits]
     reasons.append(_BAD_TS)
@@ -302,12 +316,12 @@ def _regex_rows(
         reason[bad & (reason < 0)] = i
     ts, bad_ts = read_ts(g["sec"], g["frac"])
     reason[bad_ts & (reason < 0)] = len(digits)
-    width = pc.fill_null(pc.binary_length(g["frac"]), 0).cast(pa.int8())
-    args_s = end - pc.binary_length(g["args"]).to_numpy(zero_copy_only=False).astype(np.int64)
+    width = cast(fill_null(binary_length(g["frac"]), 0), pa.int8())
+    args_s = end - binary_length(g["args"]).to_numpy(zero_copy_only=False).astype(np.int64)
     table = pa.table(
         {
             "seq": seq,
-            "common_comm": known_comm(pc.utf8_trim_whitespace(g["comm"])),
+            "common_comm": known_comm(utf8_trim_whitespace(g["comm"])),
             "common_pid": values["common_pid"],
             "tgid": values["tgid"],
             "cpu": values["cpu"],
@@ -322,13 +336,13 @@ def _regex_rows(
     outside: dict[str, list[int]] = {}
     for row in np.flatnonzero(reason >= 0):  # in line order: reasons in order of first use
         outside.setdefault(reasons[reason[row]], []).append(int(seq[row]))
-    return table.filter(pa.array(reason < 0)), hit, outside
+    return filter_rows(table, pa.array(reason < 0)), hit, outside
 
 
 def known_comm(comm: pa.Array) -> pa.Array:
     """``comm`` with the kernel's placeholders for a name it did not know (``<...>``, ``<pid>``)
     read as null."""
-    return pc.if_else(pc.match_substring_regex(comm, PLACEHOLDER_COMM), None, comm)
+    return if_else(match_substring_regex(comm, PLACEHOLDER_COMM), None, comm)
 
 
 def _markers(seq: np.ndarray, stripped: pa.StringArray, skipped: dict[str, list[int]]) -> pa.Table:
@@ -340,14 +354,14 @@ def _markers(seq: np.ndarray, stripped: pa.StringArray, skipped: dict[str, list[
     parts, bad_cpus, bad_counts = [], [], []
     for kind, regex in (("lost", _LOST), ("dropped", _DROPPED)):
         g = groups(stripped, regex)
-        rows = np.flatnonzero(g["cpu"].is_valid().to_numpy(zero_copy_only=False))
-        cpu, bad_cpu = read_text(g["cpu"].take(rows), pa.int16())
-        count, bad_count = read_text(g["count"].take(rows), pa.int64())
+        rows = np.flatnonzero(is_valid(g["cpu"]).to_numpy(zero_copy_only=False))
+        cpu, bad_cpu = read_text(take(g["cpu"], rows), pa.int16())
+        count, bad_count = read_text(take(g["count"], rows), pa.int64())
         bad_cpus.append(seq[rows][bad_cpu])
         bad_counts.append(seq[rows][bad_count])
         kinds = pa.array([kind] * rows.size, pa.string())
         table = pa.table({"seq": seq[rows], "cpu": cpu, "count": count, "kind": kinds})
-        parts.append(table.filter(pa.array(~bad_cpu)))
+        parts.append(filter_rows(table, pa.array(~bad_cpu)))
     for seqs, reason in (
         (bad_cpus, out_of_range("lost-events marker CPU", pa.int16(), "marker skipped")),
         (bad_counts, out_of_range("lost-events count", pa.int64(), "marker kept, count unknown")),
@@ -355,4 +369,4 @@ def _markers(seq: np.ndarray, stripped: pa.StringArray, skipped: dict[str, list[
         found = np.concatenate(seqs).tolist()
         if found:
             skipped.setdefault(reason, []).extend(found)
-    return pa.concat_tables(parts).cast(NO_MARKERS.schema)
+    return cast_table(pa.concat_tables(parts), NO_MARKERS.schema)

@@ -16,8 +16,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from importers.arrow_compute import (
+    dictionary_encode,
+    fill_null,
+    filter_rows,
+    is_valid,
+    sort_indices,
+    take,
+)
 from importers.ftrace.fields import INTERMEDIATE, finish
 from importers.ftrace.groups import groups
 from importers.ftrace.lines import known_comm
@@ -38,7 +45,7 @@ class KeyValue:
     fields: tuple[tuple[str, str], ...]
     optional: tuple[str, ...] = ()
     tokens: tuple[str, ...] = ()
-    constants: tuple[tuple[str, object], ...] = ()
+    constants: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ class Pattern:
 
     regex: str
     hex: tuple[str, ...] = ()
-    constants: tuple[tuple[str, object], ...] = ()
+    constants: tuple[tuple[str, str], ...] = ()
 
 
 Grammar = KeyValue | Pattern
@@ -198,12 +205,12 @@ def parse_payloads(data: Text, events: pa.Table, *, compiled: bool = False) -> P
     unparsed: dict[str, list[int]] = {}
     counted: dict[str, list[int]] = {}
     buf = np.frombuffer(data, dtype=np.uint8)
-    names = pc.dictionary_encode(events["event"]).combine_chunks()
+    names = dictionary_encode(events["event"]).combine_chunks()
     dictionary = names.dictionary.to_pylist()
     # the dictionary code of each row's event name, len(dictionary) where it has none
-    codes = names.indices.fill_null(len(dictionary)).to_numpy()
+    codes = fill_null(names.indices, len(dictionary)).to_numpy()
     modelled = np.isin(codes, [i for i, name in enumerate(dictionary) if name in GRAMMARS])
-    leftovers = [events.filter(pa.array(~modelled))]
+    leftovers = [filter_rows(events, pa.array(~modelled))]
     # Rows travel as indices: only the context columns of the typed tables are gathered for
     # the rows a grammar matched, not the whole tokenized line.
     context = events.select(
@@ -234,20 +241,22 @@ def parse_payloads(data: Text, events: pa.Table, *, compiled: bool = False) -> P
                     bad |= new
             keep = hit & ~bad
             if keep.any():
-                found = context.take(rows[keep])
+                found = take(context, rows[keep])
                 for name, column in zip(
-                    values.column_names, values.filter(keep).columns, strict=True
+                    values.column_names, filter_rows(values, keep).columns, strict=True
                 ):
                     found = found.append_column(name, column)
                 for name, value in grammar.constants:
-                    found = found.append_column(name, pa.repeat(value, found.num_rows))
+                    # typed: inferring the type of a Python value imports dateutil
+                    constant = pa.repeat(pa.scalar(value, pa.string()), found.num_rows)
+                    found = found.append_column(name, constant)
                 parts.append(found)
             rejected.append(rows[bad])
             rows = rows[~hit]
         if parts:
             merged = pa.concat_tables(parts, promote_options="default")
             if len(parts) > 1:
-                merged = merged.take(pc.sort_indices(merged["seq"]))
+                merged = take(merged, sort_indices(merged["seq"]))
             finished, noted = finish(event, merged.combine_chunks())
             for reason, noted_seqs in noted.items():
                 counted.setdefault(reason, []).extend(noted_seqs)
@@ -255,10 +264,10 @@ def parse_payloads(data: Text, events: pa.Table, *, compiled: bool = False) -> P
             typed[event] = finished.select([c for c in schema if c in finished.column_names])
         if rows.size:
             unparsed[event] = seqs[rows].tolist()
-            leftovers.append(events.take(rows))
+            leftovers.append(take(events, rows))
         out = np.concatenate(rejected) if rejected else rows[:0]
         if out.size:
-            leftovers.append(events.take(np.sort(out)))
+            leftovers.append(take(events, np.sort(out)))
     return Payloads(typed, pa.concat_tables(leftovers).combine_chunks(), unparsed, counted)
 
 
@@ -315,7 +324,7 @@ def _pattern(
     columns: dict[str, pa.Array] = {}
     outside: dict[str, np.ndarray] = {}
     for column, text in found.items():
-        hit |= text.is_valid().to_numpy(zero_copy_only=False)
+        hit |= is_valid(text).to_numpy(zero_copy_only=False)
         int_type = _int_type(event, column)
         if int_type is None and column.endswith("comm"):  # <...> / <pid>: name unknown
             columns[column] = known_comm(text)

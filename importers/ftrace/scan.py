@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from importers.arrow_compute import cast
 from importers.ftrace.scan_bytes import I8, I32, I64, U8, Bools, Offsets, Text, Views
 
 
@@ -123,7 +124,7 @@ def view_column(data: Text, views: Views, valid: Bools) -> pa.StringArray:
         valid.size,
         [validity, pa.py_buffer(np.ascontiguousarray(views)), pa.py_buffer(data)],
     )
-    return arr.cast(pa.string())
+    return cast(arr, pa.string())
 
 
 def string_column(data: Text, starts: Offsets, ends: Offsets, compiled: bool) -> pa.StringArray:

@@ -17,8 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from importers.arrow_compute import (
+    case_when,
+    equal,
+    is_valid,
+    make_struct,
+    match_substring,
+    sort_indices,
+    take,
+    utf8_rtrim_whitespace,
+)
 from importers.capture import Capture, CaptureMetadata
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError, DroppedEventsError
@@ -168,7 +177,7 @@ def _process(chunk: TextChunk, preamble: Preamble) -> ChunkResult:
 def _next_event(markers: pa.Table, seq: np.ndarray, cpu: np.ndarray, ts: np.ndarray) -> pa.Table:
     """``markers`` in seq order with the ``ts`` of the next event of their CPU in the chunk
     (null when there is none): the end of the time the loss makes unknown."""
-    markers = markers.take(pc.sort_indices(markers["seq"]))
+    markers = take(markers, sort_indices(markers["seq"]))
     at, on = markers["seq"].to_numpy(), markers["cpu"].to_numpy().astype(np.int64)
     # events by (CPU, seq): the first event of a marker's CPU at or after the marker
     order = np.lexsort((seq, cpu))
@@ -184,15 +193,15 @@ def _next_event(markers: pa.Table, seq: np.ndarray, cpu: np.ndarray, ts: np.ndar
 def _events_rows(data: Text, rest: pa.Table, compiled: bool) -> pa.Table:
     """Rows for the long ``events`` table: context columns plus the payload text."""
     offsets = rest["args_s"].to_numpy(), rest["args_e"].to_numpy()
-    args = pc.utf8_rtrim_whitespace(string_column(data, *offsets, compiled))
+    args = utf8_rtrim_whitespace(string_column(data, *offsets, compiled))
     # Lines with a context but no "event:" are the stack-trace events, function-tracer lines
     # ("func <-parent") or output of events the kernel could not print [trace_output.c].
-    name = pc.case_when(
-        pc.make_struct(
-            pc.is_valid(rest["event"]),
-            pc.equal(args, "<stack trace>"),
-            pc.equal(args, "<user stack trace>"),
-            pc.match_substring(args, " <-"),
+    name = case_when(
+        make_struct(
+            is_valid(rest["event"]),
+            equal(args, "<stack trace>"),
+            equal(args, "<user stack trace>"),
+            match_substring(args, " <-"),
         ),
         rest["event"],
         "kernel_stack",
@@ -239,7 +248,7 @@ def _resolve_lost(results: list[ChunkResult]) -> pa.Table:
     if not rows:
         return NO_MARKERS.append_column("ts", pa.array([], pa.int64()))
     lost = pa.concat_tables(rows)
-    return lost.take(pc.sort_indices(lost["seq"])).select(["ts", "seq", "cpu", "count", "kind"])
+    return take(lost, sort_indices(lost["seq"])).select(["ts", "seq", "cpu", "count", "kind"])
 
 
 def _tables(results: list[ChunkResult], lost: pa.Table) -> dict[str, pa.Table]:

@@ -14,6 +14,9 @@ from importers import arrow_compute as ac
 
 INTS = pa.chunked_array([[3, None, -1], [300, 3, None, 7]], pa.int64())
 WORDS = pa.chunked_array([["b", None, "a"], ["b", "", None, "c"]], pa.string())
+SMALL = pa.array([3, None, 0, 3, -2, None, 7], pa.int32())
+FLAGS = pa.chunked_array([[True, None, False], [False, True, None, True]])
+PADDED = pa.array(["  12 ", None, "f <-g\t", "", "34", "\u2003x\u2003", "5a"], pa.string())
 TABLE = pa.table(
     {"pid": pa.array([2, 1, None, 1, 2], pa.int32()), "comm": ["x", "y", "z", None, "a"]}
 )
@@ -74,6 +77,81 @@ SAME: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
         "sort_by",
         lambda: ac.sort_by(TABLE, [("pid", "ascending"), ("comm", "descending")]),
         lambda: TABLE.sort_by([("pid", "ascending"), ("comm", "descending")]),
+    ),
+    ("equal", lambda: ac.equal(WORDS, "b"), lambda: pc.equal(WORDS, "b")),
+    ("equal, int32 to a Python int", lambda: ac.equal(SMALL, 3), lambda: pc.equal(SMALL, 3)),
+    ("equal arrays", lambda: ac.equal(INTS, INTS), lambda: pc.equal(INTS, INTS)),
+    ("less", lambda: ac.less(INTS, 0), lambda: pc.less(INTS, 0)),
+    ("add", lambda: ac.add(INTS, 1 << 32), lambda: pc.add(INTS, 1 << 32)),
+    ("add wraps", lambda: ac.add(INTS, (1 << 63) - 1), lambda: pc.add(INTS, (1 << 63) - 1)),
+    ("negate", lambda: ac.negate(INTS), lambda: pc.negate(INTS)),
+    ("invert", lambda: ac.invert(FLAGS), lambda: pc.invert(FLAGS)),
+    ("or", lambda: ac.or_(FLAGS, ac.is_null(WORDS)), lambda: pc.or_(FLAGS, WORDS.is_null())),
+    (
+        "if_else to null",
+        lambda: ac.if_else(FLAGS, None, WORDS),
+        lambda: pc.if_else(FLAGS, None, WORDS),
+    ),
+    (
+        "if_else from null",
+        lambda: ac.if_else(FLAGS, INTS, None),
+        lambda: pc.if_else(FLAGS, INTS, None),
+    ),
+    (
+        "if_else, an int32 and a Python int",
+        lambda: ac.if_else(FLAGS, SMALL, 0),
+        lambda: pc.if_else(FLAGS, SMALL, 0),
+    ),
+    (
+        "if_else arrays",
+        lambda: ac.if_else(FLAGS, INTS, INTS),
+        lambda: pc.if_else(FLAGS, INTS, INTS),
+    ),
+    (
+        "coalesce",
+        lambda: ac.coalesce(WORDS, ac.if_else(FLAGS, PADDED, None)),
+        lambda: pc.coalesce(WORDS, pc.if_else(FLAGS, PADDED, None)),
+    ),
+    (
+        "case_when, an else and none",
+        lambda: ac.case_when(ac.make_struct(FLAGS, ac.is_null(WORDS)), WORDS, "n", "else"),
+        lambda: pc.case_when(pc.make_struct(FLAGS, WORDS.is_null()), WORDS, "n", "else"),
+    ),
+    (
+        "case_when without an else",
+        lambda: ac.case_when(ac.make_struct(FLAGS), "t", WORDS),
+        lambda: pc.case_when(pc.make_struct(FLAGS), "t", WORDS),
+    ),
+    ("binary_length", lambda: ac.binary_length(WORDS), lambda: pc.binary_length(WORDS)),
+    (
+        "utf8_trim_whitespace",
+        lambda: ac.utf8_trim_whitespace(PADDED),
+        lambda: pc.utf8_trim_whitespace(PADDED),
+    ),
+    (
+        "utf8_rtrim_whitespace",
+        lambda: ac.utf8_rtrim_whitespace(PADDED),
+        lambda: pc.utf8_rtrim_whitespace(PADDED),
+    ),
+    (
+        "match_substring",
+        lambda: ac.match_substring(PADDED, " <-"),
+        lambda: pc.match_substring(PADDED, " <-"),
+    ),
+    (
+        "match_substring none",
+        lambda: ac.match_substring(WORDS, "zz"),
+        lambda: pc.match_substring(WORDS, "zz"),
+    ),
+    (
+        "match_substring_regex",
+        lambda: ac.match_substring_regex(PADDED, r"^\d+$"),
+        lambda: pc.match_substring_regex(PADDED, r"^\d+$"),
+    ),
+    (
+        "extract_regex, unmatched and empty groups",
+        lambda: ac.extract_regex(PADDED, r"(?P<pid>\d+)(?P<tail>.*)"),
+        lambda: pc.extract_regex(PADDED, r"(?P<pid>\d+)(?P<tail>.*)"),
     ),
 ]
 

@@ -15,6 +15,7 @@ import pytest
 
 from importers.capture import Capture
 from importers.detect import load
+from importers.host.vcpus import discover_vcpus
 from replay.commands import COMMANDS
 from tests.conftest import ROOT
 
@@ -73,11 +74,24 @@ from replay.cli import main
 assert main(["import", *sys.argv[1:]]) == 0
 print(" ".join(sorted(m for m in sys.modules if m in {unwanted!r})) or "-", file=sys.stderr)
 """
-#: what a small trace.dat import no longer loads (issue 17): pyarrow.compute (~35 ms: it wraps
-#: every kernel at import; importers.arrow_compute calls them without it), Acero and
-#: pyarrow.dataset (Table.group_by; importers.tasks hashes instead), rich.progress (no bar
-#: is drawn without a terminal), dateutil (Arrow's type inference of an untyped Python value)
+#: what a small trace.dat, perf.data, ftrace text or systrace import no longer loads (issue
+#: 17): pyarrow.compute (~35 ms: it wraps every kernel at import; importers.arrow_compute
+#: calls them without it), Acero and pyarrow.dataset (Table.group_by; importers.tasks hashes
+#: instead), rich.progress (no bar is drawn without a terminal), dateutil (Arrow's type
+#: inference of an untyped Python value)
 UNWANTED = {"pyarrow.compute", "pyarrow.acero", "pyarrow.dataset", "rich.progress", "dateutil"}
+
+
+def _import(capture: Path, out: Path, options: list[str]) -> subprocess.CompletedProcess[str]:
+    """``pmu-replay import CAPTURE -o OUT OPTIONS`` in a fresh interpreter; its last line of
+    stderr lists the UNWANTED modules it loaded (``-``: none)."""
+    return subprocess.run(
+        [sys.executable, "-c", IMPORTING.format(unwanted=UNWANTED), capture, "-o", out, *options],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
 
 
 @pytest.mark.parametrize("options", [[], ["--json"]])
@@ -87,25 +101,37 @@ UNWANTED = {"pyarrow.compute", "pyarrow.acero", "pyarrow.dataset", "rich.progres
         "juno-sched-load/trace.dat",
         "simpleperf-android/perf_with_tracepoint_event.data",  # tracepoints: typed tables
         "quipper-perfdata/perf.data.armv7-3.4",  # PMU samples and task records
+        "juno-trace-txt/trace.txt",  # ftrace text (trace-cmd report)
+        "trappy-surfaceflinger/trace_systrace.html",  # systrace: ftrace text in HTML
     ],
 )
-def test_a_small_binary_import_loads_no_compute_module(
+def test_a_small_import_loads_no_compute_module(
     shared_traces: Path, tmp_path: Path, options: list[str], rel: str
 ) -> None:
     """Without ``--json``, no VM is found in the capture, so the stand-in advice runs too
     (where it has sched_switch events to choose from)."""
     capture = shared_traces / rel
     out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-c", IMPORTING.format(unwanted=UNWANTED), capture, "-o", out, *options],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        check=True,
-    )
+    done = _import(capture, out, options)
     assert done.stderr.split()[-1] == "-"
     switches = load(capture).tables.get("sched_switch")
     advised = not options and switches is not None
     assert ("stand-ins" in done.stdout) is advised
     # the import ran to the end: its tasks are those of an import in this process
     assert Capture.load(out).table("tasks").equals(load(capture).table("tasks"))
+
+
+@pytest.mark.parametrize(
+    "rel", ["arm64-kvm-excerpts/qemu-48core-host.txt", "kvm-x86-host-report-txt/host_report.txt"]
+)
+def test_a_small_kvm_text_import_loads_no_compute_module(
+    shared_traces: Path, tmp_path: Path, rel: str
+) -> None:
+    """ftrace text of a KVM host: its vCPU threads are found, and their table built, without
+    pyarrow.compute or dateutil either."""
+    capture = shared_traces / rel
+    out = tmp_path / "out"
+    assert _import(capture, out, []).stderr.split()[-1] == "-"
+    vcpus = Capture.load(out).table("vcpus")
+    assert vcpus.num_rows > 0
+    assert vcpus.equals(discover_vcpus(load(capture)))
