@@ -168,34 +168,33 @@ def test_idle_state_of_a_u32_reads_as_the_binary_importer_reads_it(
     assert (row["state"], row["idle_state"]) == (2147483648, -2147483648)
 
 
-def test_prev_state_letter_the_kernel_never_prints_is_counted(
-    shared_traces: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("state", "reason", "printed"),
+    [
+        ("Q", "sched_switch prev_state letter the kernel never prints", "Q"),
+        # the kernel prints prev_state in ASCII only; Python's int() would read "\u0663"
+        # (Arabic-Indic three) as 3, a task state no kernel printed
+        ("\u0663", f"sched_switch prev_state outside {I64}", None),
+    ],
+    ids=["unknown-letter", "non-ascii-digit"],
+)
+def test_prev_state_the_kernel_never_prints_is_counted(
+    shared_traces: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    state: str,
+    reason: str,
+    printed: str | None,
 ) -> None:
-    _, bad = juno_with(
-        shared_traces, tmp_path, f"   <...>-1701  [001]    76.211513: {SWITCH.format(s='Q', n='0')}"
-    )
-    summary, _ = run_import(capsys, bad)
-    reason = "sched_switch prev_state letter the kernel never prints (row kept, prev_state null)"
-    assert summary["skipped"] == skip(reason, 4)
-    row = load(bad).frame("sched_switch").filter(pl.col("seq") == 3).row(0, named=True)
-    assert (row["prev_state"], row["prev_state_str"], row["next_pid"]) == (None, "Q", 0)
-
-
-def test_prev_state_of_non_ascii_digits_is_counted_not_read_as_a_number(
-    shared_traces: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # the kernel prints prev_state in ASCII only; Python's int() would read "\u0663" (Arabic-
-    # Indic three) as 3, a task state no kernel printed
     _, bad = juno_with(
         shared_traces,
         tmp_path,
-        "   <...>-1701  [001]    76.211513: " + SWITCH.format(s="\u0663", n="0"),
+        "   <...>-1701  [001]    76.211513: " + SWITCH.format(s=state, n="0"),
     )
     summary, _ = run_import(capsys, bad)
-    reason = f"sched_switch prev_state outside {I64} (row kept, prev_state null)"
-    assert summary["skipped"] == skip(reason, 4)
+    assert summary["skipped"] == skip(f"{reason} (row kept, prev_state null)", 4)
     row = load(bad).frame("sched_switch").filter(pl.col("seq") == 3).row(0, named=True)
-    assert (row["prev_state"], row["prev_state_str"], row["next_pid"]) == (None, None, 0)
+    assert (row["prev_state"], row["prev_state_str"], row["next_pid"]) == (None, printed, 0)
 
 
 def test_exact_duplicate_event_lines_are_imported_and_counted(
