@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import ctypes
 import os
-import sys
+
+from importers.heap import glibc
 
 M_TRIM_THRESHOLD = -1  # <malloc.h>
 M_MMAP_THRESHOLD = -3
@@ -38,22 +39,13 @@ KEEP_FREED_PAGES = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
 
 def keep_freed_blocks() -> bool:
     """Set the thresholds above via ``mallopt``; False where the C library is not glibc."""
-    if sys.platform != "linux" or not _glibc():
+    if not glibc():
         return False
     libc = ctypes.CDLL(None)
     return bool(
         libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
         and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
-
-
-def _glibc() -> bool:
-    """Whether the C library is glibc: what ``platform.libc_ver`` asks first, without the
-    ~3 ms of importing ``platform`` at every start (issue 17)."""
-    try:
-        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc ")
-    except (ValueError, OSError):  # not a name this C library knows
-        return False
 
 
 def arrow_on_the_heap() -> None:

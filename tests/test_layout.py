@@ -23,6 +23,7 @@ CORE = (
     "capture",
     "capture_writer",
     "decompress",
+    "heap",
     "detect",
     "errors",
     "output",

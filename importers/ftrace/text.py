@@ -36,10 +36,10 @@ from importers.ftrace.payloads import parse_payloads
 from importers.ftrace.scan import string_column
 from importers.ftrace.scan_bytes import Text
 from importers.ftrace.source import TextChunk, open_text
+from importers.heap import trim_heap
 from importers.schema import conform
 from importers.skips import FIRST_LOCATIONS, SkipLog
 from importers.tasks import name_spans, sightings, typed_sightings
-from importers.tracedat.heap import trim_heap
 
 IMPORTER = "importers.ftrace.text 1"
 _PREFIX = ["ts", "seq", "cpu", "common_pid"]

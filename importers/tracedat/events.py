@@ -15,11 +15,11 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from importers.arrow_compute import cast, take
+from importers.heap import trim_heap
 from importers.schema import SIDE_TABLES, conform, constant_column
 from importers.skips import SkipLog
 from importers.tracedat.buffer import PageBuffer
 from importers.tracedat.file import FormatText, TraceDat
-from importers.tracedat.heap import trim_heap
 from importers.tracedat.pages import Records
 from importers.tracedat.payload import payload_column
 from importers.tracedat.printk import RENDERED, PrintkContext

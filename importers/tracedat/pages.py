@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from importers.byte_loops import compiled
-from importers.tracedat.heap import trim_heap
+from importers.heap import trim_heap
 from importers.tracedat.ringbuffer import (
     COMMIT_MASK,
     MISSED_NONE,

@@ -34,13 +34,13 @@ from numpy.typing import NDArray
 from importers.capture import Capture, CaptureMetadata, sha256_of
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError, DroppedEventsError
+from importers.heap import trim_heap
 from importers.schema import conform, empty_table
 from importers.skips import SkipLog
 from importers.tasks import cmdline_spans, name_spans, table_spans
 from importers.tracedat.buffer import PageBuffer
 from importers.tracedat.events import records_to_tables
 from importers.tracedat.file import TraceDat, cpu_chunks, read_container
-from importers.tracedat.heap import trim_heap
 from importers.tracedat.pages import (
     PAGE_DAMAGE,
     PAGE_OK,

@@ -24,7 +24,7 @@ from replay.heap import arrow_on_the_heap, keep_freed_blocks
 assert keep_freed_blocks()
 arrow_on_the_heap()
 from importers.ftrace.text import read_ftrace_text
-from importers.tracedat.heap import trim_heap
+from importers.heap import trim_heap
 def anon_kib():
     for line in open("/proc/self/status"):
         if line.startswith("RssAnon:"):

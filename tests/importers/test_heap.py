@@ -17,7 +17,7 @@ PROBE = """
 import os, sys
 import numpy as np
 from replay.heap import keep_freed_blocks
-from importers.tracedat.heap import trim_heap
+from importers.heap import trim_heap
 assert keep_freed_blocks()
 def resident_mb():
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
