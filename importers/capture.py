@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from importers.arrow_compute import value_counts
 from importers.errors import CaptureFormatError
 from importers.host.topology import check_one_row_per_cpu
 from importers.output import whole_directory
+from importers.parquet_files import write_table
 from importers.schema import (
     FEW_VALUES,
     SCHEMA_VERSION,
@@ -101,6 +101,8 @@ class Capture:
         if name not in TABLES:
             raise KeyError(f"no table called {name!r}; known: {', '.join(sorted(TABLES))}")
         if name in self.streamed:
+            import pyarrow.parquet as pq  # reading: see importers.parquet_files
+
             return conform(name, pq.read_table(self.streamed[name].path))
         return self.tables.get(name, empty_table(name))
 
@@ -150,6 +152,8 @@ class Capture:
     @classmethod
     def load(cls, directory: str | Path) -> Capture:
         """Read a directory written by :meth:`save`."""
+        import pyarrow.parquet as pq  # reading: see importers.parquet_files
+
         src = Path(directory)
         meta_path = src / METADATA_FILE
         try:
@@ -219,7 +223,7 @@ def write_tables(out: Path, tables: dict[str, pa.Table], metadata: CaptureMetada
 
 def _write_parquet(table: pa.Table, path: Path) -> None:
     """One table as zstd Parquet (see :func:`parquet_options`)."""
-    pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, **parquet_options(table.schema))
+    write_table(table, path, row_group_size=ROW_GROUP_ROWS, **parquet_options(table.schema))
 
 
 def parquet_options(schema: pa.Schema) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from importers.capture import (
     METADATA_FILE,
@@ -33,6 +32,7 @@ from importers.capture import (
     write_tables,
 )
 from importers.output import whole_directory
+from importers.parquet_files import ParquetFileWriter
 from importers.schema import TABLES, conform
 
 
@@ -43,7 +43,7 @@ class _Stream:
         self.name = name
         self.path = path
         self.streamed = streamed
-        self.writer: pq.ParquetWriter | None = None
+        self.writer: ParquetFileWriter | None = None
         self.buffered: list[pa.Table] = []
         self.buffered_rows = 0
         #: the row group being written; at most one, so memory stays bounded when the
@@ -87,7 +87,7 @@ class _Stream:
         self.wait()
         if self.writer is None:
             schema = TABLES[self.name]
-            self.writer = pq.ParquetWriter(self.path, schema, **parquet_options(schema))
+            self.writer = ParquetFileWriter(self.path, schema, **parquet_options(schema))
         writer = self.writer
         self.writing = pool.submit(writer.write_table, group, row_group_size=ROW_GROUP_ROWS)
 

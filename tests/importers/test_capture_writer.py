@@ -17,6 +17,7 @@ from importers import capture, capture_writer
 from importers.capture import Capture, CaptureMetadata
 from importers.capture_writer import saving
 from importers.detect import load
+from importers.parquet_files import ParquetFileWriter
 from importers.perfetto import bundles
 from importers.schema import DICT, conform
 from importers.tracedat.tables import MODELLED
@@ -181,16 +182,16 @@ def test_a_failed_row_group_write_is_an_error_naming_the_capture(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_row_groups: None
 ) -> None:
     writes = 0
-    real = pq.ParquetWriter.write_table
+    real = ParquetFileWriter.write_table
 
-    def full_disk_on_the_third(self: pq.ParquetWriter, table: pa.Table, **kw: object) -> None:
+    def full_disk_on_the_third(self: ParquetFileWriter, table: pa.Table, **kw: object) -> None:
         nonlocal writes
         writes += 1
         if writes == 3:
             raise OSError(errno.ENOSPC, "No space left on device")
         real(self, table, **kw)
 
-    monkeypatch.setattr(pq.ParquetWriter, "write_table", full_disk_on_the_third)
+    monkeypatch.setattr(ParquetFileWriter, "write_table", full_disk_on_the_third)
     target = tmp_path / "cap"
     rng = random.Random(3)
     with pytest.raises(OSError, match="No space left on device") as err, saving(target) as w:

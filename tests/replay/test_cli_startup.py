@@ -78,8 +78,17 @@ print(" ".join(sorted(m for m in sys.modules if m in {unwanted!r})) or "-", file
 #: 17): pyarrow.compute (~35 ms: it wraps every kernel at import; importers.arrow_compute
 #: calls them without it), Acero and pyarrow.dataset (Table.group_by; importers.tasks hashes
 #: instead), rich.progress (no bar is drawn without a terminal), dateutil (Arrow's type
-#: inference of an untyped Python value)
-UNWANTED = {"pyarrow.compute", "pyarrow.acero", "pyarrow.dataset", "rich.progress", "dateutil"}
+#: inference of an untyped Python value), pyarrow.parquet and the filesystems it loads
+#: through pyarrow.fs (14 MiB resident; importers.parquet_files writes without them)
+UNWANTED = {
+    "pyarrow.compute",
+    "pyarrow.acero",
+    "pyarrow.dataset",
+    "rich.progress",
+    "dateutil",
+    "pyarrow.parquet",
+    "pyarrow.fs",
+}
 
 
 def _import(capture: Path, out: Path, options: list[str]) -> subprocess.CompletedProcess[str]:
