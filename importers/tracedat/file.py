@@ -103,7 +103,9 @@ class TraceDat:
     header_page: str = ""
     header_event: str = ""
     formats: list[FormatText] = field(default_factory=list)
-    kallsyms: bytes = b""
+    #: a view of the file: a kernel's kallsyms is megabytes, of which a capture resolves a few
+    #: addresses (:mod:`importers.tracedat.kallsyms`)
+    kallsyms: bytes | memoryview = b""
     printk: bytes = b""
     cmdlines: bytes = b""
     cpus: int = 0
@@ -180,7 +182,7 @@ def read_v6_metadata(td: TraceDat, pos: int, cmdlines: bool) -> int:
     pos = _headers(td, r, pos)
     pos = _ftrace_formats(td, r, pos)
     pos = _event_formats(td, r, pos)
-    td.kallsyms, pos = _blob(r, pos, "kallsyms", wide=False)
+    td.kallsyms, pos = _kallsyms(r, pos)
     td.printk, pos = _blob(r, pos, "printk formats", wide=False)
     if cmdlines and pos < r.size:
         td.cmdlines, pos = _blob(r, pos, "saved cmdlines", wide=True)
@@ -243,6 +245,13 @@ def _blob(r: Reader, pos: int, section: str, wide: bool) -> tuple[bytes, int]:
     size = r.u64(pos) if wide else r.u32(pos)
     head = 8 if wide else 4
     return r.sized_blob(pos + head, size, section), pos + head + size
+
+
+def _kallsyms(r: Reader, pos: int) -> tuple[memoryview, int]:
+    """The kallsyms section (a 32-bit size, then the text) as a view of the file."""
+    r.section = "kallsyms"
+    size = r.u32(pos)
+    return r.sized_view(pos + 4, size, "kallsyms"), pos + 4 + size
 
 
 # --------------------------------------------------------------------------- version 6
@@ -429,7 +438,7 @@ def _v7_metadata(td: TraceDat) -> None:
         elif opt == OPT_EVENT_FORMATS:
             _event_formats(td, sub, 0)
         elif opt == OPT_KALLSYMS:
-            td.kallsyms = _blob(sub, 0, name, wide=False)[0]
+            td.kallsyms = _kallsyms(sub, 0)[0]
         elif opt == OPT_PRINTK:
             td.printk = _blob(sub, 0, name, wide=False)[0]
         else:

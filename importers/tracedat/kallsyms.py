@@ -23,13 +23,15 @@ _SPACE = np.zeros(256, bool)
 _SPACE[np.frombuffer(b" \t\n\r\f\v", np.uint8)] = True
 #: an address has at most this many hex digits
 _DIGITS = 16
+#: kallsyms text read at a time (:func:`read_kallsyms`)
+BLOCK_BYTES = 1 << 18
 
 
 @dataclass(frozen=True)
 class Symbols:
     """The non-zero symbol addresses in ascending order, and where each name is in the text."""
 
-    text: bytes
+    text: bytes | memoryview
     addresses: NDArray[np.uint64]
     name_start: NDArray[np.int64]
     name_end: NDArray[np.int64]
@@ -39,11 +41,47 @@ class Symbols:
         i = int(np.searchsorted(self.addresses, np.uint64(address), side="right")) - 1
         if i < 0:
             return None
-        return self.text[self.name_start[i] : self.name_end[i]].decode("utf-8", "replace")
+        return bytes(self.text[self.name_start[i] : self.name_end[i]]).decode("utf-8", "replace")
 
 
-def read_kallsyms(text: bytes) -> Symbols:
-    """The symbols of a kallsyms text. Addresses of 0 (``kptr_restrict``) resolve nothing."""
+def read_kallsyms(text: bytes | memoryview, block_bytes: int = BLOCK_BYTES) -> Symbols:
+    """The symbols of a kallsyms text. Addresses of 0 (``kptr_restrict``) resolve nothing.
+
+    The text is read ``block_bytes`` at a time, cut after a newline: the per-byte and
+    per-line work arrays of a whole 2.7 MB kallsyms peaked at 15 MiB, two thirds of a small
+    import's memory above its libraries, for the few addresses a capture looks up. ``text``
+    may be a view of the trace file (:attr:`TraceDat.kallsyms`): only a block is copied.
+    """
+    view = memoryview(text)
+    parts = [_no_symbols()]
+    start = 0
+    while start < len(view):
+        block = bytearray(view[start : start + block_bytes])
+        if start + len(block) < len(view):
+            cut = block.rfind(b"\n") + 1
+            while not cut and start + len(block) < len(view):  # a line longer than a block
+                searched = len(block)
+                block += view[start + searched : start + searched + block_bytes]
+                cut = block.find(b"\n", searched) + 1
+            if cut:
+                del block[cut:]
+        value, name_start, name_end = _block_symbols(bytes(block))
+        parts.append((value, name_start + start, name_end + start))
+        start += len(block)
+    value, name_start, name_end = (np.concatenate(column) for column in zip(*parts, strict=True))
+    order = np.argsort(value, kind="stable")
+    return Symbols(text, value[order], name_start[order], name_end[order])
+
+
+def _no_symbols() -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64]]:
+    return np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+
+def _block_symbols(
+    text: bytes,
+) -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64]]:
+    """The non-zero addresses of the whole lines of ``text``, in line order, and where each
+    line's name starts and ends in ``text``."""
     n = len(text)
     # newlines after the text: every search below finds a stop, every line a full window
     buf = np.frombuffer(text + b"\n" * (_DIGITS + 1), np.uint8)
@@ -72,5 +110,4 @@ def read_kallsyms(text: bytes) -> Symbols:
     missing = (_DIGITS - width).astype(np.uint64) * np.uint64(4)
     values = octets.view(">u8").reshape(-1).astype(np.uint64) >> missing
     keep = np.flatnonzero(ok & (values != 0))
-    order = keep[np.argsort(values[keep], kind="stable")]
-    return Symbols(text, values[order], name[order], name_end[order])
+    return values[keep], name[keep], name_end[keep]

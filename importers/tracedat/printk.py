@@ -30,7 +30,7 @@ class PrintkContext:
     """``printk_formats`` and ``kallsyms`` of one capture, parsed on first use."""
 
     printk_text: bytes
-    kallsyms_text: bytes
+    kallsyms_text: bytes | memoryview
     long_size: int
     big_endian: bool
 

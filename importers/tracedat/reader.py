@@ -86,12 +86,16 @@ class Reader:
 
     def sized_blob(self, offset: int, n: int, what: str) -> bytes:
         """``n`` bytes at ``offset``, with a message naming ``what`` if they are not there."""
+        return bytes(self.sized_view(offset, n, what))
+
+    def sized_view(self, offset: int, n: int, what: str) -> memoryview:
+        """:meth:`sized_blob` without the copy: the bytes stay in the mapped file until read."""
         if n < 0 or offset + n > len(self.buf):
             raise self.fail(
                 offset,
                 f"{what} claims {n} bytes but the file has {max(0, len(self.buf) - offset)} left",
             )
-        return bytes(self.buf[offset : offset + n])
+        return memoryview(self.buf)[offset : offset + n]
 
 
 def open_reader(path: Path) -> Reader:
