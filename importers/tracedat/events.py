@@ -49,6 +49,7 @@ def records_to_tables(
     skips: SkipLog,
     to_ns: Callable[[NDArray[np.int64]], NDArray[np.int64]] | None = None,
     pages: PageBuffer | None = None,
+    emit: Callable[[str, pa.Table], None] | None = None,
 ) -> dict[str, pa.Table]:
     """Decode ``records`` into typed tables, ``events`` and ``lost_events``.
 
@@ -56,6 +57,8 @@ def records_to_tables(
     it, so its memory holds the tables instead (the caller keeps no other reference).
     ``to_ns`` converts the raw timestamps the merge orders to the capture clock's ns;
     ``pages``, the buffer ``data`` views, gives back each page once no table reads it again.
+    ``emit`` is handed each typed table and then ``events`` as soon as it is whole (to be
+    written while the rest is decoded: :class:`importers.capture_writer.CaptureWriter`).
     """
     new_stream = np.flatnonzero(np.diff(page_stream)) + 1  # first page of each stream
     order = merge_order(records.ts, np.searchsorted(records.page, new_stream))
@@ -96,7 +99,12 @@ def records_to_tables(
         tables.setdefault(name, []).append(table)
         trim_heap()  # the gathers' temporaries, freed: not resident under the next table's
     out = {name: _concat_by_seq(chunks) for name, chunks in tables.items()}
+    if emit is not None:
+        for name, table in out.items():
+            emit(name, table)
     out["events"] = _events(td, data, formats, t, gathered.pop(), pages)
+    if emit is not None:
+        emit("events", out["events"])
     out["lost_events"] = lost
     return out
 

@@ -32,6 +32,7 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from importers.capture import Capture, CaptureMetadata, sha256_of
+from importers.capture_writer import CaptureWriter
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError, DroppedEventsError
 from importers.heap import trim_heap
@@ -55,7 +56,12 @@ from importers.tracefs.event_format import EventFormatError, parse_fields
 
 
 def read_tracedat(
-    path: Path, *, fmt: str = "trace.dat", strict: bool = False, progress: ProgressFn | None = None
+    path: Path,
+    *,
+    fmt: str = "trace.dat",
+    strict: bool = False,
+    progress: ProgressFn | None = None,
+    writer: CaptureWriter | None = None,
 ) -> Capture:
     """Import a trace-cmd ``trace.dat`` file (v6 or v7).
 
@@ -69,6 +75,9 @@ def read_tracedat(
         Raise on the first damaged page or undecodable record instead of skipping and counting.
     progress
         Optional ``(done, total)`` callback, called per stage.
+    writer
+        Where the capture is being saved: each typed table and ``events`` are written there
+        as soon as they are decoded, while the next is (the caller finishes it).
 
     Returns
     -------
@@ -82,12 +91,14 @@ def read_tracedat(
     """
     with ThreadPoolExecutor(max_workers=1) as hasher:
         digest = hasher.submit(sha256_of, path)  # overlaps the decode; hashlib drops the GIL
-        capture = _read(path, fmt, strict, progress)
+        capture = _read(path, fmt, strict, progress, writer)
         capture.metadata.source_sha256 = digest.result()
     return capture
 
 
-def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Capture:
+def _read(
+    path: Path, fmt: str, strict: bool, progress: ProgressFn | None, writer: CaptureWriter | None
+) -> Capture:
     reader = open_reader(path)
     td = read_container(reader)
     if td.latency:
@@ -116,6 +127,7 @@ def _read(path: Path, fmt: str, strict: bool, progress: ProgressFn | None) -> Ca
     tables = records_to_tables(
         td, data, records, page_cpu, page_stream, missed, skips,
         to_ns=partial(_convert_time, td), pages=pages,
+        emit=writer.append if writer is not None else None,
     )  # fmt: skip
     pages.release(0, len(data))  # every table is built: no page is read again
     trim_heap()  # what building them freed
