@@ -38,29 +38,36 @@ from importers.ftrace.scan_bytes import (
 
 
 class Runs:
-    """The maximal runs of the bytes of ``buf`` that are in a class (``member`` per byte)."""
+    """The maximal runs of the bytes of ``buf`` that are in a class, as their starts and ends
+    (not a flag per byte: that was the chunk's size again for each of the seven classes a
+    scan uses, a quarter of a small text import's work memory)."""
 
     def __init__(self, member: Bools) -> None:
         edges = np.flatnonzero(np.diff(member.view(np.int8), prepend=0, append=0))
-        self.member = member
-        # an empty run where there is none: lookups index it, and their result is not used
+        # an empty run where there is none: lookups index it, and find no byte in it
         none = np.zeros(1, np.int64)
         self.starts, self.ends = (edges[0::2], edges[1::2]) if edges.size else (none, none)
 
-    def _run(self, i: I64) -> I64:
-        return np.searchsorted(self.starts, i, side="right") - 1
+    def _run(self, i: I64) -> tuple[I64, Bools]:
+        """The run at or before each ``i`` (the first when there is none), and whether ``i``
+        is in it."""
+        run = np.searchsorted(self.starts, i, side="right") - 1
+        at = np.maximum(run, 0)
+        return at, (run >= 0) & (i < self.ends[at])
+
+    def contains(self, i: I64) -> Bools:
+        """Whether each byte ``i`` is in the class (False outside the chunk)."""
+        return self._run(i)[1]
 
     def next_out(self, i: I64, cap: I64 | int) -> I64:
         """The first position ``>= i`` not in the class, at most ``cap`` (``i <= cap``)."""
-        inside = self.member[np.minimum(i, self.member.size - 1)] & (i < self.member.size)
-        skipped = np.where(inside, self.ends[np.maximum(self._run(i), 0)], i)
-        return np.minimum(skipped, cap)
+        run, inside = self._run(i)
+        return np.minimum(np.where(inside, self.ends[run], i), cap)
 
     def prev_out(self, i: I64, floor: I64) -> I64:
         """The last position ``<= i`` not in the class, at least ``floor - 1``."""
-        inside = self.member[np.maximum(i, 0)] & (i >= 0)
-        skipped = np.where(inside, self.starts[np.maximum(self._run(i), 0)] - 1, i)
-        return np.maximum(skipped, floor - 1)
+        run, inside = self._run(i)
+        return np.maximum(np.where(inside, self.starts[run] - 1, i), floor - 1)
 
 
 class Bytes:
@@ -160,7 +167,7 @@ def placeholder(b: Bytes, s: I64, e: I64) -> Bools:
 def before_spaces(b: Bytes, i: I64, lo: I64) -> tuple[Bools, I64]:
     """Whether ``buf[i]`` is whitespace at or after ``lo``, and the last byte before the
     whitespace run that ends there (``lo - 1`` when the run reaches ``lo``)."""
-    space = (i >= lo) & b.runs("space").member[np.maximum(i, 0)]
+    space = (i >= lo) & b.runs("space").contains(i)
     return space, b.runs("space").prev_out(i, lo)
 
 
@@ -205,7 +212,7 @@ def _context(b: Bytes, out: I64, line: I64, j: I64, k: I64, cs: I64, e: I64) -> 
     p = np.where(at >= 0, opens[np.maximum(at, 0)] if opens.size else -1, -1)
     fail |= paren & (p < cs)
     q = b.skip("space", p + 1, bb)
-    number = (q < bb) & (b.runs("digit").member[np.maximum(q, 0)])
+    number = (q < bb) & b.runs("digit").contains(q)
     dashes = (q < bb) & (b.at(q) == DASH)
     fail |= paren & ~number & ~dashes
     digits_end = b.skip("digit", q, bb)
