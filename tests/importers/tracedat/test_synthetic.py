@@ -289,6 +289,18 @@ def test_broken_headers_are_clean_errors(
     assert str(path) in str(err.value)
 
 
+def test_a_kallsyms_larger_than_the_file_is_a_clean_error(tmp_path: Path) -> None:
+    """The kallsyms section is read as a view of the file: its size is checked all the same."""
+    kallsyms = b"ffff000008080000 T _text\n"
+    path = write(tmp_path, Capture(kallsyms=kallsyms), "v6")
+    raw = path.read_bytes()
+    assert raw.count(struct.pack("<I", len(kallsyms)) + kallsyms) == 1
+    path.write_bytes(raw.replace(struct.pack("<I", len(kallsyms)) + kallsyms, b"\xf0\xff\xff\xff"))
+    with pytest.raises(PmuReplayError, match="kallsyms claims 4294967280 bytes") as err:
+        read_tracedat(path)
+    assert str(path) in str(err.value)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
