@@ -1,8 +1,8 @@
 """The capture's ``kallsyms``: which kernel function contains an address (formats.md §3.6).
 
 A kernel's kallsyms has ~10^5 lines ``address type name [module]`` and a capture resolves a
-handful of addresses (the callers of its ``print`` records), so the lines are read with numpy
-over the whole text at once: a line counts when it starts like the regular expression
+handful of addresses (the callers of its ``print`` records), so the lines are read with numpy,
+a block of lines at a time: a line counts when it starts like the regular expression
 ``^([0-9a-fA-F]{1,16}) \\S+ (\\S+)`` (bytes, multi-line) matches it, and only the names looked
 up are decoded. A line-by-line regex took 0.15 s on a 2.7 MB kallsyms.
 """
@@ -65,7 +65,7 @@ def read_kallsyms(text: bytes | memoryview, block_bytes: int = BLOCK_BYTES) -> S
                 cut = block.find(b"\n", searched) + 1
             if cut:
                 del block[cut:]
-        value, name_start, name_end = _block_symbols(bytes(block))
+        value, name_start, name_end = _block_symbols(block)
         parts.append((value, name_start + start, name_end + start))
         start += len(block)
     value, name_start, name_end = (np.concatenate(column) for column in zip(*parts, strict=True))
@@ -78,7 +78,7 @@ def _no_symbols() -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int
 
 
 def _block_symbols(
-    text: bytes,
+    text: bytearray,
 ) -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64]]:
     """The non-zero addresses of the whole lines of ``text``, in line order, and where each
     line's name starts and ends in ``text``."""
