@@ -27,6 +27,7 @@ CORE = (
     "detect",
     "errors",
     "output",
+    "parquet_files",
     "ranges",
     "schema",
     "skips",
