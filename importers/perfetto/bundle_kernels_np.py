@@ -45,15 +45,12 @@ def event_counts(d: U8, starts: I64, ends: I64) -> I64:
     return np.bincount(msg[events], minlength=starts.shape[0]).astype(np.int64)
 
 
-def _last(msg: I64, hit: NDArray[np.bool_], count: int, column: NDArray[Any]) -> tuple[Any, Any]:
-    """Per message (``count`` of them): ``column`` at its last ``hit`` row (0 without one),
-    and which row that is (-1 without one)."""
+def _last(msg: I64, hit: NDArray[np.bool_], count: int, column: NDArray[Any]) -> NDArray[Any]:
+    """Per message (``count`` of them): ``column`` at its last ``hit`` row, 0 without one."""
     rows = last_rows(msg, np.flatnonzero(hit))
     out = np.zeros(count, column.dtype)
-    row = np.full(count, -1, np.int64)
     out[msg[rows]] = column[rows]
-    row[msg[rows]] = rows
-    return out, row
+    return out
 
 
 def ftrace_events(
@@ -82,13 +79,13 @@ def ftrace_events(
     n = e_start.shape[0]
     e_msg, e_number, e_wire, e_value, e_at, e_damage = scan(d, e_start, e_end, 0)
     varint = e_wire == VARINT
-    ts, _ = _last(e_msg, varint & (e_number == _TIMESTAMP), n, e_value)
-    pid, _ = _last(e_msg, varint & (e_number == _PID), n, e_value)
-    common_flags, _ = _last(e_msg, varint & (e_number == _COMMON_FLAGS), n, e_value)
+    ts = _last(e_msg, varint & (e_number == _TIMESTAMP), n, e_value)
+    pid = _last(e_msg, varint & (e_number == _PID), n, e_value)
+    common_flags = _last(e_msg, varint & (e_number == _COMMON_FLAGS), n, e_value)
     is_len = e_wire == LEN
-    kind, member = _last(e_msg, is_len, n, e_number.astype(np.int32))
-    body = np.where(member >= 0, e_at[member], 0)
-    body_len = np.where(member >= 0, e_value[member].astype(np.int64), 0)
+    kind = _last(e_msg, is_len, n, e_number.astype(np.int32))
+    body = _last(e_msg, is_len, n, e_at)
+    body_len = _last(e_msg, is_len, n, e_value.astype(np.int64))
     # a bundle keeps its events up to its first damaged one
     rank = np.arange(n) - np.searchsorted(owner, owner)
     broken = e_damage != INTACT

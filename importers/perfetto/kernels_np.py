@@ -43,21 +43,27 @@ def read_varints(d: U8, at: I64, end: I64) -> tuple[U64, I64]:
     """:func:`~importers.perfetto.kernels.read_varint` for each cursor: the varint at
     ``d[at[i]:end[i]]`` and the position after it; position -1 (and value 0) when damaged:
     unterminated by ``end`` or longer than :data:`VARINT_BYTES`."""
-    value = np.zeros(at.shape[0], np.uint64)
-    after = np.full(at.shape[0], -1, np.int64)
-    live = np.flatnonzero(at < end)
-    pos = at[live]
-    for byte in range(VARINT_BYTES):
+    inside = at < end
+    b = d[np.where(inside, at, 0)] if d.shape[0] else np.zeros(at.shape[0], np.uint8)
+    value = (b & 0x7F).astype(np.uint64)
+    stop = inside & (b < 0x80)
+    after = np.where(stop, at + 1, -1)
+    live = np.flatnonzero(inside & ~stop)  # most varints are one byte: the rest go on here
+    if not live.size:
+        value[~stop] = 0
+        return value, after
+    pos = at[live] + 1
+    for byte in range(1, VARINT_BYTES):
+        inside = pos < end[live]
+        live, pos = live[inside], pos[inside]
+        if not live.size:
+            break
         b = d[pos]
         value[live] |= (b & 0x7F).astype(np.uint64) << np.uint64(7 * byte)
         stop = b < 0x80
         after[live[stop]] = pos[stop] + 1
         going = ~stop
         live, pos = live[going], pos[going] + 1
-        inside = pos < end[live]
-        live, pos = live[inside], pos[inside]
-        if not live.size:
-            break
     value[after < 0] = 0
     return value, after
 
@@ -65,28 +71,26 @@ def read_varints(d: U8, at: I64, end: I64) -> tuple[U64, I64]:
 def read_fields(d: U8, at: I64, end: I64) -> tuple[I64, I64, U64, I64, I64]:
     """:func:`~importers.perfetto.kernels.read_field` for each cursor: ``(number, wire type,
     value, value start, position after)``, position after -1 when damaged."""
-    n = at.shape[0]
     key, pos = read_varints(d, at, end)
     number = (key >> np.uint64(3)).astype(np.int64)
     wire = (key & np.uint64(7)).astype(np.int64)
-    value = np.zeros(n, np.uint64)
-    start = np.zeros(n, np.int64)
-    after = np.full(n, -1, np.int64)
     ok = (pos >= 0) & (number != 0) & (number <= MAX_FIELD)
-    i = np.flatnonzero(ok & (wire == VARINT))
-    value[i], after[i] = read_varints(d, pos[i], end[i])
-    start[i] = pos[i]
-    i = np.flatnonzero(ok & (wire == LEN))
-    length, s = read_varints(d, pos[i], end[i])
-    fits = (s >= 0) & (length <= (end[i] - s).astype(np.uint64))
-    i, length, s = i[fits], length[fits], s[fits]
-    value[i], start[i], after[i] = length, s, s + length.astype(np.int64)
-    for w, size, little in ((I64_WIRE, 8, "<u8"), (I32_WIRE, 4, "<u4")):
-        i = np.flatnonzero(ok & (wire == w))
-        i = i[end[i] - pos[i] >= size]
-        window = d[pos[i, None] + np.arange(size)]  # (cursors, size) little-endian bytes
-        value[i] = window.view(little)[:, 0]
-        start[i], after[i] = pos[i], pos[i] + size
+    # a VARINT's value and a LEN's length are both the varint after the key
+    is_len = ok & (wire == LEN)
+    varint = (ok & (wire == VARINT)) | is_len
+    value, after = read_varints(d, np.where(varint, pos, end), end)
+    start = np.where(is_len, after, pos)
+    fits = value <= (end - after).astype(np.uint64)  # (never read where damaged: after -1)
+    after = np.where(is_len, np.where(fits & (after >= 0), after + value.astype(np.int64), -1),
+                     after)  # fmt: skip
+    fixed = ok & ((wire == I64_WIRE) | (wire == I32_WIRE))
+    if fixed.any():
+        for w, size, little in ((I64_WIRE, 8, "<u8"), (I32_WIRE, 4, "<u4")):
+            i = np.flatnonzero(fixed & (wire == w))
+            i = i[end[i] - pos[i] >= size]
+            window = d[pos[i, None] + np.arange(size)]  # (cursors, size) little-endian bytes
+            value[i] = window.view(little)[:, 0]
+            after[i] = pos[i] + size
     return number, wire, value, start, after
 
 
@@ -134,26 +138,24 @@ def scan(d: U8, starts: I64, ends: I64, skip: int) -> Scanned:
     order and each one's fields in order (field ``skip`` left out), and each message's damage.
     """
     damage = np.full(starts.shape[0], INTACT, np.int64)
-    pos = starts.astype(np.int64)
-    live = np.flatnonzero(pos < ends)
+    live = np.flatnonzero(starts < ends)
+    pos, end = starts[live].astype(np.int64), ends[live]
     steps: list[tuple[I64, I64, I64, U64, I64]] = []  # a field of each live message per step
     while live.size >= FEW:
-        number, wire, value, start, after = read_fields(d, pos[live], ends[live])
+        number, wire, value, start, after = read_fields(d, pos, end)
         bad = after < 0
-        damage[live[bad]] = pos[live[bad]]
+        if bad.any():
+            damage[live[bad]] = pos[bad]
         kept = ~bad & (number != skip)
         steps.append((live[kept], number[kept], wire[kept], value[kept], start[kept]))
-        good = ~bad
-        live = live[good]
-        pos[live] = after[good]
-        live = live[pos[live] < ends[live]]
+        going = ~bad & (after < end)
+        live, pos, end = live[going], after[going], end[going]
     # the stragglers, one at a time (their fields come after every step's, message by message)
     buf = d.data
     rest: list[tuple[int, int, int, int, int]] = []
-    for m in live.tolist():
-        p, end = int(pos[m]), int(ends[m])
-        while p < end:
-            f, w, v, s, nxt = _field(buf, p, end)
+    for m, p, stop in zip(live.tolist(), pos.tolist(), end.tolist(), strict=True):
+        while p < stop:
+            f, w, v, s, nxt = _field(buf, p, stop)
             if nxt < 0:
                 damage[m] = p
                 break
