@@ -291,3 +291,22 @@ def test_small_text_import_loads_neither_numba_nor_polars(
     capture = shared_traces / rel
     assert capture.stat().st_size <= byte_loops.SMALL_TEXT_BYTES
     assert heavy_modules_of_imports(capture, tmp_path) == {True: [], False: []}
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "perfetto-galaxy-j5/trace_file.perfetto-trace",  # plain events
+        "perfetto-pixel6a-startup/api32_startup_warm.perfetto-trace",  # compact_sched
+        "perfetto-pixel7-app/trace.perfetto-trace",  # prints only
+    ],
+)
+def test_small_perfetto_import_loads_no_numba(
+    shared_traces: Path, tmp_path: Path, rel: str
+) -> None:
+    """A small Perfetto trace's loops run as the numpy twins of its kernels
+    (:mod:`importers.perfetto.kernels_np`): no JIT, no cache load. Its tables are still built
+    with polars."""
+    capture = shared_traces / rel
+    assert capture.stat().st_size <= byte_loops.SMALL_INPUT_BYTES
+    assert heavy_modules_of_imports(capture, tmp_path) == {True: ["polars"], False: ["polars"]}
