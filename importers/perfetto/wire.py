@@ -39,12 +39,12 @@ def compiled_loops(data: U8) -> bool:
     """Whether the loops over ``data``, a trace's bytes, run as numba kernels (else as their
     numpy twins).
 
-    The choice is made by the size of the whole trace (:func:`importers.byte_loops.compiled`),
-    not of each loop: a trace is decoded in groups of bundles whose loops, together, walk all
-    of it, so a large trace pays numba's start-up once and runs every group compiled, and a
-    small one never loads numba.
+    The choice is made by the size of the whole trace
+    (:func:`importers.byte_loops.compiled_perfetto`), not of each loop: a trace is decoded
+    in groups of bundles whose loops, together, walk all of it, so a large trace pays
+    numba's start-up once and runs every group compiled, and a small one never loads numba.
     """
-    return byte_loops.compiled(int(data.shape[0]))
+    return byte_loops.compiled_perfetto(int(data.shape[0]))
 
 
 @dataclass

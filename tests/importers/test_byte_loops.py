@@ -45,7 +45,7 @@ PERF_DATAS = sorted(
 def engine(name: str) -> Iterator[None]:
     """Every byte loop on ``name``'s side of the threshold, whatever its size."""
     with pytest.MonkeyPatch.context() as patch:
-        for limit in ("SMALL_INPUT_BYTES", "SMALL_TEXT_BYTES"):
+        for limit in ("SMALL_INPUT_BYTES", "SMALL_TEXT_BYTES", "SMALL_PERFETTO_BYTES"):
             patch.setattr(byte_loops, limit, (1 << 62) if name == "numpy" else -1)
         yield
 
@@ -308,5 +308,5 @@ def test_small_perfetto_import_loads_no_numba(
     (:mod:`importers.perfetto.kernels_np`): no JIT, no cache load. Its tables are still built
     with polars."""
     capture = shared_traces / rel
-    assert capture.stat().st_size <= byte_loops.SMALL_INPUT_BYTES
+    assert capture.stat().st_size <= byte_loops.SMALL_PERFETTO_BYTES
     assert heavy_modules_of_imports(capture, tmp_path) == {True: ["polars"], False: ["polars"]}

@@ -23,7 +23,8 @@ ENGINES = ("numba", "numpy", "numpy-stepped")
 def engine(name: str) -> Iterator[None]:
     """Every Perfetto byte loop on engine ``name``, whatever the trace's size."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(byte_loops, "SMALL_INPUT_BYTES", -1 if name == "numba" else 1 << 62)
+        for limit in ("SMALL_INPUT_BYTES", "SMALL_PERFETTO_BYTES"):
+            patch.setattr(byte_loops, limit, -1 if name == "numba" else 1 << 62)
         if name == "numpy-stepped":
             patch.setattr(kernels_np, "FEW", 1)
         yield
