@@ -80,11 +80,26 @@ def damaged(draw: st.DrawFn, raw: bytes) -> bytes:
     return bytes(out[: draw(st.integers(0, len(out)))] if draw(st.booleans()) else out)
 
 
+#: runs of varint bytes around the longest varint (ten bytes): nine to twelve bytes, ended or
+#: not, which arbitrary bytes almost never hold
+long_varints = st.builds(lambda k, last: b"\xff" * k + bytes([last]), st.integers(8, 11),
+                         st.integers(0, 255))  # fmt: skip
+#: bytes with long varints among them
+with_long_varints = st.lists(st.one_of(st.binary(max_size=8), long_varints), max_size=12).map(
+    b"".join
+)
+
+
 @st.composite
 def batches(draw: st.DrawFn, message: st.SearchStrategy[bytes]) -> tuple[np.ndarray, ...]:
     """Bytes and the spans of a batch of messages: well-formed, damaged or arbitrary, with a
     byte of padding before each so that spans do not start at 0."""
-    kind = st.one_of(message, message.flatmap(damaged), st.binary(max_size=60))
+    # a key whose value is a long varint: at the start of a message, or after its fields
+    long_value = st.tuples(st.sampled_from([b"", b"\x08\x01"]), long_varints).map(
+        lambda t: t[0] + b"\x08" + t[1]
+    )
+    kind = st.one_of(message, message.flatmap(damaged), st.binary(max_size=60), long_value,
+                     with_long_varints)  # fmt: skip
     parts = draw(st.lists(kind, min_size=1, max_size=40))
     data = b"".join(b"\xff" + p for p in parts)
     ends = np.cumsum([len(p) + 1 for p in parts]).astype(np.int64)
@@ -127,17 +142,10 @@ def test_pick_twin(case: tuple[np.ndarray, ...], wanted: list[int]) -> None:
         assert_same(ours, (value, length, damaged_count))
 
 
-@CHECKS
-@given(st.binary(max_size=120), st.data())
-def test_unpack_twin(raw: bytes, data: st.DataObject) -> None:
-    d = np.frombuffer(raw, np.uint8)
-    n = data.draw(st.integers(0, 12))
-    starts = np.array(data.draw(st.lists(st.integers(0, len(raw)), min_size=n, max_size=n)))
-    lengths = np.array(data.draw(st.lists(st.integers(0, 30), min_size=n, max_size=n)))
-    starts = starts.astype(np.int64)
-    ends = np.minimum(starts + lengths, len(raw)).astype(np.int64)
-    single = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), np.bool_)
-    counts = np.empty(n, np.int64)
+def assert_unpack_same(
+    d: np.ndarray, starts: np.ndarray, ends: np.ndarray, single: np.ndarray
+) -> None:
+    counts = np.empty(starts.shape[0], np.int64)
     count = kernels.unpack(d, starts, ends, single, False, counts, np.empty(0, np.uint64))
     values = np.empty(max(count, 0), np.uint64)
     if count >= 0:
@@ -146,6 +154,32 @@ def test_unpack_twin(raw: bytes, data: st.DataObject) -> None:
     assert ours[0] == count
     if count >= 0:
         assert_same(ours[1:], (counts, values))
+
+
+@CHECKS
+@given(with_long_varints, st.data())
+def test_unpack_twin(raw: bytes, data: st.DataObject) -> None:
+    n = data.draw(st.integers(0, 12))
+    starts = np.array(data.draw(st.lists(st.integers(0, len(raw)), min_size=n, max_size=n)))
+    lengths = np.array(data.draw(st.lists(st.integers(0, 30), min_size=n, max_size=n)))
+    starts = starts.astype(np.int64)
+    ends = np.minimum(starts + lengths, len(raw)).astype(np.int64)
+    single = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), np.bool_)
+    assert_unpack_same(np.frombuffer(raw, np.uint8), starts, ends, single)
+
+
+@pytest.mark.parametrize("size", [9, 10, 11])
+def test_unpack_twin_at_the_longest_varint(size: int) -> None:
+    """A varint of ``size`` bytes, alone and after a one-byte one, packed and single: ten
+    bytes is the longest that decodes."""
+    raw = b"\x05" + b"\xff" * (size - 1) + b"\x01"
+    d = np.frombuffer(raw, np.uint8)
+    for at, single in ((0, False), (1, False), (1, True)):
+        starts, ends = np.array([at], np.int64), np.array([len(raw)], np.int64)
+        assert_unpack_same(d, starts, ends, np.array([single]))
+    decoded = kernels_np.unpack(d, np.array([1], np.int64), np.array([len(raw)], np.int64),
+                                np.array([False]))  # fmt: skip
+    assert (decoded[0] == 1) is (size <= 10)
 
 
 @st.composite
@@ -211,9 +245,13 @@ def compact(draw: st.DrawFn) -> bytes:
     rows = draw(st.integers(0, 5))
     strings = draw(st.integers(0, 3))
     parts: list[Field] = [(INTERN_TABLE, 2, draw(st.binary(max_size=6))) for _ in range(strings)]
-    for number in draw(st.sets(st.sampled_from([1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12]))):
-        n = rows + draw(st.sampled_from([0, 0, 0, 1, -1]))
-        top = strings + 1 if number in (6, 11) else 2**64 - 1
+    numbers = [1, 2, 3, 4, 6] * draw(st.booleans()) + [7, 8, 9, 10, 11] * draw(st.booleans())
+    numbers += draw(st.sets(st.sampled_from([1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12])))
+    for number in numbers:
+        n = rows + draw(st.sampled_from([0] * 12 + [1, -1]))
+        top = 2**64 - 1
+        if number in (6, 11):  # comm indices: inside the table mostly, now and then one past
+            top = max(strings - (1 if draw(st.integers(0, 3)) else 0), 0)
         values = draw(st.lists(st.integers(0, top), min_size=max(n, 0), max_size=max(n, 0)))
         if draw(st.booleans()):
             parts.append((number, 2, b"".join(varint(v) for v in values)))
