@@ -12,14 +12,21 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from importers.perfetto.bundle_layout import (
+    BODY,
+    BODY_LEN,
+    BUNDLE,
+    DAMAGED,
+    INCONSISTENT,
+    KEPT,
+    KIND,
+    OTHER,
+    PID,
+    SEQ,
+    TS,
+)
 from importers.perfetto.encoding import I64, INTACT, LEN, U8, VARINT
 from importers.perfetto.kernels import Int, read_field, read_varint
-
-#: the two sets :func:`ftrace_events` puts events in: those of a typed table, the others
-TYPED, OTHER = 0, 1
-#: rows of ``wide`` (int64) and ``narrow`` (int32) in :func:`ftrace_events`
-TS, SEQ, BODY = 0, 1, 2
-PID, KIND, BODY_LEN, BUNDLE = 0, 1, 2, 3
 
 
 @njit(cache=True, nogil=True)
@@ -111,10 +118,6 @@ def ftrace_events(
             per_bundle[b] += 1
             n += 1
     return n
-
-
-#: what :func:`compact_sched` did with a message
-KEPT, DAMAGED, INCONSISTENT = 0, 1, 2
 
 
 @njit(cache=True, nogil=True)

@@ -21,10 +21,11 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numpy.typing import NDArray
 
+from importers.perfetto.bundle_kernels_np import event_counts
 from importers.perfetto.clocks import Clocks
 from importers.perfetto.packets import FTRACE_EVENTS, Packets
 from importers.perfetto.sequences import Sequences
-from importers.perfetto.wire import I64, INTACT, LEN, last_of, scan_fields
+from importers.perfetto.wire import I64, INTACT, LEN, compiled_loops, last_of, scan_fields
 from importers.skips import SkipLog
 
 # FtraceEventBundle fields
@@ -182,13 +183,17 @@ def count_events(p: Packets, b: BundleIndex, skips: SkipLog) -> BundleIndex:
     A bundle whose rows could not be ranked in :data:`RANK_BITS` (more events and compact
     bytes than any ring-buffer read holds) is left out and counted.
     """
-    from importers.perfetto.bundle_kernels import ftrace_events
+    if compiled_loops(p.data):
+        from importers.perfetto.bundle_kernels import ftrace_events
 
-    damage = np.empty(b.count, np.int64)
-    none = np.empty(0, np.int64)
-    ftrace_events(p.data, b.start, b.end, none, none.astype(np.int8), False, b.events,
-                  none.reshape(0, 0, 0), none.astype(np.int32).reshape(0, 0, 0),
-                  none.astype(np.uint8).reshape(0, 0), np.empty(2, np.int64), damage)  # fmt: skip
+        damage = np.empty(b.count, np.int64)
+        none = np.empty(0, np.int64)
+        ftrace_events(p.data, b.start, b.end, none, none.astype(np.int8), False, b.events,
+                      none.reshape(0, 0, 0), none.astype(np.int32).reshape(0, 0, 0),
+                      none.astype(np.uint8).reshape(0, 0), np.empty(2, np.int64),
+                      damage)  # fmt: skip
+    else:
+        b.events = event_counts(p.data, b.start, b.end)
     huge = b.events + np.maximum(b.compact_len, 0) >= 1 << RANK_BITS
     _count(skips, "ftrace bundle with more events than a ring-buffer read holds (dropped)",
            [p.where(int(k)) for k in b.packet[huge][:5]], huge)  # fmt: skip

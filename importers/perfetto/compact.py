@@ -28,7 +28,9 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from importers.perfetto.wire import I64, U8, text_column
+from importers.perfetto import bundle_kernels_np
+from importers.perfetto.bundle_layout import DAMAGED, INCONSISTENT
+from importers.perfetto.wire import I64, U8, compiled_loops, text_column
 from importers.skips import SkipLog
 
 INTERN_TABLE = 5
@@ -93,18 +95,22 @@ def decode_compact(
     points past its intern table contributes nothing, and is counted (``where`` names the
     places of messages for that).
     """
-    from importers.perfetto import bundle_kernels as k
-
     room = int((ends - starts).sum())  # at least a byte per element and per string
     status = np.empty(starts.shape[0], np.int8)
     values = np.empty((len(_KINDS), _WIDTH, room), np.int64)
     seq, owner = np.empty((2, len(_KINDS), room), np.int64)
     intern_at, intern_len = np.empty((2, room), np.int64)
     placed = np.zeros(len(_KINDS) + 1, np.int64)
-    k.compact_sched(data, starts, ends, base, _COLUMN, INTERN_TABLE, status, values, seq, owner,
-                    intern_at, intern_len, placed)  # fmt: skip
-    for fate, reason in ((k.DAMAGED, "damaged compact_sched"),
-                         (k.INCONSISTENT, "compact_sched arrays of unequal length or comm "
+    args = (data, starts, ends, base, _COLUMN, INTERN_TABLE, status, values, seq, owner,
+            intern_at, intern_len, placed)  # fmt: skip
+    if compiled_loops(data):
+        from importers.perfetto.bundle_kernels import compact_sched
+
+        compact_sched(*args)
+    else:
+        bundle_kernels_np.compact_sched(*args)
+    for fate, reason in ((DAMAGED, "damaged compact_sched"),
+                         (INCONSISTENT, "compact_sched arrays of unequal length or comm "
                           "index past the intern table")):  # fmt: skip
         _count(skips, f"{reason} (its events dropped)", where, np.flatnonzero(status == fate))
     strings = int(placed[-1])

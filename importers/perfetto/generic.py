@@ -32,8 +32,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from importers.perfetto import bundle_kernels_np
 from importers.perfetto.plain import DENSE_KINDS, present_kinds
-from importers.perfetto.wire import I64, LEN, U8, decode_utf8, pick_fields, scan_fields, text_column
+from importers.perfetto.wire import (
+    I64,
+    LEN,
+    U8,
+    compiled_loops,
+    decode_utf8,
+    pick_fields,
+    scan_fields,
+    text_column,
+)
 from importers.schema import conform
 
 PRINT, GENERIC = 3, 327
@@ -156,8 +166,6 @@ def _bytes(
 ) -> tuple[pa.LargeBinaryArray, pa.Array]:  # fmt: skip
     """The ``payload`` and ``args`` columns (see
     :func:`~importers.perfetto.bundle_kernels.event_bytes`)."""
-    from importers.perfetto.bundle_kernels import event_bytes
-
     n = len(body)
     index = np.full(n, -1, np.int64)
     texts = pa.array([], pa.large_string())
@@ -172,10 +180,16 @@ def _bytes(
     args = np.empty(room, np.uint8)
     payload_offsets, args_offsets = np.empty((2, n + 1), np.int64)
     valid = np.empty(n, np.bool_)
-    event_bytes(data, body, body_len, kind, PRINT, index, extra,
-                np.frombuffer(offsets, np.int64, len(texts) + 1),
-                texts.is_valid().to_numpy(zero_copy_only=False), payload, payload_offsets,
-                args, args_offsets, valid)  # fmt: skip
+    spans = (data, body, body_len, kind, PRINT, index, extra,
+             np.frombuffer(offsets, np.int64, len(texts) + 1),
+             texts.is_valid().to_numpy(zero_copy_only=False), payload, payload_offsets,
+             args, args_offsets, valid)  # fmt: skip
+    if compiled_loops(data):
+        from importers.perfetto.bundle_kernels import event_bytes
+
+        event_bytes(*spans)
+    else:
+        bundle_kernels_np.event_bytes(*spans)
     mask = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
     binary = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), n, [mask, pa.py_buffer(args_offsets), pa.py_buffer(args)]

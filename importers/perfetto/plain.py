@@ -12,10 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from importers.perfetto import bundle_kernels_np
+from importers.perfetto.bundle_layout import BODY, BODY_LEN, BUNDLE, KIND, PID, SEQ, TS
 from importers.perfetto.bundles import BundleIndex
 from importers.perfetto.packets import Packets
 from importers.perfetto.typed import TABLE_OF
-from importers.perfetto.wire import I64, INTACT
+from importers.perfetto.wire import I64, INTACT, compiled_loops
 from importers.skips import SkipLog
 
 #: oneof numbers below this (all of ftrace_event.proto's) are routed, counted and coded by
@@ -47,8 +49,6 @@ def plain_events(
     """The events of bundles ``chosen``, numbered from ``base`` (per chosen bundle) on in
     ``seq``: those of typed kinds, and the others. Events past damage inside an event are
     dropped and counted."""
-    from importers.perfetto import bundle_kernels as k
-
     n = int(b.events[chosen].sum())
     per_bundle = np.empty(chosen.shape[0], np.int64)
     damage = np.empty(chosen.shape[0], np.int64)
@@ -57,22 +57,27 @@ def plain_events(
     narrow = np.empty((2, 4, n), np.int32)
     flags = np.empty((2, n), np.uint8)
     placed = np.empty(2, np.int64)
-    k.ftrace_events(p.data, b.start[chosen], b.end[chosen], base, _ROUTE, True, per_bundle,
-                    wide, narrow, flags, placed, damage)  # fmt: skip
+    spans = (p.data, b.start[chosen], b.end[chosen], base, _ROUTE)
+    if compiled_loops(p.data):
+        from importers.perfetto.bundle_kernels import ftrace_events
+
+        ftrace_events(*spans, True, per_bundle, wide, narrow, flags, placed, damage)
+    else:
+        bundle_kernels_np.ftrace_events(*spans, per_bundle, wide, narrow, flags, placed, damage)
     lost = int((b.events[chosen] - per_bundle).sum())
     if lost:
         where = [f"offset {int(a):#x}" for a in damage[damage != INTACT][:5]]
         skips.add("damaged FtraceEvent (it and the rest of its bundle dropped)", where, lost)
     typed, other = (
         PlainEvents(
-            local=narrow[s, k.BUNDLE, :m],
-            ts=wide[s, k.TS, :m],
-            seq=wide[s, k.SEQ, :m],
-            pid=narrow[s, k.PID, :m],
+            local=narrow[s, BUNDLE, :m],
+            ts=wide[s, TS, :m],
+            seq=wide[s, SEQ, :m],
+            pid=narrow[s, PID, :m],
             flags=flags[s, :m],
-            kind=narrow[s, k.KIND, :m],
-            body=wide[s, k.BODY, :m],
-            body_len=narrow[s, k.BODY_LEN, :m],
+            kind=narrow[s, KIND, :m],
+            body=wide[s, BODY, :m],
+            body_len=narrow[s, BODY_LEN, :m],
         )
         for s, m in enumerate(placed.tolist())
     )

@@ -8,8 +8,10 @@ field numbers 0 and above 2**29 - 1, varints longer than ten bytes and lengths p
 the message (protobuf.dev/programming-guides/encoding).
 
 The functions here take the bytes and the ``[start, end)`` spans of a batch of messages and
-return flat arrays, filled by the compiled loops of :mod:`~importers.perfetto.kernels`
-(imported when first called); nothing in Python runs per field.
+return flat arrays, filled by the loops of :mod:`~importers.perfetto.kernels` (numba, imported
+when first called) or their numpy twins in :mod:`~importers.perfetto.kernels_np`, as
+:func:`compiled_loops` chooses; nothing in Python runs per field (but a few fields of a few
+stragglers, see :mod:`~importers.perfetto.kernels_np`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from importers import byte_loops
+from importers.perfetto import kernels_np
+
 # the decoders import these from here, with the functions that use them
 from importers.perfetto.encoding import I64 as I64
 from importers.perfetto.encoding import INTACT as INTACT
@@ -28,6 +33,18 @@ from importers.perfetto.encoding import LEN as LEN
 from importers.perfetto.encoding import U8 as U8
 from importers.perfetto.encoding import U64 as U64
 from importers.perfetto.encoding import VARINT as VARINT
+
+
+def compiled_loops(data: U8) -> bool:
+    """Whether the loops over ``data``, a trace's bytes, run as numba kernels (else as their
+    numpy twins).
+
+    The choice is made by the size of the whole trace
+    (:func:`importers.byte_loops.compiled_perfetto`), not of each loop: a trace is decoded
+    in groups of bundles whose loops, together, walk all of it, so a large trace pays
+    numba's start-up once and runs every group compiled, and a small one never loads numba.
+    """
+    return byte_loops.compiled_perfetto(int(data.shape[0]))
 
 
 @dataclass
@@ -73,6 +90,8 @@ def last_of(
 def scan_fields(data: U8, starts: I64, ends: I64, skip: int = 0) -> Fields:
     """:func:`~importers.perfetto.kernels.scan` run twice: count, then fill (field ``skip``
     left out; 0 keeps all)."""
+    if not compiled_loops(data):
+        return Fields(*kernels_np.scan(data, starts, ends, skip))
     from importers.perfetto.kernels import scan
 
     n_msgs = starts.shape[0]
@@ -95,6 +114,8 @@ def scan_fields(data: U8, starts: I64, ends: I64, skip: int = 0) -> Fields:
 def pick_fields(data: U8, starts: I64, ends: I64, wanted: list[int]) -> tuple[U64, I64, int]:
     """:func:`~importers.perfetto.kernels.pick`: ``(value, length, damaged count)`` with one
     column per ``wanted`` field."""
+    if not compiled_loops(data):
+        return kernels_np.pick(data, starts, ends, np.asarray(wanted, np.int32))
     from importers.perfetto.kernels import pick
 
     n = starts.shape[0]
@@ -107,8 +128,6 @@ def pick_fields(data: U8, starts: I64, ends: I64, wanted: list[int]) -> tuple[U6
 def repeated(data: U8, f: Fields, numbers: list[int]) -> dict[int, tuple[I64, U64]] | int:
     """Every element of repeated varint fields ``numbers`` of the messages of ``f``, packed
     or not, in order: ``{number: (message, value)}``; or the index of a damaged message."""
-    from importers.perfetto.kernels import unpack
-
     rows = np.flatnonzero(np.isin(f.number, numbers) & np.isin(f.wire, [VARINT, LEN]))
     rows = rows[np.argsort(f.number[rows], kind="stable")]  # by field, then in order
     single = f.wire[rows] == VARINT
@@ -117,12 +136,18 @@ def repeated(data: U8, f: Fields, numbers: list[int]) -> dict[int, tuple[I64, U6
     ends = np.where(
         single, np.minimum(starts + 10, data.shape[0]), starts + f.value[rows].astype(np.int64)
     )
-    counts = np.empty(rows.shape[0], np.int64)
-    n = unpack(data, starts, ends, single, False, counts, np.empty(0, np.uint64))
+    if compiled_loops(data):
+        from importers.perfetto.kernels import unpack
+
+        counts = np.empty(rows.shape[0], np.int64)
+        n = unpack(data, starts, ends, single, False, counts, np.empty(0, np.uint64))
+        values = np.empty(max(n, 0), np.uint64)
+        if n >= 0:
+            unpack(data, starts, ends, single, True, counts, values)
+    else:
+        n, counts, values = kernels_np.unpack(data, starts, ends, single)
     if n < 0:
         return int(f.msg[rows[-1 - n]])
-    values = np.empty(n, np.uint64)
-    unpack(data, starts, ends, single, True, counts, values)
     owner = np.repeat(f.msg[rows], counts)
     # rows are grouped by field number: each field's elements are one slice
     bounds = np.concatenate([[0], np.cumsum(counts)])

@@ -45,7 +45,7 @@ PERF_DATAS = sorted(
 def engine(name: str) -> Iterator[None]:
     """Every byte loop on ``name``'s side of the threshold, whatever its size."""
     with pytest.MonkeyPatch.context() as patch:
-        for limit in ("SMALL_INPUT_BYTES", "SMALL_TEXT_BYTES"):
+        for limit in ("SMALL_INPUT_BYTES", "SMALL_TEXT_BYTES", "SMALL_PERFETTO_BYTES"):
             patch.setattr(byte_loops, limit, (1 << 62) if name == "numpy" else -1)
         yield
 
@@ -291,3 +291,22 @@ def test_small_text_import_loads_neither_numba_nor_polars(
     capture = shared_traces / rel
     assert capture.stat().st_size <= byte_loops.SMALL_TEXT_BYTES
     assert heavy_modules_of_imports(capture, tmp_path) == {True: [], False: []}
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "perfetto-galaxy-j5/trace_file.perfetto-trace",  # plain events
+        "perfetto-pixel6a-startup/api32_startup_warm.perfetto-trace",  # compact_sched
+        "perfetto-pixel7-app/trace.perfetto-trace",  # prints only
+    ],
+)
+def test_small_perfetto_import_loads_no_numba(
+    shared_traces: Path, tmp_path: Path, rel: str
+) -> None:
+    """A small Perfetto trace's loops run as the numpy twins of its kernels
+    (:mod:`importers.perfetto.kernels_np`): no JIT, no cache load. Its tables are still built
+    with polars."""
+    capture = shared_traces / rel
+    assert capture.stat().st_size <= byte_loops.SMALL_PERFETTO_BYTES
+    assert heavy_modules_of_imports(capture, tmp_path) == {True: ["polars"], False: ["polars"]}

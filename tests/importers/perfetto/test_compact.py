@@ -21,6 +21,9 @@ REASON = (
     "events dropped)"
 )
 
+# every test here runs on each engine of the byte loops (numba, numpy twins)
+pytestmark = pytest.mark.usefixtures("each_engine")
+
 
 def _imported(tmp_path: Path, t: Builder) -> Capture:
     path = tmp_path / "t.perfetto-trace"

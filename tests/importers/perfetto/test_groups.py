@@ -20,6 +20,9 @@ from importers.perfetto import bundles
 from tests.importers.perfetto.builder import Builder, compact_switches, compact_wakings, switch
 from tests.importers.perfetto.test_real import GALAXY, PIXEL6A, imported
 
+# every test here runs on each engine of the byte loops (numba, numpy twins)
+pytestmark = pytest.mark.usefixtures("each_engine")
+
 #: events per group here: dozens of groups for either capture
 SMALL_GROUP = 2000
 S = 1_000_000_000

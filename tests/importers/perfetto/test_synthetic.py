@@ -24,6 +24,9 @@ from tests.importers.perfetto.builder import (
     switch,
 )
 
+# every test here runs on each engine of the byte loops (numba, numpy twins)
+pytestmark = pytest.mark.usefixtures("each_engine")
+
 BOOT, MONO, MONO_RAW = (BuiltinClock.BUILTIN_CLOCK_BOOTTIME, BuiltinClock.BUILTIN_CLOCK_MONOTONIC,
                         BuiltinClock.BUILTIN_CLOCK_MONOTONIC_RAW)  # fmt: skip
 S = 1_000_000_000

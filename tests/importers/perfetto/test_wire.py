@@ -4,11 +4,15 @@ written out here field by field, and against arbitrary bytes."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import FtraceEventBundle
 
 from importers.perfetto.wire import INTACT, LEN, pick_fields, repeated, scan_fields
+
+# every test here runs on each engine of the byte loops (numba, numpy twins)
+pytestmark = pytest.mark.usefixtures("each_engine")
 
 Field = tuple[int, int, int | bytes]
 
