@@ -100,6 +100,9 @@ class Work:
     notes: list[str] = field(default_factory=list)
     absent_vcpus: list[dict[str, Any]] = field(default_factory=list)
     described: list[PmuDescription] = field(default_factory=list)
+    #: the vectorized path's rows of every scenario, built at its first replay
+    #: (:func:`replay.paths.vectorized.counter_rows`)
+    counter_rows: pl.DataFrame | None = field(default=None, repr=False)
 
 
 @dataclass
