@@ -130,13 +130,24 @@ def _in_name_order(
 ) -> pl.DataFrame:
     """The scenarios' tables put together in scenario name order: the first sort key of the
     detectors' tables, so the rows come in the order one call on every scenario's
-    observations gives (scenario names are unique, :func:`replay.api.what_if`)."""
+    observations gives (scenario names are unique, :func:`replay.api.what_if`).
+
+    In one chunk: Parquet row groups follow chunks, and the saved files stay what one call
+    over every scenario wrote. Put together a column at a time, each taken out of the
+    scenarios' tables (they are left without columns): copied whole, the 1.1 GB of findings
+    of a compare of 9.8 M sched events were held twice at its peak.
+    """
     ordered = [
-        t for _, t in sorted(zip(results, tables, strict=True), key=lambda p: p[0].scenario.name)
+        t
+        for _, t in sorted(zip(results, tables, strict=True), key=lambda p: p[0].scenario.name)
+        if t is not None
     ]
-    # in one chunk: Parquet row groups follow chunks, and the saved files stay what one call
-    # over every scenario wrote
-    return pl.concat([t for t in ordered if t is not None], rechunk=True)
+    return pl.DataFrame(
+        [
+            pl.concat([t.drop_in_place(name) for t in ordered], rechunk=True)
+            for name in ordered[0].columns
+        ]
+    )
 
 
 def assemble(
