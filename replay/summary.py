@@ -128,10 +128,18 @@ def summarize(
         .join(fails, on=VCPU_KEY, how="left", nulls_equal=True)
     )
     if ticks is not None and not ticks.is_empty():
-        risky = ticks.group_by(VCPU_KEY).agg(
-            pl.len().alias("ticks_with_guest"),
-            pl.col("risky").sum().alias("risky_ticks"),
-            pl.col("unknown").sum().alias("unknown_ticks"),
+        # a vCPU's ticks are a run of rows too (6.9 M ticks at 9.8 M sched events)
+        ticked, vcpus = in_blocks(ticks.select(*VCPU_KEY, "risky", "unknown"), VCPU_KEY, [])
+        risky = run_totals(
+            ticked,
+            vcpus,
+            first=VCPU_KEY,
+            last=[],
+            sums={
+                "ticks_with_guest": pl.repeat(1, pl.len()),
+                "risky_ticks": pl.col("risky").cast(pl.Int64),
+                "unknown_ticks": pl.col("unknown").cast(pl.Int64),
+            },
         )
         table = table.join(risky, on=VCPU_KEY, how="left", nulls_equal=True)
     if not reads.is_empty():
