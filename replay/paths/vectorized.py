@@ -70,9 +70,8 @@ def replay_vectorized(work: Work, scenario: Scenario) -> ScenarioResult | None:
                 event = vcpu.backing_event(r.idx)
                 if event is not None and event.enabled:
                     seeds.append((tid, r.idx, event.pmu.name))
-        loads = work.loads.filter(pl.col("tid").is_in(tids))
         seeded = pl.DataFrame(seeds, schema=SEED_SCHEMA, orient="row")
-        recreated.append(recreations(loads, seeded, vm.kvm, scenario.name))
+        recreated.append(recreations(work.loads, tids, seeded, vm.kvm, scenario.name))
     initial = pl.DataFrame(
         starts,
         schema={"tid": pl.Int32, "counter": pl.Int8, "initial": pl.UInt64, "mask": pl.UInt64},
