@@ -14,8 +14,6 @@ Everything the CLI does is available here for notebooks and scripts::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 from importers.capture import Capture
 from importers.errors import UsageError
@@ -24,10 +22,10 @@ from replay.costs import DEFAULT_RECREATE_COST_US
 from replay.engine import Path_, prepare, replay
 from replay.opening import capture_topology, open_capture
 from replay.profiles import load_profile
-from replay.results import Detected, Results, assemble, detect
+from replay.results import Results, assemble
 from replay.scenarios import Scenario, parse_scenario
 from replay.verdict import DEFAULT_MAX_UNKNOWN, decide, input_doubts
-from replay.work import ScenarioResult, Work
+from replay.work import Work
 
 __all__ = ["capture_topology", "open_capture", "prepare_replay", "what_if"]
 
@@ -77,7 +75,15 @@ def what_if(
         "clock": meta.clock,  # the Perfetto export declares it (replay.export.clocks)
         "ts_unit": meta.ts_unit,
     }
-    results = _replay_and_assemble(work, chosen, path, source, on_scenario, recreate_cost_us)
+    done = []
+    for scenario in chosen:
+        if on_scenario:
+            on_scenario(scenario)
+        done.append(replay(work, scenario, path))
+    # the replays' shared rows (replay.paths.vectorized.counter_rows): each scenario's
+    # observations keep the columns they use, and the detectors can have the rest of that memory
+    work.counter_rows = None
+    results = assemble(work, done, path, source, recreate_cost_us)
     if rank:
         primary = results.meta["primary_counter"]
         ranking = compare.rank(results.summary, results.findings, primary, chosen, prefer)
@@ -96,46 +102,6 @@ def what_if(
         results.meta["verdict"] = verdict.to_json()
         results.meta["recommendation"] = verdict.text
     return results
-
-
-def _replay_and_assemble(
-    work: Work,
-    scenarios: list[Scenario],
-    path: Path_,
-    source: dict[str, Any],
-    on_scenario: Callable[[Scenario], None] | None,
-    recreate_cost_us: float,
-) -> Results:
-    """Replay the scenarios one after another in this thread, and run each one's detectors
-    (:func:`replay.results.detect`) in a worker thread while the next one replays.
-
-    The replays and the detectors took about as long each on a compare of 9.8 M sched events
-    (11 and 11 s, much of it page faults) and left the second core idle; polars and numpy
-    release the GIL. When the replays are done, this thread takes the detectors the worker
-    has not begun, from the last scenario back, so that two run at a time to the end.
-    """
-    done: list[ScenarioResult] = []
-    pending: list[tuple[Future[Detected], ScenarioResult]] = []
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detect")
-    try:
-        for scenario in scenarios:
-            if on_scenario:
-                on_scenario(scenario)
-            result = replay(work, scenario, path)
-            done.append(result)
-            pending.append((pool.submit(detect, work, result), result))
-        # the replays' shared rows: each scenario's observations keep the columns they use,
-        # and the detectors still running can have the rest of that memory
-        work.counter_rows = None
-
-        def detected() -> list[Detected]:
-            here = {id(r): detect(work, r) for f, r in reversed(pending) if f.cancel()}
-            return [here[id(r)] if f.cancelled() else f.result() for f, r in pending]
-
-        return assemble(work, done, path, source, recreate_cost_us, detected)
-    finally:
-        # after an error, the detectors not begun are dropped, the running one is waited for
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _once_each(scenarios: list[Scenario]) -> list[Scenario]:

@@ -106,8 +106,7 @@ def detect(work: Work, result: ScenarioResult) -> Detected:
     Scenario by scenario, because the detectors' intermediate tables of a long capture's
     every scenario at once cost more in page faults than their work: on 9.8 M sched events
     (34 M observation rows) 21 CPU-s at once against 13 one by one (benchmarks/README.md).
-    It needs nothing of the other scenarios, so :func:`replay.api.what_if` runs it while the
-    next scenario replays.
+    Its findings, ticks and totals in one task (:func:`detect_each` runs two at a time).
     """
     primary = primary_counter(work)
     tick_ns = work.profile.tick_ns
@@ -133,21 +132,18 @@ def _in_name_order(
     observations gives (scenario names are unique, :func:`replay.api.what_if`).
 
     In one chunk: Parquet row groups follow chunks, and the saved files stay what one call
-    over every scenario wrote. Put together a column at a time, each taken out of the
-    scenarios' tables (they are left without columns): copied whole, the 1.1 GB of findings
-    of a compare of 9.8 M sched events were held twice at its peak.
+    over every scenario wrote.
     """
     ordered = [
         t
         for _, t in sorted(zip(results, tables, strict=True), key=lambda p: p[0].scenario.name)
         if t is not None
     ]
-    return pl.DataFrame(
-        [
-            pl.concat([t.drop_in_place(name) for t in ordered], rechunk=True)
-            for name in ordered[0].columns
-        ]
-    )
+    # A copy of the whole tables at once, though it holds the findings twice at compare's
+    # peak: put together a column at a time instead (pl.concat of each column's Series), the
+    # summary's risky ticks per guest hour came out one ulp apart on some captures
+    # (tests/replay/test_fleet.py against main's workers).
+    return pl.concat(ordered, rechunk=True)
 
 
 def assemble(
@@ -156,22 +152,16 @@ def assemble(
     path: str,
     source: dict[str, Any],
     recreate_cost_us: float = DEFAULT_RECREATE_COST_US,
-    detected: Callable[[], list[Detected]] | None = None,
 ) -> Results:
     """Observations of every scenario -> findings, ticks, summary and metadata; perf-event
-    re-creations are costed at ``recreate_cost_us`` each (:mod:`replay.costs`).
-
-    ``detected`` hands over the scenarios' :func:`detect` tables, in ``results`` order, when
-    they are being computed already (it is called after the tables that do not need them);
-    without it they are computed here (:func:`detect_each`).
-    """
+    re-creations are costed at ``recreate_cost_us`` each (:mod:`replay.costs`)."""
     observations = pl.concat([r.observations for r in results])
     primary = primary_counter(work)
     tick_ns = work.profile.tick_ns
     lost = {r.scenario.name: r.lost_counters for r in results}
     reads = read_checks(observations, work.accesses)
     costs = vcpu_costs(work, results, recreate_cost_us)
-    each = detected() if detected is not None else detect_each(work, results)
+    each = detect_each(work, results)
     found = _in_name_order(results, [d.findings for d in each])
     ticks = _in_name_order(results, [d.ticks for d in each]) if tick_ns else pl.DataFrame()
     totals = _in_name_order(results, [d.totals for d in each])

@@ -210,9 +210,9 @@ def test_scenarios_share_the_columns_no_scenario_changes(
 def test_what_if_detects_every_scenario_as_one_call_on_all_of_them(
     loaded: tuple[Case, Capture, Work],
 ) -> None:
-    """Detectors run scenario by scenario, beside the replays (replay.api), give the tables,
-    rows and order of one call on every scenario's observations, each table in one chunk;
-    the summary's per-vCPU fail-entry and tick counts are those of a group_by."""
+    """Detectors run scenario by scenario (replay.results.detect_each) give the tables, rows
+    and order of one call on every scenario's observations, each table in one chunk; the
+    summary's per-vCPU fail-entry and tick counts are those of a group_by."""
     _, cap, work = loaded
     matrix = scenario_matrix(work.host)
     done = [replay(work, s) for s in matrix]
