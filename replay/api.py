@@ -80,6 +80,9 @@ def what_if(
         if on_scenario:
             on_scenario(scenario)
         done.append(replay(work, scenario, path))
+    # the replays' shared rows (replay.paths.vectorized.counter_rows): each scenario's
+    # observations keep the columns they use, and the detectors can have the rest of that memory
+    work.counter_rows = None
     results = assemble(work, done, path, source, recreate_cost_us)
     if rank:
         primary = results.meta["primary_counter"]

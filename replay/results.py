@@ -90,26 +90,60 @@ def primary_counter(work: Work) -> int:
     return CYCLE_IDX if CYCLE_IDX in idx else idx[0]
 
 
-def _by_scenario(
-    results: list[ScenarioResult], detect: Callable[[ScenarioResult], pl.DataFrame]
-) -> pl.DataFrame:
-    """``detect`` run on each scenario's observations alone, the tables put together in
-    scenario name order: the first sort key of the detectors' tables, so the rows come in the
-    order one call on every scenario's observations gives (scenario names are unique,
-    :func:`replay.api.what_if`).
+@dataclass(frozen=True)
+class Detected:
+    """One scenario's detector tables: its findings, its guest ticks (None when the guest
+    profile reads no tick) and its per-vCPU totals (:func:`replay.summary.vcpu_totals`)."""
+
+    findings: pl.DataFrame
+    ticks: pl.DataFrame | None
+    totals: pl.DataFrame
+
+
+def detect(work: Work, result: ScenarioResult) -> Detected:
+    """The detectors run on one scenario's observations alone.
 
     Scenario by scenario, because the detectors' intermediate tables of a long capture's
     every scenario at once cost more in page faults than their work: on 9.8 M sched events
     (34 M observation rows) 21 CPU-s at once against 13 one by one (benchmarks/README.md).
-    Two scenarios at a time: polars and numpy release the GIL, and one scenario's tables
-    alone kept a second core idle that the tables of all of them had kept busy.
+    Its findings, ticks and totals in one task (:func:`detect_each` runs two at a time).
     """
-    ordered = sorted(results, key=lambda r: r.scenario.name)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="scenario") as pool:
-        tables = list(pool.map(detect, ordered))
-    # in one chunk: Parquet row groups follow chunks, and the saved files stay what one call
-    # over every scenario wrote
-    return pl.concat(tables, rechunk=True)
+    primary = primary_counter(work)
+    tick_ns = work.profile.tick_ns
+    return Detected(
+        findings(result.observations, primary, result.recreations),
+        tick_table(result.observations, primary, work.timeline.start, tick_ns) if tick_ns else None,
+        vcpu_totals(result.observations, primary),
+    )
+
+
+def detect_each(work: Work, results: list[ScenarioResult]) -> list[Detected]:
+    """:func:`detect` of every scenario, two at a time: polars and numpy release the GIL, and
+    one scenario's tables alone keep the second core idle."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="detect") as pool:
+        return list(pool.map(lambda r: detect(work, r), results))
+
+
+def _in_name_order(
+    results: list[ScenarioResult], tables: list[pl.DataFrame | None]
+) -> pl.DataFrame:
+    """The scenarios' tables put together in scenario name order: the first sort key of the
+    detectors' tables, so the rows come in the order one call on every scenario's
+    observations gives (scenario names are unique, :func:`replay.api.what_if`).
+
+    In one chunk: Parquet row groups follow chunks, and the saved files stay what one call
+    over every scenario wrote.
+    """
+    ordered = [
+        t
+        for _, t in sorted(zip(results, tables, strict=True), key=lambda p: p[0].scenario.name)
+        if t is not None
+    ]
+    # A copy of the whole tables at once, though it holds the findings twice at compare's
+    # peak: put together a column at a time instead (pl.concat of each column's Series), the
+    # summary's risky ticks per guest hour came out one ulp apart on some captures
+    # (tests/replay/test_fleet.py against main's workers).
+    return pl.concat(ordered, rechunk=True)
 
 
 def assemble(
@@ -123,19 +157,14 @@ def assemble(
     re-creations are costed at ``recreate_cost_us`` each (:mod:`replay.costs`)."""
     observations = pl.concat([r.observations for r in results])
     primary = primary_counter(work)
-    found = _by_scenario(results, lambda r: findings(r.observations, primary, r.recreations))
     tick_ns = work.profile.tick_ns
-    ticks = (
-        _by_scenario(
-            results, lambda r: tick_table(r.observations, primary, work.timeline.start, tick_ns)
-        )
-        if tick_ns
-        else pl.DataFrame()
-    )
     lost = {r.scenario.name: r.lost_counters for r in results}
     reads = read_checks(observations, work.accesses)
     costs = vcpu_costs(work, results, recreate_cost_us)
-    totals = _by_scenario(results, lambda r: vcpu_totals(r.observations, primary))
+    each = detect_each(work, results)
+    found = _in_name_order(results, [d.findings for d in each])
+    ticks = _in_name_order(results, [d.ticks for d in each]) if tick_ns else pl.DataFrame()
+    totals = _in_name_order(results, [d.totals for d in each])
     summary = summarize(totals, found, ticks if tick_ns else None, reads, primary, lost, costs)
     _, capacity_basis = capacity_weights(work.topology, work.host)
     meta = {

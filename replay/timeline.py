@@ -259,7 +259,7 @@ def _pieces(
     )
     b = pl.concat([lead, bounds])
     # np.lexsort (last key first): polars' multi-column sort is ~2.5x slower on these columns
-    b = b[np.lexsort([b[c].to_numpy() for c in ("kind", "seq", "ts", "tid")])]
+    b = b[np.lexsort([*(b[c].to_numpy() for c in ("kind", "seq", "ts")), _ranks(b["tid"])])]
     kind, tid = pl.col("kind"), pl.col("tid")
     is_sw = kind.is_in([IN, OUT])
     is_kvm = kind.is_in([ENTRY, EXIT])
@@ -339,6 +339,15 @@ def _pieces(
         .otherwise(pl.lit(None, pl.Utf8))
         .alias("cause"),
     )
+
+
+def _ranks(tid: pl.Series) -> npt.NDArray[np.unsignedinteger]:
+    """Each thread's rank among the threads, in the same order as the thread ids, in 16 bits
+    where they fit: numpy sorts those by radix, the one key of the boundaries in no order
+    (0.49 -> 0.18 s for the lexsort of 9.6 M boundaries)."""
+    threads = tid.unique().sort().to_numpy()
+    dtype = np.uint16 if threads.size <= np.iinfo(np.uint16).max else np.uint32
+    return np.searchsorted(threads, tid.to_numpy()).astype(dtype)
 
 
 def _merge_runs(seg: pl.DataFrame) -> pl.DataFrame:

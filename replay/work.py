@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import polars as pl
@@ -100,6 +101,16 @@ class Work:
     notes: list[str] = field(default_factory=list)
     absent_vcpus: list[dict[str, Any]] = field(default_factory=list)
     described: list[PmuDescription] = field(default_factory=list)
+    #: the vectorized path's rows of every scenario, built at its first replay
+    #: (:func:`replay.paths.vectorized.counter_rows`)
+    counter_rows: pl.DataFrame | None = field(default=None, repr=False)
+
+    @cached_property
+    def first_load_cpus(self) -> dict[int, int]:
+        """Thread -> CPU of its first load (:func:`boot_vm` asks at every boot: once per CPU
+        and VM in each scenario, each a scan of millions of loads in a long capture)."""
+        first = self.loads.filter(pl.col("load") == 0)
+        return dict(zip(first["tid"].to_list(), first["cpu"].to_list(), strict=True))
 
 
 @dataclass
@@ -156,8 +167,7 @@ def boot_vm(
     """
     vm = build_vm(as_offered(scenario, work.host), work.host, len(tids))
     lost: list[str] = []
-    first = work.loads.filter(pl.col("load") == 0)
-    first_cpu = dict(zip(first["tid"].to_list(), first["cpu"].to_list(), strict=True))
+    first_cpu = work.first_load_cpus
     for vcpu, tid in zip(vm.vcpus, tids, strict=True):
         own = [first_cpu[tid]] if tid in first_cpu else []
         for cpu in [*own, scenario.init_cpu, *sorted(work.host.possible_cpus)]:

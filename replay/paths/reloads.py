@@ -18,6 +18,8 @@ boot). Released kernels never reload at a load; v8 only in FIXED_COUNTERS_ONLY m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from replay.pmu.kvm import Kvm, ReloadTrigger
@@ -37,14 +39,19 @@ def reloads_recreate(kvm: Kvm) -> bool:
     return requested and (rules.recreate_foreign_events_in_all_modes or fixed)
 
 
-def recreations(loads: pl.DataFrame, seeds: pl.DataFrame, kvm: Kvm, scenario: str) -> pl.DataFrame:
+def recreations(
+    loads: pl.DataFrame, tids: Sequence[int], seeds: pl.DataFrame, kvm: Kvm, scenario: str
+) -> pl.DataFrame:
     """Re-creations of a VM's vCPUs (:data:`replay.work.RECREATION_SCHEMA`, unordered).
 
-    ``loads`` are :func:`replay.loads.vcpu_loads` rows of the VM's threads; ``seeds``
-    (:data:`SEED_SCHEMA`) say which events exist after boot and where; ``kvm`` is the booted VM.
+    ``loads`` are :func:`replay.loads.vcpu_loads` rows, of which those of the VM's threads
+    ``tids`` count (taken only where a load can re-create: millions of loads in a long
+    capture, per VM and scenario); ``seeds`` (:data:`SEED_SCHEMA`) say which events exist
+    after boot and where; ``kvm`` is the booted VM.
     """
     if not reloads_recreate(kvm) or seeds.is_empty():
         return pl.DataFrame(schema=RECREATION_SCHEMA)
+    loads = loads.filter(pl.col("tid").is_in(tids))
     cpu_pmu = pl.col("host_pmu")
     if kvm.fixed_counters_only:
         target = cpu_pmu
@@ -54,8 +61,9 @@ def recreations(loads: pl.DataFrame, seeds: pl.DataFrame, kvm: Kvm, scenario: st
     key = ["tid", "counter"]
     entries = (
         loads.filter(pl.col("entry").is_not_null())
-        .join(seeds.rename({"host_pmu": "booted_on"}), on="tid")
-        .sort(*key, "load")
+        # the loads' thread and time order kept: each (tid, counter)'s rows in load order, as
+        # the window below needs (a sort of the millions of loads took longer than the rest)
+        .join(seeds.rename({"host_pmu": "booted_on"}), on="tid", maintain_order="left")
         .with_columns(target.alias("target"))
     )
     lives_on = pl.col("target").shift(1).forward_fill().over(key).fill_null(pl.col("booted_on"))

@@ -70,33 +70,20 @@ def replay_vectorized(work: Work, scenario: Scenario) -> ScenarioResult | None:
                 event = vcpu.backing_event(r.idx)
                 if event is not None and event.enabled:
                     seeds.append((tid, r.idx, event.pmu.name))
-        loads = work.loads.filter(pl.col("tid").is_in(tids))
         seeded = pl.DataFrame(seeds, schema=SEED_SCHEMA, orient="row")
-        recreated.append(recreations(loads, seeded, vm.kvm, scenario.name))
+        recreated.append(recreations(work.loads, tids, seeded, vm.kvm, scenario.name))
     initial = pl.DataFrame(
         starts,
         schema={"tid": pl.Int32, "counter": pl.Int8, "initial": pl.UInt64, "mask": pl.UInt64},
     )
 
-    pieces = work.pieces.filter(pl.col("state") != "host")
-    pieces = pl.concat([pieces, work.attempts], how="diagonal_relaxed")
-    if not work.attempts.is_empty():  # an attempt goes before a piece that begins at its time
-        pieces = pieces.sort("tid", "start", "end", "window")
-    per_counter = []
-    for r in requests:
-        el0, el1 = pl.col(f"el0_{r.event:#x}"), pl.col(f"el1_{r.event:#x}")
-        per_counter.append(
-            pieces.with_columns(
-                pl.lit(r.idx, pl.Int8).alias("counter"),
-                (el0 + el1).alias("true_events"),
-                el0.alias("el0"),
-                el1.alias("el1"),
-            )
-        )
-    # Every join keeps the left order: rows stay counter-major, then in the pieces' thread and
-    # time order, which the running sums below and the final interleave rely on.
-    rows = pl.concat(per_counter, how="diagonal_relaxed").join(
-        probe, on=["cpu", "counter"], how="left", maintain_order="left"
+    rows = counter_rows(work)
+    # the probe's and the start values' rows by their positions (_probe, _start): a join on
+    # two keys encoded every one of millions of rows per scenario
+    at_probe, at_start = rows.get_column("_probe"), rows.get_column("_start")
+    rows = rows.with_columns(
+        *(probe.get_column(c).gather(at_probe) for c in _PROBED),
+        *(initial.get_column(c).gather(at_start) for c in ("initial", "mask")),
     )
     guest = pl.col("state") == "guest"
     attempt = pl.col("state") == "attempt"  # an entry the capture's kernel refused
@@ -110,13 +97,7 @@ def replay_vectorized(work: Work, scenario: Scenario) -> ScenarioResult | None:
         .then(0)
         .otherwise(None)
     )
-    rows = rows.with_columns(
-        pl.when(refused)
-        .then(pl.lit("fail_entry"))
-        .when(unseen)
-        .then(pl.lit("unknown"))
-        .otherwise(pl.col("state"))
-        .alias("state"),
+    columns = [
         pl.when(entered)
         .then(pl.col("counting"))
         .when(refused)
@@ -132,14 +113,27 @@ def replay_vectorized(work: Work, scenario: Scenario) -> ScenarioResult | None:
         .otherwise(pl.col("cause"))
         .alias("reason"),
         pl.when(entered).then(pl.col("host_pmu")).otherwise(None).alias("host_pmu"),
-        pl.when((pl.col("state") == "unknown") | unseen)
-        .then(None)
-        .otherwise(pl.col("true_events"))
-        .alias("true_events"),
-        pl.when(unseen).then(pl.col("until")).otherwise(pl.col("end")).alias("end"),
         delta.cast(pl.Int64).alias("delta"),
-    )
-    rows = rows.join(initial, on=["tid", "counter"], how="left", maintain_order="left")
+    ]
+    # What every scenario shares stays shared where this one changes nothing: the state
+    # where no entry is refused and there are no attempts; the events the guest ran
+    # (counter_rows() nulls those of unknown pieces) and the ends without attempts.
+    attempts = not work.attempts.is_empty()
+    if attempts or not probe.get_column("entered").all():
+        columns.append(
+            pl.when(refused)
+            .then(pl.lit("fail_entry"))
+            .when(unseen)
+            .then(pl.lit("unknown"))
+            .otherwise(pl.col("state"))
+            .alias("state")
+        )
+    if attempts:
+        columns += [
+            pl.when(unseen).then(None).otherwise(pl.col("true_events")).alias("true_events"),
+            pl.when(unseen).then(pl.col("until")).otherwise(pl.col("end")).alias("end"),
+        ]
+    rows = rows.with_columns(columns)
     # a running sum per (thread, counter) block, from one whole-column sum
     step = pl.col("delta").fill_null(0).cast(pl.UInt64)
     block_start = (pl.col("tid") != pl.col("tid").shift(1)) | (
@@ -155,13 +149,12 @@ def replay_vectorized(work: Work, scenario: Scenario) -> ScenarioResult | None:
         .otherwise(total & pl.col("mask"))
         .alias("value"),
         (pl.col("delta").cast(pl.UInt64) & pl.col("mask")).cast(pl.Int64).alias("delta"),
-        pl.lit(scenario.name).alias("scenario"),
+        # one string for every row: a literal column is made a column anew by every
+        # operation on it (the detectors', the concatenation of the scenarios), each row
+        # a copy of the name
+        pl.Series("scenario", [scenario.name]).new_from_index(0, rows.height),
         pl.col("tid").alias("vcpu"),
     )
-    if len(requests) > 1:
-        # counter-major -> (vcpu, counter, start): a stable sort on the two small keys
-        keys = rows.select("counter", "tid")
-        rows = rows[np.lexsort([keys["counter"].to_numpy(), keys["tid"].to_numpy()])]
     return ScenarioResult(
         scenario,
         finish_observations(rows.select(list(OBSERVATION_SCHEMA))),
@@ -171,8 +164,85 @@ def replay_vectorized(work: Work, scenario: Scenario) -> ScenarioResult | None:
     )
 
 
+#: The probe's columns each observation row takes from its CPU and counter's probe row.
+_PROBED = ("entered", "counting", "reason", "host_pmu", "counts_el0", "counts_el1")
+
+
+def counter_rows(work: Work) -> pl.DataFrame:
+    """Every piece a scenario observes (guest pieces, unknown ones and the refused entry
+    attempts: not host time) once per counter the guest programs, in the observations' order
+    (vcpu, counter, start), with ``_probe`` and ``_start``, the positions of the row's CPU and
+    counter in :func:`_probe` and of its thread and counter in the start values (null: none).
+
+    The same for every scenario, so built once per ``work`` and kept there: each scenario's
+    observations then share the columns it does not change (vm, vcpu, vcpu_index, counter,
+    window, tick, start, cpu; state, true_events and end where replay_vectorized says)
+    instead of holding copies of their own: on a compare of 9.8 M sched events page faults
+    were most of its time.
+    """
+    if work.counter_rows is not None:
+        return work.counter_rows
+    requests = work.profile.counters
+    pieces = work.pieces.filter(pl.col("state") != "host")
+    pieces = pl.concat([pieces, work.attempts], how="diagonal_relaxed")
+    if not work.attempts.is_empty():  # an attempt goes before a piece that begins at its time
+        pieces = pieces.sort("tid", "start", "end", "window")
+    cpus = {cpu: k for k, cpu in enumerate(sorted(work.host.possible_cpus))}
+    tids = {tid: k for k, tid in enumerate(t for tids in work.vms.values() for t in tids)}
+    per_counter = []
+    for k, r in enumerate(requests):
+        el0, el1 = pl.col(f"el0_{r.event:#x}"), pl.col(f"el1_{r.event:#x}")
+        # _probe() and replay_vectorized's start values list the counters within each CPU and
+        # each thread, in the profile's order
+        per_counter.append(
+            pieces.select(
+                "vm",
+                "tid",
+                "vcpu_index",
+                "window",
+                "tick",
+                "start",
+                "end",
+                "cpu",
+                "state",
+                "cause",
+                "until",
+                # a column of its own, not a literal: made anew from a literal by every
+                # operation on it, in every scenario (see the scenario column)
+                pl.Series("counter", [r.idx], pl.Int8).new_from_index(0, pieces.height),
+                pl.when(pl.col("state") == "unknown")
+                .then(None)
+                .otherwise(el0 + el1)
+                .alias("true_events"),
+                el0.alias("el0"),
+                el1.alias("el1"),
+                (
+                    pl.col("cpu").replace_strict(cpus, default=None, return_dtype=pl.UInt32)
+                    * len(requests)
+                    + k
+                ).alias("_probe"),
+                (
+                    pl.col("tid").replace_strict(tids, default=None, return_dtype=pl.UInt32)
+                    * len(requests)
+                    + k
+                ).alias("_start"),
+            )
+        )
+    rows = pl.concat(per_counter)
+    if len(requests) > 1:
+        # counter-major -> (vcpu, counter, start): a stable sort on the two small keys
+        keys = rows.select("counter", "tid")
+        rows = rows[np.lexsort([keys["counter"].to_numpy(), keys["tid"].to_numpy()])]
+    shared = ("vm", "tid", "vcpu_index", "window", "tick", "start", "end", "cpu")
+    work.counter_rows = rows.with_columns(
+        pl.col(c).cast(OBSERVATION_SCHEMA["vcpu" if c == "tid" else c]) for c in shared
+    )
+    return work.counter_rows
+
+
 def _probe(work: Work, scenario: Scenario) -> pl.DataFrame:
-    """Per CPU and counter: entry possible, counting, host PMU, reason, ELs counted."""
+    """Per CPU (in order) and counter (in the profile's order): entry possible, counting,
+    host PMU, reason, ELs counted."""
     rows = []
     for cpu in sorted(work.host.possible_cpus):
         vm, _ = boot_vm(work, scenario, [None])

@@ -9,7 +9,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from replay.cli import main
+from replay.cli import build_parser, main
+from replay.commands.session import load_work
 from replay.results import Results
 from tests.conftest import FIXTURES
 
@@ -147,3 +148,13 @@ def test_profile_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     bad.write_text('{"counters": [{"idx": 40, "event": 8}]}')
     assert main(["replay", CAPTURE, "--topology", TOPOLOGY, "--profile", str(bad)]) == 2
     assert "outside 0..31" in capsys.readouterr().err
+
+
+def test_load_work_hands_back_the_capture_without_its_tables() -> None:
+    """What the commands read of the capture after prepare is its metadata: the tables,
+    whose contents are in the work, are not kept through the replays' peak."""
+    args = build_parser(["compare"]).parse_args(["compare", CAPTURE, "--topology", TOPOLOGY])
+    capture, work = load_work(args)
+    assert capture.tables == {}
+    assert capture.metadata.source_path.endswith("cross-cluster-migration.txt")
+    assert work.pieces.height > 0

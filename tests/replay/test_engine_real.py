@@ -10,19 +10,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
 from importers.capture import Capture
 from replay.api import what_if
 from replay.compare import scenario_matrix
+from replay.detectors import findings, tick_table
 from replay.engine import prepare, replay
 from replay.profiles import PROFILES
-from replay.results import assemble
+from replay.results import assemble, primary_counter
 from replay.scenarios import Mode, Scenario
-from replay.work import Work
+from replay.work import VCPU_KEY, Work
 from tests.replay.cases import CASES, Case
 from tests.replay.engine_paths import assert_paths_agree
 
@@ -184,3 +187,58 @@ def test_results_are_byte_identical_across_runs(shared_traces: Path, tmp_path: P
         outputs.append(what_if(cap).save(tmp_path / run))
     for name in sorted(p.name for p in outputs[0].iterdir()):
         assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name
+
+
+def test_scenarios_share_the_columns_no_scenario_changes(
+    loaded: tuple[Case, Capture, Work],
+) -> None:
+    """The vectorized path's observations of two scenarios hold the same buffers for the
+    columns every scenario takes unchanged (replay.paths.vectorized.counter_rows), and the
+    rows are built once per Work."""
+    _, _, work = loaded
+    fresh = replace(work, counter_rows=None)
+    a = replay(fresh, Scenario(Mode.DEFAULT, init_cpu=min(work.host.possible_cpus)))
+    rows = fresh.counter_rows
+    b = replay(fresh, Scenario(Mode.NO_PMU))
+    assert fresh.counter_rows is rows
+    for name in ("vcpu", "start", "counter"):
+        column_a, column_b = a.observations[name], b.observations[name]
+        assert column_a.n_chunks() == column_b.n_chunks() == 1, name
+        assert np.shares_memory(column_a.to_numpy(), column_b.to_numpy()), name
+
+
+def test_what_if_detects_every_scenario_as_one_call_on_all_of_them(
+    loaded: tuple[Case, Capture, Work],
+) -> None:
+    """Detectors run scenario by scenario (replay.results.detect_each) give the tables, rows
+    and order of one call on every scenario's observations, each table in one chunk; the
+    summary's per-vCPU fail-entry and tick counts are those of a group_by."""
+    _, cap, work = loaded
+    matrix = scenario_matrix(work.host)
+    done = [replay(work, s) for s in matrix]
+    observations = pl.concat([r.observations for r in done])
+    recreations = pl.concat([r.recreations for r in done])
+    primary = primary_counter(work)
+    results = what_if(cap, matrix, work=work)
+    found = findings(observations, primary, recreations)
+    assert results.findings.n_chunks() == 1
+    assert results.findings.equals(found)
+    tick_ns = work.profile.tick_ns
+    assert tick_ns is not None
+    ticks = tick_table(observations, primary, work.timeline.start, tick_ns)
+    assert results.ticks.n_chunks() == 1
+    assert results.ticks.equals(ticks)
+
+    def counted(table: pl.DataFrame, *sums: pl.Expr) -> pl.DataFrame:
+        totals = table.group_by(VCPU_KEY).agg(pl.len().alias("n"), *sums)
+        return results.summary.join(totals, on=VCPU_KEY, how="left", nulls_equal=True)
+
+    fails = counted(
+        found.filter(pl.col("kind") == "fail_entry"), pl.col("duration").sum().alias("ns")
+    )
+    assert fails["fail_entries"].to_list() == fails["n"].fill_null(0).to_list()
+    assert fails["fail_entry_ns"].to_list() == fails["ns"].fill_null(0).to_list()
+    ticked = counted(ticks, pl.col("risky").sum().alias("r"), pl.col("unknown").sum().alias("u"))
+    assert ticked["ticks_with_guest"].to_list() == ticked["n"].fill_null(0).to_list()
+    assert ticked["risky_ticks"].to_list() == ticked["r"].fill_null(0).to_list()
+    assert ticked["unknown_ticks"].to_list() == ticked["u"].fill_null(0).to_list()
