@@ -23,9 +23,9 @@ from replay.compare import scenario_matrix
 from replay.detectors import findings, tick_table
 from replay.engine import prepare, replay
 from replay.profiles import PROFILES
-from replay.results import assemble, primary_counter
+from replay.results import assemble, detect, primary_counter
 from replay.scenarios import Mode, Scenario
-from replay.work import VCPU_KEY, Work
+from replay.work import RECREATION_SCHEMA, VCPU_KEY, ScenarioResult, Work
 from tests.replay.cases import CASES, Case
 from tests.replay.engine_paths import assert_paths_agree
 
@@ -242,3 +242,39 @@ def test_what_if_detects_every_scenario_as_one_call_on_all_of_them(
     assert ticked["ticks_with_guest"].to_list() == ticked["n"].fill_null(0).to_list()
     assert ticked["risky_ticks"].to_list() == ticked["r"].fill_null(0).to_list()
     assert ticked["unknown_ticks"].to_list() == ticked["u"].fill_null(0).to_list()
+
+
+def test_detect_reads_ticks_from_the_timelines_start(
+    loaded: tuple[Case, Capture, Work],
+) -> None:
+    """The ticks of a scenario's detection are counted from the timeline's start: an unknown
+    piece that begins exactly where a tick begins makes that tick doubtful and leaves the one
+    before it risky, which a start off by a nanosecond would turn the other way."""
+    _, _, work = loaded
+    tick_ns, t0 = work.profile.tick_ns, work.timeline.start
+    assert tick_ns is not None
+    primary = primary_counter(work)
+    rows = [  # a vCPU in guest code with its counter not moving, then unknown time
+        (t0 + tick_ns + 10, t0 + tick_ns + 90, "guest", False, 1, 0),
+        (t0 + 2 * tick_ns, t0 + 2 * tick_ns + 50, "unknown", False, None, 0),
+    ]
+    observations = pl.DataFrame(
+        rows, schema=["start", "end", "state", "counting", "tick", "delta"], orient="row"
+    ).with_columns(
+        pl.lit("default@cpu0").alias("scenario"),
+        pl.lit("vm0").alias("vm"),
+        pl.lit(7, pl.Int32).alias("vcpu"),
+        pl.lit(0, pl.Int32).alias("vcpu_index"),
+        pl.lit(primary, pl.Int8).alias("counter"),
+        pl.lit(0, pl.Int16).alias("cpu"),
+        pl.lit("foreign_cpu").alias("reason"),
+        pl.lit(None, pl.String).alias("host_pmu"),
+        pl.lit(None, pl.Int64).alias("window"),
+        pl.lit(0, pl.Int64).alias("true_events"),
+    )
+    scenario = scenario_matrix(work.host)[0]
+    recreations = pl.DataFrame(schema=RECREATION_SCHEMA)
+    result = ScenarioResult(scenario, observations, {}, recreations, frozenset())
+    ticks = detect(work, result).ticks
+    assert ticks is not None
+    assert ticks.select("tick", "risky", "unknown").rows() == [(1, True, False)]
