@@ -28,9 +28,8 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from importers.perfetto import bundle_kernels_np
 from importers.perfetto.bundle_layout import DAMAGED, INCONSISTENT
-from importers.perfetto.wire import I64, U8, compiled_loops, text_column
+from importers.perfetto.wire import I64, U8, bundle_loops, text_column
 from importers.skips import SkipLog
 
 INTERN_TABLE = 5
@@ -101,14 +100,8 @@ def decode_compact(
     seq, owner = np.empty((2, len(_KINDS), room), np.int64)
     intern_at, intern_len = np.empty((2, room), np.int64)
     placed = np.zeros(len(_KINDS) + 1, np.int64)
-    args = (data, starts, ends, base, _COLUMN, INTERN_TABLE, status, values, seq, owner,
-            intern_at, intern_len, placed)  # fmt: skip
-    if compiled_loops(data):
-        from importers.perfetto.bundle_kernels import compact_sched
-
-        compact_sched(*args)
-    else:
-        bundle_kernels_np.compact_sched(*args)
+    bundle_loops(data).compact_sched(data, starts, ends, base, _COLUMN, INTERN_TABLE, status,
+                                     values, seq, owner, intern_at, intern_len, placed)  # fmt: skip
     for fate, reason in ((DAMAGED, "damaged compact_sched"),
                          (INCONSISTENT, "compact_sched arrays of unequal length or comm "
                           "index past the intern table")):  # fmt: skip

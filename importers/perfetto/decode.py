@@ -14,7 +14,6 @@ import polars as pl
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from importers.perfetto import bundle_kernels_np
 from importers.perfetto.bundles import MAX_CPU, RANK_BITS, BundleIndex
 from importers.perfetto.clocks import Clocks
 from importers.perfetto.compact import CompactRows, Names, decode_compact
@@ -25,7 +24,7 @@ from importers.perfetto.plain import PlainEvents, plain_events, present_kinds
 from importers.perfetto.running import CompactColumns, Running
 from importers.perfetto.sequences import Sequences
 from importers.perfetto.typed import TABLE_OF, typed_table
-from importers.perfetto.wire import I64, compiled_loops, pick_fields, text_column
+from importers.perfetto.wire import I64, bundle_loops, pick_fields, text_column
 from importers.skips import SkipLog
 from importers.tasks import NAMED_IN, table_spans
 
@@ -147,12 +146,7 @@ def decode_group(ctx: Context, chosen: I64, skips: SkipLog) -> Group:
     for at, raw in ((local[switch.bundle], switch.ts), (local[waking.bundle], waking.ts),
                     (typed.local, typed.ts), (other.local, other.ts)):  # fmt: skip
         ts.append(b.to_boot(ctx.clocks, chosen[at], raw) if b.converted else raw)
-        if compiled_loops(ctx.p.data):
-            from importers.perfetto.bundle_kernels import bundle_extents
-
-            bundle_extents(at, raw, ts[-1], first_ts, last_raw)
-        else:
-            bundle_kernels_np.bundle_extents(at, raw, ts[-1], first_ts, last_raw)
+        bundle_loops(ctx.p.data).bundle_extents(at, raw, ts[-1], first_ts, last_raw)
     switches = CompactColumns(ts[0], switch.seq, b.cpu[switch.bundle], switch.columns,
                               switch.comm)  # fmt: skip
     wakings = CompactColumns(ts[1], waking.seq, b.cpu[waking.bundle], waking.columns,

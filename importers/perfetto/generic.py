@@ -32,13 +32,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from importers.perfetto import bundle_kernels_np
 from importers.perfetto.plain import DENSE_KINDS, present_kinds
 from importers.perfetto.wire import (
     I64,
     LEN,
     U8,
-    compiled_loops,
+    bundle_loops,
     decode_utf8,
     pick_fields,
     scan_fields,
@@ -184,12 +183,7 @@ def _bytes(
              np.frombuffer(offsets, np.int64, len(texts) + 1),
              texts.is_valid().to_numpy(zero_copy_only=False), payload, payload_offsets,
              args, args_offsets, valid)  # fmt: skip
-    if compiled_loops(data):
-        from importers.perfetto.bundle_kernels import event_bytes
-
-        event_bytes(*spans)
-    else:
-        bundle_kernels_np.event_bytes(*spans)
+    bundle_loops(data).event_bytes(*spans)
     mask = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
     binary = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), n, [mask, pa.py_buffer(args_offsets), pa.py_buffer(args)]

@@ -17,6 +17,7 @@ stragglers, see :mod:`~importers.perfetto.kernels_np`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import pyarrow as pa
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from importers import byte_loops
-from importers.perfetto import kernels_np
+from importers.perfetto import bundle_kernels_np, kernels_np
 
 # the decoders import these from here, with the functions that use them
 from importers.perfetto.encoding import I64 as I64
@@ -45,6 +46,18 @@ def compiled_loops(data: U8) -> bool:
     numba's start-up once and runs every group compiled, and a small one never loads numba.
     """
     return byte_loops.compiled_perfetto(int(data.shape[0]))
+
+
+def bundle_loops(data: U8) -> ModuleType:
+    """The bundle loops over ``data`` that take the same arguments on either engine
+    (``compact_sched``, ``bundle_extents``, ``event_bytes``): the numba kernels of
+    :mod:`~importers.perfetto.bundle_kernels` or their numpy twins, as :func:`compiled_loops`
+    chooses."""
+    if compiled_loops(data):
+        from importers.perfetto import bundle_kernels
+
+        return bundle_kernels
+    return bundle_kernels_np
 
 
 @dataclass
