@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from importers.detect import load
-from importers.perfetto import bundle_kernels, bundle_kernels_np, kernels, kernels_np
+from importers.perfetto import bundle_kernels, bundle_kernels_np, bundles, kernels, kernels_np
 from importers.perfetto.compact import _COLUMN, INTERN_TABLE
 from importers.perfetto.plain import _ROUTE
 from tests.importers.perfetto.conftest import ENGINES, engine
@@ -48,6 +48,44 @@ def test_every_engine_imports_the_shared_captures_alike(shared_traces: Path, nam
         assert ours.tables.keys() == theirs.tables.keys(), e
         for table, t in ours.tables.items():
             assert t.equals(theirs.tables[table], check_metadata=True), (e, table)
+
+
+#: every numpy twin, by the module and name its callers look it up under
+TWINS = [
+    (kernels_np, "scan"),
+    (kernels_np, "pick"),
+    (kernels_np, "unpack"),
+    (bundles, "event_counts"),
+    (bundle_kernels_np, "ftrace_events"),
+    (bundle_kernels_np, "compact_sched"),
+    (bundle_kernels_np, "bundle_extents"),
+    (bundle_kernels_np, "event_bytes"),
+]
+
+
+@pytest.mark.parametrize("name", ["numba", "numpy"])
+def test_each_engine_runs_its_own_loops(
+    shared_traces: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """The comparison above cannot tell which engine ran (the twins give what the kernels
+    give): on numba no twin is called, on numpy every twin is, over the shared captures
+    (but ``unpack``: none of them has a repeated varint field)."""
+    calls = dict.fromkeys((f"{m.__name__}.{f}" for m, f in TWINS), 0)
+    for module, function in TWINS:
+        key, twin = f"{module.__name__}.{function}", getattr(module, function)
+
+        def counted(*args: Any, key: str = key, twin: Any = twin) -> Any:
+            calls[key] += 1
+            return twin(*args)
+
+        monkeypatch.setattr(module, function, counted)
+    with engine(name):
+        for capture in (PIXEL6A, GALAXY, PIXEL7):
+            load(shared_traces / capture)
+    if name == "numba":
+        assert not any(calls.values()), calls
+    else:
+        assert [k for k, n in calls.items() if not n] == ["importers.perfetto.kernels_np.unpack"]
 
 
 def twin_each_way(twin: Callable[..., Any], *args: Any) -> list[Any]:
