@@ -297,8 +297,9 @@ def _printk_args(
     td: TraceDat,
     formats: dict[int, EventFormat],
     t: NDArray[np.uint16],
-    payload: NDArray[np.uint8],
-    poffs: NDArray[np.int64],
+    data: NDArray[np.uint8],
+    start: NDArray[np.int64],
+    length: NDArray[np.int32],
 ) -> pa.Array:
     """``args`` text of ftrace ``print``/``bputs``/``bprint`` rows (null for other events).
 
@@ -314,7 +315,7 @@ def _printk_args(
     context = PrintkContext(td.printk, td.kallsyms, td.long_size, td.reader.big_endian)
     texts: list[str | None] = [None] * len(t)
     for r in rows.tolist():
-        record = payload[int(poffs[r]) : int(poffs[r + 1])].tobytes()
+        record = data[int(start[r]) : int(start[r]) + int(length[r])].tobytes()
         texts[r] = context.render(formats[int(t[r])], record)
     return pa.array(texts, pa.string())
 
@@ -331,7 +332,10 @@ def _events(
     cpu, the common fields, event name/system and raw payload."""
     big = td.reader.big_endian
     columns = rows.prefix()
-    payload, poffs = payload_column(data, rows.offset, rows.length, pages)
+    # the common fields and print text read the pages, which the payload copy gives back
+    pid, flags, preempt = _common_fields(formats, t, data, rows.offset, rows.length, big)
+    args = _printk_args(td, formats, t, data, rows.offset, rows.length)
+    payload = payload_column(data, rows.offset, rows.length, pages)
     del rows  # the caller holds no other reference
     names = sorted({f.name for f in formats.values()})
     name_index = {key: i for i, key in enumerate(names)}
@@ -342,7 +346,6 @@ def _events(
     for tid, f in formats.items():
         lut_name[tid] = name_index[f.name]
         lut_system[tid] = system_index[f.system]
-    pid, flags, preempt = _common_fields(formats, t, payload, poffs, big)
     columns |= {
         "common_pid": pa.array(pid),
         "event": pa.DictionaryArray.from_arrays(
@@ -353,10 +356,8 @@ def _events(
         ),
         "flags": pa.array(flags),
         "preempt_count": pa.array(preempt),
-        "payload": pa.LargeBinaryArray.from_buffers(
-            pa.large_binary(), len(t), [None, pa.py_buffer(poffs), pa.py_buffer(payload)]
-        ),
-        "args": _printk_args(td, formats, t, payload, poffs),
+        "payload": payload,
+        "args": args,
     }
     return conform("events", pa.table(columns))
 
@@ -364,11 +365,13 @@ def _events(
 def _common_fields(
     formats: dict[int, EventFormat],
     t: NDArray[np.uint16],
-    payload: NDArray[np.uint8],
-    poffs: NDArray[np.int64],
+    data: NDArray[np.uint8],
+    start: NDArray[np.int64],
+    length: NDArray[np.int32],
     big: bool,
 ) -> tuple[NDArray[np.int32], NDArray[np.uint8], NDArray[np.uint8]]:
-    """``common_pid``, ``common_flags`` and ``common_preempt_count`` of each packed record.
+    """``common_pid``, ``common_flags`` and ``common_preempt_count`` of each record
+    ``data[start[i] : start[i] + length[i]]``.
 
     Each record is read by its own type's format (the formats agree on every known kernel);
     a field its format lacks, or that lies past the record's end, reads as 0. A block of rows
@@ -384,11 +387,11 @@ def _common_fields(
     out = (np.zeros(len(t), np.uint32), np.zeros(len(t), np.uint8), np.zeros(len(t), np.uint8))
     for a in range(0, len(t), _ROWS):
         b = min(a + _ROWS, len(t))
-        start, size = poffs[a:b], poffs[a + 1 : b + 1] - poffs[a:b]
+        at_row, size = start[a:b], length[a:b]
         for k, (_, width) in enumerate(fields):
             where = at[k, t[a:b]]
             ok = (where >= 0) & (where + width <= size)
-            out[k][a:b][ok] = gather_uint(payload, start[ok] + where[ok], 0, width, big)
+            out[k][a:b][ok] = gather_uint(data, at_row[ok] + where[ok], 0, width, big)
     pid, flags, preempt = out
     return pid.view(np.int32), flags, preempt
 

@@ -1,7 +1,8 @@
 """The ``events`` payload column, its common fields, and the page buffer that gives pages back
 as they are copied.
 
-The column is checked against plain slicing of the bytes, the common fields against reading
+The column is checked against plain slicing of the bytes (with view windows of a few bytes,
+so that rows are addressed through many of them), the common fields against reading
 each record with its own format in Python; the page buffer against the rule it
 exists for (a page goes back to the kernel only once no row still to be copied lies in it)
 and against the kernel's own account of the mapping (``/proc/self/smaps``).
@@ -14,11 +15,13 @@ import platform
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+from importers.arrow_compute import cast
 from importers.detect import load
 from importers.tracedat import payload
 from importers.tracedat.buffer import PageBuffer
@@ -29,45 +32,51 @@ from importers.tracefs.event_format import parse_event_format
 PAGE = mmap.PAGESIZE
 
 
-def reference(raw: bytes, starts: list[int], lengths: list[int]) -> tuple[bytes, list[int]]:
-    """The column as plain Python would build it."""
-    chunks = [raw[s : s + n] for s, n in zip(starts, lengths, strict=True)]
-    return b"".join(chunks), [0, *np.cumsum([len(c) for c in chunks]).tolist()]
+def reference(raw: bytes, starts: list[int], lengths: list[int]) -> list[bytes]:
+    """The column's values as plain Python would cut them."""
+    return [raw[s : s + n] for s, n in zip(starts, lengths, strict=True)]
 
 
 @st.composite
 def rows(draw: st.DrawFn) -> tuple[bytes, list[int], list[int]]:
-    """Rows of a byte buffer: 4-byte aligned and sized like ring-buffer records (the word
-    copy), or anywhere and any length like perf's raw samples (the byte copy)."""
-    raw = draw(st.binary(min_size=16, max_size=600))
+    """Rows of a byte buffer: 4-byte aligned and sized like ring-buffer records, or anywhere
+    and any length like perf's raw samples; some held in their view (12 bytes or fewer)."""
+    raw = draw(st.binary(min_size=0, max_size=600))  # shorter than a word, too
     aligned = draw(st.booleans())
     unit = 4 if aligned else 1
     n = draw(st.integers(0, 40))
     starts, lengths = [], []
     for _ in range(n):
-        start = draw(st.integers(0, (len(raw) - 4) // unit)) * unit
+        start = draw(st.integers(0, len(raw) // unit)) * unit
         starts.append(start)
         lengths.append(draw(st.integers(0, (len(raw) - start) // unit)) * unit)
     return raw, starts, lengths
 
 
 @settings(deadline=None)
-@given(rows(), st.sampled_from([1, 3, 1 << 16]), st.sampled_from([4, 12, 1 << 20]))
+@given(rows(), st.sampled_from([1, 3, 1 << 16]), st.sampled_from([1, 8, 100, 1 << 30]))
+@example(case=(bytes(range(40)), [4, 1, 30], [20, 13, 10]), step_rows=2, window=8)  # past windows
 def test_payload_column_is_the_rows_bytes_in_row_order(
-    case: tuple[bytes, list[int], list[int]], step_rows: int, block: int
+    case: tuple[bytes, list[int], list[int]], step_rows: int, window: int
 ) -> None:
     raw, starts, lengths = case
-    with pytest.MonkeyPatch.context() as patch:  # steps of a few rows, blocks of a few bytes
+
+    def checked_cast(views: pa.Array, target: pa.DataType) -> pa.Array:
+        views.validate(full=True)  # every view lies inside its buffer and shows its prefix
+        return cast(views, target)
+
+    with pytest.MonkeyPatch.context() as patch:  # steps of a few rows, windows of a few bytes
         patch.setattr(payload, "ROWS", step_rows)
-        patch.setattr(payload, "BLOCK", block)
-        data, offsets = payload_column(
+        patch.setattr(payload, "WINDOW", window)
+        patch.setattr(payload, "cast", checked_cast)
+        column = payload_column(
             np.frombuffer(raw, np.uint8),
             np.array(starts, np.int64),
             np.array(lengths, np.int32),
         )
-    expected, expected_offsets = reference(raw, starts, lengths)
-    assert data.tobytes() == expected
-    assert offsets.tolist() == expected_offsets
+    assert column.type == pa.large_binary()
+    assert column.to_pylist() == reference(raw, starts, lengths)
+    assert column.num_chunks == -(-len(starts) // step_rows)
 
 
 class Spy(PageBuffer):
@@ -101,10 +110,10 @@ def test_a_page_goes_back_once_no_row_still_to_copy_lies_in_it(draw: st.DataObje
     pages.track(page_starts, page_starts + PAGE)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(payload, "ROWS", draw.draw(st.sampled_from([1, 2, 5])))
-        data, _ = payload_column(
+        column = payload_column(
             pages.array, np.array(starts, np.int64), np.array(lengths, np.int32), pages
         )
-    assert data.tobytes() == reference(raw, starts, lengths)[0]  # nothing read after release
+    assert column.to_pylist() == reference(raw, starts, lengths)  # nothing read after release
     for copied, start, end in pages.given_back:
         assert not any(start <= s < end for s in starts[copied:])
     if starts:  # every page is given back by the end, and reads as zeros since
@@ -174,9 +183,8 @@ COMMON = (("common_pid", 4), ("common_flags", 1), ("common_preempt_count", 1))
 @settings(deadline=None)
 @given(st.data(), st.booleans())
 def test_common_fields_are_read_by_each_records_own_format(draw: st.DataObject, big: bool) -> None:
-    """What ``pack_records`` read alongside the payload copy: each record's common_pid (int32),
-    common_flags and common_preempt_count, at its own format's offsets; 0 for a field the
-    format lacks or that runs past the record's end."""
+    """Each record's common_pid (int32), common_flags and common_preempt_count, at its own
+    format's offsets; 0 for a field the format lacks or that runs past the record's end."""
     formats = {}
     for tid in (1, 2, 3):  # each format has some of the fields, anywhere in its first 12 bytes
         common = [
@@ -187,11 +195,15 @@ def test_common_fields_are_read_by_each_records_own_format(draw: st.DataObject, 
         formats[tid] = parse_event_format(format_text(tid, common))
     raw, starts, lengths = draw.draw(rows())
     types = [draw.draw(st.sampled_from([1, 2, 3])) for _ in starts]
-    payload, poffs = payload_column(
-        np.frombuffer(raw, np.uint8), np.array(starts, np.int64), np.array(lengths, np.int32)
-    )
     t = np.array(types, np.uint16)
-    pid, flags, preempt = _common_fields(formats, t, payload, poffs, big)
+    pid, flags, preempt = _common_fields(
+        formats,
+        t,
+        np.frombuffer(raw, np.uint8),
+        np.array(starts, np.int64),
+        np.array(lengths, np.int32),
+        big,
+    )
     expected: dict[str, list[int]] = {name: [] for name, _ in COMMON}
     for i, tid in enumerate(types):
         record = raw[starts[i] : starts[i] + lengths[i]]
