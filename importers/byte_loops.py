@@ -14,6 +14,8 @@ own, smaller, :data:`SMALL_TEXT_BYTES` and :data:`SMALL_PERFETTO_BYTES`.
 
 from __future__ import annotations
 
+import sys
+
 #: the largest loop (in bytes of input it walks or gathers) that numpy runs. Measured on
 #: recorded trace.dat files (benchmarks/README.md, "Byte loops"): with 67 and 155 MiB of
 #: ring-buffer pages the whole numpy import took less CPU time than numba's (whose start-up
@@ -53,3 +55,21 @@ def compiled_perfetto(nbytes: int) -> bool:
     """Whether the protobuf loops of a Perfetto trace of ``nbytes`` bytes run as numba
     kernels."""
     return nbytes > SMALL_PERFETTO_BYTES
+
+
+#: what numba's first kernel load imports to see whether BLAS is there
+#: (``numba.np.arraymath._check_blas`` -> ``numba.np.linalg.ensure_blas``): all of
+#: ``scipy.linalg`` where scipy is installed, 0.3-0.4 s of every numba start-up on the
+#: development VM, for linear algebra no kernel of this project calls
+BLAS_PROBE = "scipy.linalg.cython_blas"
+
+
+def skip_blas_probe() -> None:
+    """Have numba find no BLAS in this process: its probe's import fails at once, and numba
+    goes on without ``np.dot`` and ``np.linalg`` in compiled code.
+
+    For the ``pmu-replay`` process only, which runs this project's kernels and nothing else:
+    a program that imports the importers as a library may compile kernels of its own that
+    need BLAS, and keeps numba's usual start-up. Call it before numba loads its first kernel.
+    """
+    sys.modules.setdefault(BLAS_PROBE, None)  # type: ignore[arg-type]

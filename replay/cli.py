@@ -156,23 +156,25 @@ def console_main() -> int:
 
     Ctrl-C is caught from the first moment (also while the commands' modules load, and where
     it surfaces as another exception from inside a lock) and ignored once the exit code is
-    known; output that stdout can no longer
-    take ends the run with :data:`EXIT_BROKEN_PIPE` and no traceback. The heap keeps freed
-    blocks and Arrow allocates from it, and polars' allocator keeps the pages it frees
-    (:mod:`replay.heap`). At the end, the objects still alive are about to go with the
-    process. Collecting them one by one at interpreter shutdown took ~0.4 s after a 1 GB
-    import (numba's and polars' object graphs), so they are frozen out of the final
-    collection; atexit handlers and stream flushes still run.
+    known; output that stdout can no longer take ends the run with :data:`EXIT_BROKEN_PIPE`
+    and no traceback. The heap keeps freed blocks and Arrow allocates from it, and polars'
+    allocator keeps the pages it frees (:mod:`replay.heap`); numba's first kernel load skips
+    its BLAS probe (:func:`importers.byte_loops.skip_blas_probe`). At the end, the objects
+    still alive are about to go with the process. Collecting them one by one at interpreter
+    shutdown took ~0.4 s after a 1 GB import (numba's and polars' object graphs), so they are
+    frozen out of the final collection; atexit handlers and stream flushes still run.
     """
     signal.signal(signal.SIGINT, _on_interrupt)
     code: int | None = None
     try:
         try:
+            from importers.byte_loops import skip_blas_probe
             from replay.heap import arrow_on_the_heap, keep_freed_blocks, polars_keeps_freed_pages
 
             if keep_freed_blocks():
                 arrow_on_the_heap()
             polars_keeps_freed_pages()
+            skip_blas_probe()
             code = main()
         except SystemExit as exc:  # argparse's --help, --version and usage errors
             if not isinstance(exc.code, int | None):
