@@ -41,7 +41,9 @@ IMPORTERS: dict[str, str] = {
 }
 #: formats whose importer writes its largest tables to the output as it decodes them
 #: (``writer``: :class:`importers.capture_writer.CaptureWriter`)
-STREAMING = frozenset({"perfetto", "perf.data", "trace.dat"})
+STREAMING = frozenset(
+    {"perfetto", "perf.data", "trace.dat", "ftrace-text", "systrace-html", "systrace-zip"}
+)
 #: formats that are a compression of another (importers.decompress)
 COMPRESSIONS = frozenset(name for _, name in MAGIC)
 #: what :func:`sniff` recognises, in words, for the message of a file it does not

@@ -29,6 +29,7 @@ from importers.arrow_compute import (
     utf8_rtrim_whitespace,
 )
 from importers.capture import Capture, CaptureMetadata
+from importers.capture_writer import CaptureWriter
 from importers.detect import ProgressFn
 from importers.errors import CaptureFormatError, DroppedEventsError
 from importers.ftrace.lines import NO_MARKERS, ChunkLines, Preamble, scan_preamble, tokenize
@@ -65,9 +66,20 @@ class ChunkResult:
 
 
 def read_ftrace_text(
-    path: Path, *, fmt: str, strict: bool = False, progress: ProgressFn | None = None
+    path: Path,
+    *,
+    fmt: str,
+    strict: bool = False,
+    progress: ProgressFn | None = None,
+    writer: CaptureWriter | None = None,
 ) -> Capture:
-    """Import ftrace text, trace-cmd report text or systrace HTML (see module docstring)."""
+    """Import ftrace text, trace-cmd report text or systrace HTML (see module docstring).
+
+    With ``writer`` (where the capture is being saved), each chunk's typed tables and events
+    are handed to it as soon as the chunk is parsed, so their Parquet encoding runs while the
+    later chunks are parsed instead of after the last one; the tables are also kept for the
+    steps after the import (the caller finishes the writer).
+    """
     source = open_text(path, fmt, progress)
     chunks = source.chunks
     try:
@@ -76,7 +88,13 @@ def read_ftrace_text(
         raise CaptureFormatError(f"{path}: empty file; nothing to import") from None
     preamble = scan_preamble(bytes(first.data[: 1 << 16]))
     skips = SkipLog(str(path), strict)
-    results = list(_process_all(_chain(first, chunks), preamble))
+    results = []
+    for result in _process_all(_chain(first, chunks), preamble):
+        if writer is not None:
+            for name, table in result.typed.items():
+                writer.append(name, table)
+            writer.append("events", result.events)
+        results.append(result)
 
     if not any(r.events_seen for r in results):
         raise CaptureFormatError(

@@ -17,6 +17,7 @@ from importers import capture, capture_writer
 from importers.capture import Capture, CaptureMetadata
 from importers.capture_writer import saving
 from importers.detect import load
+from importers.ftrace import source
 from importers.parquet_files import ParquetFileWriter
 from importers.perfetto import bundles
 from importers.schema import DICT, conform
@@ -289,5 +290,38 @@ def test_a_binary_import_writes_its_decoded_tables_as_it_goes(
         streamed = load(path, writer=writer)
         assert set(writer.streamed) == decoded
         assert decoded <= set(streamed.tables)  # kept for the steps after the import
+        writer.finish(streamed)
+    assert same_files(tmp_path / "saved", tmp_path / "streamed")
+
+
+@pytest.mark.parametrize(
+    ("rel", "chunk_bytes"),
+    [
+        ("juno-trace-txt/trace.txt", 1 << 14),  # ftrace text, in 28 chunks
+        ("kvm-x86-host-report-txt/host_report.txt", 1 << 16),  # trace-cmd report, 25 chunks
+        ("trappy-surfaceflinger/trace_systrace.html", 1 << 20),  # systrace, one chunk
+    ],
+)
+def test_a_text_import_writes_each_chunks_tables_as_it_goes(
+    shared_traces: Path,
+    tmp_path: Path,
+    small_row_groups: None,
+    monkeypatch: pytest.MonkeyPatch,
+    rel: str,
+    chunk_bytes: int,
+) -> None:
+    """Each text chunk's typed tables and events go to the writer as soon as the chunk is
+    parsed (row groups cut across chunks), are kept in the capture, and the saved files are
+    those of ``Capture.save``."""
+    monkeypatch.setattr(source, "CHUNK_BYTES", chunk_bytes)
+    path = shared_traces / rel
+    saved = load(path)
+    saved.save(tmp_path / "saved")
+    parsed = {n for n in saved.tables if n not in ("tasks", "lost_events")}
+    assert "events" in parsed and len(parsed) > 1
+    with saving(tmp_path / "streamed") as writer:
+        streamed = load(path, writer=writer)
+        assert set(writer.streamed) == parsed
+        assert parsed <= set(streamed.tables)
         writer.finish(streamed)
     assert same_files(tmp_path / "saved", tmp_path / "streamed")
