@@ -62,18 +62,24 @@ SPAN_SCHEMA = pa.schema(
 
 
 def sightings(frame: Part, pid: str, comm: str, source: str, tgid: str | None = None) -> pa.Table:
-    """Rows ``pid, comm, tgid, ts, source`` for every non-null name in ``frame``."""
+    """Rows ``pid, comm, tgid, ts, source`` for every non-null name in ``frame``.
+
+    ``comm`` keeps its type (a typed table's dictionary column is grouped on its codes) and
+    ``source`` is a one-value dictionary: only the folded spans' names become plain strings
+    (:func:`_fold`), not one copy per row (a third of a text chunk's task spans' time).
+    """
     # only the named columns: converting a whole polars frame to Arrow copies every column
     table = _arrow(frame.select([c for c in (pid, comm, tgid, "ts") if c]))
-    table = filter_rows(table, is_valid(table.column(comm)))
+    if table.column(comm).null_count:
+        table = filter_rows(table, is_valid(table.column(comm)))
     n = table.num_rows
     return pa.table(
         {
             "pid": cast(table.column(pid), pa.int32()),
-            "comm": cast(table.column(comm), pa.string()),
+            "comm": table.column(comm),
             "tgid": cast(table.column(tgid), pa.int32()) if tgid else pa.nulls(n, pa.int32()),
             "ts": cast(table.column("ts"), pa.int64()),
-            "source": pa.repeat(pa.scalar(source, pa.string()), n),
+            "source": constant_column(source, n),
         }
     )
 
@@ -133,6 +139,14 @@ def _per_task(
     the least ``first`` and the greatest ``last`` as ``first_ts`` and ``last_ts`` (nulls
     skipped), and the first non-null value in row order of each column in ``firsts``."""
     if table.num_rows >= GROUP_BY_ROWS:
+        # Acero groups on a dictionary key only when its chunks share one dictionary, and
+        # takes the "first" of no dictionary column
+        table = table.unify_dictionaries()
+        for c in firsts:
+            values = table.column(c)
+            if pa.types.is_dictionary(values.type):
+                plain = cast(values, values.type.value_type)
+                table = table.set_column(table.schema.get_field_index(c), c, plain)
         # not threaded, so "first" is the first non-null value in row order
         out = table.group_by([pid, comm], use_threads=False).aggregate(
             [(first, "min"), (last, "max"), *((c, "first") for c in firsts)]

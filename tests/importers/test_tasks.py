@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from importers import tasks
 from importers.detect import load
-from importers.tasks import NAMED_IN, SPAN_SCHEMA, name_spans, table_spans
+from importers.tasks import NAMED_IN, SPAN_SCHEMA, name_spans, sightings, table_spans
 
 #: GROUP_BY_ROWS making every table go through one engine
 ENGINES = {"hashed": 1 << 62, "group_by": 0}
@@ -147,3 +147,40 @@ def test_real_spans_as_group_by_makes_them(
     assert name_spans(ours).equals(acero_name_spans(reference))
     # the capture's tasks add the names known from elsewhere (saved cmdlines, process tree)
     assert 0 < name_spans(ours).num_rows <= capture.table("tasks").num_rows
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@given(chunks=st.lists(st.lists(ROW, min_size=1, max_size=12), min_size=1, max_size=3))
+def test_sightings_of_dictionary_names_fold_as_their_strings(
+    engine: str, chunks: list[list[tuple[object, ...]]]
+) -> None:
+    """A typed table's names are dictionary columns, each chunk with its own dictionary (text
+    chunks, Perfetto packet groups): its sightings fold on the codes (in either engine) into
+    the spans Acero makes of the same names as plain strings."""
+    typed = pa.concat_tables(
+        [
+            pa.table(
+                {
+                    "ts": table_of(rows, spans=False)["ts"],
+                    "pid": table_of(rows, spans=False)["pid"],
+                    "comm": table_of(rows, spans=False)["comm"].dictionary_encode(),
+                }
+            )
+            for rows in chunks
+        ]
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tasks, "GROUP_BY_ROWS", ENGINES[engine])
+        folded = name_spans([sightings(typed, "pid", "comm", "sched_switch")])
+    plain = typed.filter(typed["comm"].is_valid())
+    reference = pa.table(
+        {
+            "pid": plain["pid"],
+            "comm": plain["comm"].cast(pa.string()),
+            "tgid": pa.nulls(plain.num_rows, pa.int32()),
+            "ts": plain["ts"],
+            "source": pa.repeat("sched_switch", plain.num_rows),
+        }
+    )
+    named = reference.num_rows > 0  # else every name was null
+    assert folded.equals(acero_name_spans([reference]) if named else SPAN_SCHEMA.empty_table())
