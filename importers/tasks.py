@@ -126,10 +126,11 @@ def _fold(part: pa.Table) -> pa.Table:
 
 
 #: rows from which the (pid, comm) groups come from Acero's ``Table.group_by``: importing Acero
-#: (with pyarrow.dataset, 15-25 ms) is start-up a small capture should not pay, and the hashed
-#: grouping costs ~60 ns a row more (2 M sched_switch rows, fresh processes: ~200 against
-#: ~85 ms CPU), so it breaks even near 300 k rows
-GROUP_BY_ROWS = 1 << 18
+#: (with pyarrow.dataset, 35-60 ms on the development VM) is start-up a smaller capture should
+#: not pay, and the hashed grouping costs ~20 ns a row more. ``table_spans`` of a perf.data's
+#: sched_switch in fresh processes, 4 runs each (numpy 2.4, pyarrow 26): 438 k rows 39-58 ms
+#: hashed against 73-118 ms with Acero; 2.2 M rows 148-236 against 136-201 ms
+GROUP_BY_ROWS = 1 << 20
 
 
 def _per_task(
