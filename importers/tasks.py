@@ -66,7 +66,7 @@ def sightings(frame: Part, pid: str, comm: str, source: str, tgid: str | None = 
 
     ``comm`` keeps its type (a typed table's dictionary column is grouped on its codes) and
     ``source`` is a one-value dictionary: only the folded spans' names become plain strings
-    (:func:`_fold`), not one copy per row (a third of a text chunk's task spans' time).
+    (:func:`_fold`), not one copy per row (an 8 MB text chunk's sightings: 32 -> 4 ms).
     """
     # only the named columns: converting a whole polars frame to Arrow copies every column
     table = _arrow(frame.select([c for c in (pid, comm, tgid, "ts") if c]))
