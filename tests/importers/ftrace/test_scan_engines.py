@@ -251,6 +251,21 @@ def test_values_end_before_the_next_key_found() -> None:
             assert list(zip(strings, numbers, strict=True)) == expected, keys[k]
 
 
+def test_payload_end_bounds_the_integer() -> None:
+    """Digits stop at the payload's end even where the line goes on (the kernel reads each
+    integer before its value's end is known, bounded by the payload's)."""
+    buf = np.frombuffer(b"v=1234 v=56\n", np.uint8)
+    starts, ends = np.array([0, 7], np.int64), np.array([4, 10], np.int64)
+    one = (np.frombuffer(b"v=", np.uint8), np.array([0, 2], np.int64), np.array([True]))
+    for compiled in (False, True):
+        ok, _, ints, how, _ = find_keys(
+            buf, starts, ends, *one, np.array([VALUE], np.int8), np.array([-1], np.int8), compiled
+        )
+        assert ok.all()
+        assert how[0].tolist() == [SIGNED, SIGNED]
+        assert ints[0].tolist() == [12, 5]
+
+
 def test_key_values_read_as_the_kernel_prints_them() -> None:
     """The integer rules on their own: hex and decimal, the sign, the u64 range."""
     text = (
