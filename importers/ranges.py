@@ -27,7 +27,7 @@ from importers.arrow_compute import binary_length, cast, fill_null, is_valid
 if TYPE_CHECKING:
     import polars as pl
 
-#: how a byte scanner read an integer (``importers.ftrace.scan._parse_int``): ``ABSENT`` not a
+#: how a byte scanner read an integer (``importers.ftrace.scan.find_keys``): ``ABSENT`` not a
 #: number; ``SIGNED`` the int64 value; ``UNSIGNED`` at least 2^63 and below 2^64, the int64
 #: holds its bit pattern; ``OVERFLOW`` 2^64 or more (or below -2^63), the value is lost
 ABSENT, SIGNED, UNSIGNED, OVERFLOW = 0, 1, 2, 3

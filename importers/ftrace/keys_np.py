@@ -3,7 +3,7 @@ inputs: the same cuts and integers, every row of a grammar at once.
 
 Each key is looked for once in the whole chunk (its `` key=`` occurrences), and each row takes
 the first occurrence after the value of the key before; integers are read digit position by
-digit position over all values, with the overflow rules of the kernel's ``_parse_int``.
+digit position over all values, with the overflow rules of the numba kernel.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def _matches(b: Bytes, at: I64, key: U8) -> Bools:
 
 def parse_int(b: Bytes, s: I64, e: I64) -> tuple[I8, I64]:
     """How each ``buf[s:e]`` reads as an integer and its int64 value (the bit pattern when
-    UNSIGNED), as the kernel's ``_parse_int``: optional sign, then ``0x`` hex or decimal,
+    UNSIGNED), as the numba kernel reads them: optional sign, then ``0x`` hex or decimal,
     stopping at the first space; anything else after the digits makes it ABSENT, and 64 bits
     that do not hold it OVERFLOW (never wrapped into a value)."""
     neg = (s < e) & (b.at(s) == DASH)

@@ -319,59 +319,6 @@ def scan_event_lines(buf: U8, starts: I64, ends: I64) -> tuple[Bools, I64, Views
     return ok, fields, views
 
 
-@njit(cache=True, inline="always")
-def _parse_int(buf: U8, s: int, e: int, out: I64, k: int) -> int:
-    """Integer at ``buf[s:e]`` into ``out[k]``: optional sign, then ``0x`` hex or decimal.
-
-    Parsing stops at the first space (``target_cpu=001 state=W``); anything else after the
-    digits makes the value invalid. Returns how it was read (``importers.ranges``): ABSENT (not
-    a number), SIGNED (``out[k]`` is the value), UNSIGNED (2^63 to 2^64 - 1: ``out[k]`` holds
-    the bit pattern, as the kernel's u64 fields print in hex) or OVERFLOW (64 bits do not hold
-    it): the digits are never wrapped into a value.
-    """
-    if s < 0 or s >= e:
-        return ABSENT
-    neg = buf[s] == DASH
-    if neg:
-        s += 1
-    is_hex = False
-    if s + 1 < e and buf[s] == 0x30 and (buf[s + 1] | 0x20) == 0x78:
-        is_hex = True
-        s += 2
-    v = np.uint64(0)
-    over = False
-    p = s
-    if is_hex:
-        while p < e:
-            c = buf[p] | 0x20  # lower-case letters; digits are unchanged
-            if 0x30 <= c <= 0x39:
-                d = c - 0x30
-            elif 0x61 <= c <= 0x66:
-                d = c - 0x57
-            else:
-                break
-            if v >> np.uint64(60) != np.uint64(0):
-                over = True
-            v = (v << np.uint64(4)) | np.uint64(d)
-            p += 1
-    else:
-        while p < e and 0x30 <= buf[p] <= 0x39:
-            d = buf[p] - 0x30
-            if v > U64_TOP_DIGIT or (v == U64_TOP_DIGIT and d > 5):
-                over = True
-            v = v * np.uint64(10) + np.uint64(d)
-            p += 1
-    if p == s or (p < e and not _isspace(buf[p])):
-        return ABSENT
-    if over or (neg and v > INT64_MAX + np.uint64(1)):
-        return OVERFLOW
-    if neg:
-        out[k] = -np.int64(v - np.uint64(1)) - 1  # -2^63 without overflowing on the way
-        return SIGNED
-    out[k] = np.int64(v)  # bit pattern when v >= 2^63
-    return SIGNED if v <= INT64_MAX else UNSIGNED
-
-
 @njit(cache=True, nogil=True)
 def find_keys(
     buf: U8,
@@ -383,8 +330,16 @@ def find_keys(
     kind: I8,
     view_of: I8,
 ) -> tuple[Bools, I32, I64, I8, Views]:
-    """numba kernel of :func:`importers.ftrace.scan.find_keys`: one pass per row, integers
-    parsed and string values turned into string_view structs while the line is in cache."""
+    """numba kernel of :func:`importers.ftrace.scan.find_keys`: per row, one forward pass
+    finds the keys and reads each value's integer as its key is found, so each byte is read
+    about once; then each value is cut and turned into a string_view struct while the line is
+    in cache.
+
+    The integers are parsed inline, not by a helper: numba counts references to an array
+    passed to a function, and its pruning pass cannot drop the count across the helper's
+    loops, so a helper reading ``buf`` cost two atomic operations per value (~50 ns a
+    sched_switch row).
+    """
     n = starts.size
     m = key_offsets.size - 1
     # Uninitialised outputs, every cell written below: filling ~50 MB of fresh pages first
@@ -394,14 +349,15 @@ def find_keys(
     int_how = np.empty((m, n), np.int8)
     ok = np.empty(n, np.bool_)
     views = np.empty((max(int(view_of.max()) + 1, 0), n, 16), np.uint8)
-    kstart = np.full(m, -1, np.int64)
+    value_end = np.empty(m, np.int64)  # where each value of the row ends, blanks included
     for i in range(n):
         s, e = starts[i], ends[i]
-        pos = s
+        pos = s  # where the search for the next key starts
+        open_value = -1  # the key whose value runs to the next key found
         good = True
         for k in range(m):
-            a, b = key_offsets[k], key_offsets[k + 1]
-            klen = b - a
+            a = key_offsets[k]
+            klen = key_offsets[k + 1] - a
             found = -1
             if k == 0:
                 if e - s >= klen:
@@ -425,50 +381,97 @@ def find_keys(
                             found = p + 1
                             break
                     p += 1
-            kstart[k] = found
             if found < 0:
+                vs[k, i] = -1
                 if required[k]:
                     good = False
                     break
                 continue
-            vs[k, i] = found + klen
-            pos = found + klen
+            if open_value >= 0:  # a value runs to the space before the next key found
+                value_end[open_value] = found - 1
+            v0 = found + klen
+            vs[k, i] = v0
+            # The integer at the start of the value: optional sign, then 0x hex or decimal,
+            # stopping at the first blank (target_cpu=001 state=W); anything else after the
+            # digits makes it ABSENT. The row's end bounds it, not the value's (not known
+            # yet): a value ends before a blank or at the row's end, where the digits stop
+            # either way. UNSIGNED: 2^63 to 2^64 - 1, kept as the bit pattern (the kernel's
+            # u64 fields print in hex); OVERFLOW: 64 bits do not hold it, the digits are never
+            # wrapped into a value (0 unless SIGNED or UNSIGNED).
+            q = v0
+            how = ABSENT
+            value = np.int64(0)
+            if q < e:
+                neg = buf[q] == DASH
+                if neg:
+                    q += 1
+                is_hex = False
+                if q + 1 < e and buf[q] == 0x30 and (buf[q + 1] | 0x20) == 0x78:
+                    is_hex = True
+                    q += 2
+                v = np.uint64(0)
+                over = False
+                p = q
+                if is_hex:
+                    while p < e:
+                        c = buf[p] | 0x20  # lower-case letters; digits are unchanged
+                        if 0x30 <= c <= 0x39:
+                            d = c - 0x30
+                        elif 0x61 <= c <= 0x66:
+                            d = c - 0x57
+                        else:
+                            break
+                        if v >> np.uint64(60) != np.uint64(0):
+                            over = True
+                        v = (v << np.uint64(4)) | np.uint64(d)
+                        p += 1
+                else:
+                    while p < e and _isdigit(buf[p]):
+                        d = buf[p] - 0x30
+                        if v > U64_TOP_DIGIT or (v == U64_TOP_DIGIT and d > 5):
+                            over = True
+                        v = v * np.uint64(10) + np.uint64(d)
+                        p += 1
+                if p == q or (p < e and not _isspace(buf[p])):
+                    how = ABSENT
+                elif over or (neg and v > INT64_MAX + np.uint64(1)):
+                    how = OVERFLOW
+                elif neg:
+                    how = SIGNED
+                    value = -np.int64(v - np.uint64(1)) - 1  # -2^63 without overflowing
+                else:
+                    how = SIGNED if v <= INT64_MAX else UNSIGNED
+                    value = np.int64(v)  # the bit pattern when v >= 2^63
+                q = p
+            int_how[k, i] = how
+            ints[k, i] = value
+            pos = q  # no space before: the next key is searched from here
+            open_value = k
+            if kind[k] == TOKEN:  # stops at the first blank, whatever follows
+                while pos < e and not _isspace(buf[pos]):
+                    pos += 1
+                value_end[k] = pos
+                open_value = -1
+        if open_value >= 0:
+            value_end[open_value] = e
         ok[i] = good
-        if not good:
-            for k in range(m):  # no half-cut values: a start without an end is no range
-                _missing(vs, ints, int_how, views, view_of, k, i)
-            continue
-        last = -1
-        for k in range(m - 1, -1, -1):
-            if kstart[k] < 0:
-                _missing(vs, ints, int_how, views, view_of, k, i)
-                continue
+        for k in range(m):
             v0 = vs[k, i]
-            end = e if last < 0 else last - 1
-            if kind[k] == TOKEN:
-                end = v0
-                while end < e and not _isspace(buf[end]):
-                    end += 1
+            if not good or v0 < 0:  # no half-cut values: a start without an end is no range
+                vs[k, i] = -1
+                ints[k, i] = 0
+                int_how[k, i] = ABSENT
+                if view_of[k] >= 0:
+                    views[view_of[k], i, :] = 0  # a null string_view
+                continue
+            end = value_end[k]
             while end > v0 and _isspace(buf[end - 1]):
                 end -= 1
-            last = kstart[k]
             if kind[k] == COMM and _placeholder(buf, v0, end):
                 vs[k, i] = -1
             if view_of[k] >= 0:
                 _put_view(views[view_of[k], i], buf, vs[k, i], end)
-            int_how[k, i] = _parse_int(buf, v0, end, ints[k], i)
-            if int_how[k, i] == ABSENT or int_how[k, i] == OVERFLOW:
-                ints[k, i] = 0
     return ok, vs, ints, int_how, views
-
-
-@njit(cache=True, inline="always")
-def _missing(vs: I32, ints: I64, int_how: I8, views: Views, view_of: I8, k: int, i: int) -> None:
-    vs[k, i] = -1
-    ints[k, i] = 0
-    int_how[k, i] = ABSENT
-    if view_of[k] >= 0:
-        views[view_of[k], i, :] = 0  # a null string_view
 
 
 @njit(cache=True, inline="always")

@@ -23,6 +23,7 @@ from importers.ftrace.scan import (
     line_bounds,
     repeated_lines,
     string_column,
+    view_column,
 )
 from importers.ftrace.scan import scan_event_lines as scan_lines
 from importers.ftrace.scan_bytes import COMM, REPEAT_WINDOW, SATURATED, TOKEN, VALUE
@@ -164,6 +165,7 @@ VALUES = [
     "18446744073709551615", "18446744073709551616", "9223372036854775808",
     "-9223372036854775808", "-9223372036854775809", "00000000000000000000000042",
     "1x", "x", "", "-", "0x", "<...>", "<12>", "a b", "S", "R+", "R:1", "\x11\x12",
+    "7 tail", "7\t", "pid=1", "0x1F x",
 ]  # fmt: skip
 KEYS = ["comm", "pid", "prio", "state", "cpu"]
 
@@ -174,7 +176,7 @@ def payloads(draw: st.DrawFn) -> str:
     parts = []
     for key in draw(st.lists(st.sampled_from(KEYS), max_size=7)):
         parts.append(f"{key}={draw(st.sampled_from(VALUES))}")
-    return draw(st.sampled_from([" ", "  ", " ==> "])).join(parts) + draw(
+    return draw(st.sampled_from([" ", "  ", " ==> ", "\t ", " \t"])).join(parts) + draw(
         st.sampled_from(["", " ", "\t"])
     )
 
@@ -202,6 +204,66 @@ def test_key_value_engines_agree(rows: list[str], data: st.DataObject) -> None:
         view_of,
     )
     assert_equal(*each(find_keys, *args))
+
+
+# Where each value ends and how its integer reads, for the keys comm= (COMM), pid= (VALUE),
+# prio= (VALUE, optional) and state= (TOKEN, optional): the numba kernel reads each integer as
+# its key is found, before the value's end is known. (payload, ok, then (string, integer) of
+# each key; None: missing, or not a number)
+CUTS = [
+    # an integer stops at a blank: what follows up to the next key is still the value's text
+    ("comm=a pid=7 tail prio=3", True, ("a", None), ("7 tail", 7), ("3", 3), (None, None)),
+    ("comm=a pid=7x prio=3", True, ("a", None), ("7x", None), ("3", 3), (None, None)),
+    ("comm=a pid=-0x1f\t\t prio=3\t", True, ("a", None), ("-0x1f", -31), ("3", 3), (None, None)),
+    # a key needs a space before it: a tab, or the value's own start, makes it value text
+    ("comm=a pid=3 \tprio=4", True, ("a", None), ("3 \tprio=4", 3), (None, None), (None, None)),
+    ("comm=pid=1 pid=2", True, ("pid=1", None), ("2", 2), (None, None), (None, None)),
+    ("comm=1 2 pid=0x", True, ("1 2", 1), ("0x", None), (None, None), (None, None)),
+    # empty values, a TOKEN's end, a placeholder comm whose integer is still read
+    ("comm= pid= state=S ==> x", True, ("", None), ("", None), (None, None), ("S", None)),
+    ("comm=<12> pid=5 state=1\tprio=2", True, (None, None), ("5", 5), (None, None), ("1", 1)),
+    ("comm=a prio=1", False, (None, None), (None, None), (None, None), (None, None)),
+]  # fmt: skip
+
+
+def test_values_end_before_the_next_key_found() -> None:
+    text = "".join(row + "\n" for row, *_ in CUTS)
+    data = text.encode()
+    buf = np.frombuffer(data, np.uint8)
+    starts, ends = line_bounds(buf, False)
+    keys = [b"comm=", b"pid=", b"prio=", b"state="]
+    args = (
+        np.frombuffer(b"".join(keys), np.uint8),
+        np.cumsum([0, *(len(k) for k in keys)]).astype(np.int64),
+        np.array([True, True, False, False]),
+        np.array([COMM, VALUE, VALUE, TOKEN], np.int8),
+        np.array([0, 1, 2, 3], np.int8),
+    )
+    for compiled in (False, True):
+        ok, vs, ints, how, views = find_keys(buf, starts, ends, *args, compiled)
+        assert ok.tolist() == [row_ok for _, row_ok, *_ in CUTS]
+        for k in range(len(keys)):
+            strings = view_column(data, views[k], vs[k] >= 0).to_pylist()
+            numbers = [
+                int(v) if h == SIGNED else None for v, h in zip(ints[k], how[k], strict=True)
+            ]
+            expected = [cuts[k] for _, _, *cuts in CUTS]
+            assert list(zip(strings, numbers, strict=True)) == expected, keys[k]
+
+
+def test_payload_end_bounds_the_integer() -> None:
+    """Digits stop at the payload's end even where the line goes on (the kernel reads each
+    integer before its value's end is known, bounded by the payload's)."""
+    buf = np.frombuffer(b"v=1234 v=56\n", np.uint8)
+    starts, ends = np.array([0, 7], np.int64), np.array([4, 10], np.int64)
+    one = (np.frombuffer(b"v=", np.uint8), np.array([0, 2], np.int64), np.array([True]))
+    for compiled in (False, True):
+        ok, _, ints, how, _ = find_keys(
+            buf, starts, ends, *one, np.array([VALUE], np.int8), np.array([-1], np.int8), compiled
+        )
+        assert ok.all()
+        assert how[0].tolist() == [SIGNED, SIGNED]
+        assert ints[0].tolist() == [12, 5]
 
 
 def test_key_values_read_as_the_kernel_prints_them() -> None:
