@@ -149,21 +149,27 @@ def test_real_spans_as_group_by_makes_them(
     assert 0 < name_spans(ours).num_rows <= capture.table("tasks").num_rows
 
 
+@pytest.mark.parametrize("encoded", [True, False])
 @pytest.mark.parametrize("engine", ENGINES)
 @given(chunks=st.lists(st.lists(ROW, min_size=1, max_size=12), min_size=1, max_size=3))
-def test_sightings_of_dictionary_names_fold_as_their_strings(
-    engine: str, chunks: list[list[tuple[object, ...]]]
+def test_sightings_of_chunked_names_fold_as_their_strings(
+    engine: str, encoded: bool, chunks: list[list[tuple[object, ...]]]
 ) -> None:
-    """A typed table's names are dictionary columns, each chunk with its own dictionary (text
-    chunks, Perfetto packet groups): its sightings fold on the codes (in either engine) into
-    the spans Acero makes of the same names as plain strings."""
+    """Names come in chunks (text chunks, Perfetto packet groups): a typed table's as
+    dictionary columns, each chunk with its own dictionary, a text line's as strings. Their
+    sightings (in either engine) fold into the spans Acero makes of the same names joined as
+    plain strings."""
     typed = pa.concat_tables(
         [
             pa.table(
                 {
                     "ts": table_of(rows, spans=False)["ts"],
                     "pid": table_of(rows, spans=False)["pid"],
-                    "comm": table_of(rows, spans=False)["comm"].dictionary_encode(),
+                    "comm": (
+                        table_of(rows, spans=False)["comm"].dictionary_encode()
+                        if encoded
+                        else table_of(rows, spans=False)["comm"]
+                    ),
                 }
             )
             for rows in chunks
