@@ -52,9 +52,14 @@ def open_capture(
     writer
         The directory the capture is being saved to (``pmu-replay import -o``): importers
         that can write their largest tables there as they decode them do
-        (:data:`importers.detect.STREAMING`); the caller finishes it.
+        (:data:`importers.detect.STREAMING`), except with ``tsc_khz``; the caller finishes
+        it.
     """
-    capture = load(path, strict=strict, progress=progress, writer=writer)
+    # --tsc-khz converts the tables in memory after the import: none may have been written
+    # to the output already, as streaming importers would (they keep a copy and the writer
+    # would not write it again, so the file held the raw clock counts)
+    streaming = writer if tsc_khz is None else None
+    capture = load(path, strict=strict, progress=progress, writer=streaming)
     if tsc_khz is not None:
         to_nanoseconds(capture, tsc_khz)
     described = "topology" in capture.tables and "vcpus" in capture.tables

@@ -108,3 +108,30 @@ def test_conversion_is_exact_integer_arithmetic() -> None:
     assert cycles_to_ns(2_999_999, 3_000_000) == 999_999
     with pytest.raises(UsageError, match="positive"):
         to_nanoseconds(Capture(CaptureMetadata("x", "", "t", "i", ts_unit="cycles")), 0)
+
+
+@pytest.mark.parametrize("streams", [True, False])
+def test_imported_files_hold_the_converted_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, streams: bool
+) -> None:
+    """``import -o --tsc-khz``: the saved tables hold ns, as the metadata says, for a text
+    capture whose timestamps are raw clock counts (no decimal point), whether or not its
+    importer writes tables to the output while it decodes (``detect.STREAMING``)."""
+    from importers import detect
+
+    if not streams:
+        monkeypatch.setattr(detect, "STREAMING", frozenset())
+    text = tmp_path / "raw.txt"
+    text.write_text(
+        "".join(
+            f"          <idle>-0     [000] d..2 {t}: sched_switch: prev_comm=swapper/0 "
+            f"prev_pid=0 prev_prio=120 prev_state=R ==> next_comm=sh next_pid=7 "
+            "next_prio=120\n"
+            for t in (1000000, 2000000, 3000000)
+        )
+    )
+    out = tmp_path / "cap"
+    assert main(["import", str(text), "-o", str(out), "--tsc-khz", "1000", "--json"]) == 0
+    saved = Capture.load(out)
+    assert saved.metadata.ts_unit == "ns"
+    assert saved.table("sched_switch")["ts"].to_pylist() == [10**9, 2 * 10**9, 3 * 10**9]
