@@ -73,18 +73,31 @@ def sightings(frame: Part, pid: str, comm: str, source: str, tgid: str | None = 
     """
     # only the named columns: converting a whole polars frame to Arrow copies every column
     table = _arrow(frame.select([c for c in (pid, comm, tgid, "ts") if c]))
+    try:
+        spans = _fold(_named_rows(table, pid, table.column(comm), tgid, source))
+    except pa.ArrowInvalid:
+        # a number out of range in a row without a name (never read), or names Arrow cannot
+        # group as they are (dictionaries holding a null): the named rows, names as strings
+        table = filter_rows(table, is_valid(table.column(comm)))
+        names = cast(table.column(comm), pa.string())
+        spans = _fold(_named_rows(table, pid, names, tgid, source))
+    return filter_rows(spans, is_valid(spans.column("comm")))
+
+
+def _named_rows(
+    table: pa.Table, pid: str, names: pa.ChunkedArray, tgid: str | None, source: str
+) -> pa.Table:
+    """Sightings ``pid, comm, tgid, ts, source`` of ``table``'s rows, named ``names``."""
     n = table.num_rows
-    rows = pa.table(
+    return pa.table(
         {
             "pid": cast(table.column(pid), pa.int32()),
-            "comm": table.column(comm),
+            "comm": names,
             "tgid": cast(table.column(tgid), pa.int32()) if tgid else pa.nulls(n, pa.int32()),
             "ts": cast(table.column("ts"), pa.int64()),
             "source": constant_column(source, n),
         }
     )
-    spans = _fold(rows)
-    return filter_rows(spans, is_valid(spans.column("comm")))
 
 
 def typed_sightings(typed: dict[str, Part]) -> list[pa.Table]:
@@ -209,7 +222,8 @@ def _codes(values: pa.Array | pa.ChunkedArray) -> NDArray[np.int32]:
         parts = [_codes(chunk) for chunk in dictionary_encode(values).chunks]
         return np.concatenate(parts) if parts else np.zeros(0, np.int32)
     encoded = values if pa.types.is_dictionary(values.type) else dictionary_encode(values)
-    codes: NDArray[np.int32] = fill_null(encoded.indices, -1).to_numpy()
+    indices = encoded.indices  # unsigned in polars' Categorical: -1 fits no uint32
+    codes: NDArray[np.int32] = fill_null(cast(indices, pa.int32()), -1).to_numpy()
     return codes
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -190,3 +191,46 @@ def test_sightings_of_chunked_names_fold_as_their_strings(
     )
     named = reference.num_rows > 0  # else every name was null
     assert folded.equals(acero_name_spans([reference]) if named else SPAN_SCHEMA.empty_table())
+
+
+def _dictionary_holding_null(codes: list[int], values: list[str | None]) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(values))
+
+
+EDGE_FRAMES = {
+    # polars' Categorical reaches Arrow with uint32 codes
+    "polars categorical": lambda: pl.DataFrame(
+        {"pid": [1, 2, 1], "comm": ["a", "b", None], "ts": [1, 2, 3]}
+    ).with_columns(pl.col("comm").cast(pl.Categorical)),
+    # a null among a dictionary's values: Arrow unifies no such dictionaries
+    "dictionary holding a null": lambda: pa.table(
+        {
+            "pid": pa.chunked_array([pa.array([1, 2], pa.int32()), pa.array([2, 2], pa.int32())]),
+            "comm": pa.chunked_array(
+                [
+                    _dictionary_holding_null([0, 1], ["a", None]),
+                    _dictionary_holding_null([1, 0], ["b", None]),
+                ]
+            ),
+            "ts": pa.chunked_array([[1, 2], [3, 4]]),
+        }
+    ),
+    # a pid no int32 holds, in a row without a name: never read
+    "unnamed row out of range": lambda: pa.table(
+        {"pid": pa.array([1, 2, 1 << 40], pa.int64()), "comm": ["a", "b", None], "ts": [1, 2, 3]}
+    ),
+}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("frame", EDGE_FRAMES)
+def test_sightings_of_odd_name_columns(engine: str, frame: str) -> None:
+    """Name columns as other libraries hand them over fold as their strings do: pid 1 was
+    ``a`` at 1, pid 2 ``b`` at 2 (or later); unnamed rows count for nothing."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tasks, "GROUP_BY_ROWS", ENGINES[engine])
+        spans = name_spans([sightings(EDGE_FRAMES[frame](), "pid", "comm", "x")])
+    assert spans.select(["pid", "comm", "first_ts"]).to_pylist()[:1] == [
+        {"pid": 1, "comm": "a", "first_ts": 1}
+    ]
+    assert [(r["pid"], r["comm"]) for r in spans.to_pylist()] == [(1, "a"), (2, "b")]
