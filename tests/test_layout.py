@@ -19,6 +19,7 @@ FAMILIES = ("tracefs", "ftrace", "tracedat", "perf", "perfetto", "host")
 CORE = (
     "__init__",
     "arrow_compute",
+    "binary_views",
     "byte_loops",
     "capture",
     "capture_writer",

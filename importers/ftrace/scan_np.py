@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
+from importers.binary_views import binary_views
 from importers.ftrace.scan_bytes import (
     COLON,
     DASH,
@@ -289,20 +290,13 @@ def _after_cpu(b: Bytes, out: I64, line: I64, i: I64, e: I64) -> Bools:
 
 
 def view_structs(b: Bytes, s: Offsets, e: Offsets) -> Views:
-    """The Arrow string_view struct of every ``buf[s:e]``: length, then the string itself
-    when it fits in 12 bytes, else its 4-byte prefix, buffer index 0 and offset; zeros where
-    ``s < 0`` (a null)."""
+    """The Arrow string_view struct of every ``buf[s:e]`` (:mod:`importers.binary_views`);
+    zeros where ``s < 0`` (a null)."""
     s, e = s.astype(np.int64), e.astype(np.int64)
     null = s < 0
-    length = np.where(null, 0, e - s)
-    out = np.zeros((s.size, 16), np.uint8)
-    out[:, 0:4] = length.astype("<u4").view(np.uint8).reshape(-1, 4)
-    t = np.arange(12)
-    inline = np.where(length[:, None] <= 12, t[None, :] < length[:, None], t[None, :] < 4)
-    out[:, 4:16] = np.where(inline, np.maximum(b.at(s[:, None] + t[None, :]), 0), 0)
-    long = length > 12
-    out[long, 12:16] = s[long].astype("<u4").view(np.uint8).reshape(-1, 4)
-    return out
+    start, length = np.where(null, 0, s), np.where(null, 0, e - s)
+    structs: Views = binary_views(b.buf, start, length).view(np.uint8)
+    return structs
 
 
 def views(buf: U8, starts: Offsets, ends: Offsets) -> Views:

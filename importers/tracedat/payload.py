@@ -1,8 +1,8 @@
 """The ``events`` table's ``payload`` column: the raw bytes of its records, copied from the pages.
 
-Each row is described to Arrow as a ``binary_view`` struct (16 bytes: its length, then the
-bytes themselves when they fit in 12, else their first 4 and where they lie in the pages,
-built in numpy), and Arrow's cast to ``large_binary`` copies the bytes in C++. On the 1.35 M
+Each row is described to Arrow as a ``binary_view`` struct (:mod:`importers.binary_views`:
+its length, then the bytes themselves when they fit in 12, else their first 4 and where
+they lie in the pages), and Arrow's cast to ``large_binary`` copies the bytes in C++. On the 1.35 M
 ``events`` rows of a 2 M-event recording, the numpy gather of 4-byte words this replaces
 took 0.39 s (its index arrays, 24 bytes per word copied); the views take 0.05 s and Arrow's
 copy 0.05 s, plus the first touch of the column's new pages.
@@ -20,15 +20,12 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
+from importers import binary_views as views_of
 from importers.arrow_compute import cast
 from importers.tracedat.buffer import PageBuffer
 
 #: rows copied per step (one chunk of the column)
 ROWS = 1 << 16
-#: a view's offset is 32-bit: rows are addressed within windows of the pages this large
-WINDOW = 1 << 30
-#: bytes a view holds itself (Arrow's ``BinaryViewType::kInlineSize``)
-INLINE = 12
 
 
 def payload_column(
@@ -57,45 +54,11 @@ def _copied(
 ) -> pa.Array:
     """The rows' bytes in a new ``large_binary`` array (which holds no reference to
     ``data``)."""
-    slack = int(length.max(initial=0))  # a row starting in a window may run past its end
+    slack = int(length.max(initial=0))  # a row starting in a buffer may run past its end
+    window = views_of.WINDOW
     buffers = [
-        pa.py_buffer(data[w : w + WINDOW + slack]) for w in range(0, max(len(data), 1), WINDOW)
+        pa.py_buffer(data[w : w + window + slack]) for w in range(0, max(len(data), 1), window)
     ]
-    views = pa.py_buffer(binary_views(data, start, length))
+    views = pa.py_buffer(views_of.binary_views(data, start, length))
     array = pa.Array.from_buffers(pa.binary_view(), len(start), [None, views, *buffers])
     return cast(array, pa.large_binary())
-
-
-def binary_views(
-    data: NDArray[np.uint8], start: NDArray[np.int64], length: NDArray[np.int64]
-) -> NDArray[np.uint32]:
-    """The ``binary_view`` struct of each row as four little-endian words, ``(rows, 4)``: its
-    length, then its bytes zero-padded when at most :data:`INLINE`, else its first 4 bytes,
-    the index of the :data:`WINDOW` it starts in and its offset there."""
-    out = np.empty((len(start), 4), "<u4")
-    out[:, 0] = length
-    out[:, 1] = _first_words(data, start)
-    out[:, 2] = start // WINDOW
-    out[:, 3] = start % WINDOW
-    short = np.flatnonzero(length <= INLINE)  # rare: ring-buffer records carry 8 common bytes
-    inline = np.zeros((len(short), INLINE), np.uint8)
-    for t in range(INLINE):
-        held = np.flatnonzero(length[short] > t)
-        inline[held, t] = data[start[short[held]] + t]
-    out[short, 1:] = inline.view("<u4")
-    return out
-
-
-def _first_words(data: NDArray[np.uint8], start: NDArray[np.int64]) -> NDArray[np.uint32]:
-    """The little-endian u32 at each ``start``, clamped to the data's last whole word (only
-    rows longer than :data:`INLINE` keep it; shorter ones hold their bytes instead). One
-    element of a word view each when every row is 4-byte aligned (RB_ALIGNMENT), else one
-    4-byte window each (perf's raw samples)."""
-    if len(data) < 4:
-        return np.zeros(len(start), "<u4")
-    at = np.minimum(start, len(data) - 4)
-    if not (at & 3).any():
-        words: NDArray[np.uint32] = data[: len(data) // 4 * 4].view("<u4")[at // 4]
-        return words
-    windows = np.lib.stride_tricks.sliding_window_view(data, 4)
-    return np.ascontiguousarray(windows[at]).view("<u4")[:, 0]
