@@ -22,7 +22,7 @@ from replay.costs import DEFAULT_RECREATE_COST_US
 from replay.engine import Path_, prepare, replay
 from replay.opening import capture_topology, open_capture
 from replay.profiles import load_profile
-from replay.results import Results, assemble
+from replay.results import Detections, Results, assemble
 from replay.scenarios import Scenario, parse_scenario
 from replay.verdict import DEFAULT_MAX_UNKNOWN, decide, input_doubts
 from replay.work import Work
@@ -76,14 +76,18 @@ def what_if(
         "ts_unit": meta.ts_unit,
     }
     done = []
-    for scenario in chosen:
-        if on_scenario:
-            on_scenario(scenario)
-        done.append(replay(work, scenario, path))
-    # the replays' shared rows (replay.paths.vectorized.counter_rows): each scenario's
-    # observations keep the columns they use, and the detectors can have the rest of that memory
-    work.counter_rows = None
-    results = assemble(work, done, path, source, recreate_cost_us)
+    with Detections(work) as detections:
+        for scenario in chosen:
+            if on_scenario:
+                on_scenario(scenario)
+            done.append(replay(work, scenario, path))
+            detections.submit(done[-1])
+        # the replays' shared rows (replay.paths.vectorized.counter_rows): each scenario's
+        # observations keep the columns they use, and the detectors can have the rest of
+        # that memory
+        work.counter_rows = None
+        detected = detections.done()
+    results = assemble(work, done, path, source, recreate_cost_us, detected)
     if rank:
         primary = results.meta["primary_counter"]
         ranking = compare.rank(results.summary, results.findings, primary, chosen, prefer)

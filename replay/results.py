@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,10 +118,41 @@ def detect(work: Work, result: ScenarioResult) -> Detected:
 
 
 def detect_each(work: Work, results: list[ScenarioResult]) -> list[Detected]:
-    """:func:`detect` of every scenario, two at a time: polars and numpy release the GIL, and
-    one scenario's tables alone keep the second core idle."""
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="detect") as pool:
-        return list(pool.map(lambda r: detect(work, r), results))
+    """:func:`detect` of every scenario, two at a time (:class:`Detections`)."""
+    with Detections(work) as detections:
+        for result in results:
+            detections.submit(result)
+        return detections.done()
+
+
+class Detections:
+    """:func:`detect` of each scenario started as soon as it is replayed, two at a time, on
+    threads beside the replays (polars and numpy release the GIL).
+
+    A replay keeps one core busy and the second only in part, and the detectors of the
+    scenarios before it fill that core; run after every replay, they waited for it instead
+    (compare of 9.8 M sched events: the replays used 1.3 of the 2 cores,
+    benchmarks/README.md).
+    """
+
+    def __init__(self, work: Work) -> None:
+        self._work = work
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="detect")
+        self._pending: list[Future[Detected]] = []
+
+    def __enter__(self) -> Detections:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # a replay that raised: the detections under way end before the error goes on
+        self._pool.shutdown(cancel_futures=True)
+
+    def submit(self, result: ScenarioResult) -> None:
+        self._pending.append(self._pool.submit(detect, self._work, result))
+
+    def done(self) -> list[Detected]:
+        """Every submitted scenario's tables, in the order submitted."""
+        return [f.result() for f in self._pending]
 
 
 def _in_name_order(
@@ -152,16 +183,19 @@ def assemble(
     path: str,
     source: dict[str, Any],
     recreate_cost_us: float = DEFAULT_RECREATE_COST_US,
+    detected: list[Detected] | None = None,
 ) -> Results:
     """Observations of every scenario -> findings, ticks, summary and metadata; perf-event
-    re-creations are costed at ``recreate_cost_us`` each (:mod:`replay.costs`)."""
+    re-creations are costed at ``recreate_cost_us`` each (:mod:`replay.costs`). ``detected``:
+    :func:`detect` of each of ``results`` in its order, when the caller ran it already
+    (:class:`Detections`)."""
     observations = pl.concat([r.observations for r in results])
     primary = primary_counter(work)
     tick_ns = work.profile.tick_ns
     lost = {r.scenario.name: r.lost_counters for r in results}
     reads = read_checks(observations, work.accesses)
     costs = vcpu_costs(work, results, recreate_cost_us)
-    each = detect_each(work, results)
+    each = detected if detected is not None else detect_each(work, results)
     found = _in_name_order(results, [d.findings for d in each])
     ticks = _in_name_order(results, [d.ticks for d in each]) if tick_ns else pl.DataFrame()
     totals = _in_name_order(results, [d.totals for d in each])
