@@ -14,6 +14,7 @@ Everything the CLI does is available here for notebooks and scripts::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from importers.capture import Capture
 from importers.errors import UsageError
@@ -47,6 +48,7 @@ def what_if(
     recreate_cost_us: float = DEFAULT_RECREATE_COST_US,
     prefer: compare.Prefer = "counters",
     max_unknown: float = DEFAULT_MAX_UNKNOWN,
+    keep_observations: bool = True,
 ) -> Results:
     """Replay ``capture`` under each scenario (default: the compare matrix) and rank them.
 
@@ -58,6 +60,10 @@ def what_if(
     ``"ranking"``, ``"ranking_rule"``, ``"verdict"`` and ``"recommendation"`` (the verdict's
     text). Perf-event re-creations cost ``recreate_cost_us`` each. ``on_scenario`` is called
     before each replay.
+
+    Without ``keep_observations``, each scenario's observations (one row per guest piece and
+    counter, by far the largest table) are let go as soon as the tables made from them are:
+    ``results.observations`` is then empty, and saving or exporting the results raises.
     """
     work = work or prepare_replay(capture, profile)
     first_cpu = min(work.host.possible_cpus)
@@ -80,14 +86,21 @@ def what_if(
         for scenario in chosen:
             if on_scenario:
                 on_scenario(scenario)
-            done.append(replay(work, scenario, path))
-            detections.submit(done[-1])
+            result = replay(work, scenario, path)
+            detections.submit(result)
+            if not keep_observations:
+                # the detection holds them until it is done (the largest table by far: on a
+                # compare of 9.8 M sched events, all scenarios' took 3.6 GB)
+                result = replace(result, observations=result.observations.clear())
+            done.append(result)
+            del result  # not kept by the loop through the next replay
         # the replays' shared rows (replay.paths.vectorized.counter_rows): each scenario's
         # observations keep the columns they use, and the detectors can have the rest of
         # that memory
         work.counter_rows = None
         detected = detections.done()
     results = assemble(work, done, path, source, recreate_cost_us, detected)
+    results.observations_kept = keep_observations
     if rank:
         primary = results.meta["primary_counter"]
         ranking = compare.rank(results.summary, results.findings, primary, chosen, prefer)

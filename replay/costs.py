@@ -73,8 +73,24 @@ def capacity_weights(topology: Topology, host: HostPmus) -> tuple[dict[int, floa
     return {cpu: w / total for cpu, w in raw.items()}, basis
 
 
-def vcpu_costs(work: Work, results: list[ScenarioResult], recreate_cost_us: float) -> pl.DataFrame:
-    """One row per scenario and vCPU of ``work`` (:data:`COST_SCHEMA`; see module docstring)."""
+def let_in_windows(observations: pl.DataFrame) -> pl.DataFrame:
+    """``tid, window`` of each entry window a scenario lets in that the capture's kernel
+    refused (:data:`replay.refused.UNSEEN_GUEST`), from its observations."""
+    return (
+        observations.filter(pl.col("reason") == UNSEEN_GUEST)
+        .select(pl.col("vcpu").alias("tid"), "window")
+        .unique()
+    )
+
+
+def vcpu_costs(
+    work: Work,
+    results: list[ScenarioResult],
+    let_in: list[pl.DataFrame],
+    recreate_cost_us: float,
+) -> pl.DataFrame:
+    """One row per scenario and vCPU of ``work`` (:data:`COST_SCHEMA`; see module docstring);
+    ``let_in``: :func:`let_in_windows` of each of ``results``."""
     weights, _ = capacity_weights(work.topology, work.host)
     loads = work.loads.group_by("tid").agg(pl.col("cross_pmu").sum().alias("cross_pmu_loads"))
     length = pl.col("end") - pl.col("start")
@@ -95,20 +111,17 @@ def vcpu_costs(work: Work, results: list[ScenarioResult], recreate_cost_us: floa
     )
     hidden = work.attempts.select("tid", "window", "off_cpu_ns")
     frames = []
-    for r in results:
+    for r, windows in zip(results, let_in, strict=True):
         off = work.host.possible_cpus - r.supported_cpus
         per_vcpu = r.recreations.group_by("vcpu").agg(pl.len().alias("event_recreations"))
-        let_in = (
-            r.observations.filter(pl.col("reason") == UNSEEN_GUEST)
-            .select(pl.col("vcpu").alias("tid"), "window")
-            .unique()
-            .join(hidden, on=["tid", "window"])
+        hidden_ns = (
+            windows.join(hidden, on=["tid", "window"])
             .group_by("tid")
             .agg(pl.col("off_cpu_ns").sum())
         )
         frames.append(
             vcpus.join(per_vcpu, left_on="tid", right_on="vcpu", how="left")
-            .join(let_in, on="tid", how="left")
+            .join(hidden_ns, on="tid", how="left")
             .with_columns(
                 pl.lit(r.scenario.name, pl.Utf8).alias("scenario"),
                 pl.col("on_cpu_ns") + pl.col("off_cpu_ns").fill_null(0),

@@ -107,6 +107,7 @@ def replay_member(member: Member, settings: Settings) -> MemberResult:
             list(settings.scenarios) if settings.scenarios else None,
             profile=settings.profile,
             path="reference" if settings.path == "reference" else "vectorized",
+            keep_observations=False,  # a member's result is its findings and summary
         )
     except PmuReplayError as exc:
         return MemberResult(member, error=str(exc), error_type=type(exc).__name__)

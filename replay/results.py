@@ -18,11 +18,16 @@ from typing import Any
 
 import polars as pl
 
-from importers.errors import CaptureFormatError
+from importers.errors import CaptureFormatError, UsageError
 from importers.output import whole_directory
 from replay import __version__
 from replay.compare import Ranking
-from replay.costs import DEFAULT_RECREATE_COST_US, capacity_weights, vcpu_costs
+from replay.costs import (
+    DEFAULT_RECREATE_COST_US,
+    capacity_weights,
+    let_in_windows,
+    vcpu_costs,
+)
 from replay.detectors import findings, tick_table
 from replay.host_report import host_block
 from replay.pmu import CYCLE_IDX
@@ -51,6 +56,23 @@ class Results:
     # Not saved as tables: replay.json keeps the ranking's rows and rule, and the verdict.
     ranking: Ranking | None = None
     verdict: Verdict | None = None
+    #: False when the replay let each scenario's observations go once its other tables were
+    #: made (:func:`replay.api.what_if` ``keep_observations``): ``observations`` has no rows
+    observations_kept: bool = True
+
+    def require_observations(self, purpose: str) -> None:
+        """Raise unless every observation row was kept (``purpose``: what needs them).
+
+        Raises
+        ------
+        UsageError
+            The replay let the observations go.
+        """
+        if not self.observations_kept:
+            raise UsageError(
+                f"{purpose} needs every observation row, and this replay let them go "
+                "(what_if(..., keep_observations=False)): replay again keeping them"
+            )
 
     def save(self, directory: str | Path, also: Callable[[Path], None] | None = None) -> Path:
         """Write the tables and ``replay.json`` (last) as ``directory``, whole or absent
@@ -60,6 +82,7 @@ class Results:
         ``also`` writes more files into the directory in the same step (it is given the
         directory being filled): a trace or report that belongs in it is never added after.
         """
+        self.require_observations("saving the results")
         with whole_directory(directory, META_FILE) as out:
             for name in TABLE_NAMES:
                 getattr(self, name).write_parquet(out / f"{name}.parquet", compression="zstd")
@@ -80,8 +103,8 @@ class Results:
                 "`pmu-replay replay CAPTURE -o DIR`"
             ) from None
         # ranking and verdict named: the saved form has only their JSON (meta), and mypy sees
-        # **tables skip them
-        return cls(meta=meta, ranking=None, verdict=None, **tables)
+        # **tables skip them (a saved replay kept its observations)
+        return cls(meta=meta, ranking=None, verdict=None, observations_kept=True, **tables)
 
 
 def primary_counter(work: Work) -> int:
@@ -92,16 +115,22 @@ def primary_counter(work: Work) -> int:
 
 @dataclass(frozen=True)
 class Detected:
-    """One scenario's detector tables: its findings, its guest ticks (None when the guest
-    profile reads no tick) and its per-vCPU totals (:func:`replay.summary.vcpu_totals`)."""
+    """What one scenario's results take from its observations: its findings, its guest
+    ticks (None when the guest profile reads no tick), its per-vCPU totals
+    (:func:`replay.summary.vcpu_totals`), its checks of the guest's cycle counter reads
+    (:func:`replay.pmu_reads.read_checks`) and the entry windows it let in that the
+    capture's kernel refused (:func:`replay.costs.let_in_windows`)."""
 
     findings: pl.DataFrame
     ticks: pl.DataFrame | None
     totals: pl.DataFrame
+    reads: pl.DataFrame
+    let_in: pl.DataFrame
 
 
 def detect(work: Work, result: ScenarioResult) -> Detected:
-    """The detectors run on one scenario's observations alone.
+    """The detectors (and every other reader of the observations) run on one scenario's
+    observations alone.
 
     Scenario by scenario, because the detectors' intermediate tables of a long capture's
     every scenario at once cost more in page faults than their work: on 9.8 M sched events
@@ -114,6 +143,8 @@ def detect(work: Work, result: ScenarioResult) -> Detected:
         findings(result.observations, primary, result.recreations),
         tick_table(result.observations, primary, work.timeline.start, tick_ns) if tick_ns else None,
         vcpu_totals(result.observations, primary),
+        read_checks(result.observations, work.accesses),
+        let_in_windows(result.observations),
     )
 
 
@@ -189,13 +220,12 @@ def assemble(
     re-creations are costed at ``recreate_cost_us`` each (:mod:`replay.costs`). ``detected``:
     :func:`detect` of each of ``results`` in its order, when the caller ran it already
     (:class:`Detections`)."""
-    observations = pl.concat([r.observations for r in results])
     primary = primary_counter(work)
     tick_ns = work.profile.tick_ns
     lost = {r.scenario.name: r.lost_counters for r in results}
-    reads = read_checks(observations, work.accesses)
-    costs = vcpu_costs(work, results, recreate_cost_us)
     each = detected if detected is not None else detect_each(work, results)
+    reads = _in_name_order(results, [d.reads for d in each])
+    costs = vcpu_costs(work, results, [d.let_in for d in each], recreate_cost_us)
     found = _in_name_order(results, [d.findings for d in each])
     ticks = _in_name_order(results, [d.ticks for d in each]) if tick_ns else pl.DataFrame()
     totals = _in_name_order(results, [d.totals for d in each])
@@ -238,7 +268,7 @@ def assemble(
         "host": host_block(work),
     }
     return Results(
-        observations=observations,
+        observations=pl.concat([r.observations for r in results]),
         findings=found,
         ticks=ticks,
         reads=reads,

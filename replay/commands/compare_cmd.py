@@ -13,6 +13,7 @@ from replay.commands.session import (
     replay_parser,
     run_scenarios,
     write_outputs,
+    writes_files,
 )
 from replay.compare import scenario_matrix
 
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         recreate_cost_us=args.recreate_cost_us,
         prefer=args.prefer,
         max_unknown_pct=args.max_unknown,
+        keep_observations=writes_files(args),
     )
     write_outputs(results, args)
     if args.json:

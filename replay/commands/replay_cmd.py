@@ -13,6 +13,7 @@ from replay.commands.session import (
     replay_parser,
     run_scenarios,
     write_outputs,
+    writes_files,
 )
 from replay.profiles import PROFILE_FILE_FORMAT
 from replay.scenarios import SCENARIO_SYNTAX
@@ -58,7 +59,13 @@ def run(args: argparse.Namespace) -> int:
     names = args.scenario or ["default", "fixed-counters-only"]
     # Ranking is compare's business: replay's outputs carry none.
     results = run_scenarios(
-        work, capture, names, args.path, rank=False, recreate_cost_us=args.recreate_cost_us
+        work,
+        capture,
+        names,
+        args.path,
+        rank=False,
+        recreate_cost_us=args.recreate_cost_us,
+        keep_observations=writes_files(args),
     )
     write_outputs(results, args)
     if args.json:

@@ -148,6 +148,7 @@ def run_scenarios(
     recreate_cost_us: float = DEFAULT_RECREATE_COST_US,
     prefer: Prefer = "counters",
     max_unknown_pct: float = DEFAULT_MAX_UNKNOWN * 100,
+    keep_observations: bool = True,
 ) -> Results:
     """Replay the scenarios (objects or names) with a progress bar; rank them unless told not
     (the options are :func:`replay.api.what_if`'s, the unknown limit in percent)."""
@@ -166,7 +167,14 @@ def run_scenarios(
             recreate_cost_us=recreate_cost_us,
             prefer=prefer,
             max_unknown=max_unknown_pct / 100,
+            keep_observations=keep_observations,
         )
+
+
+def writes_files(args: argparse.Namespace) -> bool:
+    """Whether the command writes a results directory, trace or report
+    (:func:`write_outputs`): only those need every observation row."""
+    return bool(args.output or args.perfetto or args.html)
 
 
 def write_outputs(results: Results, args: argparse.Namespace) -> None:

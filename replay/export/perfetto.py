@@ -81,13 +81,14 @@ def write_perfetto(
     Raises
     ------
     UsageError
-        An unknown scenario, timestamps in raw clock units rather than ns, or an output path
-        whose parent is a file.
+        An unknown scenario, timestamps in raw clock units rather than ns, an output path
+        whose parent is a file, or results whose observations were let go.
     CaptureFormatError
         Results without the metadata the trace needs, or with negative timestamps.
     OSError
         Naming ``path``, when it cannot be written (disk full, permission, ...).
     """
+    results.require_observations("a Perfetto trace")
     _check_columns(results)
     results = _select(results, scenarios)
     plan = Plan.of(results)

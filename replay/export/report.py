@@ -94,6 +94,7 @@ def render_report(results: Results) -> str:
 
 def _render(results: Results) -> tuple[str, int]:
     """The report's HTML and how many charts it draws."""
+    results.require_observations("the HTML report")
     # replay.json as it is on disk: results fresh from a replay and results loaded from a
     # directory then render to the same bytes
     meta = json.loads(json.dumps(results.meta, sort_keys=True, default=str))
@@ -137,7 +138,8 @@ def write_report(results: Results, path: str | Path) -> ReportStats:
     Raises
     ------
     UsageError
-        matplotlib is missing, or the path's parent is a file.
+        matplotlib is missing, the path's parent is a file, or the results' observations were
+        let go.
     OSError
         Naming ``path``, when it cannot be written (disk full, permission, ...).
     """
