@@ -4,6 +4,7 @@ refuses to save or export what it no longer has."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import polars as pl
@@ -13,11 +14,13 @@ from polars.testing import assert_frame_equal
 from importers.errors import UsageError
 from replay.api import prepare_replay, what_if
 from replay.compare import scenario_matrix
+from replay.engine import Path_
 from replay.export.perfetto import write_perfetto
 from replay.export.report import render_report
 from replay.pmu_reads import read_checks
 from replay.refused import UNSEEN_GUEST
 from replay.scenarios import Mode, Scenario
+from replay.work import ScenarioResult, Work
 from tests.replay.export.fixture_results import CAPTURES, fixture_capture
 
 #: each fixture and what it makes of the observations besides the detectors' tables
@@ -62,3 +65,37 @@ def test_every_table_but_the_observations_is_the_same(name: str, tmp_path: Path)
     assert not (tmp_path / "trace.perfetto-trace").exists()
     with pytest.raises(UsageError, match="HTML report"):
         render_report(let_go)
+
+
+def test_a_failing_detection_or_replay_surfaces_from_what_if(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The detectors run on threads beside the replays (replay.results.Detections): an error
+    in either comes out of what_if as itself, after the threads are done."""
+    import replay.api
+    import replay.results
+
+    cap = fixture_capture("cross-cluster-migration")
+    work = prepare_replay(cap, CAPTURES["cross-cluster-migration"])
+    scenarios = scenario_matrix(work.host)
+    detect, replay_one = replay.results.detect, replay.api.replay
+
+    def failing_detect(w: object, result: ScenarioResult) -> object:
+        if result.scenario == scenarios[1]:
+            raise RuntimeError("detector failed")
+        return detect(w, result)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(replay.results, "detect", failing_detect)
+    with pytest.raises(RuntimeError, match="detector failed"):
+        what_if(cap, scenarios, work=work)
+    monkeypatch.setattr(replay.results, "detect", detect)
+
+    def failing_replay(w: Work, scenario: Scenario, path: Path_ = "vectorized") -> ScenarioResult:
+        if scenario == scenarios[-1]:
+            raise RuntimeError("replay failed")
+        return replay_one(w, scenario, path)
+
+    monkeypatch.setattr(replay.api, "replay", failing_replay)
+    with pytest.raises(RuntimeError, match="replay failed"):
+        what_if(cap, scenarios, work=work)
+    assert not [t for t in threading.enumerate() if t.name.startswith("detect")]
