@@ -9,7 +9,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import BuiltinClock, TracePacket
+from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import (
+    BuiltinClock,
+    FtraceEventBundle,
+    TracePacket,
+)
 
 from importers.capture import Capture
 from importers.detect import load, looks_like_perfetto, sniff
@@ -334,3 +338,42 @@ def test_process_stats_and_the_services_own_counters(tmp_path: Path) -> None:
     assert cap.frame("tasks").filter(pl.col("pid") == 101)["tgid"].to_list() == [100]
     assert extra["ftrace_overrun"] == {1: 8}  # (10 + 2) - (3 + 1): overrun and dropped
     assert extra["trace_stats"] == {"chunks_discarded": 4}
+
+
+def _blocked(b: FtraceEventBundle, ts: int, caller: int) -> None:
+    e = b.event.add()
+    e.timestamp, e.pid = ts, 101
+    e.sched_blocked_reason.pid, e.sched_blocked_reason.caller = 101, caller
+
+
+def _interned(t: Builder, seq: int, symbols: list[tuple[int, bytes]]) -> None:
+    """A packet clearing sequence ``seq``'s state and interning ``symbols`` (iid, name)."""
+    t.packet(seq=seq, sequence_flags=TracePacket.SEQ_INCREMENTAL_STATE_CLEARED)
+    for iid, name in symbols:
+        sym = t.packets[-1].interned_data.kernel_symbols.add()
+        sym.iid, sym.str = iid, name
+
+
+def test_kernel_symbols_are_those_of_each_sequences_current_state(tmp_path: Path) -> None:
+    """An iid names the symbol last interned under it on the event's own sequence since that
+    sequence's last clear."""
+    t = two_cpus()
+    _interned(t, 7, [(5, b"first_name"), (5, b"do_sys_poll"), (6, b"schedule")])
+    _interned(t, 9, [(5, b"other_sequence")])
+    b = t.bundle(0)
+    _blocked(b, 20 * S, 5)
+    _blocked(b, 21 * S, 6)
+    b = t.bundle(1, seq=9)
+    _blocked(b, 22 * S, 5)
+    _interned(t, 7, [(6, b"after_clear")])
+    b = t.bundle(0)
+    _blocked(b, 23 * S, 6)
+    _blocked(b, 24 * S, 5)  # interned before the clear only
+    ev = imported(tmp_path, t.bytes()).frame("events").sort("ts")
+    assert ev["args"].to_list() == [
+        "caller=do_sys_poll",
+        "caller=schedule",
+        "caller=other_sequence",
+        "caller=after_clear",
+        "",
+    ]
