@@ -54,7 +54,8 @@ class Markers:
 @dataclass
 class Losses:
     """The loss markers of the groups of bundles seen so far (groups arrive in trace order);
-    ``last_raw`` carries each CPU's last event time in its own clock (0 before any)."""
+    ``last_raw`` carries each CPU's last event time in its own clock (0 before any), indexed
+    by CPU (the bundle index holds none at or past ``MAX_CPU``)."""
 
     cpus: list[int]
     last_raw: I64 = field(default_factory=lambda: np.zeros(MAX_CPU, np.int64))
@@ -85,7 +86,7 @@ class Losses:
             (np.tile(cpus, dropped.shape[0]), np.repeat(dropped, cpus.shape[0])),
         ]
         at_cpu = np.concatenate([c for c, _ in signals])
-        at_bundle = np.concatenate([b for _, b in signals])
+        at_bundle = np.concatenate([bundle for _, bundle in signals])
         kind = np.repeat(np.arange(len(KINDS)), [c.shape[0] for c, _ in signals])
         # one marker per CPU and bundle, of the kind listed first in KINDS
         by_place = np.lexsort((kind, at_cpu, at_bundle))
