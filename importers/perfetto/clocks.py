@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import polars as pl
 
 from importers.perfetto.packets import CLOCK_SNAPSHOT, Packets
 from importers.perfetto.wire import I64, LEN, pick_fields, scan_fields
@@ -69,14 +68,15 @@ def clock_snapshots(p: Packets) -> Clocks:
     value, length, _ = pick_fields(
         p.data, s, s + f.value[rows].astype(np.int64), [_CLOCK_ID, _CLOCK_TS]
     )
-    readings = pl.DataFrame(
-        {"snapshot": f.msg[rows], "clock": value[:, 0].astype(np.int64),
-         "ts": value[:, 1].astype(np.int64)}
-    ).filter(pl.Series(length[:, 0] >= 0) & pl.Series(length[:, 1] >= 0))  # fmt: skip
-    boot = readings.filter(pl.col("clock") == BOOTTIME).unique("snapshot", keep="last")
-    pairs = readings.filter(pl.col("clock") != BOOTTIME).join(
-        boot.select("snapshot", pl.col("ts").alias("boot")), on="snapshot"
-    )
-    for (clock,), part in pairs.group_by("clock"):
-        clocks.add(int(str(clock)), part["ts"].to_numpy(), part["boot"].to_numpy())
+    known = (length[:, 0] >= 0) & (length[:, 1] >= 0)
+    snapshot = f.msg[rows][known]
+    clock, ts = value[known, 0].astype(np.int64), value[known, 1].astype(np.int64)
+    # each snapshot's BOOTTIME reading (its last, if it has several)
+    boot = np.full(int(snapshot.max(initial=-1)) + 1, -1, np.int64)
+    is_boot = np.flatnonzero(clock == BOOTTIME)
+    np.maximum.at(boot, snapshot[is_boot], is_boot)
+    paired = np.flatnonzero((clock != BOOTTIME) & (boot[snapshot] >= 0))
+    for key in np.unique(clock[paired]).tolist():
+        mine = paired[clock[paired] == key]
+        clocks.add(key, ts[mine], ts[boot[snapshot[mine]]])
     return clocks

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 from numpy.typing import NDArray
 
@@ -22,9 +21,10 @@ from importers.perfetto.losses import Losses
 from importers.perfetto.packets import Packets
 from importers.perfetto.plain import PlainEvents, plain_events, present_kinds
 from importers.perfetto.running import CompactColumns, Running
-from importers.perfetto.sequences import Sequences
+from importers.perfetto.sequences import KernelSymbols, Sequences
 from importers.perfetto.typed import TABLE_OF, typed_table
 from importers.perfetto.wire import I64, bundle_loops, pick_fields, text_column
+from importers.schema import constant_column
 from importers.skips import SkipLog
 from importers.tasks import NAMED_IN, table_spans
 
@@ -51,7 +51,7 @@ class Group:
     last_plain: dict[int, tuple[int, int]]
     typed: dict[str, list[pa.Table]] = field(default_factory=dict)
     events: list[pa.Table] = field(default_factory=list)
-    sightings: list[pl.DataFrame] = field(default_factory=list)
+    sightings: list[pa.Table] = field(default_factory=list)
 
 
 @dataclass
@@ -73,7 +73,7 @@ class Parts:
     last_raw: I64
     typed: dict[str, list[pa.Table]] = field(default_factory=dict)
     events: list[pa.Table] = field(default_factory=list)
-    sightings: list[pl.DataFrame] = field(default_factory=list)
+    sightings: list[pa.Table] = field(default_factory=list)
     names: Names = field(default_factory=Names)
     spans: dict[str, list[pa.Table]] = field(default_factory=dict)
 
@@ -87,7 +87,7 @@ class Parts:
         self.sightings.extend(g.sightings)
         markers = self.losses.add(self.ctx.b, self.ctx.seqs, g.chosen, g.last_raw)
         if g.switches.ts.size or g.wakings.ts.size:
-            where = (markers["cpu"].to_numpy().astype(np.int16), markers["seq"].to_numpy())
+            where = (markers.cpu, markers.seq)
             codes = self.names.of(g.comm_names)
             g.switches.comm, g.wakings.comm = codes[g.switches.comm], codes[g.wakings.comm]
             compact = self.running.add(g.switches, g.wakings, g.last_plain, where,
@@ -126,7 +126,7 @@ class Context:
     seqs: Sequences
     clocks: Clocks
     kernel: tuple[int, int] | None
-    interned: pl.DataFrame
+    interned: KernelSymbols | None
 
 
 def decode_group(ctx: Context, chosen: I64, skips: SkipLog) -> Group:
@@ -243,31 +243,28 @@ def _others(ctx: Context, chosen: I64, plain: Plain, group: Group) -> None:
             end = ev.body[rows] + ev.body_len[rows]
             group.sightings.extend(_named(data, kind, ev.body[rows], end, plain.ts[rows]))
     symbols = None
-    if ctx.interned.height:
-        packets = ctx.b.packet[chosen[ev.local]]
-        keys = pl.DataFrame({"sequence": ctx.seqs.sequence[packets],
-                             "generation": ctx.seqs.generation[packets]})  # fmt: skip
-        symbols = Symbols(ctx.interned, keys)
+    if ctx.interned is not None:
+        symbols = Symbols(ctx.interned, ctx.seqs.state[ctx.b.packet[chosen[ev.local]]])
     prefix = {**plain.prefix(slice(None)), "flags": pa.array(ev.flags)}
     group.events.append(events_table(data, ev.kind, ev.body, ev.body_len, prefix, symbols))
 
 
-def _named(data: NDArray[np.uint8], kind: int, start: I64, end: I64, ts: I64) -> list[pl.DataFrame]:
+def _named(data: NDArray[np.uint8], kind: int, start: I64, end: I64, ts: I64) -> list[pa.Table]:
     """Sightings of the tasks a task-naming event names (see :data:`NAMING`)."""
     source, pid_field, comm_fields = NAMING[kind]
     value, length, _ = pick_fields(data, start, end, [pid_field, *comm_fields])
+    pid = pa.array(value[:, 0].view(np.int64).astype(np.int32))
     out = []
     for k in range(1, 1 + len(comm_fields)):
         comm = text_column(data, value[:, k].view(np.int64), length[:, k]).dictionary_decode()
-        out.append(
-            pl.DataFrame(
-                {
-                    "pid": value[:, 0].view(np.int64).astype(np.int32),
-                    "comm": pl.Series(comm, dtype=pl.Utf8),
-                    "tgid": pl.Series([None] * len(ts), dtype=pl.Int32),
-                    "ts": ts,
-                    "source": source,
-                }
-            ).filter(pl.col("comm").is_not_null())
+        named = pa.table(
+            {
+                "pid": pid,
+                "comm": comm,
+                "tgid": pa.nulls(len(ts), pa.int32()),
+                "ts": pa.array(ts),
+                "source": constant_column(source, len(ts)),
+            }
         )
+        out.append(named.filter(comm.is_valid()))
     return out

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from importers.perfetto.plain import DENSE_KINDS, present_kinds
+from importers.perfetto.sequences import KernelSymbols
 from importers.perfetto.wire import (
     I64,
     LEN,
@@ -82,21 +82,19 @@ def event_fields(event: str, payload: bytes) -> dict[str, Any]:
 
 @dataclass
 class Symbols:
-    """Interned kernel symbols (``sequence, generation, iid, symbol``) and the ``sequence,
-    generation`` of each row being rendered."""
+    """The trace's interned kernel symbols and the incremental state of each row being
+    rendered (:attr:`~importers.perfetto.sequences.Sequences.state`)."""
 
-    interned: pl.DataFrame
-    keys: pl.DataFrame
+    interned: KernelSymbols
+    state: I64
 
     def rows(self, rows: I64) -> Symbols:
         """The same symbols for a subset of the rows."""
-        return Symbols(self.interned, self.keys[rows])
+        return Symbols(self.interned, self.state[rows])
 
-    def lookup(self, values: NDArray[np.uint64]) -> pl.DataFrame:
-        """``row, symbol`` of the rows whose value is an iid interned on their sequence."""
-        probe = self.keys.with_columns(pl.Series("iid", values)).with_row_index("row")
-        found = probe.join(self.interned, on=["sequence", "generation", "iid"])
-        return found.select("row", "symbol")
+    def lookup(self, values: NDArray[np.uint64]) -> tuple[I64, pa.Array]:
+        """The rows whose value is an iid interned in their state, and its symbol."""
+        return self.interned.find(self.state, values)
 
 
 def events_table(
@@ -131,7 +129,7 @@ def events_table(
             rows = np.flatnonzero(kind == member)
             end = body[rows] + body_len[rows]
             text = _symbolized(data, member, body[rows], end, symbols.rows(rows))
-            rendered.append((rows, text.to_arrow()))
+            rendered.append((rows, text))
     name_code = _codes(kind, code_of)
     if generic_codes is not None:
         name_code[generic_codes[0]] = generic_codes[1]
@@ -194,20 +192,29 @@ def _bytes(
     return column, decode_utf8(binary)
 
 
-def _symbolized(data: U8, kind: int, body: I64, end: I64, symbols: Symbols) -> pa.Series:
+def _symbolized(data: U8, kind: int, body: I64, end: I64, symbols: Symbols) -> pa.Array:
     """``field=function`` of the kernel function fields whose iid the trace interned."""
     fields = KERNEL_FUNCTIONS[kind]
     value, _, _ = pick_fields(data, body, end, list(fields))
     names = event_fields_names(kind)
-    parts = []
+    rows, texts = [], []
     for k, number in enumerate(fields):
-        found = symbols.lookup(value[:, k])
-        column = pl.Series(f"f{k}", [None] * len(body), pl.Utf8)
-        parts.append(column.scatter(found["row"], f"{names[number]}=" + found["symbol"]))
-    frame = pl.DataFrame(parts).select(
-        pl.concat_str(pl.all(), separator=" ", ignore_nulls=True).alias("args")
+        found, symbol = symbols.lookup(value[:, k])
+        rows.append(found)
+        texts.append(pc.binary_join_element_wise(f"{names[number]}=", symbol, ""))
+    return _spaced(np.concatenate(rows), pa.concat_arrays(texts), len(body))
+
+
+def _spaced(row: I64, texts: pa.Array, n: int) -> pa.StringArray:
+    """Per row of ``n``, its non-null ``texts`` (``row`` says whose each is) joined by
+    spaces, in the order given; empty for a row without any."""
+    order = np.argsort(row, kind="stable")
+    kept = order[texts.is_valid().to_numpy(zero_copy_only=False)[order]]
+    offsets = np.searchsorted(row[kept], np.arange(n + 1)).astype(np.int32)
+    joined: pa.StringArray = pc.binary_join(
+        pa.ListArray.from_arrays(pa.array(offsets), texts.take(pa.array(kept))), " "
     )
-    return frame.to_series()
+    return joined
 
 
 @functools.cache
@@ -219,14 +226,14 @@ def event_fields_names(kind: int) -> dict[int, str]:
     return {f.number: f.name for f in message.fields}
 
 
-def _strings(data: U8, value: NDArray[np.uint64], length: I64) -> pl.Series:
+def _strings(data: U8, value: NDArray[np.uint64], length: I64) -> pa.Array:
     """A string field of every row (null where the row lacks it)."""
-    return pl.Series(text_column(data, value.view(np.int64), length).dictionary_decode())
+    return text_column(data, value.view(np.int64), length).dictionary_decode()
 
 
-def _integers(value: NDArray[np.generic], length: I64) -> pl.Series:
+def _integers(value: NDArray[np.generic], length: I64) -> pa.Array:
     """An integer field of every row as text (null where the row lacks it)."""
-    return pl.Series(value).cast(pl.Utf8).scatter(np.flatnonzero(length < 0), None)
+    return pa.array(value, mask=length < 0).cast(pa.string())
 
 
 def _generic(data: U8, body: I64, end: I64) -> tuple[pa.DictionaryArray, pa.Array]:
@@ -240,15 +247,12 @@ def _generic(data: U8, body: I64, end: I64) -> tuple[pa.DictionaryArray, pa.Arra
     rows = np.flatnonzero(f.of(_GENERIC_FIELD, LEN))
     at = f.at[rows]
     fv, fl, _ = pick_fields(data, at, at + f.value[rows].astype(np.int64), _FIELD_PARTS)
-    shown = pl.select(
-        pl.coalesce(
-            _strings(data, fv[:, 1], fl[:, 1]),
-            _integers(fv[:, 2].view(np.int64), fl[:, 2]),
-            _integers(fv[:, 3], fl[:, 3]),
-        ).fill_null("")  # a field without a value
-    ).to_series()
-    pairs = (_strings(data, fv[:, 0], fl[:, 0]) + "=" + shown).to_arrow()
-    # the scan lists fields message by message: each row's pairs are one run of ``pairs``
-    offsets = np.searchsorted(f.msg[rows], np.arange(len(body) + 1)).astype(np.int32)
-    listed = pl.Series(pa.ListArray.from_arrays(pa.array(offsets), pairs))
-    return names, listed.list.join(" ").to_arrow()
+    shown = pc.coalesce(
+        _strings(data, fv[:, 1], fl[:, 1]),
+        _integers(fv[:, 2].view(np.int64), fl[:, 2]),
+        _integers(fv[:, 3], fl[:, 3]),
+    )
+    # a field without a value shows as "name="; one without a name is left out
+    pairs = pc.binary_join_element_wise(_strings(data, fv[:, 0], fl[:, 0]),
+                                        pc.fill_null(shown, ""), "=")  # fmt: skip
+    return names, _spaced(f.msg[rows], pairs, len(body))

@@ -11,13 +11,15 @@ them. ``process_stats`` names nobody, but says which threads belong to which pro
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from importers.perfetto.clocks import Clocks
 from importers.perfetto.packets import PROCESS_STATS, PROCESS_TREE, TIMESTAMP, Packets
 from importers.perfetto.sequences import Sequences
 from importers.perfetto.wire import I64, LEN, pick_fields, scan_fields, text_column
+from importers.schema import constant_column
 
 # ProcessTree {processes 1, threads 2}; Process {pid 1, ppid 2, cmdline 3};
 # Thread {tid 1, name 2, tgid 3}
@@ -49,7 +51,7 @@ def _children(p: Packets, parent: I64, start: I64, end: I64, number: int) -> tup
     return parent[f.msg[rows]], at, at + f.value[rows].astype(np.int64)
 
 
-def tree_sightings(p: Packets, seqs: Sequences, clocks: Clocks) -> pl.DataFrame:
+def tree_sightings(p: Packets, seqs: Sequences, clocks: Clocks) -> pa.Table:
     """``pid, comm, tgid, ts, source`` of every named process (its ``cmdline[0]``) and
     thread of every ``process_tree`` packet; ``ts`` null when the packet has none."""
     packet, start, end = p.payload(PROCESS_TREE)
@@ -68,7 +70,7 @@ def tree_sightings(p: Packets, seqs: Sequences, clocks: Clocks) -> pl.DataFrame:
     tgid = np.where(length[:, 2] >= 0, value[:, 2], np.uint64(1 << 63))
     threads = _sightings(value[:, 0], value[:, 1].view(np.int64), length[:, 1], tgid,
                          packet_times(p, seqs, clocks, owner), "process_tree", p)  # fmt: skip
-    return pl.concat([processes, threads])
+    return pa.concat_tables([processes, threads])
 
 
 def _sightings(
@@ -79,37 +81,36 @@ def _sightings(
     ts: I64,
     source: str,
     p: Packets,
-) -> pl.DataFrame:
+) -> pa.Table:
     """Sighting rows of named tasks (empty names dropped); ``tgid`` 2**63 and ``ts`` -1 are
     unknown."""
     name = text_column(p.data, name_at, name_len).dictionary_decode()
-    frame = pl.DataFrame(
+    signed = tgid.view(np.int64)
+    frame = pa.table(
         {
-            "pid": pid.view(np.int64).astype(np.int32),
-            "comm": pl.Series(name, dtype=pl.Utf8),
-            "tgid": tgid.view(np.int64),
-            "ts": ts,
+            "pid": pa.array(pid.view(np.int64).astype(np.int32)),
+            "comm": name,
+            "tgid": pa.array(signed.astype(np.int32), mask=signed < 0),
+            "ts": pa.array(ts, mask=ts < 0),
+            "source": constant_column(source, ts.shape[0]),
         }
     )
-    return frame.select(
-        "pid",
-        "comm",
-        pl.when(pl.col("tgid") >= 0).then(pl.col("tgid")).cast(pl.Int32).alias("tgid"),
-        pl.when(pl.col("ts") >= 0).then(pl.col("ts")).alias("ts"),
-        pl.lit(source).alias("source"),
-    ).filter(pl.col("comm").is_not_null() & (pl.col("comm") != ""))
+    return frame.filter(pc.not_equal(name, ""))  # a null name compares null: dropped too
 
 
-def stats_membership(p: Packets) -> pl.DataFrame:
-    """``pid, tgid`` of every thread ``process_stats`` lists under its process."""
+def stats_tgids(p: Packets, pids: pa.ChunkedArray) -> pa.Array:
+    """The process ``process_stats`` lists each of ``pids`` under (the first one, if several
+    do), null where it lists none."""
     packet, start, end = p.payload(PROCESS_STATS)
     _, s, e = _children(p, packet, start, end, _PROCESSES)
     pid, _, _ = pick_fields(p.data, s, e, [_PID])
     process, ts, te = _children(p, np.arange(s.shape[0]), s, e, _STATS_THREADS)
     tid, _, _ = pick_fields(p.data, ts, te, [_TID])
-    return pl.DataFrame(
-        {
-            "pid": tid[:, 0].view(np.int64).astype(np.int32),
-            "tgid": pid[process, 0].view(np.int64).astype(np.int32),
-        }
-    ).unique(maintain_order=True)
+    member, first = np.unique(tid[:, 0].view(np.int64).astype(np.int32), return_index=True)
+    wanted = pids.fill_null(0).to_numpy()
+    at = np.searchsorted(member, wanted)
+    listed = pids.is_valid().to_numpy(zero_copy_only=False) & (at < member.shape[0])
+    listed[listed] = member[at[listed]] == wanted[listed]
+    tgid = np.zeros(wanted.shape[0], np.int32)
+    tgid[listed] = pid[process[first[at[listed]]], 0].view(np.int64).astype(np.int32)
+    return pa.array(tgid, mask=~listed)

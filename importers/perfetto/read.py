@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 from numpy._core import multiarray
 
+from importers.arrow_compute import coalesce
 from importers.capture import Capture, CaptureMetadata, sha256_of
 from importers.capture_writer import CaptureWriter
 from importers.detect import ProgressFn
@@ -45,7 +45,7 @@ from importers.perfetto.clocks import clock_snapshots
 from importers.perfetto.decode import Context, Group, Parts, decode_group
 from importers.perfetto.losses import Losses, lost_events_table
 from importers.perfetto.packets import map_file, read_packets, release
-from importers.perfetto.processes import stats_membership, tree_sightings
+from importers.perfetto.processes import stats_tgids, tree_sightings
 from importers.perfetto.running import Running
 from importers.perfetto.sequences import kernel_symbols, sequences
 from importers.perfetto.system import (
@@ -182,14 +182,13 @@ def _read(
         if progress:
             progress(int(b.events[: group.chosen[-1] + 1].sum()), total)
     tables = {name: pa.concat_tables(t) for name, t in parts.typed.items()}
-    markers = pl.concat(parts.losses.markers) if parts.losses.markers else _NO_MARKERS
     unknown = {
         "sched_switch without previous task": parts.running.no_prev,
         "sched_waking without logger": parts.running.no_logger,
     }
     if parts.events:
         tables["events"] = pa.concat_tables(parts.events)
-    lost = lost_events_table(markers, b, parts.first_ts)
+    lost = lost_events_table(parts.losses.markers, b, parts.first_ts)
     if lost.num_rows:
         if strict:
             raise DroppedEventsError(
@@ -251,27 +250,12 @@ def _decoded(ctx: Context, skips: SkipLog) -> Iterator[tuple[Group, SkipLog]]:
             yield future.result(), group_skips
 
 
-_NO_MARKERS = pl.DataFrame(
-    schema={"cpu": pl.Int16, "bundle": pl.Int64, "kind": pl.Utf8, "seq": pl.Int64}
-)
-
-
 def _tasks(p: Any, seqs: Any, clocks: Any, parts: Parts) -> pa.Table:
     """Names from the typed tables, task-naming events and ``process_tree``; ``tgid`` filled
     in from ``process_stats`` where no source gave one."""
-    found = name_spans([*parts.table_spans(), *parts.sightings, tree_sightings(p, seqs, clocks)])
-    spans = pl.from_arrow(found)
-    assert isinstance(spans, pl.DataFrame)
-    members = stats_membership(p).unique("pid", keep="first")
-    filled = spans.join(members.rename({"tgid": "member_of"}), on="pid", how="left").select(
-        "pid",
-        pl.coalesce("tgid", "member_of").alias("tgid"),
-        "comm",
-        "first_ts",
-        "last_ts",
-        "source",
-    )
-    return conform("tasks", filled.to_arrow())
+    spans = name_spans([*parts.table_spans(), *parts.sightings, tree_sightings(p, seqs, clocks)])
+    tgid = coalesce(spans.column("tgid"), stats_tgids(p, spans.column("pid")))
+    return conform("tasks", spans.set_column(spans.schema.get_field_index("tgid"), "tgid", tgid))
 
 
 def _metadata(

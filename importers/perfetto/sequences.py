@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import polars as pl
+import pyarrow as pa
 from numpy.typing import NDArray
 
 from importers.perfetto.packets import (
@@ -31,7 +31,8 @@ from importers.perfetto.packets import (
     TRACE_PACKET_DEFAULTS,
     Packets,
 )
-from importers.perfetto.wire import LEN, pick_fields, scan_fields, text_column
+from importers.perfetto.runs import counts_so_far, grouped, in_trace_order, last_marked, run_starts
+from importers.perfetto.wire import I64, LEN, U64, pick_fields, scan_fields, text_column
 
 SEQ_INCREMENTAL_STATE_CLEARED = 1
 SEQ_NEEDS_INCREMENTAL_STATE = 2
@@ -42,13 +43,13 @@ KERNEL_SYMBOLS = 26
 
 @dataclass
 class Sequences:
-    """Per packet: its sequence, generation, the clock its timestamp is in (0: the trace's
-    default), whether packets were lost just before it on its sequence (not counting the loss
-    every sequence's first packet reports), and whether it needs incremental state its
-    sequence no longer has."""
+    """Per packet: its sequence, its incremental state (a number per sequence and
+    generation), the clock its timestamp is in (0: the trace's default), whether packets were
+    lost just before it on its sequence (not counting the loss every sequence's first packet
+    reports), and whether it needs incremental state its sequence no longer has."""
 
     sequence: NDArray[np.int64]
-    generation: NDArray[np.int64]
+    state: NDArray[np.int64]
     clock: NDArray[np.int64]
     loss_before: NDArray[np.bool_]
     unusable: NDArray[np.bool_]
@@ -63,43 +64,25 @@ def sequences(p: Packets) -> Sequences:
     first_flag, _, _ = p.last(FIRST_PACKET_ON_SEQUENCE)
     own_clock, has_clock, _ = p.last(TIMESTAMP_CLOCK_ID)
     default_clock, has_default = _default_clocks(p)
-    frame = pl.DataFrame(
-        {
-            "packet": np.arange(p.count),
-            "sequence": seq_id.astype(np.int64),
-            "cleared": ((flags & SEQ_INCREMENTAL_STATE_CLEARED) != 0) | (legacy != 0),
-            "dropped": dropped != 0,
-            "first": first_flag != 0,
-            "defaults": default_clock,
-            "has_defaults": has_default,
-        }
-    )
-    idx = pl.col("packet")
-    state = frame.with_columns(
-        pl.col("cleared").cum_sum().over("sequence").alias("generation"),
-        pl.when("cleared").then(idx).forward_fill().over("sequence").alias("last_clear"),
-        pl.when("dropped").then(idx).forward_fill().over("sequence").alias("last_drop"),
-        (idx == idx.first().over("sequence")).alias("opens"),
-    ).with_columns(
-        # a drop reported on the clearing packet itself happened before the new state
-        (
-            pl.col("last_clear").is_not_null()
-            & (pl.col("last_drop").is_null() | (pl.col("last_drop") <= pl.col("last_clear")))
-        ).alias("valid"),
-        pl.when("has_defaults")
-        .then("defaults")
-        .forward_fill()
-        .over("sequence", "generation")
-        .fill_null(0),
-    )
+    sequence = seq_id.astype(np.int64)
+    cleared = ((flags & SEQ_INCREMENTAL_STATE_CLEARED) != 0) | (legacy != 0)
+    order, opens = grouped(sequence)
+    generation = counts_so_far(cleared[order], opens)
+    # a generation is a run too: it only grows along its sequence
+    states = run_starts(sequence[order], generation)
+    last_clear = last_marked(cleared[order], opens)
+    last_drop = last_marked(dropped[order] != 0, opens)
+    # a drop reported on the clearing packet itself happened before the new state
+    valid = (last_clear >= 0) & (last_drop <= last_clear)
+    set_default = last_marked(has_default[order], states)
+    defaults = np.where(set_default >= 0, default_clock[order][set_default], 0)
     needs = (flags & SEQ_NEEDS_INCREMENTAL_STATE) != 0
-    valid = state["valid"].to_numpy()
     return Sequences(
-        sequence=state["sequence"].to_numpy(),
-        generation=state["generation"].cast(pl.Int64).to_numpy(),
-        clock=np.where(has_clock, own_clock.astype(np.int64), state["defaults"].to_numpy()),
-        loss_before=(state["dropped"] & ~state["opens"] & ~state["first"]).to_numpy(),
-        unusable=needs & ~valid,
+        sequence=sequence,
+        state=in_trace_order(order, np.cumsum(states) - 1),
+        clock=np.where(has_clock, own_clock.astype(np.int64), in_trace_order(order, defaults)),
+        loss_before=(dropped != 0) & ~in_trace_order(order, opens) & (first_flag == 0),
+        unusable=needs & ~in_trace_order(order, valid),
     )
 
 
@@ -116,27 +99,41 @@ def _default_clocks(p: Packets) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
     return out, has
 
 
-def kernel_symbols(p: Packets, seqs: Sequences) -> pl.DataFrame:
-    """``sequence, generation, iid, symbol`` of every interned kernel symbol."""
+@dataclass
+class KernelSymbols:
+    """The trace's interned kernel symbols, the last one interned under each (incremental
+    state, iid): ``iids`` lists the iids interned (ascending, once each) and ``key`` numbers
+    each symbol's pair as ``state * len(iids) + place of its iid in iids`` (ascending)."""
+
+    iids: U64
+    key: I64
+    symbol: pa.Array
+
+    def find(self, state: I64, iid: U64) -> tuple[I64, pa.Array]:
+        """Which of the pairs (``state``, ``iid``) name an interned symbol, and the symbols
+        they name (null where the interned entry has no ``str``)."""
+        place = np.minimum(np.searchsorted(self.iids, iid), self.iids.shape[0] - 1)
+        key = state * self.iids.shape[0] + place
+        at = np.minimum(np.searchsorted(self.key, key), self.key.shape[0] - 1)
+        rows = np.flatnonzero((self.iids[place] == iid) & (self.key[at] == key))
+        return rows, self.symbol.take(pa.array(at[rows]))
+
+
+def kernel_symbols(p: Packets, seqs: Sequences) -> KernelSymbols | None:
+    """Every interned kernel symbol, None when the trace interned none."""
     packet, start, end = p.payload(INTERNED_DATA)
-    empty = pl.DataFrame(
-        schema={"sequence": pl.Int64, "generation": pl.Int64, "iid": pl.UInt64, "symbol": pl.Utf8}
-    )
     if not packet.size:
-        return empty
+        return None
     f = scan_fields(p.data, start, end)
     rows = np.flatnonzero(f.of(KERNEL_SYMBOLS, LEN))
     if not rows.size:
-        return empty
+        return None
     s = f.at[rows]
     value, length, _ = pick_fields(p.data, s, s + f.value[rows].astype(np.int64), [1, 2])
-    owner = packet[f.msg[rows]]
-    symbol = text_column(p.data, value[:, 1].astype(np.int64), length[:, 1])
-    return pl.DataFrame(
-        {
-            "sequence": seqs.sequence[owner],
-            "generation": seqs.generation[owner],
-            "iid": value[:, 0],
-            "symbol": pl.Series(symbol.dictionary_decode()),
-        }
-    ).unique(["sequence", "generation", "iid"], keep="last", maintain_order=True)
+    iids, place = np.unique(value[:, 0], return_inverse=True)
+    key = seqs.state[packet[f.msg[rows]]] * iids.shape[0] + place
+    # a key interned again names the symbol of its latest entry
+    order = np.argsort(key, kind="stable")
+    latest = order[run_starts(key[order][::-1])[::-1]]
+    symbol = text_column(p.data, value[:, 1].astype(np.int64), length[:, 1]).dictionary_decode()
+    return KernelSymbols(iids, key[latest], symbol.take(pa.array(latest)))

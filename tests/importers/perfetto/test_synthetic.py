@@ -9,11 +9,16 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import BuiltinClock, TracePacket
+from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import (
+    BuiltinClock,
+    FtraceEventBundle,
+    TracePacket,
+)
 
 from importers.capture import Capture
 from importers.detect import load, looks_like_perfetto, sniff
 from importers.errors import CaptureFormatError, DroppedEventsError
+from importers.perfetto import bundles
 from importers.perfetto.generic import event_fields
 from replay.api import open_capture
 from tests.importers.perfetto.builder import (
@@ -334,3 +339,128 @@ def test_process_stats_and_the_services_own_counters(tmp_path: Path) -> None:
     assert cap.frame("tasks").filter(pl.col("pid") == 101)["tgid"].to_list() == [100]
     assert extra["ftrace_overrun"] == {1: 8}  # (10 + 2) - (3 + 1): overrun and dropped
     assert extra["trace_stats"] == {"chunks_discarded": 4}
+
+
+def _blocked(b: FtraceEventBundle, ts: int, caller: int) -> None:
+    e = b.event.add()
+    e.timestamp, e.pid = ts, 101
+    e.sched_blocked_reason.pid, e.sched_blocked_reason.caller = 101, caller
+
+
+def _interned(t: Builder, seq: int, symbols: list[tuple[int, bytes]]) -> None:
+    """A packet clearing sequence ``seq``'s state and interning ``symbols`` (iid, name)."""
+    t.packet(seq=seq, sequence_flags=TracePacket.SEQ_INCREMENTAL_STATE_CLEARED)
+    for iid, name in symbols:
+        sym = t.packets[-1].interned_data.kernel_symbols.add()
+        sym.iid, sym.str = iid, name
+
+
+def test_kernel_symbols_are_those_of_each_sequences_current_state(tmp_path: Path) -> None:
+    """An iid names the symbol last interned under it on the event's own sequence since that
+    sequence's last clear."""
+    t = two_cpus()
+    _interned(t, 7, [(5, b"first_name"), (5, b"do_sys_poll"), (6, b"schedule")])
+    _interned(t, 9, [(5, b"other_sequence")])
+    b = t.bundle(0)
+    _blocked(b, 20 * S, 5)
+    _blocked(b, 21 * S, 6)
+    b = t.bundle(1, seq=9)
+    _blocked(b, 22 * S, 5)
+    _interned(t, 7, [(6, b"after_clear")])
+    b = t.bundle(0)
+    _blocked(b, 23 * S, 6)
+    _blocked(b, 24 * S, 5)  # interned before the clear only
+    ev = imported(tmp_path, t.bytes()).frame("events").sort("ts")
+    assert ev["args"].to_list() == [
+        "caller=do_sys_poll",
+        "caller=schedule",
+        "caller=other_sequence",
+        "caller=after_clear",
+        "",
+    ]
+
+
+@pytest.mark.parametrize("events_per_group", [None, 1])
+def test_one_marker_per_bundle_and_cpu_and_none_for_a_sequences_opening(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, events_per_group: int | None
+) -> None:
+    """A bundle both flagged and out of order gets one marker, ``lost``; a CPU's last event
+    is carried from group to group (with one event a group, each bundle is decoded in a group
+    of its own); the drop every sequence's first packet reports marks nothing."""
+    t = Builder()
+    idle(t.bundle(0, previous_bundle_end_timestamp=0), 10 * S, 0, 1, 0)
+    idle(t.bundle(0, previous_bundle_end_timestamp=10 * S), 20 * S, 0, 1, 0)  # in order
+    idle(t.bundle(0, previous_bundle_end_timestamp=15 * S, lost_events=True), 30 * S, 0, 1, 0)
+    idle(t.bundle(1, previous_bundle_end_timestamp=0), 31 * S, 0, 1, 1)
+    idle(t.bundle(1, seq=9), 32 * S, 0, 1, 1)
+    t.packets[-1].previous_packet_dropped = 1  # opens sequence 9
+    idle(t.bundle(1, seq=9), 40 * S, 0, 1, 1)
+    t.packets[-1].previous_packet_dropped = 1
+    if events_per_group is not None:
+        monkeypatch.setattr(bundles, "CHUNK_EVENTS", events_per_group)
+    lost = imported(tmp_path, t.bytes()).frame("lost_events")
+    assert lost.select("cpu", "ts", pl.col("kind").cast(pl.Utf8)).rows() == [
+        (0, 30 * S, "lost"),
+        (0, None, "dropped packets"),  # CPU 0 has no event after it
+        (1, 40 * S, "dropped packets"),
+    ]
+
+
+def test_incremental_state_is_per_generation(tmp_path: Path) -> None:
+    """A drop reported on the clearing packet came before the new state; a drop after it
+    invalidates the state; defaults last until the next clear."""
+    t = Builder()
+    snap = t.packet(seq=1).clock_snapshot
+    for clock, value in ((BOOT, 100 * S), (MONO, 40 * S)):
+        c = snap.clocks.add()
+        c.clock_id, c.timestamp = clock, value
+    t.packet(seq=3)  # opens the sequence
+    cleared = TracePacket.SEQ_INCREMENTAL_STATE_CLEARED
+    needs = TracePacket.SEQ_NEEDS_INCREMENTAL_STATE
+    d = t.packet(seq=3, sequence_flags=cleared, previous_packet_dropped=1)
+    d.trace_packet_defaults.timestamp_clock_id = MONO
+    for ts, tid, name in ((41 * S, 77, "in_mono"), (102 * S, 78, "in_boot")):
+        th = t.packet(seq=3, timestamp=ts, sequence_flags=needs).process_tree.threads.add()
+        th.tid, th.tgid, th.name = tid, 70, name
+        idle(t.bundle(0, seq=3), ts, 0, 1, 0)
+        t.packets[-1].sequence_flags = needs
+        if tid == 77:
+            t.packet(seq=3, sequence_flags=cleared)  # the defaults end here
+    t.packet(seq=3, previous_packet_dropped=1)
+    idle(t.bundle(0, seq=3), 200 * S, 0, 1, 0)
+    t.packets[-1].sequence_flags = needs
+    cap = imported(tmp_path, t.bytes())
+    assert cap.frame("cpu_idle")["ts"].to_list() == [41 * S, 102 * S]
+    assert cap.metadata.skipped["ftrace bundle needing incremental state lost with earlier "
+                                "packets (dropped)"]["count"] == 1  # fmt: skip
+    tasks = cap.frame("tasks").filter(pl.col("tgid") == 70).sort("pid")
+    assert tasks.select("pid", "first_ts").rows() == [(77, 101 * S), (78, 102 * S)]
+
+
+def test_task_names_of_trees_stats_and_naming_events(tmp_path: Path) -> None:
+    """Empty and absent names name nobody; a thread ``process_stats`` lists under two
+    processes belongs to the first; a generic field without a name is left out of ``args``."""
+    t = two_cpus()
+    tree = t.packet(seq=2, timestamp=1 * S).process_tree
+    for tid, name in ((301, ""), (302, "w")):
+        th = tree.threads.add()
+        th.tid, th.name = tid, name
+    for pid in (100, 200):
+        stats = t.packet(seq=2).process_stats.processes.add()
+        stats.pid = pid
+        stats.threads.add().tid = 401
+    b = t.bundle(0)
+    for ts, pid, comm in ((20 * S, 401, "worker"), (21 * S, 402, None)):
+        e = b.event.add()
+        e.timestamp, e.pid, e.task_newtask.pid = ts, 1, pid
+        if comm is not None:
+            e.task_newtask.comm = comm
+    e = b.event.add()
+    e.timestamp, e.pid, e.generic.event_name = 22 * S, 1, "vendor_thing"
+    e.generic.field.add().int_value = 4
+    f = e.generic.field.add()
+    f.name, f.str_value = "a", "x"
+    cap = imported(tmp_path, t.bytes())
+    tasks = cap.frame("tasks").filter(pl.col("pid") > 300).sort("pid")
+    assert tasks.select("pid", "comm", "tgid").rows() == [(302, "w", None), (401, "worker", 100)]
+    assert cap.frame("events").filter(pl.col("event") == "vendor_thing")["args"][0] == "a=x"
