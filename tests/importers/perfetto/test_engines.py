@@ -169,6 +169,20 @@ def test_scan_twin(case: tuple[np.ndarray, ...], skip: int) -> None:
 
 
 @CHECKS
+@given(batches(plain), st.integers(0, 6), st.integers(1, 5))
+def test_scan_twin_a_few_messages_at_a_time(
+    case: tuple[np.ndarray, ...], skip: int, at_once: int
+) -> None:
+    """The twin's scan steps through so many messages at a time
+    (``kernels_np.MESSAGES_AT_ONCE``): put together, the batches are the kernel's scan."""
+    d, starts, ends = case
+    theirs = scan_kernel(d, starts, ends, skip)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels_np, "MESSAGES_AT_ONCE", at_once)
+        assert_same(kernels_np.scan(d, starts, ends, skip), theirs)
+
+
+@CHECKS
 @given(batches(plain), st.lists(st.integers(1, 12), min_size=1, max_size=6))
 def test_pick_twin(case: tuple[np.ndarray, ...], wanted: list[int]) -> None:
     d, starts, ends = case
