@@ -29,7 +29,7 @@ from importers.perfetto.bundle_layout import (
     TS,
 )
 from importers.perfetto.encoding import I64, INTACT, LEN, U8, VARINT
-from importers.perfetto.kernels_np import last_rows, packed, scan
+from importers.perfetto.kernels_np import MESSAGES_AT_ONCE, last_rows, packed, scan
 
 #: ``FtraceEvent`` fields read by :func:`ftrace_events`
 _TIMESTAMP, _PID, _COMMON_FLAGS = 1, 2, 5
@@ -77,15 +77,25 @@ def ftrace_events(
     owner, e_start = msg[is_event], at[is_event]
     e_end = e_start + value[is_event].astype(np.int64)
     n = e_start.shape[0]
-    e_msg, e_number, e_wire, e_value, e_at, e_damage = scan(d, e_start, e_end, 0)
-    varint = e_wire == VARINT
-    ts = _last(e_msg, varint & (e_number == _TIMESTAMP), n, e_value)
-    pid = _last(e_msg, varint & (e_number == _PID), n, e_value)
-    common_flags = _last(e_msg, varint & (e_number == _COMMON_FLAGS), n, e_value)
-    is_len = e_wire == LEN
-    kind = _last(e_msg, is_len, n, e_number.astype(np.int32))
-    body = _last(e_msg, is_len, n, e_at)
-    body_len = _last(e_msg, is_len, n, e_value.astype(np.int64))
+    ts, pid, common_flags = (np.zeros(n, np.uint64) for _ in range(3))
+    kind, body, body_len = np.zeros(n, np.int32), np.zeros(n, np.int64), np.zeros(n, np.int64)
+    e_damage = np.zeros(n, np.int64)
+    # the events' fields a batch at a time (kernels_np.MESSAGES_AT_ONCE): all of a trace's
+    # at once are a dozen arrays of its every field
+    for lo in range(0, n, MESSAGES_AT_ONCE):
+        batch = slice(lo, lo + MESSAGES_AT_ONCE)
+        e_msg, e_number, e_wire, e_value, e_at, e_damage[batch] = scan(
+            d, e_start[batch], e_end[batch], 0
+        )
+        m = e_damage[batch].shape[0]
+        varint = e_wire == VARINT
+        ts[batch] = _last(e_msg, varint & (e_number == _TIMESTAMP), m, e_value)
+        pid[batch] = _last(e_msg, varint & (e_number == _PID), m, e_value)
+        common_flags[batch] = _last(e_msg, varint & (e_number == _COMMON_FLAGS), m, e_value)
+        is_len = e_wire == LEN
+        kind[batch] = _last(e_msg, is_len, m, e_number.astype(np.int32))
+        body[batch] = _last(e_msg, is_len, m, e_at)
+        body_len[batch] = _last(e_msg, is_len, m, e_value.astype(np.int64))
     # a bundle keeps its events up to its first damaged one
     rank = np.arange(n) - np.searchsorted(owner, owner)
     broken = e_damage != INTACT

@@ -89,11 +89,15 @@ def test_each_engine_runs_its_own_loops(
 
 
 def twin_each_way(twin: Callable[..., Any], *args: Any) -> list[Any]:
-    """``twin(*args)`` with its cursors stepped in numpy, then read in Python."""
+    """``twin(*args)`` with its cursors stepped in numpy, then read in Python, then with its
+    messages and events taken a few at a time (``MESSAGES_AT_ONCE``)."""
     out = []
-    for few in WAYS:
+    for few, at_once in [*((few, None) for few in WAYS), (WAYS[0], 2)]:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(kernels_np, "FEW", few)
+            if at_once is not None:
+                patch.setattr(kernels_np, "MESSAGES_AT_ONCE", at_once)
+                patch.setattr(bundle_kernels_np, "MESSAGES_AT_ONCE", at_once + 1)
             out.append(twin(*(a.copy() if isinstance(a, np.ndarray) else a for a in args)))
     return out
 
