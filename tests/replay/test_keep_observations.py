@@ -53,7 +53,7 @@ def test_every_table_but_the_observations_is_the_same(name: str, tmp_path: Path)
     # each scenario's read checks put together are those of one call on all observations
     assert_frame_equal(kept.reads, read_checks(kept.observations, work.accesses))
     for table in ("findings", "ticks", "reads", "summary", "pieces", "frequency"):
-        assert_frame_equal(getattr(let_go, table), getattr(kept, table)), table
+        assert_frame_equal(getattr(let_go, table), getattr(kept, table))
     assert let_go.meta == kept.meta
     assert let_go.verdict == kept.verdict
 
